@@ -1,0 +1,182 @@
+"""Manifest dict -> validated, defaulted object dict, or errors with field paths.
+
+Two kinds of failure, as in the Kubernetes apiserver:
+
+- :class:`DecodeError` (HTTP 400 BadRequest): the bytes are not an object of
+  this kind at all: an unknown field (strict field validation), a string where
+  an integer belongs, the wrong apiVersion/kind.
+- :class:`InvalidError` (HTTP 422 Invalid): it decodes, but breaks a rule
+  (a port out of range, a selector that does not match the template's labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from nodeagent.objects.kinds import Resource
+from nodeagent.objects.meta import Model, validate_meta
+from nodeagent.objects.networking import convert_v1beta1
+from nodeagent.objects.validation import FieldError, Path
+
+__all__ = ["DecodeError", "InvalidError", "decode", "normalize", "validate_create",
+           "validate_update"]
+
+
+class DecodeError(ValueError):
+    """The body is not a decodable object of the kind; ``message`` reads like the apiserver's."""
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class InvalidError(ValueError):
+    """The object decodes but is invalid; ``errors`` carry field paths."""
+
+    def __init__(self, kind: str, name: str, errors: list[FieldError]) -> None:
+        self.kind = kind
+        self.name = name
+        self.errors = errors
+        joined = ", ".join(str(e) for e in errors)
+        if len(errors) > 1:
+            joined = "[" + joined + "]"
+        super().__init__(f'{kind} "{name}" is invalid: {joined}')
+        self.message = str(self)
+
+
+_TYPE_WORDS = {
+    "int_type": "integer", "int_from_float": "integer", "string_type": "string",
+    "bool_type": "boolean", "dict_type": "object", "list_type": "array",
+    "model_type": "object", "model_attributes_type": "object", "float_type": "number",
+    "int_parsing": "integer",
+}
+
+
+def _is_branch_tag(seg: Any) -> bool:
+    """pydantic names union branches in ``loc`` (``int``, ``str``, ``function-after[...]``)."""
+    return isinstance(seg, str) and (seg in ("int", "str", "bool", "float", "none")
+                                     or "[" in seg or "-" in seg)
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    p = Path()
+    for seg in loc:
+        if _is_branch_tag(seg):
+            continue
+        p = p.index(seg) if isinstance(seg, int) else p.child(str(seg))
+    return str(p)
+
+
+def _translate(kind: str, api_version: str, exc: ValidationError) -> Exception:
+    unknown: list[str] = []
+    type_errs: dict[str, FieldError] = {}
+    invalid: dict[str, FieldError] = {}
+    for err in exc.errors(include_url=False):
+        path = _format_loc(err["loc"])
+        t = err["type"]
+        value = err.get("input")
+        if t == "extra_forbidden":
+            unknown.append(path)
+        elif t == "missing":
+            invalid.setdefault(path, FieldError(path, "FieldValueRequired", "", None, False))
+        elif t in _TYPE_WORDS or t.endswith("_type"):
+            prev = type_errs.get(path)
+            want = _TYPE_WORDS.get(t, t.removesuffix("_type"))
+            if prev is not None and want not in prev.detail:  # union: "integer or string"
+                want = prev.detail.removeprefix("expected ") + " or " + want
+            shown = value if isinstance(value, (str, int, float, bool)) or value is None \
+                else type(value).__name__
+            type_errs[path] = FieldError(path, "FieldValueTypeInvalid", f"expected {want}", shown)
+        elif t == "literal_error":
+            invalid[path] = FieldError(path, "FieldValueNotSupported",
+                                       err["msg"].replace("Input should be", "supported values:"),
+                                       value)
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            shown = value if isinstance(value, (str, int, float, bool)) else str(value)
+            invalid[path] = FieldError(path, "FieldValueInvalid", msg, shown)
+    if unknown or type_errs:
+        parts = [f'unknown field "{u}"' for u in unknown]
+        parts += [str(e) for e in type_errs.values()]
+        return DecodeError(f'{kind} in version "{api_version}" cannot be handled as a {kind}: '
+                           f"strict decoding error: {', '.join(parts)}",
+                           list(type_errs.values()))
+    return InvalidError(kind, "", list(invalid.values()))
+
+
+def decode(res: Resource, data: Any) -> Model:
+    """Decode a manifest dict into the kind's model, strictly (no defaults yet).
+
+    Raises DecodeError or InvalidError.
+    """
+    if not isinstance(data, dict):
+        raise DecodeError(f"the object provided is not a {res.kind}: expected a JSON object")
+    api_version = data.get("apiVersion")
+    kind = data.get("kind")
+    if kind is not None and kind != res.kind:
+        raise DecodeError(f'the kind "{kind}" in the body does not match "{res.kind}" '
+                          "of the URL")
+    if api_version is not None and api_version != res.api_version:
+        if api_version in res.other_versions and res.kind == "Ingress":
+            data = convert_v1beta1(data)
+        else:
+            raise DecodeError(f'the API version in the data ({api_version}) does not match the '
+                              f"expected API version ({res.api_version})")
+    data = {**data, "apiVersion": res.api_version, "kind": res.kind}
+    if "metadata" not in data:
+        data["metadata"] = {}
+    try:
+        return res.model.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(res.kind, res.api_version, exc) from None
+
+
+def normalize(res: Resource, data: Any) -> tuple[Model, dict[str, Any]]:
+    """Decode, default, and return the model and its canonical dict.  Does not validate."""
+    obj = decode(res, data)
+    defaults = getattr(obj, "apply_defaults", None)
+    if defaults is not None:
+        defaults()
+    return obj, obj.dump()
+
+
+def _name(obj: Model) -> str:
+    meta = obj.metadata  # type: ignore[attr-defined]
+    return meta.name or meta.generate_name or ""
+
+
+def validate_create(res: Resource, obj: Model) -> None:
+    """Raise InvalidError with every problem of a new object."""
+    errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        errs.extend(check())
+    if errs:
+        raise InvalidError(res.kind, _name(obj), _dedupe(errs))
+
+
+def validate_update(res: Resource, obj: Model, old: Model) -> None:
+    """Raise InvalidError for a bad update: the create rules plus immutable fields."""
+    errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        errs.extend(check())
+    upd = getattr(obj, "validate_update", None)
+    if upd is not None:
+        errs.extend(upd(old))
+    if errs:
+        raise InvalidError(res.kind, _name(obj), _dedupe(errs))
+
+
+def _dedupe(errs: list[FieldError]) -> list[FieldError]:
+    seen: set[str] = set()
+    out = []
+    for e in errs:
+        s = str(e)
+        if s not in seen:
+            seen.add(s)
+            out.append(e)
+    return out

@@ -1,0 +1,123 @@
+"""The table of resources the API serves: one row per kind.
+
+Everything that needs to know about a kind (URL paths, store keys, discovery,
+short names in nodectl, which model decodes it) reads this table, so adding a
+kind is one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nodeagent.objects.apps import Deployment, ReplicaSet
+from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret
+from nodeagent.objects.meta import Model
+from nodeagent.objects.networking import Ingress
+from nodeagent.objects.pod import Pod
+from nodeagent.objects.service import Endpoints, Service
+from nodeagent.objects.storage import PersistentVolume, PersistentVolumeClaim
+from nodeagent.objects.validation import (
+    dns1035_label_errors,
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+)
+
+__all__ = ["RESOURCES", "Resource", "by_kind", "by_plural", "lookup"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    plural: str
+    singular: str
+    group: str  # "" for the core group
+    version: str
+    namespaced: bool
+    model: type[Model]
+    short_names: tuple[str, ...] = ()
+    has_status: bool = True
+    # Kinds whose objects wait for the pod manager before they go (pods) get a grace period.
+    graceful_delete: bool = False
+    name_check: Callable[[str], list[str]] = dns1123_subdomain_errors
+    categories: tuple[str, ...] = ()
+    other_versions: tuple[str, ...] = field(default=())
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_path(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return f"{self.prefix(namespace)}{name}"
+
+    def prefix(self, namespace: str | None) -> str:
+        """Store key prefix for all objects (namespace None) or one namespace's."""
+        if not self.namespaced or namespace is None:
+            return f"/registry/{self.plural}/"
+        return f"/registry/{self.plural}/{namespace}/"
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("Namespace", "namespaces", "namespace", "", "v1", False, Namespace, ("ns",),
+             name_check=dns1123_label_errors),
+    Resource("Node", "nodes", "node", "", "v1", False, Node, ("no",)),
+    Resource("Pod", "pods", "pod", "", "v1", True, Pod, ("po",), graceful_delete=True,
+             categories=("all",)),
+    Resource("Service", "services", "service", "", "v1", True, Service, ("svc",),
+             name_check=dns1035_label_errors, categories=("all",)),
+    Resource("Endpoints", "endpoints", "endpoints", "", "v1", True, Endpoints, ("ep",),
+             has_status=False),
+    Resource("ConfigMap", "configmaps", "configmap", "", "v1", True, ConfigMap, ("cm",),
+             has_status=False),
+    Resource("Secret", "secrets", "secret", "", "v1", True, Secret, (), has_status=False),
+    Resource("Event", "events", "event", "", "v1", True, Event, ("ev",), has_status=False),
+    Resource("PersistentVolume", "persistentvolumes", "persistentvolume", "", "v1", False,
+             PersistentVolume, ("pv",)),
+    Resource("PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", "",
+             "v1", True, PersistentVolumeClaim, ("pvc",)),
+    Resource("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ReplicaSet, ("rs",),
+             categories=("all",)),
+    Resource("Deployment", "deployments", "deployment", "apps", "v1", True, Deployment,
+             ("deploy",), categories=("all",)),
+    Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
+             ("ing",), other_versions=("extensions/v1beta1", "networking.k8s.io/v1beta1")),
+)
+
+_BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_BY_KIND = {r.kind: r for r in RESOURCES}
+_BY_NAME: dict[str, Resource] = {}
+for _r in RESOURCES:
+    for _n in (_r.plural, _r.singular, _r.kind.lower(), *_r.short_names):
+        _BY_NAME[_n] = _r
+_BY_NAME.update({f"{_r.plural}.{_r.group}": _r for _r in RESOURCES if _r.group})
+_BY_NAME.update({f"{_r.singular}.{_r.group}": _r for _r in RESOURCES if _r.group})
+
+
+def by_plural(group: str, version: str, plural: str) -> Resource | None:
+    return _BY_GROUP_PLURAL.get((group, version, plural))
+
+
+def by_kind(kind: str) -> Resource | None:
+    return _BY_KIND.get(kind)
+
+
+def lookup(name: str) -> Resource | None:
+    """What nodectl accepts: plural, singular, kind, short name or ``plural.group``."""
+    return _BY_NAME.get(name.lower())
+
+
+def groups() -> dict[str, list[Resource]]:
+    """API groups (excluding core) and their resources, for discovery."""
+    out: dict[str, list[Resource]] = {}
+    for r in RESOURCES:
+        if r.group:
+            out.setdefault(r.group, []).append(r)
+    return out

@@ -1,0 +1,39 @@
+"""Store errors.
+
+::
+
+    StoreError                  anything the store refuses or cannot do
+    ├── CompactedError          the revision asked for is older than the kept history
+    ├── FutureRevisionError     the revision asked for does not exist yet
+    ├── CorruptLogError         the write-ahead log is damaged before its tail
+    └── StoreClosedError        the store stopped before the write was durable
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    pass
+
+
+class CompactedError(StoreError):
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        super().__init__(f"required revision {revision} has been compacted "
+                         f"(oldest kept is {compact_revision + 1})")
+        self.revision = revision
+        self.compact_revision = compact_revision
+
+
+class FutureRevisionError(StoreError):
+    def __init__(self, revision: int, current: int) -> None:
+        super().__init__(f"required revision {revision} is a future revision (current {current})")
+        self.revision = revision
+        self.current = current
+
+
+class CorruptLogError(StoreError):
+    pass
+
+
+class StoreClosedError(StoreError):
+    pass

@@ -1,0 +1,230 @@
+"""The single-agent store: commands through a local WAL into the MVCC state machine.
+
+One Trio task (``run``) owns the state machine and the log.  Writers hand it
+commands through a memory channel and wait; it takes every command queued so
+far, appends them all with one fsync (group commit: N concurrent writers pay
+for one fsync, not N), applies them in order, wakes the writers with their
+results and fans the events out to watchers.  A write is acknowledged only
+after its record is on disk, so kill -9 at any moment loses nothing that was
+acknowledged, and replay gives the same revisions (``apply`` is pure).
+
+Reads (get, range, watch registration) are plain method calls on the owner's
+thread: Trio runs one task at a time, so they see a consistent state, and
+every acknowledged write is already applied.
+
+The Raft issue replaces this class with one that proposes through Raft; the
+API only depends on the methods below.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import trio
+
+from nodeagent.store.errors import StoreClosedError
+from nodeagent.store.mvcc import MVCC, Event, KeyValue, Txn, TxnResult
+from nodeagent.store.wal import WAL
+
+__all__ = ["LocalStore", "Watch"]
+
+log = logging.getLogger("nodeagent.store")
+
+
+@dataclass
+class _Pending:
+    txn: Txn
+    data: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    result: TxnResult | None = None
+    error: BaseException | None = None
+
+
+class Watch:
+    """A stream of events under a prefix, starting at a revision.
+
+    Iterate it to receive lists of events in revision order.  The stream ends
+    (``overflowed`` set) if the consumer falls more than ``buffer`` batches
+    behind; the consumer then resumes from the last revision it saw, as
+    Kubernetes clients do after a watch ends.
+    """
+
+    def __init__(self, store: LocalStore, prefix: str, buffer: int) -> None:
+        self.prefix = prefix
+        self._store = store
+        self._send, self._recv = trio.open_memory_channel[list[Event]](buffer)
+        self.overflowed = False
+        self.closed = False
+
+    def _offer(self, events: list[Event]) -> None:
+        mine = [e for e in events if e.kv.key.startswith(self.prefix)]
+        if not mine or self.closed:
+            return
+        try:
+            self._send.send_nowait(mine)
+        except trio.WouldBlock:
+            self.overflowed = True
+            self.close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._send.close()
+            self._store._watches.discard(self)
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._recv.__aiter__()
+
+    async def __anext__(self) -> list[Event]:
+        return await self._recv.__anext__()
+
+    def receive_nowait(self) -> list[Event]:
+        return self._recv.receive_nowait()
+
+    async def receive(self) -> list[Event]:
+        return await self._recv.receive()
+
+
+class LocalStore:
+    def __init__(self, data_dir: str, *, fsync: bool = True, snapshot_every: int = 10_000,
+                 history_revisions: int = 100_000, max_batch: int = 1024,
+                 watch_buffer: int = 1024) -> None:
+        self.data_dir = data_dir
+        self.mvcc = MVCC(history_revisions=history_revisions)
+        self.wal = WAL(data_dir, fsync=fsync)
+        self.snapshot_every = snapshot_every
+        self.max_batch = max_batch
+        self.watch_buffer = watch_buffer
+        self._send, self._recv = trio.open_memory_channel[_Pending](math.inf)
+        self._watches: set[Watch] = set()
+        self._applied_index = 0
+        self._snapshot_index = 0
+        self._running = False
+        self.ready = trio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Recover from disk, then serve writes until cancelled."""
+        rec = await trio.to_thread.run_sync(self.wal.recover)
+        if rec.snapshot is not None:
+            self.mvcc.restore(rec.snapshot)
+        self._snapshot_index = self._applied_index = rec.snapshot_index
+        for index, data in rec.records:
+            self.mvcc.apply(Txn.decode(data))
+            self._applied_index = index
+        log.info("store recovered dir=%s snapshot_index=%d replayed=%d revision=%d "
+                 "torn_tail_bytes=%d", self.data_dir, rec.snapshot_index, len(rec.records),
+                 self.mvcc.revision, rec.truncated_bytes)
+        self._running = True
+        self.ready.set()
+        task_status.started()
+        try:
+            await self._serve_writes()
+        finally:
+            self._running = False
+            for w in list(self._watches):
+                w.close()
+            self._fail_queued()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.wal.close)
+
+    def _fail_queued(self) -> None:
+        while True:
+            try:
+                p = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            p.error = StoreClosedError("store stopped before the write was durable")
+            p.done.set()
+
+    async def _serve_writes(self) -> None:
+        while True:
+            batch = [await self._recv.receive()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            try:
+                # Shielded: a write that reached the disk must also be applied and answered.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.wal.append, [p.data for p in batch])
+            except OSError as exc:
+                log.error("wal append failed: %s", exc)
+                for p in batch:
+                    p.error = exc
+                    p.done.set()
+                raise
+            all_events: list[Event] = []
+            for p in batch:
+                p.result, events = self.mvcc.apply(p.txn)
+                all_events.extend(events)
+                p.done.set()
+            self._applied_index += len(batch)
+            if all_events:
+                for w in list(self._watches):
+                    w._offer(all_events)
+            if self._applied_index - self._snapshot_index >= self.snapshot_every:
+                await self._snapshot()
+
+    async def _snapshot(self) -> None:
+        state = self.mvcc.snapshot()
+        index = self._applied_index
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self.wal.save_snapshot, index, state)
+        self._snapshot_index = index
+        log.info("store snapshot index=%d revision=%d bytes=%d", index, self.mvcc.revision,
+                 len(state))
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def txn(self, txn: Txn) -> TxnResult:
+        """Commit one transaction durably.  Raises StoreClosedError if the store stopped."""
+        if not self._running:
+            raise StoreClosedError("store is not running")
+        p = _Pending(txn, txn.encode())
+        self._send.send_nowait(p)
+        # Not cancellable half-way: once queued, the write happens; wait for its answer.
+        with trio.CancelScope(shield=True):
+            await p.done.wait()
+        if p.error is not None:
+            raise StoreClosedError(str(p.error)) from p.error
+        assert p.result is not None
+        return p.result
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self.mvcc.revision
+
+    @property
+    def compact_revision(self) -> int:
+        return self.mvcc.compact_revision
+
+    def get(self, key: str) -> KeyValue | None:
+        return self.mvcc.get(key)
+
+    def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
+              revision: int = 0) -> tuple[list[KeyValue], bool, int]:
+        return self.mvcc.range(prefix, start_after=start_after, limit=limit, revision=revision)
+
+    def count(self, prefix: str) -> int:
+        return self.mvcc.count(prefix)
+
+    def watch(self, prefix: str, start_revision: int) -> tuple[Watch, list[Event]]:
+        """Register a watch; returns it and the history events from ``start_revision``.
+
+        No event is lost or repeated between the history and the live stream: both are
+        taken without yielding to the event loop.  Raises CompactedError.
+        """
+        backlog = self.mvcc.events_since(start_revision, prefix) if start_revision else []
+        w = Watch(self, prefix, self.watch_buffer)
+        self._watches.add(w)
+        return w, backlog

@@ -1,0 +1,215 @@
+"""Write-ahead log and snapshot files for the single-agent store.
+
+On-disk layout in ``DIR``::
+
+    wal-<first index, 16 hex>.log    records, in index order, across segments
+    snap-<index, 16 hex>.snap        state after applying every record <= index
+
+Record: ``u32 length | u32 crc32(payload) | payload``, little endian; payload
+is msgpack ``[index, command bytes]``.  Indexes are contiguous from 1.
+
+Recovery rules (the same as etcd's wal package):
+
+- a record that is short, or whose CRC fails, in the *last* segment is a torn
+  write from a crash: the file is truncated there and the rest is dropped
+  (it was never acknowledged, since acknowledgement waits for fsync);
+- the same in an earlier segment, or an index gap, is corruption: refuse to
+  start rather than silently lose acknowledged writes.
+
+Snapshots are written to a temporary file, fsynced, renamed and the directory
+fsynced, so a crash leaves either the old or the new snapshot, never half of
+one.  After a snapshot the log rolls to a new segment and older segments and
+snapshots are deleted, so disk and start-up time stay bounded.
+
+All methods here block (file I/O, fsync); the store calls them from a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+from nodeagent.store.errors import CorruptLogError
+
+__all__ = ["WAL", "Recovered"]
+
+_HEADER = struct.Struct("<II")
+_SNAP_MAGIC = b"NASNAP1\n"
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Recovered:
+    snapshot_index: int
+    snapshot: bytes | None
+    records: list[tuple[int, bytes]]  # (index, command) after the snapshot
+    truncated_bytes: int  # torn tail removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _segment_name(first: int) -> str:
+    return f"wal-{first:016x}.log"
+
+
+def _snapshot_name(index: int) -> str:
+    return f"snap-{index:016x}.snap"
+
+
+class WAL:
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.dir = Path(directory)
+        self.fsync_enabled = fsync
+        self._file = None  # current segment, opened for append
+        self.last_index = 0
+        self.segment_bytes = 0
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def recover(self) -> Recovered:
+        """Read the newest snapshot and the records after it; repair a torn tail."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for tmp in self.dir.glob("*.tmp"):
+            tmp.unlink()
+        snap_index, snap = self._read_newest_snapshot()
+        segments = sorted(self.dir.glob("wal-*.log"))
+        records: list[tuple[int, bytes]] = []
+        truncated = 0
+        expected = None
+        for n, seg in enumerate(segments):
+            last = n == len(segments) - 1
+            for index, cmd, end, bad in self._scan(seg):
+                if bad:
+                    if not last:
+                        raise CorruptLogError(f"{seg}: damaged record at byte {end} "
+                                              "before the last segment")
+                    size = seg.stat().st_size
+                    truncated = size - end
+                    with open(seg, "r+b") as f:
+                        f.truncate(end)
+                        os.fsync(f.fileno())
+                    break
+                if expected is not None and index != expected:
+                    raise CorruptLogError(f"{seg}: index {index} where {expected} was expected")
+                expected = index + 1
+                if index > snap_index:
+                    records.append((index, cmd))
+        self.last_index = max(snap_index, expected - 1 if expected else 0)
+        if records and records[0][0] != snap_index + 1:
+            raise CorruptLogError(f"log starts at {records[0][0]} but snapshot is at {snap_index}")
+        # Open the last segment for appending, or start one.
+        if segments:
+            self._open_segment(segments[-1])
+        else:
+            self._new_segment(self.last_index + 1)
+        return Recovered(snap_index, snap, records, truncated)
+
+    def _scan(self, seg: Path) -> Iterator[tuple[int, bytes, int, bool]]:
+        """Yield (index, command, end offset, damaged) for each record."""
+        data = seg.read_bytes()
+        pos = 0
+        while pos < len(data):
+            if pos + _HEADER.size > len(data):
+                yield 0, b"", pos, True
+                return
+            length, crc = _HEADER.unpack_from(data, pos)
+            start = pos + _HEADER.size
+            if length > MAX_RECORD_BYTES or start + length > len(data):
+                yield 0, b"", pos, True
+                return
+            payload = data[start:start + length]
+            if zlib.crc32(payload) != crc:
+                yield 0, b"", pos, True
+                return
+            try:
+                index, cmd = msgpack.unpackb(payload, raw=False)
+            except (ValueError, msgpack.UnpackException):
+                yield 0, b"", pos, True
+                return
+            pos = start + length
+            yield index, cmd, pos, False
+
+    def _read_newest_snapshot(self) -> tuple[int, bytes | None]:
+        for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):
+            data = path.read_bytes()
+            if not data.startswith(_SNAP_MAGIC) or len(data) < len(_SNAP_MAGIC) + 4:
+                continue
+            body = data[len(_SNAP_MAGIC) + 4:]
+            (crc,) = struct.unpack_from("<I", data, len(_SNAP_MAGIC))
+            if zlib.crc32(body) != crc:
+                continue  # an older snapshot may still be whole
+            index, state = msgpack.unpackb(body, raw=False)
+            return index, state
+        return 0, None
+
+    # --- appending ----------------------------------------------------------------------
+
+    def _open_segment(self, path: Path) -> None:
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for appends
+        self.segment_bytes = self._file.tell()
+
+    def _new_segment(self, first: int) -> None:
+        if self._file is not None:
+            self._file.close()
+        path = self.dir / _segment_name(first)
+        self._open_segment(path)
+        if self.fsync_enabled:
+            _fsync_dir(self.dir)
+
+    def append(self, commands: list[bytes]) -> int:
+        """Append records and fsync once (group commit).  Returns the first index used."""
+        assert self._file is not None, "recover() first"
+        first = self.last_index + 1
+        buf = bytearray()
+        for i, cmd in enumerate(commands):
+            payload = msgpack.packb([first + i, cmd], use_bin_type=True)
+            buf += _HEADER.pack(len(payload), zlib.crc32(payload))
+            buf += payload
+        self._file.write(buf)
+        if self.fsync_enabled:
+            os.fdatasync(self._file.fileno())
+        self.last_index += len(commands)
+        self.segment_bytes += len(buf)
+        return first
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def save_snapshot(self, index: int, state: bytes) -> None:
+        """Write a snapshot of the state after ``index``, then drop older files."""
+        body = msgpack.packb([index, state], use_bin_type=True)
+        tmp = self.dir / (_snapshot_name(index) + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_SNAP_MAGIC + struct.pack("<I", zlib.crc32(body)) + body)
+            f.flush()
+            if self.fsync_enabled:
+                os.fsync(f.fileno())
+        os.rename(tmp, self.dir / _snapshot_name(index))
+        if self.fsync_enabled:
+            _fsync_dir(self.dir)
+        # Roll the log so everything before the snapshot lives in whole old segments.
+        self._new_segment(self.last_index + 1)
+        keep_seg = _segment_name(self.last_index + 1)
+        for seg in self.dir.glob("wal-*.log"):
+            if seg.name < keep_seg:
+                seg.unlink()
+        keep_snap = _snapshot_name(index)
+        for snap in self.dir.glob("snap-*.snap"):
+            if snap.name < keep_snap:
+                snap.unlink()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
