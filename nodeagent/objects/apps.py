@@ -106,11 +106,11 @@ class ReplicaSet(Model):
         if self.status is None:
             self.status = ReplicaSetStatus()
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         s = self.spec or ReplicaSetSpec()
         return _validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
 
-    def validate_update(self, old: ReplicaSet) -> list[FieldError]:
+    def check_update(self, old: ReplicaSet) -> list[FieldError]:
         if old.spec and self.spec and old.spec.selector != self.spec.selector:
             return [Path("spec").child("selector").invalid(
                 self.spec.selector.dump() if self.spec.selector else None, "field is immutable")]
@@ -203,7 +203,7 @@ class Deployment(Model):
         if self.status is None:
             self.status = DeploymentStatus()
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         s = self.spec or DeploymentSpec()
         errs = _validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
         sp = Path("spec")
@@ -230,7 +230,7 @@ class Deployment(Model):
                 s.progress_deadline_seconds, "must be greater than minReadySeconds"))
         return errs
 
-    def validate_update(self, old: Deployment) -> list[FieldError]:
+    def check_update(self, old: Deployment) -> list[FieldError]:
         if old.spec and self.spec and old.spec.selector != self.spec.selector:
             return [Path("spec").child("selector").invalid(
                 self.spec.selector.dump() if self.spec.selector else None, "field is immutable")]

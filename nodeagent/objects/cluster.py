@@ -135,7 +135,7 @@ class Node(Model):
         if self.status is None:
             self.status = NodeStatus()
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         for i, t in enumerate((self.spec.taints if self.spec else None) or []):
             tp = Path("spec").child("taints").index(i)
@@ -155,7 +155,7 @@ class ConfigMap(Model):
     binary_data: dict[str, str] | None = None
     immutable: bool | None = None
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         total = 0
         for field, values in (("data", self.data), ("binaryData", self.binary_data)):
@@ -168,7 +168,7 @@ class ConfigMap(Model):
             errs.append(Path("").too_long(MAX_CONFIG_BYTES))
         return errs
 
-    def validate_update(self, old: ConfigMap) -> list[FieldError]:
+    def check_update(self, old: ConfigMap) -> list[FieldError]:
         return _immutable_data(old, self)
 
 
@@ -190,7 +190,7 @@ class Secret(Model):
             self.data = data
             self.string_data = None
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         total = 0
         for k, v in (self.data or {}).items():
@@ -210,7 +210,7 @@ class Secret(Model):
                     errs.append(Path("data").key(key).required())
         return errs
 
-    def validate_update(self, old: Secret) -> list[FieldError]:
+    def check_update(self, old: Secret) -> list[FieldError]:
         errs = _immutable_data(old, self)
         if old.type != self.type:
             errs.append(Path("type").invalid(self.type, "field is immutable"))
@@ -253,7 +253,7 @@ class Event(Model):
     reporting_component: str | None = None
     reporting_instance: str | None = None
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         if self.type not in (None, "Normal", "Warning"):
             errs.append(Path("type").unsupported(self.type, ["Normal", "Warning"]))

@@ -131,7 +131,7 @@ def decode(res: Resource, data: Any) -> Model:
     try:
         return res.model.model_validate(data)
     except ValidationError as exc:
-        raise _translate(res.kind, res.api_version, exc) from None
+        raise _translate(res.kind, res.version, exc) from None
 
 
 def normalize(res: Resource, data: Any) -> tuple[Model, dict[str, Any]]:
@@ -151,7 +151,7 @@ def _name(obj: Model) -> str:
 def validate_create(res: Resource, obj: Model) -> None:
     """Raise InvalidError with every problem of a new object."""
     errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
-    check = getattr(obj, "validate", None)
+    check = getattr(obj, "check", None)
     if check is not None:
         errs.extend(check())
     if errs:
@@ -161,10 +161,10 @@ def validate_create(res: Resource, obj: Model) -> None:
 def validate_update(res: Resource, obj: Model, old: Model) -> None:
     """Raise InvalidError for a bad update: the create rules plus immutable fields."""
     errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
-    check = getattr(obj, "validate", None)
+    check = getattr(obj, "check", None)
     if check is not None:
         errs.extend(check())
-    upd = getattr(obj, "validate_update", None)
+    upd = getattr(obj, "check_update", None)
     if upd is not None:
         errs.extend(upd(old))
     if errs:

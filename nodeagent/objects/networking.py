@@ -87,7 +87,7 @@ class Ingress(Model):
         if self.status is None:
             self.status = IngressStatus(load_balancer=LoadBalancerStatus())
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         s = self.spec or IngressSpec()
         sp = Path("spec")
         errs: list[FieldError] = []

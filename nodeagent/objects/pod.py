@@ -433,12 +433,12 @@ class Pod(Model):
         if self.status.qos_class is None and self.spec.containers:
             self.status.qos_class = qos_class(self.spec)
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         if self.spec is None:
             return [Path("spec").required()]
         return validate_pod_spec(self.spec, Path("spec"))
 
-    def validate_update(self, old: Pod) -> list[FieldError]:
+    def check_update(self, old: Pod) -> list[FieldError]:
         """Only images, activeDeadlineSeconds and added tolerations may change."""
         new_spec = _mutable_blanked(self.spec)
         old_spec = _mutable_blanked(old.spec)

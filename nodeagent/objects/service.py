@@ -103,7 +103,7 @@ class Service(Model):
         if self.status is None:
             self.status = ServiceStatus(load_balancer=LoadBalancerStatus())
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         s = self.spec or ServiceSpec()
         sp = Path("spec")
@@ -169,7 +169,7 @@ class Service(Model):
                     ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
         return errs
 
-    def validate_update(self, old: Service) -> list[FieldError]:
+    def check_update(self, old: Service) -> list[FieldError]:
         old_ip = old.spec.cluster_ip if old.spec else None
         new_ip = self.spec.cluster_ip if self.spec else None
         if old_ip and new_ip not in (None, "", old_ip):
@@ -210,7 +210,7 @@ class Endpoints(Model):
     metadata: ObjectMeta
     subsets: list[EndpointSubset] | None = None
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         errs: list[FieldError] = []
         for i, sub in enumerate(self.subsets or []):
             sp = Path("subsets").index(i)

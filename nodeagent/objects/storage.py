@@ -71,7 +71,7 @@ class PersistentVolume(Model):
         if self.status is None:
             self.status = PersistentVolumeStatus(phase="Pending")
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         s = self.spec or PersistentVolumeSpec()
         sp = Path("spec")
         errs = _access_mode_errors(s.access_modes, sp.child("accessModes"))
@@ -124,7 +124,7 @@ class PersistentVolumeClaim(Model):
         if self.status is None:
             self.status = PersistentVolumeClaimStatus(phase="Pending")
 
-    def validate(self) -> list[FieldError]:
+    def check(self) -> list[FieldError]:
         s = self.spec or PersistentVolumeClaimSpec()
         sp = Path("spec")
         errs = _access_mode_errors(s.access_modes, sp.child("accessModes"))
@@ -135,7 +135,7 @@ class PersistentVolumeClaim(Model):
             errs.append(sp.child("volumeMode").unsupported(s.volume_mode, VOLUME_MODES))
         return errs
 
-    def validate_update(self, old: PersistentVolumeClaim) -> list[FieldError]:
+    def check_update(self, old: PersistentVolumeClaim) -> list[FieldError]:
         if old.spec and self.spec and old.spec.access_modes != self.spec.access_modes:
             return [Path("spec").forbidden("spec is immutable after creation except "
                                            "resources.requests for bound claims")]

@@ -220,7 +220,7 @@ class MVCC:
         whose history is gone, FutureRevisionError for one not reached yet.
         """
         if revision == 0 or revision == self.revision:
-            return self._range_now(prefix, start_after, limit) + (self.revision,)
+            return (*self._range_now(prefix, start_after, limit), self.revision)
         self._check_revision(revision)
         view = {kv.key: kv for kv in self._iter_prefix(prefix, start_after)}
         for ev in reversed(self._events):

@@ -157,7 +157,7 @@ class WAL:
     # --- appending ----------------------------------------------------------------------
 
     def _open_segment(self, path: Path) -> None:
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for appends
+        self._file = open(path, "ab", buffering=0)
         self.segment_bytes = self._file.tell()
 
     def _new_segment(self, first: int) -> None:

@@ -1,0 +1,3 @@
+from nodeagent.cli.admin import main
+
+main()

@@ -1,0 +1,82 @@
+"""The agent's start-up sequence: store, API, controllers; signals; sd_notify.
+
+Read top to bottom, ``run_agent`` is the order things start in.  Everything
+runs in one nursery: SIGTERM or SIGINT cancels it, which stops the API
+(hypercorn drains connections for a few seconds) and then the store, whose
+log is already durable for every acknowledged write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+
+import trio
+
+from nodeagent.api.objects import ObjectStore
+from nodeagent.api.server import ApiApp, serve_api
+from nodeagent.api.status import ApiError
+from nodeagent.config import AgentConfig
+from nodeagent.coordinator import namespaces
+from nodeagent.objects.kinds import by_kind
+from nodeagent.store import LocalStore
+
+log = logging.getLogger("nodeagent.agent")
+
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(message.encode(), path)
+        except OSError as exc:
+            log.warning("sd_notify failed: %s", exc)
+
+
+async def ensure_namespaces(objects: ObjectStore) -> None:
+    res = by_kind("Namespace")
+    assert res is not None
+    for name in BUILTIN_NAMESPACES:
+        try:
+            await objects.create(res, None, {"metadata": {"name": name}})
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+
+async def run_agent(cfg: AgentConfig, *,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run until cancelled or signalled.  Reports the API's bound addresses once serving."""
+    store = LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
+                       history_revisions=cfg.history_revisions)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        objects = ObjectStore(store)
+        await ensure_namespaces(objects)
+        app = ApiApp(objects, ready=lambda: store.ready.is_set())
+        addrs = await nursery.start(serve_api, app, cfg.api_listen)
+        await nursery.start(namespaces.run, objects)
+        nursery.start_soon(_signals, nursery.cancel_scope)
+        log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
+                 ",".join(addrs), cfg.data_dir, store.revision)
+        sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
+        task_status.started(addrs)
+    log.info("agent stopped node=%s", cfg.name)
+
+
+async def _signals(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("signal=%s stopping", signal.Signals(signum).name)
+            sd_notify("STOPPING=1")
+            scope.cancel()
+            return

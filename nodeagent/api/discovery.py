@@ -1,0 +1,69 @@
+"""Discovery documents: /api, /apis, /api/v1, /apis/G/V, /version."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+from nodeagent import __version__
+from nodeagent.objects.kinds import RESOURCES, groups
+
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# The Kubernetes API level our objects and paths follow.
+KUBE_MAJOR, KUBE_MINOR = "1", "29"
+
+
+def version_info() -> dict[str, Any]:
+    return {
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0+nodeagent.{__version__}",
+        "nodeagentVersion": __version__,
+        "goVersion": f"python{sys.version_info.major}.{sys.version_info.minor}",
+        "compiler": "cpython",
+        "platform": f"{platform.system().lower()}/{platform.machine()}",
+    }
+
+
+def api_versions() -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+
+
+def _group_doc(name: str) -> dict[str, Any]:
+    version = next(r.version for r in RESOURCES if r.group == name)
+    gv = {"groupVersion": f"{name}/{version}", "version": version}
+    return {"name": name, "versions": [gv], "preferredVersion": gv}
+
+
+def api_group_list() -> dict[str, Any]:
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [_group_doc(g) for g in sorted(groups())]}
+
+
+def api_group(name: str) -> dict[str, Any] | None:
+    if name not in groups():
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name)}
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    rows: list[dict[str, Any]] = []
+    for r in RESOURCES:
+        if r.group != group or r.version != version:
+            continue
+        row: dict[str, Any] = {"name": r.plural, "singularName": r.singular,
+                               "namespaced": r.namespaced, "kind": r.kind, "verbs": VERBS}
+        if r.short_names:
+            row["shortNames"] = list(r.short_names)
+        if r.categories:
+            row["categories"] = list(r.categories)
+        rows.append(row)
+        if r.has_status:
+            rows.append({"name": f"{r.plural}/status", "singularName": "",
+                         "namespaced": r.namespaced, "kind": r.kind,
+                         "verbs": ["get", "patch", "update"]})
+    if not rows:
+        return None
+    gv = f"{group}/{version}" if group else version
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rows}

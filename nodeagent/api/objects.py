@@ -1,0 +1,573 @@
+"""Objects over the key-value store: the apiserver's generic registry.
+
+Each object is stored as JSON under ``/registry/<plural>/[<namespace>/]<name>``
+without its resourceVersion; the resourceVersion a client sees is the key's
+mod revision, filled in on the way out (as the apiserver does over etcd).
+Writes are compare-and-swap transactions on that revision, so two clients
+updating the same object cannot both win: the loser gets 409 Conflict.  The
+same transactions will go through Raft unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonpatch
+import orjson
+
+from nodeagent.api.status import ApiError
+from nodeagent.objects.codec import (
+    DecodeError,
+    InvalidError,
+    normalize,
+    validate_create,
+    validate_update,
+)
+from nodeagent.objects.kinds import Resource, by_kind
+from nodeagent.objects.selectors import Selector, SelectorError, parse_selector
+from nodeagent.store import CompactedError, Compare, FutureRevisionError, KeyValue, Op, Txn
+from nodeagent.store.local import Watch
+
+__all__ = ["FieldSelector", "ObjectStore", "StoreBackend"]
+
+NAMESPACES = by_kind("Namespace")
+assert NAMESPACES is not None
+
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: no accidental words
+MAX_CAS_RETRIES = 16
+
+
+class StoreBackend(Protocol):
+    """What the API needs of the store; LocalStore today, the Raft store later."""
+
+    revision: int
+
+    async def txn(self, txn: Txn) -> Any: ...
+    def get(self, key: str) -> KeyValue | None: ...
+    def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
+              revision: int = 0) -> tuple[list[KeyValue], bool, int]: ...
+    def watch(self, prefix: str, start_revision: int) -> tuple[Watch, list[Any]]: ...
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decode_kv(kv: KeyValue) -> dict[str, Any]:
+    """Stored bytes -> object dict with its resourceVersion."""
+    obj = orjson.loads(kv.value)
+    obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def encode_obj(obj: dict[str, Any]) -> bytes:
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return orjson.dumps(obj)
+
+
+# --- field selectors -----------------------------------------------------------------------
+
+FIELD_SELECTORS = {
+    "metadata.name": ("metadata", "name"),
+    "metadata.namespace": ("metadata", "namespace"),
+    "spec.nodeName": ("spec", "nodeName"),
+    "status.phase": ("status", "phase"),
+    "spec.restartPolicy": ("spec", "restartPolicy"),
+    "spec.schedulerName": ("spec", "schedulerName"),
+    "status.podIP": ("status", "podIP"),
+    "spec.unschedulable": ("spec", "unschedulable"),
+    "involvedObject.name": ("involvedObject", "name"),
+    "involvedObject.kind": ("involvedObject", "kind"),
+    "involvedObject.uid": ("involvedObject", "uid"),
+    "reason": ("reason",),
+    "type": ("type",),
+}
+
+
+@dataclass(frozen=True)
+class FieldSelector:
+    terms: tuple[tuple[tuple[str, ...], bool, str], ...]  # (path, equal?, value)
+
+    @classmethod
+    def parse(cls, text: str | None) -> FieldSelector:
+        terms = []
+        for part in (text or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            op = next((o for o in ("!=", "==", "=") if o in part), None)
+            if op is None:
+                raise ApiError.bad_request(f'invalid field selector: "{part}": '
+                                           "expected field=value or field!=value")
+            field, value = part.split(op, 1)
+            eq = op != "!="
+            field = field.strip()
+            if field not in FIELD_SELECTORS:
+                raise ApiError.bad_request(
+                    f'"{field}" is not a known field selector: only '
+                    + ", ".join(f'"{f}"' for f in FIELD_SELECTORS))
+            terms.append((FIELD_SELECTORS[field], eq, value.strip()))
+        return cls(tuple(terms))
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        for path, eq, value in self.terms:
+            cur: Any = obj
+            for p in path:
+                cur = cur.get(p) if isinstance(cur, dict) else None
+            actual = "" if cur is None else (str(cur).lower() if isinstance(cur, bool) else str(cur))
+            if (actual == value) != eq:
+                return False
+        return True
+
+
+def parse_label_selector(text: str | None) -> Selector:
+    try:
+        return parse_selector(text or "")
+    except SelectorError as exc:
+        raise ApiError.bad_request(f"unable to parse requirement: {exc}") from None
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+# --- continue tokens -----------------------------------------------------------------------
+
+
+def encode_continue(revision: int, last_key: str) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        d = orjson.loads(raw)
+        return int(d["rv"]), str(d["start"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise ApiError.bad_request("continue key is not valid: could not decode") from None
+
+
+class ObjectStore:
+    """Create, read, update, patch, delete, list and watch API objects."""
+
+    def __init__(self, store: StoreBackend) -> None:
+        self.store = store
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        kv = self.store.get(res.key(namespace, name))
+        if kv is None:
+            raise ApiError.not_found(res, name)
+        return decode_kv(kv)
+
+    def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
+             field_selector: str | None = None, limit: int = 0,
+             continue_token: str | None = None, resource_version: str | None = None
+             ) -> dict[str, Any]:
+        sel = parse_label_selector(label_selector)
+        fsel = FieldSelector.parse(field_selector)
+        prefix = res.prefix(namespace)
+        revision = 0
+        start_after: str | None = None
+        if continue_token:
+            revision, start_after = decode_continue(continue_token)
+            if not start_after.startswith(prefix):
+                raise ApiError.bad_request("continue key is not valid: does not match the list")
+        elif resource_version not in (None, "", "0"):
+            revision = _parse_rv(resource_version)
+        items: list[dict[str, Any]] = []
+        more = False
+        last_key = None
+        try:
+            while True:
+                want = (limit - len(items)) if limit else 0
+                chunk, chunk_more, revision = self.store.range(
+                    prefix, start_after=start_after, limit=max(want, 64) if limit else 0,
+                    revision=revision)
+                for kv in chunk:
+                    start_after = kv.key
+                    obj = decode_kv(kv)
+                    if (sel.empty() or sel.matches(_labels(obj))) and fsel.matches(obj):
+                        if limit and len(items) == limit:
+                            more = True
+                            break
+                        items.append(obj)
+                        last_key = kv.key
+                if more or not chunk_more:
+                    if not more and chunk_more:
+                        more = True
+                    break
+                if limit and len(items) >= limit:
+                    more = True
+                    break
+        except CompactedError:
+            if continue_token:
+                raise ApiError.gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue token in this response to retrieve the remainder of the "
+                    "results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time "
+                    "the first chunk was returned and now may show up in the list.") from None
+            raise ApiError.gone(f"too old resource version: {resource_version} "
+                                f"({self.store.compact_revision + 1})") from None
+        except FutureRevisionError as exc:
+            raise ApiError(504, "Timeout", f"Too large resource version: {exc.revision}, "
+                           f"current resource version: {exc.current}") from None
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if more and last_key is not None:
+            meta["continue"] = encode_continue(revision, last_key)
+        return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta,
+                "items": items}
+
+    # --- create ---------------------------------------------------------------------------
+
+    async def create(self, res: Resource, namespace: str | None, body: Any,
+                     *, dry_run: bool = False) -> dict[str, Any]:
+        model, obj = self._decode(res, body)
+        meta = obj["metadata"]
+        if res.namespaced:
+            ns = meta.get("namespace") or namespace
+            if namespace and meta.get("namespace") and meta["namespace"] != namespace:
+                raise ApiError.bad_request("the namespace of the provided object does not match "
+                                           "the namespace sent on the request")
+            meta["namespace"] = model.metadata.namespace = ns  # type: ignore[attr-defined]
+            self._check_namespace_open(ns)
+        else:
+            meta.pop("namespace", None)
+            model.metadata.namespace = None  # type: ignore[attr-defined]
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(
+                secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            model.metadata.name = meta["name"]  # type: ignore[attr-defined]
+        self._validate_create(res, model)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta.pop("resourceVersion", None)
+        meta.pop("deletionTimestamp", None)
+        meta.pop("deletionGracePeriodSeconds", None)
+        meta.pop("selfLink", None)
+        meta.pop("managedFields", None)
+        if res.has_status:
+            meta["generation"] = 1
+            obj = self._reset_status_on_create(res, obj)
+        else:
+            meta.pop("generation", None)
+        key = res.key(meta.get("namespace"), meta["name"])
+        if dry_run:
+            if self.store.get(key) is not None:
+                raise ApiError.already_exists(res, meta["name"])
+            return obj
+        result = await self.store.txn(Txn(
+            (Compare(key, "create", "=", 0),),
+            (Op("put", key, encode_obj(obj)),),
+        ))
+        if not result.succeeded:
+            raise ApiError.already_exists(res, meta["name"])
+        meta["resourceVersion"] = str(result.kvs[0].mod_revision)
+        return obj
+
+    def _reset_status_on_create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        # Status is the system's to write, not the creator's (except a node reporting itself).
+        if res.kind in ("Node",):
+            return obj
+        fresh, _ = normalize(res, {**obj, "status": None})
+        fresh_d = fresh.dump()
+        if "status" in fresh_d:
+            obj["status"] = fresh_d["status"]
+        else:
+            obj.pop("status", None)
+        return obj
+
+    def _check_namespace_open(self, ns: str) -> None:
+        kv = self.store.get(NAMESPACES.key(None, ns))
+        if kv is None:
+            raise ApiError.not_found(NAMESPACES, ns)
+        nso = orjson.loads(kv.value)
+        if (nso.get("status") or {}).get("phase") == "Terminating":
+            raise ApiError(403, "Forbidden", f"unable to create new content in namespace {ns} "
+                           "because it is being terminated",
+                           details={"name": ns, "kind": "namespaces"})
+
+    # --- update ---------------------------------------------------------------------------
+
+    async def update(self, res: Resource, namespace: str | None, name: str, body: Any,
+                     *, subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """PUT: replace the object (or its status), optimistic on resourceVersion if given."""
+        if not isinstance(body, dict):
+            raise ApiError.bad_request(f"the object provided is not a {res.kind}")
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if meta.get("name") not in (None, name):
+            raise ApiError.bad_request(f'the name of the object ({meta.get("name")}) does not '
+                                       f"match the name on the URL ({name})")
+        if res.namespaced and meta.get("namespace") not in (None, namespace):
+            raise ApiError.bad_request("the namespace of the provided object does not match "
+                                       "the namespace sent on the request")
+        rv = meta.get("resourceVersion")
+        expected = _parse_rv(rv) if rv not in (None, "") else None
+        return await self._update(res, namespace, name, lambda _cur: body, expected,
+                                  subresource=subresource, dry_run=dry_run)
+
+    async def patch(self, res: Resource, namespace: str | None, name: str, patch: Any,
+                    content_type: str, *, subresource: str | None = None,
+                    dry_run: bool = False) -> dict[str, Any]:
+        if content_type == "application/json-patch+json":
+            if not isinstance(patch, list):
+                raise ApiError.bad_request("json patch must be a JSON array of operations")
+            try:
+                ops = jsonpatch.JsonPatch(patch)
+            except (jsonpatch.InvalidJsonPatch, TypeError, AttributeError) as exc:
+                raise ApiError.bad_request(f"invalid json patch: {exc}") from None
+
+            def mutate(cur: dict[str, Any]) -> Any:
+                try:
+                    return ops.apply(copy.deepcopy(cur))
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
+                        TypeError, ValueError, KeyError, IndexError) as exc:
+                    raise ApiError(422, "Invalid", f"the server rejected our request due to an "
+                                   f"error in our request: {exc}") from None
+        else:
+            # merge-patch (RFC 7386).  Strategic merge patch is read as a merge patch:
+            # lists are replaced, not merged by key (documented difference from Kubernetes).
+            if not isinstance(patch, dict):
+                raise ApiError.bad_request("merge patch must be a JSON object")
+
+            def mutate(cur: dict[str, Any]) -> Any:
+                return merge_patch(cur, patch)
+        meta = patch.get("metadata") if isinstance(patch, dict) else None
+        rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        expected = _parse_rv(rv) if rv not in (None, "") else None
+        return await self._update(res, namespace, name, mutate, expected,
+                                  subresource=subresource, dry_run=dry_run)
+
+    async def _update(self, res: Resource, namespace: str | None, name: str, mutate,
+                      expected_rv: int | None, *, subresource: str | None,
+                      dry_run: bool) -> dict[str, Any]:
+        key = res.key(namespace, name)
+        for _ in range(MAX_CAS_RETRIES):
+            kv = self.store.get(key)
+            if kv is None:
+                raise ApiError.not_found(res, name)
+            if expected_rv is not None and kv.mod_revision != expected_rv:
+                raise ApiError.conflict(res, name)
+            current = decode_kv(kv)
+            desired = mutate(current)
+            obj = self._prepare_update(res, current, desired, subresource)
+            if obj is None:  # nothing changed: no write, same resourceVersion
+                return current
+            if dry_run:
+                return obj
+            if _finalized(obj):
+                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                                  (Op("delete", key),)))
+            else:
+                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                                  (Op("put", key, encode_obj(obj)),)))
+            if result.succeeded:
+                obj["metadata"]["resourceVersion"] = str(result.revision)
+                return obj
+            if expected_rv is not None:
+                raise ApiError.conflict(res, name)
+        raise ApiError.conflict(res, name)
+
+    def _prepare_update(self, res: Resource, current: dict[str, Any], desired: Any,
+                        subresource: str | None) -> dict[str, Any] | None:
+        if not isinstance(desired, dict):
+            raise ApiError.bad_request(f"the object provided is not a {res.kind}")
+        old_model, old = normalize(res, current)
+        if subresource == "status":
+            # Only status changes; everything else is kept from the stored object.
+            merged = copy.deepcopy(current)
+            merged["status"] = desired.get("status")
+            desired = merged
+        model, obj = self._decode(res, desired)
+        meta, old_meta = obj["metadata"], old["metadata"]
+        for fixed in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation"):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        if old_meta.get("deletionTimestamp") and subresource is None:
+            # Finalizers may only be removed once deletion started.
+            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if added:
+                raise ApiError(422, "Invalid", f'{res.kind} "{meta["name"]}" is invalid: '
+                               "metadata.finalizers: Forbidden: no new finalizers can be added "
+                               "if the object is being deleted")
+        model.metadata = type(model.metadata).model_validate(meta)  # type: ignore[attr-defined]
+        if res.has_status and subresource is None and "status" in old:
+            obj["status"] = old["status"]
+        elif res.has_status and subresource is None:
+            obj.pop("status", None)
+        if res.has_status and obj.get("spec") != old.get("spec"):
+            meta["generation"] = int(old_meta.get("generation") or 1) + 1
+        try:
+            validate_update(res, model, old_model)
+        except InvalidError as exc:
+            raise ApiError.from_invalid(res, exc) from None
+        # validate_update may normalise fields (a Service keeps its clusterIP).
+        obj = {**model.dump(), "metadata": meta, **({"status": obj["status"]}
+                                                     if "status" in obj else {})}
+        if not res.has_status:
+            obj.pop("status", None)
+        meta.pop("resourceVersion", None)
+        old_cmp = {**old, "metadata": {k: v for k, v in old_meta.items() if k != "resourceVersion"}}
+        if obj == old_cmp:
+            return None
+        return obj
+
+    # --- delete ---------------------------------------------------------------------------
+
+    async def delete(self, res: Resource, namespace: str | None, name: str, *,
+                     grace_period_s: int | None = None, preconditions_uid: str | None = None,
+                     preconditions_rv: str | None = None, dry_run: bool = False
+                     ) -> tuple[dict[str, Any], bool]:
+        """Delete or start deleting.  Returns (object, gone now?).
+
+        Objects with finalizers, and pods bound to a node with a grace period, get a
+        deletionTimestamp and stay until their finalizers are removed (or the node's
+        pod manager confirms the pod stopped).  A namespace turns Terminating and is
+        emptied by the namespace controller.
+        """
+        key = res.key(namespace, name)
+        for _ in range(MAX_CAS_RETRIES):
+            kv = self.store.get(key)
+            if kv is None:
+                raise ApiError.not_found(res, name)
+            obj = decode_kv(kv)
+            meta = obj["metadata"]
+            if preconditions_uid and meta.get("uid") != preconditions_uid:
+                raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: "
+                               f"{preconditions_uid}, UID in object meta: {meta.get('uid')}")
+            if preconditions_rv and preconditions_rv != meta.get("resourceVersion"):
+                raise ApiError.conflict(res, name)
+            if res.kind == "Namespace":
+                if name in ("default", "kube-system"):
+                    raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this '
+                                   "namespace may not be deleted")
+                if meta.get("deletionTimestamp"):
+                    return obj, False
+                # Terminating now; the namespace controller empties it, then removes it.
+                obj.setdefault("status", {})["phase"] = "Terminating"
+                meta["deletionTimestamp"] = now_rfc3339()
+                if dry_run:
+                    return obj, False
+                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                                  (Op("put", key, encode_obj(obj)),)))
+                if result.succeeded:
+                    meta["resourceVersion"] = str(result.revision)
+                    return obj, False
+                continue
+            graceful = self._grace_for(res, obj, grace_period_s)
+            if dry_run:
+                return obj, graceful is None
+            if graceful is None:
+                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                                  (Op("delete", key),)))
+                if result.succeeded:
+                    meta["resourceVersion"] = str(result.revision)
+                    return obj, True
+                continue
+            if meta.get("deletionTimestamp"):
+                # Already being deleted: only a shorter grace period changes anything.
+                old_grace = meta.get("deletionGracePeriodSeconds")
+                if old_grace is None or graceful >= old_grace:
+                    return obj, False
+            meta["deletionTimestamp"] = (dt.datetime.now(dt.UTC) + dt.timedelta(
+                seconds=graceful)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            meta["deletionGracePeriodSeconds"] = graceful
+            result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                              (Op("put", key, encode_obj(obj)),)))
+            if result.succeeded:
+                meta["resourceVersion"] = str(result.revision)
+                return obj, False
+        raise ApiError.conflict(res, name)
+
+    @staticmethod
+    def _grace_for(res: Resource, obj: dict[str, Any], requested: int | None) -> int | None:
+        """Seconds of grace, or None to delete at once."""
+        finalizers = obj["metadata"].get("finalizers")
+        if res.kind == "Pod":
+            spec = obj.get("spec") or {}
+            grace = requested if requested is not None else spec.get(
+                "terminationGracePeriodSeconds", 30)
+            grace = max(grace, 0)
+            # A pod no node runs, or asked with grace 0 and no finalizers, goes at once.
+            if (not spec.get("nodeName") or grace == 0) and not finalizers:
+                return None
+            return grace
+        if finalizers:
+            return 0
+        return None
+
+    # --- watch ----------------------------------------------------------------------------
+
+    def watch(self, res: Resource, namespace: str | None, start_revision: int):
+        try:
+            return self.store.watch(res.prefix(namespace), start_revision)
+        except CompactedError:
+            raise ApiError.gone(f"too old resource version: {start_revision - 1} "
+                                f"({self.store.compact_revision + 1})") from None
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _decode(self, res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
+        try:
+            return normalize(res, body)
+        except DecodeError as exc:
+            raise ApiError.from_decode(exc) from None
+        except InvalidError as exc:
+            raise ApiError.from_invalid(res, exc) from None
+
+    def _validate_create(self, res: Resource, model: Any) -> None:
+        try:
+            validate_create(res, model)
+        except InvalidError as exc:
+            raise ApiError.from_invalid(res, exc) from None
+
+
+def _finalized(obj: dict[str, Any]) -> bool:
+    """Being deleted, and the last finalizer just went: the object goes now."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    if obj.get("kind") == "Namespace":
+        return False  # the namespace controller removes it once empty
+    if obj.get("kind") == "Pod" and (obj.get("spec") or {}).get("nodeName") and \
+            meta.get("deletionGracePeriodSeconds", 0) > 0:
+        return False  # waits for its node to stop it
+    return True
+
+
+def _parse_rv(rv: Any) -> int:
+    try:
+        value = int(rv)
+        if value < 0:
+            raise ValueError
+        return value
+    except (TypeError, ValueError):
+        raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out

@@ -1,0 +1,367 @@
+"""The HTTP API: Kubernetes paths, verbs, errors and watch, served by hypercorn on Trio.
+
+Bad input never reaches a 500: bodies are capped (413), read under a deadline
+(408), parsed as JSON or YAML with a clear 400, checked for content type
+(415); every ApiError becomes a Status.  An unexpected exception is logged
+with its traceback and answered with a 500 Status without one; the fuzz tests
+exist to keep that path unused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import trio
+import yaml
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from nodeagent.api import discovery
+from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.routes import Target, parse_resource_path
+from nodeagent.api.status import ApiError, status_object
+from nodeagent.api.watch import EventEncoder, initial_lines, stream
+
+log = logging.getLogger("nodeagent.api")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' limit for a request body
+BODY_TIMEOUT_S = 30.0
+JSON = "application/json"
+JSON_TYPES = {"application/json", "application/merge-patch+json", "application/json-patch+json",
+              "application/strategic-merge-patch+json"}
+YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml"}
+PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
+               "application/strategic-merge-patch+json"}
+
+
+def json_response(obj: Any, code: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status_code=code, media_type=JSON)
+
+
+def error_response(exc: ApiError) -> Response:
+    return json_response(exc.to_status(), exc.code)
+
+
+class ApiApp:
+    """ASGI application.  ``ready()`` decides /readyz; the agent sets it."""
+
+    def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
+                 body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+        self.objects = objects
+        self.ready = ready
+        self.body_timeout_s = body_timeout_s
+        self.encoder = EventEncoder()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.dispatch(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("internal error method=%s path=%s", request.method, request.url.path)
+            response = json_response(status_object(500, "InternalError",
+                                                   "an internal error occurred"), 500)
+        await response(scope, receive, send)
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        method = request.method
+        simple = self._simple_routes(path)
+        if simple is not None:
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed",
+                               f"the server does not allow this method on the requested "
+                               f"resource ({method} {path})")
+            return await simple()
+        target = parse_resource_path(path)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        handler = {
+            "GET": self.handle_get,
+            "POST": self.handle_post,
+            "PUT": self.handle_put,
+            "PATCH": self.handle_patch,
+            "DELETE": self.handle_delete,
+        }.get(method)
+        if handler is None:
+            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on "
+                           f"the requested resource ({method})")
+        return await handler(request, target)
+
+    def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:
+        async def const(obj: Any) -> Response:
+            return json_response(obj)
+
+        async def text(body: str, code: int = 200) -> Response:
+            return Response(body, status_code=code, media_type="text/plain")
+
+        if path == "/version":
+            return lambda: const(discovery.version_info())
+        if path in ("/healthz", "/livez"):
+            return lambda: text("ok")
+        if path == "/readyz":
+            return lambda: text("ok") if self.ready() else text("store not ready", 503)
+        if path == "/api":
+            return lambda: const(discovery.api_versions())
+        if path == "/apis":
+            return lambda: const(discovery.api_group_list())
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "api":
+            doc = discovery.resource_list("", parts[1])
+            return (lambda: const(doc)) if doc else _not_found
+        if len(parts) == 2 and parts[0] == "apis":
+            grp = discovery.api_group(parts[1])
+            return (lambda: const(grp)) if grp else _not_found
+        if len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.resource_list(parts[1], parts[2])
+            return (lambda: const(doc)) if doc else _not_found
+        return None
+
+    # --- verbs ----------------------------------------------------------------------------
+
+    async def handle_get(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        if t.name is None:
+            if _truthy(q.get("watch")):
+                return self._watch(request, t)
+            limit = _int_param(q, "limit", 0)
+            result = self.objects.list(
+                t.resource, t.namespace, label_selector=q.get("labelSelector"),
+                field_selector=q.get("fieldSelector"), limit=limit,
+                continue_token=q.get("continue"), resource_version=q.get("resourceVersion"))
+            return json_response(result)
+        if _truthy(q.get("watch")):
+            raise ApiError.bad_request("watch of a single object: use a list watch with "
+                                       "fieldSelector=metadata.name=NAME")
+        return json_response(self.objects.get(t.resource, self._ns(t), t.name))
+
+    async def handle_post(self, request: Request, t: Target) -> Response:
+        if t.name is not None:
+            raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
+                           "in the body")
+        body = await self._body(request)
+        obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
+                                        dry_run=_dry_run(request))
+        return json_response(obj, 201)
+
+    async def handle_put(self, request: Request, t: Target) -> Response:
+        if t.name is None:
+            raise ApiError(405, "MethodNotAllowed", "PUT needs an object name")
+        body = await self._body(request)
+        sub = "status" if t.subresource == "status" else None
+        obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
+                                        dry_run=_dry_run(request))
+        return json_response(obj)
+
+    async def handle_patch(self, request: Request, t: Target) -> Response:
+        if t.name is None:
+            raise ApiError(405, "MethodNotAllowed", "PATCH needs an object name")
+        ctype = _content_type(request)
+        if ctype == "application/apply-patch+yaml":
+            raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported; "
+                           "use nodectl apply (client side) or a merge patch")
+        if ctype not in PATCH_TYPES:
+            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an '
+                           f'unknown format - accepted media types include: '
+                           f'{", ".join(sorted(PATCH_TYPES))}')
+        body = await self._body(request, patch=True)
+        sub = "status" if t.subresource == "status" else None
+        obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
+                                       subresource=sub, dry_run=_dry_run(request))
+        return json_response(obj)
+
+    async def handle_delete(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        opts: dict[str, Any] = {}
+        raw = await self._raw_body(request)
+        if raw.strip():
+            parsed = self._parse(raw, _content_type(request) or JSON)
+            if not isinstance(parsed, dict):
+                raise ApiError.bad_request("DeleteOptions must be a JSON object")
+            opts = parsed
+        grace = opts.get("gracePeriodSeconds")
+        if q.get("gracePeriodSeconds") is not None:
+            grace = _int_param(q, "gracePeriodSeconds", 0, minimum=-1)
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise ApiError.bad_request("gracePeriodSeconds must be an integer")
+        pre = opts.get("preconditions") if isinstance(opts.get("preconditions"), dict) else {}
+        dry = _dry_run(request) or opts.get("dryRun") == ["All"]
+        if t.name is None:
+            return await self._delete_collection(request, t, grace, dry)
+        obj, _gone = await self.objects.delete(
+            t.resource, self._ns(t), t.name, grace_period_s=grace,
+            preconditions_uid=pre.get("uid"), preconditions_rv=pre.get("resourceVersion"),
+            dry_run=dry)
+        return json_response(obj)
+
+    async def _delete_collection(self, request: Request, t: Target, grace: int | None,
+                                 dry: bool) -> Response:
+        q = request.query_params
+        listed = self.objects.list(t.resource, t.namespace, label_selector=q.get("labelSelector"),
+                                   field_selector=q.get("fieldSelector"))
+        deleted = []
+        for item in listed["items"]:
+            meta = item["metadata"]
+            try:
+                obj, _ = await self.objects.delete(t.resource, meta.get("namespace"),
+                                                   meta["name"], grace_period_s=grace,
+                                                   dry_run=dry)
+                deleted.append(obj)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        listed["items"] = deleted
+        return json_response(listed)
+
+    def _watch(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        sel = parse_label_selector(q.get("labelSelector"))
+        fsel = FieldSelector.parse(q.get("fieldSelector"))
+        rv = q.get("resourceVersion")
+        timeout = q.get("timeoutSeconds")
+        timeout_s = float(_int_param(q, "timeoutSeconds", 0)) if timeout else None
+        store = self.objects.store
+        prefix = t.resource.prefix(t.namespace)
+        initial: list[bytes] = []
+        if rv in (None, "", "0"):
+            # Current state as ADDED events, then changes: read and register in one step.
+            items, _more, revision = store.range(prefix)
+            watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
+            initial = initial_lines(items, sel, fsel, self.encoder)
+        else:
+            try:
+                start = int(rv) + 1
+            except ValueError:
+                raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
+            watch, backlog = self.objects.watch(t.resource, t.namespace, start)
+        body = stream(t.resource, watch, initial, backlog, sel, fsel, self.encoder,
+                      timeout_s=timeout_s, bookmarks=_truthy(q.get("allowWatchBookmarks")),
+                      current_revision=lambda: store.revision)
+        return StreamingResponse(body, media_type=JSON,
+                                 headers={"Transfer-Encoding": "chunked",
+                                          "Cache-Control": "no-cache"})
+
+    # --- bodies ---------------------------------------------------------------------------
+
+    async def _raw_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > MAX_BODY_BYTES:
+                    raise ApiError(413, "RequestEntityTooLarge",
+                                   f"Request entity too large: limit is {MAX_BODY_BYTES}")
+            except ValueError:
+                raise ApiError.bad_request("invalid Content-Length") from None
+        chunks: list[bytes] = []
+        size = 0
+        with trio.move_on_after(self.body_timeout_s) as scope:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ApiError(413, "RequestEntityTooLarge",
+                                   f"Request entity too large: limit is {MAX_BODY_BYTES}")
+                chunks.append(chunk)
+        if scope.cancelled_caught:
+            raise ApiError(408, "Timeout", f"the request body was not received within "
+                           f"{self.body_timeout_s:g}s")
+        return b"".join(chunks)
+
+    async def _body(self, request: Request, patch: bool = False) -> Any:
+        ctype = _content_type(request) or JSON
+        if not patch and ctype not in JSON_TYPES | YAML_TYPES:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media '
+                           f'types include: application/json, application/yaml '
+                           f'(got "{ctype}")')
+        raw = await self._raw_body(request)
+        if not raw.strip():
+            raise ApiError.bad_request("the request body is empty")
+        return self._parse(raw, ctype)
+
+    @staticmethod
+    def _parse(raw: bytes, ctype: str) -> Any:
+        if ctype in YAML_TYPES:
+            try:
+                docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+            except yaml.YAMLError as exc:
+                raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
+            if len(docs) != 1:
+                raise ApiError.bad_request("expected exactly one YAML document")
+            return docs[0]
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError.bad_request(f"invalid JSON in the request body: {exc}") from None
+
+    def _ns(self, t: Target, creating: bool = False) -> str | None:
+        if not t.resource.namespaced:
+            return None
+        if t.namespace is None:
+            if creating:
+                raise ApiError.bad_request(f"{t.resource.plural} must be created in a namespace "
+                                           f"(/api/.../namespaces/NAME/{t.resource.plural})")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return t.namespace
+
+
+async def _not_found() -> Response:
+    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _content_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def _truthy(v: str | None) -> bool:
+    return v is not None and v.lower() in ("1", "true", "yes")
+
+
+def _dry_run(request: Request) -> bool:
+    return request.query_params.get("dryRun") == "All"
+
+
+def _int_param(q: Any, name: str, default: int, minimum: int = 0) -> int:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError.bad_request(f'invalid value for {name}: "{raw}" is not an '
+                                   "integer") from None
+    if value < minimum:
+        raise ApiError.bad_request(f"invalid value for {name}: must be >= {minimum}")
+    return value
+
+
+async def serve_api(app: ApiApp, listen: str, *,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; reports the bound addresses once listening."""
+    config = Config()
+    config.bind = [listen]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("nodeagent.http")
+    config.keep_alive_timeout = 75.0  # idle connections, and half-sent request headers
+    config.graceful_timeout = 5.0
+    config.backlog = 1024
+    config.h11_max_incomplete_size = 64 * 1024
+    config.max_app_queue_size = 64
+    await serve(app, config, task_status=task_status)  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""Watch streams: store events -> newline-delimited Kubernetes watch events.
+
+``{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": {...}}``
+one per line, in revision order, none skipped.  With a selector, an object
+that starts matching arrives as ADDED and one that stops matching as DELETED,
+as the apiserver's watch cache does.  The stream ends after ``timeoutSeconds``
+or when the client is too slow (its buffer overflowed); the client resumes
+from the last resourceVersion it saw.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import trio
+
+from nodeagent.api.objects import FieldSelector, decode_kv
+from nodeagent.objects.kinds import Resource
+from nodeagent.objects.selectors import Selector
+from nodeagent.store.local import Watch
+from nodeagent.store.mvcc import Event, KeyValue
+
+BOOKMARK_INTERVAL_S = 60.0
+# Kubernetes picks a watch timeout in [minRequestTimeout, 2*minRequestTimeout) (30-60 min).
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class EventEncoder:
+    """Encodes each (key, revision, type) once, however many watchers send it."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._cache: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._size = size
+
+    def line(self, etype: str, kv: KeyValue, revision: int) -> bytes:
+        key = (kv.key, revision, etype)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        obj = decode_kv(kv)
+        obj["metadata"]["resourceVersion"] = str(revision)
+        data = orjson.dumps({"type": etype, "object": obj}) + b"\n"
+        self._cache[key] = data
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return data
+
+
+def _matches(kv: KeyValue | None, sel: Selector, fsel: FieldSelector) -> bool:
+    if kv is None or not kv.value:
+        return False
+    if sel.empty() and not fsel.terms:
+        return True
+    obj = orjson.loads(kv.value)
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return sel.matches(labels) and fsel.matches(obj)
+
+
+def event_lines(events: list[Event], sel: Selector, fsel: FieldSelector,
+                enc: EventEncoder) -> list[bytes]:
+    out: list[bytes] = []
+    for ev in events:
+        rev = ev.revision
+        if ev.type == "DELETE":
+            if ev.prev_kv is not None and _matches(ev.prev_kv, sel, fsel):
+                out.append(enc.line("DELETED", ev.prev_kv, rev))
+            continue
+        now = _matches(ev.kv, sel, fsel)
+        before = _matches(ev.prev_kv, sel, fsel) if ev.prev_kv is not None else False
+        if now and before:
+            out.append(enc.line("MODIFIED", ev.kv, rev))
+        elif now:
+            out.append(enc.line("ADDED", ev.kv, rev))
+        elif before and ev.prev_kv is not None:
+            out.append(enc.line("DELETED", ev.prev_kv, rev))
+    return out
+
+
+def bookmark_line(res: Resource, revision: int) -> bytes:
+    return orjson.dumps({"type": "BOOKMARK", "object": {
+        "kind": res.kind, "apiVersion": res.api_version,
+        "metadata": {"resourceVersion": str(revision),
+                     "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n"
+
+
+async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: list[Event],
+                 sel: Selector, fsel: FieldSelector, enc: EventEncoder, *,
+                 timeout_s: float | None, bookmarks: bool, current_revision) -> AsyncIterator[bytes]:
+    """The body of a watch response.  ``current_revision()`` gives the store's revision."""
+    if timeout_s is None:
+        timeout_s = DEFAULT_TIMEOUT_S * (1 + random.random())
+    try:
+        with trio.move_on_after(timeout_s):
+            if initial:
+                yield b"".join(initial)
+            lines = event_lines(backlog, sel, fsel, enc)
+            if lines:
+                yield b"".join(lines)
+            last_bookmark = trio.current_time()
+            while True:
+                batch: list[Event] | None = None
+                with trio.move_on_after(BOOKMARK_INTERVAL_S if bookmarks else 3600):
+                    try:
+                        batch = await watch.receive()
+                    except trio.EndOfChannel:
+                        return  # overflowed or store stopped: client resumes
+                if batch is not None:
+                    # Take whatever else is queued so one write to the socket carries it all.
+                    batches = [batch]
+                    while True:
+                        try:
+                            batches.append(watch.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    lines = []
+                    for b in batches:
+                        lines.extend(event_lines(b, sel, fsel, enc))
+                    if lines:
+                        yield b"".join(lines)
+                if bookmarks and trio.current_time() - last_bookmark >= BOOKMARK_INTERVAL_S:
+                    last_bookmark = trio.current_time()
+                    yield bookmark_line(res, current_revision())
+    finally:
+        watch.close()
+
+
+def initial_lines(items: list[KeyValue], sel: Selector, fsel: FieldSelector,
+                  enc: EventEncoder) -> list[bytes]:
+    return [enc.line("ADDED", kv, kv.mod_revision) for kv in items if _matches(kv, sel, fsel)]
+
+
+def error_line(status: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": "ERROR", "object": status}) + b"\n"

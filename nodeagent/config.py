@@ -1,0 +1,117 @@
+"""AgentConfig: defaults, then a TOML file, then NODEAGENT_* environment, then flags.
+
+Each later source overrides the earlier ones field by field.  Validation
+happens once, at construction, and names the field that is wrong.
+
+Example file::
+
+    name = "node-1"
+    data_dir = "/var/lib/nodeagent"
+    api_listen = "127.0.0.1:6443"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodeagent.errors import ConfigError
+
+__all__ = ["AgentConfig", "load_config"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    name: str = dataclasses.field(default_factory=socket.gethostname)
+    """Node name: how this agent's Node object and log lines are named."""
+
+    data_dir: str = "/var/lib/nodeagent"
+    """Directory for the store's log and snapshots.  Must be on a disk that honours fsync."""
+
+    api_listen: str = "127.0.0.1:6443"
+    """HOST:PORT the HTTP API listens on.  Plain HTTP: keep it on loopback until TLS exists."""
+
+    fsync: bool = True
+    """fsync the log before acknowledging a write.  Off only for throwaway test stores:
+    without it a power loss can lose acknowledged writes."""
+
+    snapshot_every: int = 10_000
+    """Log records between snapshots.  Lower: faster start-up, more snapshot writes."""
+
+    history_revisions: int = 100_000
+    """Revisions of history kept for watches and paginated lists.  A client further behind
+    than this gets 410 Gone and relists.  Memory grows with it."""
+
+    log_level: str = "info"
+    """debug, info, warning or error."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name", "must not be empty")
+        host, sep, port = self.api_listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError("api_listen", f"{self.api_listen!r} is not HOST:PORT")
+        if self.snapshot_every < 1:
+            raise ConfigError("snapshot_every", "must be at least 1")
+        if self.history_revisions < 1:
+            raise ConfigError("history_revisions", "must be at least 1")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
+                              "warning, error")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(AgentConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"{value!r} is not a boolean")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(name, f"{value!r} is not an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"{value!r} is not an integer") from None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"{value!r} is not a string")
+    return value
+
+
+def load_config(file: str | None = None, env: dict[str, str] | None = None,
+                flags: dict[str, Any] | None = None) -> AgentConfig:
+    """Merge the sources.  Raises ConfigError naming the field (or file) at fault."""
+    values: dict[str, Any] = {}
+    if file:
+        try:
+            data = tomllib.loads(Path(file).read_text())
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{file} is not valid TOML: {exc}") from None
+        for k, v in data.items():
+            key = k.replace("-", "_")
+            if key not in _FIELDS:
+                raise ConfigError(k, f"unknown setting in {file}")
+            values[key] = _coerce(key, v)
+    env = os.environ if env is None else env
+    for key in _FIELDS:
+        raw = env.get("NODEAGENT_" + key.upper())
+        if raw is not None:
+            values[key] = _coerce(key, raw)
+    for k, v in (flags or {}).items():
+        if v is not None:
+            values[k] = _coerce(k, v)
+    return AgentConfig(**values)
