@@ -1,0 +1,629 @@
+"""'nodectl': the kubectl habits people already have, against a nodeagent.
+
+Every command talks to the API with :class:`~nodeagent.api.client.Client`; a
+failure from the server is printed the way kubectl prints it
+('Error from server (NotFound): pods "x" not found') and the exit code is 1.
+Nothing here prints a traceback: :func:`main` turns every expected failure
+into a message.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from nodeagent import __version__
+from nodeagent.api.client import DEFAULT_SERVER, Client, ClientError, ConnectionFailed
+from nodeagent.cli import manifests
+from nodeagent.cli.describe import describe as describe_text
+from nodeagent.cli.printers import table, to_yaml
+from nodeagent.objects.kinds import RESOURCES, Resource, by_kind, lookup
+
+Obj = dict[str, Any]
+ALL_CATEGORY = ("pods", "services", "deployments", "replicasets")
+OUTPUTS = ("wide", "yaml", "json", "name")
+
+
+class Failed(Exception):
+    """A command failed; the message is what the user sees (already kubectl-shaped)."""
+
+
+@dataclass
+class Ctx:
+    server: str
+    namespace: str | None
+    _client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.server)
+        return self._client
+
+    def ns_for(self, res: Resource, all_namespaces: bool = False) -> str | None:
+        if not res.namespaced or all_namespaces:
+            return None
+        return self.namespace or "default"
+
+
+def server_error(exc: ClientError, action: str = "") -> str:
+    """kubectl's rendering of a failure Status."""
+    details = exc.status.get("details") or {}
+    if exc.reason == "Invalid" and details.get("causes"):
+        head = f"The {details.get('kind', '')} \"{details.get('name', '')}\" is invalid"
+        causes = [f"{c.get('field')}: {c.get('message')}" if c.get("field") else c.get("message")
+                  for c in details["causes"]]
+        if len(causes) == 1:
+            return f"{head}: {causes[0]}"
+        return head + ": \n" + "\n".join(f"* {c}" for c in causes)
+    return f"Error from server ({exc.reason}): {action}{exc.message}"
+
+
+def fail(message: str) -> NoReturn:
+    raise Failed(message)
+
+
+def resource_or_fail(name: str) -> Resource:
+    res = lookup(name)
+    if res is None:
+        fail(f'error: the server doesn\'t have a resource type "{name}"')
+    return res
+
+
+def display_name(res: Resource, name: str) -> str:
+    """'deployment.apps/kubia', 'pod/kubia': how kubectl names objects in its output."""
+    return f"{res.singular}.{res.group}/{name}" if res.group else f"{res.singular}/{name}"
+
+
+def parse_targets(args: tuple[str, ...]) -> list[tuple[Resource, list[str]]]:
+    """'pods a b', 'po,svc', 'pod/a svc/b', 'all': kubectl's ways to name things."""
+    if not args:
+        fail("error: You must specify the type of resource to get. Use \"nodectl "
+             "api-resources\" for a complete list of supported resources.")
+    if all("/" in a for a in args):
+        grouped: dict[Resource, list[str]] = {}
+        for a in args:
+            kind, _, name = a.partition("/")
+            if not name:
+                fail(f'error: arguments in resource/name form must have a single resource and '
+                     f'name: "{a}"')
+            grouped.setdefault(resource_or_fail(kind), []).append(name)
+        return list(grouped.items())
+    if any("/" in a for a in args):
+        fail("error: there is no need to specify a resource type as a separate argument when "
+             "passing arguments in resource/name form")
+    kinds, names = args[0], list(args[1:])
+    out: list[tuple[Resource, list[str]]] = []
+    for k in kinds.split(","):
+        if k == "all":
+            out.extend((resource_or_fail(p), names) for p in ALL_CATEGORY)
+        else:
+            out.append((resource_or_fail(k), names))
+    if len(out) > 1 and names:
+        fail("error: you must specify only one resource type when naming objects")
+    return out
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command takes, like kubectl's global flags."""
+    @click.option("-n", "--namespace", "namespace", default=None,
+                  help="The namespace for this request (default: default).")
+    @click.option("--server", "-s", "server", default=None, envvar="NODECTL_SERVER",
+                  help=f"The agent's API address (env NODECTL_SERVER; default {DEFAULT_SERVER}).")
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(click_ctx: click.Context, namespace: str | None, server: str | None,
+                **kw: Any) -> Any:
+        parent: Ctx = click_ctx.obj
+        ctx = Ctx(server or parent.server, namespace or parent.namespace)
+        try:
+            return fn(ctx, **kw)
+        finally:
+            if ctx._client is not None:
+                ctx._client.close()
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-n", "--namespace", "namespace", default=None,
+              help="The namespace for this request (default: default).")
+@click.option("--server", "-s", "server", default=None, envvar="NODECTL_SERVER",
+              help=f"The agent's API address (env NODECTL_SERVER; default {DEFAULT_SERVER}).")
+@click.pass_context
+def cli(click_ctx: click.Context, namespace: str | None, server: str | None) -> None:
+    """nodectl controls a nodeagent cluster, the way kubectl controls Kubernetes."""
+    click_ctx.obj = Ctx(server or DEFAULT_SERVER, namespace)
+
+
+# --- apply / create / delete -f ----------------------------------------------------------------
+
+
+def _manifest_ns(ctx: Ctx, m: manifests.Manifest) -> str | None:
+    if not m.res.namespaced:
+        return None
+    meta_ns = (m.obj.get("metadata") or {}).get("namespace")
+    if meta_ns and ctx.namespace and meta_ns != ctx.namespace:
+        fail(f"error: the namespace from the provided object \"{meta_ns}\" does not match the "
+             f"namespace \"{ctx.namespace}\". You must pass '--namespace={meta_ns}' to perform "
+             "this operation.")
+    return meta_ns or ctx.namespace or "default"
+
+
+def _apply_one(ctx: Ctx, m: manifests.Manifest) -> str:
+    ns = _manifest_ns(ctx, m)
+    name = (m.obj.get("metadata") or {}).get("name")
+    desired = manifests.with_last_applied(m.obj)
+    if not name:
+        fail(f'error: error when retrieving current configuration of "{m.source}": '
+             "resource name may not be empty")
+    try:
+        live = ctx.client.get(m.res, ns, name)
+    except ClientError as exc:
+        if exc.code != 404:
+            raise
+        ctx.client.create(m.res, ns, desired)
+        return "created"
+    patch = manifests.apply_patch(manifests.last_applied(live), desired)
+    patch.pop("status", None)
+    out = ctx.client.patch(m.res, ns, name, patch)
+    same = out["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion")
+    return "unchanged" if same else "configured"
+
+
+def _for_manifests(ctx: Ctx, files: tuple[str, ...], verb: str,
+                   action: Callable[[manifests.Manifest], str]) -> None:
+    items, errors = manifests.load(files)
+    for m in items:
+        name = (m.obj.get("metadata") or {}).get("name", "")
+        try:
+            result = action(m)
+        except ClientError as exc:
+            errors.append(server_error(exc, f'error when {verb} "{m.source}": '))
+            continue
+        except Failed as exc:
+            errors.append(str(exc))
+            continue
+        click.echo(f"{display_name(m.res, name)} {result}")
+    if errors:
+        fail("\n".join(errors))
+
+
+@cli.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              help="File, directory or - (stdin) with the manifests to apply.")
+@common
+def apply(ctx: Ctx, files: tuple[str, ...]) -> None:
+    """Create or update objects from manifests (YAML or JSON, multi-document)."""
+    _for_manifests(ctx, files, "applying", lambda m: _apply_one(ctx, m))
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-f", "--filename", "files", multiple=True,
+              help="File, directory or - (stdin) with the manifests to create.")
+@common
+def create(ctx: Ctx, files: tuple[str, ...]) -> None:
+    """Create objects from manifests, or a namespace ('create namespace NAME')."""
+    click_ctx = click.get_current_context()
+    if click_ctx.invoked_subcommand is not None:
+        return
+    if not files:
+        fail("error: must specify one of -f and -k")
+
+    def create_one(m: manifests.Manifest) -> str:
+        ctx.client.create(m.res, _manifest_ns(ctx, m), m.obj)
+        return "created"
+    _for_manifests(ctx, files, "creating", create_one)
+
+
+@create.command("namespace")
+@click.argument("name")
+@common
+def create_namespace(ctx: Ctx, name: str) -> None:
+    """Create a namespace."""
+    res = resource_or_fail("namespaces")
+    ctx.client.create(res, None, {"apiVersion": "v1", "kind": "Namespace",
+                                  "metadata": {"name": name}})
+    click.echo(f"namespace/{name} created")
+
+
+# --- get -------------------------------------------------------------------------------------------
+
+
+def _list_items(ctx: Ctx, res: Resource, names: list[str], all_ns: bool, selector: str | None,
+                field_selector: str | None) -> list[Obj]:
+    ns = ctx.ns_for(res, all_ns)
+    if names:
+        items = []
+        for n in names:
+            items.append(ctx.client.get(res, ns, n))
+        return items
+    out = ctx.client.list(res, ns, labelSelector=selector, fieldSelector=field_selector)
+    kind = res.kind
+    return [{"apiVersion": res.api_version, "kind": kind, **i} for i in out.get("items") or []]
+
+
+def _print_objects(items: list[Obj], output: str | None, single: bool) -> None:
+    if output in ("yaml", "json"):
+        doc: Any = items[0] if single and len(items) == 1 else \
+            {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+        if output == "yaml":
+            click.echo(to_yaml(doc), nl=False)
+        else:
+            click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None,
+              help="Output format: wide, yaml, json or name.")
+@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=kubia,tier!=db.")
+@click.option("--field-selector", default=None, help="Field selector, e.g. status.phase=Running.")
+@click.option("-A", "--all-namespaces", "all_ns", is_flag=True, help="List across namespaces.")
+@click.option("-w", "--watch", is_flag=True, help="After listing, watch for changes.")
+@click.option("--show-labels", is_flag=True, help="Show labels as the last column.")
+@common
+def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | None,
+        field_selector: str | None, all_ns: bool, watch: bool, show_labels: bool) -> None:
+    """Display one or many objects ('get pods', 'get po,svc', 'get pod/kubia', 'get all')."""
+    targets = parse_targets(args)
+    named = any(names for _, names in targets)
+    multi = len(targets) > 1 or (args and args[0] == "all")
+    collected: list[Obj] = []
+    errors: list[str] = []
+    printed_tables: list[str] = []
+    for res, names in targets:
+        try:
+            items = []
+            for n in names or [None]:
+                items.extend(_list_items(ctx, res, [n] if n else [], all_ns, selector,
+                                         field_selector))
+        except ClientError as exc:
+            errors.append(server_error(exc))
+            continue
+        if output in ("yaml", "json"):
+            collected.extend(items)
+        elif output == "name":
+            for o in items:
+                click.echo(display_name(res, o["metadata"]["name"]))
+        elif items:
+            printed_tables.append(_table(res, items, output == "wide", all_ns and res.namespaced,
+                                         multi, show_labels))
+    if output in ("yaml", "json") and (collected or not errors):
+        _print_objects(collected, output, single=named and len(collected) == 1)
+    if printed_tables:
+        click.echo("\n\n".join(printed_tables))
+    elif not output and not errors and not watch:
+        where = " in any namespace" if all_ns else \
+            f" in {ctx.namespace or 'default'} namespace" if any(r.namespaced for r, _ in targets) \
+            else ""
+        click.echo(f"No resources found{where}.", err=True)
+    if errors:
+        fail("\n".join(errors))
+    if watch:
+        if len(targets) != 1:
+            fail("error: you may only specify a single resource type with --watch")
+        _watch(ctx, targets[0][0], targets[0][1], all_ns, selector, field_selector, output,
+               show_labels)
+
+
+def _table(res: Resource, items: list[Obj], wide: bool, with_ns: bool, prefixed: bool,
+           show_labels: bool, headers: bool = True) -> str:
+    prefix = display_name(res, "") if prefixed else ""
+    text = table(res.kind, items, wide=wide, with_namespace=with_ns, name_prefix=prefix,
+                 show_headers=headers, show_labels=show_labels)
+    return text
+
+
+def _watch(ctx: Ctx, res: Resource, names: list[str], all_ns: bool, selector: str | None,
+           field_selector: str | None, output: str | None, show_labels: bool) -> None:
+    ns = ctx.ns_for(res, all_ns)
+    if names:
+        field_selector = f"metadata.name={names[0]}"
+    listed = ctx.client.list(res, ns, labelSelector=selector, fieldSelector=field_selector,
+                             limit=1)
+    rv = listed["metadata"].get("resourceVersion")
+    try:
+        for ev in _events(ctx, res, ns, rv, selector, field_selector):
+            obj = ev["object"]
+            if output in ("yaml", "json"):
+                _print_objects([obj], output, single=True)
+            elif output == "name":
+                click.echo(display_name(res, obj["metadata"]["name"]))
+            else:
+                click.echo(_table(res, [obj], output == "wide", all_ns and res.namespaced, False,
+                                  show_labels, headers=False))
+    except KeyboardInterrupt:
+        return
+
+
+def _events(ctx: Ctx, res: Resource, ns: str | None, rv: str | None, selector: str | None,
+            field_selector: str | None) -> Iterator[Obj]:
+    """Watch events forever, resuming from the last resourceVersion when the stream ends."""
+    while True:
+        for ev in ctx.client.watch(res, ns, resourceVersion=rv, labelSelector=selector,
+                                   fieldSelector=field_selector, allowWatchBookmarks="true",
+                                   timeoutSeconds=300):
+            if ev.get("type") == "ERROR":
+                fail(server_error(ClientError(ev.get("object") or {})))
+            rv = (ev.get("object") or {}).get("metadata", {}).get("resourceVersion", rv)
+            if ev.get("type") != "BOOKMARK":
+                yield ev
+
+
+# --- describe ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("-l", "--selector", default=None, help="Label selector.")
+@click.option("-A", "--all-namespaces", "all_ns", is_flag=True, help="Across namespaces.")
+@common
+def describe(ctx: Ctx, args: tuple[str, ...], selector: str | None, all_ns: bool) -> None:
+    """Show details of objects with their events ('describe pod kubia')."""
+    out: list[str] = []
+    errors: list[str] = []
+    for res, names in parse_targets(args):
+        try:
+            items = []
+            for n in names or [None]:
+                items.extend(_list_items(ctx, res, [n] if n else [], all_ns, selector, None))
+        except ClientError as exc:
+            errors.append(server_error(exc))
+            continue
+        for o in items:
+            out.append(_describe_one(ctx, res, o))
+    if out:
+        click.echo("\n\n".join(out))
+    if errors:
+        fail("\n".join(errors))
+    if not out:
+        click.echo(f"No resources found in {ctx.namespace or 'default'} namespace.", err=True)
+
+
+def _describe_one(ctx: Ctx, res: Resource, o: Obj) -> str:
+    meta = o.get("metadata") or {}
+    ns = meta.get("namespace")
+    ev_res = by_kind("Event")
+    assert ev_res is not None
+    events: list[Obj] = []
+    try:
+        listed = ctx.client.list(ev_res, ns or "default")
+        events = [e for e in listed.get("items") or []
+                  if (e.get("involvedObject") or {}).get("name") == meta.get("name")
+                  and (e.get("involvedObject") or {}).get("kind") == res.kind]
+    except ClientError:
+        pass
+    endpoints = None
+    if res.kind == "Service":
+        ep_res = by_kind("Endpoints")
+        assert ep_res is not None
+        try:
+            endpoints = ctx.client.get(ep_res, ns, meta["name"])
+        except ClientError:
+            endpoints = None
+    o = {"apiVersion": res.api_version, "kind": res.kind, **o}
+    return describe_text(o, events, endpoints)
+
+
+# --- delete --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("args", nargs=-1)
+@click.option("-f", "--filename", "files", multiple=True, help="Delete what these manifests name.")
+@click.option("-l", "--selector", default=None, help="Delete objects matching this selector.")
+@click.option("--all", "all_", is_flag=True, help="Delete all objects of the type(s).")
+@click.option("--grace-period", type=int, default=None,
+              help="Seconds the pod gets to stop (default: the pod's own).")
+@click.option("--now", is_flag=True, help="Same as --grace-period=1.")
+@click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
+@common
+def delete(ctx: Ctx, args: tuple[str, ...], files: tuple[str, ...], selector: str | None,
+           all_: bool, grace_period: int | None, now: bool, ignore_not_found: bool) -> None:
+    """Delete objects by name, by selector, by manifest or all of a type."""
+    grace = 1 if now else grace_period
+    errors: list[str] = []
+
+    def delete_one(res: Resource, ns: str | None, name: str) -> None:
+        try:
+            ctx.client.delete(res, ns, name, grace)
+            click.echo(f'{res.singular} "{name}" deleted')
+        except ClientError as exc:
+            if not (exc.code == 404 and ignore_not_found):
+                errors.append(server_error(exc))
+
+    if files:
+        items, errors = manifests.load(files)
+        for m in items:
+            delete_one(m.res, _manifest_ns(ctx, m), (m.obj.get("metadata") or {}).get("name", ""))
+        if errors:
+            fail("\n".join(errors))
+        return
+    targets = parse_targets(args)
+    for res, names in targets:
+        ns = ctx.ns_for(res)
+        if names:
+            if selector or all_:
+                fail("error: name cannot be provided when a selector or --all is specified")
+            for n in names:
+                delete_one(res, ns, n)
+            continue
+        if not (selector or all_):
+            fail("error: resource(s) were provided, but no name was specified")
+        found = ctx.client.list(res, ns, labelSelector=selector).get("items") or []
+        for o in found:
+            delete_one(res, ns, o["metadata"]["name"])
+        if not found and len(targets) == 1:
+            click.echo(f"No resources found{f' in {ns} namespace' if ns else ''}.", err=True)
+    if errors:
+        fail("\n".join(errors))
+
+
+# --- label / annotate / scale ----------------------------------------------------------------------
+
+
+def _split_changes(args: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str | None]]:
+    objs = tuple(a for a in args if "=" not in a and not a.endswith("-"))
+    changes: dict[str, str | None] = {}
+    for a in args:
+        if "=" in a:
+            k, _, v = a.partition("=")
+            changes[k] = v
+        elif a.endswith("-") and len(a) > 1:
+            changes[a[:-1]] = None
+    if not changes:
+        fail("error: at least one label update is required")
+    return objs, changes
+
+
+def _relabel(ctx: Ctx, args: tuple[str, ...], field: str, verb: str, overwrite: bool,
+             selector: str | None, all_: bool) -> None:
+    objs, changes = _split_changes(args)
+    targets = parse_targets(objs)
+    errors: list[str] = []
+    for res, names in targets:
+        ns = ctx.ns_for(res)
+        try:
+            if names:
+                items = [ctx.client.get(res, ns, n) for n in names]
+            elif selector or all_:
+                items = ctx.client.list(res, ns, labelSelector=selector).get("items") or []
+            else:
+                fail("error: resource(s) were provided, but no name was specified")
+        except ClientError as exc:
+            errors.append(server_error(exc))
+            continue
+        for o in items:
+            meta = o["metadata"]
+            current = meta.get(field) or {}
+            if not overwrite:
+                for k, v in changes.items():
+                    if v is not None and k in current and current[k] != v:
+                        fail(f"error: '{k}' already has a value ({current[k]}), and --overwrite "
+                             "is false")
+            patch = {"metadata": {field: changes, "resourceVersion": meta["resourceVersion"]}}
+            try:
+                ctx.client.patch(res, ns, meta["name"], patch)
+            except ClientError as exc:
+                errors.append(server_error(exc))
+                continue
+            click.echo(f"{display_name(res, meta['name'])} {verb}")
+    if errors:
+        fail("\n".join(errors))
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--overwrite", is_flag=True, help="Replace labels that already have a value.")
+@click.option("-l", "--selector", default=None, help="Label the objects matching this selector.")
+@click.option("--all", "all_", is_flag=True, help="Label all objects of the type.")
+@common
+def label(ctx: Ctx, args: tuple[str, ...], overwrite: bool, selector: str | None,
+          all_: bool) -> None:
+    """Add, change (--overwrite) or remove ('key-') labels: 'label pod kubia env=debug'."""
+    _relabel(ctx, args, "labels", "labeled", overwrite, selector, all_)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--overwrite", is_flag=True, help="Replace annotations that already have a value.")
+@click.option("-l", "--selector", default=None, help="Annotate the objects matching this selector.")
+@click.option("--all", "all_", is_flag=True, help="Annotate all objects of the type.")
+@common
+def annotate(ctx: Ctx, args: tuple[str, ...], overwrite: bool, selector: str | None,
+             all_: bool) -> None:
+    """Add, change (--overwrite) or remove ('key-') annotations."""
+    _relabel(ctx, args, "annotations", "annotated", overwrite, selector, all_)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--replicas", type=click.IntRange(min=0), required=True, help="The new replica count.")
+@common
+def scale(ctx: Ctx, args: tuple[str, ...], replicas: int) -> None:
+    """Set the replicas of a Deployment or ReplicaSet: 'scale deploy kubia --replicas=3'."""
+    for res, names in parse_targets(args):
+        if res.kind not in ("Deployment", "ReplicaSet"):
+            fail(f'error: cannot scale {res.plural}: only deployments and replicasets scale')
+        if not names:
+            fail("error: resource(s) were provided, but no name was specified")
+        for n in names:
+            ctx.client.patch(res, ctx.ns_for(res), n, {"spec": {"replicas": replicas}})
+            click.echo(f"{display_name(res, n)} scaled")
+
+
+# --- version / api-resources -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--client", "client_only", is_flag=True, help="Only the client version.")
+@common
+def version(ctx: Ctx, client_only: bool) -> None:
+    """Print the client and server versions."""
+    click.echo(f"Client Version: v{__version__}")
+    if not client_only:
+        v = ctx.client.version()
+        click.echo(f"Server Version: {v.get('gitVersion', '?')}")
+
+
+@cli.command("api-resources")
+@click.option("--namespaced", type=bool, default=None, help="Only (non-)namespaced resources.")
+@click.option("-o", "--output", type=click.Choice(["wide", "name"]), default=None)
+@common
+def api_resources(ctx: Ctx, namespaced: bool | None, output: str | None) -> None:
+    """List the resource types the API serves, with their short names."""
+    rows = [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]]
+    for r in sorted(RESOURCES, key=lambda r: (r.group, r.plural)):
+        if namespaced is not None and r.namespaced != namespaced:
+            continue
+        if output == "name":
+            click.echo(f"{r.plural}.{r.group}" if r.group else r.plural)
+            continue
+        rows.append([r.plural, ",".join(r.short_names), r.api_version, str(r.namespaced).lower(),
+                     r.kind])
+    if output != "name":
+        from nodeagent.cli.printers import format_rows
+        click.echo(format_rows(rows))
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run nodectl; every expected failure becomes a message on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="nodectl", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Failed as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except ClientError as exc:
+        click.echo(server_error(exc), err=True)
+        sys.exit(1)
+    except ConnectionFailed as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
