@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+from functools import partial
 
 import trio
 
@@ -62,8 +63,10 @@ async def run_agent(cfg: AgentConfig, *,
         await nursery.start(store.run)
         objects = ObjectStore(store)
         await ensure_namespaces(objects)
-        app = ApiApp(objects, ready=lambda: store.ready.is_set())
-        addrs = await nursery.start(serve_api, app, cfg.api_listen)
+        app = ApiApp(objects, ready=lambda: store.ready.is_set(),
+                     body_timeout_s=cfg.request_timeout_s)
+        addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
+                                            request_timeout_s=cfg.request_timeout_s))
         await nursery.start(namespaces.run, objects)
         nursery.start_soon(_signals, nursery.cancel_scope)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,

@@ -47,6 +47,10 @@ class AgentConfig:
     """Revisions of history kept for watches and paginated lists.  A client further behind
     than this gets 410 Gone and relists.  Memory grows with it."""
 
+    request_timeout_s: int = 30
+    """Seconds a client gets to send a whole request (headers and body).  Slower or
+    half-sent requests get 408 or are dropped, so they cannot pin connections."""
+
     log_level: str = "info"
     """debug, info, warning or error."""
 
@@ -60,6 +64,8 @@ class AgentConfig:
             raise ConfigError("snapshot_every", "must be at least 1")
         if self.history_revisions < 1:
             raise ConfigError("history_revisions", "must be at least 1")
+        if self.request_timeout_s < 1:
+            raise ConfigError("request_timeout_s", "must be at least 1")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

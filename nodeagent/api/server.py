@@ -352,14 +352,17 @@ def _int_param(q: Any, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-async def serve_api(app: ApiApp, listen: str, *,
+async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; reports the bound addresses once listening."""
     config = Config()
     config.bind = [listen]
     config.accesslog = None
     config.errorlog = logging.getLogger("nodeagent.http")
-    config.keep_alive_timeout = 75.0  # idle connections, and half-sent request headers
+    # Idle connections, and connections whose request headers never finish, are closed after
+    # this.  (hypercorn's read_timeout would also cut long watches, where the client is
+    # silent by design, so it stays off; stalled bodies get 408 from _raw_body.)
+    config.keep_alive_timeout = float(request_timeout_s)
     config.graceful_timeout = 5.0
     config.backlog = 1024
     config.h11_max_incomplete_size = 64 * 1024
