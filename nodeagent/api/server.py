@@ -146,7 +146,8 @@ class ApiApp:
             result = self.objects.list(
                 t.resource, t.namespace, label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"), limit=limit,
-                continue_token=q.get("continue"), resource_version=q.get("resourceVersion"))
+                continue_token=q.get("continue"), resource_version=q.get("resourceVersion"),
+                raw=True)
             return json_response(result)
         if _truthy(q.get("watch")):
             raise ApiError.bad_request("watch of a single object: use a list watch with "

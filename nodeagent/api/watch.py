@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import trio
 
-from nodeagent.api.objects import FieldSelector, decode_kv
+from nodeagent.api.objects import FieldSelector, raw_json
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
@@ -41,9 +41,7 @@ class EventEncoder:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        obj = decode_kv(kv)
-        obj["metadata"]["resourceVersion"] = str(revision)
-        data = orjson.dumps({"type": etype, "object": obj}) + b"\n"
+        data = b'{"type":"%s","object":%s}\n' % (etype.encode(), raw_json(kv.value, revision))
         self._cache[key] = data
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)

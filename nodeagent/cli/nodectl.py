@@ -240,10 +240,9 @@ def _list_items(ctx: Ctx, res: Resource, names: list[str], all_ns: bool, selecto
                 field_selector: str | None) -> list[Obj]:
     ns = ctx.ns_for(res, all_ns)
     if names:
-        items = []
-        for n in names:
-            items.append(ctx.client.get(res, ns, n))
-        return items
+        # apiVersion and kind first, as kubectl prints objects (the server stores metadata first).
+        return [{"apiVersion": res.api_version, "kind": res.kind, **ctx.client.get(res, ns, n)}
+                for n in names]
     out = ctx.client.list(res, ns, labelSelector=selector, fieldSelector=field_selector)
     kind = res.kind
     return [{"apiVersion": res.api_version, "kind": kind, **i} for i in out.get("items") or []]

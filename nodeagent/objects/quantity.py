@@ -17,6 +17,7 @@ Grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go)::
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -105,8 +106,16 @@ class Quantity:
 def parse_quantity(raw: str | int | float) -> Quantity:
     """Parse a quantity from YAML/JSON (a string, or a bare number).
 
-    Raises :class:`QuantityError` with Kubernetes' message for bad text.
+    Raises :class:`QuantityError` with Kubernetes' message for bad text.  Cached: the same
+    few quantities ("100m", "64Mi") recur in every pod, and exact parsing is not cheap.
     """
+    if not isinstance(raw, str | int | float):
+        raise QuantityError("quantities must be a string or a number")
+    return _parse(raw, type(raw))  # the type is part of the key: True == 1 but is not valid
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(raw: str | int | float, _kind: type) -> Quantity:
     if isinstance(raw, bool):
         raise QuantityError("quantities must match the regular expression "
                             "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")

@@ -47,7 +47,7 @@ def test_equal_values_compare_equal_across_formats():
     assert parse_quantity("1n").milli() == 1  # CPU counts round up
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "1Xi", "1.2.3", "--1", "1 Gi", True, None, "1e99"])
+@pytest.mark.parametrize("bad", ["", "abc", "1Xi", "1.2.3", "--1", "1 Gi", True, None, "1e99", [1], {}])
 def test_bad_quantities_are_rejected(bad):
     with pytest.raises(QuantityError):
         parse_quantity(bad)

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""API benchmark: one agent against a single-member etcd, on loopback, in the same run.
+
+Measures (issue 3):
+  create  N pods with 16 concurrent clients: ops/s, p50/p99 latency, against etcd puts of the
+          same bytes (gRPC through python-etcd3, and the HTTP JSON gateway); ratio to the best.
+  list    N pods: latency (median of runs), against an etcd range over the same keys (gRPC).
+  watch   W watchers, U updates: p99 delay from write acknowledged to the event received by
+          every watcher; etcd with the same watchers and writer (gRPC and HTTP gateway).
+  rss     the agent's resident memory holding N pods, and etcd's holding the same values.
+
+Both sides are driven by the same Python load generator (threads for request/response,
+trio for the watch streams), so the generator's own cost is shared.  Both fsync each
+write (etcd always does; the agent by default).
+
+Usage: scripts/bench/api.py [--quick] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c
+
+CLIENTS = 16
+
+
+def pod_body(i: int) -> bytes:
+    import orjson
+    return orjson.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"kubia-{i:05d}", "labels": {"app": "kubia", "tier": "web",
+                                                          "shard": str(i % 10)}},
+        "spec": {"containers": [{
+            "name": "kubia", "image": "luksa/kubia:v1",
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "env": [{"name": "GREETING", "value": "You've hit"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                          "limits": {"memory": "128Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2},
+        }]},
+    })
+
+
+def run_clients(n: int, make_op: Callable[[], Callable[[int], None]]) -> tuple[float, list[float]]:
+    """n operations over CLIENTS threads (each with its own client); (ops/s, latencies s)."""
+    counter = itertools.count()
+    latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
+    errors: list[BaseException] = []
+    ready = threading.Barrier(CLIENTS + 1)
+
+    def worker(w: int) -> None:
+        op = make_op()
+        ready.wait()
+        mine = latencies[w]
+        try:
+            while (i := next(counter)) < n:
+                t0 = time.perf_counter()
+                op(i)
+                mine.append(time.perf_counter() - t0)
+        except BaseException as exc:  # reported below, not swallowed
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    flat = [x for lst in latencies for x in lst]
+    return len(flat) / wall, flat
+
+
+# --- creates ----------------------------------------------------------------------------------
+
+
+def ours_create(agent: c.Agent, bodies: list[bytes]) -> tuple[float, list[float]]:
+    import httpx
+
+    def make() -> Callable[[int], None]:
+        http = httpx.Client(base_url=agent.url, timeout=60)
+
+        def op(i: int) -> None:
+            r = http.post("/api/v1/namespaces/bench/pods", content=bodies[i],
+                          headers={"Content-Type": "application/json"})
+            if r.status_code != 201:
+                raise RuntimeError(f"create failed: {r.status_code} {r.text[:200]}")
+        return op
+    return run_clients(len(bodies), make)
+
+
+def etcd_grpc_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[float, list[float]]:
+    import etcd3
+
+    def make() -> Callable[[int], None]:
+        client = etcd3.client(host=etcd.host, port=etcd.port)
+
+        def op(i: int) -> None:
+            client.put(f"{prefix}kubia-{i:05d}", bodies[i])
+        return op
+    return run_clients(len(bodies), make)
+
+
+def etcd_http_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[float, list[float]]:
+    import httpx
+
+    def make() -> Callable[[int], None]:
+        http = httpx.Client(base_url=etcd.url, timeout=60)
+
+        def op(i: int) -> None:
+            key = base64.b64encode(f"{prefix}kubia-{i:05d}".encode()).decode()
+            r = http.post("/v3/kv/put", json={"key": key,
+                                              "value": base64.b64encode(bodies[i]).decode()})
+            if r.status_code != 200:
+                raise RuntimeError(f"etcd put failed: {r.status_code} {r.text[:200]}")
+        return op
+    return run_clients(len(bodies), make)
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+def time_runs(fn: Callable[[], int], runs: int) -> tuple[float, int]:
+    times, count = [], 0
+    fn()  # warm up
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        count = fn()
+        times.append(time.perf_counter() - t0)
+    return c.median(times), count
+
+
+def ours_list(agent: c.Agent) -> int:
+    import httpx
+    import orjson
+    r = httpx.get(f"{agent.url}/api/v1/namespaces/bench/pods", timeout=60)
+    return len(orjson.loads(r.content)["items"])
+
+
+def etcd_list(client, prefix: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for _ in client.get_prefix(prefix))
+
+
+# --- watches ----------------------------------------------------------------------------------
+
+
+async def watch_delays(n_watchers: int, n_updates: int, rate_hz: float,
+                       open_stream: Callable, write: Callable  # type: ignore[type-arg]
+                       ) -> tuple[list[float], list[float]]:
+    """Per update: (last watcher's receive - write acknowledged, ... - write sent)."""
+    import trio
+    acked: dict[int, float] = {}
+    sent: dict[int, float] = {}
+    received: list[dict[int, float]] = [{} for _ in range(n_watchers)]
+    started = finished = 0
+    all_finished = trio.Event()
+
+    async def watcher(w: int, task_status: trio.TaskStatus[None]) -> None:
+        nonlocal started, finished
+        async with open_stream() as events:
+            started += 1
+            task_status.started()
+            seen = received[w]
+            async for rev in events:
+                seen[rev] = time.perf_counter()
+                if len(seen) >= n_updates:
+                    break
+        finished += 1
+        if finished == n_watchers:
+            all_finished.set()
+
+    async with trio.open_nursery() as nursery:
+        for w in range(n_watchers):
+            await nursery.start(watcher, w)
+        await trio.sleep(0.5)
+        interval = 1.0 / rate_hz
+        next_at = trio.current_time()
+        for i in range(n_updates):
+            t_sent = time.perf_counter()
+            rev = await write(i)
+            acked[rev] = time.perf_counter()
+            sent[rev] = t_sent
+            next_at += interval
+            await trio.sleep_until(next_at)
+        with trio.move_on_after(30) as scope:
+            await all_finished.wait()
+        if scope.cancelled_caught:
+            missing = sum(n_updates - len(r) for r in received)
+            raise RuntimeError(f"{missing} watch events never arrived")
+        nursery.cancel_scope.cancel()
+    return _delays(received, acked, sent)
+
+
+def _delays(received: list[dict[int, float]], acked: dict[int, float],
+            sent: dict[int, float]) -> tuple[list[float], list[float]]:
+    last = {rev: max(r[rev] for r in received) for rev in acked}
+    # An event can reach the watchers before the write's own response reaches the writer:
+    # that is a delay of 0 from the acknowledgement.
+    return ([max(0.0, last[rev] - t) for rev, t in acked.items()],
+            [last[rev] - sent[rev] for rev in acked])
+
+
+def ours_watch(agent: c.Agent, n_watchers: int, n_updates: int,
+               rate_hz: float) -> tuple[list[float], list[float]]:
+    import contextlib
+
+    import httpx
+    import orjson
+    import trio
+
+    async def main() -> tuple[list[float], list[float]]:
+        limits = httpx.Limits(max_connections=n_watchers + 10, max_keepalive_connections=20)
+        async with httpx.AsyncClient(base_url=agent.url, timeout=httpx.Timeout(60, read=None),
+                                     limits=limits) as http:
+            r = await http.post("/api/v1/namespaces/bench/configmaps",
+                                json={"metadata": {"name": "watched"}, "data": {"n": "0"}})
+            start_rv = r.json()["metadata"]["resourceVersion"]
+
+            @contextlib.asynccontextmanager
+            async def open_stream():  # type: ignore[no-untyped-def]
+                async with http.stream("GET", "/api/v1/namespaces/bench/configmaps", params={
+                        "watch": "true", "resourceVersion": start_rv,
+                        "fieldSelector": "metadata.name=watched"}) as resp:
+                    async def events():  # type: ignore[no-untyped-def]
+                        async for line in resp.aiter_lines():
+                            if line:
+                                ev = orjson.loads(line)
+                                yield int(ev["object"]["metadata"]["resourceVersion"])
+                    yield events()
+
+            async def write(i: int) -> int:
+                r = await http.patch("/api/v1/namespaces/bench/configmaps/watched",
+                                     content=b'{"data":{"n":"%d"}}' % (i + 1),
+                                     headers={"Content-Type": "application/merge-patch+json"})
+                return int(r.json()["metadata"]["resourceVersion"])
+
+            return await watch_delays(n_watchers, n_updates, rate_hz, open_stream, write)
+    return trio.run(main)
+
+
+def etcd_http_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
+                    rate_hz: float) -> tuple[list[float], list[float]]:
+    import contextlib
+
+    import httpx
+    import orjson
+    import trio
+
+    key = base64.b64encode(b"/watched").decode()
+
+    async def main() -> tuple[list[float], list[float]]:
+        limits = httpx.Limits(max_connections=n_watchers + 10, max_keepalive_connections=20)
+        async with httpx.AsyncClient(base_url=etcd.url, timeout=httpx.Timeout(60, read=None),
+                                     limits=limits) as http:
+            r = await http.post("/v3/kv/put", json={"key": key, "value": ""})
+            start = int(r.json()["header"]["revision"]) + 1
+
+            @contextlib.asynccontextmanager
+            async def open_stream():  # type: ignore[no-untyped-def]
+                body = {"create_request": {"key": key, "start_revision": start}}
+                async with http.stream("POST", "/v3/watch", json=body) as resp:
+                    async def events():  # type: ignore[no-untyped-def]
+                        async for line in resp.aiter_lines():
+                            if not line:
+                                continue
+                            res = orjson.loads(line).get("result") or {}
+                            for ev in res.get("events") or []:
+                                yield int(ev["kv"]["mod_revision"])
+                    yield events()
+
+            async def write(i: int) -> int:
+                r = await http.post("/v3/kv/put", json={
+                    "key": key, "value": base64.b64encode(b'{"n":"%d"}' % i).decode()})
+                return int(r.json()["header"]["revision"])
+
+            return await watch_delays(n_watchers, n_updates, rate_hz, open_stream, write)
+    return trio.run(main)
+
+
+def etcd_grpc_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
+                    rate_hz: float) -> tuple[list[float], list[float]]:
+    """python-etcd3: each watcher its own client (own gRPC channel), callbacks on its thread."""
+    import etcd3
+    writer = etcd3.client(host=etcd.host, port=etcd.port)
+    start = writer.put("/watched-grpc", b"").header.revision + 1
+    received: list[dict[int, float]] = [{} for _ in range(n_watchers)]
+    clients = []
+    for w in range(n_watchers):
+        cl = etcd3.client(host=etcd.host, port=etcd.port)
+        seen = received[w]
+
+        def cb(resp, seen=seen) -> None:  # type: ignore[no-untyped-def]
+            now = time.perf_counter()
+            for ev in getattr(resp, "events", ()):  # an error object when the watch ends
+                seen[ev.mod_revision] = now
+        cl.add_watch_callback("/watched-grpc", cb, start_revision=start)
+        clients.append(cl)
+    time.sleep(1.0)
+    acked: dict[int, float] = {}
+    sent: dict[int, float] = {}
+    interval = 1.0 / rate_hz
+    next_at = time.perf_counter()
+    for i in range(n_updates):
+        t_sent = time.perf_counter()
+        rev = writer.put("/watched-grpc", b'{"n":"%d"}' % i).header.revision
+        acked[rev] = time.perf_counter()
+        sent[rev] = t_sent
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    deadline = time.perf_counter() + 30
+    while any(len(r) < n_updates for r in received) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    for cl in clients:
+        cl.close()
+    if any(len(r) < n_updates for r in received):
+        raise RuntimeError("etcd gRPC watch events never arrived")
+    return _delays(received, acked, sent)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    import psutil
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def main() -> None:
+    a = c.args(__doc__.splitlines()[1])
+    c.ensure_bench_extra()
+    import etcd3
+
+    n = 2_000 if a.quick else 10_000
+    watchers, updates = (20, 200) if a.quick else (100, 1_000)
+    rate_hz = 100.0
+    list_runs = 5 if a.quick else 9
+    res = c.Results()
+    bodies = [pod_body(i) for i in range(n)]
+    print(f"pods={n} (~{sum(map(len, bodies)) // n} bytes each), clients={CLIENTS}, "
+          f"watchers={watchers}, updates={updates} at {rate_hz:g}/s", file=sys.stderr)
+
+    agent = c.start_agent()
+    etcd = c.start_etcd()
+    import httpx
+    httpx.post(f"{agent.url}/api/v1/namespaces", json={"metadata": {"name": "bench"}}).raise_for_status()
+
+    print("create: ours", file=sys.stderr)
+    ours_rate, ours_lat = ours_create(agent, bodies)
+    print("create: etcd gRPC", file=sys.stderr)
+    grpc_rate, grpc_lat = etcd_grpc_create(etcd, bodies, "/registry/pods/bench/")
+    print("create: etcd HTTP gateway", file=sys.stderr)
+    http_rate, http_lat = etcd_http_create(etcd, bodies, "/gateway/pods/bench/")
+    best_rate, best_lat, best_name = max([(grpc_rate, grpc_lat, "etcd gRPC (python-etcd3)"),
+                                          (http_rate, http_lat, "etcd HTTP gateway")],
+                                         key=lambda x: x[0])
+    res.add(f"create {n} pods, {CLIENTS} clients", "ops/s", ours_rate, best_rate,
+            higher_is_better=True, n=n, peer_name=best_name, target="ratio >= 0.5",
+            etcd_grpc=round(grpc_rate, 1), etcd_http=round(http_rate, 1))
+    res.add("create p50", "ms", c.percentile(ours_lat, 50) * 1e3, c.percentile(best_lat, 50) * 1e3,
+            higher_is_better=False, n=n, peer_name=best_name)
+    res.add("create p99", "ms", c.percentile(ours_lat, 99) * 1e3, c.percentile(best_lat, 99) * 1e3,
+            higher_is_better=False, n=n, peer_name=best_name)
+    other_rate, other_name = ((http_rate, "etcd HTTP gateway") if best_rate == grpc_rate
+                              else (grpc_rate, "etcd gRPC (python-etcd3)"))
+    res.add(f"create {n} pods (other etcd API)", "ops/s", ours_rate, other_rate,
+            higher_is_better=True, n=n, peer_name=other_name)
+
+    print("list", file=sys.stderr)
+    ours_list_s, count = time_runs(lambda: ours_list(agent), list_runs)
+    assert count == n, f"listed {count} pods, created {n}"
+    client = etcd3.client(host=etcd.host, port=etcd.port, grpc_options=[
+        ("grpc.max_receive_message_length", 256 * 2**20)])  # 10k pods is more than 4 MiB
+    etcd_list_s, ecount = time_runs(lambda: etcd_list(client, "/registry/pods/bench/"), list_runs)
+    assert ecount == n
+    res.add(f"list {n} pods", "ms", ours_list_s * 1e3, etcd_list_s * 1e3, higher_is_better=False,
+            n=list_runs, peer_name="etcd gRPC range", target="<= 300 ms")
+
+    ours_rss, etcd_rss = rss_mib(agent.proc.pid), rss_mib(etcd.proc.pid)
+    res.add(f"RSS holding {n} pods", "MiB", ours_rss, etcd_rss, higher_is_better=False, n=1,
+            peer_name="etcd (same values)", target="<= 200 MiB")
+
+    print("watch: ours", file=sys.stderr)
+    ours_d = ours_watch(agent, watchers, updates, rate_hz)
+    print("watch: etcd HTTP gateway", file=sys.stderr)
+    http_d = etcd_http_watch(etcd, watchers, updates, rate_hz)
+    print("watch: etcd gRPC", file=sys.stderr)
+    grpc_d = etcd_grpc_watch(etcd, watchers, updates, rate_hz)
+    best, best_dn = min([(grpc_d, "etcd gRPC (python-etcd3)"), (http_d, "etcd HTTP gateway")],
+                        key=lambda x: c.percentile(x[0][1], 99))
+    p99 = lambda d: c.percentile(d, 99) * 1e3  # noqa: E731
+    p50 = lambda d: c.percentile(d, 50) * 1e3  # noqa: E731
+    res.add(f"watch delay p99 from write ack, {watchers} watchers x {updates} updates", "ms",
+            p99(ours_d[0]), p99(best[0]), higher_is_better=False, n=updates, peer_name=best_dn,
+            target="<= 50 ms", etcd_grpc_ms=round(p99(grpc_d[0]), 2),
+            etcd_http_ms=round(p99(http_d[0]), 2))
+    res.add("watch delay p99 from write sent", "ms", p99(ours_d[1]), p99(best[1]),
+            higher_is_better=False, n=updates, peer_name=best_dn,
+            etcd_grpc_ms=round(p99(grpc_d[1]), 2), etcd_http_ms=round(p99(http_d[1]), 2))
+    res.add("watch delay p50 from write sent", "ms", p50(ours_d[1]), p50(best[1]),
+            higher_is_better=False, n=updates, peer_name=best_dn)
+    ours_rss2 = rss_mib(agent.proc.pid)
+    res.add(f"RSS after {watchers} watches", "MiB", ours_rss2, rss_mib(etcd.proc.pid),
+            higher_is_better=False, n=1, peer_name="etcd")
+    res.print_and_write(a.out)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

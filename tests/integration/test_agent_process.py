@@ -1,0 +1,67 @@
+"""The agent as a process: config sources, --help, sd_notify readiness, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from agentproc import AgentProcess
+from nodeagent.config import AgentConfig, load_config
+
+
+def test_flags_beat_environment_beat_file(tmp_path):
+    cfg_file = tmp_path / "agent.toml"
+    cfg_file.write_text('name = "from-file"\ndata_dir = "/file"\nsnapshot-every = 5\n')
+    cfg = load_config(str(cfg_file), {"NODEAGENT_DATA_DIR": "/env", "NODEAGENT_NAME": "from-env"},
+                      {"name": "from-flag", "data_dir": None})
+    assert (cfg.name, cfg.data_dir, cfg.snapshot_every) == ("from-flag", "/env", 5)
+
+
+def test_bad_config_names_the_setting(tmp_path):
+    cfg_file = tmp_path / "agent.toml"
+    cfg_file.write_text("snapshot_every = 'often'\n")
+    p = subprocess.run([sys.executable, "-m", "nodeagent", "run", "--config", str(cfg_file)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "snapshot_every" in p.stderr and "'often' is not an integer" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "nodeagent", "run", "--api-listen", "nowhere"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "api_listen: 'nowhere' is not HOST:PORT" in p.stderr
+
+
+def test_help_explains_every_setting():
+    p = subprocess.run([sys.executable, "-m", "nodeagent", "run", "--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0
+    for field in AgentConfig.__dataclass_fields__:
+        assert "--" + field.replace("_", "-") in p.stdout, field
+
+
+def test_ready_notification_and_clean_stop_on_sigterm(tmp_path):
+    sock_path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(sock_path)
+        notify.settimeout(20)
+        os.environ["NOTIFY_SOCKET"] = sock_path
+        try:
+            agent = AgentProcess(tmp_path / "a", "notify").start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        try:
+            msg = notify.recv(4096).decode()
+            assert "READY=1" in msg and agent.url.removeprefix("http://") in msg
+            assert agent.stop(signal.SIGTERM) == 0
+            assert "STOPPING=1" in notify.recv(4096).decode()
+        finally:
+            agent.close()
+    assert "agent stopped" in agent.log_text()
+    # What was written before the stop is there after a restart.
+    agent2 = AgentProcess(tmp_path / "a", "notify").start()
+    try:
+        with agent2.client() as http:
+            assert http.get("/api/v1/namespaces/default").status_code == 200
+    finally:
+        agent2.close()
