@@ -518,28 +518,22 @@ def _relabel(ctx: Ctx, args: tuple[str, ...], field: str, verb: str, overwrite: 
         fail("\n".join(errors))
 
 
-@cli.command()
-@click.argument("args", nargs=-1, required=True)
-@click.option("--overwrite", is_flag=True, help="Replace labels that already have a value.")
-@click.option("-l", "--selector", default=None, help="Label the objects matching this selector.")
-@click.option("--all", "all_", is_flag=True, help="Label all objects of the type.")
-@common
-def label(ctx: Ctx, args: tuple[str, ...], overwrite: bool, selector: str | None,
-          all_: bool) -> None:
-    """Add, change (--overwrite) or remove ('key-') labels: 'label pod kubia env=debug'."""
-    _relabel(ctx, args, "labels", "labeled", overwrite, selector, all_)
+def _metadata_map_command(name: str, field: str, verb: str, example: str) -> None:
+    """'label' and 'annotate': the same command over metadata.labels or .annotations."""
+    @cli.command(name, help=f"Add, change (--overwrite) or remove ('key-') {field}: "
+                 f"'{name} {example}'.")
+    @click.argument("args", nargs=-1, required=True)
+    @click.option("--overwrite", is_flag=True, help=f"Replace {field} that already have a value.")
+    @click.option("-l", "--selector", default=None, help="Change the objects matching this selector.")
+    @click.option("--all", "all_", is_flag=True, help="Change all objects of the type.")
+    @common
+    def command(ctx: Ctx, args: tuple[str, ...], overwrite: bool, selector: str | None,
+                all_: bool) -> None:
+        _relabel(ctx, args, field, verb, overwrite, selector, all_)
 
 
-@cli.command()
-@click.argument("args", nargs=-1, required=True)
-@click.option("--overwrite", is_flag=True, help="Replace annotations that already have a value.")
-@click.option("-l", "--selector", default=None, help="Annotate the objects matching this selector.")
-@click.option("--all", "all_", is_flag=True, help="Annotate all objects of the type.")
-@common
-def annotate(ctx: Ctx, args: tuple[str, ...], overwrite: bool, selector: str | None,
-             all_: bool) -> None:
-    """Add, change (--overwrite) or remove ('key-') annotations."""
-    _relabel(ctx, args, "annotations", "annotated", overwrite, selector, all_)
+_metadata_map_command("label", "labels", "labeled", "pod kubia env=debug")
+_metadata_map_command("annotate", "annotations", "annotated", "deploy kubia team=web")
 
 
 @cli.command()

@@ -130,6 +130,32 @@ def etcd_http_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[fl
     return run_clients(len(bodies), make)
 
 
+def ceiling_create(bodies: list[bytes]) -> float:
+    """The same load against a trivial ASGI app on hypercorn: what the HTTP stack allows."""
+    import httpx
+    port = c.free_port()
+    proc = c.spawn([sys.executable, str(Path(__file__).with_name("_asgi_ceiling.py")), str(port)],
+                   os.path.join(c.tempdir("bench-ceiling-"), "log"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+
+    def make() -> Callable[[int], None]:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+
+        def op(i: int) -> None:
+            http.post("/x", content=bodies[i], headers={"Content-Type": "application/json"})
+        return op
+    rate, _ = run_clients(len(bodies), make)
+    proc.kill()
+    proc.wait()
+    return rate
+
+
 # --- lists ------------------------------------------------------------------------------------
 
 
@@ -377,6 +403,12 @@ def main() -> None:
                               else (grpc_rate, "etcd gRPC (python-etcd3)"))
     res.add(f"create {n} pods (other etcd API)", "ops/s", ours_rate, other_rate,
             higher_is_better=True, n=n, peer_name=other_name)
+
+    print("create: trivial ASGI app on hypercorn (HTTP stack ceiling)", file=sys.stderr)
+    ceiling = ceiling_create(bodies)
+    res.add("HTTP stack ceiling: trivial app on hypercorn", "ops/s", ceiling, best_rate,
+            higher_is_better=True, n=n, peer_name=best_name,
+            note="no store, no decoding: what the HTTP server and this generator allow")
 
     print("list", file=sys.stderr)
     ours_list_s, count = time_runs(lambda: ours_list(agent), list_runs)
