@@ -1,0 +1,1 @@
+"""Container runtime: a spec -> an isolated, limited process (see runtime/launch.py)."""

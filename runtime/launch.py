@@ -1,0 +1,130 @@
+"""Starting a container process: fork, new namespaces, the PID-1 child, error reporting.
+
+The caller (the CLI here; a single-threaded launcher process for the agent,
+never the Trio process) calls :func:`start`.  It forks a short-lived child
+that creates the namespaces (joining any given by path) and forks again: the
+grandchild is PID 1 of the new PID namespace, sets up its rootfs and execs.
+The short-lived child exits at once, so the container is reparented to the
+caller, which made itself a child subreaper: no monitor process per container.
+
+Errors before exec come back through a close-on-exec pipe as
+``reason\\tmessage``; an exec that succeeds closes the pipe empty, which is
+also the moment the container counts as started.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from dataclasses import dataclass
+
+from runtime import syscalls as sc
+from runtime.container_init import SetupError, setup_and_exec
+from runtime.spec import ContainerSpec
+
+__all__ = ["StartFailed", "Started", "start", "wait"]
+
+
+class StartFailed(Exception):
+    """The container did not start; ``reason`` is what the pod status shows."""
+
+    def __init__(self, reason: str, message: str, exit_code: int) -> None:
+        self.reason = reason
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int  # host PID of the container's PID 1
+
+
+_subreaper_set = False
+
+
+def _ensure_subreaper() -> None:
+    global _subreaper_set
+    if not _subreaper_set:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        _subreaper_set = True
+
+
+def _child_fail(err_w: int, reason: str, message: str, code: int) -> None:
+    try:
+        os.write(err_w, f"{reason}\t{message}".encode()[:4000])
+    finally:
+        os._exit(code)
+
+
+def _namespaces(spec: ContainerSpec) -> None:
+    for ns_type, path in spec.join_namespaces:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(fd, sc.NAMESPACE_FLAGS.get(ns_type, 0))
+        finally:
+            os.close(fd)
+    flags = 0
+    for ns in spec.namespaces:
+        if ns not in dict(spec.join_namespaces):
+            flags |= sc.NAMESPACE_FLAGS[ns]
+    sc.unshare(flags)
+
+
+def start(spec: ContainerSpec) -> Started:
+    """Start the container; returns once its command was exec'd.  Raises StartFailed."""
+    spec.check()
+    _ensure_subreaper()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    mid = os.fork()
+    if mid == 0:  # short-lived child: namespaces, then the container's PID 1
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            _namespaces(spec)
+            pid1 = os.fork()
+            if pid1 == 0:
+                os.close(pid_w)
+                try:
+                    setup_and_exec(spec)
+                except SetupError as exc:
+                    _child_fail(err_w, exc.reason, str(exc), exc.exit_code)
+                except OSError as exc:
+                    _child_fail(err_w, "StartError", str(exc), 128)
+                except BaseException as exc:
+                    _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
+            os.write(pid_w, struct.pack("<i", pid1))
+            os._exit(0)
+        except OSError as exc:
+            _child_fail(err_w, "StartError", str(exc), 128)
+        except BaseException as exc:
+            _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
+    os.close(err_w)
+    os.close(pid_w)
+    try:
+        raw = os.read(pid_r, 4)
+        _, mid_status = os.waitpid(mid, 0)
+        failure = b""
+        while chunk := os.read(err_r, 4096):  # EOF once exec succeeded or PID 1 exited
+            failure += chunk
+    finally:
+        os.close(pid_r)
+        os.close(err_r)
+    pid1 = struct.unpack("<i", raw)[0] if len(raw) == 4 else 0
+    if failure:
+        status = os.waitpid(pid1, 0)[1] if pid1 else mid_status  # it exited after reporting
+        reason, _, message = failure.decode(errors="replace").partition("\t")
+        raise StartFailed(reason, message, os.waitstatus_to_exitcode(status))
+    if not pid1:
+        raise StartFailed("StartError", "container process was not created", 128)
+    return Started(pid1)
+
+
+def wait(started: Started) -> int:
+    """Wait for the container's PID 1; exit code, or 128 + signal as a shell reports it."""
+    _, status = os.waitpid(started.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

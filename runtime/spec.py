@@ -1,0 +1,202 @@
+"""What a container is: the spec the runtime runs, from an OCI bundle or filled by the pod manager.
+
+:class:`ContainerSpec` is plain data with Docker's defaults (capabilities,
+masked and read-only paths, the minimal /dev).  :func:`load_bundle` reads an
+OCI runtime-spec bundle (``config.json`` + rootfs) so the same bundle can be
+run by crun for comparison; anything it cannot honour is a :class:`SpecError`
+naming the field, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_CAPABILITIES", "ContainerSpec", "Mount", "SpecError", "load_bundle"]
+
+# Docker's default capability set (moby/oci/caps/defaults.go).
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+
+CAPABILITY_NUMBERS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
+    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+# Docker's masked and read-only paths (moby/oci/defaults.go).
+DEFAULT_MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+DEFAULT_READONLY_PATHS = (
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+)
+DEFAULT_NAMESPACES = ("mount", "uts", "ipc", "pid", "cgroup")
+KNOWN_NAMESPACES = ("mount", "uts", "ipc", "pid", "cgroup", "network", "user")
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+class SpecError(ValueError):
+    """A spec the runtime cannot run; ``field`` is the JSON path of the problem."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        self.field = field_path
+        super().__init__(f"{field_path}: {message}")
+
+
+@dataclass(frozen=True)
+class Mount:
+    destination: str
+    type: str = "bind"
+    source: str = ""
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    rootfs: str
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    hostname: str = ""
+    readonly_rootfs: bool = False
+    mounts: tuple[Mount, ...] = ()
+    # Namespaces to create; a namespace given a path in join_namespaces is joined instead.
+    namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
+    join_namespaces: tuple[tuple[str, str], ...] = ()
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    no_new_privileges: bool = True
+    rlimits: tuple[tuple[str, int, int], ...] = (("RLIMIT_NOFILE", 1048576, 1048576),)
+    masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
+    readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def check(self) -> None:
+        """Raise SpecError for what cannot be run."""
+        if not self.args:
+            raise SpecError("process.args", "Required value: a container needs a command")
+        if not os.path.isabs(self.cwd):
+            raise SpecError("process.cwd", f"Invalid value: {self.cwd!r}: must be absolute")
+        if not os.path.isdir(self.rootfs):
+            raise SpecError("root.path", f"Not found: {self.rootfs!r}: not a directory")
+        for i, ns in enumerate(self.namespaces):
+            if ns not in KNOWN_NAMESPACES:
+                raise SpecError(f"linux.namespaces[{i}].type",
+                                f"Unsupported value: {ns!r}: supported values: "
+                                + ", ".join(f'"{k}"' for k in KNOWN_NAMESPACES))
+        for i, cap in enumerate(self.capabilities):
+            if cap not in CAPABILITY_NUMBERS:
+                raise SpecError(f"process.capabilities.bounding[{i}]",
+                                f"Unsupported value: {cap!r}")
+        for i, (name, _soft, _hard) in enumerate(self.rlimits):
+            if name not in RLIMITS:
+                raise SpecError(f"process.rlimits[{i}].type", f"Unsupported value: {name!r}")
+        for i, m in enumerate(self.mounts):
+            if not os.path.isabs(m.destination):
+                raise SpecError(f"mounts[{i}].destination",
+                                f"Invalid value: {m.destination!r}: must be absolute")
+        if len(self.hostname) > 64:
+            raise SpecError("hostname", "Too long: must have at most 64 bytes")
+
+
+def _get(obj: Any, path: str, kind: type, default: Any) -> Any:
+    if not isinstance(obj, dict):
+        return default
+    value = obj.get(path.rsplit(".", 1)[-1], default)
+    if value is not default and not isinstance(value, kind):
+        raise SpecError(path, f"Invalid value: expected {kind.__name__}, got "
+                        f"{type(value).__name__}")
+    return value
+
+
+def load_bundle(bundle: str) -> ContainerSpec:
+    """Read ``BUNDLE/config.json`` (OCI runtime-spec) into a ContainerSpec."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        raise SpecError("config.json", f"Not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError("config.json", f"cannot be read: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise SpecError("config.json", "Invalid value: expected an object")
+    process = _get(cfg, "process", dict, {})
+    root = _get(cfg, "root", dict, {})
+    linux = _get(cfg, "linux", dict, {})
+    rootfs = _get(root, "root.path", str, "rootfs")
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(os.path.abspath(bundle), rootfs)
+    user = _get(process, "process.user", dict, {})
+    caps = _get(process, "process.capabilities", dict, {})
+    namespaces: list[str] = []
+    joins: list[tuple[str, str]] = []
+    for i, ns in enumerate(_get(linux, "linux.namespaces", list, list(DEFAULT_NAMESPACES))):
+        if isinstance(ns, str):
+            namespaces.append(ns)
+            continue
+        if not isinstance(ns, dict) or not isinstance(ns.get("type"), str):
+            raise SpecError(f"linux.namespaces[{i}].type", "Required value")
+        if ns.get("path"):
+            joins.append((ns["type"], str(ns["path"])))
+        else:
+            namespaces.append(ns["type"])
+    mounts = []
+    for i, m in enumerate(_get(cfg, "mounts", list, [])):
+        if not isinstance(m, dict) or not isinstance(m.get("destination"), str):
+            raise SpecError(f"mounts[{i}].destination", "Required value")
+        mounts.append(Mount(m["destination"], str(m.get("type") or "bind"),
+                            str(m.get("source") or ""), tuple(m.get("options") or ())))
+    rlimits = []
+    for i, r in enumerate(_get(process, "process.rlimits", list, [])):
+        try:
+            rlimits.append((str(r["type"]), int(r["soft"]), int(r["hard"])))
+        except (KeyError, TypeError, ValueError):
+            raise SpecError(f"process.rlimits[{i}]", "Invalid value: needs type, soft and "
+                            "hard") from None
+    spec = ContainerSpec(
+        rootfs=rootfs,
+        args=tuple(str(a) for a in _get(process, "process.args", list, [])),
+        env=tuple(str(e) for e in _get(process, "process.env", list, [])),
+        cwd=_get(process, "process.cwd", str, "/"),
+        uid=int(_get(user, "process.user.uid", int, 0)),
+        gid=int(_get(user, "process.user.gid", int, 0)),
+        additional_gids=tuple(_get(user, "process.user.additionalGids", list, [])),
+        hostname=_get(cfg, "hostname", str, ""),
+        readonly_rootfs=bool(_get(root, "root.readonly", bool, False)),
+        mounts=tuple(mounts),
+        namespaces=tuple(namespaces),
+        join_namespaces=tuple(joins),
+        capabilities=tuple(_get(caps, "process.capabilities.bounding", list,
+                                list(DEFAULT_CAPABILITIES))),
+        no_new_privileges=bool(_get(process, "process.noNewPrivileges", bool, False)),
+        rlimits=tuple(rlimits),
+        masked_paths=tuple(_get(linux, "linux.maskedPaths", list, list(DEFAULT_MASKED_PATHS))),
+        readonly_paths=tuple(_get(linux, "linux.readonlyPaths", list,
+                                  list(DEFAULT_READONLY_PATHS))),
+    )
+    spec.check()
+    return spec

@@ -1,0 +1,136 @@
+"""Containers from an OCI bundle with a busybox rootfs: isolation, exit codes, failures.
+
+Needs root (namespaces, mounts) and Debian's busybox-static (scripts/test installs
+it).  Containers run through the CLI, ``python -m runtime run``, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="containers need root (namespaces, mounts, pivot_root)")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bundle")
+    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+def run(bundle: Path, *args: str, **config: object) -> subprocess.CompletedProcess[str]:
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = list(args)
+    for key, value in config.items():
+        cfg[key] = value
+    work = bundle.parent / f"run-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    (work / "rootfs").symlink_to(bundle / "rootfs")
+    (work / "config.json").write_text(json.dumps(cfg))
+    return subprocess.run([sys.executable, "-m", "runtime", "run", "-b", str(work), "t"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def mountinfo() -> list[str]:
+    return Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def test_command_is_pid_1_with_its_hostname_and_sees_only_its_processes(bundle):
+    p = run(bundle, "sh", "-c", "echo $$; hostname; ps -o pid,comm | wc -l")
+    assert p.returncode == 0, p.stderr
+    pid, host, ps_lines = p.stdout.split()
+    assert pid == "1" and host == "busybox"
+    assert int(ps_lines) <= 4  # header, sh, ps (and wc)
+
+
+def test_filesystem_is_the_rootfs_with_a_minimal_dev_and_read_only_system_dirs(bundle):
+    p = run(bundle, "sh", "-c",
+            "ls /dev | tr '\\n' ' '; echo; touch /x 2>&1; touch /sys/x 2>&1; "
+            "{ echo 1 > /proc/sys/kernel/hostname; } 2>&1; test -e /work && echo host-visible; "
+            "echo hi > /dev/null && head -c 4 /dev/zero | wc -c")
+    out = p.stdout
+    devs = set(out.splitlines()[0].split())
+    assert {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"} <= devs
+    assert "/x: Read-only file system" in out  # root.readonly in the bundle
+    assert "/sys/x: Read-only file system" in out
+    assert "/proc/sys/kernel/hostname: Read-only file system" in out
+    assert "host-visible" not in out
+    assert out.strip().endswith("4")
+
+
+def test_new_network_namespace_has_only_loopback(bundle):
+    p = run(bundle, "ip", "-o", "link")
+    links = [line.split(":")[1].strip() for line in p.stdout.splitlines()]
+    assert links == ["lo"]
+
+
+def test_joins_a_network_namespace_by_path(bundle):
+    name = f"natest-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "pod0", "type", "veth", "peer", "name",
+                        "pod1"], check=True)
+        cfg = json.loads((bundle / "config.json").read_text())
+        namespaces = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "network"]
+        namespaces.append({"type": "network", "path": f"/run/netns/{name}"})
+        p = run(bundle, "ip", "-o", "link", linux={**cfg["linux"], "namespaces": namespaces})
+        assert "pod0" in p.stdout, p.stderr
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_privileges_are_dropped(bundle):
+    p = run(bundle, "cat", "/proc/self/status")
+    status = dict(line.split(":\t", 1) for line in p.stdout.splitlines() if ":\t" in line)
+    wanted = (1 << 5) | (1 << 10) | (1 << 29)  # KILL, NET_BIND_SERVICE, AUDIT_WRITE
+    assert int(status["CapEff"], 16) == wanted and int(status["CapBnd"], 16) == wanted
+    assert status["NoNewPrivs"].strip() == "1"
+    p = run(bundle, "sh", "-c", "ulimit -n")
+    assert p.stdout.strip() == "1024"
+    cfg = json.loads((bundle / "config.json").read_text())
+    p = run(bundle, "id", "-u", process={**cfg["process"], "args": ["id", "-u"],
+                                         "user": {"uid": 65534, "gid": 65534}})
+    assert p.stdout.strip() == "65534"
+
+
+def test_exit_codes_and_signals_come_back(bundle):
+    assert run(bundle, "sh", "-c", "exit 7").returncode == 7
+    assert run(bundle, "true").returncode == 0
+    # PID 1 ignores signals sent from inside its namespace; SIGKILL from the host kills it.
+    from runtime.launch import start, wait
+    from runtime.spec import load_bundle
+    spec = load_bundle(str(bundle))
+    spec = type(spec)(**{**spec.__dict__, "args": ("sleep", "30")})
+    started = start(spec)
+    os.kill(started.pid, signal.SIGKILL)
+    assert wait(started) == 137
+
+
+def test_start_failures_are_reported_not_tracebacks(bundle):
+    p = run(bundle, "no-such-binary")
+    assert p.returncode == 127 and "Traceback" not in p.stderr
+    assert 'StartError: exec: "no-such-binary": executable file not found in $PATH' in p.stderr
+    cfg = json.loads((bundle / "config.json").read_text())
+    p = run(bundle, "true", process={**cfg["process"], "args": ["true"], "cwd": "/nowhere"})
+    assert p.returncode == 128 and "chdir to cwd (/nowhere)" in p.stderr
+
+
+def test_nothing_is_left_on_the_host(bundle):
+    before = mountinfo()
+    p = run(bundle, "sh", "-c", "sleep 0.1 & echo started")
+    assert p.returncode == 0
+    assert mountinfo() == before
+    # The pytest process did not inherit a child subreaper role or zombies from the CLI.
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    assert all(not Path(f"/proc/{c}/cmdline").read_bytes().startswith(b"sleep") for c in children)
