@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from runtime import syscalls as sc
+from runtime.cgroups import CgroupDriver, detect
 from runtime.container_init import SetupError, setup_and_exec
 from runtime.spec import ContainerSpec
 
@@ -71,10 +72,22 @@ def _namespaces(spec: ContainerSpec) -> None:
     sc.unshare(flags)
 
 
-def start(spec: ContainerSpec) -> Started:
-    """Start the container; returns once its command was exec'd.  Raises StartFailed."""
+def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None) -> Started:
+    """Start the container; returns once its command was exec'd.  Raises StartFailed.
+
+    With ``spec.cgroup_path`` the cgroup is created (or updated) with the spec's
+    resources and the container starts inside it: the middle process joins it
+    before it forks, so nothing of the container ever runs outside its limits.
+    """
     spec.check()
     _ensure_subreaper()
+    driver = None
+    if spec.cgroup_path:
+        driver = cgroups or detect()
+        try:
+            driver.create(spec.cgroup_path, spec.resources)
+        except OSError as exc:
+            raise StartFailed("StartError", f"cgroup {spec.cgroup_path}: {exc}", 128) from None
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
@@ -84,6 +97,8 @@ def start(spec: ContainerSpec) -> Started:
         try:
             os.close(err_r)
             os.close(pid_r)
+            if driver is not None:
+                driver.add(spec.cgroup_path, os.getpid())
             _namespaces(spec)
             pid1 = os.fork()
             if pid1 == 0:

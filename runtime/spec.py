@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.cgroups import Resources
+
 __all__ = ["DEFAULT_CAPABILITIES", "ContainerSpec", "Mount", "SpecError", "load_bundle"]
 
 # Docker's default capability set (moby/oci/caps/defaults.go).
@@ -92,6 +94,9 @@ class ContainerSpec:
     rlimits: tuple[tuple[str, int, int], ...] = (("RLIMIT_NOFILE", 1048576, 1048576),)
     masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
+    # The container's cgroup, relative to the hierarchy root ("" = stay in the caller's).
+    cgroup_path: str = ""
+    resources: Resources = field(default_factory=Resources)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def check(self) -> None:
@@ -120,6 +125,16 @@ class ContainerSpec:
                                 f"Invalid value: {m.destination!r}: must be absolute")
         if len(self.hostname) > 64:
             raise SpecError("hostname", "Too long: must have at most 64 bytes")
+        if self.cgroup_path.startswith("/") or ".." in self.cgroup_path.split("/"):
+            raise SpecError("linux.cgroupsPath", f"Invalid value: {self.cgroup_path!r}: must be "
+                            "relative and stay below the hierarchy root")
+        r = self.resources
+        if r.memory_limit_bytes is not None and r.memory_limit_bytes < 4 * 2**20:
+            raise SpecError("linux.resources.memory.limit",
+                            f"Invalid value: {r.memory_limit_bytes}: minimum memory limit is 4Mi")
+        if r.pids_limit is not None and r.pids_limit < 1:
+            raise SpecError("linux.resources.pids.limit",
+                            f"Invalid value: {r.pids_limit}: must be at least 1")
 
 
 def _get(obj: Any, path: str, kind: type, default: Any) -> Any:
@@ -177,8 +192,21 @@ def load_bundle(bundle: str) -> ContainerSpec:
         except (KeyError, TypeError, ValueError):
             raise SpecError(f"process.rlimits[{i}]", "Invalid value: needs type, soft and "
                             "hard") from None
+    res = _get(linux, "linux.resources", dict, {})
+    cpu = _get(res, "linux.resources.cpu", dict, {})
+    mem = _get(res, "linux.resources.memory", dict, {})
+    pids = _get(res, "linux.resources.pids", dict, {})
+    quota, period = cpu.get("quota"), cpu.get("period") or 100_000
+    resources = Resources(
+        cpu_request_milli=(int(cpu["shares"]) * 1000 // 1024) if cpu.get("shares") else None,
+        cpu_limit_milli=(int(quota) * 1000 // int(period)) if quota and quota > 0 else None,
+        memory_limit_bytes=int(mem["limit"]) if mem.get("limit") else None,
+        pids_limit=int(pids["limit"]) if pids.get("limit") else None,
+    )
     spec = ContainerSpec(
         rootfs=rootfs,
+        cgroup_path=_get(linux, "linux.cgroupsPath", str, "").strip("/"),
+        resources=resources,
         args=tuple(str(a) for a in _get(process, "process.args", list, [])),
         env=tuple(str(e) for e in _get(process, "process.env", list, [])),
         cwd=_get(process, "process.cwd", str, "/"),
