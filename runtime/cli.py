@@ -41,3 +41,107 @@ def run(bundle: str, container_id: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+DEFAULT_SOCKET = "/run/nodeagent/launcher.sock"
+DEFAULT_STATE = "/run/nodeagent/containers"
+
+
+@main.command()
+@click.option("--state-dir", default=DEFAULT_STATE, show_default=True,
+              help="Where each container's state.json and log live.")
+@click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
+              help="Unix socket the launcher listens on.")
+def launcher(state_dir: str, socket_path: str) -> None:
+    """Run the launcher in the foreground: it starts, keeps and logs containers."""
+    from runtime.launcher import Launcher
+    Launcher(state_dir, socket_path).serve()
+
+
+def _client(socket_path: str):  # type: ignore[no-untyped-def]
+    from runtime.launcher import LauncherClient
+    try:
+        return LauncherClient(socket_path)
+    except OSError as exc:
+        click.echo(f"cannot reach the launcher at {socket_path}: {exc.strerror}", err=True)
+        sys.exit(1)
+
+
+def _call(socket_path: str, op: str, **args: object) -> dict:  # type: ignore[type-arg]
+    from runtime.launcher import LauncherError
+    with _client(socket_path) as cl:
+        try:
+            return cl.call(op, **args)
+        except LauncherError as exc:
+            click.echo(f"{exc.reason}: {exc}", err=True)
+            sys.exit(1)
+
+
+socket_option = click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True,
+                             help="The launcher's socket.")
+
+
+@main.command("list")
+@socket_option
+def list_(socket_path: str) -> None:
+    """Containers the launcher knows, like crictl ps -a."""
+    rows = [["CONTAINER", "STATUS", "PID", "EXIT", "REASON", "STARTED"]]
+    for st in _call(socket_path, "list")["containers"]:
+        rows.append([st["id"], st["status"], str(st["pid"] or ""),
+                     "" if st["exit_code"] is None else str(st["exit_code"]), st["reason"],
+                     st["started_at"][:19]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.argument("container_id")
+@socket_option
+def state(container_id: str, socket_path: str) -> None:
+    """A container's state as JSON, like crun state."""
+    import json
+    click.echo(json.dumps(_call(socket_path, "state", id=container_id)["state"], indent=2))
+
+
+@main.command()
+@click.argument("container_id")
+@click.argument("sig", default="TERM")
+@click.option("--all", "all_", is_flag=True, help="Signal every process of the container.")
+@socket_option
+def kill(container_id: str, sig: str, all_: bool, socket_path: str) -> None:
+    """Send a signal (name or number) to a container."""
+    import signal as signals
+    try:
+        num = int(sig) if sig.isdigit() else int(signals.Signals["SIG" + sig.upper().removeprefix("SIG")])
+    except KeyError:
+        click.echo(f"unknown signal {sig!r}", err=True)
+        sys.exit(1)
+    _call(socket_path, "kill", id=container_id, signal=num, all=all_)
+
+
+@main.command()
+@click.argument("container_id")
+@click.option("--force", is_flag=True, help="Kill it first if it is running.")
+@socket_option
+def delete(container_id: str, force: bool, socket_path: str) -> None:
+    """Remove a container: its cgroup, state and logs."""
+    _call(socket_path, "delete", id=container_id, force=force)
+
+
+@main.command()
+@click.argument("container_id")
+@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@socket_option
+def logs(container_id: str, tail: int | None, follow: bool, socket_path: str) -> None:
+    """Print a container's output from its CRI log file."""
+    from runtime import logs as cri
+    path = _call(socket_path, "state", id=container_id)["state"]["log_path"]
+    for line in cri.read_logs(path, tail=tail):
+        (sys.stderr if line.stream == "stderr" else sys.stdout).buffer.write(line.text + b"\n")
+    sys.stdout.flush()
+    if follow:
+        for line in cri.follow(path):
+            (sys.stderr if line.stream == "stderr" else sys.stdout).buffer.write(line.text + b"\n")
+            sys.stdout.flush()

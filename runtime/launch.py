@@ -72,12 +72,14 @@ def _namespaces(spec: ContainerSpec) -> None:
     sc.unshare(flags)
 
 
-def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None) -> Started:
+def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
+          stdio: tuple[int, int, int] | None = None) -> Started:
     """Start the container; returns once its command was exec'd.  Raises StartFailed.
 
     With ``spec.cgroup_path`` the cgroup is created (or updated) with the spec's
     resources and the container starts inside it: the middle process joins it
     before it forks, so nothing of the container ever runs outside its limits.
+    ``stdio`` gives the container's stdin, stdout and stderr (default: the caller's).
     """
     spec.check()
     _ensure_subreaper()
@@ -97,6 +99,9 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None) -> Started:
         try:
             os.close(err_r)
             os.close(pid_r)
+            if stdio is not None:
+                for target, fd in enumerate(stdio):
+                    os.dup2(fd, target)
             if driver is not None:
                 driver.add(spec.cgroup_path, os.getpid())
             _namespaces(spec)

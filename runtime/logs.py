@@ -152,9 +152,12 @@ def read_logs(path: str, *, tail: int | None = None, since_ns: int | None = None
     return lines
 
 
-def follow(path: str, poll_s: float = 0.2) -> Iterator[LogLine]:
-    """Yield new lines as they are written (across rotations), forever."""
+def follow(path: str, poll_s: float = 0.2, from_end: bool = True) -> Iterator[LogLine]:
+    """Yield lines as they are written (across rotations), forever; by default only new ones."""
     pos, inode = 0, None
+    if from_end and os.path.exists(path):
+        st = os.stat(path)
+        pos, inode = st.st_size, st.st_ino
     while True:
         try:
             st = os.stat(path)

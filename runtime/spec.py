@@ -9,6 +9,7 @@ naming the field, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import Any
 
 from runtime.cgroups import Resources
 
-__all__ = ["DEFAULT_CAPABILITIES", "ContainerSpec", "Mount", "SpecError", "load_bundle"]
+__all__ = ["DEFAULT_CAPABILITIES", "ContainerSpec", "Mount", "SpecError", "load_bundle", "spec_from_dict",
+           "spec_to_dict"]
 
 # Docker's default capability set (moby/oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = (
@@ -226,5 +228,41 @@ def load_bundle(bundle: str) -> ContainerSpec:
         readonly_paths=tuple(_get(linux, "linux.readonlyPaths", list,
                                   list(DEFAULT_READONLY_PATHS))),
     )
+    spec.check()
+    return spec
+
+
+def spec_to_dict(spec: ContainerSpec) -> dict[str, Any]:
+    """Plain data (JSON-able) for the launcher's protocol and state files."""
+    d = dataclasses.asdict(spec)
+    d.pop("extra", None)
+    return d
+
+
+def spec_from_dict(d: dict[str, Any]) -> ContainerSpec:
+    """The inverse of spec_to_dict; unknown or mistyped fields are a SpecError."""
+    if not isinstance(d, dict):
+        raise SpecError("spec", "Invalid value: expected an object")
+    known = {f.name for f in dataclasses.fields(ContainerSpec)} - {"extra"}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise SpecError(f"spec.{unknown[0]}", "unknown field")
+    try:
+        fields = dict(d)
+        if "mounts" in fields:
+            fields["mounts"] = tuple(Mount(**{**m, "options": tuple(m.get("options") or ())})
+                                     for m in fields["mounts"])
+        if "resources" in fields:
+            fields["resources"] = Resources(**(fields["resources"] or {}))
+        for name in ("args", "env", "additional_gids", "namespaces", "capabilities",
+                     "masked_paths", "readonly_paths"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        for name in ("join_namespaces", "rlimits"):
+            if name in fields:
+                fields[name] = tuple(tuple(x) for x in fields[name])
+        spec = ContainerSpec(**fields)
+    except (TypeError, ValueError) as exc:
+        raise SpecError("spec", f"Invalid value: {exc}") from None
     spec.check()
     return spec

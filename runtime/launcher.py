@@ -1,0 +1,486 @@
+"""The launcher: one small single-threaded process per node that starts and keeps containers.
+
+Why a separate process: nothing may fork inside the agent's Trio process, and
+containers must outlive the agent (kill -9 included) with their exit statuses
+and logs still collected.  The launcher is a child subreaper, so every
+container it starts is its child and it reaps them all -- no monitor process
+per container (containerd runs a shim each, conmon does the same for podman).
+It relays each container's stdout/stderr into a CRI log file and writes each
+container's state to ``STATE_DIR/<id>/state.json`` atomically, so a restarted
+agent reads it back.  If the launcher itself restarts, containers still running
+are re-attached by PID and start time (guarding against PID reuse) and watched
+with a pidfd; their exit code is then unknown and recorded as such.
+
+Protocol: one JSON object per line over a Unix stream socket; each request
+gets one response line.  Requests (``op``): ``run`` {id, spec, log_path?},
+``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
+``list``, ``wait`` {id} (answers when the container has exited),
+``delete`` {id, force?}.  Errors: ``{"ok": false, "reason", "message"}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from runtime.cgroups import CgroupDriver, detect
+from runtime.launch import StartFailed, start
+from runtime.logs import CriLogWriter, format_time
+from runtime.spec import SpecError, spec_from_dict
+
+__all__ = ["ContainerState", "Launcher", "LauncherClient", "LauncherError"]
+
+MAX_REQUEST_BYTES = 1 << 20
+
+
+@dataclass
+class ContainerState:
+    id: str
+    status: str = "created"  # created | running | exited
+    pid: int = 0
+    pid_start: int = 0  # /proc/<pid>/stat starttime: a reused PID has another
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""  # Completed | Error | OOMKilled | StartError | Unknown
+    message: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    log_path: str = ""
+    cgroup_path: str = ""
+    oom_kills_before: int = 0
+
+
+@dataclass
+class _Live:
+    state: ContainerState
+    writer: CriLogWriter | None = None
+    fds: dict[int, str] = field(default_factory=dict)  # pipe read end -> stream
+    pidfd: int | None = None
+    waiters: list[socket.socket] = field(default_factory=list)
+
+
+class LauncherError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def proc_start_time(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat (clock ticks after boot); 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _now() -> str:
+    return format_time(time.time_ns())
+
+
+class Launcher:
+    def __init__(self, state_dir: str, socket_path: str,
+                 cgroups: CgroupDriver | None = None) -> None:
+        self.state_dir = state_dir
+        self.socket_path = socket_path
+        self.cgroups = cgroups
+        self.live: dict[str, _Live] = {}
+        self.by_pid: dict[int, _Live] = {}
+        self.sel = selectors.DefaultSelector()
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = 0
+        self._buffers: dict[socket.socket, bytes] = {}
+        self.running = True
+
+    # --- state on disk ------------------------------------------------------------------
+
+    def _dir(self, cid: str) -> str:
+        return os.path.join(self.state_dir, cid)
+
+    def _save(self, st: ContainerState) -> None:
+        d = self._dir(st.id)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, "state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(st), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(d, "state.json"))
+
+    def _reattach(self) -> None:
+        """Containers from a previous launcher: still running ones are watched by pidfd."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        for cid in sorted(os.listdir(self.state_dir)):
+            try:
+                with open(os.path.join(self._dir(cid), "state.json")) as f:
+                    st = ContainerState(**json.load(f))
+            except (OSError, ValueError, TypeError):
+                continue
+            live = _Live(st)
+            self.live[cid] = live
+            if st.status != "running":
+                continue
+            if st.pid and proc_start_time(st.pid) == st.pid_start:
+                try:
+                    live.pidfd = os.pidfd_open(st.pid)
+                    self.sel.register(live.pidfd, selectors.EVENT_READ, ("pidfd", cid))
+                    continue
+                except OSError:
+                    pass
+            self._finish(live, None, "Unknown", "the container exited while no launcher was "
+                         "watching it; its exit code is not known")
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        from runtime import syscalls as sc
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        if self.cgroups is None:
+            self.cgroups = detect()
+        self._reattach()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket_path)
+        os.chmod(self.socket_path, 0o600)
+        listener.listen(64)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        self.sel.register(wake_r, selectors.EVENT_READ, ("signal", None))
+        self._reap()  # children that exited before the handler was installed
+        while self.running:
+            timeout = max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else None
+            for key, _ in self.sel.select(timeout):
+                kind, arg = key.data
+                if kind == "listen":
+                    conn, _ = listener.accept()
+                    conn.setblocking(False)
+                    self._buffers[conn] = b""
+                    self.sel.register(conn, selectors.EVENT_READ, ("client", None))
+                elif kind == "client":
+                    self._client_readable(key.fileobj)  # type: ignore[arg-type]
+                elif kind == "signal":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                    self._reap()
+                elif kind == "log":
+                    self._log_readable(key.fd, arg)
+                elif kind == "pidfd":
+                    self.sel.unregister(key.fd)
+                    os.close(key.fd)
+                    live = self.live[arg]
+                    live.pidfd = None
+                    self._finish(live, None, "Unknown", "the container exited while the launcher "
+                                 "was not its parent; its exit code is not known")
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now:
+                _, _, fn = heapq.heappop(self.timers)
+                fn()
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+
+    def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self.timers, (time.monotonic() + delay_s, self._timer_seq, fn))
+
+    # --- children and logs ----------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            live = self.by_pid.pop(pid, None)
+            if live is not None:
+                self._drain_logs(live)
+                self._finish(live, status, "", "")
+
+    def _finish(self, live: _Live, status: int | None, reason: str, message: str) -> None:
+        st = live.state
+        st.status = "exited"
+        st.finished_at = _now()
+        if status is not None:
+            code = os.waitstatus_to_exitcode(status)
+            st.signal = -code if code < 0 else None
+            st.exit_code = 128 - code if code < 0 else code
+            oom = False
+            if st.cgroup_path and self.cgroups is not None:
+                with contextlib.suppress(OSError):
+                    oom = self.cgroups.usage(st.cgroup_path).oom_kills > st.oom_kills_before
+            st.reason = "OOMKilled" if oom else ("Completed" if st.exit_code == 0 else "Error")
+        else:
+            st.exit_code = 137 if reason == "Unknown" else st.exit_code
+            st.reason, st.message = reason, message
+        if live.writer is not None:
+            live.writer.close()
+            live.writer = None
+        self._save(st)
+        for w in live.waiters:
+            self._reply(w, {"ok": True, "state": asdict(st)})
+        live.waiters.clear()
+
+    def _log_readable(self, fd: int, arg: tuple[str, str]) -> None:
+        cid, stream = arg
+        live = self.live.get(cid)
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.sel.unregister(fd)
+            os.close(fd)
+            if live is not None:
+                live.fds.pop(fd, None)
+            return
+        if live is not None and live.writer is not None:
+            live.writer.write(stream, data)
+
+    def _drain_logs(self, live: _Live) -> None:
+        for fd, stream in list(live.fds.items()):
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                if live.writer is not None:
+                    live.writer.write(stream, data)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _client_readable(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        buf = self._buffers.get(conn, b"") + data
+        if len(buf) > MAX_REQUEST_BYTES:
+            self._reply(conn, {"ok": False, "reason": "BadRequest", "message": "request too large"})
+            self._drop(conn)
+            return
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            self._handle(conn, line)
+        self._buffers[conn] = buf
+
+    def _drop(self, conn: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn)
+        self._buffers.pop(conn, None)
+        for live in self.live.values():
+            if conn in live.waiters:
+                live.waiters.remove(conn)
+        conn.close()
+
+    def _reply(self, conn: socket.socket, obj: dict[str, Any]) -> None:
+        try:
+            conn.setblocking(True)
+            conn.sendall(json.dumps(obj).encode() + b"\n")
+            conn.setblocking(False)
+        except OSError:
+            self._drop(conn)
+
+    def _handle(self, conn: socket.socket, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+                raise LauncherError("BadRequest", "a request is an object with an op")
+            op = req["op"]
+            fn = getattr(self, f"op_{op}", None)
+            if fn is None:
+                raise LauncherError("BadRequest", f"unknown op {op!r}")
+            result = fn(conn, req)
+            if result is not None:
+                self._reply(conn, {"ok": True, **result})
+        except LauncherError as exc:
+            self._reply(conn, {"ok": False, "reason": exc.reason, "message": str(exc)})
+        except ValueError as exc:
+            self._reply(conn, {"ok": False, "reason": "BadRequest", "message": str(exc)})
+
+    def _get(self, req: dict[str, Any]) -> _Live:
+        cid = req.get("id")
+        if not isinstance(cid, str) or cid not in self.live:
+            raise LauncherError("NotFound", f"container {cid!r} not found")
+        return self.live[cid]
+
+    def op_run(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        cid = req.get("id")
+        if not isinstance(cid, str) or not cid or "/" in cid or cid.startswith("."):
+            raise LauncherError("BadRequest", f"invalid container id {cid!r}")
+        if cid in self.live:
+            raise LauncherError("AlreadyExists", f"container {cid!r} already exists")
+        try:
+            spec = spec_from_dict(req.get("spec"))  # type: ignore[arg-type]
+        except SpecError as exc:
+            raise LauncherError("InvalidSpec", str(exc)) from None
+        log_path = req.get("log_path") or os.path.join(self._dir(cid), "container.log")
+        st = ContainerState(cid, log_path=log_path, cgroup_path=spec.cgroup_path)
+        live = _Live(st)
+        self.live[cid] = live
+        os.makedirs(self._dir(cid), exist_ok=True)
+        live.writer = CriLogWriter(log_path)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if spec.cgroup_path and self.cgroups is not None and self.cgroups.exists(spec.cgroup_path):
+            with contextlib.suppress(OSError):
+                st.oom_kills_before = self.cgroups.usage(spec.cgroup_path).oom_kills
+        try:
+            started = start(spec, self.cgroups, stdio=(null, out_w, err_w))
+        except StartFailed as exc:
+            os.close(out_r)
+            os.close(err_r)
+            st.status, st.reason, st.message = "exited", exc.reason, str(exc)
+            st.exit_code = exc.exit_code
+            st.finished_at = _now()
+            live.writer.close()
+            live.writer = None
+            self._save(st)
+            raise LauncherError(exc.reason, str(exc)) from None
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            os.close(null)
+        st.pid, st.pid_start = started.pid, proc_start_time(started.pid)
+        st.status, st.started_at = "running", _now()
+        self.by_pid[started.pid] = live
+        for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+            os.set_blocking(fd, False)
+            live.fds[fd] = stream
+            self.sel.register(fd, selectors.EVENT_READ, ("log", (cid, stream)))
+        self._save(st)
+        return {"state": asdict(st)}
+
+    def op_state(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        return {"state": asdict(self._get(req).state)}
+
+    def op_list(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        return {"containers": [asdict(v.state) for v in self.live.values()]}
+
+    def op_wait(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        live = self._get(req)
+        if live.state.status == "exited":
+            return {"state": asdict(live.state)}
+        live.waiters.append(conn)
+        return None
+
+    def op_kill(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        live = self._get(req)
+        sig = int(req.get("signal", signal.SIGTERM))
+        if live.state.status != "running":
+            raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
+        if req.get("all") and live.state.cgroup_path and self.cgroups is not None:
+            self.cgroups.kill_all(live.state.cgroup_path, sig)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(live.state.pid, sig)
+        return {}
+
+    def op_stop(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        """SIGTERM, then after the grace period SIGKILL to every process of the container."""
+        live = self._get(req)
+        grace = float(req.get("grace_s", 30))
+        if live.state.status != "running":
+            return {"state": asdict(live.state)}
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(live.state.pid, signal.SIGTERM)
+        pid = live.state.pid
+
+        def escalate() -> None:
+            if live.state.status == "running" and live.state.pid == pid:
+                if live.state.cgroup_path and self.cgroups is not None:
+                    self.cgroups.kill_all(live.state.cgroup_path, signal.SIGKILL)
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        self._after(grace, escalate)
+        return {}
+
+    def op_delete(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        live = self._get(req)
+        st = live.state
+        if st.status == "running":
+            if not req.get("force"):
+                raise LauncherError("Running", f"container {st.id!r} is running; stop it first "
+                                    "or delete with force")
+            if st.cgroup_path and self.cgroups is not None:
+                self.cgroups.kill_all(st.cgroup_path, signal.SIGKILL)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(st.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(st.pid, 0)
+                self.by_pid.pop(st.pid, None)
+                self._drain_logs(live)
+                self._finish(live, status, "", "")
+        for fd in list(live.fds):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+            os.close(fd)
+        live.fds.clear()
+        if st.cgroup_path and self.cgroups is not None and self.cgroups.exists(st.cgroup_path):
+            self.cgroups.delete(st.cgroup_path)
+        d = self._dir(st.id)
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            os.unlink(os.path.join(d, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+        del self.live[st.id]
+        return {}
+
+
+class LauncherClient:
+    """Blocking client (CLI, tests); the agent will speak the same lines from Trio."""
+
+    def __init__(self, socket_path: str, timeout_s: float | None = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout_s)
+        self.sock.connect(socket_path)
+        self._buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LauncherClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        self.sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+        while b"\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise LauncherError("Unavailable", "the launcher closed the connection")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        resp = json.loads(line)
+        if not resp.get("ok"):
+            raise LauncherError(resp.get("reason", "Error"), resp.get("message", ""))
+        return resp

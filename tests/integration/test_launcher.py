@@ -1,0 +1,182 @@
+"""The launcher process: containers that outlive their clients, logs, stop, re-attach, delete.
+
+Needs root; a real launcher process with its own state dir and socket, killed
+and its containers removed after each test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.launcher import LauncherClient, LauncherError
+from runtime.logs import read_logs
+from runtime.spec import load_bundle, spec_to_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+
+@pytest.fixture(scope="module")
+def base_spec(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("bundle")
+    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(path)],
+                   check=True, capture_output=True)
+    return load_bundle(str(path))
+
+
+class LauncherProc:
+    def __init__(self, tmp: Path) -> None:
+        self.state = tmp / "state"
+        self.sock = str(tmp / "launcher.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cgroup_parent = f"nodeagent-test-{uuid.uuid4().hex[:8]}"
+
+    def start(self) -> LauncherProc:
+        self.proc = subprocess.Popen([sys.executable, "-m", "runtime", "launcher", "--state-dir",
+                                      str(self.state), "--socket", self.sock], cwd=ROOT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            assert time.monotonic() < deadline, "launcher did not start"
+            time.sleep(0.02)
+        return self
+
+    def client(self) -> LauncherClient:
+        return LauncherClient(self.sock)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        os.unlink(self.sock)
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[LauncherProc]:
+    lp = LauncherProc(tmp_path).start()
+    try:
+        yield lp
+    finally:
+        if lp.proc is not None and lp.proc.poll() is None:
+            with lp.client() as c:
+                for st in c.call("list")["containers"]:
+                    c.call("delete", id=st["id"], force=True)
+            lp.proc.terminate()
+            lp.proc.wait(10)
+        for ctrl in ("cpu", "cpuacct", "memory", "pids"):
+            base = Path("/sys/fs/cgroup") / ctrl / lp.cgroup_parent
+            if base.exists():
+                for d in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
+                    d.rmdir()
+                base.rmdir()
+
+
+def spec(base, launcher: LauncherProc, cid: str, *args: str) -> dict:
+    return spec_to_dict(dataclasses.replace(base, args=args,
+                                            cgroup_path=f"{launcher.cgroup_parent}/{cid}"))
+
+
+def test_output_goes_to_a_cri_log_and_the_exit_is_recorded(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="echo", spec=spec(base_spec, launcher, "echo", "sh", "-c",
+                                            "echo out1; echo err1 >&2; printf tail; exit 3"))
+        st = c.call("wait", id="echo")["state"]
+    assert (st["status"], st["exit_code"], st["reason"]) == ("exited", 3, "Error")
+    lines = read_logs(st["log_path"])
+    assert {(ln.stream, ln.text) for ln in lines} == {("stdout", b"out1"), ("stderr", b"err1"),
+                                                      ("stdout", b"tail")}
+    raw = Path(st["log_path"]).read_bytes()
+    assert b" stdout F out1\n" in raw and b" stdout P tail\n" in raw
+
+
+def test_containers_keep_running_and_are_reaped_without_a_client(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="short", spec=spec(base_spec, launcher, "short", "sh", "-c",
+                                             "sleep 0.3; exit 5"))
+    time.sleep(1.0)  # no client connected while it exits
+    with launcher.client() as c:
+        st = c.call("state", id="short")["state"]
+    assert (st["status"], st["exit_code"]) == ("exited", 5)
+    state_file = launcher.state / "short" / "state.json"
+    assert '"exit_code": 5' in state_file.read_text()
+
+
+def test_stop_waits_for_the_grace_period_then_kills_everything(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="polite", spec=spec(base_spec, launcher, "polite", "sh", "-c",
+                                              "trap 'exit 0' TERM; sleep 30 & wait"))
+        c.call("run", id="stubborn", spec=spec(base_spec, launcher, "stubborn", "sh", "-c",
+                                                "sleep 30 & sleep 30 & wait"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        c.call("stop", id="polite", grace_s=10)
+        c.call("stop", id="stubborn", grace_s=0.5)
+        polite = c.call("wait", id="polite")["state"]
+        stubborn = c.call("wait", id="stubborn")["state"]
+        waited = time.monotonic() - t0
+    assert polite["exit_code"] == 0 and polite["reason"] == "Completed"
+    # PID 1 without a TERM handler ignores SIGTERM; after the grace it is SIGKILLed.
+    assert stubborn["exit_code"] == 137 and stubborn["signal"] == signal.SIGKILL
+    assert waited >= 0.5
+    cg = Path("/sys/fs/cgroup/pids") / launcher.cgroup_parent / "stubborn" / "cgroup.procs"
+    assert cg.read_text() == ""
+
+
+def test_oom_kill_is_reported(base_spec, launcher):
+    s = spec(base_spec, launcher, "hog", "sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' x)")
+    s["resources"]["memory_limit_bytes"] = 16 * 2**20
+    with launcher.client() as c:
+        c.call("run", id="hog", spec=s)
+        st = c.call("wait", id="hog")["state"]
+    assert (st["exit_code"], st["reason"]) == (137, "OOMKilled")
+
+
+def test_a_restarted_launcher_reattaches_running_containers(base_spec, launcher):
+    with launcher.client() as c:
+        st = c.call("run", id="long", spec=spec(base_spec, launcher, "long", "sleep", "30"))["state"]
+    pid = st["pid"]
+    launcher.kill9()
+    assert Path(f"/proc/{pid}").exists()  # the container outlived its launcher
+    launcher.start()
+    with launcher.client() as c:
+        assert c.call("state", id="long")["state"]["status"] == "running"
+        c.call("kill", id="long", signal=signal.SIGKILL)
+        after = c.call("wait", id="long")["state"]
+    assert after["status"] == "exited" and after["reason"] == "Unknown"
+
+
+def test_bad_requests_are_answered_and_the_launcher_keeps_serving(base_spec, launcher):
+    with launcher.client() as c:
+        for bad in ({"op": "nope"}, {"op": "run", "id": "../x", "spec": {}},
+                    {"op": "run", "id": "x", "spec": {"rootfs": "/", "args": []}},
+                    {"op": "state", "id": "missing"}):
+            with pytest.raises(LauncherError):
+                c.call(**bad)
+        c.sock.sendall(b"{not json\n")
+        assert b'"reason": "BadRequest"' in c.sock.recv(65536)
+        with pytest.raises(LauncherError) as info:
+            c.call("run", id="nobin", spec=spec(base_spec, launcher, "nobin", "no-such-binary"))
+        assert info.value.reason == "StartError"
+        assert c.call("list")["containers"][0]["reason"] == "StartError"
+
+
+def test_delete_removes_cgroup_state_and_logs(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="gone", spec=spec(base_spec, launcher, "gone", "sleep", "30"))
+        with pytest.raises(LauncherError) as info:
+            c.call("delete", id="gone")
+        assert info.value.reason == "Running"
+        c.call("delete", id="gone", force=True)
+        assert c.call("list")["containers"] == []
+    assert not (launcher.state / "gone").exists()
+    assert not (Path("/sys/fs/cgroup/memory") / launcher.cgroup_parent / "gone").exists()
