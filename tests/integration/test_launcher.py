@@ -6,6 +6,7 @@ and its containers removed after each test.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -142,6 +143,10 @@ def test_oom_kill_is_reported(base_spec, launcher):
 
 
 def test_a_restarted_launcher_reattaches_running_containers(base_spec, launcher):
+    # Orphaned by the launcher's death, the container comes to us rather than to init
+    # (as it would come to systemd on a node); we reap it at the end.
+    from runtime import syscalls as sc
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     with launcher.client() as c:
         st = c.call("run", id="long", spec=spec(base_spec, launcher, "long", "sleep", "30"))["state"]
     pid = st["pid"]
@@ -153,6 +158,8 @@ def test_a_restarted_launcher_reattaches_running_containers(base_spec, launcher)
         c.call("kill", id="long", signal=signal.SIGKILL)
         after = c.call("wait", id="long")["state"]
     assert after["status"] == "exited" and after["reason"] == "Unknown"
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def test_bad_requests_are_answered_and_the_launcher_keeps_serving(base_spec, launcher):
