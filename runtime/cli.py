@@ -145,3 +145,19 @@ def logs(container_id: str, tail: int | None, follow: bool, socket_path: str) ->
         for line in cri.follow(path):
             (sys.stderr if line.stream == "stderr" else sys.stdout).buffer.write(line.text + b"\n")
             sys.stdout.flush()
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("container_id")
+@click.argument("args", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Kill it after N seconds.")
+@socket_option
+def exec_(container_id: str, args: tuple[str, ...], timeout_s: float | None,
+          socket_path: str) -> None:
+    """Run a command in a running container: exec ID -- CMD ARGS..."""
+    r = _call(socket_path, "exec", id=container_id, args=list(args), timeout_s=timeout_s)
+    sys.stdout.write(r["stdout"])
+    sys.stderr.write(r["stderr"])
+    if r["timed_out"]:
+        click.echo(f"command timed out after {timeout_s:g}s", err=True)
+    sys.exit(r["exit_code"])

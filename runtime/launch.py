@@ -14,6 +14,7 @@ also the moment the container counts as started.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import sys
@@ -24,7 +25,7 @@ from runtime.cgroups import CgroupDriver, detect
 from runtime.container_init import SetupError, setup_and_exec
 from runtime.spec import ContainerSpec
 
-__all__ = ["StartFailed", "Started", "start", "wait"]
+__all__ = ["StartFailed", "Started", "spawn_exec", "start", "wait"]
 
 
 class StartFailed(Exception):
@@ -124,11 +125,16 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
     os.close(err_w)
     os.close(pid_w)
+    return _collect(mid, pid_r, err_r)
+
+
+def _collect(mid: int, pid_r: int, err_r: int) -> Started:
+    """Reap the middle process, then learn the new process's pid and whether exec worked."""
     try:
         raw = os.read(pid_r, 4)
         _, mid_status = os.waitpid(mid, 0)
         failure = b""
-        while chunk := os.read(err_r, 4096):  # EOF once exec succeeded or PID 1 exited
+        while chunk := os.read(err_r, 4096):  # EOF once exec succeeded or the process exited
             failure += chunk
     finally:
         os.close(pid_r)
@@ -148,3 +154,76 @@ def wait(started: Started) -> int:
     _, status = os.waitpid(started.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+EXEC_NAMESPACES = ("ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
+_NS_FLAG = {"ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "net": sc.CLONE_NEWNET,
+            "pid": sc.CLONE_NEWPID, "cgroup": sc.CLONE_NEWCGROUP, "mnt": sc.CLONE_NEWNS}
+
+
+def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
+               env: tuple[str, ...] | None = None, cwd: str | None = None,
+               stdio: tuple[int, int, int] | None = None,
+               cgroups: CgroupDriver | None = None) -> Started:
+    """Start ``args`` inside the running container whose PID 1 is ``target_pid``.
+
+    Joins its cgroup and namespaces (the mount namespace last: joining it makes
+    the container's root our root), then forks so the command is inside its PID
+    namespace, and drops to the container's privileges.  Returns once exec'd;
+    the caller reaps the returned pid.  Raises StartFailed.
+    """
+    from runtime.container_init import drop_privileges, find_executable
+    exec_spec = dataclasses.replace(spec, args=args, env=env if env is not None else spec.env,
+                                    cwd=cwd or spec.cwd)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    fds: list[tuple[str, int]] = []
+    try:
+        for name in EXEC_NAMESPACES:
+            fds.append((name, os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+    except OSError as exc:
+        for fd in (err_r, err_w, pid_r, pid_w, *(fd for _, fd in fds)):
+            os.close(fd)
+        raise StartFailed("ContainerNotRunning", f"container process {target_pid}: "
+                          f"{exc.strerror}", 126) from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    mid = os.fork()
+    if mid == 0:
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            if stdio is not None:
+                for target, fd in enumerate(stdio):
+                    os.dup2(fd, target)
+            if spec.cgroup_path:
+                (cgroups or detect()).add(spec.cgroup_path, os.getpid())
+            for name, fd in fds:
+                sc.setns(fd, _NS_FLAG[name])
+            child = os.fork()
+            if child == 0:
+                os.close(pid_w)
+                try:
+                    exe = find_executable(exec_spec.args[0], exec_spec.env)
+                    os.chdir(exec_spec.cwd)
+                    drop_privileges(exec_spec)
+                    environ = dict(e.split("=", 1) if "=" in e else (e, "")
+                                   for e in exec_spec.env)
+                    os.execve(exe, list(exec_spec.args), environ)
+                except SetupError as exc:
+                    _child_fail(err_w, exc.reason, str(exc), exc.exit_code)
+                except OSError as exc:
+                    _child_fail(err_w, "StartError", f'exec: "{args[0]}": {exc.strerror}', 126)
+                except BaseException as exc:
+                    _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 126)
+            os.write(pid_w, struct.pack("<i", child))
+            os._exit(0)
+        except OSError as exc:
+            _child_fail(err_w, "StartError", str(exc), 126)
+        except BaseException as exc:
+            _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 126)
+    for _, fd in fds:
+        os.close(fd)
+    os.close(err_w)
+    os.close(pid_w)
+    return _collect(mid, pid_r, err_r)

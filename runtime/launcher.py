@@ -14,7 +14,8 @@ with a pidfd; their exit code is then unknown and recorded as such.
 Protocol: one JSON object per line over a Unix stream socket; each request
 gets one response line.  Requests (``op``): ``run`` {id, spec, log_path?},
 ``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
-``list``, ``wait`` {id} (answers when the container has exited),
+``list``, ``wait`` {id} (answers when the container has exited), ``exec`` {id, args,
+env?, cwd?, timeout_s?} (answers when the command exits, with its output),
 ``delete`` {id, force?}.  Errors: ``{"ok": false, "reason", "message"}``.
 """
 
@@ -33,13 +34,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runtime.cgroups import CgroupDriver, detect
-from runtime.launch import StartFailed, start
+from runtime.launch import StartFailed, spawn_exec, start
 from runtime.logs import CriLogWriter, format_time
 from runtime.spec import SpecError, spec_from_dict
 
 __all__ = ["ContainerState", "Launcher", "LauncherClient", "LauncherError"]
 
 MAX_REQUEST_BYTES = 1 << 20
+MAX_EXEC_OUTPUT = 1 << 20  # per stream; probes and nodectl exec read small outputs
 
 
 @dataclass
@@ -60,8 +62,17 @@ class ContainerState:
 
 
 @dataclass
+class _Exec:
+    conn: socket.socket
+    fds: dict[int, str]
+    out: dict[str, bytearray]
+    timed_out: bool = False
+
+
+@dataclass
 class _Live:
     state: ContainerState
+    spec: dict[str, Any] | None = None
     writer: CriLogWriter | None = None
     fds: dict[int, str] = field(default_factory=dict)  # pipe read end -> stream
     pidfd: int | None = None
@@ -96,6 +107,7 @@ class Launcher:
         self.cgroups = cgroups
         self.live: dict[str, _Live] = {}
         self.by_pid: dict[int, _Live] = {}
+        self.execs: dict[int, _Exec] = {}
         self.sel = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
@@ -127,6 +139,9 @@ class Launcher:
             except (OSError, ValueError, TypeError):
                 continue
             live = _Live(st)
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(self._dir(cid), "spec.json")) as f:
+                    live.spec = json.load(f)
             self.live[cid] = live
             if st.status != "running":
                 continue
@@ -180,6 +195,8 @@ class Launcher:
                     self._reap()
                 elif kind == "log":
                     self._log_readable(key.fd, arg)
+                elif kind == "exec_out":
+                    self._exec_readable(key.fd, arg)
                 elif kind == "pidfd":
                     self.sel.unregister(key.fd)
                     os.close(key.fd)
@@ -209,6 +226,10 @@ class Launcher:
                 return
             if pid == 0:
                 return
+            ex = self.execs.pop(pid, None)
+            if ex is not None:
+                self._exec_done(ex, status)
+                continue
             live = self.by_pid.pop(pid, None)
             if live is not None:
                 self._drain_logs(live)
@@ -340,9 +361,11 @@ class Launcher:
             raise LauncherError("InvalidSpec", str(exc)) from None
         log_path = req.get("log_path") or os.path.join(self._dir(cid), "container.log")
         st = ContainerState(cid, log_path=log_path, cgroup_path=spec.cgroup_path)
-        live = _Live(st)
+        live = _Live(st, spec=req["spec"])
         self.live[cid] = live
         os.makedirs(self._dir(cid), exist_ok=True)
+        with open(os.path.join(self._dir(cid), "spec.json"), "w") as f:
+            json.dump(req["spec"], f)
         live.writer = CriLogWriter(log_path)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -375,6 +398,83 @@ class Launcher:
             self.sel.register(fd, selectors.EVENT_READ, ("log", (cid, stream)))
         self._save(st)
         return {"state": asdict(st)}
+
+    def op_exec(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Run a command in a running container; answers when it exits, with its output."""
+        live = self._get(req)
+        args = req.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            raise LauncherError("BadRequest", "args must be a non-empty list of strings")
+        if live.state.status != "running" or live.spec is None:
+            raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
+        spec = spec_from_dict(live.spec)
+        env = req.get("env")
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            started = spawn_exec(live.state.pid, spec, tuple(args),
+                                 env=tuple(env) if isinstance(env, list) else None,
+                                 cwd=req.get("cwd"), stdio=(null, out_w, err_w),
+                                 cgroups=self.cgroups)
+        except StartFailed as exc:
+            os.close(out_r)
+            os.close(err_r)
+            raise LauncherError(exc.reason, str(exc)) from None
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            os.close(null)
+        ex = _Exec(conn, {out_r: "stdout", err_r: "stderr"}, {"stdout": bytearray(),
+                                                              "stderr": bytearray()})
+        self.execs[started.pid] = ex
+        for fd in ex.fds:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, ("exec_out", started.pid))
+        timeout = req.get("timeout_s")
+        if isinstance(timeout, int | float) and timeout > 0:
+            def expire(pid: int = started.pid) -> None:
+                if pid in self.execs:
+                    self.execs[pid].timed_out = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            self._after(float(timeout), expire)
+        return None
+
+    def _exec_readable(self, fd: int, pid: int) -> None:
+        ex = self.execs.get(pid)
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data or ex is None:
+            self.sel.unregister(fd)
+            os.close(fd)
+            if ex is not None:
+                ex.fds.pop(fd, None)
+            return
+        buf = ex.out[ex.fds[fd]]
+        if len(buf) < MAX_EXEC_OUTPUT:
+            buf += data[:MAX_EXEC_OUTPUT - len(buf)]
+
+    def _exec_done(self, ex: _Exec, status: int) -> None:
+        for fd in list(ex.fds):
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                buf = ex.out[ex.fds[fd]]
+                buf += data[:max(0, MAX_EXEC_OUTPUT - len(buf))]
+            self.sel.unregister(fd)
+            os.close(fd)
+        code = os.waitstatus_to_exitcode(status)
+        self._reply(ex.conn, {"ok": True, "exit_code": 128 - code if code < 0 else code,
+                              "timed_out": ex.timed_out,
+                              "stdout": ex.out["stdout"].decode(errors="replace"),
+                              "stderr": ex.out["stderr"].decode(errors="replace")})
 
     def op_state(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         return {"state": asdict(self._get(req).state)}

@@ -187,3 +187,22 @@ def test_delete_removes_cgroup_state_and_logs(base_spec, launcher):
         assert c.call("list")["containers"] == []
     assert not (launcher.state / "gone").exists()
     assert not (Path("/sys/fs/cgroup/memory") / launcher.cgroup_parent / "gone").exists()
+
+
+def test_exec_runs_inside_the_container_with_output_exit_code_and_timeout(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="box", spec=spec(base_spec, launcher, "box", "sleep", "30"))
+        r = c.call("exec", id="box", args=["sh", "-c", "hostname; echo $$; cat /proc/1/cmdline; "
+                                                       "echo oops >&2; exit 4"])
+        assert r["exit_code"] == 4 and not r["timed_out"]
+        host, pid, cmdline = r["stdout"].splitlines()
+        assert host == "busybox" and int(pid) > 1 and cmdline.startswith("sleep")
+        assert r["stderr"] == "oops\n"
+        procs = (Path("/sys/fs/cgroup/pids") / launcher.cgroup_parent / "box" / "cgroup.procs")
+        r = c.call("exec", id="box", args=["cat", "/proc/self/cgroup"])
+        assert r["exit_code"] == 0 and procs.exists()
+        r = c.call("exec", id="box", args=["sleep", "10"], timeout_s=0.3)
+        assert r["timed_out"] and r["exit_code"] == 137
+        with pytest.raises(LauncherError) as info:
+            c.call("exec", id="box", args=["no-such-cmd"])
+        assert info.value.reason == "StartError" and "executable file not found" in str(info.value)
