@@ -168,9 +168,27 @@ def find_executable(name: str, env: tuple[str, ...]) -> str:
     raise SetupError("StartError", f'exec: "{name}": executable file not found in $PATH', 127)
 
 
+def _nr_open() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
 def drop_privileges(spec: ContainerSpec) -> None:
     for name, soft, hard in spec.rlimits:
-        resource.setrlimit(RLIMITS[name], (soft, hard))
+        if name == "RLIMIT_NOFILE":  # the kernel refuses more than fs.nr_open
+            cap = _nr_open()
+            soft, hard = min(soft, cap), min(hard, cap)
+        try:
+            resource.setrlimit(RLIMITS[name], (soft, hard))
+        except (ValueError, PermissionError):
+            # Raising a hard limit needs CAP_SYS_RESOURCE, which a node in a sandbox may lack:
+            # the container gets the most the node has, as Docker's default does there.
+            current = resource.getrlimit(RLIMITS[name])[1]
+            limit = current if current != resource.RLIM_INFINITY else hard
+            resource.setrlimit(RLIMITS[name], (min(soft, limit), min(hard, limit)))
     keep = 0
     for cap in spec.capabilities:
         keep |= 1 << CAPABILITY_NUMBERS[cap]
