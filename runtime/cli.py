@@ -161,3 +161,63 @@ def exec_(container_id: str, args: tuple[str, ...], timeout_s: float | None,
     if r["timed_out"]:
         click.echo(f"command timed out after {timeout_s:g}s", err=True)
     sys.exit(r["exit_code"])
+
+
+DEFAULT_IMAGES = "/var/lib/nodeagent/images"
+store_option = click.option("--store", "store_dir", default=DEFAULT_IMAGES, show_default=True,
+                            help="The image store's directory.")
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--insecure", multiple=True, help="Registry host:port to reach over plain HTTP.")
+@store_option
+def pull(reference: str, insecure: tuple[str, ...], store_dir: str) -> None:
+    """Pull an image from a registry into the store, with progress."""
+    import trio
+
+    from runtime.images import ImageError, ImageStore
+    from runtime.registry import RegistryClient
+
+    def progress(digest: str, done: int, total: int) -> None:
+        pct = f"{100 * done // total:3d}%" if total else ""
+        click.echo(f"\r{digest[7:19]}: {done / 2**20:7.1f} MiB {pct}", nl=False, err=True)
+    try:
+        image = trio.run(RegistryClient(ImageStore(store_dir), insecure=insecure).pull,
+                         reference, progress)
+    except ImageError as exc:
+        click.echo(f"\n{exc.reason}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"\n{image.name} {image.digest}", err=True)
+
+
+@main.command()
+@store_option
+def images(store_dir: str) -> None:
+    """Images in the store, like crictl images."""
+    from runtime.images import ImageStore
+    click.echo(f"{'IMAGE':40} {'DIGEST':20} LAYERS")
+    for image in ImageStore(store_dir).list():
+        click.echo(f"{image.name:40} {image.digest[7:19]:20} {len(image.layers)}")
+
+
+@main.command("import")
+@click.argument("path")
+@click.option("--name", default=None, help="Tag for the image (default: the archive's own).")
+@store_option
+def import_(path: str, name: str | None, store_dir: str) -> None:
+    """Import an OCI image layout (dir or tar) or a docker-archive tar."""
+    import os
+    import tarfile
+
+    from runtime.images import ImageError, ImageStore
+    store = ImageStore(store_dir)
+    try:
+        docker = os.path.isfile(path) and "manifest.json" in tarfile.open(path).getnames()
+        found = (store.import_docker_archive(path, name) if docker
+                 else store.import_oci_layout(path, name))
+    except (ImageError, tarfile.TarError, OSError) as exc:
+        click.echo(f"cannot import {path}: {exc}", err=True)
+        sys.exit(1)
+    for image in found:
+        click.echo(f"{image.name} {image.digest}")

@@ -1,0 +1,314 @@
+"""Pulling (and pushing) images over the OCI distribution API, with httpx on Trio.
+
+A reference is ``[REGISTRY/]NAME[:TAG|@DIGEST]``; without a registry it is
+Docker Hub (``library/`` added for single names).  Pull: the manifest (an
+index picks linux/<this arch>), the config, then the layers concurrently,
+each streamed to a partial file that a retry resumes with a Range request,
+and every blob checked against its digest before it enters the store.  Auth:
+anonymous, Basic, or the Bearer token flow (``WWW-Authenticate: Bearer
+realm=...,service=...`` -> token endpoint -> retry), as Docker clients do.
+Registries on loopback speak plain HTTP; others HTTPS unless listed insecure.
+Failures are :class:`ImageError` with reason ErrImagePull and a message naming
+the reference and the cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from runtime.images import MEDIA_INDEX, MEDIA_MANIFEST, Image, ImageError, ImageStore, _hex
+
+__all__ = ["Reference", "RegistryClient", "parse_reference"]
+
+ACCEPT = ", ".join((*MEDIA_MANIFEST, *MEDIA_INDEX))
+DOCKER_HUB = "registry-1.docker.io"
+Progress = Callable[[str, int, int], None]  # (digest, bytes so far, total)
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    name: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def ref(self) -> str:
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        host = "" if self.registry == DOCKER_HUB else self.registry + "/"
+        return f"{host}{self.name}" + (f"@{self.digest}" if self.digest else f":{self.tag}")
+
+
+_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def parse_reference(text: str) -> Reference:
+    rest, _, digest_text = text.partition("@")
+    digest = digest_text or None
+    registry = DOCKER_HUB
+    first, _, remainder = rest.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost"):
+        registry, rest = first, remainder
+    tag = None
+    if ":" in rest.rsplit("/", 1)[-1]:
+        rest, tag = rest.rsplit(":", 1)
+    if registry == DOCKER_HUB and "/" not in rest:
+        rest = "library/" + rest
+    if not _NAME.match(rest):
+        raise ImageError("InvalidImageName", f'invalid reference format: "{text}"')
+    if tag is not None and not re.match(r"^[\w][\w.-]{0,127}$", tag):
+        raise ImageError("InvalidImageName", f'invalid tag in "{text}"')
+    if digest is not None:
+        _hex(digest)
+    return Reference(registry, rest, tag if tag or digest else "latest", digest)
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """One download failing cancels the others; the caller wants that one failure."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_leaf(exc)
+        if not isinstance(exc, trio.Cancelled):
+            return exc
+    return group
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
+def partial_dir_ready(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+
+
+def _is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
+    return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
+
+
+class RegistryClient:
+    def __init__(self, store: ImageStore, *, insecure: tuple[str, ...] = (),
+                 credentials: dict[str, tuple[str, str]] | None = None,
+                 concurrency: int = 4, timeout_s: float = 60.0) -> None:
+        self.store = store
+        self.insecure = insecure
+        self.credentials = credentials or {}
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def _base(self, ref: Reference) -> str:
+        scheme = "http" if _is_loopback(ref.registry) or ref.registry in self.insecure else "https"
+        return f"{scheme}://{ref.registry}/v2/{ref.name}"
+
+    async def _request(self, http: httpx.AsyncClient, method: str, url: str, ref: Reference,
+                       scope: str, **kw: Any) -> httpx.Response:
+        """A request with auth: on 401, answer the challenge once and retry."""
+        headers = dict(kw.pop("headers", {}) or {})
+        key = (ref.registry, scope)
+        if key in self._tokens:
+            headers["Authorization"] = self._tokens[key]
+        resp = await http.request(method, url, headers=headers, **kw)
+        if resp.status_code != 401:
+            return resp
+        challenge = resp.headers.get("www-authenticate", "")
+        auth = await self._answer(http, ref, challenge, scope)
+        if auth is None:
+            raise ImageError("ErrImagePull", f"pulling {ref}: unauthorized: authentication "
+                             "required")
+        self._tokens[key] = auth
+        headers["Authorization"] = auth
+        resp = await http.request(method, url, headers=headers, **kw)
+        if resp.status_code == 401:
+            raise ImageError("ErrImagePull", f"pulling {ref}: unauthorized: credentials refused")
+        return resp
+
+    async def _answer(self, http: httpx.AsyncClient, ref: Reference, challenge: str,
+                      scope: str) -> str | None:
+        creds = self.credentials.get(ref.registry)
+        kind, _, params_text = challenge.partition(" ")
+        params = dict(re.findall(r'(\w+)="([^"]*)"', params_text))
+        if kind.lower() == "basic":
+            if creds is None:
+                return None
+            return httpx.BasicAuth(*creds)._auth_header  # type: ignore[attr-defined]
+        if kind.lower() != "bearer" or "realm" not in params:
+            return None
+        query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
+        token_resp = await http.get(params["realm"], params=query,
+                                    auth=httpx.BasicAuth(*creds) if creds else None)
+        if token_resp.status_code != 200:
+            return None
+        body = token_resp.json()
+        token = body.get("token") or body.get("access_token")
+        return f"Bearer {token}" if token else None
+
+    # --- pull -------------------------------------------------------------------------------
+
+    async def pull(self, text: str, progress: Progress | None = None) -> Image:
+        ref = parse_reference(text)
+        scope = f"repository:{ref.name}:pull"
+        base = self._base(ref)
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True) as http:
+                manifest_digest, manifest = await self._manifest(http, ref, base, scope, ref.ref)
+                if manifest.get("mediaType") in MEDIA_INDEX or "manifests" in manifest:
+                    manifest_digest = ImageStore.pick_platform(manifest)
+                    manifest_digest, manifest = await self._manifest(http, ref, base, scope,
+                                                                     manifest_digest)
+                blobs = [manifest["config"]["digest"]] + [layer["digest"]
+                                                          for layer in manifest["layers"]]
+                sizes = {manifest["config"]["digest"]: manifest["config"].get("size", 0)}
+                sizes.update({layer["digest"]: layer.get("size", 0) for layer in manifest["layers"]})
+                limiter = trio.CapacityLimiter(self.concurrency)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for digest in blobs:
+                            nursery.start_soon(self._blob, http, ref, base, scope, digest,
+                                               sizes[digest], limiter, progress)
+                except BaseExceptionGroup as group:
+                    raise _first_leaf(group) from None
+        except httpx.HTTPError as exc:
+            raise ImageError("ErrImagePull", f"pulling {ref}: {type(exc).__name__}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ImageError("ErrImagePull", f"pulling {ref}: malformed manifest: {exc}") from None
+        name = text if ref.digest is None else str(ref)
+        # Tagging unpacks the layers: file work, off the event loop.
+        return await trio.to_thread.run_sync(self.store.tag, name, manifest_digest)
+
+    async def _manifest(self, http: httpx.AsyncClient, ref: Reference, base: str, scope: str,
+                        which: str) -> tuple[str, dict[str, Any]]:
+        resp = await self._request(http, "GET", f"{base}/manifests/{which}", ref, scope,
+                                   headers={"Accept": ACCEPT})
+        if resp.status_code == 404:
+            raise ImageError("ErrImagePull", f"pulling {ref}: manifest unknown: {which} not found")
+        if resp.status_code != 200:
+            raise ImageError("ErrImagePull", f"pulling {ref}: registry answered "
+                             f"{resp.status_code} for the manifest")
+        data = resp.content
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        expected = which if which.startswith("sha256:") else resp.headers.get("docker-content-digest")
+        if expected and expected != digest:
+            raise ImageError("ErrImagePull", f"pulling {ref}: manifest digest mismatch: expected "
+                             f"{expected}, got {digest}")
+        self.store.put_blob(data)
+        return digest, json.loads(data)
+
+    async def _blob(self, http: httpx.AsyncClient, ref: Reference, base: str, scope: str,
+                    digest: str, size: int, limiter: trio.CapacityLimiter,
+                    progress: Progress | None) -> None:
+        if self.store.has_blob(digest):
+            if progress:
+                progress(digest, size, size)
+            return
+        async with limiter:
+            partial_dir = os.path.join(self.store.root, "blobs", "partial")
+            await trio.to_thread.run_sync(partial_dir_ready, partial_dir)
+            partial = os.path.join(partial_dir, _hex(digest))
+            for _attempt in range(3):
+                have = await trio.to_thread.run_sync(_size, partial)
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                try:
+                    await self._download(http, ref, base, scope, digest, partial, have, headers,
+                                         size, progress)
+                    break
+                except (httpx.TransportError, trio.TooSlowError):
+                    continue  # resume from what arrived
+            else:
+                raise ImageError("ErrImagePull", f"pulling {ref}: blob {digest}: download failed "
+                                 "three times")
+            await trio.to_thread.run_sync(self._commit, partial, digest)
+
+    def _commit(self, partial: str, digest: str) -> None:
+        """Verify a finished download into the store; a bad one is dropped, not kept."""
+        try:
+            with open(partial, "rb") as f:
+                self.store.put_blob_stream(f, digest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+
+    async def _download(self, http: httpx.AsyncClient, ref: Reference, base: str, scope: str,
+                        digest: str, partial: str, have: int, headers: dict[str, str],
+                        size: int, progress: Progress | None) -> None:
+        """Stream one blob to its partial file (appending when the registry honours Range)."""
+        url = f"{base}/blobs/{digest}"
+        key = (ref.registry, scope)
+        for _ in range(2):
+            request_headers = dict(headers)
+            if key in self._tokens:
+                request_headers["Authorization"] = self._tokens[key]
+            async with http.stream("GET", url, headers=request_headers) as resp:
+                if resp.status_code == 401:
+                    await resp.aread()
+                    auth = await self._answer(http, ref, resp.headers.get("www-authenticate", ""),
+                                              scope)
+                    if auth is None:
+                        raise ImageError("ErrImagePull", f"pulling {ref}: unauthorized")
+                    self._tokens[key] = auth
+                    continue
+                if resp.status_code not in (200, 206):
+                    await resp.aread()
+                    raise ImageError("ErrImagePull", f"pulling {ref}: blob {digest}: registry "
+                                     f"answered {resp.status_code}")
+                resumed = resp.status_code == 206
+                done = have if resumed else 0
+                async with await trio.open_file(partial, "ab" if resumed else "wb") as f:
+                    async for chunk in resp.aiter_bytes(1 << 20):
+                        await f.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(digest, done, size)
+                return
+        raise ImageError("ErrImagePull", f"pulling {ref}: unauthorized")
+
+    # --- push (scripts and tests fill a registry with it) ------------------------------------
+
+    async def push(self, image: Image, text: str) -> str:
+        ref = parse_reference(text)
+        scope = f"repository:{ref.name}:pull,push"
+        base = self._base(ref)
+        manifest_bytes = self.store.read_blob(image.digest)
+        manifest = json.loads(manifest_bytes)
+        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            for desc in [manifest["config"], *manifest["layers"]]:
+                digest = desc["digest"]
+                head = await self._request(http, "HEAD", f"{base}/blobs/{digest}", ref, scope)
+                if head.status_code == 200:
+                    continue
+                start = await self._request(http, "POST", f"{base}/blobs/uploads/", ref, scope)
+                if start.status_code != 202:
+                    raise ImageError("ErrImagePush", f"pushing {ref}: upload refused "
+                                     f"({start.status_code})")
+                # The upload URL carries its own state in the query: add the digest to it.
+                location = httpx.URL(base).join(start.headers["location"]).copy_merge_params(
+                    {"digest": digest})
+                put = await self._request(http, "PUT", str(location), ref, scope,
+                                          content=self.store.read_blob(digest),
+                                          headers={"Content-Type": "application/octet-stream"})
+                if put.status_code != 201:
+                    raise ImageError("ErrImagePush", f"pushing {ref}: blob {digest} refused "
+                                     f"({put.status_code}: {put.text[:200]})")
+            resp = await self._request(http, "PUT", f"{base}/manifests/{ref.ref}", ref, scope,
+                                       content=manifest_bytes,
+                                       headers={"Content-Type": manifest.get("mediaType",
+                                                                            MEDIA_MANIFEST[0])})
+            if resp.status_code != 201:
+                raise ImageError("ErrImagePush", f"pushing {ref}: manifest refused "
+                                 f"({resp.status_code}: {resp.text[:200]})")
+        return image.digest
