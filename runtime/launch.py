@@ -14,6 +14,7 @@ also the moment the container counts as started.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import struct
@@ -85,11 +86,16 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     spec.check()
     _ensure_subreaper()
     driver = None
+    made_cgroup = False
     if spec.cgroup_path:
         driver = cgroups or detect()
+        made_cgroup = not driver.exists(spec.cgroup_path)
         try:
             driver.create(spec.cgroup_path, spec.resources)
         except OSError as exc:
+            if made_cgroup:
+                with contextlib.suppress(OSError):
+                    driver.delete(spec.cgroup_path)
             raise StartFailed("StartError", f"cgroup {spec.cgroup_path}: {exc}", 128) from None
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
@@ -125,7 +131,13 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
     os.close(err_w)
     os.close(pid_w)
-    return _collect(mid, pid_r, err_r)
+    try:
+        return _collect(mid, pid_r, err_r)
+    except StartFailed:
+        if made_cgroup and driver is not None:  # a failed start leaves nothing behind
+            with contextlib.suppress(OSError):
+                driver.delete(spec.cgroup_path)
+        raise
 
 
 def _collect(mid: int, pid_r: int, err_r: int) -> Started:

@@ -111,3 +111,14 @@ def test_kill_all_and_delete_leave_nothing(spec, cgroup):
     driver.delete(path)
     assert not driver.exists(path)
     assert not any((Path(driver.root) / c / path).exists() for c in driver.controllers)
+
+
+def test_a_failed_start_leaves_no_cgroup(spec, cgroup):
+    from runtime.launch import StartFailed
+    driver, parent = cgroup
+    path = f"{parent}/broken"
+    with pytest.raises(StartFailed) as info:
+        start(dataclasses.replace(spec, args=("no-such-binary",), cgroup_path=path,
+                                  resources=Resources()), driver)
+    assert info.value.exit_code == 127
+    assert not driver.exists(path)

@@ -206,3 +206,15 @@ def test_exec_runs_inside_the_container_with_output_exit_code_and_timeout(base_s
         with pytest.raises(LauncherError) as info:
             c.call("exec", id="box", args=["no-such-cmd"])
         assert info.value.reason == "StartError" and "executable file not found" in str(info.value)
+
+
+def test_a_fast_writer_loses_no_lines(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="chatty", spec=spec(base_spec, launcher, "chatty", "sh", "-c",
+                                              "seq 1 100000; seq 1 20000 >&2"))
+        st = c.call("wait", id="chatty")["state"]
+    assert st["exit_code"] == 0
+    lines = read_logs(st["log_path"])
+    out = [int(ln.text) for ln in lines if ln.stream == "stdout"]
+    err = [int(ln.text) for ln in lines if ln.stream == "stderr"]
+    assert out == list(range(1, 100_001)) and err == list(range(1, 20_001))

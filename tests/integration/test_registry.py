@@ -34,22 +34,20 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("registry")
+def run_registry(work: Path, auth: str = ""):  # type: ignore[no-untyped-def]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (work / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {work}/data\nhttp:\n  addr: 127.0.0.1:{port}\n")
+        f"    rootdirectory: {work}/data\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}")
     proc = subprocess.Popen([REGISTRY, "serve", str(work / "config.yml")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
                     break
             except httpx.HTTPError:
                 pass
@@ -59,6 +57,25 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory):
+    yield from run_registry(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory: pytest.TempPathFactory):
+    """A registry that wants Basic auth (htpasswd with a bcrypt hash)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    work = tmp_path_factory.mktemp("private")
+    (work / "htpasswd").write_text(
+        "puller:" + crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH)) + "\n")
+    yield from run_registry(work, f"auth:\n  htpasswd:\n    realm: test\n"
+                                  f"    path: {work}/htpasswd\n")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +151,21 @@ def test_pull_errors_name_the_reference(registry, tmp_path):
     with pytest.raises(ImageError) as info:
         trio.run(RegistryClient(dst).pull, "127.0.0.1:9/busybox")
     assert info.value.reason == "ErrImagePull" and "ConnectError" in str(info.value)
+
+
+def test_basic_auth_registry_needs_the_right_credentials(private_registry, pushed, tmp_path):
+    image = pushed.get("busybox:latest")
+    with pytest.raises(ImageError) as info:
+        trio.run(RegistryClient(pushed).push, image, f"{private_registry}/busybox:latest")
+    assert "unauthorized" in str(info.value)
+    good = {private_registry: ("puller", "s3cret")}
+    trio.run(RegistryClient(pushed, credentials=good).push, image,
+             f"{private_registry}/busybox:latest")
+    dst = ImageStore(str(tmp_path / "dst"))
+    with pytest.raises(ImageError) as info:
+        trio.run(RegistryClient(dst, credentials={private_registry: ("puller", "wrong")}).pull,
+                 f"{private_registry}/busybox:latest")
+    assert info.value.reason == "ErrImagePull" and "credentials refused" in str(info.value)
+    pulled = trio.run(RegistryClient(dst, credentials=good).pull,
+                      f"{private_registry}/busybox:latest")
+    assert pulled.layers == image.layers
