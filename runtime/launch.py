@@ -19,6 +19,7 @@ import dataclasses
 import os
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime import syscalls as sc
@@ -26,7 +27,7 @@ from runtime.cgroups import CgroupDriver, detect
 from runtime.container_init import SetupError, setup_and_exec
 from runtime.spec import ContainerSpec
 
-__all__ = ["StartFailed", "Started", "spawn_exec", "start", "wait"]
+__all__ = ["Pending", "StartFailed", "Started", "begin", "spawn_exec", "start", "wait"]
 
 
 class StartFailed(Exception):
@@ -76,11 +77,35 @@ def _namespaces(spec: ContainerSpec) -> None:
 
 def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
           stdio: tuple[int, int, int] | None = None) -> Started:
-    """Start the container; returns once its command was exec'd.  Raises StartFailed.
+    """Start the container; returns once its command was exec'd.  Raises StartFailed."""
+    return begin(spec, cgroups, stdio).finish()
 
-    With ``spec.cgroup_path`` the cgroup is created (or updated) with the spec's
-    resources and the container starts inside it: the middle process joins it
-    before it forks, so nothing of the container ever runs outside its limits.
+
+@dataclass
+class Pending:
+    """A container being started: its set-up runs in its own processes until finish()."""
+
+    mid: int
+    pid_r: int
+    err_r: int
+    cleanup: Callable[[], None]
+
+    def finish(self) -> Started:
+        try:
+            return _collect(self.mid, self.pid_r, self.err_r)
+        except StartFailed:
+            self.cleanup()  # a failed start leaves nothing behind
+            raise
+
+
+def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
+          stdio: tuple[int, int, int] | None = None) -> Pending:
+    """Fork the container's set-up and return without waiting for it (see start()).
+
+    Many containers started at once overlap their set-up this way.  With
+    ``spec.cgroup_path`` the cgroup is created (or updated) with the spec's resources
+    and the container starts inside it: the middle process joins it before it
+    forks, so nothing of the container ever runs outside its limits.
     ``stdio`` gives the container's stdin, stdout and stderr (default: the caller's).
     """
     spec.check()
@@ -131,13 +156,12 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
     os.close(err_w)
     os.close(pid_w)
-    try:
-        return _collect(mid, pid_r, err_r)
-    except StartFailed:
-        if made_cgroup and driver is not None:  # a failed start leaves nothing behind
+
+    def cleanup() -> None:
+        if made_cgroup and driver is not None:
             with contextlib.suppress(OSError):
                 driver.delete(spec.cgroup_path)
-        raise
+    return Pending(mid, pid_r, err_r, cleanup)
 
 
 def _collect(mid: int, pid_r: int, err_r: int) -> Started:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import _common as c
 
 from runtime.cgroups import V1Driver, detect
-from runtime.launch import start, wait
+from runtime.launch import begin, start, wait
 from runtime.spec import load_bundle
 
 HUGETLB = "/sys/fs/cgroup/hugetlb"
@@ -147,9 +147,9 @@ def first_output_crun(bundle: str, n: int) -> list[float]:
 
 def burst_ours(spec, parent: str, n: int, driver) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    started = [start(dataclasses.replace(spec, cgroup_path=f"{parent}/burst-{i}"), driver)
+    pending = [begin(dataclasses.replace(spec, cgroup_path=f"{parent}/burst-{i}"), driver)
                for i in range(n)]
-    for s in started:
+    for s in [p.finish() for p in pending]:
         wait(s)
     wall = time.perf_counter() - t0
     for i in range(n):
@@ -163,6 +163,57 @@ def burst_crun(bundle: str, n: int) -> float:
     for p in procs:
         p.communicate()
     return time.perf_counter() - t0
+
+
+def pss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def launcher_overhead(spec, parent: str, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(launcher PSS with no container, extra PSS per running container) in MiB."""
+    from runtime.launcher import LauncherClient
+    from runtime.spec import spec_to_dict
+    work = c.tempdir("bench-launcher-")
+    sock = os.path.join(work, "launcher.sock")
+    proc = c.spawn([sys.executable, "-m", "runtime", "launcher", "--state-dir",
+                    os.path.join(work, "state"), "--socket", sock], os.path.join(work, "log"))
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    base = pss_mib(proc.pid)
+    with LauncherClient(sock) as client:
+        for i in range(n):
+            s = dataclasses.replace(spec, args=("sleep", "600"), cgroup_path=f"{parent}/mem-{i}")
+            client.call("run", id=f"m{i}", spec=spec_to_dict(s))
+        time.sleep(0.5)
+        after = pss_mib(proc.pid)
+        for i in range(n):
+            client.call("delete", id=f"m{i}", force=True)
+    proc.terminate()
+    proc.wait(10)
+    return base, (after - base) / n
+
+
+def crun_detached_helpers(bundle: str) -> int:
+    """Processes crun leaves besides the container itself when run detached (its monitor)."""
+    cid = "d" + uuid.uuid4().hex[:10]
+    cfg = json.loads(Path(bundle, "config.json").read_text())
+    cfg["process"]["args"] = ["sleep", "600"]
+    Path(bundle, "config.json").write_text(json.dumps(cfg))
+    subprocess.run(["crun", "--cgroup-manager=cgroupfs", "run", "-d", "--bundle", bundle, cid],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    import psutil
+    helpers = sum(1 for p in psutil.process_iter(["name", "status"])
+                  if p.info["name"] == "crun" and p.info["status"] != psutil.STATUS_ZOMBIE)
+    subprocess.run(["crun", "kill", cid, "KILL"], check=False)
+    time.sleep(0.2)
+    subprocess.run(["crun", "delete", "-f", cid], check=False)
+    return helpers
 
 
 def time_our_cli(bundle: str, n: int) -> list[float]:
@@ -211,6 +262,15 @@ def main() -> None:
         cb = burst_crun(true_bundle, burst)
         res.add(f"{burst} containers at once, wall", "s", ob, cb, higher_is_better=False, n=burst,
                 peer_name="crun run x N concurrently", target="ratio >= 1.0")
+        mem_n = 20 if a.quick else 100
+        base_pss, per_container = launcher_overhead(spec, parent, mem_n)
+        helpers = crun_detached_helpers(make_bundle(["sleep", "600"]))
+        res.add(f"memory per running container ({mem_n} running)", "MiB", per_container,
+                None, higher_is_better=False, n=mem_n,
+                peer_name=f"crun run -d: {helpers} helper processes per container",
+                target="<= 1 MiB", launcher_pss_mib=round(base_pss, 1),
+                note="extra PSS of our one launcher per container; the launcher itself "
+                     f"is {base_pss:.1f} MiB PSS for the whole node")
         cli = time_our_cli(true_bundle, max(5, n // 10))
         res.add("our CLI (fresh interpreter) start to exit, median", "ms", c.median(cli) * ms,
                 c.median(crun_t) * ms, higher_is_better=False, n=len(cli), peer_name="crun run",
