@@ -221,3 +221,28 @@ def import_(path: str, name: str | None, store_dir: str) -> None:
         sys.exit(1)
     for image in found:
         click.echo(f"{image.name} {image.digest}")
+
+
+@main.command()
+@click.option("-b", "--bundle", default=".", show_default=True,
+              help="Directory with config.json and the rootfs.")
+@click.argument("container_id")
+@socket_option
+def create(bundle: str, container_id: str, socket_path: str) -> None:
+    """Create a container in the launcher from a bundle, held before its command runs."""
+    from runtime.spec import spec_to_dict
+    try:
+        spec = load_bundle(bundle)
+    except SpecError as exc:
+        click.echo(f"{container_id}: invalid bundle: {exc}", err=True)
+        sys.exit(1)
+    st = _call(socket_path, "create", id=container_id, spec=spec_to_dict(spec))["state"]
+    click.echo(f"{container_id} created (pid {st['pid']})")
+
+
+@main.command("start")
+@click.argument("container_id")
+@socket_option
+def start_(container_id: str, socket_path: str) -> None:
+    """Start a created container: its command runs now."""
+    _call(socket_path, "start", id=container_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import resource
 import stat
+from collections.abc import Callable
 
 from runtime import syscalls as sc
 from runtime.spec import CAPABILITY_NUMBERS, RLIMITS, ContainerSpec, Mount
@@ -204,8 +205,12 @@ def drop_privileges(spec: ContainerSpec) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def setup_and_exec(spec: ContainerSpec) -> None:
-    """In the container's PID 1: build its world and exec its command.  Never returns."""
+def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None = None) -> None:
+    """In the container's PID 1: build its world and exec its command.  Never returns.
+
+    ``before_exec`` runs last, once everything is ready: a created-but-not-started
+    container waits there for its start.
+    """
     setup_rootfs(spec)
     if "uts" in spec.namespaces and spec.hostname:
         sc.sethostname(spec.hostname)
@@ -217,6 +222,8 @@ def setup_and_exec(spec: ContainerSpec) -> None:
                          f"{exc.strerror}") from None
     drop_privileges(spec)
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in spec.env)
+    if before_exec is not None:
+        before_exec()
     try:
         os.execve(exe, list(spec.args), env)
     except FileNotFoundError:

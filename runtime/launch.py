@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import select
 import struct
 import sys
 from collections.abc import Callable
@@ -83,23 +84,63 @@ def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
 
 @dataclass
 class Pending:
-    """A container being started: its set-up runs in its own processes until finish()."""
+    """A container being set up in its own processes; finish() waits until it runs.
+
+    Made with ``hold``, it stops just before exec: created() waits for that point
+    (the container exists, namespaces and rootfs ready, its command not yet run),
+    and finish() lets it exec -- crun's create and start.
+    """
 
     mid: int
     pid_r: int
     err_r: int
     cleanup: Callable[[], None]
+    ready_r: int | None = None
+    go_w: int | None = None
+    pid: int = 0
+
+    def created(self) -> int:
+        """Wait until the container is set up (held before exec); returns its PID 1."""
+        try:
+            if not self.pid:
+                self.pid = _read_pid(self.mid, self.pid_r)
+            if self.ready_r is not None:
+                ready, _, _ = select.select([self.ready_r, self.err_r], [], [])
+                if self.ready_r in ready and os.read(self.ready_r, 1) == b"R":
+                    os.close(self.ready_r)
+                    self.ready_r = None
+                    return self.pid
+                _await_exec(self.pid, self.err_r)  # it failed: raises StartFailed
+        except StartFailed:
+            self.abandon()
+            raise
+        return self.pid
 
     def finish(self) -> Started:
+        """Let a held container exec (or wait for an unheld one to); raises StartFailed."""
         try:
-            return _collect(self.mid, self.pid_r, self.err_r)
+            pid = self.created()
+            if self.go_w is not None:
+                os.write(self.go_w, b"G")
+                os.close(self.go_w)
+                self.go_w = None
+            return _await_exec(pid, self.err_r)
         except StartFailed:
-            self.cleanup()  # a failed start leaves nothing behind
+            self.abandon()
             raise
+
+    def abandon(self) -> None:
+        """Give up on it: a held container exits without running its command."""
+        for fd in (self.ready_r, self.go_w):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.ready_r = self.go_w = None
+        self.cleanup()
 
 
 def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
-          stdio: tuple[int, int, int] | None = None) -> Pending:
+          stdio: tuple[int, int, int] | None = None, hold: bool = False) -> Pending:
     """Fork the container's set-up and return without waiting for it (see start()).
 
     Many containers started at once overlap their set-up this way.  With
@@ -124,13 +165,24 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             raise StartFailed("StartError", f"cgroup {spec.cgroup_path}: {exc}", 128) from None
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    ready_r = ready_w = go_r = go_w = None
+    if hold:
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
+
+    def wait_for_start() -> None:
+        assert ready_w is not None and go_r is not None
+        os.write(ready_w, b"R")
+        if os.read(go_r, 1) != b"G":
+            os._exit(0)  # the creator went away or deleted us before start
     sys.stdout.flush()
     sys.stderr.flush()
     mid = os.fork()
     if mid == 0:  # short-lived child: namespaces, then the container's PID 1
         try:
-            os.close(err_r)
-            os.close(pid_r)
+            for fd in (err_r, pid_r, ready_r, go_w):
+                if fd is not None:
+                    os.close(fd)
             if stdio is not None:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)
@@ -141,7 +193,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             if pid1 == 0:
                 os.close(pid_w)
                 try:
-                    setup_and_exec(spec)
+                    setup_and_exec(spec, wait_for_start if hold else None)
                 except SetupError as exc:
                     _child_fail(err_w, exc.reason, str(exc), exc.exit_code)
                 except OSError as exc:
@@ -154,35 +206,53 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             _child_fail(err_w, "StartError", str(exc), 128)
         except BaseException as exc:
             _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
-    os.close(err_w)
-    os.close(pid_w)
+    for fd in (err_w, pid_w, ready_w, go_r):
+        if fd is not None:
+            os.close(fd)
 
     def cleanup() -> None:
         if made_cgroup and driver is not None:
             with contextlib.suppress(OSError):
                 driver.delete(spec.cgroup_path)
-    return Pending(mid, pid_r, err_r, cleanup)
+    return Pending(mid, pid_r, err_r, cleanup, ready_r, go_w)
+
+
+def _read_pid(mid: int, pid_r: int) -> int:
+    """The new process's host PID from the middle process, which is reaped here."""
+    try:
+        raw = os.read(pid_r, 4)
+    finally:
+        os.close(pid_r)
+    _, status = os.waitpid(mid, 0)
+    if len(raw) != 4:
+        # The middle process failed before forking; its error is on the error pipe.
+        return -os.waitstatus_to_exitcode(status) - 1 if status else -1
+    return struct.unpack("<i", raw)[0]
+
+
+def _await_exec(pid: int, err_r: int) -> Started:
+    """EOF on the error pipe means exec happened; data means a failure to report."""
+    try:
+        failure = b""
+        while chunk := os.read(err_r, 4096):
+            failure += chunk
+    finally:
+        os.close(err_r)
+    if failure:
+        code = 128
+        if pid > 0:
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # exited after reporting
+        elif pid < -1:
+            code = -pid - 1
+        reason, _, message = failure.decode(errors="replace").partition("\t")
+        raise StartFailed(reason, message, code)
+    if pid <= 0:
+        raise StartFailed("StartError", "container process was not created", 128)
+    return Started(pid)
 
 
 def _collect(mid: int, pid_r: int, err_r: int) -> Started:
-    """Reap the middle process, then learn the new process's pid and whether exec worked."""
-    try:
-        raw = os.read(pid_r, 4)
-        _, mid_status = os.waitpid(mid, 0)
-        failure = b""
-        while chunk := os.read(err_r, 4096):  # EOF once exec succeeded or the process exited
-            failure += chunk
-    finally:
-        os.close(pid_r)
-        os.close(err_r)
-    pid1 = struct.unpack("<i", raw)[0] if len(raw) == 4 else 0
-    if failure:
-        status = os.waitpid(pid1, 0)[1] if pid1 else mid_status  # it exited after reporting
-        reason, _, message = failure.decode(errors="replace").partition("\t")
-        raise StartFailed(reason, message, os.waitstatus_to_exitcode(status))
-    if not pid1:
-        raise StartFailed("StartError", "container process was not created", 128)
-    return Started(pid1)
+    return _await_exec(_read_pid(mid, pid_r), err_r)
 
 
 def wait(started: Started) -> int:

@@ -12,7 +12,8 @@ are re-attached by PID and start time (guarding against PID reuse) and watched
 with a pidfd; their exit code is then unknown and recorded as such.
 
 Protocol: one JSON object per line over a Unix stream socket; each request
-gets one response line.  Requests (``op``): ``run`` {id, spec, log_path?},
+gets one response line.  Requests (``op``): ``create`` {id, spec, log_path?} (set up, held before exec),
+``start`` {id}, ``run`` (create + start),
 ``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
 ``list``, ``wait`` {id} (answers when the container has exited), ``exec`` {id, args,
 env?, cwd?, timeout_s?} (answers when the command exits, with its output),
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runtime.cgroups import CgroupDriver, detect
-from runtime.launch import StartFailed, spawn_exec, start
+from runtime.launch import Pending, StartFailed, begin, spawn_exec
 from runtime.logs import CriLogWriter, format_time
 from runtime.spec import SpecError, spec_from_dict
 
@@ -77,6 +78,7 @@ class _Live:
     fds: dict[int, str] = field(default_factory=dict)  # pipe read end -> stream
     pidfd: int | None = None
     waiters: list[socket.socket] = field(default_factory=list)
+    pending: Pending | None = None  # created, held before exec until start
 
 
 class LauncherError(Exception):
@@ -350,6 +352,12 @@ class Launcher:
         return self.live[cid]
 
     def op_run(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        """create + start."""
+        self.op_create(conn, req)
+        return self.op_start(conn, req)
+
+    def op_create(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        """Set the container up (namespaces, cgroup, rootfs) and hold it before exec."""
         cid = req.get("id")
         if not isinstance(cid, str) or not cid or "/" in cid or cid.startswith("."):
             raise LauncherError("BadRequest", f"invalid container id {cid!r}")
@@ -374,30 +382,54 @@ class Launcher:
             with contextlib.suppress(OSError):
                 st.oom_kills_before = self.cgroups.usage(spec.cgroup_path).oom_kills
         try:
-            started = start(spec, self.cgroups, stdio=(null, out_w, err_w))
+            pending = begin(spec, self.cgroups, stdio=(null, out_w, err_w), hold=True)
+            st.pid = pending.created()
         except StartFailed as exc:
             os.close(out_r)
             os.close(err_r)
-            st.status, st.reason, st.message = "exited", exc.reason, str(exc)
-            st.exit_code = exc.exit_code
-            st.finished_at = _now()
-            live.writer.close()
-            live.writer = None
-            self._save(st)
+            self._failed(live, exc)
             raise LauncherError(exc.reason, str(exc)) from None
         finally:
             os.close(out_w)
             os.close(err_w)
             os.close(null)
-        st.pid, st.pid_start = started.pid, proc_start_time(started.pid)
-        st.status, st.started_at = "running", _now()
-        self.by_pid[started.pid] = live
+        live.pending = pending
+        st.pid_start = proc_start_time(st.pid)
+        self.by_pid[st.pid] = live
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)
             live.fds[fd] = stream
             self.sel.register(fd, selectors.EVENT_READ, ("log", (cid, stream)))
         self._save(st)
         return {"state": asdict(st)}
+
+    def op_start(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        """Let a created container exec its command."""
+        live = self._get(req)
+        if live.pending is None or live.state.status != "created":
+            raise LauncherError("NotCreated", f"container {live.state.id!r} is "
+                                f"{live.state.status}, not created")
+        pending, live.pending = live.pending, None
+        st = live.state
+        try:
+            pending.finish()
+        except StartFailed as exc:
+            self.by_pid.pop(st.pid, None)
+            self._failed(live, exc)
+            raise LauncherError(exc.reason, str(exc)) from None
+        st.status, st.started_at = "running", _now()
+        self._save(st)
+        return {"state": asdict(st)}
+
+    def _failed(self, live: _Live, exc: StartFailed) -> None:
+        st = live.state
+        st.status, st.reason, st.message = "exited", exc.reason, str(exc)
+        st.exit_code = exc.exit_code
+        st.finished_at = _now()
+        if live.writer is not None:
+            live.writer.close()
+            live.writer = None
+        self._save(st)
 
     def op_exec(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
         """Run a command in a running container; answers when it exits, with its output."""
@@ -524,6 +556,13 @@ class Launcher:
     def op_delete(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         live = self._get(req)
         st = live.state
+        if live.pending is not None:  # created, never started: it exits without running
+            live.pending.abandon()
+            live.pending = None
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(st.pid, 0)
+                self.by_pid.pop(st.pid, None)
+                self._finish(live, status, "", "")
         if st.status == "running":
             if not req.get("force"):
                 raise LauncherError("Running", f"container {st.id!r} is running; stop it first "

@@ -218,3 +218,27 @@ def test_a_fast_writer_loses_no_lines(base_spec, launcher):
     out = [int(ln.text) for ln in lines if ln.stream == "stdout"]
     err = [int(ln.text) for ln in lines if ln.stream == "stderr"]
     assert out == list(range(1, 100_001)) and err == list(range(1, 20_001))
+
+
+def test_create_holds_the_container_until_start(base_spec, launcher):
+    with launcher.client() as c:
+        st = c.call("create", id="held", spec=spec(base_spec, launcher, "held", "sh", "-c",
+                                                    "echo ran; exit 9"))["state"]
+        assert st["status"] == "created" and st["pid"] > 0
+        time.sleep(0.3)
+        assert c.call("state", id="held")["state"]["status"] == "created"
+        assert read_logs(st["log_path"]) == []  # the command has not run
+        with pytest.raises(LauncherError) as info:
+            c.call("exec", id="held", args=["true"])
+        assert info.value.reason == "NotRunning"
+        assert c.call("start", id="held")["state"]["status"] == "running"
+        done = c.call("wait", id="held")["state"]
+        assert done["exit_code"] == 9 and [ln.text for ln in read_logs(done["log_path"])] == [b"ran"]
+        with pytest.raises(LauncherError):
+            c.call("start", id="held")
+        # A created container that is deleted never runs its command.
+        st = c.call("create", id="never", spec=spec(base_spec, launcher, "never", "sh", "-c",
+                                                     "echo ran"))["state"]
+        c.call("delete", id="never")
+        assert not Path(f"/proc/{st['pid']}").exists() or \
+            Path(f"/proc/{st['pid']}/stat").read_text().split()[2] == "Z"
