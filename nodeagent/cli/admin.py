@@ -58,5 +58,13 @@ def run(config_file: str | None, **flags: object) -> None:
         pass
 
 
+def _add_runtime() -> None:
+    """'nodeagent runtime ...' is the runtime's own CLI (also 'python -m runtime')."""
+    from runtime.cli import main as runtime_main
+    main.add_command(runtime_main, name="runtime")
+
+
+_add_runtime()
+
 if __name__ == "__main__":
     main()
