@@ -13,7 +13,7 @@ with a pidfd; their exit code is then unknown and recorded as such.
 
 Protocol: one JSON object per line over a Unix stream socket; each request
 gets one response line.  Requests (``op``): ``create`` {id, spec, log_path?} (set up, held before exec),
-``start`` {id}, ``run`` (create + start),
+``start`` {id}, ``run`` (create + start), ``stats`` {id},
 ``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
 ``list``, ``wait`` {id} (answers when the container has exited), ``exec`` {id, args,
 env?, cwd?, timeout_s?} (answers when the command exits, with its output),
@@ -510,6 +510,16 @@ class Launcher:
 
     def op_state(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         return {"state": asdict(self._get(req).state)}
+
+    def op_stats(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        """cpu (ns) and memory (bytes) from the container's cgroup."""
+        live = self._get(req)
+        if not live.state.cgroup_path or self.cgroups is None or \
+                not self.cgroups.exists(live.state.cgroup_path):
+            raise LauncherError("NoCgroup", f"container {live.state.id!r} has no cgroup")
+        usage = self.cgroups.usage(live.state.cgroup_path)
+        return {"cpu_ns": usage.cpu_ns, "memory_bytes": usage.memory_bytes,
+                "oom_kills": usage.oom_kills}
 
     def op_list(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         return {"containers": [asdict(v.state) for v in self.live.values()]}

@@ -122,3 +122,23 @@ def test_a_failed_start_leaves_no_cgroup(spec, cgroup):
                                   resources=Resources()), driver)
     assert info.value.exit_code == 127
     assert not driver.exists(path)
+
+
+def test_pod_and_container_cgroups_nest_with_pod_limits(spec, cgroup):
+    from runtime.qos import ContainerResources, container_cgroup, pod_cgroup, pod_resources, qos_class
+    driver, parent = cgroup
+    containers = [ContainerResources(cpu_request_milli=100, cpu_limit_milli=200,
+                                     memory_limit_bytes=32 * 2**20),
+                  ContainerResources(cpu_request_milli=100, cpu_limit_milli=300,
+                                     memory_limit_bytes=64 * 2**20)]
+    qos = qos_class(containers)
+    pod = pod_cgroup(parent, qos, "1234-abcd")
+    driver.create(pod, pod_resources(containers))
+    path = container_cgroup(pod, "app")
+    code = run_in(spec, driver, path, containers[0].as_resources(), "true")
+    assert code == 0 and qos == "Burstable"
+    root = Path(driver.root)
+    assert (root / "memory" / pod / "memory.limit_in_bytes").read_text().strip() == str(96 * 2**20)
+    assert (root / "cpu" / pod / "cpu.cfs_quota_us").read_text().strip() == "50000"
+    assert (root / "cpu" / pod / "cpu.shares").read_text().strip() == str(200 * 1024 // 1000)
+    assert (root / "memory" / path / "memory.limit_in_bytes").read_text().strip() == str(32 * 2**20)

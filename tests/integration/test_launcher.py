@@ -242,3 +242,15 @@ def test_create_holds_the_container_until_start(base_spec, launcher):
         c.call("delete", id="never")
         assert not Path(f"/proc/{st['pid']}").exists() or \
             Path(f"/proc/{st['pid']}/stat").read_text().split()[2] == "Z"
+
+
+def test_stats_report_cgroup_usage(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="busy", spec=spec(base_spec, launcher, "busy", "sh", "-c",
+                                            "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; "
+                                            "sleep 30"))
+        deadline = time.monotonic() + 10
+        while (stats := c.call("stats", id="busy"))["cpu_ns"] < 50_000_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert stats["memory_bytes"] > 0 and stats["oom_kills"] == 0
