@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import stat
 from collections.abc import Callable
 
@@ -205,7 +206,38 @@ def drop_privileges(spec: ContainerSpec) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None = None) -> None:
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2, signal.SIGWINCH)
+
+
+def run_as_init(exe: str, args: list[str], env: dict[str, str], close_fd: int | None) -> None:
+    """PID 1 as a minimal init (docker run --init): the command runs as PID 2; signals are
+    forwarded to it; every orphan that lands on PID 1 is reaped; exits with its status."""
+    child = os.fork()
+    if child == 0:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            os.execve(exe, args, env)
+        except OSError as exc:
+            if close_fd is not None:
+                os.write(close_fd, f"StartError\texec: {args[0]!r}: {exc.strerror}".encode())
+            os._exit(127)
+    # A long-lived init forked from the launcher must not keep the launcher's sockets,
+    # pipes or signal wake-up fd: only stdio stays.
+    signal.set_wakeup_fd(-1)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 65536 else 65536)
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None = None,
+                   error_fd: int | None = None) -> None:
     """In the container's PID 1: build its world and exec its command.  Never returns.
 
     ``before_exec`` runs last, once everything is ready: a created-but-not-started
@@ -224,6 +256,8 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in spec.env)
     if before_exec is not None:
         before_exec()
+    if spec.init:
+        run_as_init(exe, list(spec.args), env, error_fd)
     try:
         os.execve(exe, list(spec.args), env)
     except FileNotFoundError:

@@ -193,7 +193,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             if pid1 == 0:
                 os.close(pid_w)
                 try:
-                    setup_and_exec(spec, wait_for_start if hold else None)
+                    setup_and_exec(spec, wait_for_start if hold else None, err_w)
                 except SetupError as exc:
                     _child_fail(err_w, exc.reason, str(exc), exc.exit_code)
                 except OSError as exc:

@@ -96,6 +96,9 @@ class ContainerSpec:
     rlimits: tuple[tuple[str, int, int], ...] = (("RLIMIT_NOFILE", 1048576, 1048576),)
     masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
+    # PID 1 is a minimal init that runs the command as PID 2, forwards signals to it and
+    # reaps orphans (docker run --init); off, the command itself is PID 1.
+    init: bool = False
     # The container's cgroup, relative to the hierarchy root ("" = stay in the caller's).
     cgroup_path: str = ""
     resources: Resources = field(default_factory=Resources)

@@ -254,3 +254,19 @@ def test_stats_report_cgroup_usage(base_spec, launcher):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert stats["memory_bytes"] > 0 and stats["oom_kills"] == 0
+
+
+def test_init_reaps_orphans_and_forwards_signals(base_spec, launcher):
+    s = spec(base_spec, launcher, "inited", "sh", "-c",
+             "(sleep 0.2 &); (sleep 0.2 &); echo pid=$$; sleep 30")
+    s["init"] = True
+    with launcher.client() as c:
+        c.call("run", id="inited", spec=s)
+        time.sleep(0.8)  # the two orphaned sleeps have exited by now
+        ps = c.call("exec", id="inited", args=["ps", "-o", "pid,stat,comm"])["stdout"]
+        assert " Z " not in ps and "sleep" in ps
+        c.call("stop", id="inited", grace_s=10)
+        st = c.call("wait", id="inited")["state"]
+    # The shell is PID 2, not 1, so SIGTERM's default action kills it: no grace needed.
+    assert read_logs(st["log_path"])[0].text == b"pid=2"
+    assert st["exit_code"] == 143
