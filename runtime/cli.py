@@ -54,7 +54,11 @@ DEFAULT_STATE = "/run/nodeagent/containers"
               help="Unix socket the launcher listens on.")
 def launcher(state_dir: str, socket_path: str) -> None:
     """Run the launcher in the foreground: it starts, keeps and logs containers."""
+    import logging
+
     from runtime.launcher import Launcher
+    logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s "
+                        "logger=%(name)s msg=%(message)r")
     Launcher(state_dir, socket_path).serve()
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
+import logging
 import os
 import selectors
 import signal
@@ -40,6 +41,8 @@ from runtime.logs import CriLogWriter, format_time
 from runtime.spec import SpecError, spec_from_dict
 
 __all__ = ["ContainerState", "Launcher", "LauncherClient", "LauncherError"]
+
+log = logging.getLogger("runtime.launcher")
 
 MAX_REQUEST_BYTES = 1 << 20
 MAX_EXEC_OUTPUT = 1 << 20  # per stream; probes and nodectl exec read small outputs
@@ -183,29 +186,13 @@ class Launcher:
         while self.running:
             timeout = max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else None
             for key, _ in self.sel.select(timeout):
-                kind, arg = key.data
-                if kind == "listen":
-                    conn, _ = listener.accept()
-                    conn.setblocking(False)
-                    self._buffers[conn] = b""
-                    self.sel.register(conn, selectors.EVENT_READ, ("client", None))
-                elif kind == "client":
-                    self._client_readable(key.fileobj)  # type: ignore[arg-type]
-                elif kind == "signal":
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 4096)
-                    self._reap()
-                elif kind == "log":
-                    self._log_readable(key.fd, arg)
-                elif kind == "exec_out":
-                    self._exec_readable(key.fd, arg)
-                elif kind == "pidfd":
-                    self.sel.unregister(key.fd)
-                    os.close(key.fd)
-                    live = self.live[arg]
-                    live.pidfd = None
-                    self._finish(live, None, "Unknown", "the container exited while the launcher "
-                                 "was not its parent; its exit code is not known")
+                # An earlier event of this batch may have closed this fd (a reaped exec's pipes).
+                if self.sel.get_map().get(key.fd) is not key:
+                    continue
+                try:
+                    self._dispatch(key, listener, wake_r)
+                except Exception:  # one bad event must not take down every container's keeper
+                    log.exception("launcher: event %s failed", key.data)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
                 _, _, fn = heapq.heappop(self.timers)
@@ -213,6 +200,31 @@ class Launcher:
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+
+    def _dispatch(self, key: selectors.SelectorKey, listener: socket.socket, wake_r: int) -> None:
+        kind, arg = key.data
+        if kind == "listen":
+            conn, _ = listener.accept()
+            conn.setblocking(False)
+            self._buffers[conn] = b""
+            self.sel.register(conn, selectors.EVENT_READ, ("client", None))
+        elif kind == "client":
+            self._client_readable(key.fileobj)  # type: ignore[arg-type]
+        elif kind == "signal":
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_r, 4096)
+            self._reap()
+        elif kind == "log":
+            self._log_readable(key.fd, arg)
+        elif kind == "exec_out":
+            self._exec_readable(key.fd, arg)
+        elif kind == "pidfd":
+            self.sel.unregister(key.fd)
+            os.close(key.fd)
+            live = self.live[arg]
+            live.pidfd = None
+            self._finish(live, None, "Unknown", "the container exited while the launcher "
+                         "was not its parent; its exit code is not known")
 
     def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
         self._timer_seq += 1
