@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.cgroups import V1Driver
 from runtime.launcher import LauncherClient, LauncherError
 from runtime.logs import read_logs
 from runtime.spec import load_bundle, spec_to_dict
@@ -74,11 +75,14 @@ def launcher(tmp_path: Path) -> Iterator[LauncherProc]:
                     c.call("delete", id=st["id"], force=True)
             lp.proc.terminate()
             lp.proc.wait(10)
-        for ctrl in ("cpu", "cpuacct", "memory", "pids"):
-            base = Path("/sys/fs/cgroup") / ctrl / lp.cgroup_parent
+        # Whatever state the launcher was left in, no process or cgroup outlives the test.
+        driver = V1Driver()
+        for ctrl in driver.controllers:
+            base = Path(driver.root) / ctrl / lp.cgroup_parent
             if base.exists():
                 for d in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
-                    d.rmdir()
+                    driver.kill_all(str(d.relative_to(Path(driver.root) / ctrl)))
+                    driver.delete(str(d.relative_to(Path(driver.root) / ctrl)))
                 base.rmdir()
 
 
