@@ -56,6 +56,13 @@ class SetupError(Exception):
         super().__init__(message)
 
 
+def _locked(path: str) -> int:
+    """nosuid/nodev/noexec a mount already has: a remount must keep them (in a user
+    namespace the kernel refuses to drop them)."""
+    f = os.statvfs(path).f_flag
+    return f & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+
 def mount_options(options: tuple[str, ...]) -> tuple[int, str]:
     flags, data = 0, []
     for opt in options:
@@ -99,7 +106,7 @@ def do_mount(rootfs: str, m: Mount) -> None:
         sc.mount(m.source, target, None, flags & (sc.MS_BIND | sc.MS_REC) | sc.MS_BIND)
         extra = flags & ~(sc.MS_BIND | sc.MS_REC | _PROPAGATION)
         if extra:  # a bind mount takes its flags only on a remount
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | extra | _locked(target))
     else:
         _ensure(target, True)
         sc.mount(m.source or m.type, target, m.type, flags & ~_PROPAGATION, data or None)
@@ -131,20 +138,31 @@ def mask_paths(rootfs: str, spec: ContainerSpec) -> None:
         target = os.path.join(rootfs, path.lstrip("/"))
         if os.path.exists(target):
             sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+            sc.mount(None, target, None,
+                     sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | _locked(target))
 
 
 def setup_rootfs(spec: ContainerSpec) -> None:
     rootfs = os.path.realpath(spec.rootfs)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    try:
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    except PermissionError:
+        raise SetupError("StartError", f"rootfs {rootfs} cannot be reached from the container's "
+                         "user namespace: every directory above it must be searchable by "
+                         "the mapped host id") from None
     own = {os.path.normpath(m.destination) for m in spec.mounts}
     for m in DEFAULT_MOUNTS:
         if m.destination not in own:
             try:
                 do_mount(rootfs, m)
             except OSError:
-                if m.type != "mqueue":  # mqueue is optional (not every kernel has it)
+                if m.type == "sysfs":
+                    # A user namespace that does not own the network namespace may not mount
+                    # sysfs: show the host's, read-only, as runc does.
+                    do_mount(rootfs, Mount("/sys", "bind", "/sys", ("rbind", "ro", "nosuid",
+                                                                    "noexec", "nodev")))
+                elif m.type != "mqueue":  # mqueue is optional (not every kernel has it)
                     raise
     for m in spec.mounts:
         do_mount(rootfs, m)
@@ -156,7 +174,7 @@ def setup_rootfs(spec: ContainerSpec) -> None:
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
     if spec.readonly_rootfs:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked("/"))
 
 
 def find_executable(name: str, env: tuple[str, ...]) -> str:

@@ -62,18 +62,41 @@ def _child_fail(err_w: int, reason: str, message: str, code: int) -> None:
         os._exit(code)
 
 
-def _namespaces(spec: ContainerSpec) -> None:
+def _namespaces(spec: ContainerSpec, userns: tuple[int, int] | None = None) -> None:
+    """Join the namespaces given by path, then create the rest.
+
+    A new user namespace comes first and alone, so the others are owned by it; its
+    id maps need privileges in the parent namespace, so the caller writes them
+    while we wait (``userns``: our ready pipe, its done pipe).
+    """
     for ns_type, path in spec.join_namespaces:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             sc.setns(fd, sc.NAMESPACE_FLAGS.get(ns_type, 0))
         finally:
             os.close(fd)
+    joined = dict(spec.join_namespaces)
+    if "user" in spec.namespaces and "user" not in joined and userns is not None:
+        sc.unshare(sc.CLONE_NEWUSER)
+        os.write(userns[0], b"U")
+        if os.read(userns[1], 1) != b"M":
+            raise OSError(1, "the user namespace's id maps were not written")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
     flags = 0
     for ns in spec.namespaces:
-        if ns not in dict(spec.join_namespaces):
+        if ns not in joined and ns != "user":
             flags |= sc.NAMESPACE_FLAGS[ns]
     sc.unshare(flags)
+
+
+def _write_id_maps(pid: int, spec: ContainerSpec) -> None:
+    def fmt(maps: tuple[tuple[int, int, int], ...]) -> str:
+        return "".join(f"{c} {h} {n}\n" for c, h, n in maps)
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(fmt(spec.uid_mappings))
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(fmt(spec.gid_mappings))
 
 
 def start(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
@@ -166,6 +189,10 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     ready_r = ready_w = go_r = go_w = None
+    user_r = user_w = maps_r = maps_w = None
+    if "user" in spec.namespaces and "user" not in dict(spec.join_namespaces):
+        user_r, user_w = os.pipe2(os.O_CLOEXEC)
+        maps_r, maps_w = os.pipe2(os.O_CLOEXEC)
     if hold:
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -180,7 +207,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     mid = os.fork()
     if mid == 0:  # short-lived child: namespaces, then the container's PID 1
         try:
-            for fd in (err_r, pid_r, ready_r, go_w):
+            for fd in (err_r, pid_r, ready_r, go_w, user_r, maps_w):
                 if fd is not None:
                     os.close(fd)
             if stdio is not None:
@@ -188,7 +215,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
                     os.dup2(fd, target)
             if driver is not None:
                 driver.add(spec.cgroup_path, os.getpid())
-            _namespaces(spec)
+            _namespaces(spec, (user_w, maps_r) if user_w is not None else None)
             pid1 = os.fork()
             if pid1 == 0:
                 os.close(pid_w)
@@ -206,9 +233,19 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             _child_fail(err_w, "StartError", str(exc), 128)
         except BaseException as exc:
             _child_fail(err_w, "StartError", f"{type(exc).__name__}: {exc}", 128)
-    for fd in (err_w, pid_w, ready_w, go_r):
+    for fd in (err_w, pid_w, ready_w, go_r, user_w, maps_r):
         if fd is not None:
             os.close(fd)
+    if user_r is not None and maps_w is not None:
+        # The middle process has made its user namespace: give it its id maps.
+        try:
+            if os.read(user_r, 1) == b"U":
+                with contextlib.suppress(OSError):
+                    _write_id_maps(mid, spec)
+                os.write(maps_w, b"M")
+        finally:
+            os.close(user_r)
+            os.close(maps_w)
 
     def cleanup() -> None:
         if made_cgroup and driver is not None:

@@ -99,6 +99,9 @@ class ContainerSpec:
     # PID 1 is a minimal init that runs the command as PID 2, forwards signals to it and
     # reaps orphans (docker run --init); off, the command itself is PID 1.
     init: bool = False
+    # With "user" in namespaces: (container id, host id, size) ranges, written by the caller.
+    uid_mappings: tuple[tuple[int, int, int], ...] = ()
+    gid_mappings: tuple[tuple[int, int, int], ...] = ()
     # The container's cgroup, relative to the hierarchy root ("" = stay in the caller's).
     cgroup_path: str = ""
     resources: Resources = field(default_factory=Resources)
@@ -128,6 +131,15 @@ class ContainerSpec:
             if not os.path.isabs(m.destination):
                 raise SpecError(f"mounts[{i}].destination",
                                 f"Invalid value: {m.destination!r}: must be absolute")
+        if "user" in self.namespaces and not (self.uid_mappings and self.gid_mappings):
+            raise SpecError("linux.uidMappings", "Required value: a user namespace needs uid "
+                            "and gid mappings")
+        for field_name, maps in (("linux.uidMappings", self.uid_mappings),
+                                 ("linux.gidMappings", self.gid_mappings)):
+            for i, m in enumerate(maps):
+                if len(m) != 3 or min(m) < 0 or m[2] < 1:
+                    raise SpecError(f"{field_name}[{i}]", f"Invalid value: {m!r}: needs "
+                                    "containerID, hostID and a size of at least 1")
         if len(self.hostname) > 64:
             raise SpecError("hostname", "Too long: must have at most 64 bytes")
         if self.cgroup_path.startswith("/") or ".." in self.cgroup_path.split("/"):
@@ -208,8 +220,19 @@ def load_bundle(bundle: str) -> ContainerSpec:
         memory_limit_bytes=int(mem["limit"]) if mem.get("limit") else None,
         pids_limit=int(pids["limit"]) if pids.get("limit") else None,
     )
+    def mappings(key: str) -> tuple[tuple[int, int, int], ...]:
+        out = []
+        for i, m in enumerate(_get(linux, f"linux.{key}", list, [])):
+            try:
+                out.append((int(m["containerID"]), int(m["hostID"]), int(m["size"])))
+            except (KeyError, TypeError, ValueError):
+                raise SpecError(f"linux.{key}[{i}]", "Invalid value: needs containerID, hostID "
+                                "and size") from None
+        return tuple(out)
     spec = ContainerSpec(
         rootfs=rootfs,
+        uid_mappings=mappings("uidMappings"),
+        gid_mappings=mappings("gidMappings"),
         cgroup_path=_get(linux, "linux.cgroupsPath", str, "").strip("/"),
         resources=resources,
         args=tuple(str(a) for a in _get(process, "process.args", list, [])),
@@ -261,7 +284,7 @@ def spec_from_dict(d: dict[str, Any]) -> ContainerSpec:
                      "masked_paths", "readonly_paths"):
             if name in fields:
                 fields[name] = tuple(fields[name])
-        for name in ("join_namespaces", "rlimits"):
+        for name in ("join_namespaces", "rlimits", "uid_mappings", "gid_mappings"):
             if name in fields:
                 fields[name] = tuple(tuple(x) for x in fields[name])
         spec = ContainerSpec(**fields)

@@ -134,3 +134,51 @@ def test_nothing_is_left_on_the_host(bundle):
     # The pytest process did not inherit a child subreaper role or zombies from the CLI.
     children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
     assert all(not Path(f"/proc/{c}/cmdline").read_bytes().startswith(b"sleep") for c in children)
+
+
+def test_user_namespace_maps_root_to_an_unprivileged_host_id(bundle):
+    import shutil
+    import tempfile
+
+    from runtime.launch import start, wait
+    from runtime.spec import load_bundle
+    # pytest's temporary directories are 0700: the mapped root could not reach a rootfs there.
+    public = tempfile.mkdtemp(prefix="nodeagent-userns-")
+    os.chmod(public, 0o755)
+    try:
+        shutil.copytree(bundle, os.path.join(public, "b"), symlinks=True)
+        os.chmod(os.path.join(public, "b"), 0o755)
+        _check_userns(os.path.join(public, "b"), start, wait, load_bundle)
+    finally:
+        shutil.rmtree(public)
+
+
+def _check_userns(bundle_dir, start, wait, load_bundle):  # type: ignore[no-untyped-def]
+    spec = load_bundle(bundle_dir)
+    spec = type(spec)(**{**spec.__dict__, "args": ("sh", "-c",
+                                                   "id -u; sleep 0.5; touch /bin/x 2>&1; true"),
+                         "readonly_rootfs": False,
+                         "namespaces": ("user", *spec.namespaces),
+                         "uid_mappings": ((0, 100000, 65536),),
+                         "gid_mappings": ((0, 100000, 65536),)})
+    r, w = os.pipe()
+    started = start(spec, stdio=(0, w, w))
+    os.close(w)
+    uids = next(line for line in Path(f"/proc/{started.pid}/status").read_text().splitlines()
+                if line.startswith("Uid:")).split()[1:]
+    assert wait(started) == 0
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    lines = out.decode().splitlines()
+    assert lines[0] == "0"  # root inside ...
+    assert uids == ["100000"] * 4  # ... an ordinary uid outside
+    assert "Permission denied" in lines[1]  # and no power over the host's files
+
+
+def test_user_namespace_without_mappings_is_a_spec_error(bundle):
+    cfg = json.loads((bundle / "config.json").read_text())
+    linux = {**cfg["linux"], "namespaces": [*cfg["linux"]["namespaces"], {"type": "user"}]}
+    p = run(bundle, "true", linux=linux)
+    assert p.returncode == 1 and "linux.uidMappings: Required value" in p.stderr
