@@ -127,10 +127,15 @@ def kill(container_id: str, sig: str, all_: bool, socket_path: str) -> None:
 @main.command()
 @click.argument("container_id")
 @click.option("--force", is_flag=True, help="Kill it first if it is running.")
+@click.option("--store", "store_dir", default=None,
+              help="Also remove the container's rootfs from this image store.")
 @socket_option
-def delete(container_id: str, force: bool, socket_path: str) -> None:
-    """Remove a container: its cgroup, state and logs."""
+def delete(container_id: str, force: bool, store_dir: str | None, socket_path: str) -> None:
+    """Remove a container: its cgroup, state and logs (and its rootfs with --store)."""
     _call(socket_path, "delete", id=container_id, force=force)
+    if store_dir:
+        from runtime.images import ImageStore
+        ImageStore(store_dir).remove_rootfs(container_id)
 
 
 @main.command()
@@ -250,3 +255,43 @@ def create(bundle: str, container_id: str, socket_path: str) -> None:
 def start_(container_id: str, socket_path: str) -> None:
     """Start a created container: its command runs now."""
     _call(socket_path, "start", id=container_id)
+
+
+@main.command("run-image")
+@click.argument("image_name")
+@click.argument("container_id")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--hostname", default=None, help="Default: the container id.")
+@click.option("--cgroup-parent", default="nodeagent", show_default=True,
+              help="The container's cgroup goes below this one.")
+@click.option("--memory-mb", type=int, default=None, help="Memory limit.")
+@click.option("--init", "use_init", is_flag=True, help="Run a minimal init as PID 1.")
+@click.option("--store", "store_dir", default=DEFAULT_IMAGES, show_default=True,
+              help="The image store's directory.")
+@socket_option
+def run_image(image_name: str, container_id: str, args: tuple[str, ...], hostname: str | None,
+              cgroup_parent: str, memory_mb: int | None, use_init: bool, store_dir: str,
+              socket_path: str) -> None:
+    """Run an image from the store in the launcher, detached: run-image IMAGE ID [-- CMD...]."""
+    from runtime.cgroups import Resources
+    from runtime.images import ImageError, ImageStore
+    from runtime.spec import ContainerSpec, spec_to_dict
+    store = ImageStore(store_dir)
+    try:
+        image = store.get(image_name)
+        rootfs = store.mount_rootfs(container_id, image)
+    except ImageError as exc:
+        click.echo(f"{exc.reason}: {exc}", err=True)
+        sys.exit(1)
+    command = tuple(args) or tuple(image.entrypoint + image.cmd)
+    spec = ContainerSpec(rootfs=rootfs, args=command, env=tuple(image.env) or ContainerSpec.env,
+                         cwd=image.working_dir, hostname=hostname or container_id,
+                         init=use_init, cgroup_path=f"{cgroup_parent}/{container_id}",
+                         resources=Resources(memory_limit_bytes=memory_mb * 2**20
+                                             if memory_mb else None))
+    try:
+        st = _call(socket_path, "run", id=container_id, spec=spec_to_dict(spec))["state"]
+    except SystemExit:
+        store.remove_rootfs(container_id)
+        raise
+    click.echo(f"{container_id} running (pid {st['pid']}, image {image.name})")
