@@ -20,6 +20,7 @@ from nodeagent.api.objects import ObjectStore
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
+from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator import namespaces
 from nodeagent.objects.kinds import by_kind
 from nodeagent.store import LocalStore
@@ -68,6 +69,14 @@ async def run_agent(cfg: AgentConfig, *,
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         await nursery.start(namespaces.run, objects)
+        if cfg.launcher_socket:
+            launcher = await ensure_launcher(cfg.launcher_socket,
+                                             os.path.join(cfg.data_dir, "containers"))
+            known = (await launcher.call("list")).get("containers") or []
+            log.info("launcher connected socket=%s containers=%d running=%d exited=%d",
+                     cfg.launcher_socket, len(known),
+                     sum(1 for c in known if c["status"] == "running"),
+                     sum(1 for c in known if c["status"] == "exited"))
         nursery.start_soon(_signals, nursery.cancel_scope)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)

@@ -47,6 +47,10 @@ class AgentConfig:
     """Revisions of history kept for watches and paginated lists.  A client further behind
     than this gets 410 Gone and relists.  Memory grows with it."""
 
+    launcher_socket: str = ""
+    """Unix socket of the container launcher.  When set, the agent starts a launcher there
+    if none answers (it keeps the node's containers and outlives the agent); needs root."""
+
     request_timeout_s: int = 30
     """Seconds a client gets to send a whole request (headers and body).  Slower or
     half-sent requests get 408 or are dropped, so they cannot pin connections."""

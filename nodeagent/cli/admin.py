@@ -32,6 +32,8 @@ def main() -> None:
               "(default 10000).")
 @click.option("--history-revisions", type=int, help="Revisions of history kept for watch and "
               "paginated lists (default 100000).")
+@click.option("--launcher-socket", help="Unix socket of the container launcher; the agent "
+              "starts one there if none answers (default: no containers on this agent).")
 @click.option("--request-timeout-s", type=int, help="Seconds a client gets to send a whole "
               "request; slower ones get 408 (default 30).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),

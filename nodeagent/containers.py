@@ -1,0 +1,84 @@
+"""The agent's side of the container launcher (runtime/launcher.py).
+
+The launcher is a separate process so that containers outlive the agent and
+nothing forks inside the agent's Trio loop.  The agent finds it by its socket
+and starts one (detached, in its own session) only if none answers; a
+restarted agent therefore reconnects to the same launcher and reads back every
+container's state, including exits that happened while it was down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from typing import Any
+
+import trio
+
+log = logging.getLogger("nodeagent.containers")
+
+
+class LauncherUnavailable(Exception):
+    pass
+
+
+class Launcher:
+    """One JSON-lines connection to the launcher, used from Trio."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._buf = b""
+        self._lock = trio.Lock()
+
+    @classmethod
+    async def connect(cls, socket_path: str) -> Launcher:
+        try:
+            return cls(await trio.open_unix_socket(socket_path))
+        except OSError as exc:
+            raise LauncherUnavailable(f"{socket_path}: {exc.strerror or exc}") from None
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        async with self._lock:
+            await self._stream.send_all(json.dumps({"op": op, **args}).encode() + b"\n")
+            while b"\n" not in self._buf:
+                chunk = await self._stream.receive_some(65536)
+                if not chunk:
+                    raise LauncherUnavailable("the launcher closed the connection")
+                self._buf += chunk
+            line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def ensure_launcher(socket_path: str, state_dir: str, timeout_s: float = 10.0) -> Launcher:
+    """Connect to the launcher at ``socket_path``, starting one if none answers."""
+    try:
+        return await Launcher.connect(socket_path)
+    except LauncherUnavailable:
+        pass
+    log_path = os.path.join(state_dir, "launcher.log")
+    pid = await trio.to_thread.run_sync(_spawn_launcher, socket_path, state_dir, log_path)
+    log.info("launcher started pid=%d socket=%s", pid, socket_path)
+    with trio.move_on_after(timeout_s):
+        while True:
+            try:
+                return await Launcher.connect(socket_path)
+            except LauncherUnavailable:
+                await trio.sleep(0.05)
+    raise LauncherUnavailable(f"the launcher did not come up at {socket_path}; see {log_path}")
+
+
+def _spawn_launcher(socket_path: str, state_dir: str, log_path: str) -> int:
+    os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
+    os.makedirs(state_dir, exist_ok=True)
+    with open(log_path, "ab") as out:
+        # Its own session: a SIGTERM/SIGKILL of the agent's process group leaves it running.
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "launcher", "--state-dir",
+                                 state_dir, "--socket", socket_path], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out, start_new_session=True, close_fds=True)
+    return proc.pid

@@ -1,0 +1,74 @@
+"""Containers outlive the agent: kill -9 it while containers run and exit; it reconnects.
+
+Real agent and launcher processes; root (containers).  The agent starts the
+launcher in its own session the first time; a restarted agent finds the same
+launcher and every container's state, exits during its absence included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agentproc import AgentProcess
+from runtime.cgroups import V1Driver
+from runtime.launcher import LauncherClient
+from runtime.spec import load_bundle, spec_to_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+
+def test_containers_survive_agent_kill_9_and_are_found_again(tmp_path):
+    bundle = tmp_path / "bundle"
+    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(bundle)],
+                   check=True, capture_output=True)
+    base = load_bundle(str(bundle))
+    sock = str(tmp_path / "launcher.sock")
+    parent = f"nodeagent-test-{os.getpid()}"
+    agent = AgentProcess(tmp_path / "agent", "node1", "--launcher-socket", sock)
+    launcher_pid = None
+    try:
+        agent.start()
+        with LauncherClient(sock) as c:
+            for cid, args in (("long", ("sleep", "30")), ("short", ("sh", "-c", "sleep 1; exit 3"))):
+                c.call("run", id=cid, spec=spec_to_dict(dataclasses.replace(
+                    base, args=args, cgroup_path=f"{parent}/{cid}")))
+            long_pid = c.call("state", id="long")["state"]["pid"]
+        launcher_pid = int(subprocess.run(["pgrep", "-f", f"runtime launcher .*{sock}"],
+                                          capture_output=True, text=True).stdout.split()[0])
+        agent.stop(signal.SIGKILL)
+        time.sleep(1.5)  # "short" exits while no agent runs
+        assert Path(f"/proc/{long_pid}").exists()
+        agent.start()
+        assert "launcher connected" in agent.log_text()
+        assert "containers=2 running=1 exited=1" in agent.log_text()
+        again = int(subprocess.run(["pgrep", "-f", f"runtime launcher .*{sock}"],
+                                   capture_output=True, text=True).stdout.split()[0])
+        assert again == launcher_pid  # the same launcher, not a second one
+        with LauncherClient(sock) as c:
+            assert c.call("state", id="short")["state"]["exit_code"] == 3
+            assert c.call("state", id="long")["state"]["status"] == "running"
+    finally:
+        agent.close()
+        if os.path.exists(sock):
+            with LauncherClient(sock) as c:
+                for st in c.call("list")["containers"]:
+                    c.call("delete", id=st["id"], force=True)
+        if launcher_pid:
+            os.kill(launcher_pid, signal.SIGTERM)
+        driver = V1Driver()
+        for ctrl in driver.controllers:
+            base_dir = Path(driver.root) / ctrl / parent
+            if base_dir.exists():
+                for d in sorted((p for p in base_dir.rglob("*") if p.is_dir()), reverse=True):
+                    driver.kill_all(str(d.relative_to(Path(driver.root) / ctrl)))
+                    d.rmdir()
+                base_dir.rmdir()
