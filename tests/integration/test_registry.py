@@ -169,3 +169,32 @@ def test_basic_auth_registry_needs_the_right_credentials(private_registry, pushe
     pulled = trio.run(RegistryClient(dst, credentials=good).pull,
                       f"{private_registry}/busybox:latest")
     assert pulled.layers == image.layers
+
+
+def test_bearer_token_flow(registry, pushed, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/token_proxy.py"),
+                              str(port), registry, "puller:s3cret"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        front = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"http://{front}/v2/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        dst = ImageStore(str(tmp_path / "dst"))
+        with pytest.raises(ImageError) as info:
+            trio.run(RegistryClient(dst).pull, f"{front}/kubia:latest")  # no credentials
+        assert "unauthorized" in str(info.value)
+        image = trio.run(RegistryClient(dst, credentials={front: ("puller", "s3cret")}).pull,
+                         f"{front}/kubia:latest")
+        assert image.layers == pushed.get("kubia:latest").layers
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
