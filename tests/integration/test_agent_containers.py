@@ -11,14 +11,13 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from agentproc import AgentProcess
-from runtime.cgroups import V1Driver
+from containers import build_bundle, remove_cgroup_tree
 from runtime.launcher import LauncherClient
 from runtime.spec import load_bundle, spec_to_dict
 
@@ -27,10 +26,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 
 
 def test_containers_survive_agent_kill_9_and_are_found_again(tmp_path):
-    bundle = tmp_path / "bundle"
-    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(bundle)],
-                   check=True, capture_output=True)
-    base = load_bundle(str(bundle))
+    base = load_bundle(str(build_bundle(tmp_path / "bundle")))
     sock = str(tmp_path / "launcher.sock")
     parent = f"nodeagent-test-{os.getpid()}"
     agent = AgentProcess(tmp_path / "agent", "node1", "--launcher-socket", sock)
@@ -64,11 +60,4 @@ def test_containers_survive_agent_kill_9_and_are_found_again(tmp_path):
                     c.call("delete", id=st["id"], force=True)
         if launcher_pid:
             os.kill(launcher_pid, signal.SIGTERM)
-        driver = V1Driver()
-        for ctrl in driver.controllers:
-            base_dir = Path(driver.root) / ctrl / parent
-            if base_dir.exists():
-                for d in sorted((p for p in base_dir.rglob("*") if p.is_dir()), reverse=True):
-                    driver.kill_all(str(d.relative_to(Path(driver.root) / ctrl)))
-                    d.rmdir()
-                base_dir.rmdir()
+        remove_cgroup_tree(parent)

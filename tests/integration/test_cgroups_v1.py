@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from containers import build_bundle, remove_cgroup_tree
 from runtime.cgroups import Resources, V1Driver
 from runtime.launch import start, wait
 from runtime.spec import load_bundle
@@ -28,10 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("bundle")
-    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(path)],
-                   check=True, capture_output=True)
-    return load_bundle(str(path))
+    return load_bundle(str(build_bundle(tmp_path_factory.mktemp("bundle"))))
 
 
 @pytest.fixture
@@ -41,13 +37,7 @@ def cgroup():
     try:
         yield driver, parent
     finally:
-        for c in driver.controllers:
-            base = Path(driver.root) / c / parent
-            if base.exists():
-                for d in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
-                    driver.kill_all(str(d.relative_to(Path(driver.root) / c)))
-                    d.rmdir()
-                base.rmdir()
+        remove_cgroup_tree(parent)
 
 
 def run_in(spec, driver, path, res, *args):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cgroups import V1Driver
+from containers import build_bundle, remove_cgroup_tree
 from runtime.launcher import LauncherClient, LauncherError
 from runtime.logs import read_logs
 from runtime.spec import load_bundle, spec_to_dict
@@ -30,10 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 
 @pytest.fixture(scope="module")
 def base_spec(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("bundle")
-    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(path)],
-                   check=True, capture_output=True)
-    return load_bundle(str(path))
+    return load_bundle(str(build_bundle(tmp_path_factory.mktemp("bundle"))))
 
 
 class LauncherProc:
@@ -76,14 +73,7 @@ def launcher(tmp_path: Path) -> Iterator[LauncherProc]:
             lp.proc.terminate()
             lp.proc.wait(10)
         # Whatever state the launcher was left in, no process or cgroup outlives the test.
-        driver = V1Driver()
-        for ctrl in driver.controllers:
-            base = Path(driver.root) / ctrl / lp.cgroup_parent
-            if base.exists():
-                for d in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
-                    driver.kill_all(str(d.relative_to(Path(driver.root) / ctrl)))
-                    driver.delete(str(d.relative_to(Path(driver.root) / ctrl)))
-                base.rmdir()
+        remove_cgroup_tree(lp.cgroup_parent)
 
 
 def spec(base, launcher: LauncherProc, cid: str, *args: str) -> dict:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from containers import build_bundle
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="containers need root (namespaces, mounts, pivot_root)")
@@ -23,10 +25,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bundle")
-    subprocess.run([sys.executable, str(ROOT / "scripts/images/busybox_bundle.py"), str(path)],
-                   check=True, capture_output=True)
-    return path
+    return build_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 def run(bundle: Path, *args: str, **config: object) -> subprocess.CompletedProcess[str]:
