@@ -1,0 +1,158 @@
+"""Pod sandboxes: a named network namespace per pod, a veth into the node's bridge, an IP.
+
+The node side lives in the node's network namespace (``NodeNet.node_netns``;
+None means the namespace of the calling process, as on a real machine; the
+lab and the tests give each "node" its own).  Creating a sandbox allocates an
+address (netns/ipam.py), makes ``<prefix><pod uid>`` under /run/netns, a
+veth pair whose host end joins the bridge and whose pod end becomes ``eth0``
+with the address, the bridge's address as default gateway, and loopback up.
+Any failure half-way undoes what was done; ``reconcile`` removes sandboxes and
+addresses of pods that no longer exist (after a crash, say).
+
+These calls block (netlink); the agent runs them with ``trio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import subprocess
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netns.ipam import Ipam
+
+__all__ = ["NodeNet", "Sandbox", "SandboxError", "SandboxManager"]
+
+
+class SandboxError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeNet:
+    cidr: str  # the node's pod CIDR, e.g. 10.244.1.0/24
+    bridge: str = "cni0"
+    node_netns: str | None = None
+    mtu: int = 1500
+    netns_prefix: str = "nodeagent-"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    pod_uid: str
+    netns: str
+    ip: str
+    gateway: str
+    prefixlen: int
+    host_veth: str
+
+    @property
+    def path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+
+def host_veth_name(pod_uid: str) -> str:
+    """Interface names are at most 15 bytes: 'veth' + 8 hex of the pod uid's hash."""
+    return "veth" + hashlib.sha1(pod_uid.encode()).hexdigest()[:8]
+
+
+class SandboxManager:
+    def __init__(self, net: NodeNet, ipam: Ipam) -> None:
+        self.net = net
+        self.ipam = ipam
+        self.network = ipaddress.ip_network(net.cidr)
+
+    def _node(self) -> IPRoute:
+        return NetNS(self.net.node_netns) if self.net.node_netns else IPRoute()
+
+    def netns_name(self, pod_uid: str) -> str:
+        return f"{self.net.netns_prefix}{pod_uid}"
+
+    # --- the node's bridge ----------------------------------------------------------------
+
+    def ensure_bridge(self) -> None:
+        """The bridge with the gateway address, up; forwarding on in the node namespace."""
+        with self._node() as node:
+            found = node.link_lookup(ifname=self.net.bridge)
+            if not found:
+                node.link("add", ifname=self.net.bridge, kind="bridge")
+                found = node.link_lookup(ifname=self.net.bridge)
+            idx = found[0]
+            node.link("set", index=idx, mtu=self.net.mtu, state="up")
+            have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in node.get_addr(index=idx)}
+            if (str(self.ipam.gateway), self.network.prefixlen) not in have:
+                node.addr("add", index=idx, address=str(self.ipam.gateway),
+                          prefixlen=self.network.prefixlen)
+        if self.net.node_netns:
+            subprocess.run(["ip", "netns", "exec", self.net.node_netns, "sysctl", "-qw",
+                            "net.ipv4.ip_forward=1"], check=True)
+
+    # --- sandboxes ------------------------------------------------------------------------
+
+    def create(self, pod_uid: str) -> Sandbox:
+        name = self.netns_name(pod_uid)
+        veth = host_veth_name(pod_uid)
+        ip = self.ipam.allocate(pod_uid)
+        sandbox = Sandbox(pod_uid, name, ip, str(self.ipam.gateway), self.network.prefixlen, veth)
+        made_netns = False
+        try:
+            if name not in netns.listnetns():
+                netns.create(name)
+                made_netns = True
+            with self._node() as node:
+                if not node.link_lookup(ifname=veth):
+                    node.link("add", ifname=veth, kind="veth",
+                              peer={"ifname": "eth0", "net_ns_fd": name})
+                bridge = node.link_lookup(ifname=self.net.bridge)
+                if not bridge:
+                    raise SandboxError(f"bridge {self.net.bridge} does not exist on the node")
+                idx = node.link_lookup(ifname=veth)[0]
+                node.link("set", index=idx, master=bridge[0], mtu=self.net.mtu, state="up")
+            with NetNS(name) as pod:
+                lo = pod.link_lookup(ifname="lo")[0]
+                pod.link("set", index=lo, state="up")
+                eth0 = pod.link_lookup(ifname="eth0")[0]
+                pod.link("set", index=eth0, mtu=self.net.mtu, state="up")
+                if not any(a.get_attr("IFA_ADDRESS") == ip for a in pod.get_addr(index=eth0)):
+                    pod.addr("add", index=eth0, address=ip, prefixlen=self.network.prefixlen)
+                if not pod.get_default_routes():
+                    pod.route("add", dst="0.0.0.0/0", gateway=str(self.ipam.gateway))
+        except (NetlinkError, OSError, SandboxError, IndexError) as exc:
+            self._undo(pod_uid, remove_netns=made_netns)
+            if isinstance(exc, SandboxError):
+                raise
+            raise SandboxError(f"sandbox for pod {pod_uid}: {exc}") from None
+        return sandbox
+
+    def _undo(self, pod_uid: str, remove_netns: bool = True) -> None:
+        name = self.netns_name(pod_uid)
+        veth = host_veth_name(pod_uid)
+        try:
+            with self._node() as node:
+                found = node.link_lookup(ifname=veth)
+                if found:
+                    node.link("del", index=found[0])  # takes the pod's end with it
+        except (NetlinkError, OSError):
+            pass
+        if remove_netns and name in netns.listnetns():
+            netns.remove(name)
+        self.ipam.release(pod_uid)
+
+    def delete(self, pod_uid: str) -> None:
+        """Remove the sandbox and give back its address; deleting twice is fine."""
+        self._undo(pod_uid)
+
+    def list(self) -> list[str]:
+        prefix = self.net.netns_prefix
+        return sorted(n[len(prefix):] for n in netns.listnetns() if n.startswith(prefix))
+
+    def reconcile(self, live_pods: set[str]) -> list[str]:
+        """Remove sandboxes and addresses of pods not in ``live_pods``; returns their uids."""
+        gone = [uid for uid in self.list() if uid not in live_pods]
+        for uid in gone:
+            self.delete(uid)
+        self.ipam.reconcile(live_pods)
+        return gone
