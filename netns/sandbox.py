@@ -87,8 +87,12 @@ class SandboxManager:
                 node.addr("add", index=idx, address=str(self.ipam.gateway),
                           prefixlen=self.network.prefixlen)
         if self.net.node_netns:
+            # Forwarding, and bridged pod-to-pod packets through the IP hooks so service
+            # DNAT is undone on replies between pods of one bridge (br_netfilter).
             subprocess.run(["ip", "netns", "exec", self.net.node_netns, "sysctl", "-qw",
                             "net.ipv4.ip_forward=1"], check=True)
+            subprocess.run(["ip", "netns", "exec", self.net.node_netns, "sysctl", "-qw",
+                            "net.bridge.bridge-nf-call-iptables=1"], check=False)
 
     # --- sandboxes ------------------------------------------------------------------------
 

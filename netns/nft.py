@@ -1,0 +1,56 @@
+"""Applying service rules with ``nft -f``: the full table at start and after errors,
+element-level updates otherwise; a failed transaction leaves the previous rules in force.
+
+``nft -f`` is all-or-nothing, so the kernel never sees half a change.  What we
+last applied is remembered; a failed incremental update forces a full render
+on the next sync (and that one is tried at once), so rules cannot drift from
+the services for long.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+
+from netns.rules import ServicePort, render_full, render_update
+
+__all__ = ["NftRules", "RulesError"]
+
+
+class RulesError(Exception):
+    pass
+
+
+class NftRules:
+    def __init__(self, node_addresses: Iterable[str], netns_name: str | None = None) -> None:
+        self.node_addresses = tuple(node_addresses)
+        self.netns_name = netns_name
+        self.applied: list[ServicePort] | None = None
+
+    def _nft(self, script: str) -> None:
+        prefix = ["ip", "netns", "exec", self.netns_name] if self.netns_name else []
+        p = subprocess.run([*prefix, "nft", "-f", "-"], input=script, capture_output=True,
+                           text=True)
+        if p.returncode != 0:
+            raise RulesError(p.stderr.strip()[:2000] or f"nft exited {p.returncode}")
+
+    def sync(self, ports: list[ServicePort]) -> str:
+        """Make the kernel's rules match ``ports``; returns "full", "incremental" or "noop".
+
+        Raises RulesError when even a full apply fails (the old rules stay).
+        """
+        if self.applied is not None:
+            update = render_update(self.applied, ports)
+            if update == "":
+                return "noop"
+            if update is not None:
+                try:
+                    self._nft(update)
+                    self.applied = list(ports)
+                    return "incremental"
+                except RulesError:
+                    pass  # fall through to a full apply
+        self.applied = None
+        self._nft(render_full(ports, self.node_addresses))
+        self.applied = list(ports)
+        return "full"

@@ -1,0 +1,262 @@
+"""Service rules: a pure renderer from service ports to one nftables table, and its diff.
+
+Layout (one table of our own, ``ip nodeagent``), chosen for load time: the
+number of chains, not of elements, is what makes a ruleset slow to load here
+(../shared/baselines.md), so ordinary services live in *one* map keyed by
+``daddr . l4proto . dport . numgen random mod SLOTS`` whose values are the
+endpoints, spread over the slots round-robin; a service change is then a few
+element deletes and adds.  Only services with ClientIP affinity get chains of
+their own (a per-endpoint dynamic set remembers clients, with the timeout).
+
+- ClusterIP: ``@svc-backends`` from the ``services`` chain (prerouting and
+  output, dstnat).  NodePort: ``@np-backends`` for traffic to a node address,
+  marked for masquerade.  A service with no ready endpoint is in
+  ``@no-endpoints`` / ``@np-no-endpoints`` and rejected before routing
+  (prerouting, and output for the node's own connections: TCP reset, else
+  ICMP port unreachable), so a node without a default route answers too.  Hairpin (a pod reaching itself
+  through its service) is masqueraded with an ``@hairpin`` set of ep . ep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SLOTS", "ServicePort", "render_full", "render_update", "service_ports"]
+
+TABLE = "nodeagent"
+SLOTS = 60  # divisible by 1-6, 10, 12, 15, 20, 30: even spread for the usual replica counts
+MASQ_MARK = 0x4000
+PROTOS = {"TCP": "tcp", "UDP": "udp"}
+SVC_KEY = f"ip daddr . meta l4proto . th dport . numgen random mod {SLOTS}"
+NP_KEY = f"meta l4proto . th dport . numgen random mod {SLOTS}"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    namespace: str
+    name: str
+    port_name: str
+    protocol: str  # TCP | UDP
+    port: int
+    cluster_ip: str | None
+    node_port: int | None = None
+    affinity_timeout_s: int | None = None  # ClientIP affinity
+    endpoints: tuple[tuple[str, int], ...] = ()  # ready (ip, port), sorted
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}:{self.port_name or self.port}/{self.protocol}"
+
+    @property
+    def chain_id(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:12]
+
+    @property
+    def proto(self) -> str:
+        return PROTOS[self.protocol]
+
+
+def service_ports(services: Iterable[Mapping[str, Any]],
+                  endpoints: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[ServicePort]:
+    """Services and Endpoints objects (as the API serves them) -> the renderer's input.
+
+    Endpoint ports come from the Endpoints object, where named targetPorts are
+    already resolved per pod, matched to the service port by name.
+    """
+    out: list[ServicePort] = []
+    for svc in services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        ns, name = meta.get("namespace", "default"), meta.get("name", "")
+        if spec.get("type") == "ExternalName":
+            continue
+        cluster_ip = spec.get("clusterIP")
+        if cluster_ip in (None, "", "None"):
+            cluster_ip = None
+        affinity = None
+        if spec.get("sessionAffinity") == "ClientIP":
+            affinity = int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+                           .get("timeoutSeconds") or 10800)
+        ep = endpoints.get((ns, name)) or {}
+        for p in spec.get("ports") or []:
+            protocol = p.get("protocol", "TCP")
+            if protocol not in PROTOS:
+                continue  # SCTP is not served
+            backends = set()
+            for subset in ep.get("subsets") or []:
+                for port in subset.get("ports") or []:
+                    if (port.get("name") or "") != (p.get("name") or "") or \
+                            port.get("protocol", "TCP") != protocol:
+                        continue
+                    for addr in subset.get("addresses") or []:
+                        backends.add((addr["ip"], int(port["port"])))
+            if cluster_ip is None and not p.get("nodePort"):
+                continue
+            out.append(ServicePort(ns, name, p.get("name") or "", protocol, int(p["port"]),
+                                   cluster_ip, p.get("nodePort"), affinity,
+                                   tuple(sorted(backends))))
+    return sorted(out, key=lambda s: s.key)
+
+
+# --- elements --------------------------------------------------------------------------------
+
+
+def _slots(sp: ServicePort) -> list[tuple[int, tuple[str, int]]]:
+    eps = sp.endpoints
+    return [(i, eps[i % len(eps)]) for i in range(SLOTS)] if eps else []
+
+
+def _elements(sp: ServicePort) -> dict[str, list[str]]:
+    """Map/set elements this service port contributes, by map/set name."""
+    out: dict[str, list[str]] = {"svc-backends": [], "np-backends": [], "no-endpoints": [],
+                                 "np-no-endpoints": [], "svc-affinity": [], "np-affinity": []}
+    if sp.endpoints and sp.affinity_timeout_s is None:
+        for slot, (ip, port) in _slots(sp):
+            if sp.cluster_ip:
+                out["svc-backends"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} . {slot} : "
+                                           f"{ip} . {port}")
+            if sp.node_port:
+                out["np-backends"].append(f"{sp.proto} . {sp.node_port} . {slot} : {ip} . {port}")
+    elif sp.endpoints:
+        if sp.cluster_ip:
+            out["svc-affinity"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} : "
+                                       f"goto aff-{sp.chain_id}")
+        if sp.node_port:
+            out["np-affinity"].append(f"{sp.proto} . {sp.node_port} : goto aff-{sp.chain_id}")
+    else:
+        if sp.cluster_ip:
+            out["no-endpoints"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port}")
+        if sp.node_port:
+            out["np-no-endpoints"].append(f"{sp.proto} . {sp.node_port}")
+    return out
+
+
+def _affinity_chains(sp: ServicePort) -> list[str]:
+    """Chains and sets of one ClientIP-affinity service port."""
+    cid = sp.chain_id
+    lines = []
+    for i, _ in enumerate(sp.endpoints):
+        lines.append(f"\tset aff-{cid}-{i} {{ type ipv4_addr; flags dynamic,timeout; "
+                     f"timeout {sp.affinity_timeout_s}s; }}")
+    lines.append(f"\tchain aff-{cid} {{")
+    for i, (ip, port) in enumerate(sp.endpoints):
+        lines.append(f"\t\tip saddr @aff-{cid}-{i} meta l4proto {sp.proto} dnat ip to {ip}:{port}")
+    vmap = ", ".join(f"{i} : goto aff-{cid}-ep{i}" for i in range(len(sp.endpoints)))
+    lines.append(f"\t\tnumgen random mod {len(sp.endpoints)} vmap {{ {vmap} }}")
+    lines.append("\t}")
+    for i, (ip, port) in enumerate(sp.endpoints):
+        lines.append(f"\tchain aff-{cid}-ep{i} {{")
+        lines.append(f"\t\tupdate @aff-{cid}-{i} {{ ip saddr }} meta l4proto {sp.proto} "
+                     f"dnat ip to {ip}:{port}")
+        lines.append("\t}")
+    return lines
+
+
+def _hairpins(ports: Iterable[ServicePort]) -> list[str]:
+    return sorted({f"{ip} . {ip}" for sp in ports for ip, _ in sp.endpoints})
+
+
+def render_full(ports: list[ServicePort], node_addresses: Iterable[str]) -> str:
+    """The whole table as one ``nft -f`` transaction that replaces the previous one."""
+    elems: dict[str, list[str]] = {}
+    for sp in ports:
+        for k, v in _elements(sp).items():
+            elems.setdefault(k, []).extend(v)
+
+    def elements(name: str, values: list[str]) -> str:
+        return f"\t\telements = {{ {', '.join(values)} }}\n" if values else ""
+    addrs = sorted(set(node_addresses))
+    out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
+    out.append("\tmap svc-backends {\n\t\ttypeof ip daddr . meta l4proto . th dport . numgen "
+               f"random mod {SLOTS} : ip daddr . th dport\n"
+               + elements("svc-backends", elems.get("svc-backends", [])) + "\t}")
+    out.append("\tmap np-backends {\n\t\ttypeof meta l4proto . th dport . numgen random mod "
+               f"{SLOTS} : ip daddr . th dport\n"
+               + elements("np-backends", elems.get("np-backends", [])) + "\t}")
+    out.append("\tmap svc-affinity {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n"
+               + elements("svc-affinity", elems.get("svc-affinity", [])) + "\t}")
+    out.append("\tmap np-affinity {\n\t\ttype inet_proto . inet_service : verdict\n"
+               + elements("np-affinity", elems.get("np-affinity", [])) + "\t}")
+    out.append("\tset no-endpoints {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
+               + elements("no-endpoints", elems.get("no-endpoints", [])) + "\t}")
+    out.append("\tset np-no-endpoints {\n\t\ttype inet_proto . inet_service\n"
+               + elements("np-no-endpoints", elems.get("np-no-endpoints", [])) + "\t}")
+    out.append("\tset hairpin {\n\t\ttype ipv4_addr . ipv4_addr\n"
+               + elements("hairpin", _hairpins(ports)) + "\t}")
+    out.append("\tset node-addresses {\n\t\ttype ipv4_addr\n" + elements("node-addresses", addrs)
+               + "\t}")
+    for sp in ports:
+        if sp.endpoints and sp.affinity_timeout_s is not None:
+            out.extend(_affinity_chains(sp))
+    out.append(f"""\tchain services {{
+\t\tip daddr . meta l4proto . th dport vmap @svc-affinity
+\t\tmeta l4proto {{ tcp, udp }} dnat ip to {SVC_KEY} map @svc-backends
+\t\tip daddr @node-addresses jump nodeports
+\t}}
+\tchain nodeports {{
+\t\tmeta mark set meta mark | {MASQ_MARK:#x}
+\t\tmeta l4proto . th dport vmap @np-affinity
+\t\tmeta l4proto {{ tcp, udp }} dnat ip to {NP_KEY} map @np-backends
+\t}}
+\tchain nat-prerouting {{
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tjump services
+\t}}
+\tchain nat-output {{
+\t\ttype nat hook output priority -100; policy accept;
+\t\tjump services
+\t}}
+\tchain nat-postrouting {{
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tct status dnat ip saddr . ip daddr @hairpin masquerade
+\t\tct status dnat meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade
+\t}}
+\tchain reject-no-endpoints {{
+\t\tmeta l4proto tcp ip daddr . meta l4proto . th dport @no-endpoints reject with tcp reset
+\t\tip daddr . meta l4proto . th dport @no-endpoints reject
+\t\tfib daddr type local meta l4proto tcp meta l4proto . th dport @np-no-endpoints reject with tcp reset
+\t\tfib daddr type local meta l4proto . th dport @np-no-endpoints reject
+\t}}
+\tchain filter-prerouting {{
+\t\ttype filter hook prerouting priority -110; policy accept;
+\t\tjump reject-no-endpoints
+\t}}
+\tchain filter-output {{
+\t\ttype filter hook output priority -110; policy accept;
+\t\tjump reject-no-endpoints
+\t}}""")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_update(old: list[ServicePort], new: list[ServicePort]) -> str | None:
+    """An incremental transaction taking ``old`` to ``new``, or None when only a full
+    render will do (affinity chains changed).  Unchanged service ports cost nothing."""
+    before = {sp.key: sp for sp in old}
+    after = {sp.key: sp for sp in new}
+    changed = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+    if not changed:
+        return ""
+    lines: list[str] = []
+    for k in sorted(changed):
+        for sp in (before.get(k), after.get(k)):
+            if sp is not None and sp.endpoints and sp.affinity_timeout_s is not None:
+                return None
+    for verb, side in (("delete", before), ("add", after)):
+        for k in sorted(changed):
+            sp = side.get(k)
+            if sp is None:
+                continue
+            for name, values in _elements(sp).items():
+                if verb == "delete":  # a map element is deleted by its key alone
+                    values = [v.split(" : ", 1)[0] for v in values]
+                if values:
+                    lines.append(f"{verb} element ip {TABLE} {name} {{ {', '.join(values)} }}")
+    old_hp, new_hp = set(_hairpins(old)), set(_hairpins(new))
+    if old_hp - new_hp:
+        lines.append(f"delete element ip {TABLE} hairpin {{ {', '.join(sorted(old_hp - new_hp))} }}")
+    if new_hp - old_hp:
+        lines.append(f"add element ip {TABLE} hairpin {{ {', '.join(sorted(new_hp - old_hp))} }}")
+    return "\n".join(lines) + "\n"

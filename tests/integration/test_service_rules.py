@@ -1,0 +1,114 @@
+"""Service rules with traffic, all inside namespaces the test makes: a "node" namespace
+with a bridge, two endpoint pods answering with their name, a client pod.  The rules
+are only ever programmed inside the node namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+from pyroute2 import netns  # noqa: E402
+
+from netns.ipam import Ipam  # noqa: E402
+from netns.nft import NftRules, RulesError  # noqa: E402
+from netns.rules import ServicePort  # noqa: E402
+from netns.sandbox import NodeNet, SandboxManager  # noqa: E402
+
+SERVER = ("import socket, sys\n"
+          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+          "s.bind(('0.0.0.0', 8080)); s.listen(64)\n"
+          "while True:\n"
+          "    c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n")
+
+
+@pytest.fixture
+def lab(tmp_path) -> Iterator[dict]:
+    tag = uuid.uuid4().hex[:6]
+    node = f"natest-svc-{tag}"
+    netns.create(node)
+    net = NodeNet(cidr="10.244.9.0/24", node_netns=node, netns_prefix=f"natest-{tag}-")
+    sandboxes = SandboxManager(net, Ipam(str(tmp_path / "ipam"), net.cidr))
+    servers = []
+    try:
+        sandboxes.ensure_bridge()
+        pods = {name: sandboxes.create(name) for name in ("ep-a", "ep-b", "client")}
+        for name in ("ep-a", "ep-b"):
+            servers.append(subprocess.Popen(["ip", "netns", "exec", pods[name].netns,
+                                             sys.executable, "-c", SERVER, name]))
+        time.sleep(0.5)
+        yield {"node": node, "pods": pods, "rules": NftRules(["10.244.9.1"], node)}
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+        for uid in sandboxes.list():
+            sandboxes.delete(uid)
+        netns.remove(node)
+
+
+def ask(lab: dict, ip: str, port: int, n: int = 1) -> list[str]:
+    """n connections from the client pod; each answer, or the error."""
+    code = ("import socket, sys\n"
+            "for _ in range(int(sys.argv[3])):\n"
+            "    try:\n"
+            "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+            "        print(c.recv(100).decode()); c.close()\n"
+            "    except OSError as e:\n"
+            "        print(type(e).__name__)\n")
+    p = subprocess.run(["ip", "netns", "exec", lab["pods"]["client"].netns, sys.executable, "-c",
+                        code, ip, str(port), str(n)], capture_output=True, text=True, timeout=60)
+    return p.stdout.split()
+
+
+def service(lab: dict, *names: str, affinity: int | None = None, node_port: int | None = 30080):
+    eps = tuple(sorted((lab["pods"][n].ip, 8080) for n in names))
+    return ServicePort("default", "kubia", "http", "TCP", 80, "10.96.0.10", node_port, affinity,
+                       eps)
+
+
+def test_cluster_ip_balances_over_ready_endpoints_and_follows_changes(lab):
+    rules = lab["rules"]
+    assert rules.sync([service(lab, "ep-a", "ep-b")]) == "full"
+    seen = Counter(ask(lab, "10.96.0.10", 80, 40))
+    assert set(seen) == {"ep-a", "ep-b"}, seen
+    assert rules.sync([service(lab, "ep-b")]) == "incremental"
+    assert set(ask(lab, "10.96.0.10", 80, 10)) == {"ep-b"}
+    assert rules.sync([service(lab, "ep-b")]) == "noop"
+
+
+def test_no_ready_endpoint_is_refused_not_left_hanging(lab):
+    lab["rules"].sync([service(lab)])
+    t0 = time.monotonic()
+    assert ask(lab, "10.96.0.10", 80) == ["ConnectionRefusedError"]
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_client_ip_affinity_sticks(lab):
+    lab["rules"].sync([service(lab, "ep-a", "ep-b", affinity=10800)])
+    answers = ask(lab, "10.96.0.10", 80, 20)
+    assert len(set(answers)) == 1 and answers[0] in ("ep-a", "ep-b")
+
+
+def test_node_port_answers_on_the_node_address(lab):
+    lab["rules"].sync([service(lab, "ep-a", "ep-b")])
+    assert set(ask(lab, "10.244.9.1", 30080, 30)) == {"ep-a", "ep-b"}
+
+
+def test_a_failed_apply_keeps_the_previous_rules(lab):
+    rules = lab["rules"]
+    rules.sync([service(lab, "ep-a")])
+    broken = dataclasses.replace(service(lab, "ep-a"), cluster_ip="10.96.0.999")
+    with pytest.raises(RulesError):
+        rules.sync([broken])
+    assert ask(lab, "10.96.0.10", 80, 3) == ["ep-a"] * 3

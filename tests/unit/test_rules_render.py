@@ -1,0 +1,99 @@
+"""The service-rules renderer, without traffic: golden files (as kube-proxy's proxier
+tests do), the Service/Endpoints translation, and what an update touches.
+
+Regenerate the golden files after an intended change with UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from netns.rules import SLOTS, ServicePort, render_full, render_update, service_ports
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "rules"
+
+SERVICES = [
+    {"metadata": {"namespace": "default", "name": "kubia"},
+     "spec": {"type": "NodePort", "clusterIP": "10.96.0.10",
+              "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080,
+                         "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "kube-system", "name": "dns"},
+     "spec": {"clusterIP": "10.96.0.53", "ports": [
+         {"name": "dns", "port": 53, "protocol": "UDP"},
+         {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "default", "name": "sticky"},
+     "spec": {"clusterIP": "10.96.0.12", "sessionAffinity": "ClientIP",
+              "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}},
+              "ports": [{"port": 80, "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "default", "name": "empty"},
+     "spec": {"clusterIP": "10.96.0.11", "ports": [{"port": 80, "protocol": "TCP"}]}},
+    {"metadata": {"namespace": "default", "name": "headless"},
+     "spec": {"clusterIP": "None", "ports": [{"port": 80}]}},
+]
+ENDPOINTS = {
+    # Named targetPort "http" resolved per pod: the two pods listen on different ports.
+    ("default", "kubia"): {"subsets": [
+        {"addresses": [{"ip": "10.244.1.5"}], "ports": [{"name": "http", "port": 8080}]},
+        {"addresses": [{"ip": "10.244.2.7"}], "ports": [{"name": "http", "port": 9090}]}]},
+    ("kube-system", "dns"): {"subsets": [{"addresses": [{"ip": "10.244.1.9"}], "ports": [
+        {"name": "dns", "port": 5353, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 5353, "protocol": "TCP"}]}]},
+    ("default", "sticky"): {"subsets": [{"addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.3.2"}],
+                                         "ports": [{"port": 8080}]}]},
+}
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; UPDATE_GOLDEN=1 after checking the diff"
+
+
+def test_services_and_endpoints_become_service_ports():
+    ports = {sp.key: sp for sp in service_ports(SERVICES, ENDPOINTS)}
+    assert set(ports) == {"default/kubia:http/TCP", "kube-system/dns:dns/UDP",
+                          "kube-system/dns:dns-tcp/TCP", "default/sticky:80/TCP",
+                          "default/empty:80/TCP"}  # headless has no ClusterIP: no rules
+    assert ports["default/kubia:http/TCP"].endpoints == (("10.244.1.5", 8080), ("10.244.2.7", 9090))
+    assert ports["default/kubia:http/TCP"].node_port == 30080
+    assert ports["kube-system/dns:dns/UDP"].endpoints == (("10.244.1.9", 5353),)
+    assert ports["default/sticky:80/TCP"].affinity_timeout_s == 600
+    assert ports["default/empty:80/TCP"].endpoints == ()
+
+
+def test_full_ruleset_golden():
+    check_golden("full.nft", render_full(service_ports(SERVICES, ENDPOINTS), ["192.168.56.11"]))
+
+
+def test_endpoints_fill_every_slot_evenly():
+    import re
+    from collections import Counter
+    text = render_full(service_ports(SERVICES, ENDPOINTS), [])
+    slots = re.findall(r"10\.96\.0\.10 \. tcp \. 80 \. (\d+) : (\S+) \. (\d+)", text)
+    assert sorted(int(s) for s, _, _ in slots) == list(range(SLOTS))
+    assert Counter(ip for _, ip, _ in slots) == {"10.244.1.5": SLOTS // 2, "10.244.2.7": SLOTS // 2}
+
+
+def test_update_touches_only_the_changed_service():
+    before = service_ports(SERVICES, ENDPOINTS)
+    after = [dataclasses.replace(sp, endpoints=sp.endpoints[:1])
+             if sp.key == "default/kubia:http/TCP" else sp for sp in before]
+    update = render_update(before, after)
+    assert update is not None
+    check_golden("update-kubia.nft", update)
+    assert "10.96.0.53" not in update  # dns is untouched
+    assert render_update(before, before) == ""
+    sticky_changed = [dataclasses.replace(sp, endpoints=sp.endpoints[:1])
+                      if sp.key == "default/sticky:80/TCP" else sp for sp in before]
+    assert render_update(before, sticky_changed) is None  # affinity chains: full render
+
+
+def test_a_service_losing_its_endpoints_moves_to_the_reject_set():
+    sp = ServicePort("default", "web", "", "TCP", 80, "10.96.0.20", None, None,
+                     (("10.244.1.5", 8080),))
+    update = render_update([sp], [dataclasses.replace(sp, endpoints=())])
+    assert "delete element ip nodeagent svc-backends" in update
+    assert "add element ip nodeagent no-endpoints { 10.96.0.20 . tcp . 80 }" in update
