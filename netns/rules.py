@@ -2,10 +2,11 @@
 
 Layout (one table of our own, ``ip nodeagent``), chosen for load time: the
 number of chains, not of elements, is what makes a ruleset slow to load here
-(../shared/baselines.md), so ordinary services live in *one* map keyed by
-``daddr . l4proto . dport . numgen random mod SLOTS`` whose values are the
-endpoints, spread over the slots round-robin; a service change is then a few
-element deletes and adds.  Only services with ClientIP affinity get chains of
+(../shared/baselines.md), so ordinary services live in maps keyed by
+``daddr . l4proto . dport . numgen random mod N`` -- one map per endpoint
+count N, so a service with N endpoints has exactly N elements and an even
+spread -- and one rule per map; a service change is then a few element
+deletes and adds.  Only services with ClientIP affinity get chains of
 their own (a per-endpoint dynamic set remembers clients, with the timeout).
 
 - ClusterIP: ``@svc-backends`` from the ``services`` chain (prerouting and
@@ -24,14 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SLOTS", "ServicePort", "render_full", "render_update", "service_ports"]
+__all__ = ["ServicePort", "render_full", "render_update", "service_ports"]
 
 TABLE = "nodeagent"
-SLOTS = 60  # divisible by 1-6, 10, 12, 15, 20, 30: even spread for the usual replica counts
 MASQ_MARK = 0x4000
 PROTOS = {"TCP": "tcp", "UDP": "udp"}
-SVC_KEY = f"ip daddr . meta l4proto . th dport . numgen random mod {SLOTS}"
-NP_KEY = f"meta l4proto . th dport . numgen random mod {SLOTS}"
+SVC_KEY = "ip daddr . meta l4proto . th dport . numgen random mod {n}"
+NP_KEY = "meta l4proto . th dport . numgen random mod {n}"
 
 
 @dataclass(frozen=True)
@@ -103,22 +103,31 @@ def service_ports(services: Iterable[Mapping[str, Any]],
 # --- elements --------------------------------------------------------------------------------
 
 
-def _slots(sp: ServicePort) -> list[tuple[int, tuple[str, int]]]:
-    eps = sp.endpoints
-    return [(i, eps[i % len(eps)]) for i in range(SLOTS)] if eps else []
+MIN_MAPS = 16  # maps for 1..16 endpoints always exist, so scaling within them stays incremental
+
+
+def _counts(ports: Iterable[ServicePort]) -> set[int]:
+    """Endpoint counts that need a backends map (services without affinity)."""
+    return {len(sp.endpoints) for sp in ports if sp.endpoints and sp.affinity_timeout_s is None}
+
+
+def _map_counts(ports: Iterable[ServicePort]) -> range:
+    """The backends maps a full render creates: every count up to the largest in use."""
+    return range(1, max([MIN_MAPS, *_counts(ports)]) + 1)
 
 
 def _elements(sp: ServicePort) -> dict[str, list[str]]:
     """Map/set elements this service port contributes, by map/set name."""
-    out: dict[str, list[str]] = {"svc-backends": [], "np-backends": [], "no-endpoints": [],
-                                 "np-no-endpoints": [], "svc-affinity": [], "np-affinity": []}
+    out: dict[str, list[str]] = {"no-endpoints": [], "np-no-endpoints": [], "svc-affinity": [],
+                                 "np-affinity": []}
+    n = len(sp.endpoints)
     if sp.endpoints and sp.affinity_timeout_s is None:
-        for slot, (ip, port) in _slots(sp):
+        svc, np = out.setdefault(f"svc-backends-{n}", []), out.setdefault(f"np-backends-{n}", [])
+        for slot, (ip, port) in enumerate(sp.endpoints):
             if sp.cluster_ip:
-                out["svc-backends"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} . {slot} : "
-                                           f"{ip} . {port}")
+                svc.append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} . {slot} : {ip} . {port}")
             if sp.node_port:
-                out["np-backends"].append(f"{sp.proto} . {sp.node_port} . {slot} : {ip} . {port}")
+                np.append(f"{sp.proto} . {sp.node_port} . {slot} : {ip} . {port}")
     elif sp.endpoints:
         if sp.cluster_ip:
             out["svc-affinity"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} : "
@@ -165,41 +174,43 @@ def render_full(ports: list[ServicePort], node_addresses: Iterable[str]) -> str:
         for k, v in _elements(sp).items():
             elems.setdefault(k, []).extend(v)
 
-    def elements(name: str, values: list[str]) -> str:
+    def elements(values: list[str]) -> str:
         return f"\t\telements = {{ {', '.join(values)} }}\n" if values else ""
     addrs = sorted(set(node_addresses))
     out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
-    out.append("\tmap svc-backends {\n\t\ttypeof ip daddr . meta l4proto . th dport . numgen "
-               f"random mod {SLOTS} : ip daddr . th dport\n"
-               + elements("svc-backends", elems.get("svc-backends", [])) + "\t}")
-    out.append("\tmap np-backends {\n\t\ttypeof meta l4proto . th dport . numgen random mod "
-               f"{SLOTS} : ip daddr . th dport\n"
-               + elements("np-backends", elems.get("np-backends", [])) + "\t}")
+    counts = list(_map_counts(ports))
+    for n in counts:
+        out.append(f"\tmap svc-backends-{n} {{\n\t\ttypeof {SVC_KEY.format(n=n)} : ip daddr . th dport\n"
+                   + elements(elems.get(f"svc-backends-{n}", [])) + "\t}")
+        out.append(f"\tmap np-backends-{n} {{\n\t\ttypeof {NP_KEY.format(n=n)} : ip daddr . th dport\n"
+                   + elements(elems.get(f"np-backends-{n}", [])) + "\t}")
     out.append("\tmap svc-affinity {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n"
-               + elements("svc-affinity", elems.get("svc-affinity", [])) + "\t}")
+               + elements(elems.get("svc-affinity", [])) + "\t}")
     out.append("\tmap np-affinity {\n\t\ttype inet_proto . inet_service : verdict\n"
-               + elements("np-affinity", elems.get("np-affinity", [])) + "\t}")
+               + elements(elems.get("np-affinity", [])) + "\t}")
     out.append("\tset no-endpoints {\n\t\ttype ipv4_addr . inet_proto . inet_service\n"
-               + elements("no-endpoints", elems.get("no-endpoints", [])) + "\t}")
+               + elements(elems.get("no-endpoints", [])) + "\t}")
     out.append("\tset np-no-endpoints {\n\t\ttype inet_proto . inet_service\n"
-               + elements("np-no-endpoints", elems.get("np-no-endpoints", [])) + "\t}")
+               + elements(elems.get("np-no-endpoints", [])) + "\t}")
     out.append("\tset hairpin {\n\t\ttype ipv4_addr . ipv4_addr\n"
-               + elements("hairpin", _hairpins(ports)) + "\t}")
-    out.append("\tset node-addresses {\n\t\ttype ipv4_addr\n" + elements("node-addresses", addrs)
+               + elements(_hairpins(ports)) + "\t}")
+    out.append("\tset node-addresses {\n\t\ttype ipv4_addr\n" + elements(addrs)
                + "\t}")
     for sp in ports:
         if sp.endpoints and sp.affinity_timeout_s is not None:
             out.extend(_affinity_chains(sp))
+    svc_rules = "".join(f"\t\tmeta l4proto {{ tcp, udp }} dnat ip to {SVC_KEY.format(n=n)} "
+                        f"map @svc-backends-{n}\n" for n in counts)
+    np_rules = "".join(f"\t\tmeta l4proto {{ tcp, udp }} dnat ip to {NP_KEY.format(n=n)} "
+                       f"map @np-backends-{n}\n" for n in counts)
     out.append(f"""\tchain services {{
 \t\tip daddr . meta l4proto . th dport vmap @svc-affinity
-\t\tmeta l4proto {{ tcp, udp }} dnat ip to {SVC_KEY} map @svc-backends
-\t\tip daddr @node-addresses jump nodeports
+{svc_rules}\t\tip daddr @node-addresses jump nodeports
 \t}}
 \tchain nodeports {{
 \t\tmeta mark set meta mark | {MASQ_MARK:#x}
 \t\tmeta l4proto . th dport vmap @np-affinity
-\t\tmeta l4proto {{ tcp, udp }} dnat ip to {NP_KEY} map @np-backends
-\t}}
+{np_rules}\t}}
 \tchain nat-prerouting {{
 \t\ttype nat hook prerouting priority dstnat; policy accept;
 \t\tjump services
@@ -244,6 +255,8 @@ def render_update(old: list[ServicePort], new: list[ServicePort]) -> str | None:
         for sp in (before.get(k), after.get(k)):
             if sp is not None and sp.endpoints and sp.affinity_timeout_s is not None:
                 return None
+    if not _counts(after[k] for k in changed if k in after) <= set(_map_counts(old)):
+        return None  # more endpoints than any backends map holds: full render
     for verb, side in (("delete", before), ("add", after)):
         for k in sorted(changed):
             sp = side.get(k)

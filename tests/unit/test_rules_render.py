@@ -10,7 +10,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from netns.rules import SLOTS, ServicePort, render_full, render_update, service_ports
+from netns.rules import ServicePort, render_full, render_update, service_ports
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "rules"
 
@@ -68,13 +68,13 @@ def test_full_ruleset_golden():
     check_golden("full.nft", render_full(service_ports(SERVICES, ENDPOINTS), ["192.168.56.11"]))
 
 
-def test_endpoints_fill_every_slot_evenly():
+def test_each_endpoint_has_one_slot_in_the_map_of_its_count():
     import re
-    from collections import Counter
     text = render_full(service_ports(SERVICES, ENDPOINTS), [])
     slots = re.findall(r"10\.96\.0\.10 \. tcp \. 80 \. (\d+) : (\S+) \. (\d+)", text)
-    assert sorted(int(s) for s, _, _ in slots) == list(range(SLOTS))
-    assert Counter(ip for _, ip, _ in slots) == {"10.244.1.5": SLOTS // 2, "10.244.2.7": SLOTS // 2}
+    assert sorted((int(s), ip) for s, ip, _ in slots) == [(0, "10.244.1.5"), (1, "10.244.2.7")]
+    assert "map svc-backends-2 {" in text and "numgen random mod 2 map @svc-backends-2" in text
+    assert "map svc-backends-1 {" in text  # dns has one endpoint
 
 
 def test_update_touches_only_the_changed_service():
@@ -89,6 +89,10 @@ def test_update_touches_only_the_changed_service():
     sticky_changed = [dataclasses.replace(sp, endpoints=sp.endpoints[:1])
                       if sp.key == "default/sticky:80/TCP" else sp for sp in before]
     assert render_update(before, sticky_changed) is None  # affinity chains: full render
+    grown = [dataclasses.replace(sp, endpoints=tuple((f"10.244.4.{i}", 8080) for i in range(20)))
+             if sp.key == "default/kubia:http/TCP" else sp for sp in before]
+    assert render_update(before, grown) is None  # no map for 20 endpoints yet: full render
+    assert render_update(before, after) is not None  # 2 -> 1 endpoint: the map exists
 
 
 def test_a_service_losing_its_endpoints_moves_to_the_reject_set():
