@@ -3,7 +3,8 @@
 
 Inside a network namespace this script makes (and removes), for K services x 10
 endpoints, K in 100, 1000, 5000 (--quick: 100, 1000):
-  full      load the whole ruleset: `nft -f` of our table vs `iptables-restore` of
+  full      load the whole ruleset: our table through libnftables in-process (as the
+            agent does; an `nft -f` process is shown too) vs `iptables-restore` of
             kube-proxy's chains (KUBE-SERVICES -> KUBE-SVC-* with statistic random ->
             KUBE-SEP-* with DNAT)
   update    one service changes one endpoint: our element-level transaction vs
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import _common as c
 
+from netns.libnft import Nft
 from netns.rules import ServicePort, render_full, render_update
 
 ENDPOINTS = 10
@@ -86,6 +88,12 @@ def iptables_update(old: ServicePort, new: ServicePort) -> str:
             + "\nCOMMIT\n")
 
 
+def timed(fn, arg: str) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - t0
+
+
 def run_in(ns: str, argv: list[str], data: str) -> float:
     t0 = time.perf_counter()
     p = subprocess.run(["ip", "netns", "exec", ns, *argv], input=data, capture_output=True,
@@ -113,10 +121,15 @@ def bench_k(k: int, runs: int, res: c.Results) -> None:
         render_update_s = time.perf_counter() - t0
         back = render_update(new_ports, ports)
         assert update and back
-        ours_full = [run_in(ns, ["nft", "-f", "-"], full) for _ in range(runs)]
-        ours_update = []
-        for i in range(runs * 2):
-            ours_update.append(run_in(ns, ["nft", "-f", "-"], update if i % 2 == 0 else back))
+        lib = Nft(ns)  # what the agent uses: libnftables in-process, in the node's namespace
+        try:
+            ours_full = [timed(lib.run, full) for _ in range(runs)]
+            ours_update = [timed(lib.run, update if i % 2 == 0 else back) for i in range(runs * 2)]
+        finally:
+            lib.close()
+        proc_full = [run_in(ns, ["nft", "-f", "-"], full) for _ in range(runs)]
+        proc_update = [run_in(ns, ["nft", "-f", "-"], update if i % 2 == 0 else back)
+                       for i in range(runs * 2)]
         ipt_full_text = iptables_full(ports)
         ipt_full = [run_in(ns, ["iptables-restore"], ipt_full_text) for _ in range(runs)]
         ipt_fwd, ipt_back = iptables_update(target, changed), iptables_update(changed, target)
@@ -133,6 +146,12 @@ def bench_k(k: int, runs: int, res: c.Results) -> None:
                 c.median(ipt_update) * ms, higher_is_better=False, n=runs * 2,
                 peer_name="iptables-restore --noflush",
                 target="<= 10 ms, independent of K" if k == 5000 else "")
+        res.add(f"  same via an nft -f process, full K={k}", "ms", c.median(proc_full) * ms,
+                c.median(ipt_full) * ms, higher_is_better=False, n=runs,
+                peer_name="iptables-restore")
+        res.add(f"  same via an nft -f process, update K={k}", "ms", c.median(proc_update) * ms,
+                c.median(ipt_update) * ms, higher_is_better=False, n=runs * 2,
+                peer_name="iptables-restore --noflush")
         res.add(f"render alone, K={k} (full / update)", "ms", render_s * ms, None,
                 higher_is_better=False, n=1, update_ms=round(render_update_s * ms, 3))
     finally:

@@ -47,7 +47,11 @@ def lab(tmp_path) -> Iterator[dict]:
             servers.append(subprocess.Popen(["ip", "netns", "exec", pods[name].netns,
                                              sys.executable, "-c", SERVER, name]))
         time.sleep(0.5)
-        yield {"node": node, "pods": pods, "rules": NftRules(["10.244.9.1"], node)}
+        rules = NftRules(["10.244.9.1"], node)
+        try:
+            yield {"node": node, "pods": pods, "rules": rules}
+        finally:
+            rules.close()
     finally:
         for s in servers:
             s.kill()
