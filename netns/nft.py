@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable
 
 from netns import libnft
-from netns.rules import ServicePort, render_full, render_update
+from netns.rules import Applied, ServicePort, render_delta, render_full
 
 __all__ = ["NftRules", "RulesError"]
 
@@ -26,7 +26,7 @@ class NftRules:
     def __init__(self, node_addresses: Iterable[str], netns_name: str | None = None) -> None:
         self.node_addresses = tuple(node_addresses)
         self.netns_name = netns_name
-        self.applied: list[ServicePort] | None = None
+        self.applied: Applied | None = None
         # In-process libnftables when present (no ~15 ms process start per update).
         self._lib = libnft.Nft(netns_name) if libnft.available() else None
 
@@ -48,23 +48,30 @@ class NftRules:
         if p.returncode != 0:
             raise RulesError(p.stderr.strip()[:2000] or f"nft exited {p.returncode}")
 
-    def sync(self, ports: list[ServicePort]) -> str:
+    def sync(self, ports: list[ServicePort], changed: set[str] | None = None) -> str:
         """Make the kernel's rules match ``ports``; returns "full", "incremental" or "noop".
 
-        Raises RulesError when even a full apply fails (the old rules stay).
+        ``changed`` (service port keys), when the caller knows it from watch events,
+        spares comparing every service.  Raises RulesError when even a full apply
+        fails (the old rules stay).
         """
         if self.applied is not None:
-            update = render_update(self.applied, ports)
+            by_key = {sp.key: sp for sp in ports}
+            keys = changed if changed is not None else \
+                {k for k in by_key.keys() | self.applied.ports.keys()
+                 if by_key.get(k) != self.applied.ports.get(k)}
+            backup = Applied(dict(self.applied.ports), self.applied.map_max,
+                             self.applied.hairpin_refs.copy())
+            update = render_delta(self.applied, {k: by_key.get(k) for k in keys})
             if update == "":
                 return "noop"
             if update is not None:
                 try:
                     self._nft(update)
-                    self.applied = list(ports)
                     return "incremental"
                 except RulesError:
-                    pass  # fall through to a full apply
+                    self.applied = backup  # fall through to a full apply
         self.applied = None
         self._nft(render_full(ports, self.node_addresses))
-        self.applied = list(ports)
+        self.applied = Applied.of(ports)
         return "full"

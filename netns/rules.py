@@ -21,11 +21,13 @@ their own (a per-endpoint dynamic set remembers clients, with the timeout).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ServicePort", "render_full", "render_update", "service_ports"]
+__all__ = ["Applied", "ServicePort", "render_delta", "render_full", "render_update",
+           "service_ports"]
 
 TABLE = "nodeagent"
 MASQ_MARK = 0x4000
@@ -242,24 +244,38 @@ def render_full(ports: list[ServicePort], node_addresses: Iterable[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_update(old: list[ServicePort], new: list[ServicePort]) -> str | None:
-    """An incremental transaction taking ``old`` to ``new``, or None when only a full
-    render will do (affinity chains changed).  Unchanged service ports cost nothing."""
-    before = {sp.key: sp for sp in old}
-    after = {sp.key: sp for sp in new}
-    changed = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
-    if not changed:
+@dataclass
+class Applied:
+    """What the kernel holds after a render: kept by the applier so an update costs
+    work in proportion to what changed, not to the number of services."""
+
+    ports: dict[str, ServicePort]
+    map_max: int  # backends maps exist for 1..map_max endpoints
+    hairpin_refs: Counter[str]  # endpoint ip -> service ports using it
+
+    @classmethod
+    def of(cls, ports: Iterable[ServicePort]) -> Applied:
+        plist = list(ports)
+        refs: Counter[str] = Counter(ip for sp in plist for ip, _ in set(sp.endpoints))
+        return cls({sp.key: sp for sp in plist}, _map_counts(plist)[-1], refs)
+
+
+def render_delta(state: Applied, changes: Mapping[str, ServicePort | None]) -> str | None:
+    """The transaction for ``changes`` (key -> new port, None = removed), updating ``state``;
+    None when only a full render will do (affinity chains, more endpoints than any map)."""
+    pairs = [(k, state.ports.get(k), new) for k, new in sorted(changes.items())
+             if state.ports.get(k) != new]
+    if not pairs:
         return ""
-    lines: list[str] = []
-    for k in sorted(changed):
-        for sp in (before.get(k), after.get(k)):
-            if sp is not None and sp.endpoints and sp.affinity_timeout_s is not None:
+    for _, old, new in pairs:
+        for sp in (old, new):
+            if sp is not None and sp.endpoints and (sp.affinity_timeout_s is not None or
+                                                    len(sp.endpoints) > state.map_max):
                 return None
-    if not _counts(after[k] for k in changed if k in after) <= set(_map_counts(old)):
-        return None  # more endpoints than any backends map holds: full render
-    for verb, side in (("delete", before), ("add", after)):
-        for k in sorted(changed):
-            sp = side.get(k)
+    lines: list[str] = []
+    for verb, index in (("delete", 1), ("add", 2)):
+        for pair in pairs:
+            sp = pair[index]
             if sp is None:
                 continue
             for name, values in _elements(sp).items():
@@ -267,9 +283,37 @@ def render_update(old: list[ServicePort], new: list[ServicePort]) -> str | None:
                     values = [v.split(" : ", 1)[0] for v in values]
                 if values:
                     lines.append(f"{verb} element ip {TABLE} {name} {{ {', '.join(values)} }}")
-    old_hp, new_hp = set(_hairpins(old)), set(_hairpins(new))
-    if old_hp - new_hp:
-        lines.append(f"delete element ip {TABLE} hairpin {{ {', '.join(sorted(old_hp - new_hp))} }}")
-    if new_hp - old_hp:
-        lines.append(f"add element ip {TABLE} hairpin {{ {', '.join(sorted(new_hp - old_hp))} }}")
+    refs = state.hairpin_refs
+    gone, new_ips = [], []
+    for k, old, new in pairs:
+        for ip in {ip for ip, _ in old.endpoints} if old else set():
+            refs[ip] -= 1
+            if refs[ip] == 0:
+                del refs[ip]
+                gone.append(ip)
+        for ip in {ip for ip, _ in new.endpoints} if new else set():
+            refs[ip] += 1
+            if refs[ip] == 1:
+                new_ips.append(ip)
+        if new is None:
+            state.ports.pop(k, None)
+        else:
+            state.ports[k] = new
+    dropped = sorted(set(gone) - set(new_ips))
+    added = sorted(set(new_ips) - set(gone))
+    if dropped:
+        lines.append(f"delete element ip {TABLE} hairpin {{ "
+                     f"{', '.join(f'{ip} . {ip}' for ip in dropped)} }}")
+    if added:
+        lines.append(f"add element ip {TABLE} hairpin {{ "
+                     f"{', '.join(f'{ip} . {ip}' for ip in added)} }}")
     return "\n".join(lines) + "\n"
+
+
+def render_update(old: list[ServicePort], new: list[ServicePort]) -> str | None:
+    """The transaction taking ``old`` to ``new`` (both whole lists); see render_delta."""
+    after = {sp.key: sp for sp in new}
+    before = {sp.key: sp for sp in old}
+    changes = {k: after.get(k) for k in before.keys() | after.keys()
+               if before.get(k) != after.get(k)}
+    return render_delta(Applied.of(old), changes)
