@@ -68,10 +68,40 @@ class NftRules:
             if update is not None:
                 try:
                     self._nft(update)
-                    return "incremental"
                 except RulesError:
                     self.applied = backup  # fall through to a full apply
+                else:
+                    self._flush_udp(backup.ports, {k: by_key.get(k) for k in keys})
+                    return "incremental"
+        before = self.applied.ports if self.applied is not None else {}
         self.applied = None
         self._nft(render_full(ports, self.node_addresses))
         self.applied = Applied.of(ports)
+        self._flush_udp(before, {sp.key: sp for sp in ports} |
+                        {k: None for k in before if k not in {sp.key for sp in ports}})
         return "full"
+
+    def _flush_udp(self, before: dict[str, ServicePort],
+                   after: dict[str, ServicePort | None]) -> None:
+        """Forget UDP flows to endpoints a service no longer has.
+
+        UDP has no connection to close: without this, a client that keeps its
+        source port (DNS resolvers do) keeps reaching the removed endpoint through
+        the conntrack entry of its first packet.
+        """
+        for key, new in after.items():
+            old = before.get(key)
+            if old is None or old.protocol != "UDP":
+                continue
+            gone = {ip for ip, _ in old.endpoints} - {ip for ip, _ in (new.endpoints if new else ())}
+            for ip in sorted(gone):
+                for dst in ([old.cluster_ip] if old.cluster_ip else []):
+                    self._conntrack_delete(["-p", "udp", "--orig-dst", dst, "--dst-nat", ip])
+                if old.node_port:
+                    self._conntrack_delete(["-p", "udp", "--orig-port-dst", str(old.node_port),
+                                            "--dst-nat", ip])
+
+    def _conntrack_delete(self, args: list[str]) -> None:
+        prefix = ["ip", "netns", "exec", self.netns_name] if self.netns_name else []
+        # Exit code 1 means "no entry matched": nothing to flush.
+        subprocess.run([*prefix, "conntrack", "-D", *args], capture_output=True, check=False)

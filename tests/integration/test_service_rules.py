@@ -116,3 +116,46 @@ def test_a_failed_apply_keeps_the_previous_rules(lab):
     with pytest.raises(RulesError):
         rules.sync([broken])
     assert ask(lab, "10.96.0.10", 80, 3) == ["ep-a"] * 3
+
+
+UDP_SERVER = ("import socket, sys\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353))\n"
+              "while True:\n"
+              "    data, addr = s.recvfrom(100); s.sendto(sys.argv[1].encode(), addr)\n")
+UDP_CLIENT = ("import socket, sys\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)\n"
+              "s.bind(('0.0.0.0', 40000))  # a fixed source port, as a resolver keeps\n"
+              "for _ in range(int(sys.argv[1])):\n"
+              "    s.sendto(b'q', ('10.96.0.53', 53))\n"
+              "    try:\n"
+              "        print(s.recv(100).decode())\n"
+              "    except OSError as e:\n"
+              "        print(type(e).__name__)\n")
+
+
+def test_udp_flows_to_a_removed_endpoint_are_flushed(lab):
+    servers = [subprocess.Popen(["ip", "netns", "exec", lab["pods"][n].netns, sys.executable,
+                                 "-c", UDP_SERVER, n]) for n in ("ep-a", "ep-b")]
+    try:
+        time.sleep(0.5)
+        both = ServicePort("kube-system", "dns", "dns", "UDP", 53, "10.96.0.53", None, None,
+                           tuple(sorted((lab["pods"][n].ip, 5353) for n in ("ep-a", "ep-b"))))
+        rules = lab["rules"]
+        rules.sync([both])
+
+        def ask_udp(n: int) -> list[str]:
+            return subprocess.run(["ip", "netns", "exec", lab["pods"]["client"].netns,
+                                   sys.executable, "-c", UDP_CLIENT, str(n)],
+                                  capture_output=True, text=True, timeout=30).stdout.split()
+        first = ask_udp(3)
+        assert len(set(first)) == 1  # one conntrack entry: the same endpoint every time
+        chosen = first[0]
+        other = "ep-b" if chosen == "ep-a" else "ep-a"
+        only_other = ServicePort("kube-system", "dns", "dns", "UDP", 53, "10.96.0.53", None, None,
+                                 ((lab["pods"][other].ip, 5353),))
+        rules.sync([only_other])
+        assert set(ask_udp(3)) == {other}  # the stale flow was flushed
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
