@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 from pyroute2 import netns  # noqa: E402
 
 from netns.ipam import Ipam  # noqa: E402
+from netns.iptables import IptablesRules  # noqa: E402
 from netns.nft import NftRules, RulesError  # noqa: E402
 from netns.rules import ServicePort  # noqa: E402
 from netns.sandbox import NodeNet, SandboxManager  # noqa: E402
@@ -32,8 +33,8 @@ SERVER = ("import socket, sys\n"
           "    c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n")
 
 
-@pytest.fixture
-def lab(tmp_path) -> Iterator[dict]:
+@pytest.fixture(params=["nft", "iptables"])
+def lab(tmp_path, request) -> Iterator[dict]:
     tag = uuid.uuid4().hex[:6]
     node = f"natest-svc-{tag}"
     netns.create(node)
@@ -42,12 +43,20 @@ def lab(tmp_path) -> Iterator[dict]:
     servers = []
     try:
         sandboxes.ensure_bridge()
+        # An uplink with a default route, as a real node has: packets for a ClusterIP
+        # without endpoints are then routed (and rejected by our rules), not unroutable.
+        for cmd in (["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"],
+                    ["addr", "add", "192.168.56.11/24", "dev", "uplink0"],
+                    ["link", "set", "uplink0", "up"], ["link", "set", "uplink1", "up"],
+                    ["route", "add", "default", "via", "192.168.56.1"]):
+            subprocess.run(["ip", "-n", node, *cmd], check=True)
         pods = {name: sandboxes.create(name) for name in ("ep-a", "ep-b", "client")}
         for name in ("ep-a", "ep-b"):
             servers.append(subprocess.Popen(["ip", "netns", "exec", pods[name].netns,
                                              sys.executable, "-c", SERVER, name]))
         time.sleep(0.5)
-        rules = NftRules(["10.244.9.1"], node)
+        backend = NftRules if request.param == "nft" else IptablesRules
+        rules = backend(["10.244.9.1"], node)
         try:
             yield {"node": node, "pods": pods, "rules": rules}
         finally:
@@ -86,7 +95,7 @@ def test_cluster_ip_balances_over_ready_endpoints_and_follows_changes(lab):
     assert rules.sync([service(lab, "ep-a", "ep-b")]) == "full"
     seen = Counter(ask(lab, "10.96.0.10", 80, 40))
     assert set(seen) == {"ep-a", "ep-b"}, seen
-    assert rules.sync([service(lab, "ep-b")]) == "incremental"
+    assert rules.sync([service(lab, "ep-b")]) in ("incremental", "full")
     assert set(ask(lab, "10.96.0.10", 80, 10)) == {"ep-b"}
     assert rules.sync([service(lab, "ep-b")]) == "noop"
 
@@ -134,6 +143,8 @@ UDP_CLIENT = ("import socket, sys\n"
 
 
 def test_udp_flows_to_a_removed_endpoint_are_flushed(lab):
+    if isinstance(lab["rules"], IptablesRules):
+        pytest.skip("the iptables backend does not flush conntrack yet")
     servers = [subprocess.Popen(["ip", "netns", "exec", lab["pods"][n].netns, sys.executable,
                                  "-c", UDP_SERVER, n]) for n in ("ep-a", "ep-b")]
     try:
@@ -159,3 +170,11 @@ def test_udp_flows_to_a_removed_endpoint_are_flushed(lab):
         for s in servers:
             s.kill()
             s.wait()
+
+
+def test_nft_updates_are_incremental(lab):
+    if not isinstance(lab["rules"], NftRules):
+        pytest.skip("only the nftables backend updates element by element")
+    rules = lab["rules"]
+    rules.sync([service(lab, "ep-a", "ep-b")])
+    assert rules.sync([service(lab, "ep-b")]) == "incremental"

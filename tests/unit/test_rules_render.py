@@ -101,3 +101,12 @@ def test_a_service_losing_its_endpoints_moves_to_the_reject_set():
     update = render_update([sp], [dataclasses.replace(sp, endpoints=())])
     assert "delete element ip nodeagent svc-backends" in update
     assert "add element ip nodeagent no-endpoints { 10.96.0.20 . tcp . 80 }" in update
+
+
+def test_iptables_backend_golden():
+    from netns.iptables import render_iptables
+    text = render_iptables(service_ports(SERVICES, ENDPOINTS))
+    check_golden("full.iptables", text)
+    assert "-m statistic --mode random --probability 0.50000000000" in text
+    assert "--reject-with tcp-reset" in text  # the service without endpoints
+    assert "-m recent --name" in text  # ClientIP affinity
