@@ -1,0 +1,79 @@
+"""The service proxy: keeps this node's service rules equal to the Services and Endpoints.
+
+Level-triggered, like the controllers: every pass lists Services and Endpoints,
+turns them into service ports (netns/rules.py) and syncs the rules backend,
+which applies only what changed.  Store events wake it (coalesced for a
+moment so a rollout's burst is one sync); a timer resyncs anyway.  A failed
+apply leaves the previous rules in force (the backends are transactional) and
+is retried with backoff.  The backend's calls block (netlink, libnftables),
+so they run in a worker thread; the event loop never waits on the kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import trio
+
+from netns.nft import RulesError
+from netns.rules import ServicePort, service_ports
+from nodeagent.api.objects import ObjectStore
+from nodeagent.objects.kinds import by_kind
+
+log = logging.getLogger("nodeagent.proxy")
+
+SERVICES = by_kind("Service")
+ENDPOINTS = by_kind("Endpoints")
+assert SERVICES is not None and ENDPOINTS is not None
+COALESCE_S = 0.05
+
+
+class RulesBackend(Protocol):
+    def sync(self, ports: list[ServicePort], changed: set[str] | None = None) -> str: ...
+
+
+def desired_ports(objects: ObjectStore) -> list[ServicePort]:
+    services = objects.list(SERVICES, None)["items"]
+    endpoints = {(e["metadata"].get("namespace", ""), e["metadata"]["name"]): e
+                 for e in objects.list(ENDPOINTS, None)["items"]}
+    return service_ports(services, endpoints)
+
+
+async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60.0,
+              retry_max_s: float = 5.0,
+              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    changed = trio.Event()
+
+    async def follow(prefix: str) -> None:
+        nonlocal changed
+        while True:
+            watch, _ = objects.store.watch(prefix, 0)
+            try:
+                async for _ in watch:
+                    changed.set()
+            finally:
+                watch.close()
+            changed.set()  # the stream ended (overflow): resync from a fresh list
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(follow, SERVICES.prefix(None))
+        nursery.start_soon(follow, ENDPOINTS.prefix(None))
+        task_status.started()
+        backoff = 0.1
+        while True:
+            changed = trio.Event()
+            ports = desired_ports(objects)
+            try:
+                mode = await trio.to_thread.run_sync(rules.sync, ports)
+            except RulesError as exc:
+                log.warning("service rules apply failed, retrying in %.1fs: %s", backoff, exc)
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, retry_max_s)
+                continue
+            backoff = 0.1
+            if mode != "noop":
+                log.info("service rules %s ports=%d", mode, len(ports))
+            with trio.move_on_after(resync_s):
+                await changed.wait()
+            await trio.sleep(COALESCE_S)

@@ -1,0 +1,67 @@
+"""The service proxy against a real store and real rules in a namespace the test makes:
+Services and Endpoints written through the API's object layer show up as kernel rules,
+follow changes, and go away."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+import trio
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+from pyroute2 import netns  # noqa: E402
+
+from netns.nft import NftRules  # noqa: E402
+from nodeagent.api.objects import ObjectStore  # noqa: E402
+from nodeagent.objects.kinds import by_kind  # noqa: E402
+from nodeagent.proxy import service as proxy  # noqa: E402
+from nodeagent.store import LocalStore  # noqa: E402
+
+
+def backends(ns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "nodeagent"],
+                          capture_output=True, text=True).stdout
+
+
+async def until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    # The kernel's rules are outside Trio: there is no event to wait on, so poll.
+    with trio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110
+            await trio.sleep(0.05)
+
+
+async def test_rules_follow_services_and_endpoints(tmp_path):
+    ns = f"natest-proxy-{uuid.uuid4().hex[:6]}"
+    netns.create(ns)
+    rules = NftRules(["192.168.56.11"], ns)
+    try:
+        store = LocalStore(str(tmp_path / "store"), fsync=False)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            objects = ObjectStore(store)
+            await objects.create(by_kind("Namespace"), None, {"metadata": {"name": "default"}})
+            await nursery.start(proxy.run, objects, rules)
+            svc, ep = by_kind("Service"), by_kind("Endpoints")
+            await objects.create(svc, "default", {"metadata": {"name": "kubia"}, "spec": {
+                "clusterIP": "10.96.0.10", "selector": {"app": "kubia"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+            await until(lambda: "10.96.0.10 . tcp . 80" in backends(ns))  # no endpoints: reject
+            await objects.create(ep, "default", {"metadata": {"name": "kubia"}, "subsets": [{
+                "addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.1.6"}],
+                "ports": [{"name": "http", "port": 8080}]}]})
+            await until(lambda: ": 10.244.1.6 . 8080" in backends(ns))
+            await objects.patch(ep, "default", "kubia", {"subsets": [{
+                "addresses": [{"ip": "10.244.1.7"}], "ports": [{"name": "http", "port": 8080}]}]},
+                                "application/merge-patch+json")
+            await until(lambda: ": 10.244.1.7 . 8080" in backends(ns)
+                        and "10.244.1.5" not in backends(ns))
+            await objects.delete(svc, "default", "kubia")
+            await until(lambda: "10.96.0.10" not in backends(ns))
+            nursery.cancel_scope.cancel()
+    finally:
+        rules.close()
+        netns.remove(ns)
