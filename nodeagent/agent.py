@@ -77,12 +77,32 @@ async def run_agent(cfg: AgentConfig, *,
                      cfg.launcher_socket, len(known),
                      sum(1 for c in known if c["status"] == "running"),
                      sum(1 for c in known if c["status"] == "exited"))
+        if cfg.proxy:
+            await nursery.start(_proxy, objects, cfg.proxy)
         nursery.start_soon(_signals, nursery.cancel_scope)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
         sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
+
+
+async def _proxy(objects: ObjectStore, backend: str, *,
+                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Service rules for this node's own addresses (NodePort answers on each)."""
+    import psutil
+
+    from netns.iptables import IptablesRules
+    from netns.nft import NftRules
+    from nodeagent.proxy import service as proxy
+    addresses = sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                        if a.family == socket.AF_INET and not a.address.startswith("127.")})
+    rules = NftRules(addresses) if backend == "nft" else IptablesRules(addresses)
+    log.info("proxy backend=%s node_addresses=%s", backend, ",".join(addresses))
+    try:
+        await proxy.run(objects, rules, task_status=task_status)
+    finally:
+        rules.close()
 
 
 async def _signals(scope: trio.CancelScope) -> None:

@@ -51,6 +51,11 @@ class AgentConfig:
     """Unix socket of the container launcher.  When set, the agent starts a launcher there
     if none answers (it keeps the node's containers and outlives the agent); needs root."""
 
+    proxy: str = ""
+    """Service rules on this node: "nft" (nftables, the default choice), "iptables"
+    (kube-proxy's iptables mode) or "" (none).  They are programmed in the agent's own
+    network namespace, so run the agent in the node's namespace (the lab does)."""
+
     request_timeout_s: int = 30
     """Seconds a client gets to send a whole request (headers and body).  Slower or
     half-sent requests get 408 or are dropped, so they cannot pin connections."""
@@ -68,6 +73,8 @@ class AgentConfig:
             raise ConfigError("snapshot_every", "must be at least 1")
         if self.history_revisions < 1:
             raise ConfigError("history_revisions", "must be at least 1")
+        if self.proxy not in ("", "nft", "iptables"):
+            raise ConfigError("proxy", f"{self.proxy!r} is not one of nft, iptables or empty")
         if self.request_timeout_s < 1:
             raise ConfigError("request_timeout_s", "must be at least 1")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -34,6 +34,9 @@ def main() -> None:
               "paginated lists (default 100000).")
 @click.option("--launcher-socket", help="Unix socket of the container launcher; the agent "
               "starts one there if none answers (default: no containers on this agent).")
+@click.option("--proxy", type=click.Choice(["", "nft", "iptables"]), default=None,
+              help="Program Service rules in this agent's network namespace: nft or iptables "
+              "(default: none).")
 @click.option("--request-timeout-s", type=int, help="Seconds a client gets to send a whole "
               "request; slower ones get 408 (default 30).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
