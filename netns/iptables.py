@@ -17,7 +17,7 @@ import hashlib
 import subprocess
 from collections.abc import Iterable
 
-from netns.nft import RulesError
+from netns.nft import RulesError, flush_udp
 from netns.rules import ServicePort
 
 __all__ = ["IptablesRules", "render_iptables"]
@@ -104,5 +104,9 @@ class IptablesRules:
                            capture_output=True, text=True)
         if p.returncode != 0:
             raise RulesError(p.stderr.strip()[:2000] or f"iptables-restore exited {p.returncode}")
+        before = {sp.key: sp for sp in self.applied or []}
+        after: dict[str, ServicePort | None] = {sp.key: sp for sp in ports}
+        after.update({k: None for k in before if k not in after})
         self.applied = list(ports)
+        flush_udp(before, after, self.netns_name)
         return "full"

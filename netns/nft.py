@@ -10,7 +10,7 @@ the services for long.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from netns import libnft
 from netns.rules import Applied, ServicePort, render_delta, render_full
@@ -83,25 +83,30 @@ class NftRules:
 
     def _flush_udp(self, before: dict[str, ServicePort],
                    after: dict[str, ServicePort | None]) -> None:
-        """Forget UDP flows to endpoints a service no longer has.
+        flush_udp(before, after, self.netns_name)
 
-        UDP has no connection to close: without this, a client that keeps its
-        source port (DNS resolvers do) keeps reaching the removed endpoint through
-        the conntrack entry of its first packet.
-        """
-        for key, new in after.items():
-            old = before.get(key)
-            if old is None or old.protocol != "UDP":
-                continue
-            gone = {ip for ip, _ in old.endpoints} - {ip for ip, _ in (new.endpoints if new else ())}
-            for ip in sorted(gone):
-                for dst in ([old.cluster_ip] if old.cluster_ip else []):
-                    self._conntrack_delete(["-p", "udp", "--orig-dst", dst, "--dst-nat", ip])
-                if old.node_port:
-                    self._conntrack_delete(["-p", "udp", "--orig-port-dst", str(old.node_port),
-                                            "--dst-nat", ip])
 
-    def _conntrack_delete(self, args: list[str]) -> None:
-        prefix = ["ip", "netns", "exec", self.netns_name] if self.netns_name else []
-        # Exit code 1 means "no entry matched": nothing to flush.
-        subprocess.run([*prefix, "conntrack", "-D", *args], capture_output=True, check=False)
+def flush_udp(before: Mapping[str, ServicePort], after: Mapping[str, ServicePort | None],
+              netns_name: str | None) -> None:
+    """Forget UDP flows to endpoints a service no longer has (both backends call this).
+
+    UDP has no connection to close: without this, a client that keeps its source
+    port (DNS resolvers do) keeps reaching the removed endpoint through the
+    conntrack entry of its first packet.
+    """
+    prefix = ["ip", "netns", "exec", netns_name] if netns_name else []
+    for key, new in after.items():
+        old = before.get(key)
+        if old is None or old.protocol != "UDP":
+            continue
+        gone = {ip for ip, _ in old.endpoints} - {ip for ip, _ in (new.endpoints if new else ())}
+        for ip in sorted(gone):
+            filters = []
+            if old.cluster_ip:
+                filters.append(["--orig-dst", old.cluster_ip])
+            if old.node_port:
+                filters.append(["--orig-port-dst", str(old.node_port)])
+            for f in filters:
+                # Exit code 1 means "no entry matched": nothing to flush.
+                subprocess.run([*prefix, "conntrack", "-D", "-p", "udp", *f, "--dst-nat", ip],
+                               capture_output=True, check=False)

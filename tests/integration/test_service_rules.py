@@ -153,8 +153,7 @@ UDP_CLIENT = ("import socket, sys\n"
               "        print(type(e).__name__)\n")
 
 
-def test_udp_flows_to_a_removed_endpoint_are_flushed(nft_lab):
-    lab = nft_lab
+def test_udp_flows_to_a_removed_endpoint_are_flushed(lab):
     servers = [subprocess.Popen(["ip", "netns", "exec", lab["pods"][n].netns, sys.executable,
                                  "-c", UDP_SERVER, n]) for n in ("ep-a", "ep-b")]
     try:
@@ -187,3 +186,26 @@ def test_nft_updates_are_incremental(nft_lab):
     rules = lab["rules"]
     rules.sync([service(lab, "ep-a", "ep-b")])
     assert rules.sync([service(lab, "ep-b")]) == "incremental"
+
+
+def test_killing_an_apply_half_way_keeps_the_old_rules(nft_lab):
+    """nft applies a whole transaction or nothing: an nft process killed while it is
+    reading its input changes nothing."""
+    from netns.rules import render_full
+    lab = nft_lab
+    lab["rules"].sync([service(lab, "ep-a")])
+    before = subprocess.run(["ip", "netns", "exec", lab["node"], "nft", "list", "ruleset"],
+                            capture_output=True, text=True).stdout
+    new = render_full([service(lab, "ep-b")], ["10.244.9.1"])
+    p = subprocess.Popen(["ip", "netns", "exec", lab["node"], "nft", "-f", "-"],
+                         stdin=subprocess.PIPE)
+    assert p.stdin is not None
+    p.stdin.write(new[: len(new) // 2].encode())
+    p.stdin.flush()
+    time.sleep(0.2)
+    p.kill()
+    p.wait()
+    after = subprocess.run(["ip", "netns", "exec", lab["node"], "nft", "list", "ruleset"],
+                           capture_output=True, text=True).stdout
+    assert after == before
+    assert ask(lab, "10.96.0.10", 80, 3) == ["ep-a"] * 3
