@@ -1,0 +1,1 @@
+"""Probes: when a container is alive, ready and started (issue 6)."""

@@ -1,0 +1,68 @@
+"""Kubelet's probe semantics on a fake clock: delays, periods, thresholds, startup gating."""
+
+from __future__ import annotations
+
+import random
+
+from probes.state import Kind, ProbeParams, ProbeState, Result, gated
+
+
+def test_readiness_starts_failing_and_liveness_passing():
+    assert not ProbeState(Kind.READINESS, ProbeParams(), 0).passing
+    assert ProbeState(Kind.LIVENESS, ProbeParams(), 0).passing
+    assert not ProbeState(Kind.STARTUP, ProbeParams(), 0).passing
+
+
+def test_initial_delay_then_period():
+    s = ProbeState(Kind.READINESS, ProbeParams(initial_delay_s=15, period_s=10), started_at=100)
+    assert s.next_due() == 115
+    s.record(True, now=115)
+    assert s.next_due() == 125
+
+
+def test_thresholds_need_consecutive_results():
+    s = ProbeState(Kind.READINESS, ProbeParams(success_threshold=2, failure_threshold=3), 0)
+    assert not s.record(True, 1)  # one success is not enough
+    assert s.record(True, 2) and s.passing
+    assert not s.record(False, 3) and not s.record(False, 4)
+    assert not s.record(True, 5)  # a success in between resets the failure count
+    assert not s.record(False, 6) and not s.record(False, 7)
+    assert s.record(False, 8) and not s.passing
+
+
+def test_liveness_failure_past_the_threshold_asks_for_a_restart_with_the_message():
+    s = ProbeState(Kind.LIVENESS, ProbeParams(failure_threshold=3), 0)
+    for t in range(2):
+        s.record(False, t, "HTTP probe failed with statuscode: 500")
+    assert s.passing and not s.restart_requested
+    s.record(False, 3, "HTTP probe failed with statuscode: 500")
+    assert s.restart_requested and s.result is Result.FAILURE
+    assert s.last_message == "HTTP probe failed with statuscode: 500"
+    s.restarted(now=50)
+    assert s.passing and not s.restart_requested and s.next_due() == 50
+
+
+def test_startup_gates_liveness_and_readiness():
+    states = {k: ProbeState(k, ProbeParams(), 0) for k in Kind}
+    assert gated(states) == {Kind.STARTUP}
+    states[Kind.STARTUP].record(True, 1)
+    assert gated(states) == {Kind.LIVENESS, Kind.READINESS}
+    assert gated({Kind.READINESS: states[Kind.READINESS]}) == {Kind.READINESS}
+
+
+def test_first_probes_are_spread_over_a_period():
+    rng = random.Random(7)
+    dues = []
+    for _ in range(1000):
+        s = ProbeState(Kind.READINESS, ProbeParams(period_s=10), started_at=0)
+        s.jitter_first(rng)
+        dues.append(s.next_due())
+    assert min(dues) >= 0 and max(dues) <= 10
+    assert len({int(d) for d in dues}) == 10  # every second of the period gets some
+
+
+def test_params_from_a_pod_probe():
+    p = ProbeParams.from_spec({"initialDelaySeconds": 15, "timeoutSeconds": 3, "periodSeconds": 10,
+                               "failureThreshold": 5})
+    assert (p.initial_delay_s, p.timeout_s, p.period_s, p.success_threshold,
+            p.failure_threshold) == (15, 3, 10, 1, 5)
