@@ -85,8 +85,13 @@ class ProbeState:
         return self.result is Result.SUCCESS
 
     def record(self, ok: bool, now: float, message: str = "") -> bool:
-        """Count one probe outcome; returns True when the published result changed."""
-        self._next = now + self.params.period_s
+        """Count one probe outcome; returns True when the published result changed.
+
+        The next probe keeps the cadence (due + period, like kubelet's ticker), so a
+        slow probe does not push every later one back; a probe that overran a whole
+        period runs again at once rather than twice.
+        """
+        self._next = max(self._next + self.params.period_s, now)
         before = self.result
         if ok:
             self.successes += 1
