@@ -17,20 +17,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
+from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.lab import Lab  # noqa: E402
-
-SERVER = ("import socket, sys\n"
-          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-          "s.bind(('0.0.0.0', 8080)); s.listen(64)\n"
-          "while True:\n"
-          "    c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n")
-CLIENT = ("import socket, sys\n"
-          "for _ in range(int(sys.argv[3])):\n"
-          "    try:\n"
-          "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
-          "        print(c.recv(100).decode()); c.close()\n"
-          "    except OSError as e:\n"
-          "        print(type(e).__name__)\n")
 
 
 @pytest.fixture
@@ -61,7 +49,8 @@ def cluster(tmp_path):
                 "client": lab.pods(1).create("client")}
         for name in ("a", "b"):
             procs.append(subprocess.Popen(["ip", "netns", "exec", pods[name].netns,
-                                           sys.executable, "-c", SERVER, f"pod-{name}"]))
+                                           sys.executable, "-c", NAME_SERVER, f"pod-{name}",
+                                           "8080"]))
         time.sleep(0.5)
         with httpx.Client(base_url=api, timeout=10) as http:
             yield {"lab": lab, "http": http, "pods": pods}

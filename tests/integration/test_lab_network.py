@@ -19,13 +19,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 
 from pyroute2 import IPRoute, netns  # noqa: E402
 
+from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.lab import Lab, LabError  # noqa: E402
-
-SERVER = ("import socket, sys\n"
-          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-          "s.bind(('0.0.0.0', 9000)); s.listen(8)\n"
-          "while True:\n"
-          "    c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n")
 
 
 @pytest.fixture
@@ -43,21 +38,18 @@ def lab(tmp_path):
 
 
 def connect(ns: str | None, ip: str, port: int) -> str:
-    code = ("import socket, sys\n"
-            "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-            "print(c.recv(100).decode())\n")
     prefix = ["ip", "netns", "exec", ns] if ns else []
-    p = subprocess.run([*prefix, sys.executable, "-c", code, ip, str(port)], capture_output=True,
-                       text=True, timeout=20)
-    return p.stdout.strip() or p.stderr.strip().splitlines()[-1]
+    p = subprocess.run([*prefix, sys.executable, "-c", CLIENT, ip, str(port), "1"],
+                       capture_output=True, text=True, timeout=20)
+    return p.stdout.strip()
 
 
 def test_pods_on_different_nodes_talk_through_the_node_routes(lab):
     p1 = lab.pods(1).create("web-1")
     p2 = lab.pods(2).create("web-2")
     assert p1.ip.startswith("10.244.1.") and p2.ip.startswith("10.244.2.")
-    server = subprocess.Popen(["ip", "netns", "exec", p2.netns, sys.executable, "-c", SERVER,
-                               "pod-on-node2"])
+    server = subprocess.Popen(["ip", "netns", "exec", p2.netns, sys.executable, "-c",
+                               NAME_SERVER, "pod-on-node2", "9000"])
     try:
         time.sleep(0.5)
         assert connect(p1.netns, p2.ip, 9000) == "pod-on-node2"
@@ -73,7 +65,7 @@ def test_host_reaches_nodes_only_through_its_lab_link(lab):
     address = lab.node_address(1)
     assert lab.route_is_through_lab(address)  # checked before any byte is sent
     server = subprocess.Popen(["ip", "netns", "exec", lab.node_ns(1), sys.executable, "-c",
-                               SERVER, "node1"])
+                               NAME_SERVER, "node1", "9000"])
     try:
         time.sleep(0.5)
         assert connect(None, address, 9000) == "node1"

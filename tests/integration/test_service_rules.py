@@ -20,17 +20,12 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 
 from pyroute2 import netns  # noqa: E402
 
+from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.ipam import Ipam  # noqa: E402
 from netns.iptables import IptablesRules  # noqa: E402
 from netns.nft import NftRules, RulesError  # noqa: E402
 from netns.rules import ServicePort  # noqa: E402
 from netns.sandbox import NodeNet, SandboxManager  # noqa: E402
-
-SERVER = ("import socket, sys\n"
-          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-          "s.bind(('0.0.0.0', 8080)); s.listen(64)\n"
-          "while True:\n"
-          "    c, _ = s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n")
 
 
 @pytest.fixture(params=["nft", "iptables"])
@@ -64,7 +59,7 @@ def make_lab(tmp_path, backend_name: str) -> Iterator[dict]:
         pods = {name: sandboxes.create(name) for name in ("ep-a", "ep-b", "client")}
         for name in ("ep-a", "ep-b"):
             servers.append(subprocess.Popen(["ip", "netns", "exec", pods[name].netns,
-                                             sys.executable, "-c", SERVER, name]))
+                                             sys.executable, "-c", NAME_SERVER, name, "8080"]))
         time.sleep(0.5)
         backend = NftRules if backend_name == "nft" else IptablesRules
         rules = backend(["10.244.9.1"], node)
@@ -83,15 +78,8 @@ def make_lab(tmp_path, backend_name: str) -> Iterator[dict]:
 
 def ask(lab: dict, ip: str, port: int, n: int = 1) -> list[str]:
     """n connections from the client pod; each answer, or the error."""
-    code = ("import socket, sys\n"
-            "for _ in range(int(sys.argv[3])):\n"
-            "    try:\n"
-            "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
-            "        print(c.recv(100).decode()); c.close()\n"
-            "    except OSError as e:\n"
-            "        print(type(e).__name__)\n")
     p = subprocess.run(["ip", "netns", "exec", lab["pods"]["client"].netns, sys.executable, "-c",
-                        code, ip, str(port), str(n)], capture_output=True, text=True, timeout=60)
+                        CLIENT, ip, str(port), str(n)], capture_output=True, text=True, timeout=60)
     return p.stdout.split()
 
 
