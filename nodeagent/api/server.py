@@ -306,7 +306,14 @@ class ApiApp:
                 raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
             if len(docs) != 1:
                 raise ApiError.bad_request("expected exactly one YAML document")
-            return docs[0]
+            # YAML has more types than JSON (timestamps, non-string keys, ...) and allows
+            # strings JSON cannot carry (lone surrogates): convert as Kubernetes' YAML
+            # reader does, and refuse what has no JSON form.
+            try:
+                return orjson.loads(orjson.dumps(docs[0], default=_yaml_scalar,
+                                                 option=orjson.OPT_NON_STR_KEYS))
+            except (orjson.JSONEncodeError, TypeError) as exc:
+                raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -321,6 +328,16 @@ class ApiApp:
                                            f"(/api/.../namespaces/NAME/{t.resource.plural})")
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return t.namespace
+
+
+def _yaml_scalar(value: Any) -> Any:
+    """YAML values without a JSON type: dates as RFC 3339 text, as Kubernetes does."""
+    import datetime as _dt
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"YAML value of type {type(value).__name__} has no JSON form")
 
 
 async def _not_found() -> Response:

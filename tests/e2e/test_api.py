@@ -299,3 +299,10 @@ def test_finalizers_and_graceful_pod_deletion(http, ns):
     forced = http.delete(f"{PODS.format(ns=ns)}/bound", params={"gracePeriodSeconds": 0})
     assert forced.status_code == 200
     assert http.get(f"{PODS.format(ns=ns)}/bound").status_code == 404
+
+
+def test_yaml_that_json_cannot_carry_is_400(http, ns):
+    url = PODS.format(ns=ns)
+    for body in (b'{"\\ud800"}', b"!!binary aGVsbG8="):
+        r = http.post(url, content=body, headers={"Content-Type": "application/yaml"})
+        assert r.status_code == 400 and "converting YAML to JSON" in r.json()["message"]

@@ -64,3 +64,14 @@ def test_pod_table_has_kubectl_columns():
     lines = table("Pod", [pod]).splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split() == ["kubia", "1/2", "Running", "3", "<unknown>"]
+
+
+def test_yaml_only_values_become_json_or_a_clear_error(tmp_path):
+    (tmp_path / "d.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                                     "data: {since: 2024-01-01, 1: one}\n")
+    manifests, errors = load((str(tmp_path / "d.yaml"),))
+    assert errors == [] and manifests[0].obj["data"] == {"since": "2024-01-01", "1": "one"}
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                                     "data: {x: !!binary aGVsbG8=}\n")
+    _, errors = load((str(tmp_path / "b.yaml"),))
+    assert len(errors) == 1 and "b.yaml" in errors[0] and "bytes" in errors[0]
