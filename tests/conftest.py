@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from agentproc import AgentProcess
+
 # Property tests and fuzzers draw the same examples on every run (a submission's CI must
 # not depend on luck); NODEAGENT_FUZZ_RANDOM=1 draws fresh ones to hunt for new bugs.
 settings.register_profile("nodeagent", derandomize=os.environ.get("NODEAGENT_FUZZ_RANDOM") != "1",
                           print_blob=True)
 settings.load_profile("nodeagent")
-
-from agentproc import AgentProcess
 
 
 @pytest.fixture
