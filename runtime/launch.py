@@ -121,19 +121,21 @@ class Pending:
     ready_r: int | None = None
     go_w: int | None = None
     pid: int = 0
+    mid_code: int = 128
 
     def created(self) -> int:
         """Wait until the container is set up (held before exec); returns its PID 1."""
         try:
-            if not self.pid:
-                self.pid = _read_pid(self.mid, self.pid_r)
+            if self.pid_r >= 0:
+                self.pid, self.mid_code = _read_pid(self.mid, self.pid_r)
+                self.pid_r = -1  # read and closed
             if self.ready_r is not None:
                 ready, _, _ = select.select([self.ready_r, self.err_r], [], [])
                 if self.ready_r in ready and os.read(self.ready_r, 1) == b"R":
                     os.close(self.ready_r)
                     self.ready_r = None
                     return self.pid
-                _await_exec(self.pid, self.err_r)  # it failed: raises StartFailed
+                _await_exec(self.pid, self.err_r, self.mid_code)  # it failed: raises
         except StartFailed:
             self.abandon()
             raise
@@ -147,7 +149,7 @@ class Pending:
                 os.write(self.go_w, b"G")
                 os.close(self.go_w)
                 self.go_w = None
-            return _await_exec(pid, self.err_r)
+            return _await_exec(pid, self.err_r, self.mid_code)
         except StartFailed:
             self.abandon()
             raise
@@ -254,20 +256,18 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     return Pending(mid, pid_r, err_r, cleanup, ready_r, go_w)
 
 
-def _read_pid(mid: int, pid_r: int) -> int:
-    """The new process's host PID from the middle process, which is reaped here."""
+def _read_pid(mid: int, pid_r: int) -> tuple[int, int]:
+    """(the new process's host PID or 0, the middle process's exit code); reaps the
+    middle process.  PID 0: it failed before forking, its error is on the error pipe."""
     try:
         raw = os.read(pid_r, 4)
     finally:
         os.close(pid_r)
-    _, status = os.waitpid(mid, 0)
-    if len(raw) != 4:
-        # The middle process failed before forking; its error is on the error pipe.
-        return -os.waitstatus_to_exitcode(status) - 1 if status else -1
-    return struct.unpack("<i", raw)[0]
+    code = os.waitstatus_to_exitcode(os.waitpid(mid, 0)[1])
+    return (struct.unpack("<i", raw)[0] if len(raw) == 4 else 0), code
 
 
-def _await_exec(pid: int, err_r: int) -> Started:
+def _await_exec(pid: int, err_r: int, mid_code: int = 128) -> Started:
     """EOF on the error pipe means exec happened; data means a failure to report."""
     try:
         failure = b""
@@ -276,20 +276,17 @@ def _await_exec(pid: int, err_r: int) -> Started:
     finally:
         os.close(err_r)
     if failure:
-        code = 128
-        if pid > 0:
-            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # exited after reporting
-        elif pid < -1:
-            code = -pid - 1
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) if pid else (mid_code or 128)
         reason, _, message = failure.decode(errors="replace").partition("\t")
         raise StartFailed(reason, message, code)
-    if pid <= 0:
+    if not pid:
         raise StartFailed("StartError", "container process was not created", 128)
     return Started(pid)
 
 
 def _collect(mid: int, pid_r: int, err_r: int) -> Started:
-    return _await_exec(_read_pid(mid, pid_r), err_r)
+    pid, mid_code = _read_pid(mid, pid_r)
+    return _await_exec(pid, err_r, mid_code)
 
 
 def wait(started: Started) -> int:

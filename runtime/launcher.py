@@ -31,7 +31,7 @@ import selectors
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,6 +88,36 @@ class LauncherError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+@contextlib.contextmanager
+def _output_pipes() -> Iterator[tuple[tuple[int, int, int], tuple[int, int]]]:
+    """stdin /dev/null and stdout/stderr pipes for a new process: yields (its stdio, our
+    read ends).  Its ends are closed after the block; ours too if the block fails."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield (null, out_w, err_w), (out_r, err_r)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        for fd in (out_w, err_w, null):
+            os.close(fd)
+
+
+def _available(fd: int) -> Iterator[bytes]:
+    """What a non-blocking pipe holds right now, up to its EOF."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        yield data
 
 
 def proc_start_time(pid: int) -> int:
@@ -291,13 +321,7 @@ class Launcher:
 
     def _drain_logs(self, live: _Live) -> None:
         for fd, stream in list(live.fds.items()):
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    break
-                if not data:
-                    break
+            for data in _available(fd):
                 if live.writer is not None:
                     live.writer.write(stream, data)
 
@@ -387,24 +411,16 @@ class Launcher:
         with open(os.path.join(self._dir(cid), "spec.json"), "w") as f:
             json.dump(req["spec"], f)
         live.writer = CriLogWriter(log_path)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if spec.cgroup_path and self.cgroups is not None and self.cgroups.exists(spec.cgroup_path):
             with contextlib.suppress(OSError):
                 st.oom_kills_before = self.cgroups.usage(spec.cgroup_path).oom_kills
         try:
-            pending = begin(spec, self.cgroups, stdio=(null, out_w, err_w), hold=True)
-            st.pid = pending.created()
+            with _output_pipes() as (stdio, (out_r, err_r)):
+                pending = begin(spec, self.cgroups, stdio=stdio, hold=True)
+                st.pid = pending.created()
         except StartFailed as exc:
-            os.close(out_r)
-            os.close(err_r)
             self._failed(live, exc)
             raise LauncherError(exc.reason, str(exc)) from None
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-            os.close(null)
         live.pending = pending
         st.pid_start = proc_start_time(st.pid)
         self.by_pid[st.pid] = live
@@ -453,22 +469,13 @@ class Launcher:
             raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
         spec = spec_from_dict(live.spec)
         env = req.get("env")
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            started = spawn_exec(live.state.pid, spec, tuple(args),
-                                 env=tuple(env) if isinstance(env, list) else None,
-                                 cwd=req.get("cwd"), stdio=(null, out_w, err_w),
-                                 cgroups=self.cgroups)
+            with _output_pipes() as (stdio, (out_r, err_r)):
+                started = spawn_exec(live.state.pid, spec, tuple(args),
+                                     env=tuple(env) if isinstance(env, list) else None,
+                                     cwd=req.get("cwd"), stdio=stdio, cgroups=self.cgroups)
         except StartFailed as exc:
-            os.close(out_r)
-            os.close(err_r)
             raise LauncherError(exc.reason, str(exc)) from None
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-            os.close(null)
         ex = _Exec(conn, {out_r: "stdout", err_r: "stderr"}, {"stdout": bytearray(),
                                                               "stderr": bytearray()})
         self.execs[started.pid] = ex
@@ -503,13 +510,7 @@ class Launcher:
 
     def _exec_done(self, ex: _Exec, status: int) -> None:
         for fd in list(ex.fds):
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    break
-                if not data:
-                    break
+            for data in _available(fd):
                 buf = ex.out[ex.fds[fd]]
                 buf += data[:max(0, MAX_EXEC_OUTPUT - len(buf))]
             self.sel.unregister(fd)

@@ -26,6 +26,7 @@ from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_select
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
+from nodeagent.objects.yamljson import yaml_to_json
 
 log = logging.getLogger("nodeagent.api")
 
@@ -310,10 +311,9 @@ class ApiApp:
             # strings JSON cannot carry (lone surrogates): convert as Kubernetes' YAML
             # reader does, and refuse what has no JSON form.
             try:
-                return orjson.loads(orjson.dumps(docs[0], default=_yaml_scalar,
-                                                 option=orjson.OPT_NON_STR_KEYS))
-            except (orjson.JSONEncodeError, TypeError) as exc:
-                raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
+                return yaml_to_json(docs[0])
+            except ValueError as exc:
+                raise ApiError.bad_request(str(exc)) from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -328,16 +328,6 @@ class ApiApp:
                                            f"(/api/.../namespaces/NAME/{t.resource.plural})")
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return t.namespace
-
-
-def _yaml_scalar(value: Any) -> Any:
-    """YAML values without a JSON type: dates as RFC 3339 text, as Kubernetes does."""
-    import datetime as _dt
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    raise TypeError(f"YAML value of type {type(value).__name__} has no JSON form")
 
 
 async def _not_found() -> Response:

@@ -18,6 +18,7 @@ import orjson
 import yaml
 
 from nodeagent.objects.kinds import Resource, by_kind
+from nodeagent.objects.yamljson import yaml_to_json
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -68,10 +69,9 @@ def parse_documents(name: str, text: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, d in enumerate(docs):
         try:  # YAML's extra types (dates, int keys) as JSON, as kubectl converts them
-            d = orjson.loads(orjson.dumps(d, default=_json_scalar, option=orjson.OPT_NON_STR_KEYS))
-        except (orjson.JSONEncodeError, TypeError) as exc:
-            raise ManifestError(f"error: error parsing {name}: document {i + 1}: error "
-                                f"converting YAML to JSON: {exc}") from None
+            d = yaml_to_json(d)
+        except ValueError as exc:
+            raise ManifestError(f"error: error parsing {name}: document {i + 1}: {exc}") from None
         if not isinstance(d, dict):
             raise ManifestError(f'error: error validating "{name}": error validating data: '
                                 f"expected an object, got {type(d).__name__}")
@@ -80,15 +80,6 @@ def parse_documents(name: str, text: str) -> list[dict[str, Any]]:
         else:
             out.append(d)
     return out
-
-
-def _json_scalar(value: Any) -> Any:
-    import datetime as dt
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    raise TypeError(f"YAML value of type {type(value).__name__} has no JSON form")
 
 
 def resolve(name: str, obj: dict[str, Any]) -> Resource:
