@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from probes.handlers import http_get, tcp_socket
+import h11
+
+from probes.handlers import GrpcCheck, HttpGet, tcp_socket
 from probes.state import ProbeParams
 
 __all__ = ["ExecFn", "handler_for"]
@@ -45,14 +47,13 @@ def handler_for(probe: dict[str, Any], container: dict[str, Any], pod_ip: str,
         port = _port(h.get("port"), container)
         if port is None:
             return params, _failing(f"port {h.get('port')!r} is not a port of the container")
-        host = h.get("host") or pod_ip
         headers = {x["name"]: x["value"] for x in h.get("httpHeaders") or []
                    if isinstance(x, dict) and "name" in x and "value" in x}
-
-        async def http(timeout_s: float) -> tuple[bool, str]:
-            return await http_get(host, port, h.get("path") or "/", h.get("scheme") or "HTTP",
-                                  headers, timeout_s)
-        return params, http
+        try:
+            return params, HttpGet(h.get("host") or pod_ip, port, h.get("path") or "/",
+                                   h.get("scheme") or "HTTP", headers)
+        except h11.LocalProtocolError as exc:  # a header or path HTTP cannot carry
+            return params, _failing(f"httpGet cannot be sent: {exc}")
     if "tcpSocket" in probe:
         t = probe["tcpSocket"] or {}
         port = _port(t.get("port"), container)
@@ -77,5 +78,9 @@ def handler_for(probe: dict[str, Any], container: dict[str, Any], pod_ip: str,
                            if output.strip() else f"command {command!r} exited with {code}")
         return params, exec_probe
     if "grpc" in probe:
-        return params, _failing("grpc probes are not supported yet")
+        g = probe["grpc"] or {}
+        port = g.get("port")
+        if not isinstance(port, int):
+            return params, _failing(f"grpc port {port!r} is not a port number")
+        return params, GrpcCheck(pod_ip, port, g.get("service") or "")
     return params, _failing("the probe has no handler")

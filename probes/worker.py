@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from probes.state import Kind, ProbeParams, ProbeState, Result
+from probes.timers import Timers
 
 __all__ = ["ContainerProbe", "Prober"]
 
@@ -44,6 +45,7 @@ class Prober:
         self.state_path = state_path
         self.on_change = on_change
         self.rng = random.Random(seed)
+        self.timers = Timers()
         self._nursery: trio.Nursery | None = None
         self._pods: dict[str, trio.CancelScope] = {}
         self.states: dict[tuple[str, str, Kind], ProbeState] = {}
@@ -70,6 +72,7 @@ class Prober:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.timers.run)
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
@@ -115,13 +118,15 @@ class Prober:
             await gate.wait()  # liveness and readiness wait for the startup probe
             state._next = max(state.next_due(), trio.current_time())
         while True:
-            await trio.sleep_until(state.next_due())
-            ok, message = False, f"probe timed out after {p.params.timeout_s:g}s"
-            with trio.move_on_after(p.params.timeout_s + 0.5):
+            await self.timers.sleep_until(state.next_due())
+            # The handlers keep their own timeouts; this guard holds for any other handler.
+            with trio.move_on_after(p.params.timeout_s + 0.5) as guard:
                 try:
                     ok, message = await p.handler(p.params.timeout_s)
                 except Exception as exc:  # a bad spec or handler bug is a failed probe
                     ok, message = False, f"probe error: {exc}"
+            if guard.cancelled_caught:
+                ok, message = False, f"probe timed out after {p.params.timeout_s:g}s"
             if state.record(ok, trio.current_time(), message):
                 self._changed(pod, p, state)
             if p.kind is Kind.STARTUP and state.result is Result.SUCCESS and gate is not None:

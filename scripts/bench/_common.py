@@ -25,6 +25,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _in_project_venv() -> None:
+    """Benchmarks run in the project's venv (with the bench extras), made if missing."""
+    venv = ROOT / ".venv"
+    if Path(sys.prefix).resolve() == venv.resolve():
+        return
+    subprocess.run(["bash", "-c", 'source "$1/scripts/lib/env.sh" && ensure_venv test,bench',
+                    "_", str(ROOT)], check=True)
+    python = str(venv / "bin" / "python")
+    os.execv(python, [python, *sys.argv])
+
+
+_in_project_venv()
 _PROCS: list[subprocess.Popen[bytes]] = []
 _DIRS: list[str] = []
 
