@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import jsonpatch
 import orjson
 
+from nodeagent.api.allocator import SERVICE_CIDR, Allocations, ServiceAllocator
 from nodeagent.api.status import ApiError
 from nodeagent.objects.codec import (
     DecodeError,
@@ -174,8 +175,9 @@ def decode_continue(token: str) -> tuple[int, str]:
 class ObjectStore:
     """Create, read, update, patch, delete, list and watch API objects."""
 
-    def __init__(self, store: StoreBackend) -> None:
+    def __init__(self, store: StoreBackend, *, service_cidr: str = SERVICE_CIDR) -> None:
         self.store = store
+        self.allocator = ServiceAllocator(store, service_cidr)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -285,18 +287,25 @@ class ObjectStore:
         else:
             meta.pop("generation", None)
         key = res.key(meta.get("namespace"), meta["name"])
-        if dry_run:
+        requested_spec = copy.deepcopy(obj.get("spec"))
+        for _ in range(MAX_CAS_RETRIES):
             if self.store.get(key) is not None:
                 raise ApiError.already_exists(res, meta["name"])
-            return obj
-        result = await self.store.txn(Txn(
-            (Compare(key, "create", "=", 0),),
-            (Op("put", key, encode_obj(obj)),),
-        ))
-        if not result.succeeded:
-            raise ApiError.already_exists(res, meta["name"])
-        meta["resourceVersion"] = str(result.kvs[0].mod_revision)
-        return obj
+            alloc = Allocations()
+            if res.kind == "Service":  # each attempt claims from what was asked for
+                obj["spec"] = copy.deepcopy(requested_spec)
+                alloc = self.allocator.claim(obj)
+            if dry_run:
+                return obj
+            result = await self.store.txn(Txn(
+                (Compare(key, "create", "=", 0), *alloc.compares),
+                (Op("put", key, encode_obj(obj)), *alloc.ops),
+            ))
+            if result.succeeded:
+                meta["resourceVersion"] = str(result.revision)
+                return obj
+            # Created meanwhile, or an address was claimed meanwhile: look again.
+        raise ApiError.conflict(res, meta["name"])
 
     def _check_namespace_open(self, ns: str) -> None:
         kv = self.store.get(NAMESPACES.key(None, ns))
@@ -377,11 +386,15 @@ class ObjectStore:
             if dry_run:
                 return obj
             if _finalized(obj):
-                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                                  (Op("delete", key),)))
+                result = await self.store.txn(Txn(
+                    (Compare(key, "mod", "=", kv.mod_revision),),
+                    (Op("delete", key), *self._release(res, current))))
             else:
-                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                                  (Op("put", key, encode_obj(obj)),)))
+                alloc = (self.allocator.claim(obj, current)
+                         if res.kind == "Service" and subresource is None else Allocations())
+                result = await self.store.txn(Txn(
+                    (Compare(key, "mod", "=", kv.mod_revision), *alloc.compares),
+                    (Op("put", key, encode_obj(obj)), *alloc.ops)))
             if result.succeeded:
                 obj["metadata"]["resourceVersion"] = str(result.revision)
                 return obj
@@ -419,8 +432,6 @@ class ObjectStore:
             obj["status"] = old["status"]
         elif res.has_status and subresource is None:
             obj.pop("status", None)
-        if res.has_status and obj.get("spec") != old.get("spec"):
-            meta["generation"] = int(old_meta.get("generation") or 1) + 1
         try:
             validate_update(res, model, old_model)
         except InvalidError as exc:
@@ -428,6 +439,8 @@ class ObjectStore:
         # validate_update may normalise fields (a Service keeps its clusterIP).
         obj = {**model.dump(), "metadata": meta, **({"status": obj["status"]}
                                                      if "status" in obj else {})}
+        if res.has_status and obj.get("spec") != old.get("spec"):
+            meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if not res.has_status:
             obj.pop("status", None)
         meta.pop("resourceVersion", None)
@@ -483,7 +496,7 @@ class ObjectStore:
                 return obj, graceful is None
             if graceful is None:
                 result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                                  (Op("delete", key),)))
+                                                  (Op("delete", key), *self._release(res, obj))))
                 if result.succeeded:
                     meta["resourceVersion"] = str(result.revision)
                     return obj, True
@@ -502,6 +515,10 @@ class ObjectStore:
                 meta["resourceVersion"] = str(result.revision)
                 return obj, False
         raise ApiError.conflict(res, name)
+
+    def _release(self, res: Resource, obj: dict[str, Any]) -> list[Op]:
+        """Store writes that free what the object held (a Service's addresses)."""
+        return self.allocator.release(obj) if res.kind == "Service" else []
 
     @staticmethod
     def _grace_for(res: Resource, obj: dict[str, Any], requested: int | None) -> int | None:

@@ -178,6 +178,12 @@ class Service(Model):
             # kubectl apply without clusterIP keeps the allocated one.
             self.spec.cluster_ip = old_ip
             self.spec.cluster_ips = old.spec.cluster_ips if old.spec else None
+        if self.spec is not None and old.spec is not None:
+            # ... and a port without nodePort keeps the one it had (same port and protocol).
+            had = {(p.port, p.protocol): p.node_port for p in old.spec.ports or [] if p.node_port}
+            for p in self.spec.ports or []:
+                if p.node_port is None and self.spec.type in ("NodePort", "LoadBalancer"):
+                    p.node_port = had.get((p.port, p.protocol))
         return []
 
 
