@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import settings
 
 from agentproc import AgentProcess
@@ -36,3 +37,19 @@ def shared_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc
         yield a
     finally:
         a.close()
+
+
+@pytest.fixture
+async def objects(tmp_path: Path) -> AsyncIterator[object]:
+    """An in-process object store on a real disk (no fsync), with the built-in namespaces:
+    what the coordinator's controllers read and write."""
+    from nodeagent.agent import ensure_namespaces
+    from nodeagent.api.objects import ObjectStore
+    from nodeagent.store import LocalStore
+    async with trio.open_nursery() as nursery:
+        store = LocalStore(str(tmp_path / "store"), fsync=False)
+        await nursery.start(store.run)
+        objs = ObjectStore(store)
+        await ensure_namespaces(objs)
+        yield objs
+        nursery.cancel_scope.cancel()

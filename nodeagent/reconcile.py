@@ -1,0 +1,73 @@
+"""The level-triggered loop every controller, the pod manager and the proxy run in.
+
+``sync`` compares desired with actual state and acts; it is called once at
+start, again when anything under the watched prefixes changes (changes that
+arrive together are coalesced into one pass), when it asks to be called back
+(a returned number of seconds: a minReadySeconds or a back-off coming due),
+and on a resync timer anyway.  Missing an event therefore never breaks
+anything: the next pass sees the state, not the event.  A pass that fails is
+logged and retried with back-off; a bug in one controller never stops the
+agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from nodeagent.api.status import ApiError
+
+__all__ = ["reconcile"]
+
+log = logging.getLogger("nodeagent.reconcile")
+
+Sync = Callable[[], Awaitable[float | None]]
+
+
+async def reconcile(name: str, store: Any, prefixes: Sequence[str], sync: Sync, *,
+                    resync_s: float = 30.0, coalesce_s: float = 0.02, retry_max_s: float = 10.0,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    changed = trio.Event()
+
+    async def follow(prefix: str) -> None:
+        while True:
+            watch, _ = store.watch(prefix, 0)
+            try:
+                async for _ in watch:
+                    changed.set()
+            finally:
+                watch.close()
+            changed.set()  # the stream ended (it fell behind): the next pass relists
+
+    async with trio.open_nursery() as nursery:
+        for prefix in prefixes:
+            nursery.start_soon(follow, prefix)
+        backoff = 0.05
+        first = True
+        while True:
+            changed = trio.Event()
+            try:
+                again = await sync()
+                backoff = 0.05
+            except ApiError as exc:
+                # A conflict means someone wrote first: look again soon.  Anything else
+                # is worth a line in the log.
+                if exc.code != 409:
+                    log.warning("%s: %s", name, exc.message)
+                again = backoff
+                backoff = min(backoff * 2, retry_max_s)
+            except Exception:
+                log.exception("%s: sync failed, retrying in %.1fs", name, backoff)
+                again = backoff
+                backoff = min(backoff * 2, retry_max_s)
+            if first:
+                task_status.started()
+                first = False
+            wait = min(resync_s, again if again is not None else math.inf)
+            with trio.move_on_after(wait):
+                await changed.wait()
+            await trio.sleep(coalesce_s)
