@@ -14,6 +14,7 @@ import signal
 import socket
 from functools import partial
 
+import psutil
 import trio
 
 from nodeagent.api.objects import ObjectStore
@@ -21,7 +22,7 @@ from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
-from nodeagent.coordinator import namespaces
+from nodeagent.coordinator.run import run_coordinator
 from nodeagent.objects.kinds import by_kind
 from nodeagent.store import LocalStore
 
@@ -68,7 +69,12 @@ async def run_agent(cfg: AgentConfig, *,
                      body_timeout_s=cfg.request_timeout_s)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
-        await nursery.start(namespaces.run, objects)
+        if cfg.coordinator:
+            await nursery.start(run_coordinator, objects)
+        addresses = node_addresses()
+        # The Node object (nodestatus.NodeReporter) is registered once this agent runs
+        # pods (the pod manager, next): a node that cannot run what is bound to it must
+        # not be offered to the scheduler.  Until then pods stay Pending, truthfully.
         if cfg.launcher_socket:
             launcher = await ensure_launcher(cfg.launcher_socket,
                                              os.path.join(cfg.data_dir, "containers"))
@@ -78,7 +84,7 @@ async def run_agent(cfg: AgentConfig, *,
                      sum(1 for c in known if c["status"] == "running"),
                      sum(1 for c in known if c["status"] == "exited"))
         if cfg.proxy:
-            await nursery.start(_proxy, objects, cfg.proxy)
+            await nursery.start(_proxy, objects, cfg.proxy, addresses)
         nursery.start_soon(_signals, nursery.cancel_scope)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
@@ -87,16 +93,18 @@ async def run_agent(cfg: AgentConfig, *,
     log.info("agent stopped node=%s", cfg.name)
 
 
-async def _proxy(objects: ObjectStore, backend: str, *,
+def node_addresses() -> list[str]:
+    """This node's IPv4 addresses but loopback: where NodePorts answer, what the Node shows."""
+    return sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                   if a.family == socket.AF_INET and not a.address.startswith("127.")})
+
+
+async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], *,
                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Service rules for this node's own addresses (NodePort answers on each)."""
-    import psutil
-
     from netns.iptables import IptablesRules
     from netns.nft import NftRules
     from nodeagent.proxy import service as proxy
-    addresses = sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                        if a.family == socket.AF_INET and not a.address.startswith("127.")})
     rules = NftRules(addresses) if backend == "nft" else IptablesRules(addresses)
     log.info("proxy backend=%s node_addresses=%s", backend, ",".join(addresses))
     try:

@@ -63,6 +63,17 @@ class AgentConfig:
     log_level: str = "info"
     """debug, info, warning or error."""
 
+    coordinator: bool = True
+    """Run the scheduler and the controllers in this agent.  One agent alone must; with
+    Raft (servers) only the leader does, whatever this says."""
+
+    reserved_cpu_m: int = 100
+    """Millicores of the node kept from pods (kubelet's --system-reserved): allocatable
+    is capacity minus this."""
+
+    reserved_memory_mib: int = 256
+    """MiB of memory kept from pods, as reserved_cpu_m."""
+
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name", "must not be empty")
@@ -77,6 +88,9 @@ class AgentConfig:
             raise ConfigError("proxy", f"{self.proxy!r} is not one of nft, iptables or empty")
         if self.request_timeout_s < 1:
             raise ConfigError("request_timeout_s", "must be at least 1")
+        if self.reserved_cpu_m < 0 or self.reserved_memory_mib < 0:
+            raise ConfigError("reserved_cpu_m" if self.reserved_cpu_m < 0 else
+                              "reserved_memory_mib", "must not be negative")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

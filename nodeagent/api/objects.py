@@ -38,7 +38,8 @@ from nodeagent.store.local import Watch
 __all__ = ["FieldSelector", "ObjectStore", "StoreBackend"]
 
 NAMESPACES = by_kind("Namespace")
-assert NAMESPACES is not None
+PODS = by_kind("Pod")
+assert NAMESPACES is not None and PODS is not None
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: no accidental words
 MAX_CAS_RETRIES = 16
@@ -448,6 +449,43 @@ class ObjectStore:
         if obj == old_cmp:
             return None
         return obj
+
+    # --- binding --------------------------------------------------------------------------
+
+    async def bind(self, namespace: str, name: str, binding: Any) -> dict[str, Any]:
+        """pods/binding: the scheduler's one way to set a pod's node (spec is otherwise
+        immutable), once, with the PodScheduled condition."""
+        target = binding.get("target") if isinstance(binding, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(node, str) or not node:
+            raise ApiError(422, "Invalid", 'Binding "' + name + '" is invalid: target.name: '
+                           "Required value")
+        key = PODS.key(namespace, name)
+        for _ in range(MAX_CAS_RETRIES):
+            kv = self.store.get(key)
+            if kv is None:
+                raise ApiError.not_found(PODS, name)
+            pod = decode_kv(kv)
+            spec = pod.setdefault("spec", {})
+            if pod["metadata"].get("deletionTimestamp"):
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding '
+                               f'"{name}": pod {name} is being deleted, cannot be assigned to a host')
+            if spec.get("nodeName"):
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding '
+                               f'"{name}": pod {name} is already assigned to node '
+                               f'"{spec["nodeName"]}"')
+            spec["nodeName"] = node
+            status = pod.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            status["conditions"] = [{"type": "PodScheduled", "status": "True",
+                                     "lastTransitionTime": now_rfc3339()}, *conditions]
+            pod["metadata"].pop("resourceVersion", None)
+            result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                              (Op("put", key, encode_obj(pod)),)))
+            if result.succeeded:
+                pod["metadata"]["resourceVersion"] = str(result.revision)
+                return pod
+        raise ApiError.conflict(PODS, name)
 
     # --- delete ---------------------------------------------------------------------------
 

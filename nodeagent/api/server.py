@@ -156,6 +156,11 @@ class ApiApp:
         return json_response(self.objects.get(t.resource, self._ns(t), t.name))
 
     async def handle_post(self, request: Request, t: Target) -> Response:
+        if t.subresource == "binding" and t.name is not None:
+            body = await self._body(request)
+            await self.objects.bind(self._ns(t), t.name, body)
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                  "status": "Success", "code": 201}, 201)
         if t.name is not None:
             raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
                            "in the body")

@@ -41,6 +41,10 @@ def main() -> None:
               "request; slower ones get 408 (default 30).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Default info.")
+@click.option("--coordinator/--no-coordinator", default=None,
+              help="Run the scheduler and controllers here (default: yes).")
+@click.option("--reserved-cpu-m", type=int, help="Millicores kept from pods (default 100).")
+@click.option("--reserved-memory-mib", type=int, help="MiB kept from pods (default 256).")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent
