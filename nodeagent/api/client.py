@@ -127,9 +127,10 @@ class Client:
                             content_type=ctype)
 
     def delete(self, res: Resource, namespace: str | None, name: str,
-               grace_period_s: int | None = None) -> dict[str, Any]:
-        params = {"gracePeriodSeconds": grace_period_s} if grace_period_s is not None else None
-        return self.request("DELETE", self.path(res, namespace, name), params=params)
+               grace_period_s: int | None = None, propagation: str | None = None
+               ) -> dict[str, Any]:
+        params = _clean({"gracePeriodSeconds": grace_period_s, "propagationPolicy": propagation})
+        return self.request("DELETE", self.path(res, namespace, name), params=params or None)
 
     def watch(self, res: Resource, namespace: str | None, **params: Any
               ) -> Iterator[dict[str, Any]]:

@@ -491,8 +491,8 @@ class ObjectStore:
 
     async def delete(self, res: Resource, namespace: str | None, name: str, *,
                      grace_period_s: int | None = None, preconditions_uid: str | None = None,
-                     preconditions_rv: str | None = None, dry_run: bool = False
-                     ) -> tuple[dict[str, Any], bool]:
+                     preconditions_rv: str | None = None, dry_run: bool = False,
+                     propagation: str | None = None) -> tuple[dict[str, Any], bool]:
         """Delete or start deleting.  Returns (object, gone now?).
 
         Objects with finalizers, and pods bound to a node with a grace period, get a
@@ -529,6 +529,15 @@ class ObjectStore:
                     meta["resourceVersion"] = str(result.revision)
                     return obj, False
                 continue
+            if propagation not in (None, "Background", "Orphan", "Foreground"):
+                raise ApiError.bad_request(f'propagationPolicy: Unsupported value: "{propagation}": '
+                                           'supported values: "Foreground", "Background", "Orphan"')
+            if propagation in ("Orphan", "Foreground"):
+                # The garbage collector removes the finalizer once the dependents are
+                # orphaned (Orphan) or gone (Foreground); then the object goes.
+                finalizer = "orphan" if propagation == "Orphan" else "foregroundDeletion"
+                if finalizer not in (meta.get("finalizers") or []):
+                    meta["finalizers"] = [*(meta.get("finalizers") or []), finalizer]
             graceful = self._grace_for(res, obj, grace_period_s)
             if dry_run:
                 return obj, graceful is None

@@ -213,10 +213,13 @@ class ApiApp:
         dry = _dry_run(request) or opts.get("dryRun") == ["All"]
         if t.name is None:
             return await self._delete_collection(request, t, grace, dry)
+        propagation = q.get("propagationPolicy") or opts.get("propagationPolicy")
+        if opts.get("orphanDependents") is True:  # the older spelling of Orphan
+            propagation = propagation or "Orphan"
         obj, _gone = await self.objects.delete(
             t.resource, self._ns(t), t.name, grace_period_s=grace,
             preconditions_uid=pre.get("uid"), preconditions_rv=pre.get("resourceVersion"),
-            dry_run=dry)
+            dry_run=dry, propagation=propagation)
         return json_response(obj)
 
     async def _delete_collection(self, request: Request, t: Target, grace: int | None,

@@ -423,17 +423,23 @@ def _describe_one(ctx: Ctx, res: Resource, o: Obj) -> str:
               help="Seconds the pod gets to stop (default: the pod's own).")
 @click.option("--now", is_flag=True, help="Same as --grace-period=1.")
 @click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
+@click.option("--cascade", type=click.Choice(["background", "foreground", "orphan"]),
+              default="background", show_default=True,
+              help="What happens to dependents (a Deployment's ReplicaSets and pods): deleted "
+                   "after, deleted before, or kept.")
 @common
 def delete(ctx: Ctx, args: tuple[str, ...], files: tuple[str, ...], selector: str | None,
-           all_: bool, grace_period: int | None, now: bool, ignore_not_found: bool) -> None:
+           all_: bool, grace_period: int | None, now: bool, ignore_not_found: bool,
+           cascade: str) -> None:
     """Delete objects by name, by selector, by manifest or all of a type."""
     grace = 1 if now else grace_period
     errors: list[str] = []
 
     def delete_one(res: Resource, ns: str | None, name: str) -> None:
         try:
-            ctx.client.delete(res, ns, name, grace)
-            click.echo(f'{res.singular} "{name}" deleted')
+            ctx.client.delete(res, ns, name, grace, propagation=cascade.capitalize())
+            kind = f"{res.singular}.{res.group}" if res.group else res.singular
+            click.echo(f'{kind} "{name}" deleted')
         except ClientError as exc:
             if not (exc.code == 404 and ignore_not_found):
                 errors.append(server_error(exc))

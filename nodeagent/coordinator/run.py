@@ -11,7 +11,14 @@ from typing import Any
 
 import trio
 
-from nodeagent.coordinator import deployment, endpoints, namespaces, replicaset, scheduler
+from nodeagent.coordinator import (
+    deployment,
+    endpoints,
+    garbage,
+    namespaces,
+    replicaset,
+    scheduler,
+)
 from nodeagent.reconcile import reconcile
 
 __all__ = ["run_coordinator"]
@@ -29,6 +36,7 @@ async def run_coordinator(objects: Any, *,
             ("deployment", deployment.PREFIXES, deployment.DeploymentController(objects)),
             ("replicaset", replicaset.PREFIXES, replicaset.ReplicaSetController(objects)),
             ("endpoints", endpoints.PREFIXES, endpoints.EndpointsController(objects)),
+            ("garbage-collector", garbage.PREFIXES, garbage.GarbageCollector(objects)),
         ]
         for name, prefixes, controller in loops:
             await nursery.start(reconcile, name, store, prefixes, controller.sync)

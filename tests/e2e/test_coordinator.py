@@ -62,3 +62,25 @@ def test_deployment_to_pending_pods_through_the_api(agent):
     # Deleting the namespace takes the unbound pods with it at once.
     nodectl("delete", "namespace", "demo")
     assert until(lambda: "demo" not in nodectl("get", "namespaces").stdout)
+
+
+def test_nodectl_delete_cascades_as_kubectl(agent):
+    nodectl = Nodectl(agent)
+    nodectl("create", "namespace", "gc")
+    nodectl("-n", "gc", "apply", "-f", "-", stdin=MANIFEST)
+    with agent.client() as http:
+        def pods() -> int:
+            return len(http.get("/api/v1/namespaces/gc/pods").json()["items"])
+        assert until(lambda: pods() == 3)
+        # --cascade=orphan: the Deployment goes, its ReplicaSet and pods stay.
+        nodectl("-n", "gc", "delete", "deployment", "kubia", "--cascade=orphan")
+        assert until(lambda: http.get("/apis/apps/v1/namespaces/gc/deployments/kubia")
+                     .status_code == 404)
+        (rs,) = http.get("/apis/apps/v1/namespaces/gc/replicasets").json()["items"]
+        assert "ownerReferences" not in rs["metadata"] and pods() == 3
+        # The default (background): the ReplicaSet goes, then its pods.
+        out = nodectl("-n", "gc", "delete", "rs", rs["metadata"]["name"]).stdout
+        assert out.strip() == f'replicaset.apps "{rs["metadata"]["name"]}" deleted'
+        assert until(lambda: pods() == 0)
+    p = nodectl("-n", "gc", "delete", "deployment", "x", "--cascade=sideways", ok=False)
+    assert "--cascade" in p.stderr
