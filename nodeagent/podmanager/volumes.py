@@ -1,0 +1,236 @@
+"""Pod volumes on the node: emptyDir, hostPath, configMap and secret, and the mounts
+that put them into containers.
+
+Each volume of a pod lives under ``<pods dir>/<pod uid>/volumes/<kind>/<name>``
+(kubelet's layout), shared by all the pod's containers, so two containers of
+one pod see each other's files (the seeds' fortune example).  ``emptyDir``
+with ``medium: Memory`` is a tmpfs limited to its sizeLimit.  ``hostPath``
+checks its ``type`` as kubelet does.  ConfigMap and Secret volumes are written
+the way kubelet's AtomicWriter writes them: the files go into a fresh
+timestamped directory, ``..data`` is a symlink to it switched with one
+rename, and each visible name is a symlink through ``..data``; a container
+reading while the object changes sees the old set or the new set, never a
+mix.  Secrets are on a tmpfs when the process may mount one, so they never
+touch the disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nodeagent.objects.quantity import parse_quantity
+from runtime import syscalls as sc
+from runtime.spec import Mount
+
+__all__ = ["VolumeError", "Volumes"]
+
+Obj = dict[str, Any]
+Lookup = Callable[[str, str, str], Obj | None]
+KINDS = {"emptyDir": "kubernetes.io~empty-dir", "hostPath": "kubernetes.io~host-path",
+         "configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret"}
+
+
+class VolumeError(Exception):
+    """The volume cannot be set up (kubelet reports FailedMount)."""
+
+
+def _size_bytes(limit: str | None) -> int | None:
+    return int(parse_quantity(limit).value) if limit else None
+
+
+def _check_host_path(path: str, kind: str) -> None:
+    """hostPath ``type``: create what the *OrCreate types create, check the others."""
+    if kind in ("", None):
+        return
+    if kind == "DirectoryOrCreate":
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        return
+    if kind == "FileOrCreate":
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            with open(path, "a"):
+                pass
+            os.chmod(path, 0o644)
+        return
+    checks = {"Directory": (stat.S_ISDIR, "a directory"), "File": (stat.S_ISREG, "a file"),
+              "Socket": (stat.S_ISSOCK, "a socket file"),
+              "CharDevice": (stat.S_ISCHR, "a character device"),
+              "BlockDevice": (stat.S_ISBLK, "a block device")}
+    if kind not in checks:
+        raise VolumeError(f"hostPath type {kind!r} is not supported")
+    test, what = checks[kind]
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise VolumeError(f"hostPath type check failed: {path} is not {what}") from None
+    if not test(mode):
+        raise VolumeError(f"hostPath type check failed: {path} is not {what}")
+
+
+def _projected(kind: str, obj: Obj, items: list[Obj] | None) -> dict[str, bytes]:
+    """file path (relative) -> content, from a ConfigMap's or Secret's data and items."""
+    data: dict[str, bytes] = {}
+    if kind == "configMap":
+        data.update({k: v.encode() for k, v in (obj.get("data") or {}).items()})
+        data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    else:
+        data.update({k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()})
+    if not items:
+        return data
+    out = {}
+    for item in items:
+        if item["key"] not in data:
+            raise VolumeError(f"configmap references non-existent config key: {item['key']}"
+                              if kind == "configMap" else
+                              f"references non-existent secret key: {item['key']}")
+        out[item["path"]] = data[item["key"]]
+    return out
+
+
+def write_atomically(target: str, files: dict[str, bytes], modes: dict[str, int],
+                     default_mode: int) -> bool:
+    """kubelet's AtomicWriter; returns False if the content was already there."""
+    current = os.path.join(target, "..data")
+    if os.path.islink(current):
+        old = os.path.join(target, os.readlink(current))
+        same = set(files) == _walk(old) and all(
+            _read(os.path.join(old, p)) == content and
+            stat.S_IMODE(os.stat(os.path.join(old, p)).st_mode) == modes.get(p, default_mode)
+            for p, content in files.items())
+        if same:
+            return False
+    stamp = "..{}_{}".format(time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime()), time.monotonic_ns())
+    fresh = os.path.join(target, stamp)
+    os.makedirs(fresh, mode=0o755)
+    for path, content in files.items():
+        full = os.path.join(fresh, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(content)
+        os.chmod(full, modes.get(path, default_mode))
+    tmp = os.path.join(target, "..data_tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(stamp, tmp)
+    old_target = os.readlink(current) if os.path.islink(current) else None
+    os.rename(tmp, current)  # the switch: one rename
+    for top in {p.split("/", 1)[0] for p in files}:
+        link = os.path.join(target, top)
+        if not os.path.islink(link):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+            os.symlink(os.path.join("..data", top), link)
+    for name in os.listdir(target):  # names no longer projected
+        if not name.startswith("..") and name not in {p.split("/", 1)[0] for p in files}:
+            os.unlink(os.path.join(target, name))
+    if old_target:
+        shutil.rmtree(os.path.join(target, old_target), ignore_errors=True)
+    return True
+
+
+def _walk(root: str) -> set[str]:
+    out = set()
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            out.add(os.path.relpath(os.path.join(dirpath, n), root))
+    return out
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class Volumes:
+    def __init__(self, pods_dir: str, lookup: Lookup) -> None:
+        self.pods_dir = pods_dir
+        self.lookup = lookup
+
+    def path(self, pod_uid: str, kind: str, name: str) -> str:
+        return os.path.join(self.pods_dir, pod_uid, "volumes", KINDS[kind], name)
+
+    def setup(self, pod: Obj) -> dict[str, str]:
+        """Make (or refresh) every volume of the pod; returns volume name -> host path."""
+        uid, ns = pod["metadata"]["uid"], pod["metadata"]["namespace"]
+        out: dict[str, str] = {}
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            name = vol["name"]
+            if "hostPath" in vol:
+                hp = vol["hostPath"]
+                _check_host_path(hp["path"], hp.get("type") or "")
+                out[name] = hp["path"]
+            elif "emptyDir" in vol:
+                ed = vol["emptyDir"] or {}
+                path = self.path(uid, "emptyDir", name)
+                os.makedirs(path, mode=0o777, exist_ok=True)
+                if ed.get("medium") == "Memory" and not os.path.ismount(path):
+                    size = _size_bytes(ed.get("sizeLimit"))
+                    self._tmpfs(path, size)
+                out[name] = path
+            elif "configMap" in vol or "secret" in vol:
+                kind = "configMap" if "configMap" in vol else "secret"
+                src = vol[kind] or {}
+                obj_name = src.get("name") if kind == "configMap" else src.get("secretName")
+                obj = self.lookup("ConfigMap" if kind == "configMap" else "Secret", ns,
+                                  obj_name or "")
+                path = self.path(uid, kind, name)
+                if obj is None and not src.get("optional"):
+                    raise VolumeError(f'{kind.lower()} "{obj_name}" not found')
+                os.makedirs(path, mode=0o755, exist_ok=True)
+                if kind == "secret" and not os.path.ismount(path):
+                    with contextlib.suppress(OSError):  # not root: an ordinary directory
+                        self._tmpfs(path, None)
+                items = src.get("items")
+                files = _projected(kind, obj, items) if obj is not None else {}
+                modes = {i["path"]: i["mode"] for i in items or [] if i.get("mode") is not None}
+                write_atomically(path, files, modes, src.get("defaultMode", 0o644))
+                out[name] = path
+            else:
+                kinds = sorted(set(vol) - {"name"})
+                raise VolumeError(f"volume {name!r}: {', '.join(kinds) or 'no source'} volumes "
+                                  "are not supported")
+        return out
+
+    @staticmethod
+    def _tmpfs(path: str, size: int | None) -> None:
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV,
+                 f"mode=0777{f',size={size}' if size else ''}")
+
+    def teardown(self, pod_uid: str) -> None:
+        """Unmount and remove every volume of the pod (host paths are left alone)."""
+        root = os.path.join(self.pods_dir, pod_uid)
+        if not os.path.isdir(root):
+            return
+        for dirpath, dirs, _names in os.walk(root, topdown=False):
+            for d in dirs:
+                full = os.path.join(dirpath, d)
+                if os.path.ismount(full):
+                    sc.umount2(full, sc.MNT_DETACH)
+        shutil.rmtree(root, ignore_errors=True)
+
+    @staticmethod
+    def mounts(container: Obj, paths: dict[str, str]) -> list[Mount]:
+        """The container's volumeMounts as bind mounts of the volumes' host paths."""
+        out = []
+        for vm in container.get("volumeMounts") or []:
+            source = paths.get(vm["name"])
+            if source is None:
+                raise VolumeError(f"volumeMount {vm['name']!r}: no volume of that name")
+            if vm.get("subPath"):
+                sub = vm["subPath"]
+                if os.path.isabs(sub) or ".." in sub.split("/"):
+                    raise VolumeError(f"volumeMount {vm['name']!r}: subPath {sub!r} must be a "
+                                      "relative path without '..'")
+                source = os.path.join(source, sub)
+                if not os.path.exists(source):
+                    os.makedirs(source, exist_ok=True)
+            options = ("rbind", "ro") if vm.get("readOnly") else ("rbind",)
+            out.append(Mount(vm["mountPath"], "bind", source, options))
+        return out
