@@ -8,6 +8,7 @@ log is already durable for every acknowledged write.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -23,8 +24,12 @@ from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator.run import run_coordinator
+from nodeagent.nodestatus import NodeReporter
 from nodeagent.objects.kinds import by_kind
+from nodeagent.podmanager.manager import PodManager
+from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.store import LocalStore
+from runtime.images import ImageStore
 
 log = logging.getLogger("nodeagent.agent")
 
@@ -71,11 +76,10 @@ async def run_agent(cfg: AgentConfig, *,
                                             request_timeout_s=cfg.request_timeout_s))
         if cfg.coordinator:
             await nursery.start(run_coordinator, objects)
-        addresses = node_addresses()
-        # The Node object (nodestatus.NodeReporter) is registered once this agent runs
-        # pods (the pod manager, next): a node that cannot run what is bound to it must
-        # not be offered to the scheduler.  Until then pods stay Pending, truthfully.
+        addresses = node_addresses(cfg.pod_cidr)
         if cfg.launcher_socket:
+            # This agent runs pods: the pod manager first, then the Node that offers this
+            # node to the scheduler (a node that cannot run pods must not be offered).
             launcher = await ensure_launcher(cfg.launcher_socket,
                                              os.path.join(cfg.data_dir, "containers"))
             known = (await launcher.call("list")).get("containers") or []
@@ -83,6 +87,19 @@ async def run_agent(cfg: AgentConfig, *,
                      cfg.launcher_socket, len(known),
                      sum(1 for c in known if c["status"] == "running"),
                      sum(1 for c in known if c["status"] == "exited"))
+            pods = PodManager(
+                objects, cfg.name, RuntimeClient(launcher, cfg.launcher_socket),
+                ImageStore(cfg.images_dir or os.path.join(cfg.data_dir, "images")),
+                os.path.join(cfg.data_dir, "kubelet"),
+                net={"cidr": cfg.pod_cidr, "bridge": "cni0",
+                     "netns_prefix": f"nodeagent-{cfg.name}-",
+                     "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cfg.pod_cidr else None,
+                node_ip=addresses[0] if addresses else "127.0.0.1",
+                cgroup_parent=cfg.cgroup_parent)
+            await nursery.start(pods.run)
+            await nursery.start(NodeReporter(
+                objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
+                reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses)
         nursery.start_soon(_signals, nursery.cancel_scope)
@@ -93,10 +110,13 @@ async def run_agent(cfg: AgentConfig, *,
     log.info("agent stopped node=%s", cfg.name)
 
 
-def node_addresses() -> list[str]:
-    """This node's IPv4 addresses but loopback: where NodePorts answer, what the Node shows."""
+def node_addresses(pod_cidr: str = "") -> list[str]:
+    """This node's IPv4 addresses but loopback and the pod bridge's: where NodePorts
+    answer, what the Node shows."""
+    pods = ipaddress.ip_network(pod_cidr) if pod_cidr else None
     return sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                   if a.family == socket.AF_INET and not a.address.startswith("127.")})
+                   if a.family == socket.AF_INET and not a.address.startswith("127.")
+                   and not (pods and ipaddress.ip_address(a.address) in pods)})
 
 
 async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], *,

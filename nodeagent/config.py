@@ -13,6 +13,7 @@ Example file::
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import tomllib
@@ -74,6 +75,17 @@ class AgentConfig:
     reserved_memory_mib: int = 256
     """MiB of memory kept from pods, as reserved_cpu_m."""
 
+    pod_cidr: str = ""
+    """This node's pod network (e.g. 10.244.1.0/24): each pod gets a network namespace
+    and an address from it on bridge cni0.  Empty: pods share the agent's network
+    namespace and address (as hostNetwork pods do).  Pods run only with launcher_socket."""
+
+    images_dir: str = ""
+    """The image store (OCI layouts, unpacked layers).  Default: <data_dir>/images."""
+
+    cgroup_parent: str = "nodeagent"
+    """Pods' cgroups go below this one (kubelet's kubepods), by QoS class."""
+
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name", "must not be empty")
@@ -91,6 +103,15 @@ class AgentConfig:
         if self.reserved_cpu_m < 0 or self.reserved_memory_mib < 0:
             raise ConfigError("reserved_cpu_m" if self.reserved_cpu_m < 0 else
                               "reserved_memory_mib", "must not be negative")
+        if self.pod_cidr:
+            try:
+                net = ipaddress.ip_network(self.pod_cidr)
+            except ValueError:
+                raise ConfigError("pod_cidr", f"{self.pod_cidr!r} is not a network") from None
+            if net.num_addresses < 4:
+                raise ConfigError("pod_cidr", f"{self.pod_cidr} is too small")
+        if not self.cgroup_parent or self.cgroup_parent.startswith("/") or ".." in self.cgroup_parent:
+            raise ConfigError("cgroup_parent", f"{self.cgroup_parent!r} must be a relative path")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

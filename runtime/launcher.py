@@ -17,7 +17,11 @@ gets one response line.  Requests (``op``): ``create`` {id, spec, log_path?} (se
 ``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
 ``list``, ``wait`` {id} (answers when the container has exited), ``exec`` {id, args,
 env?, cwd?, timeout_s?} (answers when the command exits, with its output),
-``delete`` {id, force?}.  Errors: ``{"ok": false, "reason", "message"}``.
+``delete`` {id, force?}; and the pods' network sandboxes (netns/sandbox.py), done here
+because making a network namespace forks and the agent's Trio process must not:
+``sandbox_bridge`` {net}, ``sandbox_create`` {net, pod_uid}, ``sandbox_delete`` {net,
+pod_uid}, ``sandbox_reconcile`` {net, live}, where net is {cidr, bridge?, netns_prefix?,
+mtu?, ipam_dir}.  Errors: ``{"ok": false, "reason", "message"}``.
 """
 
 from __future__ import annotations
@@ -380,6 +384,10 @@ class Launcher:
             self._reply(conn, {"ok": False, "reason": exc.reason, "message": str(exc)})
         except ValueError as exc:
             self._reply(conn, {"ok": False, "reason": "BadRequest", "message": str(exc)})
+        except Exception as exc:  # a bug: still an answer, or the client waits forever
+            log.exception("launcher: request failed")
+            self._reply(conn, {"ok": False, "reason": "InternalError",
+                               "message": f"{type(exc).__name__}: {exc}"})
 
     def _get(self, req: dict[str, Any]) -> _Live:
         cid = req.get("id")
@@ -614,6 +622,54 @@ class Launcher:
             os.rmdir(d)
         del self.live[st.id]
         return {}
+
+    # --- pod sandboxes --------------------------------------------------------------------
+
+    def op_sandbox_bridge(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        with _sandboxes(req) as mgr:
+            mgr.ensure_bridge()
+        return {}
+
+    def op_sandbox_create(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        with _sandboxes(req) as mgr:
+            return {"sandbox": asdict(mgr.create(_pod_uid(req)))}
+
+    def op_sandbox_delete(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        with _sandboxes(req) as mgr:
+            mgr.delete(_pod_uid(req))
+        return {}
+
+    def op_sandbox_reconcile(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        live = req.get("live")
+        if not isinstance(live, list):
+            raise LauncherError("BadRequest", "live must be a list of pod uids")
+        with _sandboxes(req) as mgr:
+            return {"removed": mgr.reconcile({str(u) for u in live})}
+
+
+@contextlib.contextmanager
+def _sandboxes(req: dict[str, Any]) -> Iterator[Any]:
+    """A SandboxManager for the request's node network; its errors as LauncherErrors."""
+    from netns.ipam import Ipam, IpamError
+    from netns.sandbox import NodeNet, SandboxError, SandboxManager
+    net = req.get("net")
+    if not isinstance(net, dict) or not isinstance(net.get("cidr"), str) or \
+            not isinstance(net.get("ipam_dir"), str):
+        raise LauncherError("BadRequest", "net must be an object with cidr and ipam_dir")
+    try:
+        node = NodeNet(cidr=net["cidr"], bridge=str(net.get("bridge") or "cni0"),
+                       netns_prefix=str(net.get("netns_prefix") or "nodeagent-"),
+                       mtu=int(net.get("mtu") or 1500))
+        yield SandboxManager(node, Ipam(net["ipam_dir"], node.cidr))
+    except (IpamError, SandboxError, OSError, ValueError) as exc:
+        raise LauncherError("SandboxError", str(exc)) from None
+
+
+def _pod_uid(req: dict[str, Any]) -> str:
+    uid = req.get("pod_uid")
+    if not isinstance(uid, str) or not uid or "/" in uid or uid.startswith("."):
+        raise LauncherError("BadRequest", f"invalid pod_uid {uid!r}")
+    return uid
 
 
 class LauncherClient:

@@ -45,6 +45,10 @@ def main() -> None:
               help="Run the scheduler and controllers here (default: yes).")
 @click.option("--reserved-cpu-m", type=int, help="Millicores kept from pods (default 100).")
 @click.option("--reserved-memory-mib", type=int, help="MiB kept from pods (default 256).")
+@click.option("--pod-cidr", help="This node's pod network, e.g. 10.244.1.0/24 (default: pods "
+              "share the agent's network namespace).")
+@click.option("--images-dir", help="The image store (default <data-dir>/images).")
+@click.option("--cgroup-parent", help="Pods' cgroups go below this one (default nodeagent).")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent

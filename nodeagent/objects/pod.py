@@ -406,6 +406,7 @@ class PodStatus(Model):
     message: str | None = None
     reason: str | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
+    host_ips: list[PodIP] | None = Field(default=None, alias="hostIPs")
     pod_ip: str | None = Field(default=None, alias="podIP")
     pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
     start_time: str | None = None

@@ -1,0 +1,660 @@
+"""The pod manager: runs the pods bound to this node, with kubelet's semantics.
+
+One worker task per pod, each a level-triggered loop over that pod alone
+(``sync_pod``), woken by a change of the Pod, of a ConfigMap, Secret or
+Service, of its containers (the runtime relist), of a probe, or by a timer
+(a back-off coming due).  A slow image pull or a 30 s grace period holds only
+its own pod.  Each pass: sandbox -> volumes -> images per imagePullPolicy ->
+init containers in order -> containers (restarted per restartPolicy with
+crash-loop back-off, or on a failed liveness probe) -> probes -> status.
+
+Deletion drops no request: the endpoints controller removes a pod from its
+Services the moment it is marked for deletion; the worker waits until no
+Endpoints list the pod's IP and the proxies had a moment to apply that, runs
+preStop hooks, then SIGTERM, the grace period, SIGKILL, removes containers,
+volumes and sandbox, and finally deletes the Pod object.
+
+An agent restart adopts what runs: containers are found by their ids
+(``<pod uid>_<name>_<attempt>``) in the launcher, readiness comes back from
+the prober's persisted state, nothing is restarted; containers and sandboxes
+of pods no longer bound here are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from netns.sandbox import Sandbox
+from nodeagent.api.objects import now_rfc3339
+from nodeagent.api.status import ApiError
+from nodeagent.events import EventRecorder
+from nodeagent.objects.kinds import by_kind
+from nodeagent.podmanager.env import EnvError, command_line, container_env
+from nodeagent.podmanager.runtime import ContainerError, RuntimeClient
+from nodeagent.podmanager.spec import container_id, container_resources, container_spec
+from nodeagent.podmanager.status import (
+    ContainerRecord,
+    RestartBackoff,
+    conditions,
+    container_status,
+    pod_phase,
+)
+from nodeagent.podmanager.volumes import VolumeError, Volumes
+from probes.handlers import HttpGet
+from probes.spec import handler_for
+from probes.state import Kind
+from probes.worker import ContainerProbe, Prober
+from runtime.images import Image, ImageError, ImageStore, normalize_name
+from runtime.qos import container_cgroup, pod_cgroup, qos_class
+from runtime.registry import RegistryClient
+from runtime.spec import Mount, spec_to_dict
+
+__all__ = ["PodManager"]
+
+log = logging.getLogger("nodeagent.podmanager")
+
+PODS = by_kind("Pod")
+ENDPOINTS = by_kind("Endpoints")
+SERVICES = by_kind("Service")
+CONFIGMAPS = by_kind("ConfigMap")
+SECRETS = by_kind("Secret")
+assert PODS and ENDPOINTS and SERVICES and CONFIGMAPS and SECRETS
+RESYNC_S = 10.0
+PROXY_MARGIN_S = 1.0  # for every node's proxy to apply an endpoint removal
+Obj = dict[str, Any]
+
+
+@dataclass
+class PodWorker:
+    uid: str
+    pod: Obj | None
+    wake: trio.Event = field(default_factory=trio.Event)
+    sandbox: Sandbox | None = None
+    volume_paths: dict[str, str] = field(default_factory=dict)
+    probed: tuple[str, ...] = ()  # container ids the prober has
+    started_at: str | None = None
+    status_written: Obj | None = None
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> reason, message
+    image_backoff: dict[str, float] = field(default_factory=dict)  # image -> retry time
+    exits_seen: set[str] = field(default_factory=set)  # container ids fed to the back-off
+    done: bool = False
+
+
+class PodManager:
+    def __init__(self, objects: Any, node: str, runtime: RuntimeClient, images: ImageStore,
+                 state_dir: str, *, net: dict[str, Any] | None, node_ip: str = "",
+                 registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent") -> None:
+        self.objects, self.node, self.runtime, self.images = objects, node, runtime, images
+        # The pod network (cidr, bridge, netns_prefix, ipam_dir); None: pods share the
+        # node's network namespace and address (as hostNetwork pods do).
+        self.net, self.node_ip, self.cgroup_parent = net, node_ip, cgroup_parent
+        self.registry = registry or RegistryClient(images)
+        self.state_dir = state_dir
+        self.volumes = Volumes(os.path.join(state_dir, "pods"), self._lookup)
+        self.events = EventRecorder(objects, "kubelet", node)
+        self.backoff = RestartBackoff()
+        self.prober = Prober(os.path.join(state_dir, "probes.json"), self._probe_changed)
+        self.workers: dict[str, PodWorker] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from nodeagent.reconcile import reconcile
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.prober.run)
+            await nursery.start(self.runtime.run_relist, self._wake)
+            if self.net is not None:
+                await self.runtime.ensure_bridge(self.net)
+            prefixes = [r.prefix(None) for r in (PODS, CONFIGMAPS, SECRETS, SERVICES)]
+            await nursery.start(reconcile, "podmanager", self.objects.store, prefixes, self.sync)
+            log.info("pod manager running node=%s adopted=%d", self.node,
+                     len(self.runtime.containers))
+            task_status.started()
+
+    def _wake(self, uids: set[str]) -> None:
+        for uid in uids:
+            w = self.workers.get(uid)
+            if w is not None:
+                w.wake.set()
+
+    async def sync(self) -> float | None:
+        """Start, update and end pod workers to match the pods bound here."""
+        assert self._nursery is not None
+        mine = {p["metadata"]["uid"]: p for p in self.objects.list(PODS, None)["items"]
+                if (p.get("spec") or {}).get("nodeName") == self.node}
+        for uid, pod in mine.items():
+            w = self.workers.get(uid)
+            if w is None:
+                w = self.workers[uid] = PodWorker(uid, pod)
+                self._nursery.start_soon(self._worker, w)
+            w.pod = pod
+            w.wake.set()
+        for uid, w in self.workers.items():
+            if uid not in mine and w.pod is not None:
+                w.pod = None  # gone from the API: stop it
+                w.wake.set()
+        # Containers of pods this agent has no worker for (deleted while it was down).
+        known = set(mine) | set(self.workers)
+        for uid in {k.rsplit("_", 2)[0] for k in self.runtime.containers if k.count("_") >= 2}:
+            if uid not in known:
+                w = self.workers[uid] = PodWorker(uid, None)
+                self._nursery.start_soon(self._worker, w)
+        if self.net is not None:
+            await self.runtime.reconcile_sandboxes(self.net, set(mine) | set(self.workers))
+        return None
+
+    async def _worker(self, w: PodWorker) -> None:
+        retry = 1.0
+        while not w.done:
+            w.wake = trio.Event()
+            try:
+                again = await self.sync_pod(w)
+                retry = 1.0
+            except (ApiError, ContainerError, OSError) as exc:
+                log.warning("pod %s: %s", w.uid, exc)
+                again, retry = retry, min(retry * 2, 30.0)
+            except Exception:
+                log.exception("pod %s: sync failed", w.uid)
+                again, retry = retry, min(retry * 2, 30.0)
+            if w.done:
+                break
+            with trio.move_on_after(again if again is not None else RESYNC_S):
+                await w.wake.wait()
+        self.workers.pop(w.uid, None)
+
+    # --- one pod --------------------------------------------------------------------------
+
+    async def sync_pod(self, w: PodWorker) -> float | None:
+        pod = w.pod
+        if pod is None:
+            await self._kill(w, None, grace_s=2.0)
+            await self._cleanup(w)
+            w.done = True
+            return None
+        if pod["metadata"].get("deletionTimestamp"):
+            await self._terminate(w, pod)
+            return None
+        spec = pod.get("spec") or {}
+        policy = spec.get("restartPolicy", "Always")
+        w.started_at = w.started_at or (pod.get("status") or {}).get("startTime") or now_rfc3339()
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None  # finished: nothing runs again
+        if w.sandbox is None and self.net is not None:
+            try:
+                w.sandbox = await self.runtime.create_sandbox(self.net, w.uid)
+            except ContainerError as exc:
+                await self.events.record(pod, "Warning", "FailedCreatePodSandBox",
+                                         f"Failed to create pod sandbox: {exc}")
+                await self._write_status(w, pod)
+                return 5.0
+        try:
+            w.volume_paths = await trio.to_thread.run_sync(self.volumes.setup, pod)
+        except (VolumeError, OSError) as exc:
+            await self.events.record(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            await self._write_status(w, pod)
+            return 5.0
+        self._note_exits(w, pod)
+        now = trio.current_time()
+        again: float | None = None
+        attempts = self.runtime.of_pod(w.uid)
+        # Init containers, in order: each must exit 0 before the next starts.
+        init_done = True
+        for c in spec.get("initContainers") or []:
+            latest = attempts.get(c["name"], [])
+            st = latest[0][1] if latest else None
+            if st is not None and st["status"] == "exited" and st.get("exit_code") == 0:
+                continue
+            init_done = False
+            if st is not None and st["status"] == "running":
+                break
+            wait = await self._maybe_start(w, pod, c, latest, policy if policy != "Always"
+                                           else "OnFailure", now)
+            if wait is not None:
+                again = wait if again is None else min(again, wait)
+            break
+        if init_done:
+            for c in spec.get("containers") or []:
+                latest = attempts.get(c["name"], [])
+                st = latest[0][1] if latest else None
+                if st is not None and st["status"] == "running":
+                    if self._liveness_failed(w.uid, c["name"]):
+                        await self.events.record(
+                            pod, "Normal", "Killing", f"Container {c['name']} failed liveness "
+                            "probe, will be restarted", f"spec.containers{{{c['name']}}}")
+                        await self._stop(st["id"], _grace(pod))
+                    continue
+                wait = await self._maybe_start(w, pod, c, latest, policy, now)
+                if wait is not None:
+                    again = wait if again is None else min(again, wait)
+            await self._ensure_probes(w, pod)
+        await self._write_status(w, pod)
+        return again
+
+    async def _maybe_start(self, w: PodWorker, pod: Obj, c: Obj,
+                           latest: list[tuple[int, Obj]], policy: str, now: float) -> float | None:
+        """Start the container's next attempt if the policy and the back-off allow."""
+        name = c["name"]
+        key = f"{w.uid}/{name}"
+        attempt = 0
+        if latest:
+            last_attempt, st = latest[0]
+            if st["status"] == "created":
+                return 1.0  # being started
+            code = st.get("exit_code")
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                return None
+            attempt = last_attempt + 1
+            left = self.backoff.waiting(key, now)
+            if left > 0:
+                w.waiting[name] = ("CrashLoopBackOff",
+                                   self.backoff.message(key, name, pod["metadata"]["name"]))
+                return left
+        image = await self._image(w, pod, c)
+        if image is None:
+            return max(0.5, w.image_backoff.get(c["image"], now + 1) - now)
+        try:
+            env = container_env(pod, c, self._lookup, self._services(pod))
+        except EnvError as exc:
+            w.waiting[name] = ("CreateContainerConfigError", str(exc))
+            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+                                     f"spec.containers{{{name}}}")
+            return 5.0
+        cid = container_id(w.uid, name, attempt)
+        try:
+            rootfs = await trio.to_thread.run_sync(self.images.mount_rootfs, cid, image)
+            mounts = [*Volumes.mounts(c, w.volume_paths), self._hosts_file(w, pod)]
+        except (ImageError, VolumeError, OSError) as exc:
+            w.waiting[name] = ("CreateContainerError", str(exc))
+            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+                                     f"spec.containers{{{name}}}")
+            return 5.0
+        qos = qos_class([container_resources(x) for x in pod["spec"].get("containers") or []])
+        spec = container_spec(
+            pod, c, image, rootfs=rootfs, env=env,
+            argv=command_line(c, env, image.entrypoint, image.cmd), mounts=mounts,
+            netns_path=w.sandbox.path if w.sandbox else None,
+            cgroup_path=container_cgroup(pod_cgroup(self.cgroup_parent, qos, w.uid), cid))
+        if not spec.args:
+            w.waiting[name] = ("CreateContainerError", "no command specified")
+            return 5.0
+        # Keep the previous attempt for `logs --previous`, remove older ones.
+        for _older, st in latest[1:]:
+            await self._remove_container(st["id"])
+        log_dir = os.path.join(self.state_dir, "logs", _log_dir(pod), name)
+        os.makedirs(log_dir, exist_ok=True)
+        try:
+            await self.runtime.call("run", id=cid, spec=spec_to_dict(spec),
+                                    log_path=os.path.join(log_dir, f"{attempt}.log"))
+        except ContainerError as exc:
+            w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
+                               else "CreateContainerError", str(exc))
+            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+                                     f"spec.containers{{{name}}}")
+            if latest:
+                self.backoff.exited(key, now, now)
+            return 5.0
+        w.waiting.pop(name, None)
+        await self.runtime.relist()
+        await self.events.record(pod, "Normal", "Created", f"Created container {name}",
+                                 f"spec.containers{{{name}}}")
+        await self.events.record(pod, "Normal", "Started", f"Started container {name}",
+                                 f"spec.containers{{{name}}}")
+        return None
+
+    async def _image(self, w: PodWorker, pod: Obj, c: Obj) -> Image | None:
+        ref = c["image"]
+        name = normalize_name(ref)
+        policy = c.get("imagePullPolicy") or ("Always" if name.endswith(":latest") else "IfNotPresent")
+        field_path = f"spec.containers{{{c['name']}}}"
+        have: Image | None = None
+        with contextlib.suppress(ImageError):
+            have = self.images.get(name)
+        if policy == "Never" or (policy == "IfNotPresent" and have is not None):
+            if have is None:
+                msg = f'Container image "{ref}" is not present with pull policy of Never'
+                w.waiting[c["name"]] = ("ErrImageNeverPull", msg)
+                await self.events.record(pod, "Warning", "ErrImageNeverPull", msg, field_path)
+                return None
+            await self.events.record(pod, "Normal", "Pulled",
+                                     f'Container image "{ref}" already present on machine',
+                                     field_path)
+            return have
+        now = trio.current_time()
+        if w.image_backoff.get(ref, 0) > now:
+            w.waiting[c["name"]] = ("ImagePullBackOff", f'Back-off pulling image "{ref}"')
+            return None
+        await self.events.record(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
+        t0 = time.monotonic()
+        try:
+            image = await self.registry.pull(ref)
+        except ImageError as exc:
+            if have is not None and policy == "Always" and _offline(exc):
+                # The registry cannot be reached: the copy here is what we have.
+                return have
+            w.waiting[c["name"]] = ("ErrImagePull", str(exc))
+            await self.events.record(pod, "Warning", "Failed",
+                                     f'Failed to pull image "{ref}": {exc}', field_path)
+            delay = min(300.0, 2 * max(5.0, w.image_backoff.get(ref + "#d", 5.0)))
+            w.image_backoff[ref + "#d"] = delay
+            w.image_backoff[ref] = now + delay
+            return None
+        w.image_backoff.pop(ref, None)
+        await self.events.record(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in '
+                                 f"{time.monotonic() - t0:.3f}s", field_path)
+        return image
+
+    # --- probes ---------------------------------------------------------------------------
+
+    async def _ensure_probes(self, w: PodWorker, pod: Obj) -> None:
+        running = {name: at[0][1] for name, at in self.runtime.of_pod(w.uid).items()
+                   if at and at[0][1]["status"] == "running"}
+        ids = tuple(sorted(st["id"] for st in running.values()))
+        if ids == w.probed:
+            return
+        w.probed = ids
+        ip = w.sandbox.ip if w.sandbox else "127.0.0.1"
+        probes = []
+        for c in pod["spec"].get("containers") or []:
+            st = running.get(c["name"])
+            if st is None:
+                continue
+            for kind, field_name in ((Kind.STARTUP, "startupProbe"),
+                                     (Kind.LIVENESS, "livenessProbe"),
+                                     (Kind.READINESS, "readinessProbe")):
+                if c.get(field_name):
+                    params, handler = handler_for(c[field_name], c, ip, self._exec_for(st["id"]))
+                    probes.append(ContainerProbe(c["name"], st["id"], kind, params, handler))
+        if probes:
+            self.prober.add_pod(w.uid, probes)
+        else:
+            self.prober.remove_pod(w.uid)
+
+    def _exec_for(self, cid: str):  # type: ignore[no-untyped-def]
+        async def run(args: list[str], timeout_s: float) -> tuple[int, str]:
+            return await self.runtime.exec(cid, args, timeout_s)
+        return run
+
+    def _probe_changed(self, uid: str, container: str, kind: Kind, passing: bool,
+                       message: str) -> None:
+        w = self.workers.get(uid)
+        if w is None:
+            return
+        w.wake.set()
+        if not passing and w.pod is not None and self._nursery is not None:
+            reason = f"{kind.value.capitalize()} probe failed: {message}" \
+                if not message.startswith("Liveness probe failed") else message
+            self._nursery.start_soon(self.events.record, w.pod, "Warning", "Unhealthy", reason,
+                                     f"spec.containers{{{container}}}")
+
+    def _liveness_failed(self, uid: str, name: str) -> bool:
+        state = self.prober.states.get((uid, name, Kind.LIVENESS))
+        return state is not None and state.restart_requested
+
+    # --- stopping -------------------------------------------------------------------------
+
+    async def _terminate(self, w: PodWorker, pod: Obj) -> None:
+        """Graceful deletion: out of the endpoints, preStop, SIGTERM, grace, SIGKILL, gone."""
+        grace = _grace(pod)
+        deadline = trio.current_time() + grace
+        ip = (pod.get("status") or {}).get("podIP")
+        if ip and grace > 0:
+            with trio.move_on_after(min(grace / 2, 10.0)):
+                while self._in_endpoints(pod["metadata"]["namespace"], ip):  # noqa: ASYNC110
+                    await trio.sleep(0.1)  # the store is polled: a watch for one IP is no simpler
+                await trio.sleep(min(PROXY_MARGIN_S, grace / 4))
+        await self._kill(w, pod, grace_s=max(0.0, deadline - trio.current_time()))
+        await self._cleanup(w)
+        try:
+            await self.objects.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                      grace_period_s=0, preconditions_uid=w.uid)
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+        log.info("pod deleted %s/%s", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        w.done = True
+
+    def _in_endpoints(self, namespace: str, ip: str) -> bool:
+        for ep in self.objects.list(ENDPOINTS, namespace)["items"]:
+            for subset in ep.get("subsets") or []:
+                if any(a.get("ip") == ip for a in subset.get("addresses") or []):
+                    return True
+        return False
+
+    async def _kill(self, w: PodWorker, pod: Obj | None, grace_s: float) -> None:
+        running = [at[0][1] for at in self.runtime.of_pod(w.uid).values()
+                   if at and at[0][1]["status"] == "running"]
+        if pod is not None:
+            async with trio.open_nursery() as nursery:
+                for c in pod["spec"].get("containers") or []:
+                    hook = ((c.get("lifecycle") or {}).get("preStop"))
+                    st = next((s for s in running if s["id"].split("_")[-2] == c["name"]), None)
+                    if hook and st is not None:
+                        nursery.start_soon(self._pre_stop, w, pod, c, st["id"], hook, grace_s)
+        for st in running:
+            await self._stop(st["id"], grace_s)
+        with trio.move_on_after(grace_s + 5):
+            while any(at and at[0][1]["status"] == "running"
+                      for at in self.runtime.of_pod(w.uid).values()):
+                await trio.sleep(0.2)
+                await self.runtime.relist()
+
+    async def _pre_stop(self, w: PodWorker, pod: Obj, c: Obj, cid: str, hook: Obj,
+                        grace_s: float) -> None:
+        with trio.move_on_after(grace_s):
+            if hook.get("exec"):
+                code, out = await self.runtime.exec(cid, list(hook["exec"].get("command") or []),
+                                                    grace_s)
+                ok, message = code == 0, out
+            elif hook.get("httpGet"):
+                h = hook["httpGet"]
+                ip = w.sandbox.ip if w.sandbox else "127.0.0.1"
+                ok, message = await HttpGet(h.get("host") or ip, int(h.get("port") or 80),
+                                            h.get("path") or "/")(grace_s)
+            else:
+                return
+            if not ok:
+                await self.events.record(pod, "Warning", "FailedPreStopHook",
+                                         f"PreStopHook failed: {message.strip()[:200]}",
+                                         f"spec.containers{{{c['name']}}}")
+
+    async def _stop(self, cid: str, grace_s: float) -> None:
+        with contextlib.suppress(ContainerError):
+            await self.runtime.call("stop", id=cid, grace_s=grace_s)
+
+    async def _remove_container(self, cid: str) -> None:
+        with contextlib.suppress(ContainerError):
+            await self.runtime.call("delete", id=cid, force=True)
+        await trio.to_thread.run_sync(self.images.remove_rootfs, cid)
+
+    async def _cleanup(self, w: PodWorker) -> None:
+        self.prober.remove_pod(w.uid)
+        for attempts in self.runtime.of_pod(w.uid).values():
+            for _, st in attempts:
+                await self._remove_container(st["id"])
+        await self.runtime.relist()
+        await trio.to_thread.run_sync(self.volumes.teardown, w.uid)
+        if self.net is not None:
+            with contextlib.suppress(ContainerError):
+                await self.runtime.delete_sandbox(self.net, w.uid)
+        w.sandbox = None
+        for key in [k for k in list(self.backoff._delay) if k.startswith(f"{w.uid}/")]:
+            self.backoff.forget(key)
+
+    # --- status ---------------------------------------------------------------------------
+
+    def _restarts(self, pod: Obj, st: Obj, init: bool) -> bool:
+        """Will this exited container be started again (restartPolicy)?"""
+        policy = pod["spec"].get("restartPolicy", "Always")
+        if init and policy == "Always":
+            policy = "OnFailure"  # init containers never restart after success
+        return policy == "Always" or (policy == "OnFailure" and st.get("exit_code") != 0)
+
+    def _note_exits(self, w: PodWorker, pod: Obj) -> None:
+        """Feed each exit of a container that will restart to the crash-loop back-off, once."""
+        spec = pod["spec"]
+        now = trio.current_time()
+        for init, containers in ((True, spec.get("initContainers") or []),
+                                 (False, spec.get("containers") or [])):
+            history = self.runtime.of_pod(w.uid)
+            for c in containers:
+                at = history.get(c["name"])
+                if not at or at[0][1]["status"] != "exited" or at[0][1]["id"] in w.exits_seen:
+                    continue
+                st = at[0][1]
+                w.exits_seen.add(st["id"])
+                if self._restarts(pod, st, init):
+                    self.backoff.exited(f"{w.uid}/{c['name']}", _mono(st.get("started_at"), now),
+                                        _mono(st.get("finished_at"), now))
+
+    def _records(self, w: PodWorker, pod: Obj, containers: list[Obj],
+                 init: bool = False) -> list[ContainerRecord]:
+        history = self.runtime.of_pod(w.uid)
+        out = []
+        for c in containers:
+            rec = ContainerRecord(c["name"], c["image"])
+            attempts = history.get(c["name"], [])
+            with contextlib.suppress(ImageError):
+                rec.image_id = self.images.get(normalize_name(c["image"])).digest
+            if not attempts:
+                rec.reason, rec.message = w.waiting.get(
+                    c["name"], ("PodInitializing" if init else "ContainerCreating", ""))
+                out.append(rec)
+                continue
+            rec.restart_count = attempts[0][0]
+            st = attempts[0][1]
+            rec.container_id = f"nodeagent://{st['id']}"
+            if len(attempts) > 1 and attempts[1][1]["status"] == "exited":
+                rec.last_state = {"terminated": _terminated(attempts[1][1])}
+            if st["status"] == "running":
+                rec.state, rec.started_at = "running", _k8s_time(st.get("started_at"))
+                readiness = self.prober.passing(w.uid, c["name"], Kind.READINESS)
+                startup = self.prober.passing(w.uid, c["name"], Kind.STARTUP)
+                rec.started = startup is not False
+                rec.ready = not init and rec.started and readiness is not False
+            elif st["status"] == "exited" and self._restarts(pod, st, init):
+                # Waiting for its next attempt; the one that ended is the last state.
+                rec.last_state = {"terminated": _terminated(st)}
+                key = f"{w.uid}/{c['name']}"
+                rec.reason, rec.message = w.waiting.get(c["name"], (
+                    "CrashLoopBackOff", self.backoff.message(key, c["name"], pod["metadata"]["name"])))
+            elif st["status"] == "exited":
+                rec.state = "terminated"
+                term = _terminated(st)
+                rec.exit_code, rec.reason = term["exitCode"], term["reason"]
+                rec.message = st.get("message") or ""
+                rec.started_at, rec.finished_at = term.get("startedAt"), term.get("finishedAt")
+            out.append(rec)
+        return out
+
+    async def _write_status(self, w: PodWorker, pod: Obj) -> None:
+        spec = pod.get("spec") or {}
+        init = self._records(w, pod, spec.get("initContainers") or [], init=True)
+        main = self._records(w, pod, spec.get("containers") or [])
+        policy = spec.get("restartPolicy", "Always")
+        old = pod.get("status") or {}
+        initialized = all(r.state == "terminated" and r.exit_code == 0 for r in init)
+        status: Obj = {
+            "phase": pod_phase(policy, init, main),
+            "conditions": conditions(old.get("conditions"), now_rfc3339(), initialized=initialized,
+                                     containers_ready=bool(main) and all(r.ready for r in main)),
+            "hostIP": self.node_ip or None,
+            "startTime": w.started_at,
+            "containerStatuses": [container_status(r) for r in main],
+            "qosClass": qos_class([container_resources(c) for c in spec.get("containers") or []]),
+        }
+        if init:
+            status["initContainerStatuses"] = [container_status(r) for r in init]
+        if w.sandbox is not None:
+            status["podIP"] = w.sandbox.ip
+            status["podIPs"] = [{"ip": w.sandbox.ip}]
+        if self.node_ip:
+            status["hostIPs"] = [{"ip": self.node_ip}]
+        status = {k: v for k, v in status.items() if v is not None}
+        if status == w.status_written or status == {k: v for k, v in old.items()}:
+            w.status_written = status
+            return
+        for _ in range(3):
+            try:
+                fresh = await self.objects.update(PODS, pod["metadata"]["namespace"],
+                                                  pod["metadata"]["name"], {**pod, "status": status},
+                                                  subresource="status")
+                w.status_written = status
+                w.pod = fresh
+                return
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+                pod = self.objects.get(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    # --- lookups --------------------------------------------------------------------------
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        res = CONFIGMAPS if kind == "ConfigMap" else SECRETS
+        try:
+            return self.objects.get(res, namespace, name)
+        except ApiError:
+            return None
+
+    def _services(self, pod: Obj) -> list[Obj]:
+        return self.objects.list(SERVICES, pod["metadata"]["namespace"])["items"]
+
+    def _hosts_file(self, w: PodWorker, pod: Obj) -> Mount:
+        """/etc/hosts with the pod's own name, as kubelet writes it."""
+        path = os.path.join(self.state_dir, "pods", w.uid, "etc-hosts")
+        ip = w.sandbox.ip if w.sandbox else "127.0.0.1"
+        name = pod["spec"].get("hostname") or pod["metadata"]["name"]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
+                    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    f"{ip}\t{name}\n")
+        return Mount("/etc/hosts", "bind", path, ("rbind",))
+
+
+def _grace(pod: Obj) -> float:
+    meta = pod["metadata"]
+    g = meta.get("deletionGracePeriodSeconds")
+    if g is None:
+        g = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    return float(max(0, int(g)))
+
+
+def _log_dir(pod: Obj) -> str:
+    m = pod["metadata"]
+    return f"{m['namespace']}_{m['name']}_{m['uid']}"
+
+
+def _offline(exc: ImageError) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("ConnectError", "ConnectTimeout", "Name or service not known",
+                                   "Temporary failure in name resolution"))
+
+
+def _k8s_time(stamp: str | None) -> str | None:
+    """The runtime's nanosecond stamps as the API writes times (seconds)."""
+    return f"{stamp[:19]}Z" if stamp else None
+
+
+def _terminated(st: Obj) -> Obj:
+    code = st.get("exit_code")
+    out = {"exitCode": code, "reason": st.get("reason") or ("Completed" if code == 0 else "Error"),
+           "message": st.get("message") or None, "startedAt": _k8s_time(st.get("started_at")),
+           "finishedAt": _k8s_time(st.get("finished_at")), "containerID": f"nodeagent://{st['id']}"}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _mono(stamp: str | None, now: float) -> float:
+    """An RFC 3339 time on Trio's clock (for back-off arithmetic)."""
+    from nodeagent.coordinator.podutil import parse_time
+    if not stamp:
+        return now
+    return now - max(0.0, time.time() - parse_time(stamp))

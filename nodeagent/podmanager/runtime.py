@@ -1,0 +1,118 @@
+"""The pod manager's view of the container launcher: calls, exec, and the relist (PLEG).
+
+Ordinary calls share one connection; ``exec`` opens its own, because the
+launcher answers an exec only when the command ends and a probe's exec must
+not hold up the relist or a container start.  The relist lists every container
+once a second, as kubelet's PLEG does, and reports which pods' containers
+changed (started, exited, vanished), so a crash reaches the pod's worker within
+a second without one waiting call per container.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from netns.sandbox import Sandbox
+from nodeagent.containers import Launcher, LauncherUnavailable
+from nodeagent.podmanager.spec import parse_container_id
+
+__all__ = ["ContainerError", "RuntimeClient"]
+
+log = logging.getLogger("nodeagent.podmanager")
+RELIST_S = 1.0
+CALL_TIMEOUT_S = 30.0
+
+
+class ContainerError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class RuntimeClient:
+    def __init__(self, launcher: Launcher, socket_path: str) -> None:
+        self.launcher = launcher
+        self.socket_path = socket_path
+        self.containers: dict[str, dict[str, Any]] = {}  # id -> launcher state, last relist
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        with trio.move_on_after(CALL_TIMEOUT_S):
+            reply = await self.launcher.call(op, **args)
+            if not reply.get("ok"):
+                raise ContainerError(reply.get("reason", "Unknown"), reply.get("message", ""))
+            return reply
+        # The shared connection may now hold a late answer: start a fresh one.
+        stale, self.launcher = self.launcher, await Launcher.connect(self.socket_path)
+        await stale.aclose()
+        raise ContainerError("Timeout", f"the launcher did not answer {op} in {CALL_TIMEOUT_S:g}s")
+
+    async def exec(self, cid: str, args: list[str], timeout_s: float) -> tuple[int, str]:
+        """(exit code, output); a command that outlives the timeout is killed (137)."""
+        try:
+            conn = await Launcher.connect(self.socket_path)
+        except LauncherUnavailable as exc:
+            return 126, str(exc)
+        try:
+            reply = await conn.call("exec", id=cid, args=args, timeout_s=timeout_s)
+        finally:
+            await conn.aclose()
+        if not reply.get("ok"):
+            return 126, reply.get("message", "")
+        return int(reply["exit_code"]), reply.get("stdout", "") + reply.get("stderr", "")
+
+    async def relist(self) -> set[str]:
+        """Refresh ``containers``; returns the pod uids whose containers changed."""
+        listed = {c["id"]: c for c in (await self.call("list"))["containers"]}
+        changed = set()
+        for cid in set(listed) | set(self.containers):
+            before, now = self.containers.get(cid), listed.get(cid)
+            if before is None or now is None or before.get("status") != now.get("status") or \
+                    before.get("pid") != now.get("pid"):
+                parsed = parse_container_id(cid)
+                if parsed:
+                    changed.add(parsed[0])
+        self.containers = listed
+        return changed
+
+    async def run_relist(self, wake: Callable[[set[str]], None], *,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.relist()
+        task_status.started()
+        while True:
+            await trio.sleep(RELIST_S)
+            try:
+                changed = await self.relist()
+            except (ContainerError, LauncherUnavailable, OSError) as exc:
+                log.warning("relist failed: %s", exc)
+                continue
+            if changed:
+                wake(changed)
+
+    # --- pod sandboxes (made by the launcher: making a network namespace forks) -------------
+
+    async def ensure_bridge(self, net: dict[str, Any]) -> None:
+        await self.call("sandbox_bridge", net=net)
+
+    async def create_sandbox(self, net: dict[str, Any], pod_uid: str) -> Sandbox:
+        return Sandbox(**(await self.call("sandbox_create", net=net, pod_uid=pod_uid))["sandbox"])
+
+    async def delete_sandbox(self, net: dict[str, Any], pod_uid: str) -> None:
+        await self.call("sandbox_delete", net=net, pod_uid=pod_uid)
+
+    async def reconcile_sandboxes(self, net: dict[str, Any], live: set[str]) -> list[str]:
+        return (await self.call("sandbox_reconcile", net=net, live=sorted(live)))["removed"]
+
+    def of_pod(self, uid: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+        """container name -> [(attempt, state)] newest first, from the last relist."""
+        out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for cid, st in self.containers.items():
+            parsed = parse_container_id(cid)
+            if parsed and parsed[0] == uid:
+                out.setdefault(parsed[1], []).append((parsed[2], st))
+        for attempts in out.values():
+            attempts.sort(key=lambda a: -a[0])
+        return out

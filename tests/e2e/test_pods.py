@@ -1,0 +1,207 @@
+"""Pods for real: an agent in a lab node's namespace with its launcher runs a Deployment
+of the kubia image in pod sandboxes, probes gate readiness, the Service answers from
+both pods through its ClusterIP, a deleted pod is replaced, and deleting the
+Deployment leaves no container, sandbox or mount behind.  Everything lives in
+namespaces, cgroups and directories the test makes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root (namespaces, cgroups)")
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "images"))
+
+from build import build  # noqa: E402
+
+from containers import remove_cgroup_tree  # noqa: E402
+from netns.lab import Lab  # noqa: E402
+from runtime.images import ImageStore  # noqa: E402
+from runtime.launcher import LauncherClient  # noqa: E402
+
+KUBIA = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubia}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: kubia}}
+  template:
+    metadata: {labels: {app: kubia}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: kubia
+        image: kubia:latest
+        imagePullPolicy: IfNotPresent
+        ports: [{name: http, containerPort: 8080}]
+        env: [{name: GREETING, value: "hi from $(KUBIA_SERVICE_HOST)"}]
+        readinessProbe:
+          httpGet: {path: /, port: http}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kubia}
+spec:
+  selector: {app: kubia}
+  ports: [{port: 80, targetPort: http}]
+"""
+
+
+@pytest.fixture
+def node(tmp_path):
+    lab = Lab(prefix=f"np{uuid.uuid4().hex[:5]}", subnet="192.168.216.0/24",
+              state_dir=str(tmp_path / "lab"))
+    cgroup = f"nodeagent-e2e-{uuid.uuid4().hex[:6]}"
+    images = tmp_path / "images"
+    sock = str(tmp_path / "launcher.sock")
+    agent = None
+    try:
+        layouts = build(str(tmp_path / "layouts"))
+        store = ImageStore(str(images))
+        store.import_oci_layout(layouts["kubia:latest"])
+        lab.up(1)
+        addr = lab.node_address(1)
+        assert lab.route_is_through_lab(addr)
+        log = open(tmp_path / "agent.log", "wb")
+        agent = subprocess.Popen(
+            # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup hierarchy.
+            ["nsenter", f"--net=/run/netns/{lab.node_ns(1)}", sys.executable, "-m", "nodeagent", "run",
+             "--name", "node1", "--data-dir", str(tmp_path / "data"), "--no-fsync",
+             "--api-listen", f"{addr}:6443", "--proxy", "nft", "--launcher-socket", sock,
+             "--pod-cidr", lab.pod_cidr(1), "--images-dir", str(images),
+             "--cgroup-parent", cgroup], stdout=log, stderr=log)
+        api = f"http://{addr}:6443"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{api}/readyz", timeout=1).status_code == 200:
+                    break
+            assert agent.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "agent.log").read_text()
+            time.sleep(0.1)
+        with httpx.Client(base_url=api, timeout=10) as http:
+            yield {"lab": lab, "http": http, "api": api, "log": tmp_path / "agent.log",
+                   "sock": sock}
+    finally:
+        if (tmp_path / "agent.log").exists():  # shown by pytest when the test failed
+            print((tmp_path / "agent.log").read_text()[-6000:])
+        launcher_log = tmp_path / "data" / "containers" / "launcher.log"
+        if launcher_log.exists():
+            print("launcher:", launcher_log.read_text()[-3000:])
+        if agent is not None:
+            agent.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                agent.wait(10)
+            agent.kill()
+            agent.wait()
+        if os.path.exists(sock):
+            with contextlib.suppress(OSError), LauncherClient(sock) as client:
+                for c in client.call("list").get("containers") or []:
+                    client.call("delete", id=c["id"], force=True)
+        subprocess.run(["pkill", "-f", f"runtime launcher .*--socket {sock}"], check=False)
+        remove_cgroup_tree(cgroup)
+        lab.down()
+        unmount_below(tmp_path)  # rootfs overlays and volume tmpfs a failed run left
+
+
+def unmount_below(path: Path) -> None:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def until(check, timeout_s: float = 60.0, what: str = ""):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:  # type: ignore[type-arg]
+    p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", *args], input=stdin,
+                       env={**os.environ, "NODECTL_SERVER": n["api"]}, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    return p.stdout
+
+
+def ready_pods(http: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
+    pods = http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=kubia"}).json()
+    return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (p.get("status") or {}).get("conditions") or [])]
+
+
+# python -c HTTP_CLIENT URL N: N GETs, one line each: the body's last line or the error's name.
+HTTP_CLIENT = ("import sys, urllib.request\n"
+               "for _ in range(int(sys.argv[2])):\n"
+               "    try:\n"
+               "        body = urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()\n"
+               "        print(body.strip().splitlines()[-1])\n"
+               "    except Exception as e:\n"
+               "        print(type(e).__name__)\n")
+
+
+def ask(n: dict, url: str, count: int) -> Counter:  # type: ignore[type-arg]
+    """GETs from inside the node's network namespace (as a process on the node)."""
+    p = subprocess.run(["ip", "netns", "exec", n["lab"].node_ns(1), sys.executable, "-c",
+                        HTTP_CLIENT, url, str(count)], capture_output=True, text=True, timeout=60)
+    return Counter(line for line in p.stdout.splitlines())
+
+
+def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=KUBIA)
+    until(lambda: len(ready_pods(http)) == 2, what="2 ready pods")
+    pods = ready_pods(http)
+    ips = {p["status"]["podIP"] for p in pods}
+    assert all(ip.startswith("10.244.1.") for ip in ips) and len(ips) == 2
+    status = pods[0]["status"]
+    assert status["phase"] == "Running" and status["qosClass"] == "BestEffort"
+    assert status["containerStatuses"][0]["state"]["running"]["startedAt"]
+    node_obj = http.get("/api/v1/nodes/node1").json()
+    assert {c["type"]: c["status"] for c in node_obj["status"]["conditions"]}["Ready"] == "True"
+    # The Service: its Endpoints hold both pods, its ClusterIP reaches both.
+    svc = http.get("/api/v1/namespaces/default/services/kubia").json()
+    cluster_ip = svc["spec"]["clusterIP"]
+
+    names = {p["metadata"]["name"] for p in pods}
+    answers = until(lambda: (lambda seen: seen if {f"You've hit {n}" for n in names} <= set(seen)
+                             else None)(ask(node, f"http://{cluster_ip}/", 20)),
+                    what="answers from both pods through the ClusterIP")
+    assert set(answers) == {f"You've hit {n}" for n in names}, answers
+    events = nodectl(node, "get", "events")
+    assert "Started container kubia" in events and "Scheduled" in events
+    # A deleted pod is replaced; the Deployment keeps 2 ready.
+    victim = pods[0]["metadata"]["name"]
+    nodectl(node, "delete", "pod", victim)
+    until(lambda: len(ready_pods(http)) == 2 and victim not in
+          {p["metadata"]["name"] for p in ready_pods(http)}, what="a replacement pod")
+    until(lambda: http.get(f"/api/v1/namespaces/default/pods/{victim}").status_code == 404,
+          what="the deleted pod to be gone")
+    # Deleting the Deployment removes every pod, container and sandbox.
+    nodectl(node, "delete", "deployment", "kubia")
+    until(lambda: not http.get("/api/v1/namespaces/default/pods").json()["items"],
+          what="all pods gone")
+    with LauncherClient(node["sock"]) as client:
+        until(lambda: not client.call("list")["containers"], 15, "containers removed")
+    leftover = subprocess.run(["ip", "netns", "exec", node["lab"].node_ns(1), "ip", "-o", "link",
+                               "show", "type", "veth"], capture_output=True, text=True).stdout
+    assert "veth" not in leftover.replace("eth0", ""), leftover
