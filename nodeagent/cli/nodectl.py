@@ -21,7 +21,7 @@ import orjson
 
 from nodeagent import __version__
 from nodeagent.api.client import DEFAULT_SERVER, Client, ClientError, ConnectionFailed
-from nodeagent.cli import manifests
+from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli.describe import describe as describe_text
 from nodeagent.cli.printers import table, to_yaml
 from nodeagent.objects.kinds import RESOURCES, Resource, by_kind, lookup
@@ -260,8 +260,8 @@ def _print_objects(items: list[Obj], output: str | None, single: bool) -> None:
 
 @cli.command()
 @click.argument("args", nargs=-1)
-@click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None,
-              help="Output format: wide, yaml, json or name.")
+@click.option("-o", "--output", default=None, callback=lambda _c, _p, v: _output_format(v),
+              help="Output format: wide, yaml, json, name or jsonpath=TEMPLATE.")
 @click.option("-l", "--selector", default=None, help="Label selector, e.g. app=kubia,tier!=db.")
 @click.option("--field-selector", default=None, help="Field selector, e.g. status.phase=Running.")
 @click.option("-A", "--all-namespaces", "all_ns", is_flag=True, help="List across namespaces.")
@@ -286,7 +286,7 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
         except ClientError as exc:
             errors.append(server_error(exc))
             continue
-        if output in ("yaml", "json"):
+        if output in ("yaml", "json") or (output or "").startswith("jsonpath="):
             collected.extend(items)
         elif output == "name":
             for o in items:
@@ -296,6 +296,13 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
                                          multi, show_labels))
     if output in ("yaml", "json") and (collected or not errors):
         _print_objects(collected, output, single=named and len(collected) == 1)
+    elif output and output.startswith("jsonpath=") and (collected or not errors):
+        doc = collected[0] if named and len(collected) == 1 else {
+            "apiVersion": "v1", "kind": "List", "items": collected}
+        try:
+            click.echo(jsonpath.render(output[len("jsonpath="):], doc), nl=False)
+        except jsonpath.JsonPathError as exc:
+            fail(f"error: error parsing jsonpath {output[len('jsonpath='):]}, {exc}")
     if printed_tables:
         click.echo("\n\n".join(printed_tables))
     elif not output and not errors and not watch:
@@ -310,6 +317,15 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
             fail("error: you may only specify a single resource type with --watch")
         _watch(ctx, targets[0][0], targets[0][1], all_ns, selector, field_selector, output,
                show_labels)
+
+
+def _output_format(value: str | None) -> str | None:
+    if value is None or value in OUTPUTS:
+        return value
+    if value.startswith("jsonpath="):
+        return value
+    raise click.BadParameter(f"unable to match a printer suitable for the output format "
+                             f'"{value}", allowed formats are: {",".join(OUTPUTS)},jsonpath')
 
 
 def _table(res: Resource, items: list[Obj], wide: bool, with_ns: bool, prefixed: bool,

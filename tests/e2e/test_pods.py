@@ -60,53 +60,70 @@ spec:
 """
 
 
+class NodeAgent:
+    """The agent of lab node 1, started (and restarted) the way scripts/lab starts it."""
+
+    def __init__(self, lab: Lab, tmp_path: Path, cgroup: str) -> None:
+        self.lab, self.tmp_path, self.cgroup = lab, tmp_path, cgroup
+        self.sock = str(tmp_path / "launcher.sock")
+        self.api = f"http://{lab.node_address(1)}:6443"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.tmp_path / "agent.log", "ab")
+        self.proc = subprocess.Popen(
+            # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup hierarchy.
+            ["nsenter", f"--net=/run/netns/{self.lab.node_ns(1)}", sys.executable, "-m",
+             "nodeagent", "run", "--name", "node1", "--data-dir", str(self.tmp_path / "data"),
+             "--no-fsync", "--api-listen", f"{self.lab.node_address(1)}:6443", "--proxy", "nft",
+             "--launcher-socket", self.sock, "--pod-cidr", self.lab.pod_cidr(1),
+             "--images-dir", str(self.tmp_path / "images"), "--cgroup-parent", self.cgroup],
+            stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api}/readyz", timeout=1).status_code == 200:
+                    return
+            assert self.proc.poll() is None and time.monotonic() < deadline, \
+                (self.tmp_path / "agent.log").read_text()
+            time.sleep(0.1)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture
 def node(tmp_path):
     lab = Lab(prefix=f"np{uuid.uuid4().hex[:5]}", subnet="192.168.216.0/24",
               state_dir=str(tmp_path / "lab"))
-    cgroup = f"nodeagent-e2e-{uuid.uuid4().hex[:6]}"
-    images = tmp_path / "images"
-    sock = str(tmp_path / "launcher.sock")
-    agent = None
+    agent = NodeAgent(lab, tmp_path, f"nodeagent-e2e-{uuid.uuid4().hex[:6]}")
+    sock, cgroup = agent.sock, agent.cgroup
     try:
         layouts = build(str(tmp_path / "layouts"))
-        store = ImageStore(str(images))
-        store.import_oci_layout(layouts["kubia:latest"])
+        ImageStore(str(tmp_path / "images")).import_oci_layout(layouts["kubia:latest"])
         lab.up(1)
-        addr = lab.node_address(1)
-        assert lab.route_is_through_lab(addr)
-        log = open(tmp_path / "agent.log", "wb")
-        agent = subprocess.Popen(
-            # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup hierarchy.
-            ["nsenter", f"--net=/run/netns/{lab.node_ns(1)}", sys.executable, "-m", "nodeagent", "run",
-             "--name", "node1", "--data-dir", str(tmp_path / "data"), "--no-fsync",
-             "--api-listen", f"{addr}:6443", "--proxy", "nft", "--launcher-socket", sock,
-             "--pod-cidr", lab.pod_cidr(1), "--images-dir", str(images),
-             "--cgroup-parent", cgroup], stdout=log, stderr=log)
-        api = f"http://{addr}:6443"
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{api}/readyz", timeout=1).status_code == 200:
-                    break
-            assert agent.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "agent.log").read_text()
-            time.sleep(0.1)
-        with httpx.Client(base_url=api, timeout=10) as http:
-            yield {"lab": lab, "http": http, "api": api, "log": tmp_path / "agent.log",
-                   "sock": sock}
+        assert lab.route_is_through_lab(lab.node_address(1))
+        agent.start()
+        with httpx.Client(base_url=agent.api, timeout=10) as http:
+            yield {"lab": lab, "http": http, "api": agent.api, "log": tmp_path / "agent.log",
+                   "sock": sock, "agent": agent}
     finally:
         if (tmp_path / "agent.log").exists():  # shown by pytest when the test failed
             print((tmp_path / "agent.log").read_text()[-6000:])
         launcher_log = tmp_path / "data" / "containers" / "launcher.log"
         if launcher_log.exists():
             print("launcher:", launcher_log.read_text()[-3000:])
-        if agent is not None:
-            agent.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.wait(10)
-            agent.kill()
-            agent.wait()
+        agent.stop()
         if os.path.exists(sock):
             with contextlib.suppress(OSError), LauncherClient(sock) as client:
                 for c in client.call("list").get("containers") or []:
@@ -205,3 +222,23 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     leftover = subprocess.run(["ip", "netns", "exec", node["lab"].node_ns(1), "ip", "-o", "link",
                                "show", "type", "veth"], capture_output=True, text=True).stdout
     assert "veth" not in leftover.replace("eth0", ""), leftover
+
+
+def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(node):
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=KUBIA)
+    until(lambda: len(ready_pods(http)) == 2, what="2 ready pods")
+    before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]
+              for p in ready_pods(http)}
+    endpoints = http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"]
+    node["agent"].kill9()
+    node["agent"].start()
+    time.sleep(4)  # several relists and probe periods of the new agent
+    after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0] for p in ready_pods(http)}
+    assert after.keys() == before.keys()  # still both ready: readiness was not reset
+    for name, st in after.items():
+        assert st["containerID"] == before[name]["containerID"] and st["restartCount"] == 0
+        assert st["state"]["running"]["startedAt"] == before[name]["state"]["running"]["startedAt"]
+    assert http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"] == endpoints
+    log = node["log"].read_text()
+    assert log.count("Started container kubia") == 2  # none started by the new agent
