@@ -19,6 +19,7 @@ import psutil
 import trio
 
 from nodeagent.api.objects import ObjectStore
+from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
@@ -70,8 +71,10 @@ async def run_agent(cfg: AgentConfig, *,
         await nursery.start(store.run)
         objects = ObjectStore(store)
         await ensure_namespaces(objects)
+        logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs")) \
+            if cfg.launcher_socket else None
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
-                     body_timeout_s=cfg.request_timeout_s)
+                     body_timeout_s=cfg.request_timeout_s, logs=logs)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if cfg.coordinator:

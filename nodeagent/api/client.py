@@ -150,6 +150,21 @@ class Client:
             raise ConnectionFailed(f"The connection to the server {host} was refused - did "
                                    "you specify the right host or port?") from None
 
+    def logs(self, namespace: str, pod: str, **params: Any) -> Iterator[bytes]:
+        """A pod's log, as it arrives (follow keeps it open)."""
+        pods = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        try:
+            with self._http.stream("GET", pods, params=_clean(params),
+                                   timeout=httpx.Timeout(30.0, read=None)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._decode(resp)
+                yield from resp.iter_bytes()
+        except httpx.ConnectError:
+            host = urlsplit(self.server).netloc
+            raise ConnectionFailed(f"The connection to the server {host} was refused - did "
+                                   "you specify the right host or port?") from None
+
     def version(self) -> dict[str, Any]:
         return self.request("GET", "/version")
 

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -52,8 +53,9 @@ class ApiApp:
     """ASGI application.  ``ready()`` decides /readyz; the agent sets it."""
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
-                 body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+                 body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None) -> None:
         self.objects = objects
+        self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.ready = ready
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
@@ -140,6 +142,8 @@ class ApiApp:
 
     async def handle_get(self, request: Request, t: Target) -> Response:
         q = request.query_params
+        if t.subresource == "log" and t.name is not None:
+            return await self._pod_log(self.objects.get(t.resource, self._ns(t), t.name), q)
         if t.name is None:
             if _truthy(q.get("watch")):
                 return self._watch(request, t)
@@ -240,6 +244,20 @@ class ApiApp:
                     raise
         listed["items"] = deleted
         return json_response(listed)
+
+    async def _pod_log(self, pod: dict[str, Any], query: Any) -> Response:
+        if self.logs is None:
+            raise ApiError(404, "NotFound", "this agent runs no pods: its node has no logs")
+        body, more = await self.logs.serve(pod, query)
+        if more is None:
+            return Response(body, media_type="text/plain")
+
+        async def chain() -> Any:
+            yield body
+            async for chunk in more:
+                yield chunk
+        return StreamingResponse(chain(), media_type="text/plain",
+                                 headers={"Transfer-Encoding": "chunked"})
 
     def _watch(self, request: Request, t: Target) -> Response:
         q = request.query_params

@@ -219,9 +219,11 @@ def describe(o: Obj, events: list[Obj], endpoints: Obj | None = None) -> str:
         out.text("Events:")
         rows = [["Type", "Reason", "Age", "From", "Message"],
                 ["----", "------", "----", "----", "-------"]]
-        for e in events:
-            rows.append([e.get("type") or "", e.get("reason") or "",
-                         age(e.get("lastTimestamp") or e.get("eventTime")),
+        for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
+            seen = age(e.get("lastTimestamp") or e.get("eventTime"))
+            if int(e.get("count") or 1) > 1:  # kubectl: "2m (x3 over 5m)"
+                seen += f" (x{e['count']} over {age(e.get('firstTimestamp'))})"
+            rows.append([e.get("type") or "", e.get("reason") or "", seen,
                          (e.get("source") or {}).get("component") or
                          e.get("reportingComponent") or "", e.get("message") or ""])
         out.text("\n".join("  " + line for line in format_rows(rows).splitlines()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -572,6 +573,41 @@ def scale(ctx: Ctx, args: tuple[str, ...], replicas: int) -> None:
         for n in names:
             ctx.client.patch(res, ctx.ns_for(res), n, {"spec": {"replicas": replicas}})
             click.echo(f"{display_name(res, n)} scaled")
+
+
+@cli.command()
+@click.argument("pod")
+@click.option("-c", "--container", default=None, help="The container (needed if the pod has several).")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@click.option("--tail", type=int, default=-1, help="Lines from the end (-1: all).")
+@click.option("--since", default=None, help="Only newer output, e.g. 10s, 5m, 1h.")
+@click.option("--timestamps", is_flag=True, help="Prefix each line with its time.")
+@click.option("-p", "--previous", is_flag=True, help="The previous instance of the container.")
+@click.option("--limit-bytes", type=int, default=None, help="At most this many bytes.")
+@common
+def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, tail: int, since: str | None,
+         timestamps: bool, previous: bool, limit_bytes: int | None) -> None:
+    """Print a container's output: 'logs kubia-x1', 'logs -f kubia-x1 -c app'."""
+    if pod.startswith(("pod/", "pods/", "po/")):
+        pod = pod.split("/", 1)[1]
+    since_s = None
+    if since:
+        m = re.fullmatch(r"(\d+)(s|m|h)", since)
+        if not m:
+            fail(f'error: invalid argument "{since}" for "--since" flag: time: invalid '
+                 f'duration "{since}"')
+        since_s = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+    params = {"container": container, "follow": "true" if follow else None,
+              "tailLines": tail if tail >= 0 else None, "sinceSeconds": since_s,
+              "timestamps": "true" if timestamps else None,
+              "previous": "true" if previous else None, "limitBytes": limit_bytes}
+    out = sys.stdout.buffer
+    try:
+        for chunk in ctx.client.logs(ctx.namespace or "default", pod, **params):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 # --- version / api-resources -----------------------------------------------------------------------

@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from busybox_bundle import build as build_bundle
 
+# Like the seeds' kubia (a node app): each request logged, the answer names the host.
 KUBIA_CGI = """#!/bin/sh
+echo "Received request from $REMOTE_ADDR" >&2
 echo "Content-Type: text/plain"
 echo
 echo "You've hit $(hostname)"

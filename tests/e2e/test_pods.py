@@ -204,6 +204,25 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
                              else None)(ask(node, f"http://{cluster_ip}/", 20)),
                     what="answers from both pods through the ClusterIP")
     assert set(answers) == {f"You've hit {n}" for n in names}, answers
+    # Logs: the httpd's request lines (-v), tail, a bad container named, and follow.
+    name = pods[0]["metadata"]["name"]
+    log = nodectl(node, "logs", name)
+    assert "Received request from [::ffff:10.244.1.1]" in log, log  # the probes, from the node
+    assert len(nodectl(node, "logs", name, "--tail", "1").splitlines()) == 1
+    bad = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "logs", name, "-c", "nope"],
+                         env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                         text=True, timeout=30)
+    assert bad.returncode != 0 and f"container nope is not valid for pod {name}" in bad.stderr
+    follower = subprocess.Popen([sys.executable, "-m", "nodeagent.cli.nodectl", "logs", "-f",
+                                 "--tail", "0", "--timestamps", name], stdout=subprocess.PIPE,
+                                env={**os.environ, "NODECTL_SERVER": node["api"]})
+    try:
+        time.sleep(1.5)  # readiness probes (every second) hit the pod: new lines follow
+        followed = follower.stdout.read1(65536).decode()  # type: ignore[union-attr]
+        assert followed.strip() and followed[:4].isdigit(), followed  # timestamped lines
+    finally:
+        follower.kill()
+        follower.wait()
     events = nodectl(node, "get", "events")
     assert "Started container kubia" in events and "Scheduled" in events
     # A deleted pod is replaced; the Deployment keeps 2 ready.
