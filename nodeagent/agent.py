@@ -73,8 +73,15 @@ async def run_agent(cfg: AgentConfig, *,
         await ensure_namespaces(objects)
         logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs")) \
             if cfg.launcher_socket else None
+        runs_pods: list[PodManager] = []  # the pod manager, once it exists
+
+        async def exec_in_pod(pod: dict, container: str, argv: list[str]):  # type: ignore[no-untyped-def,type-arg]
+            if not runs_pods:
+                raise ApiError(503, "ServiceUnavailable", "the pod manager is starting")
+            return await runs_pods[0].exec(pod, container, argv)
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
-                     body_timeout_s=cfg.request_timeout_s, logs=logs)
+                     body_timeout_s=cfg.request_timeout_s, logs=logs,
+                     exec_=exec_in_pod if cfg.launcher_socket else None)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if cfg.coordinator:
@@ -100,6 +107,7 @@ async def run_agent(cfg: AgentConfig, *,
                 node_ip=addresses[0] if addresses else "127.0.0.1",
                 cgroup_parent=cfg.cgroup_parent)
             await nursery.start(pods.run)
+            runs_pods.append(pods)
             await nursery.start(NodeReporter(
                 objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import Resource, by_plural
 
-SUBRESOURCES = ("status", "finalize", "binding", "log")
+SUBRESOURCES = ("status", "finalize", "binding", "log", "exec")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def parse_resource_path(path: str) -> Target | None:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource "
                        f"({plural}/status)")
     if (sub == "finalize" and res.kind != "Namespace") or \
-            (sub in ("binding", "log") and res.kind != "Pod"):
+            (sub in ("binding", "log", "exec") and res.kind != "Pod"):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if name is not None and not name:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
@@ -53,9 +54,11 @@ class ApiApp:
     """ASGI application.  ``ready()`` decides /readyz; the agent sets it."""
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
-                 body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None) -> None:
+                 body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
+                 exec_: Exec | None = None) -> None:
         self.objects = objects
         self.logs = logs  # this node's pods' logs; None: it runs no pods
+        self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.ready = ready
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
@@ -69,6 +72,9 @@ class ApiApp:
                 elif msg["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await serve_exec(scope, receive, send, self.objects, self.exec)
+            return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)

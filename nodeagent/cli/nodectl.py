@@ -610,6 +610,58 @@ def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, tail: int, sin
         pass
 
 
+@cli.command("exec", context_settings={"ignore_unknown_options": True,
+                                       "allow_interspersed_args": False})
+@click.argument("pod")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-c", "--container", default=None, help="The container (needed if several).")
+@click.option("-i", "--stdin", is_flag=True, help="Pass stdin to the command (not yet).")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (not yet).")
+@common
+def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, stdin: bool,
+          tty: bool) -> None:
+    """Run a command in a pod's container: 'exec kubia-x1 -- ls /', with its exit code."""
+    from urllib.parse import urlencode
+
+    from websockets.exceptions import InvalidHandshake, WebSocketException
+    from websockets.sync.client import connect
+    if pod.startswith(("pod/", "pods/", "po/")):
+        pod = pod.split("/", 1)[1]
+    argv = list(command[1:] if command and command[0] == "--" else command)
+    query = [("command", c) for c in argv] + [("stdout", "true"), ("stderr", "true")]
+    query += [("container", container)] if container else []
+    query += [("stdin", "true")] if stdin else []
+    query += [("tty", "true")] if tty else []
+    base = ctx.server.replace("https://", "wss://").replace("http://", "ws://").rstrip("/")
+    url = f"{base}/api/v1/namespaces/{ctx.namespace or 'default'}/pods/{pod}/exec?{urlencode(query)}"
+    status: Obj = {}
+    try:
+        with connect(url, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+                     open_timeout=10, max_size=None) as ws:
+            for message in ws:
+                data = message if isinstance(message, bytes) else message.encode()
+                if not data:
+                    continue
+                if data[0] == 1:
+                    sys.stdout.buffer.write(data[1:])
+                    sys.stdout.flush()
+                elif data[0] == 2:
+                    sys.stderr.buffer.write(data[1:])
+                    sys.stderr.flush()
+                elif data[0] == 3:
+                    status = orjson.loads(data[1:])
+    except (InvalidHandshake, WebSocketException, OSError) as exc:
+        fail(f"error: unable to upgrade connection: {exc}")
+    if status.get("status") == "Success" or not status:
+        return
+    causes = (status.get("details") or {}).get("causes") or []
+    code = next((int(c["message"]) for c in causes if c.get("reason") == "ExitCode"), None)
+    if code is not None:
+        click.echo(f"command terminated with exit code {code}", err=True)
+        sys.exit(code)
+    fail(f"error: {status.get('message', 'exec failed')}")
+
+
 # --- version / api-resources -----------------------------------------------------------------------
 
 

@@ -399,6 +399,14 @@ class PodManager:
         state = self.prober.states.get((uid, name, Kind.LIVENESS))
         return state is not None and state.restart_requested
 
+    async def exec(self, pod: Obj, container: str, argv: list[str]) -> tuple[int, bytes, bytes]:
+        """Run a command in the pod's running container (pods/exec)."""
+        attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
+        if not attempts or attempts[0][1]["status"] != "running":
+            raise ApiError.bad_request(f'container {container} is not running in pod '
+                                       f'{pod["metadata"]["name"]}')
+        return await self.runtime.exec_streams(attempts[0][1]["id"], argv)
+
     # --- stopping -------------------------------------------------------------------------
 
     async def _terminate(self, w: PodWorker, pod: Obj) -> None:

@@ -52,17 +52,25 @@ class RuntimeClient:
 
     async def exec(self, cid: str, args: list[str], timeout_s: float) -> tuple[int, str]:
         """(exit code, output); a command that outlives the timeout is killed (137)."""
+        code, out, err = await self.exec_streams(cid, args, timeout_s)
+        return code, (out + err).decode(errors="replace")
+
+    async def exec_streams(self, cid: str, args: list[str],
+                           timeout_s: float | None = None) -> tuple[int, bytes, bytes]:
+        """(exit code, stdout, stderr), on a connection of its own: the launcher answers an
+        exec when the command ends."""
         try:
             conn = await Launcher.connect(self.socket_path)
         except LauncherUnavailable as exc:
-            return 126, str(exc)
+            return 126, b"", str(exc).encode()
         try:
             reply = await conn.call("exec", id=cid, args=args, timeout_s=timeout_s)
         finally:
             await conn.aclose()
         if not reply.get("ok"):
-            return 126, reply.get("message", "")
-        return int(reply["exit_code"]), reply.get("stdout", "") + reply.get("stderr", "")
+            return 126, b"", reply.get("message", "").encode()
+        return (int(reply["exit_code"]), reply.get("stdout", "").encode(),
+                reply.get("stderr", "").encode())
 
     async def relist(self) -> set[str]:
         """Refresh ``containers``; returns the pod uids whose containers changed."""

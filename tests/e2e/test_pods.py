@@ -223,6 +223,15 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     finally:
         follower.kill()
         follower.wait()
+    # exec: in the container, with its environment ($(VAR) expanded) and its exit code.
+    run = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "exec", name, "--",
+                          "sh", "-c", "echo $GREETING; hostname; echo oops >&2; exit 3"],
+                         env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 3, run.stderr
+    assert run.stdout.splitlines() == [f"hi from {cluster_ip}", name]
+    assert "oops" in run.stderr and "command terminated with exit code 3" in run.stderr
+    assert nodectl(node, "exec", name, "--", "cat", "/etc/hosts").splitlines()[-1].endswith(name)
     events = nodectl(node, "get", "events")
     assert "Started container kubia" in events and "Scheduled" in events
     # A deleted pod is replaced; the Deployment keeps 2 ready.
