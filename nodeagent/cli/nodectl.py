@@ -23,6 +23,7 @@ import orjson
 from nodeagent import __version__
 from nodeagent.api.client import DEFAULT_SERVER, Client, ClientError, ConnectionFailed
 from nodeagent.cli import jsonpath, manifests
+from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
 from nodeagent.cli.printers import table, to_yaml
 from nodeagent.objects.kinds import RESOURCES, Resource, by_kind, lookup
@@ -660,6 +661,94 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
         click.echo(f"command terminated with exit code {code}", err=True)
         sys.exit(code)
     fail(f"error: {status.get('message', 'exec failed')}")
+
+
+@cli.group()
+def rollout() -> None:
+    """Manage a Deployment's rollout: status, history, undo, restart, pause, resume."""
+
+
+def _deployment_name(target: str) -> str:
+    kind, sep, name = target.partition("/")
+    if not sep or resource_or_fail(kind).kind != "Deployment":
+        fail(f'error: "{target}": rollout works on deployments, as deployment/NAME')
+    return name
+
+
+def _rollout(fn: Callable[..., str]) -> Callable[..., None]:
+    """Run a rollout step; its errors are kubectl-shaped lines, not tracebacks."""
+    def run(*args: Any) -> None:
+        try:
+            out = fn(*args)
+        except rollout_ops.RolloutError as exc:
+            fail(f"error: {exc}")
+        if out:
+            click.echo(out.rstrip("\n"))
+    return run
+
+
+@rollout.command("status")
+@click.argument("target")
+@click.option("-w", "--watch", type=bool, default=True, show_default=True,
+              help="Wait until the rollout is done.")
+@click.option("--timeout", default=None, help="Give up after this long, e.g. 60s, 5m.")
+@common
+def rollout_status(ctx: Ctx, target: str, watch: bool, timeout: str | None) -> None:
+    """Wait for a rollout to finish: 'rollout status deployment/kubia'."""
+    limit = None
+    if timeout:
+        m = re.fullmatch(r"(\d+)(s|m|h)?", timeout)
+        if not m:
+            fail(f'error: invalid argument "{timeout}" for "--timeout" flag')
+        limit = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    _rollout(lambda: rollout_ops.status(ctx.client, ctx.namespace or "default",
+                                        _deployment_name(target), limit, watch) or "")()
+
+
+@rollout.command("history")
+@click.argument("target")
+@click.option("--revision", type=int, default=None, help="Show this revision's pod template.")
+@common
+def rollout_history(ctx: Ctx, target: str, revision: int | None) -> None:
+    """The revisions of a Deployment."""
+    _rollout(rollout_ops.history)(ctx.client, ctx.namespace or "default",
+                                  _deployment_name(target), revision)
+
+
+@rollout.command("undo")
+@click.argument("target")
+@click.option("--to-revision", type=int, default=None, help="Default: the previous revision.")
+@common
+def rollout_undo(ctx: Ctx, target: str, to_revision: int | None) -> None:
+    """Roll back to a previous revision."""
+    _rollout(rollout_ops.undo)(ctx.client, ctx.namespace or "default", _deployment_name(target),
+                               to_revision)
+
+
+@rollout.command("restart")
+@click.argument("target")
+@common
+def rollout_restart(ctx: Ctx, target: str) -> None:
+    """Replace every pod, as a rolling update does."""
+    _rollout(rollout_ops.restart)(ctx.client, ctx.namespace or "default", _deployment_name(target))
+
+
+@rollout.command("pause")
+@click.argument("target")
+@common
+def rollout_pause(ctx: Ctx, target: str) -> None:
+    """Stop rolling out template changes (scaling still applies)."""
+    _rollout(rollout_ops.set_paused)(ctx.client, ctx.namespace or "default",
+                                     _deployment_name(target), True)
+
+
+@rollout.command("resume")
+@click.argument("target")
+@common
+def rollout_resume(ctx: Ctx, target: str) -> None:
+    """Roll out again."""
+    _rollout(rollout_ops.set_paused)(ctx.client, ctx.namespace or "default",
+                                     _deployment_name(target), False)
 
 
 # --- version / api-resources -----------------------------------------------------------------------

@@ -270,3 +270,52 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
     assert http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"] == endpoints
     log = node["log"].read_text()
     assert log.count("Started container kubia") == 2  # none started by the new agent
+
+
+# python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists; then print
+# "ok N failed M" and the first failures.
+HAMMER = ("import os, sys, urllib.request\n"
+          "ok, failed = 0, []\n"
+          "while not os.path.exists(sys.argv[2]):\n"
+          "    try:\n"
+          "        urllib.request.urlopen(sys.argv[1], timeout=3).read()\n"
+          "        ok += 1\n"
+          "    except Exception as e:\n"
+          "        failed.append(repr(e))\n"
+          "print('ok', ok, 'failed', len(failed), failed[:5])\n")
+
+
+def test_rolling_update_and_rollback_drop_no_request(node, tmp_path):
+    http = node["http"]
+    manifest = KUBIA.replace("replicas: 2", "replicas: 3")
+    nodectl(node, "apply", "-f", "-", stdin=manifest)
+    until(lambda: len(ready_pods(http)) == 3, what="3 ready pods")
+    cluster_ip = http.get("/api/v1/namespaces/default/services/kubia").json()["spec"]["clusterIP"]
+    stop = tmp_path / "stop"
+    hammer = subprocess.Popen(["ip", "netns", "exec", node["lab"].node_ns(1), sys.executable, "-c",
+                               HAMMER, f"http://{cluster_ip}/", str(stop)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        # v2: a changed template rolls the pods one by one.
+        nodectl(node, "apply", "-f", "-", stdin=manifest.replace("hi from", "v2 from"))
+        out = nodectl(node, "rollout", "status", "deployment/kubia", "--timeout", "90s")
+        assert out.strip().endswith('deployment "kubia" successfully rolled out'), out
+        history = nodectl(node, "rollout", "history", "deployment/kubia")
+        assert [ln.split()[0] for ln in history.splitlines()[2:]] == ["1", "2"], history
+        assert nodectl(node, "rollout", "undo", "deployment/kubia").strip() == \
+            "deployment.apps/kubia rolled back"
+        nodectl(node, "rollout", "status", "deployment/kubia", "--timeout", "90s")
+        time.sleep(1)
+    finally:
+        stop.touch()
+        result = hammer.communicate(timeout=30)[0]
+    words = result.split()
+    assert words[0] == "ok" and int(words[1]) > 50 and words[3] == "0", result
+    pods = ready_pods(http)
+    assert len(pods) == 3
+    env = pods[0]["spec"]["containers"][0]["env"]
+    assert env[0]["value"].startswith("hi from")  # back to revision 1's template
+    rs = http.get("/apis/apps/v1/namespaces/default/replicasets").json()["items"]
+    revisions = sorted(r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for r in rs)
+    assert revisions == ["2", "3"]
