@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,7 @@ class Prober:
         self.on_change = on_change
         self.rng = random.Random(seed)
         self.timers = Timers()
+        self.started_at = -math.inf
         self._nursery: trio.Nursery | None = None
         self._pods: dict[str, trio.CancelScope] = {}
         self.states: dict[tuple[str, str, Kind], ProbeState] = {}
@@ -73,6 +75,7 @@ class Prober:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.timers.run)
+            self.started_at = trio.current_time()
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
@@ -83,7 +86,11 @@ class Prober:
         now = trio.current_time()
         for p in probes:
             state = ProbeState(p.kind, p.params, now)
-            state.jitter_first(self.rng)
+            if now - self.started_at < p.params.period_s:
+                # Just started (an agent restart adopting every pod at once): spread the
+                # first probes over a period so they do not all fire together.  A pod added
+                # later is probed at once, so it becomes ready without waiting (as kubelet).
+                state.jitter_first(self.rng)
             if p.kind is Kind.READINESS and self._ready.get(f"{pod}/{p.container_id}"):
                 state.result = Result.SUCCESS  # as it was before the agent restarted
             self.states[(pod, p.container, p.kind)] = state

@@ -88,3 +88,35 @@ async def test_without_a_ticker_sleepers_sleep_the_plain_way(autojump_clock):
     t0 = trio.current_time()
     await timers.sleep_until(t0 + 5)
     assert trio.current_time() == pytest.approx(t0 + 5)
+
+
+async def test_first_probes_are_spread_only_just_after_a_start(autojump_clock):
+    """As kubelet: a prober that just started (adopting every pod of a restarted agent)
+    spreads first probes over a period; a pod added later is probed at once."""
+    from probes.state import Kind, ProbeParams
+    from probes.worker import ContainerProbe, Prober
+    first: dict[str, float] = {}
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def probe(timeout_s: float) -> tuple[bool, str]:
+            first.setdefault(name, trio.current_time())
+            return True, ""
+        return probe
+
+    params = ProbeParams(period_s=10)
+    async with trio.open_nursery() as nursery:
+        prober = Prober("/nonexistent/dir/state.json", lambda *a: None, seed=3)
+        prober._save = lambda: None  # type: ignore[method-assign]
+        await nursery.start(prober.run)
+        t0 = trio.current_time()
+        for i in range(20):
+            prober.add_pod(f"early{i}", [ContainerProbe("c", f"e{i}", Kind.READINESS, params,
+                                                        handler(f"early{i}"))])
+        await trio.sleep(15)
+        t1 = trio.current_time()
+        prober.add_pod("late", [ContainerProbe("c", "l", Kind.READINESS, params, handler("late"))])
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    early = sorted(first[f"early{i}"] - t0 for i in range(20))
+    assert early[-1] - early[0] > 5  # spread over the period
+    assert first["late"] - t1 < 0.05  # at once
