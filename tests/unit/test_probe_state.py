@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from probes.state import Kind, ProbeParams, ProbeState, Result, gated
 
 
@@ -66,3 +68,18 @@ def test_params_from_a_pod_probe():
                                "failureThreshold": 5})
     assert (p.initial_delay_s, p.timeout_s, p.period_s, p.success_threshold,
             p.failure_threshold) == (15, 3, 10, 1, 5)
+
+
+def test_readiness_retries_soon_until_first_ready_then_keeps_the_period():
+    s = ProbeState(Kind.READINESS, ProbeParams(period_s=1, failure_threshold=3), started_at=0)
+    assert s.next_due() == 0
+    s.record(False, now=0.0)
+    assert s.next_due() == pytest.approx(0.05)  # the server is not listening yet: soon again
+    s.record(False, now=0.05)
+    assert s.next_due() == pytest.approx(0.15)  # doubling
+    assert s.record(True, now=0.15) and s.passing
+    s.record(False, now=1.15)
+    assert s.next_due() == pytest.approx(2.15)  # once ready, failures keep the period
+    live = ProbeState(Kind.LIVENESS, ProbeParams(period_s=1), started_at=0)
+    live.record(False, now=0.0)
+    assert live.next_due() == 1  # liveness failures count toward a restart: never hurried
