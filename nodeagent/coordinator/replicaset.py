@@ -22,6 +22,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import trio
+
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.podutil import (
     condition,
@@ -135,21 +137,30 @@ class ReplicaSetController:
         return True
 
     async def _create(self, rs: Obj, count: int) -> None:
+        """Slow start: batches of 1, 2, 4, ... created concurrently (one fsync per batch);
+        a batch with a failure ends the pass."""
         ns = rs["metadata"]["namespace"]
         batch, done = 1, 0
-        while done < count:
-            for _ in range(min(batch, count - done)):
-                try:
-                    pod = await self.objects.create(PODS, ns, pod_from_template(
-                        rs, "ReplicaSet", "apps/v1"))
-                except ApiError as exc:
-                    await self.events.record(rs, "Warning", "FailedCreate",
-                                             f"Error creating: {exc.message}")
-                    return  # slow start: a failure stops this pass's creates
-                done += 1
-                await self.events.record(rs, "Normal", "SuccessfulCreate",
-                                         f"Created pod: {pod['metadata']['name']}")
+        failed: list[str] = []
+
+        async def one() -> None:
+            try:
+                pod = await self.objects.create(PODS, ns, pod_from_template(rs, "ReplicaSet",
+                                                                           "apps/v1"))
+            except ApiError as exc:
+                failed.append(exc.message)
+                return
+            await self.events.record(rs, "Normal", "SuccessfulCreate",
+                                     f"Created pod: {pod['metadata']['name']}")
+        while done < count and not failed:
+            size = min(batch, count - done)
+            async with trio.open_nursery() as nursery:
+                for _ in range(size):
+                    nursery.start_soon(one)
+            done += size
             batch *= 2
+        if failed:
+            await self.events.record(rs, "Warning", "FailedCreate", f"Error creating: {failed[0]}")
 
     async def _delete(self, rs: Obj, pod: Obj) -> None:
         name = pod["metadata"]["name"]

@@ -17,6 +17,8 @@ import logging
 from collections import Counter, defaultdict
 from typing import Any
 
+import trio
+
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.podutil import condition, controller_of, is_active
 from nodeagent.events import EventRecorder
@@ -95,8 +97,15 @@ class Scheduler:
                 pending.append(pod)
         pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0),
                                     p["metadata"].get("creationTimestamp", "")))
-        for pod in pending:
-            await self._place(pod, nodes, used, owners_on)
+        # Decide in order (priority, then age), then write the bindings together: the
+        # store commits concurrent writes in one fsync.
+        async with trio.open_nursery() as nursery:
+            for pod in pending:
+                node, why = self._choose(pod, nodes, used, owners_on)
+                if node is not None:
+                    nursery.start_soon(self._bind, pod, node)
+                else:
+                    nursery.start_soon(self._unschedulable, pod, why)
         return None
 
     def _fits(self, pod: Obj, node: Obj, used: dict[str, float],
@@ -127,8 +136,9 @@ class Scheduler:
             reasons.append("Too many pods")
         return reasons
 
-    async def _place(self, pod: Obj, nodes: list[Obj], used: dict[str, dict[str, float]],
-                     owners_on: dict[str, Counter[str]]) -> None:
+    def _choose(self, pod: Obj, nodes: list[Obj], used: dict[str, dict[str, float]],
+                owners_on: dict[str, Counter[str]]) -> tuple[str | None, str]:
+        """(the node, "") or (None, why no node fits); the choice is counted in ``used``."""
         requests = pod_requests(pod)
         why: Counter[str] = Counter()
         fit = []
@@ -139,13 +149,10 @@ class Scheduler:
                 why.update(reasons)
             else:
                 fit.append(node)
-        meta = pod["metadata"]
         if not fit:
-            message = (f"0/{len(nodes)} nodes are available: "
-                       + ", ".join(f"{n} {r}" for r, n in sorted(why.items())) + "."
-                       if nodes else "no nodes available to schedule pods")
-            await self._unschedulable(pod, message)
-            return
+            return None, (f"0/{len(nodes)} nodes are available: "
+                          + ", ".join(f"{n} {r}" for r, n in sorted(why.items())) + "."
+                          if nodes else "no nodes available to schedule pods")
         ref = controller_of(pod)
 
         def score(node: Obj) -> tuple[float, int]:
@@ -157,23 +164,26 @@ class Scheduler:
                 free.append((cap - used[name].get(r, 0.0) - requests.get(r, 0.0)) / cap)
             same_owner = owners_on[name][ref["uid"]] if ref else 0
             return (-same_owner, sum(free) / len(free))
-        best = max(fit, key=score)
-        name = best["metadata"]["name"]
-        try:
-            await self.objects.bind(meta["namespace"], meta["name"],
-                                    {"target": {"kind": "Node", "name": name}})
-        except ApiError as exc:
-            if exc.code in (404, 409):
-                return  # deleted or bound meanwhile
-            raise
+        name = max(fit, key=score)["metadata"]["name"]
         for r, v in requests.items():
             used[name][r] += v
         used[name]["pods"] += 1
         if ref:
             owners_on[name][ref["uid"]] += 1
+        return name, ""
+
+    async def _bind(self, pod: Obj, node: str) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.objects.bind(meta["namespace"], meta["name"],
+                                    {"target": {"kind": "Node", "name": node}})
+        except ApiError as exc:
+            if exc.code in (404, 409):
+                return  # deleted or bound meanwhile
+            raise
         self._reported.pop(meta["uid"], None)
         await self.events.record(pod, "Normal", "Scheduled",
-                                 f"Successfully assigned {meta['namespace']}/{meta['name']} to {name}")
+                                 f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}")
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         meta = pod["metadata"]

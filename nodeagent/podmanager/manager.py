@@ -102,6 +102,7 @@ class PodManager:
         self.backoff = RestartBackoff()
         self.prober = Prober(os.path.join(state_dir, "probes.json"), self._probe_changed)
         self.workers: dict[str, PodWorker] = {}
+        self._image_ids: dict[str, str] = {}  # image as the pod names it -> manifest digest
         self._nursery: trio.Nursery | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -119,6 +120,12 @@ class PodManager:
             log.info("pod manager running node=%s adopted=%d", self.node,
                      len(self.runtime.containers))
             task_status.started()
+
+    def _event(self, obj: Obj, type_: str, reason: str, message: str,
+               field_path: str | None = None) -> None:
+        """Record an event without holding up the pod (kubelet's recorder is a queue too)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self.events.record, obj, type_, reason, message, field_path)
 
     def _wake(self, uids: set[str]) -> None:
         for uid in uids:
@@ -192,14 +199,14 @@ class PodManager:
             try:
                 w.sandbox = await self.runtime.create_sandbox(self.net, w.uid)
             except ContainerError as exc:
-                await self.events.record(pod, "Warning", "FailedCreatePodSandBox",
+                self._event(pod, "Warning", "FailedCreatePodSandBox",
                                          f"Failed to create pod sandbox: {exc}")
                 await self._write_status(w, pod)
                 return 5.0
         try:
             w.volume_paths = await trio.to_thread.run_sync(self.volumes.setup, pod)
         except (VolumeError, OSError) as exc:
-            await self.events.record(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
             await self._write_status(w, pod)
             return 5.0
         self._note_exits(w, pod)
@@ -227,7 +234,7 @@ class PodManager:
                 st = latest[0][1] if latest else None
                 if st is not None and st["status"] == "running":
                     if self._liveness_failed(w.uid, c["name"]):
-                        await self.events.record(
+                        self._event(
                             pod, "Normal", "Killing", f"Container {c['name']} failed liveness "
                             "probe, will be restarted", f"spec.containers{{{c['name']}}}")
                         await self._stop(st["id"], _grace(pod))
@@ -265,7 +272,7 @@ class PodManager:
             env = container_env(pod, c, self._lookup, self._services(pod))
         except EnvError as exc:
             w.waiting[name] = ("CreateContainerConfigError", str(exc))
-            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+            self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             return 5.0
         cid = container_id(w.uid, name, attempt)
@@ -274,7 +281,7 @@ class PodManager:
             mounts = [*Volumes.mounts(c, w.volume_paths), self._hosts_file(w, pod)]
         except (ImageError, VolumeError, OSError) as exc:
             w.waiting[name] = ("CreateContainerError", str(exc))
-            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+            self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             return 5.0
         qos = qos_class([container_resources(x) for x in pod["spec"].get("containers") or []])
@@ -297,16 +304,16 @@ class PodManager:
         except ContainerError as exc:
             w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
                                else "CreateContainerError", str(exc))
-            await self.events.record(pod, "Warning", "Failed", f"Error: {exc}",
+            self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             if latest:
                 self.backoff.exited(key, now, now)
             return 5.0
         w.waiting.pop(name, None)
         await self.runtime.relist()
-        await self.events.record(pod, "Normal", "Created", f"Created container {name}",
+        self._event(pod, "Normal", "Created", f"Created container {name}",
                                  f"spec.containers{{{name}}}")
-        await self.events.record(pod, "Normal", "Started", f"Started container {name}",
+        self._event(pod, "Normal", "Started", f"Started container {name}",
                                  f"spec.containers{{{name}}}")
         return None
 
@@ -322,33 +329,35 @@ class PodManager:
             if have is None:
                 msg = f'Container image "{ref}" is not present with pull policy of Never'
                 w.waiting[c["name"]] = ("ErrImageNeverPull", msg)
-                await self.events.record(pod, "Warning", "ErrImageNeverPull", msg, field_path)
+                self._event(pod, "Warning", "ErrImageNeverPull", msg, field_path)
                 return None
-            await self.events.record(pod, "Normal", "Pulled",
-                                     f'Container image "{ref}" already present on machine',
-                                     field_path)
+            self._event(pod, "Normal", "Pulled",
+                        f'Container image "{ref}" already present on machine', field_path)
+            self._image_ids[ref] = have.digest
             return have
         now = trio.current_time()
         if w.image_backoff.get(ref, 0) > now:
             w.waiting[c["name"]] = ("ImagePullBackOff", f'Back-off pulling image "{ref}"')
             return None
-        await self.events.record(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
+        self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
         t0 = time.monotonic()
         try:
             image = await self.registry.pull(ref)
         except ImageError as exc:
             if have is not None and policy == "Always" and _offline(exc):
                 # The registry cannot be reached: the copy here is what we have.
+                self._image_ids[ref] = have.digest
                 return have
             w.waiting[c["name"]] = ("ErrImagePull", str(exc))
-            await self.events.record(pod, "Warning", "Failed",
+            self._event(pod, "Warning", "Failed",
                                      f'Failed to pull image "{ref}": {exc}', field_path)
             delay = min(300.0, 2 * max(5.0, w.image_backoff.get(ref + "#d", 5.0)))
             w.image_backoff[ref + "#d"] = delay
             w.image_backoff[ref] = now + delay
             return None
         w.image_backoff.pop(ref, None)
-        await self.events.record(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in '
+        self._image_ids[ref] = image.digest
+        self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in '
                                  f"{time.monotonic() - t0:.3f}s", field_path)
         return image
 
@@ -392,8 +401,7 @@ class PodManager:
         if not passing and w.pod is not None and self._nursery is not None:
             reason = f"{kind.value.capitalize()} probe failed: {message}" \
                 if not message.startswith("Liveness probe failed") else message
-            self._nursery.start_soon(self.events.record, w.pod, "Warning", "Unhealthy", reason,
-                                     f"spec.containers{{{container}}}")
+            self._event(w.pod, "Warning", "Unhealthy", reason, f"spec.containers{{{container}}}")
 
     def _liveness_failed(self, uid: str, name: str) -> bool:
         state = self.prober.states.get((uid, name, Kind.LIVENESS))
@@ -470,7 +478,7 @@ class PodManager:
             else:
                 return
             if not ok:
-                await self.events.record(pod, "Warning", "FailedPreStopHook",
+                self._event(pod, "Warning", "FailedPreStopHook",
                                          f"PreStopHook failed: {message.strip()[:200]}",
                                          f"spec.containers{{{c['name']}}}")
 
@@ -530,8 +538,7 @@ class PodManager:
         for c in containers:
             rec = ContainerRecord(c["name"], c["image"])
             attempts = history.get(c["name"], [])
-            with contextlib.suppress(ImageError):
-                rec.image_id = self.images.get(normalize_name(c["image"])).digest
+            rec.image_id = self._image_ids.get(c["image"], "")
             if not attempts:
                 rec.reason, rec.message = w.waiting.get(
                     c["name"], ("PodInitializing" if init else "ContainerCreating", ""))
