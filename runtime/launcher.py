@@ -660,7 +660,8 @@ def _sandboxes(req: dict[str, Any]) -> Iterator[Any]:
         node = NodeNet(cidr=net["cidr"], bridge=str(net.get("bridge") or "cni0"),
                        netns_prefix=str(net.get("netns_prefix") or "nodeagent-"),
                        mtu=int(net.get("mtu") or 1500))
-        yield SandboxManager(node, Ipam(net["ipam_dir"], node.cidr))
+        # The launcher is single-threaded: namespaces are made in-process, without forks.
+        yield SandboxManager(node, Ipam(net["ipam_dir"], node.cidr), in_process=True)
     except (IpamError, SandboxError, OSError, ValueError) as exc:
         raise LauncherError("SandboxError", str(exc)) from None
 

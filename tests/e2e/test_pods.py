@@ -263,13 +263,15 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
     node["agent"].start()
     time.sleep(4)  # several relists and probe periods of the new agent
     after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0] for p in ready_pods(http)}
-    assert after.keys() == before.keys()  # still both ready: readiness was not reset
-    for name, st in after.items():
-        assert st["containerID"] == before[name]["containerID"] and st["restartCount"] == 0
-        assert st["state"]["running"]["startedAt"] == before[name]["state"]["running"]["startedAt"]
-    assert http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"] == endpoints
     log = node["log"].read_text()
-    assert log.count("Started container kubia") == 2  # none started by the new agent
+    why = f"before: {before}\nafter: {after}\nagent log:\n{log[-4000:]}"
+    assert after.keys() == before.keys(), why  # still both ready: readiness was not reset
+    for name, st in after.items():
+        assert st["containerID"] == before[name]["containerID"] and st["restartCount"] == 0, why
+        assert st["state"]["running"]["startedAt"] == before[name]["state"]["running"]["startedAt"]
+    now = http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"]
+    assert now == endpoints, f"{endpoints}\n{now}\n{why}"
+    assert log.count("Started container kubia") == 2, why  # none started by the new agent
 
 
 # python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists; then print
