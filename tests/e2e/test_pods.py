@@ -258,7 +258,10 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
     until(lambda: len(ready_pods(http)) == 2, what="2 ready pods")
     before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]
               for p in ready_pods(http)}
-    endpoints = http.get("/api/v1/namespaces/default/endpoints/kubia").json()["subsets"]
+    def both_in_endpoints():  # type: ignore[no-untyped-def]
+        subsets = http.get("/api/v1/namespaces/default/endpoints/kubia").json().get("subsets")
+        return subsets if subsets and len(subsets[0].get("addresses") or []) == 2 else None
+    endpoints = until(both_in_endpoints, what="both pods in the endpoints")
     node["agent"].kill9()
     node["agent"].start()
     time.sleep(4)  # several relists and probe periods of the new agent
