@@ -117,6 +117,7 @@ async def run_agent(cfg: AgentConfig, *,
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
         sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
+        nursery.start_soon(_watchdog, store)
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
 
@@ -142,6 +143,20 @@ async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], *,
         await proxy.run(objects, rules, task_status=task_status)
     finally:
         rules.close()
+
+
+async def _watchdog(store: LocalStore) -> None:
+    """systemd's watchdog (WatchdogSec=): WATCHDOG=1 at half the interval while the event
+    loop runs and the store answers, so a wedged agent is restarted."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+        return
+    interval = int(usec) / 1e6 / 2
+    while True:
+        if store.ready.is_set():
+            sd_notify("WATCHDOG=1")
+        await trio.sleep(interval)
 
 
 async def _signals(scope: trio.CancelScope) -> None:

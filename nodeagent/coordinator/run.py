@@ -15,6 +15,7 @@ from nodeagent.coordinator import (
     deployment,
     endpoints,
     garbage,
+    loadbalancer,
     namespaces,
     replicaset,
     scheduler,
@@ -37,6 +38,7 @@ async def run_coordinator(objects: Any, *,
             ("replicaset", replicaset.PREFIXES, replicaset.ReplicaSetController(objects)),
             ("endpoints", endpoints.PREFIXES, endpoints.EndpointsController(objects)),
             ("garbage-collector", garbage.PREFIXES, garbage.GarbageCollector(objects)),
+            ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects)),
         ]
         for name, prefixes, controller in loops:
             await nursery.start(reconcile, name, store, prefixes, controller.sync)

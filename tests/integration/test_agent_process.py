@@ -40,6 +40,24 @@ def test_help_explains_every_setting():
         assert "--" + field.replace("_", "-") in p.stdout, field
 
 
+def test_watchdog_pings_at_half_the_interval(tmp_path):
+    sock_path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(sock_path)
+        notify.settimeout(20)
+        os.environ.update(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="400000")
+        try:
+            agent = AgentProcess(tmp_path / "a", "dog").start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        try:
+            pings = [notify.recv(4096).decode() for _ in range(4)]
+            assert pings[0].startswith("READY=1")
+            assert pings[1:] == ["WATCHDOG=1"] * 3  # every 0.2 s while the agent runs
+        finally:
+            agent.close()
+
+
 def test_ready_notification_and_clean_stop_on_sigterm(tmp_path):
     sock_path = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:

@@ -97,3 +97,26 @@ def test_requests_count_init_containers_as_kubernetes():
                                  {"resources": {"requests": {"cpu": "200m", "memory": "1Gi"}}}],
                   "initContainers": [{"resources": {"requests": {"cpu": "500m"}}}]}}
     assert pod_requests(p) == {"cpu": 0.5, "memory": 1024 ** 3}
+
+
+async def test_load_balancer_services_get_the_ready_nodes_addresses(objects, tmp_path):
+    from nodeagent.coordinator.loadbalancer import LoadBalancerController
+    svc_res = by_kind("Service")
+    await NodeReporter(objects, "node1", str(tmp_path), ["192.168.56.11"]).report()
+    await objects.create(svc_res, "default", {"metadata": {"name": "web"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    await objects.create(svc_res, "default", {"metadata": {"name": "plain"}, "spec": {
+        "selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    lb = LoadBalancerController(objects)
+    await lb.sync()
+    web = objects.get(svc_res, "default", "web")
+    assert web["status"]["loadBalancer"]["ingress"] == [{"ip": "192.168.56.11"}]
+    assert web["spec"]["ports"][0]["nodePort"] >= 30000  # reachable there, on its NodePort
+    assert not (objects.get(svc_res, "default", "plain").get("status") or {}).get(
+        "loadBalancer", {}).get("ingress")
+    web["spec"]["type"] = "ClusterIP"
+    for p in web["spec"]["ports"]:
+        p.pop("nodePort", None)
+    await objects.update(svc_res, "default", "web", web)
+    await lb.sync()
+    assert not objects.get(svc_res, "default", "web")["status"]["loadBalancer"].get("ingress")
