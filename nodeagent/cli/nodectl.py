@@ -611,8 +611,7 @@ def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, tail: int, sin
         pass
 
 
-@cli.command("exec", context_settings={"ignore_unknown_options": True,
-                                       "allow_interspersed_args": False})
+@cli.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("pod")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-c", "--container", default=None, help="The container (needed if several).")

@@ -84,6 +84,7 @@ class PodWorker:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> reason, message
     image_backoff: dict[str, float] = field(default_factory=dict)  # image -> retry time
     exits_seen: set[str] = field(default_factory=set)  # container ids fed to the back-off
+    killing: set[str] = field(default_factory=set)  # container ids stopped for liveness
     done: bool = False
 
 
@@ -233,7 +234,8 @@ class PodManager:
                 latest = attempts.get(c["name"], [])
                 st = latest[0][1] if latest else None
                 if st is not None and st["status"] == "running":
-                    if self._liveness_failed(w.uid, c["name"]):
+                    if self._liveness_failed(w.uid, c["name"]) and st["id"] not in w.killing:
+                        w.killing.add(st["id"])  # once: the stop escalates to SIGKILL itself
                         self._event(
                             pod, "Normal", "Killing", f"Container {c['name']} failed liveness "
                             "probe, will be restarted", f"spec.containers{{{c['name']}}}")

@@ -324,3 +324,88 @@ def test_rolling_update_and_rollback_drop_no_request(node, tmp_path):
     rs = http.get("/apis/apps/v1/namespaces/default/replicasets").json()["items"]
     revisions = sorted(r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for r in rs)
     assert revisions == ["2", "3"]
+
+
+FORTUNE = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: fortune-config}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: fortune-secret}
+stringData: {token: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fortune}
+spec:
+  volumes:
+  - {name: html, emptyDir: {}}
+  - {name: config, configMap: {name: fortune-config}}
+  containers:
+  - name: writer
+    image: kubia:latest
+    imagePullPolicy: IfNotPresent
+    command:
+    - sh
+    - -c
+    - while true; do echo "$(cat /etc/fortune/greeting) $TOKEN" > /var/htdocs/index.html; sleep 0.2; done
+    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: fortune-secret, key: token}}}]
+    volumeMounts: [{name: html, mountPath: /var/htdocs}, {name: config, mountPath: /etc/fortune}]
+  - name: web
+    image: kubia:latest
+    imagePullPolicy: IfNotPresent
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    volumeMounts: [{name: html, mountPath: /www, readOnly: true}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sick}
+spec:
+  terminationGracePeriodSeconds: 2  # sh as PID 1 ignores SIGTERM: SIGKILL after 2 s
+  containers:
+  - name: app
+    image: kubia:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "sleep 2; touch /tmp/sick; sleep 3600"]
+    livenessProbe:
+      exec: {command: ["sh", "-c", "test ! -e /tmp/sick"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"""
+
+
+def test_volumes_config_and_liveness_as_the_seeds_use_them(node):
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=FORTUNE)
+
+    def running(name: str) -> bool:
+        st = http.get(f"/api/v1/namespaces/default/pods/{name}").json().get("status") or {}
+        return st.get("phase") == "Running" and all(
+            "running" in (c.get("state") or {}) for c in st.get("containerStatuses") or [])
+    until(lambda: running("fortune") and running("sick"), what="both pods running")
+    # Two containers, one emptyDir: the writer's page is the web server's, with the
+    # ConfigMap's file and the Secret's env var in it.
+    page = until(lambda: nodectl(node, "exec", "fortune", "-c", "web", "--", "cat",
+                                 "/www/index.html").strip() or None, what="the shared page")
+    assert page == "hello s3cret"
+    # The ConfigMap changes: the mounted file follows (atomically), no restart.
+    cm = http.get("/api/v1/namespaces/default/configmaps/fortune-config").json()
+    cm["data"]["greeting"] = "bonjour"
+    http.put("/api/v1/namespaces/default/configmaps/fortune-config", json=cm).raise_for_status()
+    until(lambda: nodectl(node, "exec", "fortune", "-c", "web", "--", "cat",
+                          "/www/index.html").strip() == "bonjour s3cret", 30, "the new greeting")
+    statuses = http.get("/api/v1/namespaces/default/pods/fortune").json()["status"]
+    assert all(c["restartCount"] == 0 for c in statuses["containerStatuses"])
+    # Liveness: the app turns sick after 2 s; two failed probes restart it, with the event.
+    def restarted() -> bool:
+        st = http.get("/api/v1/namespaces/default/pods/sick").json()["status"]
+        return st["containerStatuses"][0]["restartCount"] >= 1
+    until(restarted, 30, "a liveness restart")
+    events = nodectl(node, "get", "events")
+    assert "Container app failed liveness probe, will be restarted" in events
+    assert "Liveness probe failed" in events
+    described = nodectl(node, "describe", "pod", "sick")
+    assert "Restart Count:  1" in described or "Restart Count:  2" in described
