@@ -409,3 +409,77 @@ def test_volumes_config_and_liveness_as_the_seeds_use_them(node):
     assert "Liveness probe failed" in events
     described = nodectl(node, "describe", "pod", "sick")
     assert "Restart Count:  1" in described or "Restart Count:  2" in described
+
+
+INIT_AND_CRASH = """
+apiVersion: v1
+kind: Pod
+metadata: {name: staged}
+spec:
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - {name: one, image: kubia:latest, imagePullPolicy: IfNotPresent,
+     command: ["sh", "-c", "echo one >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: two, image: kubia:latest, imagePullPolicy: IfNotPresent,
+     command: ["sh", "-c", "echo two >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: kubia:latest, imagePullPolicy: IfNotPresent,
+     command: ["sh", "-c", "cat /work/order; exec sleep 3600"],
+     volumeMounts: [{name: work, mountPath: /work}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  containers:
+  - {name: app, image: kubia:latest, imagePullPolicy: IfNotPresent,
+     command: ["sh", "-c", "echo starting; exit 3"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: kubia:latest, imagePullPolicy: IfNotPresent, command: ["sh", "-c", "exit 0"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: noimage}
+spec:
+  containers:
+  - {name: app, image: "nosuch:v1", imagePullPolicy: Never}
+"""
+
+
+def test_init_containers_crash_loops_completion_and_image_errors(node):
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=INIT_AND_CRASH)
+
+    def status(name: str) -> dict:  # type: ignore[type-arg]
+        return http.get(f"/api/v1/namespaces/default/pods/{name}").json().get("status") or {}
+    # Init containers ran in order, to completion, before the main container.
+    until(lambda: status("staged").get("phase") == "Running", what="staged running")
+    st = status("staged")
+    assert [c["state"]["terminated"]["reason"] for c in st["initContainerStatuses"]] == \
+        ["Completed", "Completed"]
+    assert nodectl(node, "logs", "staged", "-c", "main").split() == ["one", "two"]
+    # A container that keeps failing: restarted with back-off, CrashLoopBackOff shown.
+    def crash_looping() -> bool:
+        c = (status("crasher").get("containerStatuses") or [{}])[0]
+        return (c.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff" \
+            and c.get("restartCount", 0) >= 1
+    until(crash_looping, 40, "CrashLoopBackOff")
+    c = status("crasher")["containerStatuses"][0]
+    assert c["lastState"]["terminated"]["exitCode"] == 3
+    assert "back-off 10s restarting failed container=app pod=crasher" in \
+        c["state"]["waiting"]["message"]
+    assert "starting" in nodectl(node, "logs", "crasher", "--previous") + nodectl(node, "logs", "crasher")
+    table = nodectl(node, "get", "pod", "crasher")
+    assert "CrashLoopBackOff" in table
+    # restartPolicy Never and exit 0: Succeeded, not restarted.
+    until(lambda: status("once").get("phase") == "Succeeded", what="once succeeded")
+    assert status("once")["containerStatuses"][0]["restartCount"] == 0
+    # An image that is not there with pullPolicy Never: ErrImageNeverPull.
+    until(lambda: ((status("noimage").get("containerStatuses") or [{}])[0].get("state") or {})
+          .get("waiting", {}).get("reason") == "ErrImageNeverPull", what="ErrImageNeverPull")
