@@ -28,6 +28,7 @@ from nodeagent.coordinator.run import run_coordinator
 from nodeagent.nodestatus import NodeReporter
 from nodeagent.objects.kinds import by_kind
 from nodeagent.podmanager.manager import PodManager
+from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.store import LocalStore
 from runtime.images import ImageStore
@@ -79,9 +80,18 @@ async def run_agent(cfg: AgentConfig, *,
             if not runs_pods:
                 raise ApiError(503, "ServiceUnavailable", "the pod manager is starting")
             return await runs_pods[0].exec(pod, container, argv)
+        metrics: list[Metrics] = []  # filled once the pod manager runs
+
+        class _Usage:  # the API asks for usage before the pod manager exists
+            def pod_metrics(self, pods: list) -> list:  # type: ignore[type-arg]
+                return metrics[0].pod_metrics(pods) if metrics else []
+
+            def node_metrics(self) -> dict:  # type: ignore[type-arg]
+                return metrics[0].node_metrics() if metrics else {}
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
                      body_timeout_s=cfg.request_timeout_s, logs=logs,
-                     exec_=exec_in_pod if cfg.launcher_socket else None)
+                     exec_=exec_in_pod if cfg.launcher_socket else None,
+                     metrics=_Usage() if cfg.launcher_socket else None)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if cfg.coordinator:
@@ -108,6 +118,9 @@ async def run_agent(cfg: AgentConfig, *,
                 cgroup_parent=cfg.cgroup_parent)
             await nursery.start(pods.run)
             runs_pods.append(pods)
+            usage = Metrics(cfg.name, pods.runtime)
+            await nursery.start(usage.run)
+            metrics.append(usage)
             await nursery.start(NodeReporter(
                 objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)

@@ -28,6 +28,7 @@ from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
+from nodeagent.objects.kinds import by_kind
 from nodeagent.objects.yamljson import yaml_to_json
 
 log = logging.getLogger("nodeagent.api")
@@ -55,10 +56,11 @@ class ApiApp:
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
                  body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
-                 exec_: Exec | None = None) -> None:
+                 exec_: Exec | None = None, metrics: Any = None) -> None:
         self.objects = objects
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
+        self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
         self.ready = ready
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
@@ -133,6 +135,8 @@ class ApiApp:
         if path == "/apis":
             return lambda: const(discovery.api_group_list())
         parts = [p for p in path.split("/") if p]
+        if parts[:3] == ["apis", "metrics.k8s.io", "v1beta1"]:
+            return lambda: self._metrics(parts[3:])
         if len(parts) == 2 and parts[0] == "api":
             doc = discovery.resource_list("", parts[1])
             return (lambda: const(doc)) if doc else _not_found
@@ -250,6 +254,22 @@ class ApiApp:
                     raise
         listed["items"] = deleted
         return json_response(listed)
+
+    async def _metrics(self, rest: list[str]) -> Response:
+        """metrics.k8s.io/v1beta1: nodes, pods (all or one namespace's), as metrics-server."""
+        if self.metrics is None:
+            raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
+                           "the request (get pods.metrics.k8s.io): this agent runs no pods")
+        pods_res = by_kind("Pod")
+        if rest == ["nodes"]:
+            return json_response({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                  "metadata": {}, "items": [self.metrics.node_metrics()]})
+        if rest == ["pods"] or (len(rest) == 3 and rest[0] == "namespaces" and rest[2] == "pods"):
+            ns = rest[1] if len(rest) == 3 else None
+            pods = self.objects.list(pods_res, ns)["items"]
+            return json_response({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                  "metadata": {}, "items": self.metrics.pod_metrics(pods)})
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     async def _pod_log(self, pod: dict[str, Any], query: Any) -> Response:
         if self.logs is None:

@@ -25,8 +25,9 @@ from nodeagent.api.client import DEFAULT_SERVER, Client, ClientError, Connection
 from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
-from nodeagent.cli.printers import table, to_yaml
+from nodeagent.cli.printers import format_rows, table, to_yaml
 from nodeagent.objects.kinds import RESOURCES, Resource, by_kind, lookup
+from nodeagent.objects.quantity import parse_quantity
 
 Obj = dict[str, Any]
 ALL_CATEGORY = ("pods", "services", "deployments", "replicasets")
@@ -660,6 +661,83 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
         click.echo(f"command terminated with exit code {code}", err=True)
         sys.exit(code)
     fail(f"error: {status.get('message', 'exec failed')}")
+
+
+@cli.group()
+def top() -> None:
+    """Resource usage (CPU, memory) of pods or nodes, from the nodes' cgroups."""
+
+
+def _metrics(ctx: Ctx, path: str) -> list[Obj]:
+    try:
+        return ctx.client.request("GET", f"/apis/metrics.k8s.io/v1beta1/{path}")["items"]
+    except ClientError as exc:
+        fail(f"error: Metrics API not available: {exc.status.get('message', '')}")
+    return []
+
+
+@top.command("pods")
+@click.argument("name", required=False)
+@click.option("-A", "--all-namespaces", "all_ns", is_flag=True, help="Across namespaces.")
+@click.option("--containers", is_flag=True, help="A line per container.")
+@common
+def top_pods(ctx: Ctx, name: str | None, all_ns: bool, containers: bool) -> None:
+    """'top pods': CPU (millicores) and memory of each pod."""
+    path = "pods" if all_ns else f"namespaces/{ctx.namespace or 'default'}/pods"
+    items = [m for m in _metrics(ctx, path) if name in (None, m["metadata"]["name"])]
+    if not items:
+        fail(f"error: metrics not available yet{f' for pod {name}' if name else ''}")
+    head = (["NAMESPACE"] if all_ns else []) + ["POD"] + (["NAME"] if containers else []) + \
+        ["CPU(cores)", "MEMORY(bytes)"]
+    if not containers:
+        head[head.index("POD")] = "NAME"
+    rows = [head]
+    for m in sorted(items, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
+        pre = [m["metadata"]["namespace"]] if all_ns else []
+        if containers:
+            for c in m["containers"]:
+                rows.append([*pre, m["metadata"]["name"], c["name"], _cores(c["usage"]["cpu"]),
+                             _mib(c["usage"]["memory"])])
+        else:
+            cpu = sum(_milli(c["usage"]["cpu"]) for c in m["containers"])
+            mem = sum(_bytes(c["usage"]["memory"]) for c in m["containers"])
+            rows.append([*pre, m["metadata"]["name"], f"{cpu}m", f"{mem // 2 ** 20}Mi"])
+    click.echo(format_rows(rows))
+
+
+@top.command("nodes")
+@common
+def top_nodes(ctx: Ctx) -> None:
+    """'top nodes': CPU and memory of each node, also as % of allocatable."""
+    nodes_res = resource_or_fail("nodes")
+    alloc = {n["metadata"]["name"]: (n.get("status") or {}).get("allocatable") or {}
+             for n in ctx.client.list(nodes_res, None)["items"]}
+    rows = [["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]]
+    for m in _metrics(ctx, "nodes"):
+        name = m["metadata"]["name"]
+        cpu, mem = _milli(m["usage"]["cpu"]), _bytes(m["usage"]["memory"])
+        a = alloc.get(name, {})
+        cpu_pct = f"{cpu * 100 // max(1, _milli(a.get('cpu', '0')))}%" if a.get("cpu") else "<unknown>"
+        mem_pct = f"{mem * 100 // max(1, _bytes(a.get('memory', '0')))}%" if a.get("memory") \
+            else "<unknown>"
+        rows.append([name, f"{cpu}m", cpu_pct, f"{mem // 2**20}Mi", mem_pct])
+    click.echo(format_rows(rows))
+
+
+def _milli(q: str) -> int:
+    return int(parse_quantity(q).value * 1000)
+
+
+def _bytes(q: str) -> int:
+    return int(parse_quantity(q).value)
+
+
+def _cores(q: str) -> str:
+    return f"{_milli(q)}m"
+
+
+def _mib(q: str) -> str:
+    return f"{_bytes(q) // 2**20}Mi"
 
 
 @cli.group()

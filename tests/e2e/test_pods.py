@@ -234,6 +234,16 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     assert nodectl(node, "exec", name, "--", "cat", "/etc/hosts").splitlines()[-1].endswith(name)
     events = nodectl(node, "get", "events")
     assert "Started container kubia" in events and "Scheduled" in events
+    # top: usage from the pods' cgroups (sampled every 10 s; the first rate needs two).
+    def top_pods() -> str | None:
+        p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "top", "pods"],
+                           env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                           text=True, timeout=30)
+        return p.stdout if p.returncode == 0 and all(
+            pod["metadata"]["name"] in p.stdout for pod in pods) else None
+    top = until(top_pods, 40, "pod metrics")
+    assert top.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], top
+    assert nodectl(node, "top", "nodes").splitlines()[1].split()[0] == "node1"
     # A deleted pod is replaced; the Deployment keeps 2 ready.
     victim = pods[0]["metadata"]["name"]
     nodectl(node, "delete", "pod", victim)
