@@ -30,6 +30,7 @@ from nodeagent.objects.kinds import by_kind
 from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
+from nodeagent.proxy.service import RulesProgress
 from nodeagent.store import LocalStore
 from runtime.images import ImageStore
 
@@ -97,6 +98,7 @@ async def run_agent(cfg: AgentConfig, *,
         if cfg.coordinator:
             await nursery.start(run_coordinator, objects)
         addresses = node_addresses(cfg.pod_cidr)
+        rules_applied = RulesProgress() if cfg.proxy else None
         if cfg.launcher_socket:
             # This agent runs pods: the pod manager first, then the Node that offers this
             # node to the scheduler (a node that cannot run pods must not be offered).
@@ -115,7 +117,7 @@ async def run_agent(cfg: AgentConfig, *,
                      "netns_prefix": f"nodeagent-{cfg.name}-",
                      "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cfg.pod_cidr else None,
                 node_ip=addresses[0] if addresses else "127.0.0.1",
-                cgroup_parent=cfg.cgroup_parent)
+                cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied)
             await nursery.start(pods.run)
             runs_pods.append(pods)
             usage = Metrics(cfg.name, pods.runtime)
@@ -125,7 +127,7 @@ async def run_agent(cfg: AgentConfig, *,
                 objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
         if cfg.proxy:
-            await nursery.start(_proxy, objects, cfg.proxy, addresses)
+            await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
         nursery.start_soon(_signals, nursery.cancel_scope)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
@@ -144,7 +146,7 @@ def node_addresses(pod_cidr: str = "") -> list[str]:
                    and not (pods and ipaddress.ip_address(a.address) in pods)})
 
 
-async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], *,
+async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], applied: RulesProgress, *,
                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Service rules for this node's own addresses (NodePort answers on each)."""
     from netns.iptables import IptablesRules
@@ -153,7 +155,7 @@ async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], *,
     rules = NftRules(addresses) if backend == "nft" else IptablesRules(addresses)
     log.info("proxy backend=%s node_addresses=%s", backend, ",".join(addresses))
     try:
-        await proxy.run(objects, rules, task_status=task_status)
+        await proxy.run(objects, rules, applied=applied, task_status=task_status)
     finally:
         rules.close()
 

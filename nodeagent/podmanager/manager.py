@@ -47,6 +47,7 @@ from nodeagent.podmanager.status import (
     pod_phase,
 )
 from nodeagent.podmanager.volumes import VolumeError, Volumes
+from nodeagent.proxy.service import RulesProgress
 from probes.handlers import HttpGet
 from probes.spec import handler_for
 from probes.state import Kind
@@ -67,7 +68,7 @@ CONFIGMAPS = by_kind("ConfigMap")
 SECRETS = by_kind("Secret")
 assert PODS and ENDPOINTS and SERVICES and CONFIGMAPS and SECRETS
 RESYNC_S = 10.0
-PROXY_MARGIN_S = 1.0  # for every node's proxy to apply an endpoint removal
+PROXY_MARGIN_S = 0.5  # for other nodes' proxies to apply an endpoint removal
 Obj = dict[str, Any]
 
 
@@ -91,12 +92,14 @@ class PodWorker:
 class PodManager:
     def __init__(self, objects: Any, node: str, runtime: RuntimeClient, images: ImageStore,
                  state_dir: str, *, net: dict[str, Any] | None, node_ip: str = "",
-                 registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent") -> None:
+                 registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent",
+                 rules_applied: RulesProgress | None = None) -> None:
         self.objects, self.node, self.runtime, self.images = objects, node, runtime, images
         # The pod network (cidr, bridge, netns_prefix, ipam_dir); None: pods share the
         # node's network namespace and address (as hostNetwork pods do).
         self.net, self.node_ip, self.cgroup_parent = net, node_ip, cgroup_parent
         self.registry = registry or RegistryClient(images)
+        self.rules_applied = rules_applied  # this node's service rules' progress
         self.state_dir = state_dir
         self.volumes = Volumes(os.path.join(state_dir, "pods"), self._lookup)
         self.events = EventRecorder(objects, "kubelet", node)
@@ -428,7 +431,10 @@ class PodManager:
             with trio.move_on_after(min(grace / 2, 10.0)):
                 while self._in_endpoints(pod["metadata"]["namespace"], ip):  # noqa: ASYNC110
                     await trio.sleep(0.1)  # the store is polled: a watch for one IP is no simpler
-                await trio.sleep(min(PROXY_MARGIN_S, grace / 4))
+                if self.rules_applied is not None:  # this node's rules: known exactly
+                    await self.rules_applied.wait_for(self.objects.store.revision)
+            # Other nodes' proxies (with the cluster) are not observed: give them a moment.
+            await trio.sleep(min(PROXY_MARGIN_S, grace / 4))
         await self._kill(w, pod, grace_s=max(0.0, deadline - trio.current_time()))
         await self._cleanup(w)
         try:

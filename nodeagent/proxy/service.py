@@ -40,8 +40,27 @@ def desired_ports(objects: ObjectStore) -> list[ServicePort]:
     return service_ports(services, endpoints)
 
 
+class RulesProgress:
+    """The store revision this node's rules reflect: every Service and Endpoints change up
+    to it is in the kernel.  The pod manager waits on it before stopping a pod, so no
+    request of this node is sent to a pod that is going away."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self._changed = trio.Event()
+
+    def set(self, revision: int) -> None:
+        self.revision = revision
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, revision: int) -> None:
+        while self.revision < revision:
+            await self._changed.wait()
+
+
 async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60.0,
-              retry_max_s: float = 5.0,
+              retry_max_s: float = 5.0, applied: RulesProgress | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     changed = trio.Event()
 
@@ -63,6 +82,7 @@ async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60
         backoff = 0.1
         while True:
             changed = trio.Event()
+            revision = objects.store.revision  # what the listing below reflects
             ports = desired_ports(objects)
             try:
                 mode = await trio.to_thread.run_sync(rules.sync, ports)
@@ -72,6 +92,8 @@ async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60
                 backoff = min(backoff * 2, retry_max_s)
                 continue
             backoff = 0.1
+            if applied is not None:
+                applied.set(revision)
             if mode != "noop":
                 log.info("service rules %s ports=%d", mode, len(ports))
             with trio.move_on_after(resync_s):

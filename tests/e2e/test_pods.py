@@ -289,14 +289,14 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
 
 # python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists; then print
 # "ok N failed M" and the first failures.
-HAMMER = ("import os, sys, urllib.request\n"
+HAMMER = ("import os, sys, time, urllib.request\n"
           "ok, failed = 0, []\n"
           "while not os.path.exists(sys.argv[2]):\n"
           "    try:\n"
           "        urllib.request.urlopen(sys.argv[1], timeout=3).read()\n"
           "        ok += 1\n"
           "    except Exception as e:\n"
-          "        failed.append(repr(e))\n"
+          "        failed.append(f'{time.strftime(\"%H:%M:%S\", time.gmtime())}: {e!r}')\n"
           "print('ok', ok, 'failed', len(failed), failed[:5])\n")
 
 
@@ -321,12 +321,22 @@ def test_rolling_update_and_rollback_drop_no_request(node, tmp_path):
         assert nodectl(node, "rollout", "undo", "deployment/kubia").strip() == \
             "deployment.apps/kubia rolled back"
         nodectl(node, "rollout", "status", "deployment/kubia", "--timeout", "90s")
+        # A pod deleted under load, then scale down and up: still no failed request.
+        nodectl(node, "delete", "pod", ready_pods(http)[0]["metadata"]["name"])
+        until(lambda: len(ready_pods(http)) == 3 and len(
+            http.get("/api/v1/namespaces/default/pods").json()["items"]) == 3, 60, "3 pods again")
+        nodectl(node, "scale", "deployment", "kubia", "--replicas=1")
+        until(lambda: len(http.get("/api/v1/namespaces/default/pods").json()["items"]) == 1, 60,
+              "scaled down to 1")
+        nodectl(node, "scale", "deployment", "kubia", "--replicas=3")
+        until(lambda: len(ready_pods(http)) == 3, 60, "scaled up to 3")
         time.sleep(1)
     finally:
         stop.touch()
         result = hammer.communicate(timeout=30)[0]
     words = result.split()
-    assert words[0] == "ok" and int(words[1]) > 50 and words[3] == "0", result
+    assert words[0] == "ok" and int(words[1]) > 50 and words[3] == "0", \
+        result + node["log"].read_text()[-8000:]
     pods = ready_pods(http)
     assert len(pods) == 3
     env = pods[0]["spec"]["containers"][0]["env"]
