@@ -504,3 +504,36 @@ def test_init_containers_crash_loops_completion_and_image_errors(node):
     # An image that is not there with pullPolicy Never: ErrImageNeverPull.
     until(lambda: ((status("noimage").get("containerStatuses") or [{}])[0].get("state") or {})
           .get("waiting", {}).get("reason") == "ErrImageNeverPull", what="ErrImageNeverPull")
+
+
+def test_pre_stop_hook_runs_before_the_container_stops_and_host_path_is_shared(node, tmp_path):
+    """preStop, then SIGTERM: the hook writes into a hostPath the test reads from outside."""
+    shared = tmp_path / "host-share"
+    manifest = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: share, hostPath: {{path: "{shared}", type: DirectoryOrCreate}}}}]
+  containers:
+  - name: app
+    image: kubia:latest
+    imagePullPolicy: IfNotPresent
+    command:
+    - sh
+    - -c
+    - trap 'echo term >> /share/log; exit 0' TERM; echo up >> /share/log; while true; do sleep 0.1; done
+    volumeMounts: [{{name: share, mountPath: /share}}]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop >> /share/log"]}}
+"""
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=manifest)
+    until(lambda: (shared / "log").exists() and "up" in (shared / "log").read_text(), 60,
+          "the container writing to the hostPath")
+    nodectl(node, "delete", "pod", "hooked")
+    until(lambda: http.get("/api/v1/namespaces/default/pods/hooked").status_code == 404, 30,
+          "the pod gone")
+    assert (shared / "log").read_text().split() == ["up", "prestop", "term"]
