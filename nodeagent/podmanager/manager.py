@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ CONFIGMAPS = by_kind("ConfigMap")
 SECRETS = by_kind("Secret")
 assert PODS and ENDPOINTS and SERVICES and CONFIGMAPS and SECRETS
 RESYNC_S = 10.0
+SANDBOX_SWEEP_S = 60.0
 PROXY_MARGIN_S = 0.5  # for other nodes' proxies to apply an endpoint removal
 Obj = dict[str, Any]
 
@@ -107,6 +109,7 @@ class PodManager:
         self.prober = Prober(os.path.join(state_dir, "probes.json"), self._probe_changed)
         self.workers: dict[str, PodWorker] = {}
         self._image_ids: dict[str, str] = {}  # image as the pod names it -> manifest digest
+        self._next_sandbox_sweep = -math.inf
         self._nursery: trio.Nursery | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -119,8 +122,11 @@ class PodManager:
             await nursery.start(self.runtime.run_relist, self._wake)
             if self.net is not None:
                 await self.runtime.ensure_bridge(self.net)
-            prefixes = [r.prefix(None) for r in (PODS, CONFIGMAPS, SECRETS, SERVICES)]
-            await nursery.start(reconcile, "podmanager", self.objects.store, prefixes, self.sync)
+            await nursery.start(reconcile, "podmanager", self.objects.store,
+                                [PODS.prefix(None)], self.sync)
+            await nursery.start(reconcile, "podmanager-config", self.objects.store,
+                                [r.prefix(None) for r in (CONFIGMAPS, SECRETS, SERVICES)],
+                                self._config_changed)
             log.info("pod manager running node=%s adopted=%d", self.node,
                      len(self.runtime.containers))
             task_status.started()
@@ -147,6 +153,9 @@ class PodManager:
             if w is None:
                 w = self.workers[uid] = PodWorker(uid, pod)
                 self._nursery.start_soon(self._worker, w)
+            elif w.pod is not None and w.pod["metadata"].get("resourceVersion") == \
+                    pod["metadata"].get("resourceVersion"):
+                continue  # unchanged (often the worker's own status write): no pass needed
             w.pod = pod
             w.wake.set()
         for uid, w in self.workers.items():
@@ -159,8 +168,18 @@ class PodManager:
             if uid not in known:
                 w = self.workers[uid] = PodWorker(uid, None)
                 self._nursery.start_soon(self._worker, w)
-        if self.net is not None:
+        now = trio.current_time()
+        if self.net is not None and now >= self._next_sandbox_sweep:
+            # Sandboxes of pods that vanished while nobody watched (a crash): rare, so a
+            # sweep now and then, not a launcher call on every pod change.
+            self._next_sandbox_sweep = now + SANDBOX_SWEEP_S
             await self.runtime.reconcile_sandboxes(self.net, set(mine) | set(self.workers))
+        return None
+
+    async def _config_changed(self) -> float | None:
+        """A ConfigMap, Secret or Service changed: every pod may mount or name it."""
+        for w in self.workers.values():
+            w.wake.set()
         return None
 
     async def _worker(self, w: PodWorker) -> None:
