@@ -189,7 +189,22 @@ class SandboxManager:
             pass
         if remove_netns and name in netns.listnetns():
             netns.remove(name)
-        self.ipam.release(pod_uid)
+        ip = self.ipam.release(pod_uid)
+        if ip is not None:
+            self._forget_flows(ip)
+
+    def _forget_flows(self, ip: str) -> None:
+        """Drop the node's conntrack entries of flows DNATed to the pod (its Services').
+
+        A closed connection's entry lingers (TIME_WAIT, 2 minutes); a client reusing its
+        source port could be sent along it to an address nobody holds any more ("no route
+        to host").  The pod is gone by now, so no live connection is cut.
+        """
+        prefix = ["ip", "netns", "exec", self.net.node_netns] if self.net.node_netns else []
+        with contextlib.suppress(FileNotFoundError):  # no conntrack tool: nothing to do
+            # Exit code 1 means no entry matched.
+            subprocess.run([*prefix, "conntrack", "-D", "--dst-nat", ip], capture_output=True,
+                           check=False, timeout=10)
 
     def delete(self, pod_uid: str) -> None:
         """Remove the sandbox and give back its address; deleting twice is fine."""

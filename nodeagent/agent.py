@@ -73,56 +73,26 @@ async def run_agent(cfg: AgentConfig, *,
         await nursery.start(store.run)
         objects = ObjectStore(store)
         await ensure_namespaces(objects)
-        logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs")) \
+        addresses = node_addresses(cfg.pod_cidr)
+        rules_applied = RulesProgress() if cfg.proxy else None
+        # A node that runs pods (it has a launcher): its parts are made first, since the API
+        # serves their logs, exec and metrics; they start after the coordinator.
+        pods = await _pod_manager(cfg, objects, addresses, rules_applied) \
             if cfg.launcher_socket else None
-        runs_pods: list[PodManager] = []  # the pod manager, once it exists
-
-        async def exec_in_pod(pod: dict, container: str, argv: list[str]):  # type: ignore[no-untyped-def,type-arg]
-            if not runs_pods:
-                raise ApiError(503, "ServiceUnavailable", "the pod manager is starting")
-            return await runs_pods[0].exec(pod, container, argv)
-        metrics: list[Metrics] = []  # filled once the pod manager runs
-
-        class _Usage:  # the API asks for usage before the pod manager exists
-            def pod_metrics(self, pods: list) -> list:  # type: ignore[type-arg]
-                return metrics[0].pod_metrics(pods) if metrics else []
-
-            def node_metrics(self) -> dict:  # type: ignore[type-arg]
-                return metrics[0].node_metrics() if metrics else {}
+        usage = Metrics(cfg.name, pods.runtime) if pods else None
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
-                     body_timeout_s=cfg.request_timeout_s, logs=logs,
-                     exec_=exec_in_pod if cfg.launcher_socket else None,
-                     metrics=_Usage() if cfg.launcher_socket else None)
+                     body_timeout_s=cfg.request_timeout_s,
+                     logs=PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
+                     if pods else None,
+                     exec_=pods.exec if pods else None, metrics=usage)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if cfg.coordinator:
             await nursery.start(run_coordinator, objects)
-        addresses = node_addresses(cfg.pod_cidr)
-        rules_applied = RulesProgress() if cfg.proxy else None
-        if cfg.launcher_socket:
-            # This agent runs pods: the pod manager first, then the Node that offers this
-            # node to the scheduler (a node that cannot run pods must not be offered).
-            launcher = await ensure_launcher(cfg.launcher_socket,
-                                             os.path.join(cfg.data_dir, "containers"))
-            known = (await launcher.call("list")).get("containers") or []
-            log.info("launcher connected socket=%s containers=%d running=%d exited=%d",
-                     cfg.launcher_socket, len(known),
-                     sum(1 for c in known if c["status"] == "running"),
-                     sum(1 for c in known if c["status"] == "exited"))
-            pods = PodManager(
-                objects, cfg.name, RuntimeClient(launcher, cfg.launcher_socket),
-                ImageStore(cfg.images_dir or os.path.join(cfg.data_dir, "images")),
-                os.path.join(cfg.data_dir, "kubelet"),
-                net={"cidr": cfg.pod_cidr, "bridge": "cni0",
-                     "netns_prefix": f"nodeagent-{cfg.name}-",
-                     "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cfg.pod_cidr else None,
-                node_ip=addresses[0] if addresses else "127.0.0.1",
-                cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied)
+        if pods is not None and usage is not None:
+            # The pod manager first, then the Node that offers this node to the scheduler.
             await nursery.start(pods.run)
-            runs_pods.append(pods)
-            usage = Metrics(cfg.name, pods.runtime)
             await nursery.start(usage.run)
-            metrics.append(usage)
             await nursery.start(NodeReporter(
                 objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
@@ -135,6 +105,23 @@ async def run_agent(cfg: AgentConfig, *,
         nursery.start_soon(_watchdog, store)
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
+
+
+async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[str],
+                       rules_applied: RulesProgress | None) -> PodManager:
+    """Connect to (or start) the launcher and build the pod manager around it."""
+    launcher = await ensure_launcher(cfg.launcher_socket, os.path.join(cfg.data_dir, "containers"))
+    known = (await launcher.call("list")).get("containers") or []
+    log.info("launcher connected socket=%s containers=%d running=%d exited=%d",
+             cfg.launcher_socket, len(known), sum(1 for c in known if c["status"] == "running"),
+             sum(1 for c in known if c["status"] == "exited"))
+    net = {"cidr": cfg.pod_cidr, "bridge": "cni0", "netns_prefix": f"nodeagent-{cfg.name}-",
+           "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cfg.pod_cidr else None
+    return PodManager(objects, cfg.name, RuntimeClient(launcher, cfg.launcher_socket),
+                      ImageStore(cfg.images_dir or os.path.join(cfg.data_dir, "images")),
+                      os.path.join(cfg.data_dir, "kubelet"), net=net,
+                      node_ip=addresses[0] if addresses else "127.0.0.1",
+                      cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied)
 
 
 def node_addresses(pod_cidr: str = "") -> list[str]:
