@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from nodeagent.api.client import Client
+from nodeagent.coordinator.deployment import revision_of
 from nodeagent.objects.kinds import by_kind
 
 __all__ = ["history", "restart", "set_paused", "status", "undo"]
@@ -23,7 +24,6 @@ __all__ = ["history", "restart", "set_paused", "status", "undo"]
 DEPLOYMENTS = by_kind("Deployment")
 RS = by_kind("ReplicaSet")
 assert DEPLOYMENTS is not None and RS is not None
-REVISION = "deployment.kubernetes.io/revision"
 Obj = dict[str, Any]
 
 
@@ -31,19 +31,12 @@ class RolloutError(Exception):
     pass
 
 
-def _revision(obj: Obj) -> int:
-    try:
-        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
-
-
 def _owned(client: Client, ns: str, d: Obj) -> list[Obj]:
     items = client.list(RS, ns)["items"]
     uid = d["metadata"]["uid"]
     return sorted((rs for rs in items if any(r.get("uid") == uid and r.get("controller")
                                              for r in rs["metadata"].get("ownerReferences") or [])),
-                  key=_revision)
+                  key=revision_of)
 
 
 def status_message(d: Obj) -> tuple[bool, str]:
@@ -89,7 +82,7 @@ def history(client: Client, ns: str, name: str, revision: int | None) -> str:
     d = client.get(DEPLOYMENTS, ns, name)
     sets = _owned(client, ns, d)
     if revision is not None:
-        rs = next((r for r in sets if _revision(r) == revision), None)
+        rs = next((r for r in sets if revision_of(r) == revision), None)
         if rs is None:
             raise RolloutError(f"unable to find the specified revision {revision}")
         import yaml
@@ -99,7 +92,7 @@ def history(client: Client, ns: str, name: str, revision: int | None) -> str:
     rows = ["REVISION  CHANGE-CAUSE"]
     for rs in sets:
         cause = (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause")
-        rows.append(f"{_revision(rs):<9} {cause or '<none>'}")
+        rows.append(f"{revision_of(rs):<9} {cause or '<none>'}")
     return f"deployment.apps/{name} \n" + "\n".join(rows) + "\n"
 
 
@@ -107,11 +100,11 @@ def undo(client: Client, ns: str, name: str, to_revision: int | None) -> str:
     d = client.get(DEPLOYMENTS, ns, name)
     sets = _owned(client, ns, d)
     if to_revision:
-        target = next((r for r in sets if _revision(r) == to_revision), None)
+        target = next((r for r in sets if revision_of(r) == to_revision), None)
         if target is None:
             raise RolloutError(f"unable to find specified revision {to_revision} in history")
     else:
-        older = [r for r in sets if _revision(r) < _revision(d)]
+        older = [r for r in sets if revision_of(r) < revision_of(d)]
         if not older:
             raise RolloutError("no rollout history found for deployment " + repr(name))
         target = older[-1]
@@ -122,7 +115,7 @@ def undo(client: Client, ns: str, name: str, to_revision: int | None) -> str:
     template["metadata"] = meta
     if template == d["spec"].get("template"):
         return (f"deployment.apps/{name} skipped rollback (current template already matches "
-                f"revision {_revision(target)})")
+                f"revision {revision_of(target)})")
     d["spec"]["template"] = template
     client.replace(DEPLOYMENTS, ns, name, d)
     return f"deployment.apps/{name} rolled back"

@@ -36,7 +36,7 @@ from nodeagent.coordinator.podutil import controller_of, owner_ref, parse_time
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
 
-__all__ = ["PREFIXES", "DeploymentController", "template_hash"]
+__all__ = ["PREFIXES", "REVISION", "DeploymentController", "revision_of", "template_hash"]
 
 log = logging.getLogger("nodeagent.deployment")
 
@@ -77,7 +77,7 @@ def resolve(value: Any, total: int, round_up: bool) -> int:
     return int(value)
 
 
-def _revision(obj: Obj) -> int:
+def revision_of(obj: Obj) -> int:
     try:
         return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
     except ValueError:
@@ -133,11 +133,11 @@ class DeploymentController:
                     if _without_hash(rs["spec"].get("template") or {}) == _without_hash(template)),
                    None)
         old = sorted((rs for rs in owned if rs is not new),
-                     key=lambda rs: (_revision(rs), rs["metadata"].get("creationTimestamp", "")))
+                     key=lambda rs: (revision_of(rs), rs["metadata"].get("creationTimestamp", "")))
         replicas = int(spec.get("replicas", 1))
-        if new is not None and old and _revision(new) <= max(_revision(rs) for rs in old) \
+        if new is not None and old and revision_of(new) <= max(revision_of(rs) for rs in old) \
                 and not spec.get("paused"):
-            await self._bump_revision(d, new, max(_revision(rs) for rs in old) + 1)  # rollback
+            await self._bump_revision(d, new, max(revision_of(rs) for rs in old) + 1)  # rollback
         if spec.get("paused"):
             # Scaling still applies, to the one ReplicaSet with pods (proportional scaling
             # of a paused rollout's several is not done).
@@ -209,7 +209,7 @@ class DeploymentController:
         tmeta["labels"] = {**(tmeta.get("labels") or {}), HASH_LABEL: digest}
         selector = copy.deepcopy(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: digest}
-        revision = max([_revision(rs) for rs in old] + [0]) + 1
+        revision = max([revision_of(rs) for rs in old] + [0]) + 1
         body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
             "name": f"{meta['name']}-{digest}", "namespace": meta["namespace"],
             "labels": tmeta["labels"], "annotations": {REVISION: str(revision)},

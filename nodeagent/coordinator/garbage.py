@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
+from nodeagent.coordinator.podutil import set_owner_refs
 from nodeagent.objects.kinds import RESOURCES
 
 __all__ = ["PREFIXES", "GarbageCollector"]
@@ -61,7 +62,7 @@ class GarbageCollector:
                 continue
             keep = [r for r in present if not _finalizing(by_uid[r["uid"]], ORPHAN)]
             if len(keep) != len(refs):
-                await self._set_refs(res, obj, keep)
+                await set_owner_refs(self.objects, res, obj, keep)
         for res, obj in everything:
             for finalizer in (ORPHAN, FOREGROUND):
                 if _finalizing(obj, finalizer) and not dependents[obj["metadata"]["uid"]]:
@@ -77,16 +78,6 @@ class GarbageCollector:
         try:
             await self.objects.delete(res, meta.get("namespace"), meta["name"],
                                       preconditions_uid=meta["uid"], propagation=propagation)
-        except ApiError as exc:
-            if exc.code not in (404, 409):
-                raise
-
-    async def _set_refs(self, res: Any, obj: Obj, refs: list[Obj]) -> None:
-        meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
-        if refs:
-            meta["ownerReferences"] = refs
-        try:
-            await self.objects.update(res, meta.get("namespace"), meta["name"], {**obj, "metadata": meta})
         except ApiError as exc:
             if exc.code not in (404, 409):
                 raise

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from nodeagent.api.status import ApiError
+
 __all__ = ["condition", "controller_of", "is_active", "is_available", "is_ready", "owner_ref",
-           "parse_time", "restarts"]
+           "parse_time", "restarts", "set_owner_refs"]
 
 Obj = dict[str, Any]
 
@@ -63,3 +65,18 @@ def owner_ref(owner: Obj, api_version: str, kind: str) -> Obj:
     meta = owner["metadata"]
     return {"apiVersion": api_version, "kind": kind, "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
+
+
+async def set_owner_refs(objects: Any, res: Any, obj: Obj, refs: list[Obj]) -> bool:
+    """Write ``obj`` with these ownerReferences (none: the field goes); False if it changed
+    or went meanwhile (the caller's next pass sees it as it is now)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
+    if refs:
+        meta["ownerReferences"] = refs
+    try:
+        await objects.update(res, meta.get("namespace"), meta["name"], {**obj, "metadata": meta})
+    except ApiError as exc:
+        if exc.code in (404, 409):
+            return False
+        raise
+    return True

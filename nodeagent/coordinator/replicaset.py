@@ -34,6 +34,7 @@ from nodeagent.coordinator.podutil import (
     owner_ref,
     parse_time,
     restarts,
+    set_owner_refs,
 )
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
@@ -121,20 +122,7 @@ class ReplicaSetController:
     async def _set_owner(self, pod: Obj, ref: Obj | None, uid: str) -> bool:
         """Adopt (ref) or release (None); False if the pod changed meanwhile."""
         refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-        if ref is not None:
-            refs.append(ref)
-        meta = {k: v for k, v in pod["metadata"].items() if k != "ownerReferences"}
-        if refs:
-            meta["ownerReferences"] = refs
-        body = {**pod, "metadata": meta}
-        try:
-            await self.objects.update(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                      body)
-        except ApiError as exc:
-            if exc.code in (404, 409):
-                return False
-            raise
-        return True
+        return await set_owner_refs(self.objects, PODS, pod, refs + ([ref] if ref else []))
 
     async def _create(self, rs: Obj, count: int) -> None:
         """Slow start: batches of 1, 2, 4, ... created concurrently (one fsync per batch);

@@ -35,11 +35,17 @@ import trio
 from netns.sandbox import Sandbox
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
+from nodeagent.coordinator.podutil import parse_time
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import ContainerError, RuntimeClient
-from nodeagent.podmanager.spec import container_id, container_resources, container_spec
+from nodeagent.podmanager.spec import (
+    container_id,
+    container_resources,
+    container_spec,
+    parse_container_id,
+)
 from nodeagent.podmanager.status import (
     ContainerRecord,
     RestartBackoff,
@@ -49,6 +55,7 @@ from nodeagent.podmanager.status import (
 )
 from nodeagent.podmanager.volumes import VolumeError, Volumes
 from nodeagent.proxy.service import RulesProgress
+from nodeagent.reconcile import reconcile
 from probes.handlers import HttpGet
 from probes.spec import handler_for
 from probes.state import Kind
@@ -88,6 +95,7 @@ class PodWorker:
     image_backoff: dict[str, float] = field(default_factory=dict)  # image -> retry time
     exits_seen: set[str] = field(default_factory=set)  # container ids fed to the back-off
     killing: set[str] = field(default_factory=set)  # container ids stopped for liveness
+    volumes_at: int = -1  # the config generation its volumes were last set up at
     done: bool = False
 
 
@@ -110,12 +118,12 @@ class PodManager:
         self.workers: dict[str, PodWorker] = {}
         self._image_ids: dict[str, str] = {}  # image as the pod names it -> manifest digest
         self._next_sandbox_sweep = -math.inf
+        self._config_generation = 0  # bumped by every ConfigMap, Secret or Service change
         self._nursery: trio.Nursery | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        from nodeagent.reconcile import reconcile
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.prober.run)
@@ -164,7 +172,8 @@ class PodManager:
                 w.wake.set()
         # Containers of pods this agent has no worker for (deleted while it was down).
         known = set(mine) | set(self.workers)
-        for uid in {k.rsplit("_", 2)[0] for k in self.runtime.containers if k.count("_") >= 2}:
+        for uid in {parsed[0] for parsed in map(parse_container_id, self.runtime.containers)
+                    if parsed}:
             if uid not in known:
                 w = self.workers[uid] = PodWorker(uid, None)
                 self._nursery.start_soon(self._worker, w)
@@ -178,6 +187,7 @@ class PodManager:
 
     async def _config_changed(self) -> float | None:
         """A ConfigMap, Secret or Service changed: every pod may mount or name it."""
+        self._config_generation += 1
         for w in self.workers.values():
             w.wake.set()
         return None
@@ -227,7 +237,12 @@ class PodManager:
                 await self._write_status(w, pod)
                 return 5.0
         try:
-            w.volume_paths = await trio.to_thread.run_sync(self.volumes.setup, pod)
+            # A pod's volumes follow its (immutable) spec and the ConfigMaps and Secrets it
+            # names: set up once, then again only after one of those changed.
+            if w.volumes_at != self._config_generation:
+                generation = self._config_generation
+                w.volume_paths = await trio.to_thread.run_sync(self.volumes.setup, pod)
+                w.volumes_at = generation
         except (VolumeError, OSError) as exc:
             self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
             await self._write_status(w, pod)
@@ -473,16 +488,16 @@ class PodManager:
         return False
 
     async def _kill(self, w: PodWorker, pod: Obj | None, grace_s: float) -> None:
-        running = [at[0][1] for at in self.runtime.of_pod(w.uid).values()
-                   if at and at[0][1]["status"] == "running"]
+        running = {name: at[0][1] for name, at in self.runtime.of_pod(w.uid).items()
+                   if at and at[0][1]["status"] == "running"}
         if pod is not None:
             async with trio.open_nursery() as nursery:
                 for c in pod["spec"].get("containers") or []:
                     hook = ((c.get("lifecycle") or {}).get("preStop"))
-                    st = next((s for s in running if s["id"].split("_")[-2] == c["name"]), None)
+                    st = running.get(c["name"])
                     if hook and st is not None:
                         nursery.start_soon(self._pre_stop, w, pod, c, st["id"], hook, grace_s)
-        for st in running:
+        for st in running.values():
             await self._stop(st["id"], grace_s)
         with trio.move_on_after(grace_s + 5):
             while any(at and at[0][1]["status"] == "running"
@@ -529,8 +544,7 @@ class PodManager:
             with contextlib.suppress(ContainerError):
                 await self.runtime.delete_sandbox(self.net, w.uid)
         w.sandbox = None
-        for key in [k for k in list(self.backoff._delay) if k.startswith(f"{w.uid}/")]:
-            self.backoff.forget(key)
+        self.backoff.forget_prefix(f"{w.uid}/")
 
     # --- status ---------------------------------------------------------------------------
 
@@ -621,7 +635,7 @@ class PodManager:
         if self.node_ip:
             status["hostIPs"] = [{"ip": self.node_ip}]
         status = {k: v for k, v in status.items() if v is not None}
-        if status == w.status_written or status == {k: v for k, v in old.items()}:
+        if status in (w.status_written, old):
             w.status_written = status
             return
         for _ in range(3):
@@ -696,7 +710,6 @@ def _terminated(st: Obj) -> Obj:
 
 def _mono(stamp: str | None, now: float) -> float:
     """An RFC 3339 time on Trio's clock (for back-off arithmetic)."""
-    from nodeagent.coordinator.podutil import parse_time
     if not stamp:
         return now
     return now - max(0.0, time.time() - parse_time(stamp))

@@ -147,3 +147,8 @@ class RestartBackoff:
     def forget(self, key: str) -> None:
         for table in (self._delay, self._not_before, self._applied):
             table.pop(key, None)
+
+    def forget_prefix(self, prefix: str) -> None:
+        """Forget every key of a pod (``<uid>/``) whose containers are gone."""
+        for key in [k for k in self._delay if k.startswith(prefix)]:
+            self.forget(key)
