@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import select
 import struct
 import sys
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -304,13 +306,15 @@ _NS_FLAG = {"ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "net": sc.CLONE_NEWN
 def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
                env: tuple[str, ...] | None = None, cwd: str | None = None,
                stdio: tuple[int, int, int] | None = None,
-               cgroups: CgroupDriver | None = None) -> Started:
+               cgroups: CgroupDriver | None = None, tty: bool = False) -> Started:
     """Start ``args`` inside the running container whose PID 1 is ``target_pid``.
 
     Joins its cgroup and namespaces (the mount namespace last: joining it makes
     the container's root our root), then forks so the command is inside its PID
     namespace, and drops to the container's privileges.  Returns once exec'd;
-    the caller reaps the returned pid.  Raises StartFailed.
+    the caller reaps the returned pid.  With ``tty`` its stdio is a terminal's slave end:
+    the command leads a new session with that terminal as its controlling terminal, so
+    Ctrl-C reaches it as SIGINT and the terminal's hang-up as SIGHUP.  Raises StartFailed.
     """
     from runtime.container_init import drop_privileges, find_executable
     exec_spec = dataclasses.replace(spec, args=args, env=env if env is not None else spec.env,
@@ -345,6 +349,9 @@ def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
                 os.close(pid_w)
                 try:
                     exe = find_executable(exec_spec.args[0], exec_spec.env)
+                    if tty:
+                        os.setsid()
+                        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
                     os.chdir(exec_spec.cwd)
                     drop_privileges(exec_spec)
                     environ = dict(e.split("=", 1) if "=" in e else (e, "")

@@ -17,6 +17,10 @@ gets one response line.  Requests (``op``): ``create`` {id, spec, log_path?} (se
 ``kill`` {id, signal, all?}, ``stop`` {id, grace_s}, ``state`` {id},
 ``list``, ``wait`` {id} (answers when the container has exited), ``exec`` {id, args,
 env?, cwd?, timeout_s?} (answers when the command exits, with its output),
+``exec_attach`` {id, args, stdin?, tty?} (answers at once with the command's ends -- stdin's
+write end if asked, stdout's and stderr's read ends, or a terminal's master end with tty --
+passed as SCM_RIGHTS, then a second line with its exit code; closing the connection
+hangs the command up, as closing a terminal does),
 ``delete`` {id, force?}; and the pods' network sandboxes (netns/sandbox.py), done here
 because making a network namespace forks and the agent's Trio process must not:
 ``sandbox_bridge`` {net}, ``sandbox_create`` {net, pod_uid}, ``sandbox_delete`` {net,
@@ -27,6 +31,7 @@ mtu?, ipam_dir}.  Errors: ``{"ok": false, "reason", "message"}``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import heapq
 import json
 import logging
@@ -34,6 +39,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -75,6 +81,7 @@ class _Exec:
     fds: dict[int, str]
     out: dict[str, bytearray]
     timed_out: bool = False
+    attached: bool = False  # its ends went to the client: reply with the exit code only
 
 
 @dataclass
@@ -110,6 +117,29 @@ def _output_pipes() -> Iterator[tuple[tuple[int, int, int], tuple[int, int]]]:
     finally:
         for fd in (out_w, err_w, null):
             os.close(fd)
+
+
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
+
+
+def _container_pty(pid: int) -> tuple[int, int]:
+    """A terminal (master, slave) from the container's own devpts, as runc makes one, so
+    the command's ``tty`` names a /dev/pts/N that exists in the container; the slave is
+    opened through the master (TIOCGPTPEER), never by a path.  Falls back to the host's."""
+    try:
+        master = os.open(f"/proc/{pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        master, slave = os.openpty()
+        os.set_inheritable(master, False)
+        os.set_inheritable(slave, False)
+        return master, slave
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
 
 
 def _available(fd: int) -> Iterator[bytes]:
@@ -358,6 +388,10 @@ class Launcher:
         for live in self.live.values():
             if conn in live.waiters:
                 live.waiters.remove(conn)
+        for pid, ex in self.execs.items():
+            if ex.conn is conn:  # nobody is left to read its output: hang it up
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         conn.close()
 
     def _reply(self, conn: socket.socket, obj: dict[str, Any]) -> None:
@@ -500,6 +534,65 @@ class Launcher:
             self._after(float(timeout), expire)
         return None
 
+    def op_exec_attach(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Start a command in a running container and hand its stdio to the client.
+
+        The client (the agent, for pods/exec) streams them itself, so an interactive shell
+        or a ``tail -f`` is not squeezed through this single-threaded loop; the launcher
+        only reaps the command and reports its exit code.  runc's console socket hands a
+        terminal over the same way."""
+        live = self._get(req)
+        args = req.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            raise LauncherError("BadRequest", "args must be a non-empty list of strings")
+        if live.state.status != "running" or live.spec is None:
+            raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
+        spec = spec_from_dict(live.spec)
+        tty, want_stdin = bool(req.get("tty")), bool(req.get("stdin"))
+        env = spec.env
+        if tty and not any(e.startswith("TERM=") for e in env):
+            env = (*env, "TERM=xterm")  # as docker and containerd do for a terminal
+        ours: list[int] = []  # passed to the client
+        theirs: list[int] = []  # the command's ends, closed here once it has them
+        try:
+            if tty:
+                master, slave = _container_pty(live.state.pid)
+                ours, theirs, stdio = [master], [slave], (slave, slave, slave)
+            else:
+                out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                ours, theirs = [out_r, err_r], [out_w, err_w]
+                if want_stdin:
+                    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                    ours, theirs = [in_w, *ours], [in_r, *theirs]
+                else:
+                    in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                    theirs.append(in_r)
+                stdio = (in_r, out_w, err_w)
+            started = spawn_exec(live.state.pid, spec, tuple(args), env=env, stdio=stdio,
+                                 cgroups=self.cgroups, tty=tty)
+        except (StartFailed, OSError) as exc:
+            for fd in ours:
+                os.close(fd)
+            if isinstance(exc, StartFailed):
+                raise LauncherError(exc.reason, str(exc)) from None
+            raise LauncherError("StartError", f"exec: {exc}") from None
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.execs[started.pid] = _Exec(conn, {}, {}, attached=True)
+        line = json.dumps({"ok": True, "pid": started.pid, "fds": len(ours)}).encode() + b"\n"
+        try:
+            conn.setblocking(True)
+            socket.send_fds(conn, [line], ours)
+            conn.setblocking(False)
+        except OSError:
+            self._drop(conn)
+        finally:
+            for fd in ours:
+                os.close(fd)
+        return None
+
     def _exec_readable(self, fd: int, pid: int) -> None:
         ex = self.execs.get(pid)
         try:
@@ -524,6 +617,9 @@ class Launcher:
             self.sel.unregister(fd)
             os.close(fd)
         code = os.waitstatus_to_exitcode(status)
+        if ex.attached:
+            self._reply(ex.conn, {"ok": True, "exit_code": 128 - code if code < 0 else code})
+            return
         self._reply(ex.conn, {"ok": True, "exit_code": 128 - code if code < 0 else code,
                               "timed_out": ex.timed_out,
                               "stdout": ex.out["stdout"].decode(errors="replace"),

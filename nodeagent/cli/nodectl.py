@@ -9,6 +9,7 @@ into a message.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -616,20 +617,25 @@ def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, tail: int, sin
 @click.argument("pod")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-c", "--container", default=None, help="The container (needed if several).")
-@click.option("-i", "--stdin", is_flag=True, help="Pass stdin to the command (not yet).")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a terminal (not yet).")
+@click.option("-i", "--stdin", is_flag=True, help="Pass stdin to the command.")
+@click.option("-t", "--tty", is_flag=True, help="Stdin is a terminal (with -i: a shell).")
 @common
 def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, stdin: bool,
           tty: bool) -> None:
-    """Run a command in a pod's container: 'exec kubia-x1 -- ls /', with its exit code."""
+    """Run a command in a pod's container: 'exec kubia-x1 -- ls /', 'exec -it kubia-x1 -- sh'."""
     from urllib.parse import urlencode
 
     from websockets.exceptions import InvalidHandshake, WebSocketException
     from websockets.sync.client import connect
     if pod.startswith(("pod/", "pods/", "po/")):
         pod = pod.split("/", 1)[1]
+    if tty and not (stdin and os.isatty(0)):
+        click.echo("Unable to use a TTY - input is not a terminal or the right kind of file",
+                   err=True)
+        tty = False
     argv = list(command[1:] if command and command[0] == "--" else command)
-    query = [("command", c) for c in argv] + [("stdout", "true"), ("stderr", "true")]
+    query = [("command", c) for c in argv] + [("stdout", "true")]
+    query += [("stderr", "true")] if not tty else []
     query += [("container", container)] if container else []
     query += [("stdin", "true")] if stdin else []
     query += [("tty", "true")] if tty else []
@@ -638,7 +644,9 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
     status: Obj = {}
     try:
         with connect(url, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
-                     open_timeout=10, max_size=None) as ws:
+                     open_timeout=10, max_size=None) as ws, _raw_terminal(tty):
+            if stdin:
+                _send_stdin(ws, tty)
             for message in ws:
                 data = message if isinstance(message, bytes) else message.encode()
                 if not data:
@@ -661,6 +669,48 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
         click.echo(f"command terminated with exit code {code}", err=True)
         sys.exit(code)
     fail(f"error: {status.get('message', 'exec failed')}")
+
+
+@contextlib.contextmanager
+def _raw_terminal(on: bool) -> Iterator[None]:
+    """Our terminal in raw mode while a remote one is in use, as kubectl's term package
+    does: keys (Ctrl-C included) go to the remote command, which echoes them."""
+    if not on:
+        yield
+        return
+    import termios
+    import tty as ttymod
+    saved = termios.tcgetattr(0)
+    ttymod.setraw(0)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _send_stdin(ws: Any, tty: bool) -> None:
+    """Stdin to channel 0 from a thread of its own; on EOF the v5 close frame (255, 0).
+    With a terminal, its size now and on every SIGWINCH (channel 4)."""
+    import signal
+    import threading
+
+    def size() -> None:
+        columns, rows = os.get_terminal_size(0)
+        with contextlib.suppress(Exception):
+            ws.send(b"\x04" + orjson.dumps({"Width": columns, "Height": rows}))
+
+    if tty:
+        size()
+        signal.signal(signal.SIGWINCH, lambda *_: size())
+
+    def pump() -> None:
+        with contextlib.suppress(Exception):
+            while data := os.read(0, 32768):
+                ws.send(b"\x00" + data)
+            if ws.subprotocol == "v5.channel.k8s.io":
+                ws.send(b"\xff\x00")
+
+    threading.Thread(target=pump, daemon=True).start()
 
 
 @cli.group()

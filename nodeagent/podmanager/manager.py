@@ -39,7 +39,7 @@ from nodeagent.coordinator.podutil import parse_time
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
 from nodeagent.podmanager.env import EnvError, command_line, container_env
-from nodeagent.podmanager.runtime import ContainerError, RuntimeClient
+from nodeagent.podmanager.runtime import ContainerError, ExecSession, RuntimeClient
 from nodeagent.podmanager.spec import (
     container_id,
     container_resources,
@@ -77,6 +77,8 @@ SECRETS = by_kind("Secret")
 assert PODS and ENDPOINTS and SERVICES and CONFIGMAPS and SECRETS
 RESYNC_S = 10.0
 SANDBOX_SWEEP_S = 60.0
+PULL_PROGRESS_S = 5.0
+MIB = 1 << 20
 PROXY_MARGIN_S = 0.5  # for other nodes' proxies to apply an endpoint removal
 Obj = dict[str, Any]
 
@@ -381,7 +383,7 @@ class PodManager:
         self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
         t0 = time.monotonic()
         try:
-            image = await self.registry.pull(ref)
+            image = await self._pull_reporting(pod, ref, field_path)
         except ImageError as exc:
             if have is not None and policy == "Always" and _offline(exc):
                 # The registry cannot be reached: the copy here is what we have.
@@ -398,6 +400,35 @@ class PodManager:
         self._image_ids[ref] = image.digest
         self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in '
                                  f"{time.monotonic() - t0:.3f}s", field_path)
+        return image
+
+    async def _pull_reporting(self, pod: Obj, ref: str, field_path: str) -> Image:
+        """Pull, and every PULL_PROGRESS_S say how far it got: a big image on a slow link
+        is then visible in ``describe pod`` as moving, not stuck."""
+        got: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+
+        def progress(digest: str, so_far: int, size: int) -> None:
+            got[digest], sizes[digest] = so_far, size
+
+        async def report() -> None:
+            while True:
+                await trio.sleep(PULL_PROGRESS_S)
+                self._event(pod, "Normal", "Pulling",
+                            f'Pulling image "{ref}": {sum(got.values()) / MIB:.1f} MiB of '
+                            f"{sum(sizes.values()) / MIB:.1f} MiB", field_path)
+
+        failed: ImageError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(report)
+            try:
+                image = await self.registry.pull(ref, progress)
+            except ImageError as exc:  # raised out of the nursery it would come as a group
+                failed = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
         return image
 
     # --- probes ---------------------------------------------------------------------------
@@ -446,13 +477,17 @@ class PodManager:
         state = self.prober.states.get((uid, name, Kind.LIVENESS))
         return state is not None and state.restart_requested
 
-    async def exec(self, pod: Obj, container: str, argv: list[str]) -> tuple[int, bytes, bytes]:
-        """Run a command in the pod's running container (pods/exec)."""
+    async def exec(self, pod: Obj, container: str, argv: list[str], stdin: bool,
+                   tty: bool) -> ExecSession:
+        """Start a command in the pod's running container; its stdio is streamed (pods/exec)."""
         attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
         if not attempts or attempts[0][1]["status"] != "running":
             raise ApiError.bad_request(f'container {container} is not running in pod '
                                        f'{pod["metadata"]["name"]}')
-        return await self.runtime.exec_streams(attempts[0][1]["id"], argv)
+        try:
+            return await self.runtime.exec_attach(attempts[0][1]["id"], argv, stdin=stdin, tty=tty)
+        except ContainerError as exc:
+            raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from None
 
     # --- stopping -------------------------------------------------------------------------
 
@@ -469,6 +504,7 @@ class PodManager:
                     await self.rules_applied.wait_for(self.objects.store.revision)
             # Other nodes' proxies (with the cluster) are not observed: give them a moment.
             await trio.sleep(min(PROXY_MARGIN_S, grace / 4))
+        log.info("pod stopping %s/%s ip=%s", pod["metadata"]["namespace"], pod["metadata"]["name"], ip)
         await self._kill(w, pod, grace_s=max(0.0, deadline - trio.current_time()))
         await self._cleanup(w)
         try:

@@ -10,7 +10,14 @@ a second without one waiting call per container.
 
 from __future__ import annotations
 
+import array
+import fcntl
+import json
 import logging
+import os
+import socket
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +27,7 @@ from netns.sandbox import Sandbox
 from nodeagent.containers import Launcher, LauncherUnavailable
 from nodeagent.podmanager.spec import parse_container_id
 
-__all__ = ["ContainerError", "RuntimeClient"]
+__all__ = ["ContainerError", "ExecSession", "RuntimeClient"]
 
 log = logging.getLogger("nodeagent.podmanager")
 RELIST_S = 1.0
@@ -31,6 +38,45 @@ class ContainerError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class ExecSession:
+    """A command running in a container whose stdio is ours to stream.
+
+    ``stdin`` (None unless asked), ``stdout`` and ``stderr`` (None with a terminal, whose
+    one end carries both) are Trio streams; ``wait()`` returns the exit code once the
+    launcher reaped the command.  Closing the session hangs the command up."""
+
+    def __init__(self, sock: trio.socket.SocketType, buffered: bytes, fds: list[int], *,
+                 stdin: bool, tty: bool) -> None:
+        self._sock, self._buf = sock, buffered
+        streams = [trio.lowlevel.FdStream(fd) for fd in fds]
+        self.terminal: trio.lowlevel.FdStream | None = streams[0] if tty else None
+        self.stdin = streams.pop(0) if stdin or tty else None
+        self.stdout = self.stdin if tty else streams[0]
+        self.stderr = None if tty else streams[1]
+        self._streams = [s for s in (self.stdin, self.stdout, self.stderr) if s is not None]
+
+    def resize(self, columns: int, rows: int) -> None:
+        if self.terminal is not None:
+            fcntl.ioctl(self.terminal.fileno(), termios.TIOCSWINSZ,
+                        struct.pack("HHHH", rows, columns, 0, 0))
+
+    async def wait(self) -> int:
+        while b"\n" not in self._buf:
+            chunk = await self._sock.recv(4096)
+            if not chunk:
+                return 137  # the launcher went away: the command is as good as killed
+            self._buf += chunk
+        try:
+            return int(json.loads(self._buf.partition(b"\n")[0]).get("exit_code", 137))
+        except (ValueError, TypeError):
+            return 137
+
+    async def aclose(self) -> None:
+        for stream in {id(s): s for s in self._streams}.values():
+            await stream.aclose()
+        self._sock.close()
 
 
 class RuntimeClient:
@@ -71,6 +117,35 @@ class RuntimeClient:
             return 126, b"", reply.get("message", "").encode()
         return (int(reply["exit_code"]), reply.get("stdout", "").encode(),
                 reply.get("stderr", "").encode())
+
+    async def exec_attach(self, cid: str, args: list[str], *, stdin: bool,
+                          tty: bool) -> ExecSession:
+        """Start a command whose stdio this process streams (pods/exec); see ExecSession."""
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            await sock.connect(self.socket_path)
+            await sock.send(json.dumps({"op": "exec_attach", "id": cid, "args": args,
+                                        "stdin": stdin, "tty": tty}).encode() + b"\n")
+            with trio.fail_after(CALL_TIMEOUT_S):
+                data, ancdata, _, _ = await sock.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
+        except (OSError, trio.TooSlowError) as exc:
+            sock.close()
+            raise ContainerError("Unavailable", f"the launcher: {exc}") from None
+        fds = [fd for level, kind, raw in ancdata
+               if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+               for fd in array.array("i", raw[:len(raw) - len(raw) % 4])]
+        line, _, rest = data.partition(b"\n")
+        try:
+            reply = json.loads(line) if line else {"ok": False, "message": "no answer"}
+        except ValueError:
+            reply = {"ok": False, "message": f"bad answer {line[:80]!r}"}
+        if not reply.get("ok") or len(fds) != reply.get("fds"):
+            for fd in fds:
+                os.close(fd)
+            sock.close()
+            raise ContainerError(reply.get("reason", "Unknown"),
+                                 reply.get("message", "the launcher passed no stdio"))
+        return ExecSession(sock, rest, fds, stdin=stdin, tty=tty)
 
     async def relist(self) -> set[str]:
         """Refresh ``containers``; returns the pod uids whose containers changed."""

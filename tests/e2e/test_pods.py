@@ -7,10 +7,15 @@ namespaces, cgroups and directories the test makes."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import select
+import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections import Counter
@@ -160,6 +165,37 @@ def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:  # type: igno
     return p.stdout
 
 
+def in_terminal(n: dict, args: list[str], keys: bytes) -> tuple[str, int]:  # type: ignore[type-arg]
+    """nodectl on a terminal of 33 rows by 101 columns, as a person at a shell runs it:
+    the keys typed, then everything the terminal showed and nodectl's exit code."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "nodeagent.cli.nodectl", *args], stdin=slave,
+                            stdout=slave, stderr=slave, start_new_session=True,
+                            env={**os.environ, "NODECTL_SERVER": n["api"]})
+    os.close(slave)
+    screen = b""
+    try:
+        time.sleep(1)  # the shell's prompt first, as a person would wait for it
+        os.write(master, keys)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:  # EIO: nodectl exited and closed the terminal
+                    break
+            elif proc.poll() is not None:
+                break
+        return screen.decode(errors="replace"), proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
 def ready_pods(http: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
     pods = http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=kubia"}).json()
     return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
@@ -233,6 +269,12 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     assert run.stdout.splitlines() == [f"hi from {cluster_ip}", name]
     assert "oops" in run.stderr and "command terminated with exit code 3" in run.stderr
     assert nodectl(node, "exec", name, "--", "cat", "/etc/hosts").splitlines()[-1].endswith(name)
+    # exec -i: stdin reaches the command; exec -it: a shell on a terminal of our size.
+    assert nodectl(node, "exec", "-i", name, "--", "tr", "a-z", "A-Z", stdin="quiet\n") == "QUIET\n"
+    screen, code = in_terminal(node, ["exec", "-it", name, "--", "sh"],
+                               b"tty; stty size; echo $KUBIA_SERVICE_HOST; exit 7\r")
+    assert code == 7 and "/dev/pts/" in screen and "33 101" in screen, screen
+    assert cluster_ip in screen, screen
     events = nodectl(node, "get", "events")
     assert "Started container kubia" in events and "Scheduled" in events
     # top: usage from the pods' cgroups (sampled every 10 s; the first rate needs two).
@@ -291,14 +333,25 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
 # python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists (a slow answer
 # on this busy 2-core machine is not a failure: 15 s each); then print
 # "ok N failed M" and the first failures.
-HAMMER = ("import os, sys, time, urllib.request\n"
+HAMMER = ("import http.client, os, subprocess, sys, time, urllib.parse\n"
+          "url = urllib.parse.urlsplit(sys.argv[1])\n"
           "ok, failed = 0, []\n"
           "while not os.path.exists(sys.argv[2]):\n"
+          "    c = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=15)\n"
+          "    port = None\n"
           "    try:\n"
-          "        urllib.request.urlopen(sys.argv[1], timeout=15).read()\n"
+          "        c.connect()\n"
+          "        port = c.sock.getsockname()[1]\n"
+          "        c.request('GET', '/')\n"
+          "        c.getresponse().read()\n"
           "        ok += 1\n"
           "    except Exception as e:\n"
-          "        failed.append(f'{time.strftime(\"%H:%M:%S\", time.gmtime())}: {e!r}')\n"
+          "        ct = subprocess.run(['conntrack', '-L', '-p', 'tcp', '--sport', str(port)],\n"
+          "                            capture_output=True, text=True).stdout if port else ''\n"
+          "        failed.append(f'{time.strftime(\"%H:%M:%S\", time.gmtime())}.'\n"
+          "                      f'{int(time.time() * 1000) % 1000:03d}: {e!r} port={port} {ct}')\n"
+          "    finally:\n"
+          "        c.close()\n"
           "print('ok', ok, 'failed', len(failed), failed[:5])\n")
 
 
@@ -541,3 +594,72 @@ spec:
     until(lambda: http.get("/api/v1/namespaces/default/pods/hooked").status_code == 404, 30,
           "the pod gone")
     assert (shared / "log").read_text().split() == ["up", "prestop", "term"]
+
+
+REGISTRY = shutil.which("docker-registry")
+PUSH = ("import sys, trio\n"
+        "from runtime.images import ImageStore\n"
+        "from runtime.registry import RegistryClient\n"
+        "store = ImageStore(sys.argv[1])\n"
+        "trio.run(RegistryClient(store).push, store.get('kubia:latest'), sys.argv[2])\n")
+PULLED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: pulled}
+spec:
+  containers:
+  - {name: app, image: "127.0.0.1:5000/team/kubia:v1", imagePullPolicy: Always}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: misspelt}
+spec:
+  containers:
+  - {name: app, image: "127.0.0.1:5000/team/kubia:v9"}
+"""
+
+
+@pytest.mark.skipif(REGISTRY is None, reason="Debian's docker-registry is not installed "
+                    "(scripts/test installs it)")
+def test_images_are_pulled_from_a_registry_and_a_missing_one_backs_off(node, tmp_path):
+    """A registry on the node's loopback (in its namespace): one pod's image is pulled
+    (Pulling, Pulled), the other's tag does not exist (ErrImagePull, ImagePullBackOff)."""
+    ns = node["lab"].node_ns(1)
+    (tmp_path / "registry.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {tmp_path}/registry\nhttp:\n  addr: 127.0.0.1:5000\n")
+    registry = subprocess.Popen(["ip", "netns", "exec", ns, REGISTRY, "serve",
+                                 str(tmp_path / "registry.yml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def pushed() -> bool:
+            return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PUSH,
+                                   str(tmp_path / "images"), "127.0.0.1:5000/team/kubia:v1"],
+                                  cwd=ROOT, capture_output=True, timeout=60).returncode == 0
+        until(pushed, 30, "the image pushed to the registry")
+        http = node["http"]
+        nodectl(node, "apply", "-f", "-", stdin=PULLED)
+
+        def container(name: str) -> dict:  # type: ignore[type-arg]
+            st = http.get(f"/api/v1/namespaces/default/pods/{name}").json().get("status") or {}
+            return (st.get("containerStatuses") or [{}])[0]
+        until(lambda: container("pulled").get("ready"), what="the pulled image running")
+        assert container("pulled")["imageID"].startswith("sha256:") or \
+            "@sha256:" in container("pulled")["imageID"], container("pulled")
+        reasons = set()
+
+        def backing_off() -> bool:
+            reasons.add(((container("misspelt").get("state") or {}).get("waiting") or {})
+                        .get("reason"))
+            return "ImagePullBackOff" in reasons
+        until(backing_off, 60, "ImagePullBackOff")
+        assert "ErrImagePull" in reasons, reasons
+        events = nodectl(node, "get", "events")
+        assert 'Pulling image "127.0.0.1:5000/team/kubia:v1"' in events, events
+        assert 'Successfully pulled image "127.0.0.1:5000/team/kubia:v1"' in events, events
+        assert 'Failed to pull image "127.0.0.1:5000/team/kubia:v9"' in events, events
+        described = nodectl(node, "describe", "pod", "misspelt")
+        assert "ImagePullBackOff" in described or "ErrImagePull" in described, described
+    finally:
+        registry.terminate()
+        registry.wait(10)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -200,6 +205,77 @@ def test_exec_runs_inside_the_container_with_output_exit_code_and_timeout(base_s
         with pytest.raises(LauncherError) as info:
             c.call("exec", id="box", args=["no-such-cmd"])
         assert info.value.reason == "StartError" and "executable file not found" in str(info.value)
+
+
+def attach(launcher: LauncherProc, **req: object) -> tuple[socket.socket, dict, list[int]]:
+    """exec_attach as the agent does it: the command's ends arrive with the first line."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(launcher.sock)
+    sock.sendall(json.dumps({"op": "exec_attach", **req}).encode() + b"\n")
+    data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
+    return sock, json.loads(data.split(b"\n")[0]), fds
+
+
+def exit_line(sock: socket.socket) -> dict:
+    buf = b""
+    while b"\n" not in buf:
+        chunk = sock.recv(4096)
+        assert chunk, "the launcher closed without an exit code"
+        buf += chunk
+    return json.loads(buf.split(b"\n")[0])
+
+
+def read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: a terminal nobody holds any more
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def test_exec_attach_hands_over_stdin_a_terminal_and_hangs_up_with_the_client(base_spec, launcher):
+    with launcher.client() as c:
+        c.call("run", id="shell", spec=spec(base_spec, launcher, "shell", "sleep", "60"))
+    # Pipes: stdin reaches the command, stdout and stderr come back apart, the exit code after.
+    sock, reply, fds = attach(launcher, id="shell", args=["sh", "-c", "tr a-z A-Z; echo e >&2; "
+                                                                        "exit 3"], stdin=True)
+    assert reply["ok"] and len(fds) == 3
+    stdin, stdout, stderr = fds
+    os.write(stdin, b"hello\n")
+    os.close(stdin)
+    assert read_all(stdout) == b"HELLO\n" and read_all(stderr) == b"e\n"
+    assert exit_line(sock)["exit_code"] == 3
+    sock.close()
+    os.close(stdout)
+    os.close(stderr)
+    # A terminal from the container's own devpts: the command sees a tty of its size.
+    sock, reply, fds = attach(launcher, id="shell", args=["sh"], stdin=True, tty=True)
+    (master,) = fds
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    os.write(master, b"tty; stty size; echo $TERM; exit 5\n")
+    out = read_all(master).decode()
+    assert "/dev/pts/" in out and "33 101" in out and "xterm" in out, out
+    assert exit_line(sock)["exit_code"] == 5
+    sock.close()
+    os.close(master)
+    # The client goes away: the command is hung up, not left running.
+    sock, reply, fds = attach(launcher, id="shell", args=["sleep", "1000"])
+    pid = reply["pid"]
+    sock.close()
+    for fd in fds:
+        os.close(fd)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+        assert time.monotonic() < deadline, "the exec outlived its client"
+        time.sleep(0.05)
+    with pytest.raises(LauncherError) as info:  # a missing command is an error, not a hang
+        with launcher.client() as c:
+            c.call("exec_attach", id="shell", args=["no-such-cmd"])
+    assert "executable file not found" in str(info.value)
 
 
 def test_a_fast_writer_loses_no_lines(base_spec, launcher):
