@@ -86,11 +86,17 @@ class Ipam:
             for ip, who in allocations.items():
                 if who == owner:
                     return ip
-            hosts = self._hosts()
-            start = hosts.index(state["last"]) + 1 if state["last"] in hosts else 0
-            for i in range(len(hosts)):
-                ip = hosts[(start + i) % len(hosts)]
-                if ip not in allocations:
+            # Round-robin from the last one handed out, by integer offsets: listing the
+            # network's hosts as strings first cost more than the rest of a pod's sandbox.
+            first = int(self.network.network_address) + 1
+            count = self.network.num_addresses - 2
+            last = state["last"]
+            start = int(ipaddress.ip_address(last)) - first + 1 if isinstance(last, str) and \
+                ipaddress.ip_address(last) in self.network else 0
+            for i in range(count):
+                addr = ipaddress.ip_address(first + (start + i) % count)
+                ip = str(addr)
+                if addr != self.gateway and ip not in allocations:
                     allocations[ip] = owner
                     state["last"] = ip
                     return ip

@@ -15,6 +15,7 @@ These calls block (netlink); the agent runs them with ``trio.to_thread``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import ipaddress
 import os
@@ -57,6 +58,20 @@ class Sandbox:
         return f"/run/netns/{self.netns}"
 
 
+NETNS_DIR = netns.NETNS_RUN_DIR
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    """An interface's index by one RTM_GETLINK for its name (link_lookup dumps them all:
+    with a hundred pods, a hundred times the work)."""
+    try:
+        return int(ipr.link("get", ifname=name)[0]["index"])
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+
+
 def host_veth_name(pod_uid: str) -> str:
     """Interface names are at most 15 bytes: 'veth' + 8 hex of the pod uid's hash."""
     return "veth" + hashlib.sha1(pod_uid.encode()).hexdigest()[:8]
@@ -85,6 +100,14 @@ class SandboxManager:
         self.ipam = ipam
         self.network = ipaddress.ip_network(net.cidr)
         self.in_process = in_process
+        # In-process, one netlink socket to the node's namespace serves every call: making
+        # one (pyroute2 starts an event loop for it) cost more than the work it did.
+        self._node_socket: IPRoute | None = None
+
+    def close(self) -> None:
+        if self._node_socket is not None:
+            self._node_socket.close()
+            self._node_socket = None
 
     def _make_netns(self, name: str) -> None:
         if not self.in_process:
@@ -111,8 +134,15 @@ class SandboxManager:
         finally:
             sock.close()
 
-    def _node(self) -> IPRoute:
-        return NetNS(self.net.node_netns) if self.net.node_netns else IPRoute()
+    @contextlib.contextmanager
+    def _node(self) -> Iterator[IPRoute]:
+        if self.in_process and not self.net.node_netns:
+            if self._node_socket is None:
+                self._node_socket = IPRoute()
+            yield self._node_socket
+            return
+        with NetNS(self.net.node_netns) if self.net.node_netns else IPRoute() as node:
+            yield node
 
     def netns_name(self, pod_uid: str) -> str:
         return f"{self.net.netns_prefix}{pod_uid}"
@@ -149,22 +179,23 @@ class SandboxManager:
         sandbox = Sandbox(pod_uid, name, ip, str(self.ipam.gateway), self.network.prefixlen, veth)
         made_netns = False
         try:
-            if name not in netns.listnetns():
+            if not os.path.exists(os.path.join(NETNS_DIR, name)):
                 self._make_netns(name)
                 made_netns = True
             with self._node() as node:
-                if not node.link_lookup(ifname=veth):
+                if _index(node, veth) is None:
                     node.link("add", ifname=veth, kind="veth",
                               peer={"ifname": "eth0", "net_ns_fd": name})
-                bridge = node.link_lookup(ifname=self.net.bridge)
-                if not bridge:
+                bridge = _index(node, self.net.bridge)
+                if bridge is None:
                     raise SandboxError(f"bridge {self.net.bridge} does not exist on the node")
-                idx = node.link_lookup(ifname=veth)[0]
-                node.link("set", index=idx, master=bridge[0], mtu=self.net.mtu, state="up")
+                idx = _index(node, veth)
+                node.link("set", index=idx, master=bridge, mtu=self.net.mtu, state="up")
             with self._pod(name) as pod:
-                lo = pod.link_lookup(ifname="lo")[0]
-                pod.link("set", index=lo, state="up")
-                eth0 = pod.link_lookup(ifname="eth0")[0]
+                pod.link("set", index=_index(pod, "lo"), state="up")
+                eth0 = _index(pod, "eth0")
+                if eth0 is None:
+                    raise SandboxError(f"pod {pod_uid}: no eth0 in its namespace")
                 pod.link("set", index=eth0, mtu=self.net.mtu, state="up")
                 if not any(a.get_attr("IFA_ADDRESS") == ip for a in pod.get_addr(index=eth0)):
                     pod.addr("add", index=eth0, address=ip, prefixlen=self.network.prefixlen)
@@ -182,12 +213,12 @@ class SandboxManager:
         veth = host_veth_name(pod_uid)
         try:
             with self._node() as node:
-                found = node.link_lookup(ifname=veth)
-                if found:
-                    node.link("del", index=found[0])  # takes the pod's end with it
+                found = _index(node, veth)
+                if found is not None:
+                    node.link("del", index=found)  # takes the pod's end with it
         except (NetlinkError, OSError):
             pass
-        if remove_netns and name in netns.listnetns():
+        if remove_netns and os.path.exists(os.path.join(NETNS_DIR, name)):
             netns.remove(name)
         ip = self.ipam.release(pod_uid)
         if ip is not None:

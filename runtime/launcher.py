@@ -753,13 +753,21 @@ def _sandboxes(req: dict[str, Any]) -> Iterator[Any]:
             not isinstance(net.get("ipam_dir"), str):
         raise LauncherError("BadRequest", "net must be an object with cidr and ipam_dir")
     try:
-        node = NodeNet(cidr=net["cidr"], bridge=str(net.get("bridge") or "cni0"),
-                       netns_prefix=str(net.get("netns_prefix") or "nodeagent-"),
-                       mtu=int(net.get("mtu") or 1500))
-        # The launcher is single-threaded: namespaces are made in-process, without forks.
-        yield SandboxManager(node, Ipam(net["ipam_dir"], node.cidr), in_process=True)
+        key = json.dumps(net, sort_keys=True)
+        mgr = _MANAGERS.get(key)
+        if mgr is None:
+            node = NodeNet(cidr=net["cidr"], bridge=str(net.get("bridge") or "cni0"),
+                           netns_prefix=str(net.get("netns_prefix") or "nodeagent-"),
+                           mtu=int(net.get("mtu") or 1500))
+            # The launcher is single-threaded: namespaces are made in-process, without forks.
+            mgr = SandboxManager(node, Ipam(net["ipam_dir"], node.cidr), in_process=True)
+            _MANAGERS[key] = mgr
+        yield mgr
     except (IpamError, SandboxError, OSError, ValueError) as exc:
         raise LauncherError("SandboxError", str(exc)) from None
+
+
+_MANAGERS: dict[str, Any] = {}  # one per node network: it keeps a netlink socket open
 
 
 def _pod_uid(req: dict[str, Any]) -> str:

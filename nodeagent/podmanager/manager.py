@@ -340,8 +340,8 @@ class PodManager:
         log_dir = os.path.join(self.state_dir, "logs", _log_dir(pod), name)
         os.makedirs(log_dir, exist_ok=True)
         try:
-            await self.runtime.call("run", id=cid, spec=spec_to_dict(spec),
-                                    log_path=os.path.join(log_dir, f"{attempt}.log"))
+            reply = await self.runtime.call("run", id=cid, spec=spec_to_dict(spec),
+                                            log_path=os.path.join(log_dir, f"{attempt}.log"))
         except ContainerError as exc:
             w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
                                else "CreateContainerError", str(exc))
@@ -351,7 +351,7 @@ class PodManager:
                 self.backoff.exited(key, now, now)
             return 5.0
         w.waiting.pop(name, None)
-        await self.runtime.relist()
+        self.runtime.note(cid, reply["state"])  # not a relist: 30 starts would list 30 times
         self._event(pod, "Normal", "Created", f"Created container {name}",
                                  f"spec.containers{{{name}}}")
         self._event(pod, "Normal", "Started", f"Started container {name}",
