@@ -124,6 +124,7 @@ class Pending:
     go_w: int | None = None
     pid: int = 0
     mid_code: int = 128
+    pid_status: int | None = None  # the container process's wait status, if reaped already
 
     def created(self) -> int:
         """Wait until the container is set up (held before exec); returns its PID 1."""
@@ -137,7 +138,8 @@ class Pending:
                     os.close(self.ready_r)
                     self.ready_r = None
                     return self.pid
-                _await_exec(self.pid, self.err_r, self.mid_code)  # it failed: raises
+                # It failed: raises.
+                _await_exec(self.pid, self.err_r, self.mid_code, self.pid_status)
         except StartFailed:
             self.abandon()
             raise
@@ -151,7 +153,7 @@ class Pending:
                 os.write(self.go_w, b"G")
                 os.close(self.go_w)
                 self.go_w = None
-            return _await_exec(pid, self.err_r, self.mid_code)
+            return _await_exec(pid, self.err_r, self.mid_code, self.pid_status)
         except StartFailed:
             self.abandon()
             raise
@@ -269,8 +271,9 @@ def _read_pid(mid: int, pid_r: int) -> tuple[int, int]:
     return (struct.unpack("<i", raw)[0] if len(raw) == 4 else 0), code
 
 
-def _await_exec(pid: int, err_r: int, mid_code: int = 128) -> Started:
-    """EOF on the error pipe means exec happened; data means a failure to report."""
+def _await_exec(pid: int, err_r: int, mid_code: int = 128, status: int | None = None) -> Started:
+    """EOF on the error pipe means exec happened; data means a failure to report (with
+    the process's exit code: ``status`` if its caller reaped it already)."""
     try:
         failure = b""
         while chunk := os.read(err_r, 4096):
@@ -278,7 +281,9 @@ def _await_exec(pid: int, err_r: int, mid_code: int = 128) -> Started:
     finally:
         os.close(err_r)
     if failure:
-        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) if pid else (mid_code or 128)
+        if pid and status is None:
+            status = os.waitpid(pid, 0)[1]
+        code = os.waitstatus_to_exitcode(status) if status is not None else (mid_code or 128)
         reason, _, message = failure.decode(errors="replace").partition("\t")
         raise StartFailed(reason, message, code)
     if not pid:

@@ -85,6 +85,12 @@ class _Exec:
 
 
 @dataclass
+class _Setup:
+    conn: socket.socket
+    start: bool  # run: start the container as soon as it is held
+
+
+@dataclass
 class _Live:
     state: ContainerState
     spec: dict[str, Any] | None = None
@@ -93,6 +99,7 @@ class _Live:
     pidfd: int | None = None
     waiters: list[socket.socket] = field(default_factory=list)
     pending: Pending | None = None  # created, held before exec until start
+    setup: _Setup | None = None  # being set up: who is waiting for the answer
 
 
 class LauncherError(Exception):
@@ -177,6 +184,10 @@ class Launcher:
         self.live: dict[str, _Live] = {}
         self.by_pid: dict[int, _Live] = {}
         self.execs: dict[int, _Exec] = {}
+        # Processes of containers being set up, and their wait status once _reap took it:
+        # the middle processes (which exit once they forked the container's PID 1), and the
+        # PID 1s until they are held before exec (one that fails exits).
+        self.setting_up: dict[int, int | None] = {}
         self.sel = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
@@ -282,6 +293,10 @@ class Launcher:
             self._log_readable(key.fd, arg)
         elif kind == "exec_out":
             self._exec_readable(key.fd, arg)
+        elif kind == "setup_pid":
+            self._setup_pid(arg)
+        elif kind == "setup_held":
+            self._setup_held(arg)
         elif kind == "pidfd":
             self.sel.unregister(key.fd)
             os.close(key.fd)
@@ -307,6 +322,9 @@ class Launcher:
             ex = self.execs.pop(pid, None)
             if ex is not None:
                 self._exec_done(ex, status)
+                continue
+            if pid in self.setting_up:
+                self.setting_up[pid] = status
                 continue
             live = self.by_pid.pop(pid, None)
             if live is not None:
@@ -429,13 +447,19 @@ class Launcher:
             raise LauncherError("NotFound", f"container {cid!r} not found")
         return self.live[cid]
 
-    def op_run(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
-        """create + start."""
-        self.op_create(conn, req)
-        return self.op_start(conn, req)
+    def op_run(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        """create + start; answered once the container runs."""
+        self._create(conn, req, start=True)
 
-    def op_create(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
-        """Set the container up (namespaces, cgroup, rootfs) and hold it before exec."""
+    def op_create(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        """Set the container up (namespaces, cgroup, rootfs) and hold it before exec;
+        answered once it is held."""
+        self._create(conn, req, start=False)
+
+    def _create(self, conn: socket.socket, req: dict[str, Any], start: bool) -> None:
+        """Fork the container's set-up and go back to serving: its processes mount and
+        pivot on the other core while this loop makes the next pod's sandbox.  The answer
+        follows from _setup_pid and _setup_held as the set-up reports in."""
         cid = req.get("id")
         if not isinstance(cid, str) or not cid or "/" in cid or cid.startswith("."):
             raise LauncherError("BadRequest", f"invalid container id {cid!r}")
@@ -459,24 +483,71 @@ class Launcher:
         try:
             with _output_pipes() as (stdio, (out_r, err_r)):
                 pending = begin(spec, self.cgroups, stdio=stdio, hold=True)
-                st.pid = pending.created()
         except StartFailed as exc:
             self._failed(live, exc)
             raise LauncherError(exc.reason, str(exc)) from None
-        live.pending = pending
-        st.pid_start = proc_start_time(st.pid)
-        self.by_pid[st.pid] = live
+        live.pending, live.setup = pending, _Setup(conn, start)
+        self.setting_up[pending.mid] = None
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)
             live.fds[fd] = stream
             self.sel.register(fd, selectors.EVENT_READ, ("log", (cid, stream)))
+        self.sel.register(pending.pid_r, selectors.EVENT_READ, ("setup_pid", cid))
+
+    def _setup_pid(self, cid: str) -> None:
+        """The middle process forked the container's PID 1 (or failed) and exits."""
+        live = self.live[cid]
+        pending = live.pending
+        assert pending is not None
+        self.sel.unregister(pending.pid_r)
+        try:
+            raw = os.read(pending.pid_r, 4)
+        finally:
+            os.close(pending.pid_r)
+            pending.pid_r = -1
+        status = self.setting_up.pop(pending.mid, None)
+        if status is None:
+            with contextlib.suppress(ChildProcessError):
+                status = os.waitpid(pending.mid, 0)[1]  # it is exiting: a moment at most
+        pending.mid_code = os.waitstatus_to_exitcode(status) if status is not None else 128
+        pending.pid = struct.unpack("<i", raw)[0] if len(raw) == 4 else 0
+        if pending.pid:
+            live.state.pid = pending.pid
+            self.setting_up[pending.pid] = None
+        assert pending.ready_r is not None
+        self.sel.register(pending.ready_r, selectors.EVENT_READ, ("setup_held", cid))
+
+    def _setup_held(self, cid: str) -> None:
+        """The container is held before exec (or its set-up failed): answer the request."""
+        live = self.live[cid]
+        pending, setup = live.pending, live.setup
+        assert pending is not None and setup is not None and pending.ready_r is not None
+        live.setup = None
+        self.sel.unregister(pending.ready_r)
+        st = live.state
+        pending.pid_status = self.setting_up.pop(st.pid, None) if st.pid else None
+        try:
+            pending.created()  # ready to read: at once
+        except StartFailed as exc:
+            live.pending = None
+            self._failed(live, exc)
+            self._reply(setup.conn, {"ok": False, "reason": exc.reason, "message": str(exc)})
+            return
+        st.pid_start = proc_start_time(st.pid)
+        self.by_pid[st.pid] = live
         self._save(st)
-        return {"state": asdict(st)}
+        if not setup.start:
+            self._reply(setup.conn, {"ok": True, "state": asdict(st)})
+            return
+        try:
+            self._reply(setup.conn, {"ok": True, **self.op_start(setup.conn, {"id": cid})})
+        except LauncherError as exc:
+            self._reply(setup.conn, {"ok": False, "reason": exc.reason, "message": str(exc)})
 
     def op_start(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         """Let a created container exec its command."""
         live = self._get(req)
-        if live.pending is None or live.state.status != "created":
+        if live.pending is None or live.setup is not None or live.state.status != "created":
             raise LauncherError("NotCreated", f"container {live.state.id!r} is "
                                 f"{live.state.status}, not created")
         pending, live.pending = live.pending, None
@@ -683,6 +754,9 @@ class Launcher:
     def op_delete(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         live = self._get(req)
         st = live.state
+        if live.setup is not None:
+            raise LauncherError("Busy", f"container {st.id!r} is being created; delete it "
+                                "once its create is answered")
         if live.pending is not None:  # created, never started: it exits without running
             live.pending.abandon()
             live.pending = None

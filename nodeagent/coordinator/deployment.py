@@ -105,6 +105,9 @@ class DeploymentController:
         self.clock = clock
 
     async def sync(self) -> float | None:
+        deployments = self.objects.list(DEPLOYMENTS, None)["items"]
+        if not deployments:
+            return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         by_owner: dict[str, list[Obj]] = defaultdict(list)
         for rs in self.objects.list(RS, None)["items"]:
             ref = controller_of(rs)
@@ -116,7 +119,7 @@ class DeploymentController:
             if ref is not None and ref.get("kind") == "ReplicaSet":
                 pods_by_rs[ref["uid"]] += 1
         again: float | None = None
-        for d in self.objects.list(DEPLOYMENTS, None)["items"]:
+        for d in deployments:
             if d["metadata"].get("deletionTimestamp"):
                 continue
             wait = await self.sync_one(d, by_owner[d["metadata"]["uid"]], pods_by_rs)

@@ -29,7 +29,10 @@ __all__ = ["PREFIXES", "GarbageCollector"]
 log = logging.getLogger("nodeagent.gc")
 
 ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
-PREFIXES = tuple(res.prefix(None) for res in RESOURCES)
+# Events are not watched: a pod start writes five, and a pass lists every object.  One
+# with owners is collected on the next pass anything else (or the resync) causes.
+PREFIXES = tuple(res.prefix(None) for res in RESOURCES if res.kind != "Event")
+COALESCE_S = 0.5  # deletion by owner is not in a hurry; a burst of writes is one pass
 Obj = dict[str, Any]
 
 

@@ -81,11 +81,14 @@ class ReplicaSetController:
 
     async def sync(self) -> float | None:
         """One pass over every ReplicaSet; returns when to look again (minReadySeconds)."""
+        replicasets = self.objects.list(RS, None)["items"]
+        if not replicasets:
+            return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         pods_by_ns: dict[str, list[Obj]] = defaultdict(list)
         for pod in self.objects.list(PODS, None)["items"]:
             pods_by_ns[pod["metadata"]["namespace"]].append(pod)
         again: float | None = None
-        for rs in self.objects.list(RS, None)["items"]:
+        for rs in replicasets:
             if rs["metadata"].get("deletionTimestamp"):
                 continue
             wait = await self.sync_one(rs, pods_by_ns[rs["metadata"]["namespace"]])

@@ -6,6 +6,7 @@ with nothing to replay."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -33,14 +34,18 @@ async def run_coordinator(objects: Any, *,
     async with trio.open_nursery() as nursery:
         await nursery.start(namespaces.run, objects)
         loops = [
-            ("scheduler", scheduler.PREFIXES, scheduler.Scheduler(objects)),
-            ("deployment", deployment.PREFIXES, deployment.DeploymentController(objects)),
-            ("replicaset", replicaset.PREFIXES, replicaset.ReplicaSetController(objects)),
-            ("endpoints", endpoints.PREFIXES, endpoints.EndpointsController(objects)),
-            ("garbage-collector", garbage.PREFIXES, garbage.GarbageCollector(objects)),
-            ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects)),
+            # (name, what wakes it, controller, how long a burst of changes is gathered)
+            ("scheduler", scheduler.PREFIXES, scheduler.Scheduler(objects), 0.02),
+            ("deployment", deployment.PREFIXES, deployment.DeploymentController(objects), 0.02),
+            ("replicaset", replicaset.PREFIXES, replicaset.ReplicaSetController(objects), 0.02),
+            ("endpoints", endpoints.PREFIXES, endpoints.EndpointsController(objects), 0.02),
+            ("garbage-collector", garbage.PREFIXES, garbage.GarbageCollector(objects),
+             garbage.COALESCE_S),
+            ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects),
+             0.02),
         ]
-        for name, prefixes, controller in loops:
-            await nursery.start(reconcile, name, store, prefixes, controller.sync)
+        for name, prefixes, controller, coalesce_s in loops:
+            await nursery.start(functools.partial(reconcile, coalesce_s=coalesce_s),
+                                name, store, prefixes, controller.sync)
         log.info("coordinator running controllers=%s", ",".join(["namespace"] + [n for n, *_ in loops]))
         task_status.started()

@@ -318,8 +318,9 @@ class PodManager:
             return 5.0
         cid = container_id(w.uid, name, attempt)
         try:
-            rootfs = await trio.to_thread.run_sync(self.images.mount_rootfs, cid, image)
-            mounts = [*Volumes.mounts(c, w.volume_paths), self._hosts_file(w, pod)]
+            rootfs, hosts = await trio.to_thread.run_sync(
+                lambda: (self.images.mount_rootfs(cid, image), self._hosts_file(w, pod)))
+            mounts = [*Volumes.mounts(c, w.volume_paths), hosts]
         except (ImageError, VolumeError, OSError) as exc:
             w.waiting[name] = ("CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",

@@ -32,6 +32,7 @@ __all__ = ["ContainerError", "ExecSession", "RuntimeClient"]
 log = logging.getLogger("nodeagent.podmanager")
 RELIST_S = 1.0
 CALL_TIMEOUT_S = 30.0
+CONTAINER_LANES = 4
 
 
 class ContainerError(Exception):
@@ -82,32 +83,38 @@ class ExecSession:
 class RuntimeClient:
     def __init__(self, launcher: Launcher, socket_path: str) -> None:
         self.socket_path = socket_path
-        # Two connections, one for sandboxes and one for containers: the launcher serves
-        # whichever has a request, so when 30 pods arrive at once the first pod's container
-        # starts between the others' sandboxes instead of after all of them.
-        self.lanes: dict[str, Launcher | None] = {"containers": launcher, "sandboxes": None}
+        # Connections by lane.  The launcher serves whichever connection has a request and
+        # answers a container's run when its set-up (done by the container's own processes)
+        # reports in; so with a few connections for containers and one for sandboxes, a
+        # burst of 30 pods is a pipeline: one pod's container sets up while the next pod's
+        # sandbox is made, instead of every sandbox first and every container after.
+        self.idle: dict[str, list[Launcher]] = {"containers": [launcher], "sandboxes": []}
+        self.limits = {"containers": trio.CapacityLimiter(CONTAINER_LANES),
+                       "sandboxes": trio.CapacityLimiter(1)}
         self.containers: dict[str, dict[str, Any]] = {}  # id -> launcher state, last relist
 
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
         lane = "sandboxes" if op.startswith("sandbox_") else "containers"
-        conn = self.lanes[lane]
-        if conn is None:
-            try:
-                conn = self.lanes[lane] = await Launcher.connect(self.socket_path)
-            except LauncherUnavailable as exc:
-                raise ContainerError("Unavailable", str(exc)) from None
-        with trio.move_on_after(CALL_TIMEOUT_S):
-            try:
-                reply = await conn.call(op, **args)
-            except (LauncherUnavailable, OSError, trio.BrokenResourceError) as exc:
-                self.lanes[lane] = None  # a restarted launcher: the next call reconnects
-                raise ContainerError("Unavailable", f"the launcher: {exc}") from None
-            if not reply.get("ok"):
-                raise ContainerError(reply.get("reason", "Unknown"), reply.get("message", ""))
-            return reply
-        # The connection may now hold a late answer: the next call starts a fresh one.
-        self.lanes[lane] = None
-        await conn.aclose()
+        async with self.limits[lane]:
+            if self.idle[lane]:
+                conn = self.idle[lane].pop()
+            else:
+                try:
+                    conn = await Launcher.connect(self.socket_path)
+                except LauncherUnavailable as exc:
+                    raise ContainerError("Unavailable", str(exc)) from None
+            with trio.move_on_after(CALL_TIMEOUT_S):
+                try:
+                    reply = await conn.call(op, **args)
+                except (LauncherUnavailable, OSError, trio.BrokenResourceError) as exc:
+                    await conn.aclose()  # a restarted launcher: the next call reconnects
+                    raise ContainerError("Unavailable", f"the launcher: {exc}") from None
+                self.idle[lane].append(conn)
+                if not reply.get("ok"):
+                    raise ContainerError(reply.get("reason", "Unknown"), reply.get("message", ""))
+                return reply
+            # The connection may hold a late answer: it is not used again.
+            await conn.aclose()
         raise ContainerError("Timeout", f"the launcher did not answer {op} in {CALL_TIMEOUT_S:g}s")
 
     def note(self, cid: str, state: dict[str, Any]) -> None:

@@ -278,6 +278,33 @@ def test_exec_attach_hands_over_stdin_a_terminal_and_hangs_up_with_the_client(ba
     assert "executable file not found" in str(info.value)
 
 
+def test_containers_set_up_side_by_side_each_get_their_own_answer(base_spec, launcher):
+    """run is answered when the container runs, while the launcher serves others meanwhile:
+    starts from several clients at once, one of them failing, all come back right."""
+    import concurrent.futures
+    names = [f"side{i}" for i in range(6)]
+
+    def run(name: str) -> dict:
+        with launcher.client() as c:
+            args = ("no-such-cmd",) if name == "side3" else ("sh", "-c", f"echo {name}; sleep 30")
+            try:
+                return c.call("run", id=name, spec=spec(base_spec, launcher, name, *args))["state"]
+            except LauncherError as exc:
+                return {"error": exc.reason, "message": str(exc)}
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        states = dict(zip(names, pool.map(run, names), strict=True))
+    assert states["side3"]["error"] == "StartError", states["side3"]
+    for name in names:
+        if name != "side3":
+            assert states[name]["status"] == "running" and states[name]["pid"] > 0, states[name]
+    with launcher.client() as c:
+        listed = {st["id"]: st for st in c.call("list")["containers"]}
+        assert listed["side3"]["status"] == "exited" and listed["side3"]["reason"] == "StartError"
+        assert {n for n, st in listed.items() if st["status"] == "running"} == set(names) - {"side3"}
+        pids = {st["pid"] for st in listed.values() if st["status"] == "running"}
+        assert len(pids) == 5
+
+
 def test_a_fast_writer_loses_no_lines(base_spec, launcher):
     with launcher.client() as c:
         c.call("run", id="chatty", spec=spec(base_spec, launcher, "chatty", "sh", "-c",

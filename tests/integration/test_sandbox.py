@@ -101,3 +101,50 @@ def test_nothing_was_added_to_the_machines_own_namespace(manager):
     manager.create("pod-z")
     names = {socket.if_indextoname(i) for i, _ in socket.if_nameindex()}
     assert "cni0" not in names and host_veth_name("pod-z") not in names
+
+
+def test_the_launcher_makes_sandboxes_in_process_inside_its_node(tmp_path):
+    """The launcher's way (in-process, one kept netlink socket, the bridge's index
+    remembered): a launcher started in a node namespace makes two pods that reach each
+    other, makes one again without harm, and removes them leaving nothing."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from runtime.launcher import LauncherClient
+    root = Path(__file__).resolve().parents[2]
+    tag = uuid.uuid4().hex[:6]
+    node, sock = f"natest-lnode-{tag}", str(tmp_path / "launcher.sock")
+    net = {"cidr": "10.244.9.0/24", "bridge": "cni0", "netns_prefix": f"natest-l{tag}-",
+           "ipam_dir": str(tmp_path / "ipam")}
+    netns.create(node)
+    proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{node}", sys.executable, "-m",
+                             "runtime", "launcher", "--state-dir", str(tmp_path / "state"),
+                             "--socket", sock], cwd=root, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline, "launcher did not start"
+            time.sleep(0.02)
+        with LauncherClient(sock) as c:
+            c.call("sandbox_bridge", net=net)
+            a = c.call("sandbox_create", net=net, pod_uid="pod-a")["sandbox"]
+            b = c.call("sandbox_create", net=net, pod_uid="pod-b")["sandbox"]
+            assert c.call("sandbox_create", net=net, pod_uid="pod-a")["sandbox"] == a
+            assert a["ip"] != b["ip"]
+            ping = run_in(a["netns"], "busybox", "ping", "-c", "1", "-W", "5", b["ip"])
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+            link = run_in(b["netns"], "ip", "-o", "link", "show", "eth0").stdout
+            assert "mtu 1500" in link and ",UP" in link, link
+            assert "default via 10.244.9.1 dev eth0" in run_in(b["netns"], "ip", "route").stdout
+            c.call("sandbox_delete", net=net, pod_uid="pod-a")
+            assert c.call("sandbox_reconcile", net=net, live=[])["removed"] == ["pod-b"]
+        assert not [n for n in netns.listnetns() if f"natest-l{tag}-" in n]
+        with NetNS(node) as ns:
+            assert [link.get_attr("IFLA_IFNAME") for link in ns.get_links()] == ["lo", "cni0"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for name in netns.listnetns():
+            if tag in name:
+                netns.remove(name)
