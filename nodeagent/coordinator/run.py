@@ -15,6 +15,7 @@ import trio
 from nodeagent.coordinator import (
     deployment,
     endpoints,
+    eventttl,
     garbage,
     loadbalancer,
     namespaces,
@@ -43,6 +44,7 @@ async def run_coordinator(objects: Any, *,
              garbage.COALESCE_S),
             ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects),
              0.02),
+            ("event-ttl", eventttl.PREFIXES, eventttl.EventExpiry(objects), 0.02),
         ]
         for name, prefixes, controller, coalesce_s in loops:
             await nursery.start(functools.partial(reconcile, coalesce_s=coalesce_s),
