@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 from nodeagent.raft.log import RaftLog
 from nodeagent.raft.messages import (
+    ConfChange,
+    ConfState,
     Entry,
     EntryKind,
     HardState,
@@ -113,6 +115,8 @@ class Raft:
         self.incoming: tuple[SnapshotMeta, bytearray] | None = None
         self.snapshot_to_apply: tuple[SnapshotMeta, bytes] | None = None
         self.bcast_due = False
+        self.pending_conf_index = 0  # leader: a membership change not yet applied
+        self._prev_conf = self._conf()
         self._prev_soft = SoftState(0, Role.FOLLOWER)
         self._prev_hard = HardState(self.term, self.vote, self.log.committed)
 
@@ -150,7 +154,7 @@ class Raft:
         """Append a command (leader) or forward it to the leader; False if it was dropped
         (no leader known, or a leadership transfer is under way): the client retries."""
         if self.role is Role.LEADER:
-            if self.transferee:
+            if self.transferee or (kind is EntryKind.CONF and not self._conf_allowed(data)):
                 self.dropped.append(data)
                 return False
             self._append(kind, data)
@@ -161,6 +165,16 @@ class Raft:
             return True
         self.dropped.append(data)
         return False
+
+    def change_membership(self, change: ConfChange) -> bool:
+        """Propose one membership change; False if dropped (not leader, another change is
+        still being applied, or it makes no sense for the current membership)."""
+        return self.propose(change.encode(), EntryKind.CONF)
+
+    def caught_up(self, node: int) -> bool:
+        """Leader: ``node`` holds everything committed (a learner may be promoted)."""
+        pr = self.progress.get(node)
+        return self.role is Role.LEADER and pr is not None and pr.match >= self.log.committed
 
     def read_index(self, context: bytes) -> bool:
         """Ask for a linearizable read; a ReadState with ``context`` comes out of ready()
@@ -198,16 +212,18 @@ class Raft:
         return bool(self.msgs or self.bcast_due or self.read_states or self.dropped
                     or self.snapshot_to_apply or self.log.unstable()
                     or self.log.committed > self.log.applied
-                    or self._soft() != self._prev_soft or self._hard() != self._prev_hard)
+                    or self._soft() != self._prev_soft or self._hard() != self._prev_hard
+                    or self._conf() != self._prev_conf)
 
     def ready(self) -> Ready:
         if self.bcast_due:
             self.bcast_due = False
             self._broadcast_append()
-        soft, hard = self._soft(), self._hard()
+        soft, hard, conf = self._soft(), self._hard(), self._conf()
         return Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard != self._prev_hard else None,
+            conf_state=conf if conf != self._prev_conf else None,
             entries=self.log.unstable(),
             snapshot=self.snapshot_to_apply,
             messages=list(self.msgs),
@@ -220,6 +236,8 @@ class Raft:
             self._prev_soft = rd.soft_state
         if rd.hard_state is not None:
             self._prev_hard = rd.hard_state
+        if rd.conf_state is not None:
+            self._prev_conf = rd.conf_state
         if rd.snapshot is not None and self.snapshot_to_apply is rd.snapshot:
             self.snapshot_to_apply = None
         if rd.entries:
@@ -227,6 +245,9 @@ class Raft:
             self.log.stable_to(last.index, last.term)
         if rd.committed:
             self.log.applied_to(rd.committed[-1].index)
+            for e in rd.committed:
+                if e.kind is EntryKind.CONF:
+                    self._apply_conf(e)
         del self.msgs[:len(rd.messages)]
         del self.read_states[:len(rd.read_states)]
         del self.dropped[:len(rd.dropped)]
@@ -327,7 +348,8 @@ class Raft:
             if self.transferee:
                 return
             for e in m.entries:
-                self._append(e.kind, e.data)
+                if e.kind is not EntryKind.CONF or self._conf_allowed(e.data):
+                    self._append(e.kind, e.data)
             return
         if m.type is MT.READ_INDEX:
             self._read_request(m.context, m.src)
@@ -457,6 +479,51 @@ class Raft:
     def _append(self, kind: EntryKind, data: bytes) -> None:
         self.log.append([Entry(self.term, self.log.last_index() + 1, kind, data)])
         self.bcast_due = True  # one append per follower for everything proposed meanwhile
+        if kind is EntryKind.CONF:
+            self.pending_conf_index = self.log.last_index()
+
+    # --- membership (thesis §4.1, one server at a time; applied when committed, as etcd) ---
+
+    def _conf_allowed(self, data: bytes) -> bool:
+        if self.pending_conf_index > self.log.applied:
+            return False
+        try:
+            cc = ConfChange.decode(data)
+        except ValueError:
+            return False
+        if cc.op == "add_learner":
+            return cc.node not in self.voters | self.learners
+        if cc.op == "promote":
+            return cc.node in self.learners
+        return cc.node in self.voters | self.learners and (
+            cc.node not in self.voters or len(self.voters) > 1)
+
+    def _apply_conf(self, e: Entry) -> None:
+        try:
+            cc = ConfChange.decode(e.data)
+        except ValueError:
+            return  # not one we could have accepted; nothing to change
+        if cc.op == "add_learner" and cc.node not in self.voters:
+            self.learners.add(cc.node)
+        elif cc.op == "promote" and cc.node in self.learners:
+            self.learners.discard(cc.node)
+            self.voters.add(cc.node)
+        elif cc.op == "remove":
+            self.voters.discard(cc.node)
+            self.learners.discard(cc.node)
+        if self.role is not Role.LEADER:
+            return
+        if self.id not in self.voters:
+            self._become_follower(self.term, 0)  # removed: it leads no more
+            return
+        for node in self.voters | self.learners:
+            if node not in self.progress:
+                self.progress[node] = Progress(next=self.log.last_index() + 1)
+            self.progress[node].learner = node in self.learners
+        for node in set(self.progress) - self.voters - self.learners:
+            del self.progress[node]
+        self._maybe_commit()  # a smaller quorum may commit more now
+        self.bcast_due = True  # and a new member is probed at once
 
     def _broadcast_append(self) -> None:
         for peer in sorted(self.progress):
@@ -588,6 +655,9 @@ class Raft:
         for peer in self.voters | self.learners:
             self.progress[peer] = Progress(next=last + 1, learner=peer in self.learners)
         self.progress[self.id].match = self.log.stable
+        # A change in the log we do not know to be applied may be pending: no new one
+        # until everything up to here is applied (etcd's pendingConfIndex).
+        self.pending_conf_index = last
         self._append(EntryKind.NOOP, b"")
 
     def _reset(self) -> None:
@@ -619,6 +689,9 @@ class Raft:
 
     def _soft(self) -> SoftState:
         return SoftState(self.leader, self.role)
+
+    def _conf(self) -> ConfState:
+        return ConfState(tuple(sorted(self.voters)), tuple(sorted(self.learners)))
 
     def _hard(self) -> HardState:
         return HardState(self.term, self.vote, self.log.committed)

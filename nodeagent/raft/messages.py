@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["ConfState", "Entry", "EntryKind", "HardState", "Message", "MessageType", "ReadState",
-           "Ready", "Role", "SnapshotMeta", "SoftState"]
+__all__ = ["ConfChange", "ConfState", "Entry", "EntryKind", "HardState", "Message", "MessageType",
+           "ReadState", "Ready", "Role", "SnapshotMeta", "SoftState"]
 
 
 class Role(enum.Enum):
@@ -34,6 +34,28 @@ class Entry:
     index: int
     kind: EntryKind = EntryKind.NORMAL
     data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """One server at a time (thesis §4.1): a new server joins as a learner (it gets the
+    log but neither votes nor counts), is promoted to voter once caught up, and a
+    server is removed.  Carried as the data of a CONF entry."""
+
+    op: str  # add_learner | promote | remove
+    node: int
+
+    OPS = ("add_learner", "promote", "remove")
+
+    def encode(self) -> bytes:
+        return f"{self.op} {self.node}".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        op, _, node = data.decode().partition(" ")
+        if op not in cls.OPS or not node.isdigit() or int(node) <= 0:
+            raise ValueError(f"not a membership change: {data[:40]!r}")
+        return cls(op, int(node))
 
 
 class MessageType(enum.IntEnum):
@@ -117,6 +139,7 @@ class Ready:
 
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
+    conf_state: ConfState | None = None  # the membership, when a change was applied
     entries: list[Entry] = field(default_factory=list)
     snapshot: tuple[SnapshotMeta, bytes] | None = None
     messages: list[Message] = field(default_factory=list)
@@ -125,5 +148,6 @@ class Ready:
     dropped: list[bytes] = field(default_factory=list)  # proposals not accepted: retry
 
     def empty(self) -> bool:
-        return not (self.soft_state or self.hard_state or self.entries or self.snapshot
+        return not (self.soft_state or self.hard_state or self.conf_state or self.entries
+                    or self.snapshot
                     or self.messages or self.committed or self.read_states or self.dropped)

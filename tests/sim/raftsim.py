@@ -12,8 +12,8 @@ partitions.  After every event the Raft paper's safety properties are checked:
 - leader completeness: a new leader's log holds every entry committed before;
 - state machine safety: servers apply the same entry at each index.
 
-A failure raises SafetyViolation with the seed; ``python tests/sim/raftsim.py SEED``
-replays it with a trace.
+A failure raises SafetyViolation with the seed; ``scripts/sim SEED N`` replays it
+with a trace.
 """
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 
 from nodeagent.raft.core import Config, Raft
 from nodeagent.raft.log import RaftLog
-from nodeagent.raft.messages import Entry, EntryKind, HardState, Message, Role, SnapshotMeta
+from nodeagent.raft.messages import (
+    ConfChange,
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    Role,
+    SnapshotMeta,
+)
 
 TICK_MS = 10
 DISK_MS = 2
@@ -86,11 +94,14 @@ class Faults:
 
 class Cluster:
     def __init__(self, n: int, seed: int, faults: Faults | None = None, *,
-                 trace: bool = False) -> None:
+                 trace: bool = False, voters: int = 0, membership_every_ms: int = 0) -> None:
         self.seed, self.rng = seed, random.Random(seed)
         self.faults = faults or Faults()
         self.trace = trace
         self.ids = tuple(range(1, n + 1))
+        # The first members; the other servers run but belong to no configuration yet.
+        self.initial = self.ids[:voters or n]
+        self.membership_every_ms = membership_every_ms
         self.now = 0
         self.queue: list[_Event] = []
         self.seq = 0
@@ -119,13 +130,16 @@ class Cluster:
             self._at(self.now + self._exp(self.faults.crash_every_ms), "crash")
         if faults and self.faults.partition_every_ms:
             self._at(self.now + self._exp(self.faults.partition_every_ms), "partition")
+        if faults and self.membership_every_ms:
+            self._at(self.now + self._exp(self.membership_every_ms), "membership")
         while self.queue and self.queue[0].at <= until_ms:
             ev = heapq.heappop(self.queue)
             self.now = ev.at
             getattr(self, f"_on_{ev.kind}")(ev)
             self.check()
         # Background events of this phase stop at its end (ticks and deliveries go on).
-        self.queue = [e for e in self.queue if e.kind not in ("client", "crash", "partition")]
+        self.queue = [e for e in self.queue
+                      if e.kind not in ("client", "crash", "partition", "membership")]
         heapq.heapify(self.queue)
         self.now = until_ms
 
@@ -191,6 +205,25 @@ class Cluster:
         self._at(self.now + self.rng.randrange(*self.faults.partition_ms), "heal")
         self._at(self.now + self._exp(self.faults.partition_every_ms), "partition")
 
+    def _on_membership(self, ev: _Event) -> None:
+        """The leader changes the membership by one server: adds a learner, promotes a
+        caught-up one, or removes a member (itself included), keeping two voters."""
+        s = self.leader()
+        if s is not None and s.raft is not None:
+            r = s.raft
+            outside = [i for i in self.ids if i not in r.voters | r.learners]
+            ready = [i for i in sorted(r.learners) if r.caught_up(i)]
+            choices: list[ConfChange] = [ConfChange("add_learner", i) for i in outside]
+            choices += [ConfChange("promote", i) for i in ready]
+            if len(r.voters) > 2:
+                choices += [ConfChange("remove", i) for i in sorted(r.voters)]
+            if choices:
+                change = self.rng.choice(choices)
+                if r.change_membership(change):
+                    self._log(f"membership {change.op} {change.node} (by {s.id})")
+                self._changed(s)
+        self._at(self.now + self._exp(self.membership_every_ms), "membership")
+
     def _on_heal(self, ev: _Event) -> None:
         self.cut = set()
         self._log("heal")
@@ -202,7 +235,9 @@ class Cluster:
         snap = d.snapshot
         log = RaftLog(list(d.entries), snapshot_index=snap[0].index if snap else 0,
                       snapshot_term=snap[0].term if snap else 0)
-        s.raft = Raft(Config(id=s.id, snapshot_chunk_bytes=64), self.ids,
+        s.raft = Raft(Config(id=s.id, snapshot_chunk_bytes=64),
+                      snap[0].voters if snap else self.initial,
+                      learners=snap[0].learners if snap else (),
                       rng=random.Random(self.rng.random()), hard_state=d.hard, log=log,
                       snapshot=snap)
         # The state machine restarts from the snapshot and replays the log after it.
@@ -243,7 +278,8 @@ class Cluster:
         raft = s.raft
         assert raft is not None
         index = raft.log.applied
-        meta = SnapshotMeta(index, raft.log.term(index) or 0, self.ids)
+        meta = SnapshotMeta(index, raft.log.term(index) or 0, tuple(sorted(raft.voters)),
+                            tuple(sorted(raft.learners)))
         data = _encode(s.applied[:index])
         raft.compact(meta, data)
         s.disk.snapshot = (meta, data)
@@ -311,7 +347,8 @@ class Cluster:
 
     def _violation(self, what: str) -> SafetyViolation:
         return SafetyViolation(f"seed {self.seed} at {self.now} ms: {what} "
-                               f"(replay: python tests/sim/raftsim.py {self.seed})")
+                               f"(replay: scripts/sim {self.seed} "
+                               f"{'m' if self.membership_every_ms else len(self.ids)})")
 
     def _log(self, text: str) -> None:
         if self.trace:
@@ -333,10 +370,12 @@ def _decode(data: bytes) -> list[tuple[int, int, bytes]]:
     return [(i, t, v.encode()) for i, t, v in json.loads(data)]
 
 
-def scenario(seed: int, n: int = 3, *, trace: bool = False) -> Cluster:
-    """A seed's whole story: faults and clients for 3 s, then a calm 2 s in which the
-    cluster must elect a leader and bring every server to the same commit."""
-    c = Cluster(n, seed, trace=trace)
+def scenario(seed: int, n: int = 3, *, trace: bool = False, membership: bool = False) -> Cluster:
+    """A seed's whole story: faults and clients for 3 s (with ``membership``: 5 servers of
+    which 3 start as members, and changes of one server every ~400 ms), then a calm 2 s
+    in which the cluster must elect a leader and bring every member to the same commit."""
+    c = Cluster(n, seed, trace=trace, voters=3 if membership else 0,
+                membership_every_ms=400 if membership else 0)
     c.run(3000)
     c.check_logs()
     for s in c.servers.values():  # everyone comes back
@@ -353,7 +392,9 @@ def scenario(seed: int, n: int = 3, *, trace: bool = False) -> Cluster:
     leader.raft.propose(b"final")
     c._changed(leader)
     c.run(6000, clients=False, faults=False)
-    commits = {s.id: s.raft.log.committed for s in c.servers.values() if s.raft is not None}
+    members = leader.raft.voters | leader.raft.learners
+    commits = {s.id: s.raft.log.committed for s in c.servers.values()
+               if s.raft is not None and s.id in members}
     if len(set(commits.values())) != 1:
         raise c._violation(f"liveness: commits differ after a calm second: {commits}")
     if b"final" not in c.acked:
@@ -362,5 +403,7 @@ def scenario(seed: int, n: int = 3, *, trace: bool = False) -> Cluster:
 
 
 if __name__ == "__main__":
-    scenario(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 3, trace=True)
+    seed = int(sys.argv[1])
+    arg = sys.argv[2] if len(sys.argv) > 2 else "3"
+    scenario(seed, 5 if arg == "m" else int(arg), trace=True, membership=arg == "m")
     print("ok")

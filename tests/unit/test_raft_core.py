@@ -278,3 +278,62 @@ def test_a_restarted_server_keeps_its_term_vote_and_log():
     r.step(Message(MT.VOTE, 3, 2, 2, log_term=2, index=5))
     rd = r.ready()
     assert rd.messages[0].reject  # already voted for 1 in term 2
+
+
+def join(net: Net, node: int) -> None:
+    """A new server, started knowing the members but not among them."""
+    net.servers[node] = Raft(Config(id=node), net.ids, rng=random.Random(node))
+    net.applied[node], net.reads[node] = [], []
+    net.ids = (*net.ids, node)
+
+
+def test_a_new_server_joins_as_a_learner_and_votes_only_once_promoted():
+    # Thesis §4.2.1: a new server catches up without counting, so it cannot stall commits.
+    from nodeagent.raft.messages import ConfChange
+    net = Net(3)
+    net.elect(1)
+    net[1].propose(b"a")
+    net.deliver()
+    join(net, 4)
+    assert net[1].change_membership(ConfChange("add_learner", 4))
+    assert not net[1].change_membership(ConfChange("add_learner", 5))  # one at a time
+    net.deliver()
+    assert net[1].learners == {4} and net[4].learners == {4}
+    assert net.applied[4] == [b"a"]  # it got the log
+    net.down = {2, 3}
+    net[1].propose(b"b")
+    net.deliver()
+    assert b"b" not in net.applied[1]  # a learner does not make a quorum
+    net.down = set()
+    net.tick(1, 1)
+    net.deliver()
+    assert net[1].caught_up(4)
+    assert net[1].change_membership(ConfChange("promote", 4))
+    net.deliver()
+    assert net[1].voters == {1, 2, 3, 4} and net[4].voters == {1, 2, 3, 4}
+    rd_conf = [net[i].ready().conf_state for i in (1, 4)]
+    assert rd_conf == [None, None]  # reported once, already advanced
+    net.down = {2}
+    net[1].propose(b"c")
+    net.deliver()
+    assert b"c" in net.applied[1] and b"c" in net.applied[4]  # 1, 3, 4 of 4
+
+
+def test_removing_servers_shrinks_the_quorum_and_a_removed_leader_steps_down():
+    from nodeagent.raft.messages import ConfChange
+    net = Net(3)
+    net.elect(1)
+    assert net[1].change_membership(ConfChange("remove", 3))
+    net.deliver()
+    assert net[1].voters == {1, 2} and 3 not in net[1].progress
+    net.down = {3}
+    net[1].propose(b"two of two")
+    net.deliver()
+    assert b"two of two" in net.applied[2]
+    assert net[1].change_membership(ConfChange("remove", 1))
+    net.deliver()
+    assert net[1].role is Role.FOLLOWER and net[2].voters == {2}
+    net.tick(2, 30)
+    net.flush()
+    assert net[2].role is Role.LEADER  # the last member leads itself
+    assert not net[2].change_membership(ConfChange("remove", 2))  # never down to none
