@@ -111,6 +111,7 @@ class Cluster:
         self.applied_data: dict[int, bytes] = {}  # index -> what was applied there
         self.proposed: dict[bytes, int] = {}  # data -> time proposed
         self.acked: set[bytes] = set()  # proposals seen applied somewhere
+        self.acked_at: dict[bytes, int] = {}  # when first applied: the client's answer
         self.servers = {i: Server(i, None, Disk(), phase=self.rng.randrange(TICK_MS))
                         for i in self.ids}
         for s in self.servers.values():
@@ -303,6 +304,7 @@ class Cluster:
             self.committed.append((e.index, e.term))
         if e.kind is EntryKind.NORMAL:
             self.acked.add(e.data)
+            self.acked_at.setdefault(e.data, self.now)
 
     def _check_applied(self, s: Server, index: int, value: bytes) -> None:
         have = self.applied_data.setdefault(index, value)
@@ -356,6 +358,29 @@ class Cluster:
 
     # --- outcomes -----------------------------------------------------------------------------
 
+    def check_history(self) -> None:
+        """The clients' writes, as a history, are linearizable: a write answered before
+        another was asked for takes effect before it.  A write can reach the log twice (a
+        forwarded proposal duplicated on the network); as thesis §6.3 has it, the state
+        machine applies a request id once, so only its first entry counts."""
+        order: dict[bytes, int] = {}
+        for index in sorted(self.applied_data):
+            value = self.applied_data[index]
+            if value != b"<noop>" and value in self.proposed:
+                order.setdefault(value, index)
+        answered = sorted((t, v) for v, t in self.acked_at.items() if v in self.proposed)
+        asked = sorted((t, v) for v, t in self.proposed.items() if v in order)
+        # For each write, the latest-indexed write answered strictly before it was asked.
+        latest, i = 0, 0
+        for t_asked, value in asked:
+            while i < len(answered) and answered[i][0] < t_asked:
+                latest = max(latest, order[answered[i][1]])
+                i += 1
+            if order[value] < latest:
+                raise self._violation(f"history: {value!r} (asked at {t_asked} ms) is at index "
+                                      f"{order[value]}, before a write answered earlier "
+                                      f"(index {latest})")
+
     def leader(self) -> Server | None:
         leaders = [s for s in self.servers.values()
                    if s.raft is not None and s.raft.role is Role.LEADER]
@@ -399,6 +424,7 @@ def scenario(seed: int, n: int = 3, *, trace: bool = False, membership: bool = F
         raise c._violation(f"liveness: commits differ after a calm second: {commits}")
     if b"final" not in c.acked:
         raise c._violation("liveness: a proposal to the leader was not applied")
+    c.check_history()
     return c
 
 
