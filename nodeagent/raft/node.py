@@ -1,0 +1,284 @@
+"""The Trio driver of one Raft server: the core, its disk, its transport, its state machine.
+
+One task owns the core (STYLE: no locks): everything reaches it through one memory
+channel -- messages from the transport, ticks, proposals, reads -- and after each
+batch it handles the core's Ready in order: save (in a thread: fsync), send, apply,
+answer, advance.  While a save runs, new proposals queue up, so the next Ready
+carries them all and one fsync commits many writes (group commit).
+
+Proposals carry a 16-byte request id in front of the payload.  A proposal can reach
+the log twice (a forwarded proposal duplicated, a client retrying after a leader
+change), so the state machine applies each request id once (thesis §6.3); the ids
+applied recently travel in snapshots with the state, so every server decides the
+same way.  ``propose`` returns once the write is applied here; ``read_barrier``
+once this server has applied everything committed when it was called (ReadIndex),
+which makes a read that follows it linearizable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgpack
+import trio
+
+from nodeagent.raft.core import Config, Raft
+from nodeagent.raft.log import RaftLog
+from nodeagent.raft.messages import (
+    ConfChange,
+    Entry,
+    EntryKind,
+    Message,
+    Ready,
+    Role,
+    SnapshotMeta,
+)
+from nodeagent.raft.storage import RaftStorage
+from nodeagent.raft.transport import Transport
+
+__all__ = ["NotLeader", "RaftNode", "Timeout"]
+
+log = logging.getLogger("nodeagent.raft")
+REQUEST_ID_BYTES = 16
+RECENT_IDS = 100_000  # request ids remembered for exactly-once apply
+
+
+class NotLeader(Exception):
+    """The request was not taken (no leader known, or leadership moving): retry, maybe at
+    ``leader``."""
+
+    def __init__(self, leader: int) -> None:
+        super().__init__(f"not taken; the leader is {leader or 'not known'}")
+        self.leader = leader
+
+
+class Timeout(Exception):
+    """No answer in time: the write may or may not have been applied (a leader changed
+    while it was in flight); a retry is safe only for writes with preconditions."""
+
+
+@dataclass
+class _Waiter:
+    done: trio.Event = field(default_factory=trio.Event)
+    error: Exception | None = None
+    index: int = 0  # reads: the index to have applied
+
+
+class RaftNode:
+    def __init__(self, config: Config, storage: RaftStorage, *, listen: tuple[str, int],
+                 peers: dict[int, tuple[str, int]], voters: tuple[int, ...],
+                 apply: Callable[[bytes], None], snapshot: Callable[[], bytes],
+                 restore: Callable[[bytes], None], tick_s: float = 0.1,
+                 snapshot_entries: int = 10_000, rng: random.Random | None = None) -> None:
+        self.config, self.storage = config, storage
+        self.voters = voters
+        self.apply_fn, self.snapshot_fn, self.restore_fn = apply, snapshot, restore
+        self.tick_s, self.snapshot_entries = tick_s, snapshot_entries
+        self.rng = rng or random.Random()
+        self.transport = Transport(config.id, listen, peers, self._deliver)
+        self._send, self._recv = trio.open_memory_channel[tuple](10_000)
+        self.raft: Raft | None = None
+        self.recent: OrderedDict[bytes, None] = OrderedDict()
+        self.writes: dict[bytes, _Waiter] = {}
+        self.reads: dict[bytes, _Waiter] = {}
+        self.applied_reads: list[_Waiter] = []  # confirmed, waiting for apply
+        self.leader = 0
+        self.role = Role.FOLLOWER
+        self.changed = trio.Event()  # replaced on each leadership change
+
+    # --- the API ----------------------------------------------------------------------------
+
+    async def propose(self, payload: bytes, timeout_s: float = 5.0) -> None:
+        """Replicate and apply ``payload``; returns once applied here.  Raises NotLeader
+        (not taken: retry) or Timeout (outcome unknown)."""
+        req = uuid.uuid4().bytes
+        await self._wait(self.writes, req, ("propose", req + payload), timeout_s)
+
+    async def read_barrier(self, timeout_s: float = 5.0) -> None:
+        """Return once a read here would see every write committed before the call.
+        Raises NotLeader or Timeout."""
+        ctx = uuid.uuid4().bytes
+        await self._wait(self.reads, ctx, ("read", ctx), timeout_s)
+
+    async def _wait(self, table: dict[bytes, _Waiter], key: bytes, item: tuple,  # type: ignore[type-arg]
+                    timeout_s: float) -> None:
+        waiter = table[key] = _Waiter()
+        self._send.send_nowait(item)
+        try:
+            with trio.move_on_after(timeout_s):
+                await waiter.done.wait()
+        finally:
+            table.pop(key, None)
+        if waiter.error is not None:
+            raise waiter.error
+        if not waiter.done.is_set():
+            raise Timeout(f"no answer in {timeout_s:g}s (leader {self.leader or 'unknown'})")
+
+    def transfer_leadership(self, to: int) -> None:
+        self._send.send_nowait(("transfer", to))
+
+    def change_membership(self, change: ConfChange) -> None:
+        self._send.send_nowait(("conf", change))
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
+
+    async def wait_changed(self) -> None:
+        await self.changed.wait()
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        loaded = await trio.to_thread.run_sync(self.storage.load)
+        voters, learners = self.voters, ()
+        applied = 0
+        if loaded.snapshot is not None:
+            meta, data = loaded.snapshot
+            voters, learners, applied = meta.voters, meta.learners, meta.index
+            self._restore(data)
+        raft_log = RaftLog(loaded.entries,
+                           snapshot_index=loaded.snapshot[0].index if loaded.snapshot else 0,
+                           snapshot_term=loaded.snapshot[0].term if loaded.snapshot else 0,
+                           applied=applied)
+        self.raft = Raft(self.config, voters, learners=learners, rng=self.rng,
+                         hard_state=loaded.hard_state, log=raft_log, snapshot=loaded.snapshot)
+        if loaded.truncated_bytes:
+            log.warning("raft: cut a torn tail of %d bytes from the log", loaded.truncated_bytes)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.transport.run)
+            nursery.start_soon(self._ticker)
+            task_status.started()
+            await self._loop()
+
+    def _deliver(self, m: Message) -> None:
+        try:
+            self._send.send_nowait(("msg", m))
+        except trio.WouldBlock:
+            pass  # overloaded: Raft copes with a lost message
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.tick_s)
+            self._send.send_nowait(("tick",))
+
+    async def _loop(self) -> None:
+        raft = self.raft
+        assert raft is not None
+        while True:
+            self._handle(await self._recv.receive())
+            while True:
+                try:
+                    self._handle(self._recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            while raft.has_ready():
+                await self._process(raft.ready())
+
+    def _handle(self, item: tuple) -> None:  # type: ignore[type-arg]
+        raft = self.raft
+        assert raft is not None
+        kind = item[0]
+        if kind == "msg":
+            raft.step(item[1])
+        elif kind == "tick":
+            raft.tick()
+        elif kind == "propose":
+            raft.propose(item[1])
+        elif kind == "read":
+            if not raft.read_index(item[1]):
+                self._fail(self.reads.get(item[1]))
+        elif kind == "transfer":
+            raft.transfer_leadership(item[1])
+        elif kind == "conf":
+            raft.change_membership(item[1])
+
+    def _fail(self, waiter: _Waiter | None) -> None:
+        if waiter is not None:
+            waiter.error = NotLeader(self.leader)
+            waiter.done.set()
+
+    # --- one Ready --------------------------------------------------------------------------
+
+    async def _process(self, rd: Ready) -> None:
+        raft = self.raft
+        assert raft is not None
+        if rd.snapshot is not None:  # from the leader: it replaces our state
+            meta, data = rd.snapshot
+            self._restore(data)
+            await trio.to_thread.run_sync(self.storage.save_snapshot, meta, data,
+                                          list(raft.log.entries))
+            await trio.to_thread.run_sync(self.storage.save, rd.hard_state, [])
+        else:
+            await trio.to_thread.run_sync(self.storage.save, rd.hard_state, rd.entries)
+        for m in rd.messages:
+            self.transport.send(m)
+        for e in rd.committed:
+            if e.kind is EntryKind.NORMAL:
+                self._apply(e)
+        for rs in rd.read_states:
+            waiter = self.reads.get(rs.context)
+            if waiter is not None:
+                waiter.index = rs.index
+                self.applied_reads.append(waiter)
+        for data in rd.dropped:
+            self._fail(self.writes.get(data[:REQUEST_ID_BYTES]) or self.reads.get(data))
+        raft.advance(rd)
+        applied = raft.log.applied
+        still = []
+        for waiter in self.applied_reads:
+            if waiter.index <= applied:
+                waiter.done.set()
+            else:
+                still.append(waiter)
+        self.applied_reads = still
+        if rd.soft_state is not None:
+            self._leadership(rd.soft_state.leader, rd.soft_state.role)
+        if applied - raft.log.snapshot_index >= self.snapshot_entries:
+            await self._snapshot()
+
+    def _apply(self, e: Entry) -> None:
+        req, payload = e.data[:REQUEST_ID_BYTES], e.data[REQUEST_ID_BYTES:]
+        if req not in self.recent:  # thesis §6.3: each request applied once
+            self.apply_fn(payload)
+            self.recent[req] = None
+            if len(self.recent) > RECENT_IDS:
+                self.recent.popitem(last=False)
+        waiter = self.writes.get(req)
+        if waiter is not None:
+            waiter.done.set()
+
+    def _leadership(self, leader: int, role: Role) -> None:
+        was_leader = self.role is Role.LEADER
+        self.leader, self.role = leader, role
+        if was_leader and role is not Role.LEADER:
+            # Writes and reads waiting on this leader's round may never finish: retry.
+            for waiter in list(self.writes.values()) + list(self.reads.values()):
+                if not waiter.done.is_set() and waiter not in self.applied_reads:
+                    self._fail(waiter)
+        self.changed.set()
+        self.changed = trio.Event()
+        log.info("raft: node %d is %s, leader %d", self.config.id, role.value, leader)
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    async def _snapshot(self) -> None:
+        raft = self.raft
+        assert raft is not None
+        index = raft.log.applied
+        data = msgpack.packb([list(self.recent), self.snapshot_fn()], use_bin_type=True)
+        meta = SnapshotMeta(index, raft.log.term(index) or 0, tuple(sorted(raft.voters)),
+                            tuple(sorted(raft.learners)))
+        raft.compact(meta, data)
+        await trio.to_thread.run_sync(self.storage.save_snapshot, meta, data,
+                                      list(raft.log.entries))
+
+    def _restore(self, data: bytes) -> None:
+        recent, state = msgpack.unpackb(data, raw=False)
+        self.recent = OrderedDict((bytes(r), None) for r in recent)
+        self.restore_fn(state)
