@@ -34,6 +34,7 @@ from nodeagent.raft.messages import (
     Entry,
     EntryKind,
     Message,
+    MessageType,
     Ready,
     Role,
     SnapshotMeta,
@@ -208,6 +209,17 @@ class RaftNode:
     async def _process(self, rd: Ready) -> None:
         raft = self.raft
         assert raft is not None
+        # A leader's appends and heartbeats go out before its own save (thesis §10.2.1):
+        # they promise nothing about its disk, and its own entries count towards a commit
+        # only once saved (advance).  Every other message waits for the save.
+        early = raft.role is Role.LEADER
+        later = []
+        for m in rd.messages:
+            if early and m.type in (MessageType.APPEND, MessageType.HEARTBEAT,
+                                    MessageType.SNAPSHOT):
+                self.transport.send(m)
+            else:
+                later.append(m)
         if rd.snapshot is not None:  # from the leader: it replaces our state
             meta, data = rd.snapshot
             self._restore(data)
@@ -216,7 +228,7 @@ class RaftNode:
             await trio.to_thread.run_sync(self.storage.save, rd.hard_state, [])
         else:
             await trio.to_thread.run_sync(self.storage.save, rd.hard_state, rd.entries)
-        for m in rd.messages:
+        for m in later:
             self.transport.send(m)
         for e in rd.committed:
             if e.kind is EntryKind.NORMAL:

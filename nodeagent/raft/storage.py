@@ -189,23 +189,27 @@ class RaftStorage:
         if self.fsync_enabled:
             _fsync_dir(self.dir)
 
-    def _write(self, buf: bytes) -> None:
+    def _write(self, buf: bytes, sync: bool = True) -> None:
         assert self._file is not None, "load() first"
         self._file.write(buf)
-        if self.fsync_enabled:
+        if self.fsync_enabled and sync:
             os.fdatasync(self._file.fileno())
         self._size += len(buf)
 
     def save(self, hard: HardState | None, entries: list[Entry]) -> None:
-        """Make ``hard`` and ``entries`` durable (one write, one fdatasync)."""
+        """Make ``hard`` and ``entries`` durable (one write, one fdatasync).  A change of
+        the commit index alone is written but not synced (etcd does the same): a commit
+        index lost in a crash is learnt again from the leader, and no message promised it."""
         if hard is None and not entries:
             return
         # The hard state first: entries that survive a torn save imply their term did.
         buf = (_hard_record(hard) if hard is not None else b"") + \
             b"".join(_entry_record(e) for e in entries)
+        sync = bool(entries) or (hard is not None and (hard.term, hard.vote) !=
+                                 (self._hard.term, self._hard.vote))
         if hard is not None:
             self._hard = hard
-        self._write(buf)
+        self._write(buf, sync)
         if entries:
             self._last_index = entries[-1].index
 

@@ -109,8 +109,9 @@ def ensure_apt(package: str, binary: str) -> str:
 def ensure_bench_extra() -> None:
     try:
         import etcd3  # noqa: F401
+        import pysyncobj  # noqa: F401
     except ImportError:
-        print("installing the bench extra (python-etcd3, grpcio)", file=sys.stderr)
+        print("installing the bench extra (python-etcd3, grpcio, pysyncobj)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,bench]"],
                        check=True)
 
