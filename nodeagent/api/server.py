@@ -30,6 +30,7 @@ from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.objects.kinds import by_kind
 from nodeagent.objects.yamljson import yaml_to_json
+from nodeagent.store.errors import StoreClosedError, StoreUnavailableError
 
 log = logging.getLogger("nodeagent.api")
 
@@ -84,6 +85,10 @@ class ApiApp:
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
+        except (StoreUnavailableError, StoreClosedError) as exc:
+            # No leader took the write (or the store is stopping): a client retries, as
+            # kubectl does on etcd's "leader changed".
+            response = error_response(ApiError(503, "ServiceUnavailable", str(exc)))
         except Exception:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",

@@ -23,6 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 import trio
@@ -68,12 +69,13 @@ class _Waiter:
     done: trio.Event = field(default_factory=trio.Event)
     error: Exception | None = None
     index: int = 0  # reads: the index to have applied
+    result: Any = None  # writes: what the state machine's apply returned
 
 
 class RaftNode:
     def __init__(self, config: Config, storage: RaftStorage, *, listen: tuple[str, int],
                  peers: dict[int, tuple[str, int]], voters: tuple[int, ...],
-                 apply: Callable[[bytes], None], snapshot: Callable[[], bytes],
+                 apply: Callable[[bytes], Any], snapshot: Callable[[], bytes],
                  restore: Callable[[bytes], None], tick_s: float = 0.1,
                  snapshot_entries: int = 10_000, rng: random.Random | None = None) -> None:
         self.config, self.storage = config, storage
@@ -84,7 +86,8 @@ class RaftNode:
         self.transport = Transport(config.id, listen, peers, self._deliver)
         self._send, self._recv = trio.open_memory_channel[tuple](10_000)
         self.raft: Raft | None = None
-        self.recent: OrderedDict[bytes, None] = OrderedDict()
+        # request id -> what applying it returned (None once restored from a snapshot)
+        self.recent: OrderedDict[bytes, Any] = OrderedDict()
         self.writes: dict[bytes, _Waiter] = {}
         self.reads: dict[bytes, _Waiter] = {}
         self.applied_reads: list[_Waiter] = []  # confirmed, waiting for apply
@@ -94,11 +97,11 @@ class RaftNode:
 
     # --- the API ----------------------------------------------------------------------------
 
-    async def propose(self, payload: bytes, timeout_s: float = 5.0) -> None:
-        """Replicate and apply ``payload``; returns once applied here.  Raises NotLeader
-        (not taken: retry) or Timeout (outcome unknown)."""
+    async def propose(self, payload: bytes, timeout_s: float = 5.0) -> Any:
+        """Replicate and apply ``payload``; returns what applying it returned, once applied
+        here.  Raises NotLeader (not taken: retry) or Timeout (outcome unknown)."""
         req = uuid.uuid4().bytes
-        await self._wait(self.writes, req, ("propose", req + payload), timeout_s)
+        return (await self._wait(self.writes, req, ("propose", req + payload), timeout_s)).result
 
     async def read_barrier(self, timeout_s: float = 5.0) -> None:
         """Return once a read here would see every write committed before the call.
@@ -107,7 +110,7 @@ class RaftNode:
         await self._wait(self.reads, ctx, ("read", ctx), timeout_s)
 
     async def _wait(self, table: dict[bytes, _Waiter], key: bytes, item: tuple,  # type: ignore[type-arg]
-                    timeout_s: float) -> None:
+                    timeout_s: float) -> _Waiter:
         waiter = table[key] = _Waiter()
         self._send.send_nowait(item)
         try:
@@ -119,6 +122,7 @@ class RaftNode:
             raise waiter.error
         if not waiter.done.is_set():
             raise Timeout(f"no answer in {timeout_s:g}s (leader {self.leader or 'unknown'})")
+        return waiter
 
     def transfer_leadership(self, to: int) -> None:
         self._send.send_nowait(("transfer", to))
@@ -257,12 +261,12 @@ class RaftNode:
     def _apply(self, e: Entry) -> None:
         req, payload = e.data[:REQUEST_ID_BYTES], e.data[REQUEST_ID_BYTES:]
         if req not in self.recent:  # thesis §6.3: each request applied once
-            self.apply_fn(payload)
-            self.recent[req] = None
+            self.recent[req] = self.apply_fn(payload)
             if len(self.recent) > RECENT_IDS:
                 self.recent.popitem(last=False)
         waiter = self.writes.get(req)
         if waiter is not None:
+            waiter.result = self.recent[req]
             waiter.done.set()
 
     def _leadership(self, leader: int, role: Role) -> None:

@@ -6,7 +6,8 @@
     ├── CompactedError          the revision asked for is older than the kept history
     ├── FutureRevisionError     the revision asked for does not exist yet
     ├── CorruptLogError         the write-ahead log is damaged before its tail
-    └── StoreClosedError        the store stopped before the write was durable
+    ├── StoreClosedError        the store stopped before the write was durable
+    └── StoreUnavailableError   no Raft leader took the write, or it timed out (retry)
 """
 
 from __future__ import annotations
@@ -36,4 +37,8 @@ class CorruptLogError(StoreError):
 
 
 class StoreClosedError(StoreError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
     pass

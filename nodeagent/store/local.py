@@ -12,21 +12,21 @@ Reads (get, range, watch registration) are plain method calls on the owner's
 thread: Trio runs one task at a time, so they see a consistent state, and
 every acknowledged write is already applied.
 
-The Raft issue replaces this class with one that proposes through Raft; the
-API only depends on the methods below.
+On Raft servers RaftStore (raftstore.py) takes its place: the API depends only on
+``txn`` and the reads and watches of MVCCReads.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import trio
 
+from nodeagent.store.base import MVCCReads, Watch
 from nodeagent.store.errors import StoreClosedError
-from nodeagent.store.mvcc import MVCC, Event, KeyValue, Txn, TxnResult
+from nodeagent.store.mvcc import MVCC, Event, Txn, TxnResult
 from nodeagent.store.wal import WAL
 
 __all__ = ["LocalStore", "Watch"]
@@ -43,54 +43,7 @@ class _Pending:
     error: BaseException | None = None
 
 
-class Watch:
-    """A stream of events under a prefix, starting at a revision.
-
-    Iterate it to receive lists of events in revision order.  The stream ends
-    (``overflowed`` set) if the consumer falls more than ``buffer`` batches
-    behind; the consumer then resumes from the last revision it saw, as
-    Kubernetes clients do after a watch ends.
-    """
-
-    def __init__(self, store: LocalStore, prefix: str, buffer: int) -> None:
-        self.prefix = prefix
-        self._store = store
-        self._send, self._recv = trio.open_memory_channel[list[Event]](buffer)
-        self.overflowed = False
-        self.closed = False
-
-    def _offer(self, events: list[Event]) -> None:
-        mine = [e for e in events if e.kv.key.startswith(self.prefix)]
-        if not mine or self.closed:
-            return
-        try:
-            self._send.send_nowait(mine)
-        except trio.WouldBlock:
-            self.overflowed = True
-            self.close()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.close()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._send.close()
-            self._store._watches.discard(self)
-
-    def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._recv.__aiter__()
-
-    async def __anext__(self) -> list[Event]:
-        return await self._recv.__anext__()
-
-    def receive_nowait(self) -> list[Event]:
-        return self._recv.receive_nowait()
-
-    async def receive(self) -> list[Event]:
-        return await self._recv.receive()
-
-
-class LocalStore:
+class LocalStore(MVCCReads):
     def __init__(self, data_dir: str, *, fsync: bool = True, snapshot_every: int = 10_000,
                  history_revisions: int = 100_000, max_batch: int = 1024,
                  watch_buffer: int = 1024) -> None:
@@ -128,8 +81,7 @@ class LocalStore:
             await self._serve_writes()
         finally:
             self._running = False
-            for w in list(self._watches):
-                w.close()
+            self._close_watches()
             self._fail_queued()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self.wal.close)
@@ -167,9 +119,7 @@ class LocalStore:
                 all_events.extend(events)
                 p.done.set()
             self._applied_index += len(batch)
-            if all_events:
-                for w in list(self._watches):
-                    w._offer(all_events)
+            self._publish(all_events)
             if self._applied_index - self._snapshot_index >= self.snapshot_every:
                 await self._snapshot()
 
@@ -197,34 +147,3 @@ class LocalStore:
             raise StoreClosedError(str(p.error)) from p.error
         assert p.result is not None
         return p.result
-
-    # --- reads ---------------------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self.mvcc.revision
-
-    @property
-    def compact_revision(self) -> int:
-        return self.mvcc.compact_revision
-
-    def get(self, key: str) -> KeyValue | None:
-        return self.mvcc.get(key)
-
-    def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
-              revision: int = 0) -> tuple[list[KeyValue], bool, int]:
-        return self.mvcc.range(prefix, start_after=start_after, limit=limit, revision=revision)
-
-    def count(self, prefix: str) -> int:
-        return self.mvcc.count(prefix)
-
-    def watch(self, prefix: str, start_revision: int) -> tuple[Watch, list[Event]]:
-        """Register a watch; returns it and the history events from ``start_revision``.
-
-        No event is lost or repeated between the history and the live stream: both are
-        taken without yielding to the event loop.  Raises CompactedError.
-        """
-        backlog = self.mvcc.events_since(start_revision, prefix) if start_revision else []
-        w = Watch(self, prefix, self.watch_buffer)
-        self._watches.add(w)
-        return w, backlog
