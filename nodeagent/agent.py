@@ -32,6 +32,7 @@ from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.store import LocalStore
+from nodeagent.store.raftstore import RaftStore
 from runtime.images import ImageStore
 
 log = logging.getLogger("nodeagent.agent")
@@ -67,12 +68,12 @@ async def ensure_namespaces(objects: ObjectStore) -> None:
 async def run_agent(cfg: AgentConfig, *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled or signalled.  Reports the API's bound addresses once serving."""
-    store = LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
-                       history_revisions=cfg.history_revisions)
+    store = _store(cfg)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         objects = ObjectStore(store)
-        await ensure_namespaces(objects)
+        if isinstance(store, LocalStore):
+            await ensure_namespaces(objects)  # with Raft the leader does it (_lead)
         addresses = node_addresses(cfg.pod_cidr)
         rules_applied = RulesProgress() if cfg.proxy else None
         # A node that runs pods (it has a launcher): its parts are made first, since the API
@@ -87,7 +88,9 @@ async def run_agent(cfg: AgentConfig, *,
                      exec_=pods.exec if pods else None, metrics=usage)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
-        if cfg.coordinator:
+        if isinstance(store, RaftStore):
+            await nursery.start(_lead, store, objects)
+        elif cfg.coordinator:
             await nursery.start(run_coordinator, objects)
         if pods is not None and usage is not None:
             # The pod manager first, then the Node that offers this node to the scheduler.
@@ -105,6 +108,47 @@ async def run_agent(cfg: AgentConfig, *,
         nursery.start_soon(_watchdog, store)
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
+
+
+def _store(cfg: AgentConfig) -> LocalStore | RaftStore:
+    """The agent's own store, or with a Raft id the replicated one."""
+    if not cfg.raft_id:
+        return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
+                          history_revisions=cfg.history_revisions)
+    host, _, port = cfg.raft_listen.rpartition(":")
+    peers = cfg.raft_peer_addresses()
+    return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=(host, int(port)), peers=peers,
+                     voters=tuple(sorted({cfg.raft_id, *peers})), fsync=cfg.fsync,
+                     snapshot_every=cfg.snapshot_every, history_revisions=cfg.history_revisions,
+                     tick_s=cfg.raft_tick_ms / 1000)
+
+
+async def _lead(store: RaftStore, objects: ObjectStore, *,
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The coordinator runs while this server is the Raft leader, under a cancel scope
+    that leadership's end cancels (DESIGN: leadership is a cancel scope)."""
+    node = store.node
+    task_status.started()
+    while True:
+        while not node.is_leader:
+            await node.wait_changed()
+        log.info("raft leader term=%d: starting the coordinator", node.raft.term if node.raft else 0)
+        async with trio.open_nursery() as nursery:
+            async def step_down() -> None:
+                while node.is_leader:
+                    await node.wait_changed()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(step_down)
+            while True:  # the built-in namespaces, once there is a leader to take them
+                try:
+                    await ensure_namespaces(objects)
+                    break
+                except ApiError as exc:
+                    if exc.code != 503:
+                        raise
+                    await trio.sleep(0.1)
+            await nursery.start(run_coordinator, objects)
+        log.info("raft leadership lost: coordinator stopped")
 
 
 async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[str],
@@ -147,7 +191,7 @@ async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], appli
         rules.close()
 
 
-async def _watchdog(store: LocalStore) -> None:
+async def _watchdog(store: LocalStore | RaftStore) -> None:
     """systemd's watchdog (WatchdogSec=): WATCHDOG=1 at half the interval while the event
     loop runs and the store answers, so a wedged agent is restarted."""
     usec = os.environ.get("WATCHDOG_USEC")

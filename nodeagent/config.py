@@ -86,6 +86,31 @@ class AgentConfig:
     cgroup_parent: str = "nodeagent"
     """Pods' cgroups go below this one (kubelet's kubepods), by QoS class."""
 
+    raft_id: int = 0
+    """This agent's id among the Raft servers (1, 2, ...).  0: no Raft -- the agent keeps
+    its own store (one-node clusters).  With an id the store is replicated and only the
+    Raft leader runs the coordinator."""
+
+    raft_listen: str = ""
+    """HOST:PORT for Raft traffic between servers (plain TCP: a private network only)."""
+
+    raft_peers: str = ""
+    """The other servers at bootstrap: "2=10.0.0.2:7000,3=10.0.0.3:7000"."""
+
+    raft_tick_ms: int = 100
+    """Raft's clock: heartbeats every tick, elections after 10 to 20 ticks without a
+    leader (so 100 ms gives 1-2 s failover, as etcd's defaults).  Lower fails over faster
+    and costs more idle traffic."""
+
+    def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
+        """raft_peers parsed (validated at construction)."""
+        out = {}
+        for item in filter(None, (p.strip() for p in self.raft_peers.split(","))):
+            ident, _, address = item.partition("=")
+            host, _, port = address.rpartition(":")
+            out[int(ident)] = (host, int(port))
+        return out
+
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name", "must not be empty")
@@ -112,6 +137,21 @@ class AgentConfig:
                 raise ConfigError("pod_cidr", f"{self.pod_cidr} is too small")
         if not self.cgroup_parent or self.cgroup_parent.startswith("/") or ".." in self.cgroup_parent:
             raise ConfigError("cgroup_parent", f"{self.cgroup_parent!r} must be a relative path")
+        if self.raft_id < 0:
+            raise ConfigError("raft_id", "must not be negative")
+        if self.raft_id:
+            host, sep, port = self.raft_listen.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise ConfigError("raft_listen", f"{self.raft_listen!r} is not HOST:PORT")
+            for item in filter(None, (p.strip() for p in self.raft_peers.split(","))):
+                ident, eq, address = item.partition("=")
+                host, sep, port = address.rpartition(":")
+                if not eq or not ident.isdigit() or int(ident) in (0, self.raft_id) or \
+                        not sep or not host or not port.isdigit():
+                    raise ConfigError("raft_peers", f"{item!r} is not ID=HOST:PORT with an id "
+                                      f"other than {self.raft_id}")
+            if self.raft_tick_ms < 1:
+                raise ConfigError("raft_tick_ms", "must be at least 1")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

@@ -282,7 +282,8 @@ def _await_exec(pid: int, err_r: int, mid_code: int = 128, status: int | None = 
         os.close(err_r)
     if failure:
         if pid and status is None:
-            status = os.waitpid(pid, 0)[1]
+            with contextlib.suppress(ChildProcessError):  # reaped elsewhere: code unknown
+                status = os.waitpid(pid, 0)[1]
         code = os.waitstatus_to_exitcode(status) if status is not None else (mid_code or 128)
         reason, _, message = failure.decode(errors="replace").partition("\t")
         raise StartFailed(reason, message, code)

@@ -188,6 +188,9 @@ class Launcher:
         # the middle processes (which exit once they forked the container's PID 1), and the
         # PID 1s until they are held before exec (one that fails exits).
         self.setting_up: dict[int, int | None] = {}
+        # Children reaped before anyone claimed them: a container's PID 1 that failed at
+        # once can exit before its middle process's report of its PID is read.
+        self.unclaimed: dict[int, int] = {}
         self.sel = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
@@ -330,6 +333,10 @@ class Launcher:
             if live is not None:
                 self._drain_logs(live)
                 self._finish(live, status, "", "")
+            else:
+                self.unclaimed[pid] = status
+                while len(self.unclaimed) > 1024:  # orphans nobody will ask about
+                    del self.unclaimed[next(iter(self.unclaimed))]
 
     def _finish(self, live: _Live, status: int | None, reason: str, message: str) -> None:
         st = live.state
@@ -513,7 +520,7 @@ class Launcher:
         pending.pid = struct.unpack("<i", raw)[0] if len(raw) == 4 else 0
         if pending.pid:
             live.state.pid = pending.pid
-            self.setting_up[pending.pid] = None
+            self.setting_up[pending.pid] = self.unclaimed.pop(pending.pid, None)
         assert pending.ready_r is not None
         self.sel.register(pending.ready_r, selectors.EVENT_READ, ("setup_held", cid))
 

@@ -32,8 +32,17 @@ from nodeagent.objects.codec import (
 )
 from nodeagent.objects.kinds import Resource, by_kind
 from nodeagent.objects.selectors import Selector, SelectorError, parse_selector
-from nodeagent.store import CompactedError, Compare, FutureRevisionError, KeyValue, Op, Txn
-from nodeagent.store.local import Watch
+from nodeagent.store import (
+    CompactedError,
+    Compare,
+    FutureRevisionError,
+    KeyValue,
+    Op,
+    StoreUnavailableError,
+    Txn,
+    TxnResult,
+    Watch,
+)
 
 __all__ = ["FieldSelector", "ObjectStore", "StoreBackend"]
 
@@ -298,7 +307,7 @@ class ObjectStore:
                 alloc = self.allocator.claim(obj)
             if dry_run:
                 return obj
-            result = await self.store.txn(Txn(
+            result = await self.txn(Txn(
                 (Compare(key, "create", "=", 0), *alloc.compares),
                 (Op("put", key, encode_obj(obj)), *alloc.ops),
             ))
@@ -387,13 +396,13 @@ class ObjectStore:
             if dry_run:
                 return obj
             if _finalized(obj):
-                result = await self.store.txn(Txn(
+                result = await self.txn(Txn(
                     (Compare(key, "mod", "=", kv.mod_revision),),
                     (Op("delete", key), *self._release(res, current))))
             else:
                 alloc = (self.allocator.claim(obj, current)
                          if res.kind == "Service" and subresource is None else Allocations())
-                result = await self.store.txn(Txn(
+                result = await self.txn(Txn(
                     (Compare(key, "mod", "=", kv.mod_revision), *alloc.compares),
                     (Op("put", key, encode_obj(obj)), *alloc.ops)))
             if result.succeeded:
@@ -480,7 +489,7 @@ class ObjectStore:
             status["conditions"] = [{"type": "PodScheduled", "status": "True",
                                      "lastTransitionTime": now_rfc3339()}, *conditions]
             pod["metadata"].pop("resourceVersion", None)
-            result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+            result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
                                               (Op("put", key, encode_obj(pod)),)))
             if result.succeeded:
                 pod["metadata"]["resourceVersion"] = str(result.revision)
@@ -523,7 +532,7 @@ class ObjectStore:
                 meta["deletionTimestamp"] = now_rfc3339()
                 if dry_run:
                     return obj, False
-                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
                                                   (Op("put", key, encode_obj(obj)),)))
                 if result.succeeded:
                     meta["resourceVersion"] = str(result.revision)
@@ -542,7 +551,7 @@ class ObjectStore:
             if dry_run:
                 return obj, graceful is None
             if graceful is None:
-                result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
                                                   (Op("delete", key), *self._release(res, obj))))
                 if result.succeeded:
                     meta["resourceVersion"] = str(result.revision)
@@ -556,7 +565,7 @@ class ObjectStore:
             meta["deletionTimestamp"] = (dt.datetime.now(dt.UTC) + dt.timedelta(
                 seconds=graceful)).strftime("%Y-%m-%dT%H:%M:%SZ")
             meta["deletionGracePeriodSeconds"] = graceful
-            result = await self.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+            result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
                                               (Op("put", key, encode_obj(obj)),)))
             if result.succeeded:
                 meta["resourceVersion"] = str(result.revision)
@@ -594,6 +603,15 @@ class ObjectStore:
                                 f"({self.store.compact_revision + 1})") from None
 
     # --- helpers --------------------------------------------------------------------------
+
+    async def txn(self, txn: Txn) -> TxnResult:
+        """The store's transaction; a replicated store with no leader to take it answers
+        503, which every caller already treats as a failed write to retry."""
+        try:
+            return await self.store.txn(txn)
+        except StoreUnavailableError as exc:
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+
 
     def _decode(self, res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
         try:

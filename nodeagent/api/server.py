@@ -120,6 +120,11 @@ class ApiApp:
         if handler is None:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on "
                            f"the requested resource ({method})")
+        barrier = getattr(self.objects.store, "read_barrier", None)
+        if method == "GET" and barrier is not None:
+            # Replicated store: reads are linearizable, as Kubernetes' are through etcd --
+            # this server has applied every write committed before the request.
+            await barrier()
         return await handler(request, target)
 
     def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:

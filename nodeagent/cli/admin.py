@@ -49,6 +49,12 @@ def main() -> None:
               "share the agent's network namespace).")
 @click.option("--images-dir", help="The image store (default <data-dir>/images).")
 @click.option("--cgroup-parent", help="Pods' cgroups go below this one (default nodeagent).")
+@click.option("--raft-id", type=int, help="This server's Raft id (1, 2, ...); default 0: no "
+              "Raft, the agent keeps its own store.")
+@click.option("--raft-listen", help="HOST:PORT for Raft traffic between servers.")
+@click.option("--raft-peers", help="The other servers: 2=HOST:PORT,3=HOST:PORT.")
+@click.option("--raft-tick-ms", type=int, help="Raft's tick (default 100: elections after "
+              "1-2 s without a leader).")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent

@@ -55,8 +55,8 @@ async def sync_once(objects: ObjectStore) -> int:
         key = NAMESPACES.key(None, name)
         kv = objects.store.get(key)
         if kv is not None and not meta.get("finalizers"):
-            await objects.store.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                        (Op("delete", key),)))
+            await objects.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
+                                  (Op("delete", key),)))
             log.info("namespace=%s deleted", name)
     return pending
 

@@ -91,6 +91,9 @@ class RaftNode:
         self.writes: dict[bytes, _Waiter] = {}
         self.reads: dict[bytes, _Waiter] = {}
         self.applied_reads: list[_Waiter] = []  # confirmed, waiting for apply
+        # Requests that found no leader (an election, a server just started): tried again
+        # each tick until one is known or their caller gave up.
+        self.parked: list[tuple] = []  # type: ignore[type-arg]
         self.leader = 0
         self.role = Role.FOLLOWER
         self.changed = trio.Event()  # replaced on each leadership change
@@ -193,11 +196,16 @@ class RaftNode:
             raft.step(item[1])
         elif kind == "tick":
             raft.tick()
+            if self.parked and raft.leader and not raft.transferee:
+                parked, self.parked = self.parked, []
+                for again in parked:
+                    if again[1][:REQUEST_ID_BYTES] in self.writes or again[1] in self.reads:
+                        self._handle(again)
         elif kind == "propose":
             raft.propose(item[1])
         elif kind == "read":
             if not raft.read_index(item[1]):
-                self._fail(self.reads.get(item[1]))
+                self.parked.append(item)
         elif kind == "transfer":
             raft.transfer_leadership(item[1])
         elif kind == "conf":
@@ -243,7 +251,10 @@ class RaftNode:
                 waiter.index = rs.index
                 self.applied_reads.append(waiter)
         for data in rd.dropped:
-            self._fail(self.writes.get(data[:REQUEST_ID_BYTES]) or self.reads.get(data))
+            if data[:REQUEST_ID_BYTES] in self.writes:
+                self.parked.append(("propose", data))  # no leader yet: try again soon
+            else:
+                self._fail(self.reads.get(data))
         raft.advance(rd)
         applied = raft.log.applied
         still = []

@@ -1,0 +1,95 @@
+"""Three real agents as Raft servers on loopback (no root): the store replicated, any
+agent's API takes writes and serves reads, exactly one runs the coordinator (its
+controllers turn a Deployment into a ReplicaSet and pods), and after kill -9 of the
+leader's agent another takes over: writes go on, nothing acknowledged is lost, and the
+coordinator runs again on the new leader."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+from test_raft_node import free_ports
+
+from agentproc import AgentProcess
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                       "template": {"metadata": {"labels": {"app": "web"}},
+                                    "spec": {"containers": [{"name": "c", "image": "kubia"}]}}}}
+
+
+def until(check, timeout_s: float = 30.0, what: str = ""):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+        except httpx.HTTPError:
+            result = None
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def agents(tmp_path):
+    ports = free_ports(3)
+    procs = {}
+    for i in (1, 2, 3):
+        peers = ",".join(f"{j}=127.0.0.1:{ports[j - 1]}" for j in (1, 2, 3) if j != i)
+        procs[i] = AgentProcess(tmp_path / f"a{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
+                                "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-peers",
+                                peers, "--raft-tick-ms", "20")
+    try:
+        for p in procs.values():
+            p.start()
+        yield procs
+    finally:
+        for p in procs.values():
+            p.close()
+
+
+def leader_of(agents) -> int:  # type: ignore[no-untyped-def]
+    running = [i for i, a in agents.items() if a.proc and a.proc.poll() is None
+               and a.log_text().count("starting the coordinator") >
+               a.log_text().count("coordinator stopped")]
+    return running[0] if len(running) == 1 else 0
+
+
+def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents):
+    def create(i: int, name: str) -> bool:
+        r = httpx.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": name}, "data": {"k": name}})
+        return r.status_code == 201
+    until(lambda: create(2, "first"), what="a write through agent 2")
+    for i in (1, 3):  # reads anywhere are linearizable: the write is there at once
+        r = httpx.get(f"{agents[i].url}/api/v1/namespaces/default/configmaps/first", timeout=10)
+        assert r.status_code == 200 and r.json()["data"] == {"k": "first"}
+    leader = until(lambda: leader_of(agents), what="one coordinator")
+    # The coordinator (on the leader only) turns a Deployment into a ReplicaSet and pods.
+    follower = next(i for i in agents if i != leader)
+    r = httpx.post(f"{agents[follower].url}/apis/apps/v1/namespaces/default/deployments",
+                   json=DEPLOYMENT, timeout=10)
+    assert r.status_code == 201, r.text
+    until(lambda: len(httpx.get(f"{agents[follower].url}/api/v1/namespaces/default/pods",
+                                timeout=10).json()["items"]) == 2, what="two pods")
+    # kill -9 the leader's agent: another agent leads and coordinates; writes go on.
+    agents[leader].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    agents[leader].proc.wait()  # type: ignore[union-attr]
+    survivors = [i for i in agents if i != leader]
+    for n in range(10):
+        until(lambda n=n: create(survivors[n % 2], f"after{n}"), what=f"write {n} after the kill")
+    new = until(lambda: leader_of({i: agents[i] for i in survivors}), what="a new coordinator")
+    assert new in survivors
+    r = httpx.patch(f"{agents[survivors[0]].url}/apis/apps/v1/namespaces/default/deployments/web",
+                    json={"spec": {"replicas": 3}}, timeout=10,
+                    headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    until(lambda: len(httpx.get(f"{agents[survivors[1]].url}/api/v1/namespaces/default/pods",
+                                timeout=10).json()["items"]) == 3, what="scaled by the new leader")
+    names = {c["metadata"]["name"] for c in httpx.get(
+        f"{agents[survivors[1]].url}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]}
+    assert {"first", *(f"after{n}" for n in range(10))} <= names  # nothing acknowledged lost
