@@ -48,7 +48,7 @@ from typing import Any
 from runtime.cgroups import CgroupDriver, detect
 from runtime.launch import Pending, StartFailed, begin, spawn_exec
 from runtime.logs import CriLogWriter, format_time
-from runtime.spec import SpecError, spec_from_dict
+from runtime.spec import ContainerSpec, SpecError, spec_from_dict
 
 __all__ = ["ContainerState", "Launcher", "LauncherClient", "LauncherError"]
 
@@ -579,15 +579,18 @@ class Launcher:
             live.writer = None
         self._save(st)
 
-    def op_exec(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
-        """Run a command in a running container; answers when it exits, with its output."""
+    def _exec_target(self, req: dict[str, Any]) -> tuple[_Live, list[str], ContainerSpec]:
         live = self._get(req)
         args = req.get("args")
         if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
             raise LauncherError("BadRequest", "args must be a non-empty list of strings")
         if live.state.status != "running" or live.spec is None:
             raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
-        spec = spec_from_dict(live.spec)
+        return live, args, spec_from_dict(live.spec)
+
+    def op_exec(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Run a command in a running container; answers when it exits, with its output."""
+        live, args, spec = self._exec_target(req)
         env = req.get("env")
         try:
             with _output_pipes() as (stdio, (out_r, err_r)):
@@ -619,13 +622,7 @@ class Launcher:
         or a ``tail -f`` is not squeezed through this single-threaded loop; the launcher
         only reaps the command and reports its exit code.  runc's console socket hands a
         terminal over the same way."""
-        live = self._get(req)
-        args = req.get("args")
-        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
-            raise LauncherError("BadRequest", "args must be a non-empty list of strings")
-        if live.state.status != "running" or live.spec is None:
-            raise LauncherError("NotRunning", f"container {live.state.id!r} is not running")
-        spec = spec_from_dict(live.spec)
+        live, args, spec = self._exec_target(req)
         tty, want_stdin = bool(req.get("tty")), bool(req.get("stdin"))
         env = spec.env
         if tty and not any(e.startswith("TERM=") for e in env):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import msgpack
 
+from nodeagent.fsutil import fsync_dir
 from nodeagent.raft.messages import Entry, EntryKind, HardState, SnapshotMeta
 
 __all__ = ["CorruptStorageError", "Loaded", "RaftStorage"]
@@ -53,14 +54,6 @@ class Loaded:
     snapshot: tuple[SnapshotMeta, bytes] | None
     entries: list[Entry]  # after the snapshot, contiguous
     truncated_bytes: int  # a torn tail that was cut off
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _record(payload: bytes) -> bytes:
@@ -187,7 +180,7 @@ class RaftStorage:
         self._open(path)
         self._write(_hard_record(hard) + b"".join(_entry_record(e) for e in entries))
         if self.fsync_enabled:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def _write(self, buf: bytes, sync: bool = True) -> None:
         assert self._file is not None, "load() first"
@@ -227,7 +220,7 @@ class RaftStorage:
                 os.fsync(f.fileno())
         os.rename(tmp, self.dir / name)
         if self.fsync_enabled:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         self._snapshot_index = meta.index
         keep = f"log-{self._seq + 1:016x}.seg"
         self._roll(self._hard, [e for e in entries_after if e.index > meta.index])

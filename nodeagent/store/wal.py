@@ -35,6 +35,7 @@ from pathlib import Path
 
 import msgpack
 
+from nodeagent.fsutil import fsync_dir
 from nodeagent.store.errors import CorruptLogError
 
 __all__ = ["WAL", "Recovered"]
@@ -50,14 +51,6 @@ class Recovered:
     snapshot: bytes | None
     records: list[tuple[int, bytes]]  # (index, command) after the snapshot
     truncated_bytes: int  # torn tail removed
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _segment_name(first: int) -> str:
@@ -166,7 +159,7 @@ class WAL:
         path = self.dir / _segment_name(first)
         self._open_segment(path)
         if self.fsync_enabled:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def append(self, commands: list[bytes]) -> int:
         """Append records and fsync once (group commit).  Returns the first index used."""
@@ -197,7 +190,7 @@ class WAL:
                 os.fsync(f.fileno())
         os.rename(tmp, self.dir / _snapshot_name(index))
         if self.fsync_enabled:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         # Roll the log so everything before the snapshot lives in whole old segments.
         self._new_segment(self.last_index + 1)
         keep_seg = _segment_name(self.last_index + 1)
