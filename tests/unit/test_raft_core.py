@@ -337,3 +337,16 @@ def test_removing_servers_shrinks_the_quorum_and_a_removed_leader_steps_down():
     net.flush()
     assert net[2].role is Role.LEADER  # the last member leads itself
     assert not net[2].change_membership(ConfChange("remove", 2))  # never down to none
+
+
+def test_lease_reads_are_answered_without_a_heartbeat_round_and_need_check_quorum():
+    # Thesis §6.4.1: the leader trusts its lease (CheckQuorum's timeout) instead of asking.
+    import pytest
+    net = Net(3, lease_reads=True)
+    net.elect(1)
+    net.deliver()
+    net[1].read_index(b"fast")
+    net.deliver(drop=(2, 3))  # nobody answers, and yet
+    assert net.reads[1] == [(net[1].log.committed, b"fast")]
+    with pytest.raises(ValueError, match="check_quorum"):
+        Config(id=1, lease_reads=True, check_quorum=False)
