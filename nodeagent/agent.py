@@ -101,7 +101,7 @@ async def run_agent(cfg: AgentConfig, *,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
-        nursery.start_soon(_signals, nursery.cancel_scope)
+        nursery.start_soon(_signals, nursery.cancel_scope, store)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
         sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
@@ -205,10 +205,30 @@ async def _watchdog(store: LocalStore | RaftStore) -> None:
         await trio.sleep(interval)
 
 
-async def _signals(scope: trio.CancelScope) -> None:
+async def _signals(scope: trio.CancelScope, store: LocalStore | RaftStore) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("signal=%s stopping", signal.Signals(signum).name)
             sd_notify("STOPPING=1")
+            if isinstance(store, RaftStore):
+                await _hand_over(store)
             scope.cancel()
             return
+
+
+async def _hand_over(store: RaftStore, timeout_s: float = 3.0) -> None:
+    """A leader that is stopping hands leadership to its most caught-up voter first
+    (thesis §3.10), so the cluster does not wait out an election timeout."""
+    node, raft = store.node, store.node.raft
+    if raft is None or not node.is_leader:
+        return
+    peers = [(pr.match, peer) for peer, pr in raft.progress.items()
+             if peer != raft.id and peer in raft.voters]
+    if not peers:
+        return
+    target = max(peers)[1]
+    log.info("raft: handing leadership to %d before stopping", target)
+    node.transfer_leadership(target)
+    with trio.move_on_after(timeout_s):
+        while node.is_leader:
+            await node.wait_changed()

@@ -222,6 +222,11 @@ class RegistryClient:
             partial = os.path.join(partial_dir, _hex(digest))
             for _attempt in range(3):
                 have = await trio.to_thread.run_sync(_size, partial)
+                if size and have >= size:
+                    # Whole already (a pull cancelled between download and commit): a Range
+                    # past the end gets nothing useful from a registry.  Verify it instead;
+                    # a bad one is dropped by _commit, so the error names the mismatch.
+                    break
                 headers = {"Range": f"bytes={have}-"} if have else {}
                 try:
                     await self._download(http, ref, base, scope, digest, partial, have, headers,

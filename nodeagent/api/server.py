@@ -25,6 +25,7 @@ from nodeagent.api import discovery
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
+from nodeagent.api.raftadmin import raft_status, transfer_leader
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -100,6 +101,11 @@ class ApiApp:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         method = request.method
+        if path == "/raft" and method == "GET":
+            return json_response(raft_status(self.objects.store))
+        if path == "/raft/transfer-leader" and method == "POST":
+            return json_response(transfer_leader(self.objects.store,
+                                                 request.query_params.get("to", "")), 202)
         simple = self._simple_routes(path)
         if simple is not None:
             if method not in ("GET", "HEAD"):

@@ -77,6 +77,53 @@ def run(config_file: str | None, **flags: object) -> None:
         pass
 
 
+@main.group()
+def raft() -> None:
+    """The Raft cluster as one server sees it (agents run with --raft-id)."""
+
+
+_SERVER = click.option("--server", envvar="NODECTL_SERVER", default="http://127.0.0.1:6443",
+                       show_default=True, help="An agent's API (env NODECTL_SERVER).")
+
+
+def _raft_call(method: str, server: str, path: str) -> dict:  # type: ignore[type-arg]
+    import httpx
+    try:
+        r = httpx.request(method, server.rstrip("/") + path, timeout=10)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"{server}: {exc}") from None
+    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code >= 400:
+        raise click.ClickException(body.get("message") or f"{server}: HTTP {r.status_code}")
+    return body
+
+
+@raft.command("list-peers")
+@_SERVER
+def list_peers(server: str) -> None:
+    """The members, their roles and (asked of the leader) how far each has the log."""
+    st = _raft_call("GET", server, "/raft")
+    click.echo(f"server {st['id']}: {st['role']}, term {st['term']}, leader {st['leader'] or '-'},"
+               f" commit {st['commit']}, applied {st['applied']}")
+    rows = [["ID", "ADDRESS", "VOTER", "LEADER", "MATCH", "STATE"]]
+    for m in st["members"]:
+        rows.append([str(m["id"]), m["address"] or "(this server)", "yes" if m["voter"] else "learner",
+                     "*" if m["id"] == st["leader"] else "", str(m.get("match", "-")),
+                     m.get("state", "-")])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@raft.command("transfer-leader")
+@click.argument("to", type=int)
+@_SERVER
+def transfer_leader(to: int, server: str) -> None:
+    """Hand leadership to server TO (ask the leader)."""
+    _raft_call("POST", server, f"/raft/transfer-leader?to={to}")
+    click.echo(f"leadership moving to {to}")
+
+
 def _add_runtime() -> None:
     """'nodeagent runtime ...' is the runtime's own CLI (also 'python -m runtime')."""
     from runtime.cli import main as runtime_main

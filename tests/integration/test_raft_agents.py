@@ -93,3 +93,38 @@ def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents)
     names = {c["metadata"]["name"] for c in httpx.get(
         f"{agents[survivors[1]].url}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]}
     assert {"first", *(f"after{n}" for n in range(10))} <= names  # nothing acknowledged lost
+
+
+def test_a_stopping_leader_hands_leadership_over_first(agents):
+    leader = until(lambda: leader_of(agents), what="one coordinator")
+    agents[leader].stop(signal.SIGTERM)
+    said = agents[leader].log_text()
+    assert "handing leadership to" in said, said[-2000:]
+    target = int(said.split("handing leadership to ")[1].split()[0])
+    # The target itself leads (an election would have picked either survivor).
+    until(lambda: "starting the coordinator" in agents[target].log_text(), 10,
+          what=f"agent {target} leading")
+    until(lambda: leader_of({i: a for i, a in agents.items() if i != leader}) == target,
+          what="the target as the only coordinator")
+
+
+def test_nodeagent_raft_lists_peers_and_moves_leadership(agents):
+    import subprocess
+    import sys
+    leader = until(lambda: leader_of(agents), what="one coordinator")
+
+    def raft_cli(*args: str, via: int = leader) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--server",
+                               agents[via].url], capture_output=True, text=True, timeout=30)
+    out = raft_cli("list-peers")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"server {leader}: leader") and len(lines) == 5, out.stdout
+    assert all(" yes " in ln for ln in lines[2:]) and sum("*" in ln for ln in lines[2:]) == 1
+    target, other = (i for i in agents if i != leader)
+    bad = raft_cli("transfer-leader", str(target), via=other)  # asked of a follower
+    assert bad.returncode != 0 and "does not lead" in bad.stderr
+    assert raft_cli("transfer-leader", "9").returncode != 0
+    moved = raft_cli("transfer-leader", str(target))
+    assert moved.returncode == 0, moved.stderr
+    until(lambda: leader_of(agents) == target, what=f"agent {target} leading")

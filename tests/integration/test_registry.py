@@ -143,6 +143,20 @@ def test_a_corrupt_partial_download_is_refused_not_stored(registry, pushed, tmp_
     assert image.layers
 
 
+def test_a_whole_partial_left_by_a_cancelled_pull_is_verified_not_asked_for_again(
+        registry, pushed, tmp_path):
+    """A pull cancelled between a blob's download and its commit leaves the whole blob as
+    a partial; the next pull must not ask the registry for bytes past its end."""
+    dst = ImageStore(str(tmp_path / "dst"))
+    manifest = pushed.read_json_blob(pushed.get("busybox:latest").digest)
+    config = manifest["config"]["digest"]
+    partial = Path(dst.root, "blobs", "partial")
+    partial.mkdir(parents=True)
+    (partial / config[7:]).write_bytes(pushed.read_blob(config))
+    image = trio.run(RegistryClient(dst).pull, f"{registry}/busybox:latest")
+    assert image.layers and dst.has_blob(config) and not list(partial.iterdir())
+
+
 def test_pull_errors_name_the_reference(registry, tmp_path):
     dst = ImageStore(str(tmp_path / "dst"))
     with pytest.raises(ImageError) as info:
