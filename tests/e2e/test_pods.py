@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import select
@@ -34,7 +35,7 @@ from build import build  # noqa: E402
 from containers import remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402
 from runtime.images import ImageStore  # noqa: E402
-from runtime.launcher import LauncherClient  # noqa: E402
+from runtime.launcher import LauncherClient, LauncherError  # noqa: E402
 
 KUBIA = """
 apiVersion: apps/v1
@@ -134,6 +135,16 @@ def node(tmp_path):
             with contextlib.suppress(OSError), LauncherClient(sock) as client:
                 for c in client.call("list").get("containers") or []:
                     client.call("delete", id=c["id"], force=True)
+                # Sandboxes of pods the agent was still making when it stopped: exactly
+                # the ones its address allocations name (a lab's node1 may be up too).
+                ipam = tmp_path / "data" / "ipam"
+                if (ipam / "allocations.json").exists():
+                    net = {"cidr": lab.pod_cidr(1), "bridge": "cni0",
+                           "netns_prefix": "nodeagent-node1-", "ipam_dir": str(ipam)}
+                    owners = json.loads((ipam / "allocations.json").read_text())["allocations"]
+                    for uid in set(owners.values()):
+                        with contextlib.suppress(LauncherError):
+                            client.call("sandbox_delete", net=net, pod_uid=uid)
         subprocess.run(["pkill", "-f", f"runtime launcher .*--socket {sock}"], check=False)
         remove_cgroup_tree(cgroup)
         lab.down()
