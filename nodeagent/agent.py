@@ -118,7 +118,8 @@ def _store(cfg: AgentConfig) -> LocalStore | RaftStore:
     host, _, port = cfg.raft_listen.rpartition(":")
     peers = cfg.raft_peer_addresses()
     return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=(host, int(port)), peers=peers,
-                     voters=tuple(sorted({cfg.raft_id, *peers})), fsync=cfg.fsync,
+                     voters=tuple(sorted(set(peers) if cfg.raft_join else {cfg.raft_id, *peers})),
+                     fsync=cfg.fsync,
                      snapshot_every=cfg.snapshot_every, history_revisions=cfg.history_revisions,
                      tick_s=cfg.raft_tick_ms / 1000)
 

@@ -97,6 +97,11 @@ class AgentConfig:
     raft_peers: str = ""
     """The other servers at bootstrap: "2=10.0.0.2:7000,3=10.0.0.3:7000"."""
 
+    raft_join: bool = False
+    """Start as a server that is not yet a member (raft_peers are the current members):
+    it votes and campaigns only after 'nodeagent raft add-peer' on the leader made it a
+    learner and the leader promoted it."""
+
     raft_tick_ms: int = 100
     """Raft's clock: heartbeats every tick, elections after 10 to 20 ticks without a
     leader (so 100 ms gives 1-2 s failover, as etcd's defaults).  Lower fails over faster

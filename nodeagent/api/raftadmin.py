@@ -1,8 +1,11 @@
 """``/raft``: this server's view of the Raft cluster, and leadership transfer.
 
-    GET  /raft                          role, term, leader, commit, applied, members (and,
+    GET    /raft                        role, term, leader, commit, applied, members (and,
                                         on the leader, each member's progress)
-    POST /raft/transfer-leader?to=ID    hand leadership to ID (this server must lead)
+    POST   /raft/transfer-leader?to=ID  hand leadership to ID (this server must lead)
+    POST   /raft/peers {"id", "address"} add a server, as a learner (promoted by the leader
+                                        once caught up); ask the leader
+    DELETE /raft/peers/ID               remove a server; ask the leader
 
 Not a Kubernetes API: operators' plumbing, as etcdctl's member and move-leader are.
 """
@@ -12,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from nodeagent.api.status import ApiError
+from nodeagent.raft.messages import ConfChange
 
-__all__ = ["raft_status", "transfer_leader"]
+__all__ = ["add_peer", "raft_status", "remove_peer", "transfer_leader"]
 
 
 def _node(store: Any) -> Any:
@@ -50,3 +54,42 @@ def transfer_leader(store: Any, to: str) -> dict[str, Any]:
                        f"{node.leader or 'not known'}")
     node.transfer_leadership(int(to))
     return {"transferringTo": int(to)}
+
+
+def _leader(store: Any) -> Any:
+    node = _node(store)
+    if not node.is_leader:
+        raise ApiError(409, "Conflict", f"this server does not lead; the leader is "
+                       f"{node.leader or 'not known'}")
+    if node.raft.pending_conf_index > node.raft.log.applied:
+        raise ApiError(409, "Conflict", "another membership change is still being applied; "
+                       "retry in a moment")
+    return node
+
+
+def add_peer(store: Any, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError.bad_request("body: expected {\"id\": N, \"address\": \"HOST:PORT\"}")
+    ident, address = body.get("id"), body.get("address")
+    if type(ident) is not int or ident <= 0:
+        raise ApiError.bad_request(f"id: {ident!r} is not a positive integer")
+    host, sep, port = str(address or "").rpartition(":")
+    if not isinstance(address, str) or not sep or not host or not port.isdigit() or \
+            " " in address:
+        raise ApiError.bad_request(f"address: {address!r} is not HOST:PORT")
+    node = _leader(store)
+    if ident in node.raft.voters | node.raft.learners:
+        raise ApiError(409, "Conflict", f"server {ident} is a member already")
+    node.change_membership(ConfChange("add_learner", ident, address))
+    return {"adding": ident, "address": address}
+
+
+def remove_peer(store: Any, ident: str) -> dict[str, Any]:
+    node = _leader(store)
+    if not ident.isdigit() or int(ident) not in node.raft.voters | node.raft.learners:
+        raise ApiError(404, "NotFound", f"server {ident} is not a member "
+                       f"(members: {sorted(node.raft.voters | node.raft.learners)})")
+    if int(ident) in node.raft.voters and len(node.raft.voters) == 1:
+        raise ApiError(409, "Conflict", "the last voting member cannot be removed")
+    node.change_membership(ConfChange("remove", int(ident)))
+    return {"removing": int(ident)}

@@ -25,7 +25,7 @@ from nodeagent.api import discovery
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
-from nodeagent.api.raftadmin import raft_status, transfer_leader
+from nodeagent.api.raftadmin import add_peer, raft_status, remove_peer, transfer_leader
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -106,6 +106,14 @@ class ApiApp:
         if path == "/raft/transfer-leader" and method == "POST":
             return json_response(transfer_leader(self.objects.store,
                                                  request.query_params.get("to", "")), 202)
+        if path == "/raft/peers" and method == "POST":
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError as exc:
+                raise ApiError.bad_request(f"body is not JSON: {exc}") from None
+            return json_response(add_peer(self.objects.store, body), 202)
+        if path.startswith("/raft/peers/") and method == "DELETE":
+            return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
         simple = self._simple_routes(path)
         if simple is not None:
             if method not in ("GET", "HEAD"):

@@ -55,6 +55,8 @@ def main() -> None:
 @click.option("--raft-peers", help="The other servers: 2=HOST:PORT,3=HOST:PORT.")
 @click.option("--raft-tick-ms", type=int, help="Raft's tick (default 100: elections after "
               "1-2 s without a leader).")
+@click.option("--raft-join/--no-raft-join", default=None, help="Start as a server that is "
+              "not a member yet, for 'nodeagent raft add-peer' on the leader to add.")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent
@@ -86,10 +88,10 @@ _SERVER = click.option("--server", envvar="NODECTL_SERVER", default="http://127.
                        show_default=True, help="An agent's API (env NODECTL_SERVER).")
 
 
-def _raft_call(method: str, server: str, path: str) -> dict:  # type: ignore[type-arg]
+def _raft_call(method: str, server: str, path: str, body: object = None) -> dict:  # type: ignore[type-arg]
     import httpx
     try:
-        r = httpx.request(method, server.rstrip("/") + path, timeout=10)
+        r = httpx.request(method, server.rstrip("/") + path, json=body, timeout=10)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"{server}: {exc}") from None
     body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
@@ -107,7 +109,7 @@ def list_peers(server: str) -> None:
                f" commit {st['commit']}, applied {st['applied']}")
     rows = [["ID", "ADDRESS", "VOTER", "LEADER", "MATCH", "STATE"]]
     for m in st["members"]:
-        rows.append([str(m["id"]), m["address"] or "(this server)", "yes" if m["voter"] else "learner",
+        rows.append([str(m["id"]), m["address"] or "(self)", "yes" if m["voter"] else "learner",
                      "*" if m["id"] == st["leader"] else "", str(m.get("match", "-")),
                      m.get("state", "-")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -122,6 +124,26 @@ def transfer_leader(to: int, server: str) -> None:
     """Hand leadership to server TO (ask the leader)."""
     _raft_call("POST", server, f"/raft/transfer-leader?to={to}")
     click.echo(f"leadership moving to {to}")
+
+
+@raft.command("add-peer")
+@click.argument("ident", metavar="ID", type=int)
+@click.argument("address", metavar="HOST:PORT")
+@_SERVER
+def add_peer(ident: int, address: str, server: str) -> None:
+    """Add server ID (its Raft address) as a learner; the leader promotes it once it has
+    caught up.  Start it first with --raft-join.  Ask the leader."""
+    _raft_call("POST", server, "/raft/peers", {"id": ident, "address": address})
+    click.echo(f"server {ident} joining as a learner")
+
+
+@raft.command("remove-peer")
+@click.argument("ident", metavar="ID", type=int)
+@_SERVER
+def remove_peer(ident: int, server: str) -> None:
+    """Remove server ID from the cluster (a dead one, or one being retired).  Ask the leader."""
+    _raft_call("DELETE", server, f"/raft/peers/{ident}")
+    click.echo(f"server {ident} leaving")
 
 
 def _add_runtime() -> None:

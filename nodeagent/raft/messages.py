@@ -40,22 +40,27 @@ class Entry:
 class ConfChange:
     """One server at a time (thesis §4.1): a new server joins as a learner (it gets the
     log but neither votes nor counts), is promoted to voter once caught up, and a
-    server is removed.  Carried as the data of a CONF entry."""
+    server is removed.  Carried as the data of a CONF entry, with the new server's
+    Raft address so every server's transport learns where it is."""
 
     op: str  # add_learner | promote | remove
     node: int
+    address: str = ""  # add_learner: HOST:PORT
 
     OPS = ("add_learner", "promote", "remove")
 
     def encode(self) -> bytes:
-        return f"{self.op} {self.node}".encode()
+        return f"{self.op} {self.node} {self.address}".rstrip().encode()
 
     @classmethod
     def decode(cls, data: bytes) -> ConfChange:
-        op, _, node = data.decode().partition(" ")
-        if op not in cls.OPS or not node.isdigit() or int(node) <= 0:
+        try:
+            op, node, *rest = data.decode().split(" ")
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError(f"not a membership change: {data[:40]!r}") from None
+        if op not in cls.OPS or not node.isdigit() or int(node) <= 0 or len(rest) > 1:
             raise ValueError(f"not a membership change: {data[:40]!r}")
-        return cls(op, int(node))
+        return cls(op, int(node), rest[0] if rest else "")
 
 
 class MessageType(enum.IntEnum):

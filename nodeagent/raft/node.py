@@ -196,6 +196,7 @@ class RaftNode:
             raft.step(item[1])
         elif kind == "tick":
             raft.tick()
+            self._promote_caught_up()
             if self.parked and raft.leader and not raft.transferee:
                 parked, self.parked = self.parked, []
                 for again in parked:
@@ -245,6 +246,8 @@ class RaftNode:
         for e in rd.committed:
             if e.kind is EntryKind.NORMAL:
                 self._apply(e)
+            elif e.kind is EntryKind.CONF:
+                self._learn_address(e.data)
         for rs in rd.read_states:
             waiter = self.reads.get(rs.context)
             if waiter is not None:
@@ -280,6 +283,32 @@ class RaftNode:
             waiter.result = self.recent[req]
             waiter.done.set()
 
+    def _learn_address(self, data: bytes) -> None:
+        """A committed membership change: a new server's address goes to the transport
+        (the addresses travel in snapshots too)."""
+        try:
+            change = ConfChange.decode(data)
+        except ValueError:
+            return
+        if change.op == "add_learner" and change.address and change.node != self.config.id:
+            host, _, port = change.address.rpartition(":")
+            if port.isdigit():
+                self.transport.set_peer(change.node, (host, int(port)))
+
+    def _promote_caught_up(self) -> None:
+        """Leader: a learner that holds everything committed becomes a voter (thesis
+        §4.2.1: it cannot stall commits while it catches up)."""
+        raft = self.raft
+        assert raft is not None
+        if raft.role is not Role.LEADER or raft.pending_conf_index > raft.log.applied:
+            return
+        for learner in sorted(raft.learners):
+            if raft.caught_up(learner):
+                log.info("raft: promoting server %d, caught up at %d", learner,
+                         raft.progress[learner].match)
+                raft.change_membership(ConfChange("promote", learner))
+                return
+
     def _leadership(self, leader: int, role: Role) -> None:
         was_leader = self.role is Role.LEADER
         self.leader, self.role = leader, role
@@ -298,7 +327,9 @@ class RaftNode:
         raft = self.raft
         assert raft is not None
         index = raft.log.applied
-        data = msgpack.packb([list(self.recent), self.snapshot_fn()], use_bin_type=True)
+        data = msgpack.packb([list(self.recent), self.snapshot_fn(),
+                              {str(k): f"{h}:{p}" for k, (h, p) in self.transport.peers.items()}],
+                             use_bin_type=True)
         meta = SnapshotMeta(index, raft.log.term(index) or 0, tuple(sorted(raft.voters)),
                             tuple(sorted(raft.learners)))
         raft.compact(meta, data)
@@ -306,6 +337,10 @@ class RaftNode:
                                       list(raft.log.entries))
 
     def _restore(self, data: bytes) -> None:
-        recent, state = msgpack.unpackb(data, raw=False)
+        recent, state, *rest = msgpack.unpackb(data, raw=False)
+        for ident, address in (rest[0] if rest else {}).items():
+            if int(ident) != self.config.id:
+                host, _, port = address.rpartition(":")
+                self.transport.set_peer(int(ident), (host, int(port)))
         self.recent = OrderedDict((bytes(r), None) for r in recent)
         self.restore_fn(state)

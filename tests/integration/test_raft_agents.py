@@ -128,3 +128,45 @@ def test_nodeagent_raft_lists_peers_and_moves_leadership(agents):
     moved = raft_cli("transfer-leader", str(target))
     assert moved.returncode == 0, moved.stderr
     until(lambda: leader_of(agents) == target, what=f"agent {target} leading")
+
+
+def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, tmp_path):
+    import subprocess
+    import sys
+    leader = until(lambda: leader_of(agents), what="one coordinator")
+    port = free_ports(1)[0]
+    members = ",".join(f"{i}=127.0.0.1:{a.extra[a.extra.index('--raft-listen') + 1].split(':')[1]}"
+                       for i, a in agents.items())
+    fourth = AgentProcess(tmp_path / "a4", "node4", "--no-fsync", "--raft-id", "4", "--raft-join",
+                          "--raft-listen", f"127.0.0.1:{port}", "--raft-peers", members,
+                          "--raft-tick-ms", "20")
+    try:
+        fourth.start()
+
+        def raft_cli(*args: str, via: str = agents[leader].url) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--server",
+                                   via], capture_output=True, text=True, timeout=30)
+        bad = raft_cli("add-peer", "4", "nowhere")
+        assert bad.returncode != 0 and "address" in bad.stderr
+        added = raft_cli("add-peer", "4", f"127.0.0.1:{port}")
+        assert added.returncode == 0, added.stderr
+
+        def members_now() -> dict[int, str]:
+            out = raft_cli("list-peers").stdout.splitlines()[2:]
+            return {int(ln.split()[0]): ln.split()[2] for ln in out}
+        until(lambda: members_now() == {1: "yes", 2: "yes", 3: "yes", 4: "yes"}, 20,
+              what="server 4 promoted to voter")
+        # The newcomer serves writes and (linearizable) reads like the others.
+        r = httpx.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "from-four"}})
+        assert r.status_code == 201, r.text
+        # Retire a follower: the cluster goes on with the other three.
+        gone = next(i for i in agents if i != leader)
+        assert raft_cli("remove-peer", str(gone)).returncode == 0
+        until(lambda: set(members_now()) == {1, 2, 3, 4} - {gone}, 20, what=f"{gone} removed")
+        agents[gone].close()
+        r = httpx.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "after-removal"}})
+        assert r.status_code == 201, r.text
+    finally:
+        fourth.close()
