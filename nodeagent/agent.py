@@ -115,9 +115,9 @@ def _store(cfg: AgentConfig) -> LocalStore | RaftStore:
     if not cfg.raft_id:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
                           history_revisions=cfg.history_revisions)
-    host, _, port = cfg.raft_listen.rpartition(":")
     peers = cfg.raft_peer_addresses()
-    return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=(host, int(port)), peers=peers,
+    return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=cfg.raft_listen_address(),
+                     peers=peers,
                      voters=tuple(sorted(set(peers) if cfg.raft_join else {cfg.raft_id, *peers})),
                      fsync=cfg.fsync,
                      snapshot_every=cfg.snapshot_every, history_revisions=cfg.history_revisions,

@@ -109,18 +109,18 @@ class AgentConfig:
 
     def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
         """raft_peers parsed (validated at construction)."""
-        out = {}
-        for item in filter(None, (p.strip() for p in self.raft_peers.split(","))):
-            ident, _, address = item.partition("=")
-            host, _, port = address.rpartition(":")
-            out[int(ident)] = (host, int(port))
-        return out
+        return _raft_peers(self.raft_peers, self.raft_id)
+
+    def raft_listen_address(self) -> tuple[str, int]:
+        """raft_listen parsed (validated at construction)."""
+        address = parse_host_port(self.raft_listen)
+        assert address is not None
+        return address
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name", "must not be empty")
-        host, sep, port = self.api_listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        if parse_host_port(self.api_listen) is None:
             raise ConfigError("api_listen", f"{self.api_listen!r} is not HOST:PORT")
         if self.snapshot_every < 1:
             raise ConfigError("snapshot_every", "must be at least 1")
@@ -145,21 +145,37 @@ class AgentConfig:
         if self.raft_id < 0:
             raise ConfigError("raft_id", "must not be negative")
         if self.raft_id:
-            host, sep, port = self.raft_listen.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            address = parse_host_port(self.raft_listen)
+            if address is None or address[1] == 0:
                 raise ConfigError("raft_listen", f"{self.raft_listen!r} is not HOST:PORT")
-            for item in filter(None, (p.strip() for p in self.raft_peers.split(","))):
-                ident, eq, address = item.partition("=")
-                host, sep, port = address.rpartition(":")
-                if not eq or not ident.isdigit() or int(ident) in (0, self.raft_id) or \
-                        not sep or not host or not port.isdigit():
-                    raise ConfigError("raft_peers", f"{item!r} is not ID=HOST:PORT with an id "
-                                      f"other than {self.raft_id}")
+            _raft_peers(self.raft_peers, self.raft_id)
             if self.raft_tick_ms < 1:
                 raise ConfigError("raft_tick_ms", "must be at least 1")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")
+
+
+def parse_host_port(text: str) -> tuple[str, int] | None:
+    """"HOST:PORT" as (host, port); None if it is not one (port 0 means any)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535 or \
+            any(c.isspace() for c in text):
+        return None
+    return host, int(port)
+
+
+def _raft_peers(text: str, self_id: int) -> dict[int, tuple[str, int]]:
+    """"2=HOST:PORT,3=HOST:PORT" as {id: address}; ConfigError naming the bad item."""
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        ident, eq, address = item.partition("=")
+        parsed = parse_host_port(address)
+        if not eq or not ident.isdigit() or int(ident) in (0, self_id) or parsed is None:
+            raise ConfigError("raft_peers", f"{item!r} is not ID=HOST:PORT with an id other "
+                              f"than {self_id}")
+        out[int(ident)] = parsed
+    return out
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(AgentConfig)}

@@ -38,6 +38,7 @@ from nodeagent.store import (
     FutureRevisionError,
     KeyValue,
     Op,
+    StoreClosedError,
     StoreUnavailableError,
     Txn,
     TxnResult,
@@ -605,10 +606,22 @@ class ObjectStore:
     # --- helpers --------------------------------------------------------------------------
 
     async def txn(self, txn: Txn) -> TxnResult:
-        """The store's transaction; a replicated store with no leader to take it answers
-        503, which every caller already treats as a failed write to retry."""
+        """The store's transaction; a store that cannot take it (no Raft leader, or
+        stopping) answers 503, which every caller already treats as a write to retry."""
         try:
             return await self.store.txn(txn)
+        except (StoreUnavailableError, StoreClosedError) as exc:
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+
+    async def read_barrier(self) -> None:
+        """With a replicated store, wait until reads here see every write committed before
+        the call (linearizable, as Kubernetes' reads through etcd); 503 when no leader
+        answers.  A store of one agent has nothing to wait for."""
+        barrier = getattr(self.store, "read_barrier", None)
+        if barrier is None:
+            return
+        try:
+            await barrier()
         except StoreUnavailableError as exc:
             raise ApiError(503, "ServiceUnavailable", str(exc)) from None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodeagent.api.status import ApiError
+from nodeagent.config import parse_host_port
 from nodeagent.raft.messages import ConfChange
 
 __all__ = ["add_peer", "raft_status", "remove_peer", "transfer_leader"]
@@ -73,9 +74,8 @@ def add_peer(store: Any, body: Any) -> dict[str, Any]:
     ident, address = body.get("id"), body.get("address")
     if type(ident) is not int or ident <= 0:
         raise ApiError.bad_request(f"id: {ident!r} is not a positive integer")
-    host, sep, port = str(address or "").rpartition(":")
-    if not isinstance(address, str) or not sep or not host or not port.isdigit() or \
-            " " in address:
+    parsed = parse_host_port(address) if isinstance(address, str) else None
+    if parsed is None or parsed[1] == 0:
         raise ApiError.bad_request(f"address: {address!r} is not HOST:PORT")
     node = _leader(store)
     if ident in node.raft.voters | node.raft.learners:

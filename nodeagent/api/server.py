@@ -31,7 +31,6 @@ from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.objects.kinds import by_kind
 from nodeagent.objects.yamljson import yaml_to_json
-from nodeagent.store.errors import StoreClosedError, StoreUnavailableError
 
 log = logging.getLogger("nodeagent.api")
 
@@ -86,10 +85,6 @@ class ApiApp:
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
-        except (StoreUnavailableError, StoreClosedError) as exc:
-            # No leader took the write (or the store is stopping): a client retries, as
-            # kubectl does on etcd's "leader changed".
-            response = error_response(ApiError(503, "ServiceUnavailable", str(exc)))
         except Exception:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",
@@ -134,11 +129,8 @@ class ApiApp:
         if handler is None:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on "
                            f"the requested resource ({method})")
-        barrier = getattr(self.objects.store, "read_barrier", None)
-        if method == "GET" and barrier is not None:
-            # Replicated store: reads are linearizable, as Kubernetes' are through etcd --
-            # this server has applied every write committed before the request.
-            await barrier()
+        if method == "GET":
+            await self.objects.read_barrier()
         return await handler(request, target)
 
     def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:

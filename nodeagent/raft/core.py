@@ -121,6 +121,7 @@ class Raft:
         self.incoming: tuple[SnapshotMeta, bytearray] | None = None
         self.snapshot_to_apply: tuple[SnapshotMeta, bytes] | None = None
         self.bcast_due = False
+        self.read_round_due = False  # leader: reads wait for a heartbeat round (ready())
         self.pending_conf_index = 0  # leader: a membership change not yet applied
         self._prev_conf = self._conf()
         self._prev_soft = SoftState(0, Role.FOLLOWER)
@@ -216,7 +217,8 @@ class Raft:
 
     def has_ready(self) -> bool:
         return bool(self.msgs or self.bcast_due or self.read_states or self.dropped
-                    or self.snapshot_to_apply or self.log.unstable()
+                    or self.read_round_due or self.snapshot_to_apply
+                    or self.log.stable < self.log.last_index()
                     or self.log.committed > self.log.applied
                     or self._soft() != self._prev_soft or self._hard() != self._prev_hard
                     or self._conf() != self._prev_conf)
@@ -225,6 +227,12 @@ class Raft:
         if self.bcast_due:
             self.bcast_due = False
             self._broadcast_append()
+        if self.read_round_due:
+            # One heartbeat round for every read asked since the last Ready: the answer
+            # to the newest confirms all before it (_read_acked).
+            self.read_round_due = False
+            if self.reads:
+                self._broadcast_heartbeat(self.reads[-1].context)
         soft, hard, conf = self._soft(), self._hard(), self._conf()
         return Ready(
             soft_state=soft if soft != self._prev_soft else None,
@@ -608,7 +616,7 @@ class Raft:
             self._answer_read(read)
             return
         self.reads.append(read)
-        self._broadcast_heartbeat(read.context)
+        self.read_round_due = True
 
     def _read_acked(self, context: bytes, by: int) -> None:
         for n, read in enumerate(self.reads):

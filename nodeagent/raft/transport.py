@@ -17,14 +17,14 @@ import functools
 import logging
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
 from nodeagent.raft.codec import CodecError, decode, encode
 from nodeagent.raft.messages import Message
 
-__all__ = ["Transport"]
+__all__ = ["FrameTooLarge", "Transport", "frame", "read_frames"]
 
 log = logging.getLogger("nodeagent.raft")
 _LEN = struct.Struct("<I")
@@ -105,7 +105,7 @@ class Transport:
                                 frames.append(receive.receive_nowait())
                             except trio.WouldBlock:
                                 break
-                        await stream.send_all(b"".join(_LEN.pack(len(f)) + f for f in frames))
+                        await stream.send_all(b"".join(frame(f) for f in frames))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 log.debug("raft: connection to %d lost: %s", peer, exc)
 
@@ -114,31 +114,42 @@ class Transport:
     async def _serve(self, stream: trio.abc.Stream) -> None:
         if self.ssl_context is not None:
             stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-        buf = bytearray()
         try:
             async with stream:
-                while True:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                    while len(buf) >= _LEN.size:
-                        (length,) = _LEN.unpack_from(buf)
-                        if length > self.max_frame:
-                            log.warning("raft: a %d-byte frame is over the limit (%d); "
-                                        "closing that connection", length, self.max_frame)
-                            return
-                        if len(buf) < _LEN.size + length:
-                            break
-                        frame = bytes(buf[_LEN.size:_LEN.size + length])
-                        del buf[:_LEN.size + length]
-                        try:
-                            m = decode(frame)
-                        except CodecError as exc:
-                            self.bad_frames += 1
-                            log.warning("raft: dropped a message that does not decode: %s", exc)
-                            continue
-                        if m.dst == self.id:
-                            self.deliver(m)
+                async for frame in read_frames(stream, self.max_frame):
+                    try:
+                        m = decode(frame)
+                    except CodecError as exc:
+                        self.bad_frames += 1
+                        log.warning("raft: dropped a message that does not decode: %s", exc)
+                        continue
+                    if m.dst == self.id:
+                        self.deliver(m)
+        except FrameTooLarge as exc:
+            log.warning("raft: %s; closing that connection", exc)
         except (trio.BrokenResourceError, OSError):
             return
+
+
+class FrameTooLarge(Exception):
+    pass
+
+
+def frame(payload: bytes) -> bytes:
+    return _LEN.pack(len(payload)) + payload
+
+
+async def read_frames(stream: trio.abc.ReceiveStream, max_bytes: int) -> AsyncIterator[bytes]:
+    """The payloads of ``u32 length | payload`` frames until the peer closes; raises
+    FrameTooLarge (before reading it) for a frame over ``max_bytes``."""
+    buf = bytearray()
+    while chunk := await stream.receive_some(65536):
+        buf += chunk
+        while len(buf) >= _LEN.size:
+            (length,) = _LEN.unpack_from(buf)
+            if length > max_bytes:
+                raise FrameTooLarge(f"a {length}-byte frame is over the limit ({max_bytes})")
+            if len(buf) < _LEN.size + length:
+                break
+            yield bytes(buf[_LEN.size:_LEN.size + length])
+            del buf[:_LEN.size + length]

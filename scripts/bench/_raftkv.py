@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import struct
 import sys
 from pathlib import Path
 
@@ -26,8 +25,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from nodeagent.raft.core import Config  # noqa: E402
 from nodeagent.raft.node import NotLeader, RaftNode, Timeout  # noqa: E402
 from nodeagent.raft.storage import RaftStorage  # noqa: E402
-
-_LEN = struct.Struct("<I")
+from nodeagent.raft.transport import frame, read_frames  # noqa: E402
 
 
 def address(text: str) -> tuple[str, int]:
@@ -52,31 +50,19 @@ class KV:
 
 async def serve_clients(node: RaftNode, listen: tuple[str, int]) -> None:
     async def handle(stream: trio.SocketStream) -> None:
-        buf = bytearray()
         async with stream:
-            while True:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                while len(buf) >= 4:
-                    (n,) = _LEN.unpack_from(buf)
-                    if len(buf) < 4 + n:
-                        break
-                    req = msgpack.unpackb(bytes(buf[4:4 + n]))
-                    del buf[:4 + n]
-                    if req[0] == "status":
-                        out = msgpack.packb(["status", node.is_leader, node.leader])
-                        await stream.send_all(_LEN.pack(len(out)) + out)
-                        continue
+            async for data in read_frames(stream, 1 << 20):
+                req = msgpack.unpackb(data)
+                if req[0] == "status":
+                    reply = ["status", node.is_leader, node.leader]
+                else:
                     try:
                         await node.propose(msgpack.packb([req[1], req[2]]),
                                            timeout_s=req[3] if len(req) > 3 else 3.0)
                         reply = ["ok"]
                     except (NotLeader, Timeout) as exc:
                         reply = ["err", str(exc), node.leader]
-                    out = msgpack.packb(reply)
-                    await stream.send_all(_LEN.pack(len(out)) + out)
+                await stream.send_all(frame(msgpack.packb(reply)))
 
     await trio.serve_tcp(handle, listen[1], host=listen[0])
 
