@@ -33,6 +33,7 @@ from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.store import LocalStore
 from nodeagent.store.raftstore import RaftStore
+from nodeagent.store.remote import RemoteStore
 from runtime.images import ImageStore
 
 log = logging.getLogger("nodeagent.agent")
@@ -90,8 +91,8 @@ async def run_agent(cfg: AgentConfig, *,
                                             request_timeout_s=cfg.request_timeout_s))
         if isinstance(store, RaftStore):
             await nursery.start(_lead, store, objects)
-        elif cfg.coordinator:
-            await nursery.start(run_coordinator, objects)
+        elif isinstance(store, LocalStore) and cfg.coordinator:
+            await nursery.start(run_coordinator, objects)  # (a copy's servers run it)
         if pods is not None and usage is not None:
             # The pod manager first, then the Node that offers this node to the scheduler.
             await nursery.start(pods.run)
@@ -110,8 +111,14 @@ async def run_agent(cfg: AgentConfig, *,
     log.info("agent stopped node=%s", cfg.name)
 
 
-def _store(cfg: AgentConfig) -> LocalStore | RaftStore:
-    """The agent's own store, or with a Raft id the replicated one."""
+Store = LocalStore | RaftStore | RemoteStore
+
+
+def _store(cfg: AgentConfig) -> Store:
+    """The agent's own store; with a Raft id the replicated one; with servers a copy of
+    theirs."""
+    if cfg.servers:
+        return RemoteStore(cfg.server_urls(), history_revisions=cfg.history_revisions)
     if not cfg.raft_id:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
                           history_revisions=cfg.history_revisions)
@@ -192,7 +199,7 @@ async def _proxy(objects: ObjectStore, backend: str, addresses: list[str], appli
         rules.close()
 
 
-async def _watchdog(store: LocalStore | RaftStore) -> None:
+async def _watchdog(store: Store) -> None:
     """systemd's watchdog (WatchdogSec=): WATCHDOG=1 at half the interval while the event
     loop runs and the store answers, so a wedged agent is restarted."""
     usec = os.environ.get("WATCHDOG_USEC")
@@ -206,7 +213,7 @@ async def _watchdog(store: LocalStore | RaftStore) -> None:
         await trio.sleep(interval)
 
 
-async def _signals(scope: trio.CancelScope, store: LocalStore | RaftStore) -> None:
+async def _signals(scope: trio.CancelScope, store: Store) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("signal=%s stopping", signal.Signals(signum).name)

@@ -107,6 +107,15 @@ class AgentConfig:
     leader (so 100 ms gives 1-2 s failover, as etcd's defaults).  Lower fails over faster
     and costs more idle traffic."""
 
+    servers: str = ""
+    """An agent that is not a Raft server: the servers' API URLs, comma-separated
+    ("http://10.0.0.1:6443,http://10.0.0.2:6443").  The agent keeps a copy of the store
+    fed by one of them and writes through it; the servers' leader runs the coordinator."""
+
+    def server_urls(self) -> list[str]:
+        """servers parsed (validated at construction)."""
+        return [url.strip().rstrip("/") for url in self.servers.split(",") if url.strip()]
+
     def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
         """raft_peers parsed (validated at construction)."""
         return _raft_peers(self.raft_peers, self.raft_id)
@@ -151,6 +160,14 @@ class AgentConfig:
             _raft_peers(self.raft_peers, self.raft_id)
             if self.raft_tick_ms < 1:
                 raise ConfigError("raft_tick_ms", "must be at least 1")
+        if self.servers:
+            if self.raft_id:
+                raise ConfigError("servers", "a Raft server (raft_id) keeps the store itself; "
+                                  "servers is for agents that are not servers")
+            for url in self.server_urls():
+                scheme, _, rest = url.partition("://")
+                if scheme not in ("http", "https") or parse_host_port(rest) is None:
+                    raise ConfigError("servers", f"{url!r} is not http://HOST:PORT")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

@@ -21,7 +21,7 @@ from hypercorn.trio import serve
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from nodeagent.api import discovery
+from nodeagent.api import discovery, replica
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
@@ -109,6 +109,8 @@ class ApiApp:
             return json_response(add_peer(self.objects.store, body), 202)
         if path.startswith("/raft/peers/") and method == "DELETE":
             return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
+        if path.startswith("/replica/"):
+            return await self._replica(request, path[len("/replica/"):])
         simple = self._simple_routes(path)
         if simple is not None:
             if method not in ("GET", "HEAD"):
@@ -132,6 +134,16 @@ class ApiApp:
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
+
+    async def _replica(self, request: Request, what: str) -> Response:
+        method = request.method
+        if what == "stream" and method == "GET":
+            return replica.stream(self.objects, request.query_params.get("revision", "0"))
+        if what == "txn" and method == "POST":
+            return await replica.txn(self.objects, await self._raw_body(request))
+        if what == "barrier" and method == "POST":
+            return await replica.barrier(self.objects)
+        raise ApiError(404, "NotFound", f"no such replica call ({method} /replica/{what})")
 
     def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:
         async def const(obj: Any) -> Response:

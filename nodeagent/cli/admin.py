@@ -57,6 +57,8 @@ def main() -> None:
               "1-2 s without a leader).")
 @click.option("--raft-join/--no-raft-join", default=None, help="Start as a server that is "
               "not a member yet, for 'nodeagent raft add-peer' on the leader to add.")
+@click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
+              "(this agent copies the store from them and writes through them).")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent

@@ -97,12 +97,27 @@ class Txn:
 
     @classmethod
     def decode(cls, data: bytes) -> Txn:
+        """Raises StoreError naming what is malformed: commands come over the network
+        (api/replica.py), and one that ``apply`` could not take would stop every replica."""
         try:
             c, s, f = msgpack.unpackb(data, raw=False)
-            return cls(tuple(Compare(*x) for x in c), tuple(Op(*x) for x in s),
-                       tuple(Op(*x) for x in f))
+            txn = cls(tuple(Compare(*x) for x in c), tuple(Op(*x) for x in s),
+                      tuple(Op(*x) for x in f))
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise StoreError(f"malformed command: {exc}") from exc
+        for cmp in txn.compares:
+            if not isinstance(cmp.key, str) or cmp.op not in _OPS:
+                raise StoreError(f"malformed compare: key {cmp.key!r}, op {cmp.op!r}")
+            want = bytes if cmp.target == "value" else int
+            if cmp.target not in ("value", "mod", "create", "version") \
+                    or not isinstance(cmp.value, want) or isinstance(cmp.value, bool):
+                raise StoreError(f"malformed compare on {cmp.key!r}: target {cmp.target!r} "
+                                 f"with value {cmp.value!r}")
+        for op in txn.success + txn.failure:
+            if op.kind not in ("put", "delete", "delete_prefix") or not isinstance(op.key, str) \
+                    or not isinstance(op.value, bytes):
+                raise StoreError(f"malformed op: {op.kind!r} on {op.key!r}")
+        return txn
 
 
 @dataclass(slots=True)
@@ -174,6 +189,28 @@ class MVCC:
             self._events.extend(events)
             self._auto_compact()
         return result, events
+
+    def install(self, revision: int, changes: list[tuple[str, KeyValue]]) -> list[Event]:
+        """Take another replica's changes at ``revision`` as they were: a copy fed by a
+        server's stream (store/remote.py) ends up with the same keys, revisions and
+        versions, so resourceVersions mean the same on every agent.  ``changes`` are
+        ("PUT", kv) or ("DELETE", kv with the key); a revision already held is skipped."""
+        if revision <= self.revision:
+            return []
+        events: list[Event] = []
+        for etype, kv in changes:
+            prev = self._kv.get(kv.key)
+            if etype == "PUT":
+                if prev is None:
+                    self._keys.add(kv.key)
+                self._kv[kv.key] = kv
+                events.append(Event("PUT", kv, prev))
+            elif prev is not None:
+                self._delete(kv.key, revision, events)
+        self.revision = revision
+        self._events.extend(events)
+        self._auto_compact()
+        return events
 
     def _delete(self, key: str, rev: int, events: list[Event]) -> KeyValue | None:
         prev = self._kv.pop(key, None)

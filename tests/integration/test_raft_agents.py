@@ -228,3 +228,58 @@ def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(
             f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]}
         lost = [n for n in acked if n not in have]
         assert not lost, f"agent {i} lacks acknowledged writes {lost[:10]}"
+
+
+def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_path):
+    """An agent started with --servers keeps a copy of the store: its API serves
+    linearizable reads and watches from the copy and writes through a server; it runs no
+    coordinator; when the server it follows is killed it goes on with another, and a watch
+    on its API does not notice."""
+    until(lambda: leader_of(agents), what="one coordinator")
+    client = AgentProcess(tmp_path / "client", "client", "--no-fsync", "--servers",
+                          ",".join(a.url for a in agents.values()))
+    try:
+        client.start()
+        r = httpx.post(f"{agents[1].url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "on-server"}, "data": {"k": "1"}})
+        assert r.status_code == 201, r.text
+        # Read right after a write elsewhere: the client's API is linearizable.
+        r = httpx.get(f"{client.url}/api/v1/namespaces/default/configmaps/on-server", timeout=10)
+        assert r.status_code == 200 and r.json()["data"] == {"k": "1"}, r.text
+        assert r.json()["metadata"]["resourceVersion"] == httpx.get(
+            f"{agents[2].url}/api/v1/namespaces/default/configmaps/on-server",
+            timeout=10).json()["metadata"]["resourceVersion"]
+        # Writes through the client land on every server.
+        r = httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "via-client"}})
+        assert r.status_code == 201, r.text
+        for a in agents.values():
+            assert httpx.get(f"{a.url}/api/v1/namespaces/default/configmaps/via-client",
+                             timeout=10).status_code == 200
+        # A watch on the client's API, then the server it follows is killed -9.
+        followed = client.log_text().split("store copy: following ")[1].split()[0]
+        victim = next(i for i, a in agents.items() if a.url == followed)
+        rv = r.json()["metadata"]["resourceVersion"]
+        seen: list[str] = []
+        with httpx.stream("GET", f"{client.url}/api/v1/namespaces/default/configmaps",
+                          params={"watch": "1", "resourceVersion": rv}, timeout=30) as watch:
+            agents[victim].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            agents[victim].proc.wait()  # type: ignore[union-attr]
+            survivor = next(i for i in agents if i != victim)
+            until(lambda: httpx.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
+                                     "configmaps", json={"metadata": {"name": "after-kill"}},
+                                     timeout=5).status_code == 201, what="a write after the kill")
+            r = until(lambda: httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps",
+                                         json={"metadata": {"name": "client-after-kill"}},
+                                         timeout=10).status_code in (201, 409),
+                      what="a write through the client after the kill")
+            for line in watch.iter_lines():
+                seen.append(line)
+                if "client-after-kill" in line:
+                    break
+        names = [ln.split('"name":"')[1].split('"')[0] for ln in seen if '"ADDED"' in ln]
+        assert names == ["after-kill", "client-after-kill"], seen
+        assert "starting the coordinator" not in client.log_text()
+        assert "store copy: server" in client.log_text()  # it noticed and moved on
+    finally:
+        client.close()
