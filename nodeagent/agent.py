@@ -31,6 +31,7 @@ from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.proxy.service import RulesProgress
+from nodeagent.raftbootstrap import bootstrap, load_members
 from nodeagent.store import LocalStore
 from nodeagent.store.raftstore import RaftStore
 from nodeagent.store.remote import RemoteStore
@@ -90,6 +91,9 @@ async def run_agent(cfg: AgentConfig, *,
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if isinstance(store, RaftStore):
+            if cfg.raft_bootstrap_expect:
+                nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
+                                   cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
             await nursery.start(_lead, store, objects)
         elif isinstance(store, LocalStore) and cfg.coordinator:
             await nursery.start(run_coordinator, objects)  # (a copy's servers run it)
@@ -123,9 +127,13 @@ def _store(cfg: AgentConfig) -> Store:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
                           history_revisions=cfg.history_revisions)
     peers = cfg.raft_peer_addresses()
+    voters = tuple(sorted(set(peers) if cfg.raft_join else {cfg.raft_id, *peers}))
+    if cfg.raft_bootstrap_expect:  # what an earlier start found, if anything
+        peers, bootstrapped = load_members(cfg.data_dir)
+        voters = tuple(sorted(peers)) if bootstrapped else ()
+        peers.pop(cfg.raft_id, None)
     return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=cfg.raft_listen_address(),
-                     peers=peers,
-                     voters=tuple(sorted(set(peers) if cfg.raft_join else {cfg.raft_id, *peers})),
+                     peers=peers, voters=voters,
                      fsync=cfg.fsync,
                      snapshot_every=cfg.snapshot_every, history_revisions=cfg.history_revisions,
                      tick_s=cfg.raft_tick_ms / 1000)

@@ -107,6 +107,18 @@ class AgentConfig:
     leader (so 100 ms gives 1-2 s failover, as etcd's defaults).  Lower fails over faster
     and costs more idle traffic."""
 
+    raft_bootstrap_expect: int = 0
+    """Form the first cluster without a static list (Consul's and Nomad's
+    bootstrap_expect): a new server finds the others through raft_seeds and, once it
+    knows this many servers none of which is in a cluster, they all take that set as the
+    first members.  One that finds a cluster asks to be added instead.  Start exactly
+    this many servers with it; instead of raft_peers."""
+
+    raft_seeds: str = ""
+    """With raft_bootstrap_expect: API URLs of other servers to find the rest through
+    ("http://10.0.0.1:6443,..."); one is enough, each server passes on whom it heard of,
+    and a server that others name needs none."""
+
     servers: str = ""
     """An agent that is not a Raft server: the servers' API URLs, comma-separated
     ("http://10.0.0.1:6443,http://10.0.0.2:6443").  The agent keeps a copy of the store
@@ -114,7 +126,11 @@ class AgentConfig:
 
     def server_urls(self) -> list[str]:
         """servers parsed (validated at construction)."""
-        return [url.strip().rstrip("/") for url in self.servers.split(",") if url.strip()]
+        return _urls("servers", self.servers)
+
+    def raft_seed_urls(self) -> list[str]:
+        """raft_seeds parsed (validated at construction)."""
+        return _urls("raft_seeds", self.raft_seeds)
 
     def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
         """raft_peers parsed (validated at construction)."""
@@ -160,17 +176,31 @@ class AgentConfig:
             _raft_peers(self.raft_peers, self.raft_id)
             if self.raft_tick_ms < 1:
                 raise ConfigError("raft_tick_ms", "must be at least 1")
-        if self.servers:
-            if self.raft_id:
-                raise ConfigError("servers", "a Raft server (raft_id) keeps the store itself; "
-                                  "servers is for agents that are not servers")
-            for url in self.server_urls():
-                scheme, _, rest = url.partition("://")
-                if scheme not in ("http", "https") or parse_host_port(rest) is None:
-                    raise ConfigError("servers", f"{url!r} is not http://HOST:PORT")
+        if self.servers and self.raft_id:
+            raise ConfigError("servers", "a Raft server (raft_id) keeps the store itself; "
+                              "servers is for agents that are not servers")
+        self.server_urls()
+        self.raft_seed_urls()
+        if self.raft_bootstrap_expect < 0:
+            raise ConfigError("raft_bootstrap_expect", "must not be negative")
+        if self.raft_bootstrap_expect:
+            if not self.raft_id:
+                raise ConfigError("raft_bootstrap_expect", "needs raft_id (servers only)")
+            if self.raft_peers or self.raft_join:
+                raise ConfigError("raft_bootstrap_expect", "finds the servers itself: leave "
+                                  "raft_peers and raft_join out")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")
+
+
+def _urls(name: str, text: str) -> list[str]:
+    urls = [url.strip().rstrip("/") for url in text.split(",") if url.strip()]
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("http", "https") or parse_host_port(rest) is None:
+            raise ConfigError(name, f"{url!r} is not http://HOST:PORT")
+    return urls
 
 
 def parse_host_port(text: str) -> tuple[str, int] | None:

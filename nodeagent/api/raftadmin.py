@@ -4,7 +4,9 @@
                                         on the leader, each member's progress)
     POST   /raft/transfer-leader?to=ID  hand leadership to ID (this server must lead)
     POST   /raft/peers {"id", "address"} add a server, as a learner (promoted by the leader
-                                        once caught up); ask the leader
+                                        once caught up); a follower forwards it
+    POST   /raft/hello {"id", "address", "api"}  a server looking for the others
+                                        (bootstrap_expect): -> status and the servers known
     DELETE /raft/peers/ID               remove a server; ask the leader
 
 Not a Kubernetes API: operators' plumbing, as etcdctl's member and move-leader are.
@@ -18,7 +20,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.config import parse_host_port
 from nodeagent.raft.messages import ConfChange
 
-__all__ = ["add_peer", "raft_status", "remove_peer", "transfer_leader"]
+__all__ = ["add_peer", "hello", "raft_status", "remove_peer", "transfer_leader"]
 
 
 def _node(store: Any) -> Any:
@@ -40,9 +42,38 @@ def raft_status(store: Any) -> dict[str, Any]:
         if pr is not None:
             row.update(match=pr.match, next=pr.next, state=pr.state.value)
         members.append(row)
-    return {"id": r.id, "role": r.role.value, "term": r.term, "leader": r.leader,
-            "commit": r.log.committed, "applied": r.log.applied, "lastIndex": r.log.last_index(),
-            "snapshotIndex": r.log.snapshot_index, "members": members}
+    listen = node.transport.listen
+    return {"id": r.id, "address": f"{listen[0]}:{node.transport.port}", "role": r.role.value,
+            "term": r.term, "leader": r.leader, "commit": r.log.committed,
+            "applied": r.log.applied, "lastIndex": r.log.last_index(),
+            "snapshotIndex": r.log.snapshot_index, "members": members,
+            "known": [{"id": i, "address": a, "api": api}
+                      for i, (a, api) in sorted(getattr(store, "discovered", {}).items())]}
+
+
+def hello(store: Any, body: Any) -> dict[str, Any]:
+    """A server looking for the others (bootstrap_expect) says who it is; the answer is
+    this server's status with every server it has heard of, so servers that each know
+    one seed find all the rest through it."""
+    node = _node(store)
+    ident, address, api = _identity(body)
+    if ident != node.raft.id:
+        store.discovered[ident] = (address, api)
+    return raft_status(store)
+
+
+def _identity(body: Any) -> tuple[int, str, str]:
+    if not isinstance(body, dict):
+        raise ApiError.bad_request('body: expected {"id": N, "address": "HOST:PORT", ...}')
+    ident, address, api = body.get("id"), body.get("address"), body.get("api", "")
+    if type(ident) is not int or ident <= 0:
+        raise ApiError.bad_request(f"id: {ident!r} is not a positive integer")
+    parsed = parse_host_port(address) if isinstance(address, str) else None
+    if parsed is None or parsed[1] == 0:
+        raise ApiError.bad_request(f"address: {address!r} is not HOST:PORT")
+    if not isinstance(api, str) or (api and not api.startswith(("http://", "https://"))):
+        raise ApiError.bad_request(f"api: {api!r} is not an http(s) URL")
+    return ident, address, api
 
 
 def transfer_leader(store: Any, to: str) -> dict[str, Any]:
@@ -69,17 +100,16 @@ def _leader(store: Any) -> Any:
 
 
 def add_peer(store: Any, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError.bad_request("body: expected {\"id\": N, \"address\": \"HOST:PORT\"}")
-    ident, address = body.get("id"), body.get("address")
-    if type(ident) is not int or ident <= 0:
-        raise ApiError.bad_request(f"id: {ident!r} is not a positive integer")
-    parsed = parse_host_port(address) if isinstance(address, str) else None
-    if parsed is None or parsed[1] == 0:
-        raise ApiError.bad_request(f"address: {address!r} is not HOST:PORT")
-    node = _leader(store)
+    """Asked of a follower, the change goes to the leader (as etcd's member add), which
+    checks it again; asked of the leader, a refusal is answered here."""
+    ident, address, _ = _identity(body)
+    node = _node(store)
     if ident in node.raft.voters | node.raft.learners:
         raise ApiError(409, "Conflict", f"server {ident} is a member already")
+    if not node.is_leader and not node.leader:
+        raise ApiError(503, "ServiceUnavailable", "no leader is known; retry in a moment")
+    if node.is_leader:
+        _leader(store)
     node.change_membership(ConfChange("add_learner", ident, address))
     return {"adding": ident, "address": address}
 

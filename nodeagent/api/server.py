@@ -25,7 +25,7 @@ from nodeagent.api import discovery, replica
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
-from nodeagent.api.raftadmin import add_peer, raft_status, remove_peer, transfer_leader
+from nodeagent.api.raftadmin import add_peer, hello, raft_status, remove_peer, transfer_leader
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -102,11 +102,10 @@ class ApiApp:
             return json_response(transfer_leader(self.objects.store,
                                                  request.query_params.get("to", "")), 202)
         if path == "/raft/peers" and method == "POST":
-            try:
-                body = orjson.loads(await request.body())
-            except orjson.JSONDecodeError as exc:
-                raise ApiError.bad_request(f"body is not JSON: {exc}") from None
-            return json_response(add_peer(self.objects.store, body), 202)
+            return json_response(add_peer(self.objects.store, await self._plain_json(request)),
+                                 202)
+        if path == "/raft/hello" and method == "POST":
+            return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/raft/peers/") and method == "DELETE":
             return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
         if path.startswith("/replica/"):
@@ -365,6 +364,13 @@ class ApiApp:
             raise ApiError(408, "Timeout", f"the request body was not received within "
                            f"{self.body_timeout_s:g}s")
         return b"".join(chunks)
+
+    async def _plain_json(self, request: Request) -> Any:
+        """A JSON body of the operators' calls (/raft): no YAML, no content-type rules."""
+        try:
+            return orjson.loads(await self._raw_body(request))
+        except orjson.JSONDecodeError as exc:
+            raise ApiError.bad_request(f"body is not JSON: {exc}") from None
 
     async def _body(self, request: Request, patch: bool = False) -> Any:
         ctype = _content_type(request) or JSON

@@ -57,6 +57,10 @@ def main() -> None:
               "1-2 s without a leader).")
 @click.option("--raft-join/--no-raft-join", default=None, help="Start as a server that is "
               "not a member yet, for 'nodeagent raft add-peer' on the leader to add.")
+@click.option("--raft-bootstrap-expect", type=int, help="Form the first cluster once this "
+              "many servers found each other through --raft-seeds (instead of --raft-peers).")
+@click.option("--raft-seeds", help="With --raft-bootstrap-expect: other servers' API URLs, "
+              "http://HOST:PORT,... (one is enough).")
 @click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
               "(this agent copies the store from them and writes through them).")
 def run(config_file: str | None, **flags: object) -> None:

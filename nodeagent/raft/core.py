@@ -178,6 +178,16 @@ class Raft:
         still being applied, or it makes no sense for the current membership)."""
         return self.propose(change.encode(), EntryKind.CONF)
 
+    def bootstrap(self, voters: set[int]) -> bool:
+        """Take the first membership of a server started without one (bootstrap_expect):
+        every bootstrapping server found the same set, so they all start alike and an
+        election can follow.  False if this server has a membership already or is not in
+        ``voters``."""
+        if self.voters or self.learners or self.id not in voters:
+            return False
+        self.voters = set(voters)
+        return True
+
     def caught_up(self, node: int) -> bool:
         """Leader: ``node`` holds everything committed (a learner may be promoted)."""
         pr = self.progress.get(node)

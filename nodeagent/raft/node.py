@@ -133,6 +133,13 @@ class RaftNode:
     def change_membership(self, change: ConfChange) -> None:
         self._send.send_nowait(("conf", change))
 
+    def bootstrap(self, voters: dict[int, tuple[str, int]]) -> None:
+        """The first membership (bootstrap_expect), with the other voters' addresses."""
+        self._send.send_nowait(("bootstrap", voters))
+
+    def set_peers(self, peers: dict[int, tuple[str, int]]) -> None:
+        self._send.send_nowait(("peers", peers))
+
     @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
@@ -211,6 +218,12 @@ class RaftNode:
             raft.transfer_leadership(item[1])
         elif kind == "conf":
             raft.change_membership(item[1])
+        elif kind in ("bootstrap", "peers"):
+            for peer, address in item[1].items():
+                if peer != self.config.id:
+                    self.transport.set_peer(peer, address)
+            if kind == "bootstrap" and raft.bootstrap(set(item[1])):
+                log.info("raft: bootstrapped with voters %s", sorted(item[1]))
 
     def _fail(self, waiter: _Waiter | None) -> None:
         if waiter is not None:

@@ -46,6 +46,9 @@ class RaftStore(MVCCReads):
                              snapshot=self.mvcc.snapshot, restore=self._restore, tick_s=tick_s,
                              snapshot_entries=snapshot_every, rng=rng)
         self.ready = trio.Event()
+        # Servers heard of while finding the others (bootstrap_expect): id -> (Raft
+        # address, API URL); /raft shows them, so servers that know one seed find all.
+        self.discovered: dict[int, tuple[str, str]] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:

@@ -283,3 +283,49 @@ def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_pat
         assert "store copy: server" in client.log_text()  # it noticed and moved on
     finally:
         client.close()
+
+
+def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joins(tmp_path):
+    """No static member list: server 1 knows no one, 2 and 3 know server 1's API; once
+    the three found each other they form one cluster; a restarted server keeps its
+    membership; a fourth that finds the cluster asks to be added and becomes a voter."""
+    ports = free_ports(4)
+
+    def server(i: int, *seeds: str) -> AgentProcess:
+        extra = ("--raft-seeds", ",".join(seeds)) if seeds else ()
+        return AgentProcess(tmp_path / f"b{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
+                            "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-tick-ms", "20",
+                            "--raft-bootstrap-expect", "3", *extra)
+    procs = {1: server(1)}
+    try:
+        procs[1].start()
+        time.sleep(0.5)  # alone it waits: no cluster of one
+        assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["members"] == []
+        for i in (2, 3):
+            procs[i] = server(i, procs[1].url).start()
+
+        def voters(a: AgentProcess) -> set[int]:
+            st = httpx.get(f"{a.url}/raft", timeout=5).json()
+            return {m["id"] for m in st["members"] if m["voter"]}
+        for a in procs.values():
+            until(lambda a=a: voters(a) == {1, 2, 3}, what=f"{a.name} in the cluster of three")
+        leader = until(lambda: leader_of(procs), what="one coordinator")
+        r = httpx.post(f"{procs[2].url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "bootstrapped"}})
+        assert r.status_code == 201, r.text
+        # A restart does not bootstrap again: the membership was saved.
+        follower = next(i for i in procs if i != leader)
+        procs[follower].stop()
+        procs[follower].start()
+        until(lambda: voters(procs[follower]) == {1, 2, 3}, what="membership after a restart")
+        assert procs[follower].log_text().count("bootstrapping with 3 servers") <= 1
+        # A late server finds the cluster through one seed and is added, then promoted.
+        procs[4] = server(4, procs[follower].url).start()
+        until(lambda: voters(procs[leader]) == {1, 2, 3, 4}, 30, what="server 4 a voter")
+        assert "asking to be added" in procs[4].log_text()
+        r = httpx.get(f"{procs[4].url}/api/v1/namespaces/default/configmaps/bootstrapped",
+                      timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        for p in procs.values():
+            p.close()
