@@ -301,6 +301,12 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
         procs[1].start()
         time.sleep(0.5)  # alone it waits: no cluster of one
         assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["members"] == []
+        for bad, field in (({"id": "x"}, "id"), ({"id": 7, "address": "nowhere"}, "address"),
+                           ({"id": 7, "address": "h:1", "api": "ftp://x"}, "api"), ([], "body")):
+            r = httpx.post(f"{procs[1].url}/raft/hello", json=bad, timeout=5)
+            assert r.status_code == 400 and r.json()["message"].startswith(field), r.text
+        assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["known"] == [
+            {"id": 1, "address": f"127.0.0.1:{ports[0]}", "api": procs[1].url}]
         for i in (2, 3):
             procs[i] = server(i, procs[1].url).start()
 

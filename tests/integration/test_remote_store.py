@@ -128,3 +128,25 @@ async def test_a_copy_moves_to_the_next_server_and_takes_a_snapshot_when_behind(
                 pass
         assert watch.overflowed
         nursery.cancel_scope.cancel()
+
+
+async def test_the_replica_calls_refuse_bad_input_clearly(tmp_path):
+    import httpx
+    server_store = LocalStore(str(tmp_path / "server"), fsync=False)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server_store.run)
+        url, _ = await start_api(nursery, ObjectStore(server_store))
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            r = await client.get("/replica/stream", params={"revision": "-1"})
+            assert r.status_code == 400 and "revision" in r.json()["message"]
+            r = await client.get("/replica/stream", params={"revision": "x"})
+            assert r.status_code == 400
+            for body in (b"", b"\xc1", b"\x93\x90\x90", b"\x93\x91\x94\xa1k\xa1z\xa1=\x01\x90\x90"):
+                r = await client.post("/replica/txn", content=body)
+                assert r.status_code == 400 and "malformed" in r.json()["message"], body
+            r = await client.post("/replica/nothing")
+            assert r.status_code == 404
+            r = await client.post("/raft/hello", json={"id": 1})  # not a Raft server
+            assert r.status_code == 404 and "not a Raft server" in r.json()["message"]
+        assert server_store.revision == 0  # nothing bad got in
+        nursery.cancel_scope.cancel()
