@@ -25,6 +25,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator.run import run_coordinator
+from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
 from nodeagent.objects.kinds import by_kind
 from nodeagent.podmanager.manager import PodManager
@@ -71,12 +72,16 @@ async def run_agent(cfg: AgentConfig, *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled or signalled.  Reports the API's bound addresses once serving."""
     store = _store(cfg)
+    addresses = node_addresses(cfg.pod_cidr)
+    membership = Membership(cfg, addresses) if cfg.gossip_listen else None
     async with trio.open_nursery() as nursery:
+        if membership is not None:  # first: a copy finds its servers through it
+            await nursery.start(membership.run)
+            nursery.start_soon(membership.feed_servers, store)
         await nursery.start(store.run)
         objects = ObjectStore(store)
         if isinstance(store, LocalStore):
             await ensure_namespaces(objects)  # with Raft the leader does it (_lead)
-        addresses = node_addresses(cfg.pod_cidr)
         rules_applied = RulesProgress() if cfg.proxy else None
         # A node that runs pods (it has a launcher): its parts are made first, since the API
         # serves their logs, exec and metrics; they start after the coordinator.
@@ -87,9 +92,11 @@ async def run_agent(cfg: AgentConfig, *,
                      body_timeout_s=cfg.request_timeout_s,
                      logs=PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
                      if pods else None,
-                     exec_=pods.exec if pods else None, metrics=usage)
+                     exec_=pods.exec if pods else None, metrics=usage, gossip=membership)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
+        if membership is not None:
+            membership.announce(_reachable(addrs[0], addresses))
         if isinstance(store, RaftStore):
             if cfg.raft_bootstrap_expect:
                 nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
@@ -106,7 +113,7 @@ async def run_agent(cfg: AgentConfig, *,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
-        nursery.start_soon(_signals, nursery.cancel_scope, store)
+        nursery.start_soon(_signals, nursery.cancel_scope, store, membership)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
         sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
@@ -121,7 +128,7 @@ Store = LocalStore | RaftStore | RemoteStore
 def _store(cfg: AgentConfig) -> Store:
     """The agent's own store; with a Raft id the replicated one; with servers a copy of
     theirs."""
-    if cfg.servers:
+    if cfg.servers or (cfg.gossip_listen and not cfg.raft_id):  # gossip tells the servers
         return RemoteStore(cfg.server_urls(), history_revisions=cfg.history_revisions)
     if not cfg.raft_id:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
@@ -184,6 +191,14 @@ async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[s
                       cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied)
 
 
+def _reachable(url: str, addresses: list[str]) -> str:
+    """The API URL others can use: a wildcard listen address becomes the node's own."""
+    for wildcard in ("0.0.0.0", "[::]"):
+        if f"//{wildcard}:" in url:
+            return url.replace(wildcard, addresses[0] if addresses else "127.0.0.1")
+    return url
+
+
 def node_addresses(pod_cidr: str = "") -> list[str]:
     """This node's IPv4 addresses but loopback and the pod bridge's: where NodePorts
     answer, what the Node shows."""
@@ -221,13 +236,16 @@ async def _watchdog(store: Store) -> None:
         await trio.sleep(interval)
 
 
-async def _signals(scope: trio.CancelScope, store: Store) -> None:
+async def _signals(scope: trio.CancelScope, store: Store,
+                   membership: Membership | None) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("signal=%s stopping", signal.Signals(signum).name)
             sd_notify("STOPPING=1")
             if isinstance(store, RaftStore):
                 await _hand_over(store)
+            if membership is not None:  # a leave, not a failure, for the others
+                await membership.node.leave()
             scope.cancel()
             return
 

@@ -119,6 +119,27 @@ class AgentConfig:
     ("http://10.0.0.1:6443,..."); one is enough, each server passes on whom it heard of,
     and a server that others name needs none."""
 
+    gossip_listen: str = ""
+    """HOST:PORT for gossip with the other agents (UDP and TCP on the same port, e.g.
+    0.0.0.0:7946).  Empty: no gossip.  Gossip is how agents find the servers and how
+    a node's failure is noticed."""
+
+    gossip_advertise: str = ""
+    """HOST:PORT the other agents reach this one at, when gossip_listen's host is not
+    it (0.0.0.0, NAT).  Default: gossip_listen, or the node's first address."""
+
+    gossip_join: str = ""
+    """Gossip addresses of agents already in the cluster (HOST:PORT,...); one is
+    enough.  Tried until one answers (serf's retry_join)."""
+
+    gossip_profile: str = "lan"
+    """Timings: lan (a data centre, memberlist's defaults), wan, or local (loopback)."""
+
+    gossip_key: str = ""
+    """Encrypt gossip: a base64 AES key (16, 24 or 32 bytes, 'nodeagent keys generate').
+    Every agent needs it; plaintext is refused.  Rotated later with 'nodeagent keys';
+    the keyring is kept in <data_dir>/gossip-keyring.json."""
+
     servers: str = ""
     """An agent that is not a Raft server: the servers' API URLs, comma-separated
     ("http://10.0.0.1:6443,http://10.0.0.2:6443").  The agent keeps a copy of the store
@@ -131,6 +152,17 @@ class AgentConfig:
     def raft_seed_urls(self) -> list[str]:
         """raft_seeds parsed (validated at construction)."""
         return _urls("raft_seeds", self.raft_seeds)
+
+    def gossip_seeds(self) -> list[tuple[str, int]]:
+        """gossip_join parsed (validated at construction)."""
+        seeds = []
+        for item in (x.strip() for x in self.gossip_join.split(",")):
+            if item:
+                address = parse_host_port(item)
+                if address is None or address[1] == 0:
+                    raise ConfigError("gossip_join", f"{item!r} is not HOST:PORT")
+                seeds.append(address)
+        return seeds
 
     def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
         """raft_peers parsed (validated at construction)."""
@@ -189,6 +221,21 @@ class AgentConfig:
             if self.raft_peers or self.raft_join:
                 raise ConfigError("raft_bootstrap_expect", "finds the servers itself: leave "
                                   "raft_peers and raft_join out")
+        if self.gossip_listen and parse_host_port(self.gossip_listen) is None:
+            raise ConfigError("gossip_listen", f"{self.gossip_listen!r} is not HOST:PORT")
+        if self.gossip_advertise and parse_host_port(self.gossip_advertise) is None:
+            raise ConfigError("gossip_advertise", f"{self.gossip_advertise!r} is not HOST:PORT")
+        self.gossip_seeds()
+        if self.gossip_profile not in ("lan", "wan", "local"):
+            raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not lan, wan or local")
+        if self.gossip_key:
+            from nodeagent.gossip.keyring import KeyringError, decode_key
+            try:
+                decode_key(self.gossip_key)
+            except KeyringError as exc:
+                raise ConfigError("gossip_key", str(exc)) from None
+        if (self.gossip_join or self.gossip_key) and not self.gossip_listen:
+            raise ConfigError("gossip_listen", "gossip_join and gossip_key need gossip_listen")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")

@@ -57,11 +57,12 @@ class ApiApp:
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
                  body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
-                 exec_: Exec | None = None, metrics: Any = None) -> None:
+                 exec_: Exec | None = None, metrics: Any = None, gossip: Any = None) -> None:
         self.objects = objects
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
+        self.gossip = gossip  # membership.Membership, or None without gossip
         self.ready = ready
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
@@ -108,6 +109,10 @@ class ApiApp:
             return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/raft/peers/") and method == "DELETE":
             return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
+        if path == "/gossip/members" and method == "GET":
+            if self.gossip is None:
+                raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+            return json_response({"members": self.gossip.rows()})
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
         simple = self._simple_routes(path)

@@ -61,6 +61,15 @@ def main() -> None:
               "many servers found each other through --raft-seeds (instead of --raft-peers).")
 @click.option("--raft-seeds", help="With --raft-bootstrap-expect: other servers' API URLs, "
               "http://HOST:PORT,... (one is enough).")
+@click.option("--gossip-listen", help="HOST:PORT for gossip (UDP and TCP), e.g. "
+              "0.0.0.0:7946 (default: no gossip).")
+@click.option("--gossip-advertise", help="HOST:PORT the others reach this agent's gossip at.")
+@click.option("--gossip-join", help="Gossip addresses of agents in the cluster, HOST:PORT,... "
+              "(one is enough; retried until one answers).")
+@click.option("--gossip-profile", type=click.Choice(["lan", "wan", "local"]), default=None,
+              help="Gossip timings (default lan).")
+@click.option("--gossip-key", help="Encrypt gossip with this base64 AES key "
+              "('nodeagent keys generate').")
 @click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
               "(this agent copies the store from them and writes through them).")
 def run(config_file: str | None, **flags: object) -> None:
@@ -118,9 +127,7 @@ def list_peers(server: str) -> None:
         rows.append([str(m["id"]), m["address"] or "(self)", "yes" if m["voter"] else "learner",
                      "*" if m["id"] == st["leader"] else "", str(m.get("match", "-")),
                      m.get("state", "-")])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    _table(rows)
 
 
 @raft.command("transfer-leader")
@@ -150,6 +157,37 @@ def remove_peer(ident: int, server: str) -> None:
     """Remove server ID from the cluster (a dead one, or one being retired).  Ask the leader."""
     _raft_call("DELETE", server, f"/raft/peers/{ident}")
     click.echo(f"server {ident} leaving")
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@main.command()
+@_SERVER
+def members(server: str) -> None:
+    """The agents as this one's gossip sees them (serf members): alive, suspect, dead
+    (failed) or left."""
+    body = _raft_call("GET", server, "/gossip/members")
+    rows = [["NAME", "ADDRESS", "STATUS", "ROLE", "API", "RAFT"]]
+    for m in body["members"]:
+        rows.append([m["name"], m["address"], m["status"], m["role"], m["api"] or "-",
+                     m["raft"] or "-"])
+    _table(rows)
+
+
+@main.group()
+def keys() -> None:
+    """Gossip encryption keys."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random key (32 bytes, base64) for --gossip-key."""
+    import base64
+    click.echo(base64.b64encode(os.urandom(32)).decode())
 
 
 def _add_runtime() -> None:

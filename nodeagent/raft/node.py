@@ -211,11 +211,7 @@ class RaftNode:
         elif kind == "tick":
             raft.tick()
             self._promote_caught_up()
-            if self.parked and raft.leader and not raft.transferee:
-                parked, self.parked = self.parked, []
-                for again in parked:
-                    if again[1][:REQUEST_ID_BYTES] in self.writes or again[1] in self.reads:
-                        self._handle(again)
+            self._retry_parked()
         elif kind == "propose":
             raft.propose(item[1])
         elif kind == "read":
@@ -231,6 +227,17 @@ class RaftNode:
                     self.transport.set_peer(peer, address)
             if kind == "bootstrap" and raft.bootstrap(set(item[1])):
                 log.info("raft: bootstrapped with voters %s", sorted(item[1]))
+
+    def _retry_parked(self) -> None:
+        """Requests that found no leader go again once one is known (each tick, and at
+        once when a leader appears: waiting for the tick added up to a tick to failover)."""
+        raft = self.raft
+        assert raft is not None
+        if self.parked and raft.leader and not raft.transferee:
+            parked, self.parked = self.parked, []
+            for again in parked:
+                if again[1][:REQUEST_ID_BYTES] in self.writes or again[1] in self.reads:
+                    self._handle(again)
 
     def _fail(self, waiter: _Waiter | None) -> None:
         if waiter is not None:
@@ -291,6 +298,7 @@ class RaftNode:
         self.applied_reads = still
         if rd.soft_state is not None:
             self._leadership(rd.soft_state.leader, rd.soft_state.role)
+            self._retry_parked()
         if applied - raft.log.snapshot_index >= self.snapshot_entries:
             await self._snapshot()
 

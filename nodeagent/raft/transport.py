@@ -16,18 +16,17 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import trio
 
+from nodeagent.framing import FrameTooLarge, frame, read_frames
 from nodeagent.raft.codec import CodecError, decode, encode
 from nodeagent.raft.messages import Message
 
-__all__ = ["FrameTooLarge", "Transport", "frame", "read_frames"]
+__all__ = ["Transport"]
 
 log = logging.getLogger("nodeagent.raft")
-_LEN = struct.Struct("<I")
 
 
 class Transport:
@@ -129,27 +128,3 @@ class Transport:
             log.warning("raft: %s; closing that connection", exc)
         except (trio.BrokenResourceError, OSError):
             return
-
-
-class FrameTooLarge(Exception):
-    pass
-
-
-def frame(payload: bytes) -> bytes:
-    return _LEN.pack(len(payload)) + payload
-
-
-async def read_frames(stream: trio.abc.ReceiveStream, max_bytes: int) -> AsyncIterator[bytes]:
-    """The payloads of ``u32 length | payload`` frames until the peer closes; raises
-    FrameTooLarge (before reading it) for a frame over ``max_bytes``."""
-    buf = bytearray()
-    while chunk := await stream.receive_some(65536):
-        buf += chunk
-        while len(buf) >= _LEN.size:
-            (length,) = _LEN.unpack_from(buf)
-            if length > max_bytes:
-                raise FrameTooLarge(f"a {length}-byte frame is over the limit ({max_bytes})")
-            if len(buf) < _LEN.size + length:
-                break
-            yield bytes(buf[_LEN.size:_LEN.size + length])
-            del buf[:_LEN.size + length]

@@ -42,22 +42,32 @@ class RemoteStore(MVCCReads):
     def __init__(self, servers: list[str], *, history_revisions: int = 100_000,
                  watch_buffer: int = 1024, timeout_s: float = 5.0,
                  rng: random.Random | None = None) -> None:
-        if not servers:
-            raise ValueError("no servers")
-        self.servers = [s.rstrip("/") for s in servers]
+        self.servers = [s.rstrip("/") for s in servers]  # empty: until gossip finds some
         self.mvcc = MVCC(history_revisions=history_revisions)
         self.watch_buffer = watch_buffer
         self._watches: set[Watch] = set()
         self.timeout_s = timeout_s
         self.ready = trio.Event()
         self._advanced = trio.Event()  # set (and replaced) each time the copy moves on
-        self._server = (rng or random.Random()).randrange(len(self.servers))
+        self._server = (rng or random.Random()).randrange(max(1, len(self.servers)))
         self._client: httpx.AsyncClient | None = None
+        self._servers_known = trio.Event()
+        if self.servers:
+            self._servers_known.set()
 
     @property
     def server(self) -> str:
         """The server the copy follows now (and writes go to)."""
-        return self.servers[self._server]
+        return self.servers[self._server % len(self.servers)] if self.servers else ""
+
+    def set_servers(self, servers: list[str]) -> None:
+        """The servers as gossip knows them now; the one followed stays if it is there."""
+        current = self.server
+        self.servers = [s.rstrip("/") for s in servers]
+        if current in self.servers:
+            self._server = self.servers.index(current)
+        if self.servers:
+            self._servers_known.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow a server until cancelled; started once the copy has the servers' state
@@ -68,6 +78,7 @@ class RemoteStore(MVCCReads):
             async with httpx.AsyncClient(timeout=timeout) as client:
                 self._client = client
                 while True:
+                    await self._servers_known.wait()
                     try:
                         await self._follow(client, task_status)
                         failures = 0  # the server ended the stream: resume at once
@@ -76,7 +87,7 @@ class RemoteStore(MVCCReads):
                         if failures == 1 or failures % 30 == 0:
                             log.warning("store copy: server %s: %s (%d tries); trying the next",
                                         self.server, exc or type(exc).__name__, failures)
-                        self._server = (self._server + 1) % len(self.servers)
+                        self._server += 1
                         await trio.sleep(min(1.0, 0.05 * failures))
         finally:
             self._client = None
@@ -137,7 +148,7 @@ class RemoteStore(MVCCReads):
                                          headers={"content-type": MEDIA_TYPE})
             except httpx.ConnectError as exc:
                 log.warning("store copy: %s refused %s: %s", server, path, exc)
-                self._server = (self._server + 1) % len(self.servers)
+                self._server += 1
                 continue
             except httpx.HTTPError as exc:
                 raise StoreUnavailableError(f"{server}{path}: {exc or type(exc).__name__} "

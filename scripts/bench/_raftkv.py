@@ -22,10 +22,10 @@ import trio
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from nodeagent.framing import frame, read_frames  # noqa: E402
 from nodeagent.raft.core import Config  # noqa: E402
 from nodeagent.raft.node import NotLeader, RaftNode, Timeout  # noqa: E402
 from nodeagent.raft.storage import RaftStorage  # noqa: E402
-from nodeagent.raft.transport import frame, read_frames  # noqa: E402
 
 
 def address(text: str) -> tuple[str, int]:

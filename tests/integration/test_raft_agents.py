@@ -335,3 +335,56 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
     finally:
         for p in procs.values():
             p.close()
+
+
+def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
+    """Servers with bootstrap_expect and no seed list but gossip form a cluster; an agent
+    that is not a server, given only one gossip address, finds the servers and works
+    through them; 'nodeagent members' shows everyone; a killed agent is seen failed and a
+    stopped one as left."""
+    import subprocess
+    import sys
+    raft_ports, gossip_ports = free_ports(3), free_ports(5)
+
+    def gossip(i: int, *more: str) -> tuple[str, ...]:
+        seed = () if i == 1 else ("--gossip-join", f"127.0.0.1:{gossip_ports[0]}")
+        return ("--gossip-listen", f"127.0.0.1:{gossip_ports[i - 1]}", "--gossip-profile",
+                "local", *seed, *more)
+    procs = {}
+    try:
+        for i in (1, 2, 3):
+            procs[i] = AgentProcess(tmp_path / f"g{i}", f"node{i}", "--no-fsync", "--raft-id",
+                                    str(i), "--raft-listen", f"127.0.0.1:{raft_ports[i - 1]}",
+                                    "--raft-tick-ms", "20", "--raft-bootstrap-expect", "3",
+                                    *gossip(i)).start()
+        leader = until(lambda: leader_of(procs), what="a leader, bootstrapped through gossip")
+        # The client knows one gossip address and nothing else; it starts once it found a
+        # server and copied the store.
+        client = procs[4] = AgentProcess(tmp_path / "g4", "client", "--no-fsync",
+                                         *gossip(4)).start()
+        r = httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
+                       json={"metadata": {"name": "via-gossip"}})
+        assert r.status_code == 201, r.text
+        assert httpx.get(f"{procs[leader].url}/api/v1/namespaces/default/configmaps/via-gossip",
+                         timeout=10).status_code == 200
+
+        def members(via: int = 1) -> dict[str, tuple[str, str]]:
+            out = subprocess.run([sys.executable, "-m", "nodeagent", "members", "--server",
+                                  procs[via].url], capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            rows = [ln.split() for ln in out.stdout.splitlines()[1:]]
+            return {row[0]: (row[2], row[3]) for row in rows}
+        until(lambda: members() == {"node1": ("alive", "server"), "node2": ("alive", "server"),
+                                    "node3": ("alive", "server"), "client": ("alive", "client")},
+              what="four members alive")
+        procs[4].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        procs[4].proc.wait()  # type: ignore[union-attr]
+        until(lambda: members()["client"][0] == "dead", 30, what="the client seen failed")
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        procs[follower].stop()
+        watcher = next(i for i in (1, 2, 3) if i != follower)
+        until(lambda: members(watcher)[f"node{follower}"][0] == "left", 15,
+              what="a stopped server seen leaving")
+    finally:
+        for p in procs.values():
+            p.close()
