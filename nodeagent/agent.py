@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from functools import partial
 
 import psutil
@@ -97,13 +98,14 @@ async def run_agent(cfg: AgentConfig, *,
                                             request_timeout_s=cfg.request_timeout_s))
         if membership is not None:
             membership.announce(_reachable(addrs[0], addresses))
+        members = membership.states if membership is not None else None
         if isinstance(store, RaftStore):
             if cfg.raft_bootstrap_expect:
                 nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
                                    cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
-            await nursery.start(_lead, store, objects)
+            await nursery.start(_lead, store, objects, members)
         elif isinstance(store, LocalStore) and cfg.coordinator:
-            await nursery.start(run_coordinator, objects)  # (a copy's servers run it)
+            await nursery.start(partial(run_coordinator, objects, members=members))
         if pods is not None and usage is not None:
             # The pod manager first, then the Node that offers this node to the scheduler.
             await nursery.start(pods.run)
@@ -146,7 +148,8 @@ def _store(cfg: AgentConfig) -> Store:
                      tick_s=cfg.raft_tick_ms / 1000)
 
 
-async def _lead(store: RaftStore, objects: ObjectStore, *,
+async def _lead(store: RaftStore, objects: ObjectStore,
+                members: Callable[[], dict[str, str]] | None, *,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The coordinator runs while this server is the Raft leader, under a cancel scope
     that leadership's end cancels (DESIGN: leadership is a cancel scope)."""
@@ -170,7 +173,7 @@ async def _lead(store: RaftStore, objects: ObjectStore, *,
                     if exc.code != 503:
                         raise
                     await trio.sleep(0.1)
-            await nursery.start(run_coordinator, objects)
+            await nursery.start(partial(run_coordinator, objects, members=members))
         log.info("raft leadership lost: coordinator stopped")
 
 

@@ -10,6 +10,7 @@ needs one gossip address to find everything (issue 9).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -24,7 +25,7 @@ from nodeagent.config import AgentConfig, parse_host_port
 from nodeagent.fsutil import write_atomic
 from nodeagent.gossip import config as profiles
 from nodeagent.gossip.driver import GossipNode
-from nodeagent.gossip.keyring import Keyring, decode_key
+from nodeagent.gossip.keyring import Keyring, KeyringError, decode_key
 from nodeagent.gossip.messages import Member, MemberState
 
 __all__ = ["Membership", "NodeMeta"]
@@ -32,6 +33,11 @@ __all__ = ["Membership", "NodeMeta"]
 log = logging.getLogger("nodeagent.gossip")
 
 KEYRING_FILE = "gossip-keyring.json"
+KEY_EVENT = "_keyring"  # a user event carrying a key change (sealed with the current key)
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,19 @@ class NodeMeta:
     api: str = ""
     raft_id: int = 0
     raft_addr: str = ""
+    pod_cidr: str = ""
 
     def encode(self) -> bytes:
         return msgpack.packb({"role": self.role, "api": self.api, "raft_id": self.raft_id,
-                              "raft": self.raft_addr}, use_bin_type=True)
+                              "raft": self.raft_addr, "cidr": self.pod_cidr}, use_bin_type=True)
 
     @classmethod
     def decode(cls, data: bytes) -> NodeMeta | None:
         """None for metadata that is not ours (another version, garbage): ignored."""
         try:
             raw = msgpack.unpackb(data, raw=False)
-            meta = cls(str(raw["role"]), str(raw["api"]), int(raw["raft_id"]), str(raw["raft"]))
+            meta = cls(str(raw["role"]), str(raw["api"]), int(raw["raft_id"]), str(raw["raft"]),
+                       str(raw.get("cidr", "")))
         except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             return None
         return meta
@@ -64,7 +72,7 @@ class Membership:
         if advertise is None and host in ("0.0.0.0", ""):
             advertise = (addresses[0] if addresses else "127.0.0.1", port)
         self.meta = NodeMeta("server" if cfg.raft_id else "client", "", cfg.raft_id,
-                             cfg.raft_listen if cfg.raft_id else "")
+                             cfg.raft_listen if cfg.raft_id else "", cfg.pod_cidr)
         profile = {"lan": profiles.lan, "wan": profiles.wan, "local": profiles.local}
         self.keyring_path = Path(cfg.data_dir) / KEYRING_FILE
         self.node = GossipNode(profile[cfg.gossip_profile](), cfg.name, (host, port),
@@ -83,11 +91,10 @@ class Membership:
         return Keyring([decode_key(self.cfg.gossip_key)]) if self.cfg.gossip_key else None
 
     def save_keyring(self) -> None:
-        import base64
         ring = self.node.keyring
         if ring is not None:
-            write_atomic(self.keyring_path, json.dumps(
-                {"keys": [base64.b64encode(k).decode() for k in ring.keys]}).encode())
+            write_atomic(self.keyring_path, json.dumps({"keys": [_b64(k) for k in ring.keys]})
+                         .encode())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         events = self.node.subscribe()
@@ -99,13 +106,50 @@ class Membership:
             if seeds:
                 self.node.join(seeds)
             task_status.started()
-            async for _ in events:
+            async for ev in events:
+                if ev.kind == "user" and ev.user is not None and ev.user.name == KEY_EVENT:
+                    self._key_event(ev.user.payload)
                 self.changed.set()
                 self.changed = trio.Event()
 
+    # --- keys (serf's keys command): install, use, remove everywhere ---------------------
+
+    def keys(self) -> dict[str, Any]:
+        ring = self.node.keyring
+        if ring is None:
+            return {"encrypted": False, "keys": [], "primary": ""}
+        return {"encrypted": True, "keys": [_b64(k) for k in ring.keys],
+                "primary": _b64(ring.primary)}
+
+    def key_op(self, op: str, key_text: str) -> None:
+        """Apply here, then to every member through an (encrypted) gossip event.  Raises
+        KeyringError for a bad key or an operation the keyring refuses."""
+        if self.node.keyring is None:
+            raise KeyringError("gossip is not encrypted here (no --gossip-key): no keyring")
+        if op not in ("install", "use", "remove"):
+            raise KeyringError(f"op: {op!r} is not install, use or remove")
+        key = decode_key(key_text)
+        getattr(self.node.keyring, op)(key)
+        self.save_keyring()
+        self.node.user_event(KEY_EVENT, msgpack.packb([op, key], use_bin_type=True))
+
+    def _key_event(self, payload: bytes) -> None:
+        try:
+            op, key = msgpack.unpackb(payload, raw=False)
+            ring = self.node.keyring
+            if ring is None or op not in ("install", "use", "remove"):
+                raise KeyringError(f"no keyring, or an unknown op {op!r}")
+            getattr(ring, op)(key)
+        except (ValueError, TypeError, KeyringError, msgpack.UnpackException) as exc:
+            log.warning("gossip: key change not applied here: %s", exc)
+            return
+        self.save_keyring()
+        log.info("gossip: key %s applied (%d keys)", op, len(ring.keys))
+
     def announce(self, api_url: str) -> None:
         """The API is serving: tell the others where."""
-        self.meta = NodeMeta(self.meta.role, api_url, self.meta.raft_id, self.meta.raft_addr)
+        self.meta = NodeMeta(self.meta.role, api_url, self.meta.raft_id, self.meta.raft_addr,
+                             self.meta.pod_cidr)
         self.node.set_meta(self.meta.encode())
 
     def servers(self) -> list[tuple[Member, NodeMeta]]:
@@ -118,13 +162,21 @@ class Membership:
                 out.append((m, meta))
         return out
 
+    def states(self) -> dict[str, str]:
+        """Member states by name as Kubernetes people say them: alive, suspect, failed,
+        left (the node lifecycle controller's input)."""
+        names = {MemberState.ALIVE: "alive", MemberState.SUSPECT: "suspect",
+                 MemberState.DEAD: "failed", MemberState.LEFT: "left"}
+        return {m.name: names[m.state] for m in self.node.members()}
+
     def rows(self) -> list[dict[str, Any]]:
         """What 'nodeagent members' shows."""
         rows = []
         for m in sorted(self.node.members(), key=lambda m: m.name):
             meta = NodeMeta.decode(m.meta) or NodeMeta(role="?")
             rows.append({"name": m.name, "address": f"{m.addr[0]}:{m.addr[1]}",
-                         "status": m.state.name.lower(), "incarnation": m.incarnation,
+                         "status": "failed" if m.state is MemberState.DEAD else
+                         m.state.name.lower(), "incarnation": m.incarnation,
                          "role": meta.role, "api": meta.api,
                          "raft": f"{meta.raft_id}={meta.raft_addr}" if meta.raft_id else ""})
         return rows

@@ -109,10 +109,8 @@ class ApiApp:
             return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/raft/peers/") and method == "DELETE":
             return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
-        if path == "/gossip/members" and method == "GET":
-            if self.gossip is None:
-                raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
-            return json_response({"members": self.gossip.rows()})
+        if path.startswith("/gossip/"):
+            return await self._gossip(request, path[len("/gossip/"):])
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
         simple = self._simple_routes(path)
@@ -138,6 +136,29 @@ class ApiApp:
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
+
+    async def _gossip(self, request: Request, what: str) -> Response:
+        """GET /gossip/members; GET /gossip/keys; POST /gossip/keys {"op", "key"}."""
+        if self.gossip is None:
+            raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+        method = request.method
+        if what == "members" and method == "GET":
+            return json_response({"members": self.gossip.rows()})
+        if what == "keys" and method == "GET":
+            return json_response(self.gossip.keys())
+        if what == "keys" and method == "POST":
+            from nodeagent.gossip.keyring import KeyringError
+            body = await self._plain_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("op"), str) \
+                    or not isinstance(body.get("key"), str):
+                raise ApiError.bad_request('body: expected {"op": "install|use|remove", '
+                                           '"key": "<base64>"}')
+            try:
+                self.gossip.key_op(body["op"], body["key"])
+            except KeyringError as exc:
+                raise ApiError.bad_request(str(exc)) from None
+            return json_response(self.gossip.keys(), 202)
+        raise ApiError(404, "NotFound", f"no such gossip call ({method} /gossip/{what})")
 
     async def _replica(self, request: Request, what: str) -> Response:
         method = request.method

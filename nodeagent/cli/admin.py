@@ -183,6 +183,46 @@ def keys() -> None:
     """Gossip encryption keys."""
 
 
+def _key_call(op: str, key: str, server: str) -> None:
+    st = _raft_call("POST", server, "/gossip/keys", {"op": op, "key": key})
+    click.echo(f"{op}: done here, sent to every member ({len(st['keys'])} keys here)")
+
+
+@keys.command("list")
+@_SERVER
+def keys_list(server: str) -> None:
+    """The keys of this agent's keyring; the primary (used to send) first."""
+    st = _raft_call("GET", server, "/gossip/keys")
+    if not st["encrypted"]:
+        click.echo("gossip is not encrypted on this agent")
+    for key in st["keys"]:
+        click.echo(f"{key}{'  (primary)' if key == st['primary'] else ''}")
+
+
+@keys.command("install")
+@click.argument("key")
+@_SERVER
+def keys_install(key: str, server: str) -> None:
+    """Add KEY to every member's keyring (they read it from now on)."""
+    _key_call("install", key, server)
+
+
+@keys.command("use")
+@click.argument("key")
+@_SERVER
+def keys_use(key: str, server: str) -> None:
+    """Send with KEY from now on, everywhere (install it everywhere first)."""
+    _key_call("use", key, server)
+
+
+@keys.command("remove")
+@click.argument("key")
+@_SERVER
+def keys_remove(key: str, server: str) -> None:
+    """Remove KEY from every member's keyring (use another one first)."""
+    _key_call("remove", key, server)
+
+
 @keys.command("generate")
 def keys_generate() -> None:
     """Print a new random key (32 bytes, base64) for --gossip-key."""

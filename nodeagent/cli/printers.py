@@ -190,7 +190,8 @@ def node_row(n: Obj) -> tuple[Row, Row]:
            info.get("kubeletVersion") or "<none>"]
     wide = [addrs.get("InternalIP", "<none>"), addrs.get("ExternalIP", "<none>"),
             info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
-            info.get("containerRuntimeVersion") or "<unknown>"]
+            info.get("containerRuntimeVersion") or "<unknown>",
+            (_meta(n).get("annotations") or {}).get("nodeagent.io/gossip", "<none>")]
     return row, wide
 
 
@@ -256,7 +257,8 @@ TABLES: dict[str, tuple[list[str], list[str], Callable[[Obj], tuple[Row, Row]]]]
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], endpoints_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], namespace_row),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
+             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME",
+              "GOSSIP"],
              node_row),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], configmap_row),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], secret_row),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -19,6 +20,7 @@ from nodeagent.coordinator import (
     garbage,
     loadbalancer,
     namespaces,
+    nodelifecycle,
     replicaset,
     scheduler,
 )
@@ -29,8 +31,10 @@ __all__ = ["run_coordinator"]
 log = logging.getLogger("nodeagent.coordinator")
 
 
-async def run_coordinator(objects: Any, *,
+async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]] | None = None,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """``members``: gossip's member states by name, when the agents gossip (the node
+    lifecycle controller needs them)."""
     store = objects.store
     async with trio.open_nursery() as nursery:
         await nursery.start(namespaces.run, objects)
@@ -46,6 +50,9 @@ async def run_coordinator(objects: Any, *,
              0.02),
             ("event-ttl", eventttl.PREFIXES, eventttl.EventExpiry(objects), 0.02),
         ]
+        if members is not None:
+            loops.append(("node-lifecycle", nodelifecycle.PREFIXES,
+                          nodelifecycle.NodeLifecycle(objects, members), 0.02))
         for name, prefixes, controller, coalesce_s in loops:
             await nursery.start(functools.partial(reconcile, coalesce_s=coalesce_s),
                                 name, store, prefixes, controller.sync)

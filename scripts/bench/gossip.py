@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Gossip benchmark: N members as real processes on loopback, ours against serf in the same run.
 
-  ours   scripts/bench/_gossipnode.py (nodeagent.gossip: SWIM with Lifeguard), lan profile
+  ours   python -m nodeagent.gossip.member (SWIM with Lifeguard), lan profile
   serf   Debian's serf agent (memberlist with Lifeguard), its default lan profile,
          observed through its RPC event stream
 Every member of a system is started first and idle; then all are told to join member 0
@@ -79,8 +79,8 @@ class Ours(System):
         self.members = []
         for i in range(n):
             port = c.free_port()
-            proc = subprocess.Popen([sys.executable, str(HERE / "_gossipnode.py"), "--name",
-                                     f"m{i}", "--port", str(port)], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-m", "nodeagent.gossip.member", "--name",
+                                     f"m{i}", "--bind", f"127.0.0.1:{port}"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     start_new_session=True)
             c._PROCS.append(proc)
@@ -97,7 +97,8 @@ class Ours(System):
         assert m.proc.stdout is not None
         for line in m.proc.stdout:
             ev = json.loads(line)
-            m.saw(ev["event"], ev["member"])
+            if "event" in ev:
+                m.saw(ev["event"], ev["member"])
 
     def join_all(self) -> None:
         seed = self.members[0].port

@@ -1,0 +1,97 @@
+"""Node lifecycle from gossip: a node whose agent gossip declares failed (or gone) is marked
+as Kubernetes' node lifecycle controller marks one whose kubelet stopped posting status.
+
+Kubernetes waits for a heartbeat to go stale (40 s by default); gossip knows sooner
+(SWIM with Lifeguard: seconds, without flapping for a member that is only slow).  For
+each Node the member state is written to the annotation ``nodeagent.io/gossip``
+(``nodectl get nodes -o wide`` shows it), and while the member is failed or has left:
+
+- the Ready condition is Unknown, reason NodeStatusUnknown ("Kubelet stopped posting
+  node status."), as Kubernetes writes it;
+- the taints node.kubernetes.io/unreachable NoSchedule and NoExecute are on (so the
+  scheduler keeps new pods off it; evicting its pods after a timeout is issue 10).
+
+When the member is alive again the taints go; the agent's own heartbeat sets Ready.
+Level-triggered like every controller: it looks at the members and the Nodes each
+pass, and passes come twice a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nodeagent.api.objects import now_rfc3339
+from nodeagent.api.status import ApiError
+from nodeagent.objects.kinds import by_kind
+
+__all__ = ["ANNOTATION", "NodeLifecycle"]
+
+log = logging.getLogger("nodeagent.coordinator")
+
+NODES = by_kind("Node")
+assert NODES is not None
+PREFIXES = (NODES.prefix(None),)
+ANNOTATION = "nodeagent.io/gossip"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+GONE = ("failed", "left")
+PASS_S = 0.5
+
+
+class NodeLifecycle:
+    def __init__(self, objects: Any, members: Callable[[], dict[str, str]]) -> None:
+        """``members()``: gossip state by member name (alive, suspect, failed, left)."""
+        self.objects, self.members = objects, members
+
+    async def sync(self) -> float | None:
+        states = self.members()
+        for node in self.objects.list(NODES, None)["items"]:
+            name = node["metadata"]["name"]
+            state = states.get(name)
+            if state is None:
+                continue  # not a gossip member (yet): nothing known either way
+            try:
+                await self._reflect(node, state)
+            except ApiError as exc:
+                if exc.code not in (404, 409):  # gone, or changed under us: next pass
+                    raise
+        return PASS_S
+
+    async def _reflect(self, node: dict[str, Any], state: str) -> None:
+        name = node["metadata"]["name"]
+        gone = state in GONE
+        annotations = dict(node["metadata"].get("annotations") or {})
+        spec = dict(node.get("spec") or {})
+        taints = [t for t in spec.get("taints") or [] if t.get("key") != UNREACHABLE]
+        if gone:
+            taints += [{"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": now_rfc3339()},
+                       {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": now_rfc3339()}]
+        old_taints = [t for t in spec.get("taints") or [] if t.get("key") == UNREACHABLE]
+        if annotations.get(ANNOTATION) != state or bool(old_taints) != gone:
+            annotations[ANNOTATION] = state
+            spec["taints"] = taints
+            if not taints:
+                spec.pop("taints")
+            node = await self.objects.update(NODES, None, name, {
+                **node, "metadata": {**node["metadata"], "annotations": annotations},
+                "spec": spec})
+            log.info("node %s: gossip says %s%s", name, state,
+                     "; tainted unreachable" if gone else "")
+        if not gone:
+            return
+        status = dict(node.get("status") or {})
+        conditions = [dict(c) for c in status.get("conditions") or []]
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        if ready is not None and ready.get("status") == "Unknown":
+            return
+        now = now_rfc3339()
+        unknown = {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+                   "message": "Kubelet stopped posting node status.",
+                   "lastHeartbeatTime": (ready or {}).get("lastHeartbeatTime", now),
+                   "lastTransitionTime": now}
+        conditions = [c for c in conditions if c.get("type") != "Ready"] + [unknown]
+        await self.objects.update(NODES, None, name, {**node, "status": {**status,
+                                                                         "conditions": conditions}},
+                                  subresource="status")
+        log.info("node %s: Ready=Unknown (gossip: %s)", name, state)
