@@ -11,6 +11,9 @@ Measured, for N = 20 and 50 (--quick: 10 and 20):
   converge   join issued -> every member has seen every other join
   detect     kill -9 one member -> every survivor reports it failed (median of 5 kills)
   idle cost  CPU (% of a core) and RSS per member, after converging, over 10 s
+  slowed     (root) N=10 members in lab namespaces, one member's link slowed with tc in
+             its namespace (a token bucket: this kernel has no netem): false "failed" events
+             over 60 s (--quick: 6 members, 30 s)
 Ratios are peer/ours for times and costs (> 1: we do better).
 Targets (issue 9): detection and convergence ratio >= 1.0 (ours <= serf), CPU per member
 <= 2x serf's.
@@ -35,6 +38,9 @@ import msgpack
 import psutil
 
 HERE = Path(__file__).resolve().parent
+# The slowed member's link: this kernel has no netem (CONFIG_NET_SCH_NETEM unset), so a
+# token bucket slows it instead: 16 kbit/s, packets queue up to 1.5 s, then drop.
+SHAPING = "tbf rate 16kbit burst 1600 latency 1500ms"
 
 
 class Member:
@@ -111,11 +117,15 @@ class Ours(System):
 class SerfRPC:
     """serf's RPC protocol (msgpack request/response headers, serf/client)."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=30)
         self.unpacker = msgpack.Unpacker(raw=True)
         self.seq = 0
         self.call("handshake", {"Version": 1})
+
+    @classmethod
+    def at(cls, host: str, port: int) -> SerfRPC:
+        return cls(port, host)
 
     def send(self, command: str, body: dict | None = None) -> None:  # type: ignore[type-arg]
         self.seq += 1
@@ -261,6 +271,92 @@ def measure(system: System, n: int, kills: int, idle_s: float) -> dict[str, obje
     return out
 
 
+def slowed(system: str, n: int, seconds: float) -> tuple[int, int]:
+    """``_slowed`` in a fresh process: after the loopback measures (dozens of processes,
+    threads and pipes) pyroute2 misread the route table here once; a new interpreter
+    does not carry any of that."""
+    out = subprocess.run([sys.executable, __file__, "--slowed", system, str(n), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 300)
+    if out.returncode != 0:
+        raise SystemExit(f"{system}: the slowed-member measure failed:\n{out.stderr[-2000:]}")
+    false, about = json.loads(out.stdout.strip().splitlines()[-1])
+    return false, about
+
+
+def _slowed(system: str, n: int, seconds: float, shaping: str) -> tuple[int, int]:
+    """Members in lab namespaces (one per node, on the lab switch); after they converge,
+    the last one's link is slowed with tc in its namespace (``shaping``: a qdisc).  Returns the "failed"
+    events reported in ``seconds`` (by anyone, about anyone: every one is false, nobody
+    died), and how many of them were about the slowed member."""
+    import uuid
+
+    from netns.lab import Lab
+    lab = Lab(prefix=f"nbg{uuid.uuid4().hex[:4]}", subnet="192.168.218.0/24",
+              state_dir=c.tempdir("bench-gossip-lab-"))
+    members: list[Member] = []
+    try:
+        lab.up(n)
+        for i in range(1, n + 1):
+            ns, addr = lab.node_ns(i), lab.node_address(i)
+            if system == "ours":
+                proc = subprocess.Popen(
+                    ["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.gossip.member",
+                     "--name", f"m{i}", "--bind", f"{addr}:7946"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+                c._PROCS.append(proc)
+                m = Member(f"m{i}", proc, 7946)
+                assert proc.stdout is not None
+                if proc.stdout.readline().strip() != b"ready":
+                    raise SystemExit(f"ours: m{i} did not start in the lab")
+                threading.Thread(target=Ours._read, args=(m,), daemon=True).start()
+            else:
+                if not lab.route_is_through_lab(addr):
+                    raise SystemExit(f"{addr} is not routed through the lab link")
+                proc = c.spawn(["ip", "netns", "exec", ns, c.ensure_apt("serf", "serf"), "agent",
+                                f"-node=m{i}", f"-bind={addr}:7946", f"-rpc-addr={addr}:7373",
+                                "-log-level=warn"], os.devnull)
+                m = Member(f"m{i}", proc, 7946)
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        stream = SerfRPC.at(addr, 7373)
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"serf: m{i} did not start in the lab") from None
+                        time.sleep(0.1)
+                stream.call("stream", {"Type": "member-join,member-failed,member-leave"})
+                threading.Thread(target=Serf._read, args=(m, stream), daemon=True).start()
+            members.append(m)
+        seed = f"{lab.node_address(1)}:7946"
+        for i, m in enumerate(members[1:], start=2):
+            if system == "ours":
+                assert m.proc.stdin is not None
+                m.proc.stdin.write(f"join {seed}\n".encode())
+                m.proc.stdin.flush()
+            else:
+                SerfRPC.at(lab.node_address(i), 7373).call(
+                    "join", {"Existing": [seed], "Replay": False})
+        deadline = time.monotonic() + 60
+        while not all(m.when("join", o.name) for m in members for o in members if o is not m):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{system}: the lab members did not converge")
+            time.sleep(0.1)
+        subprocess.run(["ip", "netns", "exec", lab.node_ns(n), "tc", "qdisc", "add", "dev",
+                        "eth0", "root", *shaping.split()], check=True)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        false = [(m.name, o.name) for m in members for o in members
+                 if (t := m.when("failed", o.name)) is not None and t >= t0]
+        return len(false), sum(1 for _, o in false if o == f"m{n}")
+    finally:
+        for m in members:
+            if m.alive():
+                m.proc.kill()
+                m.proc.wait()
+        lab.down()
+
+
 def main() -> None:
     a = c.args(__doc__ or "")
     c.ensure_bench_extra()
@@ -283,8 +379,24 @@ def main() -> None:
                 higher_is_better=False, n=n, peer_name=peer, target="ratio >= 0.5")
         res.add(f"N={n}: RSS per member", "MiB", ours["rss"], serf["rss"],  # type: ignore[arg-type]
                 higher_is_better=False, n=n, peer_name=peer)
+    if os.geteuid() == 0:
+        n, seconds = (6, 30.0) if a.quick else (10, 60.0)
+        ours_false, ours_slow = slowed("ours", n, seconds)
+        serf_false, serf_slow = slowed("serf", n, seconds)
+        print(f"slowed member ({SHAPING}), {seconds:.0f} s: ours {ours_false} false failed "
+              f"events ({ours_slow} about it), serf {serf_false} ({serf_slow})", file=sys.stderr)
+        res.add(f"N={n}, one member's link slowed (tc {SHAPING}): false 'failed' events in "
+                f"{seconds:.0f} s", "events", ours_false, serf_false, higher_is_better=False,
+                n=1, peer_name="serf 0.8 (Debian), lan profile", target="<= serf",
+                about_slowed_ours=ours_slow, about_slowed_peer=serf_slow)
+    else:
+        print("slowed-member measure skipped: it needs root (network namespaces, tc)",
+              file=sys.stderr)
     res.print_and_write(a.out)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--slowed"]:
+        print(json.dumps(_slowed(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), SHAPING)))
+    else:
+        main()
