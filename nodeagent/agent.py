@@ -111,7 +111,8 @@ async def run_agent(cfg: AgentConfig, *,
             await nursery.start(pods.run)
             await nursery.start(usage.run)
             await nursery.start(NodeReporter(
-                objects, cfg.name, cfg.data_dir, addresses, reserved_cpu_m=cfg.reserved_cpu_m,
+                objects, cfg.name, cfg.data_dir, addresses, labels=cfg.labels(),
+                reserved_cpu_m=cfg.reserved_cpu_m,
                 reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)

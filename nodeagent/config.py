@@ -119,6 +119,10 @@ class AgentConfig:
     ("http://10.0.0.1:6443,..."); one is enough, each server passes on whom it heard of,
     and a server that others name needs none."""
 
+    node_labels: str = ""
+    """Labels for this node, "key=value,key2=value2" (kubelet's --node-labels): on its
+    Node object, and in its gossip metadata."""
+
     gossip_listen: str = ""
     """HOST:PORT for gossip with the other agents (UDP and TCP on the same port, e.g.
     0.0.0.0:7946).  Empty: no gossip.  Gossip is how agents find the servers and how
@@ -152,6 +156,20 @@ class AgentConfig:
     def raft_seed_urls(self) -> list[str]:
         """raft_seeds parsed (validated at construction)."""
         return _urls("raft_seeds", self.raft_seeds)
+
+    def labels(self) -> dict[str, str]:
+        """node_labels parsed (validated at construction)."""
+        from nodeagent.objects.validation import label_key_errors, label_value_errors
+        out = {}
+        for item in (x.strip() for x in self.node_labels.split(",")):
+            if not item:
+                continue
+            key, eq, value = item.partition("=")
+            errors = label_key_errors(key) + label_value_errors(value) if eq else ["no '='"]
+            if errors:
+                raise ConfigError("node_labels", f"{item!r}: {'; '.join(errors)}")
+            out[key] = value
+        return out
 
     def gossip_seeds(self) -> list[tuple[str, int]]:
         """gossip_join parsed (validated at construction)."""
@@ -226,6 +244,10 @@ class AgentConfig:
         if self.gossip_advertise and parse_host_port(self.gossip_advertise) is None:
             raise ConfigError("gossip_advertise", f"{self.gossip_advertise!r} is not HOST:PORT")
         self.gossip_seeds()
+        if len(self.node_labels) > 256:
+            raise ConfigError("node_labels", "over 256 characters: they ride in gossip "
+                              "metadata, which is capped at 512 bytes")
+        self.labels()
         if self.gossip_profile not in ("lan", "wan", "local"):
             raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not lan, wan or local")
         if self.gossip_key:

@@ -11,6 +11,7 @@ needs one gossip address to find everything (issue 9).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import random
@@ -47,10 +48,12 @@ class NodeMeta:
     raft_id: int = 0
     raft_addr: str = ""
     pod_cidr: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> bytes:
         return msgpack.packb({"role": self.role, "api": self.api, "raft_id": self.raft_id,
-                              "raft": self.raft_addr, "cidr": self.pod_cidr}, use_bin_type=True)
+                              "raft": self.raft_addr, "cidr": self.pod_cidr,
+                              "labels": dict(self.labels)}, use_bin_type=True)
 
     @classmethod
     def decode(cls, data: bytes) -> NodeMeta | None:
@@ -58,7 +61,8 @@ class NodeMeta:
         try:
             raw = msgpack.unpackb(data, raw=False)
             meta = cls(str(raw["role"]), str(raw["api"]), int(raw["raft_id"]), str(raw["raft"]),
-                       str(raw.get("cidr", "")))
+                       str(raw.get("cidr", "")),
+                       tuple(sorted((str(k), str(v)) for k, v in raw.get("labels", {}).items())))
         except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             return None
         return meta
@@ -72,7 +76,8 @@ class Membership:
         if advertise is None and host in ("0.0.0.0", ""):
             advertise = (addresses[0] if addresses else "127.0.0.1", port)
         self.meta = NodeMeta("server" if cfg.raft_id else "client", "", cfg.raft_id,
-                             cfg.raft_listen if cfg.raft_id else "", cfg.pod_cidr)
+                             cfg.raft_listen if cfg.raft_id else "", cfg.pod_cidr,
+                             tuple(sorted(cfg.labels().items())))
         profile = {"lan": profiles.lan, "wan": profiles.wan, "local": profiles.local}
         self.keyring_path = Path(cfg.data_dir) / KEYRING_FILE
         self.node = GossipNode(profile[cfg.gossip_profile](), cfg.name, (host, port),
@@ -109,6 +114,9 @@ class Membership:
             async for ev in events:
                 if ev.kind == "user" and ev.user is not None and ev.user.name == KEY_EVENT:
                     self._key_event(ev.user.payload)
+                elif ev.kind == "user" and ev.user is not None:
+                    log.info("gossip: user event %s ltime=%d payload=%r", ev.user.name,
+                             ev.user.ltime, ev.user.payload[:64])
                 self.changed.set()
                 self.changed = trio.Event()
 
@@ -146,10 +154,20 @@ class Membership:
         self.save_keyring()
         log.info("gossip: key %s applied (%d keys)", op, len(ring.keys))
 
+    def user_event(self, name: str, payload: bytes) -> None:
+        """Send an event to every member (serf event).  Raises ValueError for a name or
+        payload the codec would refuse."""
+        from nodeagent.gossip.codec import MAX_NAME, MAX_USER_EVENT_BYTES
+        if not name or len(name) > MAX_NAME or name.startswith("_"):
+            raise ValueError(f"name: {name!r} must be 1 to {MAX_NAME} characters, not "
+                             "starting with _ (kept for nodeagent's own)")
+        if len(payload) > MAX_USER_EVENT_BYTES:
+            raise ValueError(f"payload: {len(payload)} bytes is over {MAX_USER_EVENT_BYTES}")
+        self.node.user_event(name, payload)
+
     def announce(self, api_url: str) -> None:
         """The API is serving: tell the others where."""
-        self.meta = NodeMeta(self.meta.role, api_url, self.meta.raft_id, self.meta.raft_addr,
-                             self.meta.pod_cidr)
+        self.meta = dataclasses.replace(self.meta, api=api_url)
         self.node.set_meta(self.meta.encode())
 
     def servers(self) -> list[tuple[Member, NodeMeta]]:
@@ -178,7 +196,8 @@ class Membership:
                          "status": "failed" if m.state is MemberState.DEAD else
                          m.state.name.lower(), "incarnation": m.incarnation,
                          "role": meta.role, "api": meta.api,
-                         "raft": f"{meta.raft_id}={meta.raft_addr}" if meta.raft_id else ""})
+                         "raft": f"{meta.raft_id}={meta.raft_addr}" if meta.raft_id else "",
+                         "podCIDR": meta.pod_cidr, "labels": dict(meta.labels)})
         return rows
 
     async def feed_servers(self, store: Any) -> None:

@@ -138,7 +138,8 @@ class ApiApp:
         return await handler(request, target)
 
     async def _gossip(self, request: Request, what: str) -> Response:
-        """GET /gossip/members; GET /gossip/keys; POST /gossip/keys {"op", "key"}."""
+        """GET /gossip/members; GET /gossip/keys; POST /gossip/keys {"op", "key"};
+        POST /gossip/events {"name", "payload"}."""
         if self.gossip is None:
             raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
         method = request.method
@@ -158,6 +159,16 @@ class ApiApp:
             except KeyringError as exc:
                 raise ApiError.bad_request(str(exc)) from None
             return json_response(self.gossip.keys(), 202)
+        if what == "events" and method == "POST":
+            body = await self._plain_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("name"), str) \
+                    or not isinstance(body.get("payload", ""), str):
+                raise ApiError.bad_request('body: expected {"name": "...", "payload": "..."}')
+            try:
+                self.gossip.user_event(body["name"], body.get("payload", "").encode())
+            except ValueError as exc:
+                raise ApiError.bad_request(str(exc)) from None
+            return json_response({"sent": body["name"]}, 202)
         raise ApiError(404, "NotFound", f"no such gossip call ({method} /gossip/{what})")
 
     async def _replica(self, request: Request, what: str) -> Response:

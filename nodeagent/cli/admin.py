@@ -61,6 +61,7 @@ def main() -> None:
               "many servers found each other through --raft-seeds (instead of --raft-peers).")
 @click.option("--raft-seeds", help="With --raft-bootstrap-expect: other servers' API URLs, "
               "http://HOST:PORT,... (one is enough).")
+@click.option("--node-labels", help="Labels for this node: key=value,key2=value2.")
 @click.option("--gossip-listen", help="HOST:PORT for gossip (UDP and TCP), e.g. "
               "0.0.0.0:7946 (default: no gossip).")
 @click.option("--gossip-advertise", help="HOST:PORT the others reach this agent's gossip at.")
@@ -176,6 +177,17 @@ def members(server: str) -> None:
         rows.append([m["name"], m["address"], m["status"], m["role"], m["api"] or "-",
                      m["raft"] or "-"])
     _table(rows)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("payload", default="")
+@_SERVER
+def event(name: str, payload: str, server: str) -> None:
+    """Send a user event NAME (with PAYLOAD) to every agent over gossip (serf event);
+    each agent logs it."""
+    _raft_call("POST", server, "/gossip/events", {"name": name, "payload": payload})
+    click.echo(f"event {name} sent")
 
 
 @main.group()

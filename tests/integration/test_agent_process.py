@@ -83,3 +83,33 @@ def test_ready_notification_and_clean_stop_on_sigterm(tmp_path):
             assert http.get("/api/v1/namespaces/default").status_code == 200
     finally:
         agent2.close()
+
+
+def test_cluster_settings_are_checked_with_the_setting_named():
+    """Raft, gossip and copy settings that cannot work are refused at start, by name."""
+    import pytest
+
+    from nodeagent.errors import ConfigError
+    bad = [
+        ({"servers": "ftp://x:1"}, "servers"),
+        ({"servers": "http://h:1", "raft_id": 1, "raft_listen": "127.0.0.1:7000"}, "servers"),
+        ({"raft_bootstrap_expect": 3}, "raft_bootstrap_expect"),
+        ({"raft_bootstrap_expect": 3, "raft_id": 1, "raft_listen": "127.0.0.1:7000",
+          "raft_peers": "2=127.0.0.1:7001"}, "raft_bootstrap_expect"),
+        ({"raft_seeds": "nowhere"}, "raft_seeds"),
+        ({"gossip_listen": "nowhere"}, "gossip_listen"),
+        ({"gossip_join": "127.0.0.1:7946"}, "gossip_listen"),
+        ({"gossip_listen": "127.0.0.1:7946", "gossip_join": "h"}, "gossip_join"),
+        ({"gossip_listen": "127.0.0.1:7946", "gossip_key": "c2hvcnQ="}, "gossip_key"),
+        ({"gossip_listen": "127.0.0.1:7946", "gossip_profile": "fast"}, "gossip_profile"),
+        ({"node_labels": "zone"}, "node_labels"),
+        ({"node_labels": "bad key=x"}, "node_labels"),
+    ]
+    for settings, field in bad:
+        with pytest.raises(ConfigError) as info:
+            AgentConfig(**settings)
+        assert info.value.field == field, (settings, str(info.value))
+    cfg = AgentConfig(node_labels="zone=a, disk=ssd", gossip_listen="127.0.0.1:0",
+                      gossip_join="127.0.0.1:7946,10.0.0.2:7946")
+    assert cfg.labels() == {"zone": "a", "disk": "ssd"}
+    assert cfg.gossip_seeds() == [("127.0.0.1", 7946), ("10.0.0.2", 7946)]

@@ -361,7 +361,7 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         # The client knows one gossip address and nothing else; it starts once it found a
         # server and copied the store.
         client = procs[4] = AgentProcess(tmp_path / "g4", "client", "--no-fsync",
-                                         *gossip(4)).start()
+                                         "--node-labels", "zone=a,disk=ssd", *gossip(4)).start()
         r = httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "via-gossip"}})
         assert r.status_code == 201, r.text
@@ -377,6 +377,18 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         until(lambda: members() == {"node1": ("alive", "server"), "node2": ("alive", "server"),
                                     "node3": ("alive", "server"), "client": ("alive", "client")},
               what="four members alive")
+        rows = {m["name"]: m for m in httpx.get(f"{procs[2].url}/gossip/members",
+                                                  timeout=10).json()["members"]}
+        assert rows["client"]["labels"] == {"zone": "a", "disk": "ssd"}
+        assert rows[f"node{leader}"]["raft"].startswith(f"{leader}=127.0.0.1:")
+        # A user event through one agent reaches the others (serf event).
+        out = subprocess.run([sys.executable, "-m", "nodeagent", "event", "deploy", "v2",
+                              "--server", client.url], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        until(lambda: all("gossip: user event deploy" in procs[i].log_text() for i in (1, 2, 3)),
+              15, what="the user event everywhere")
+        bad = httpx.post(f"{client.url}/gossip/events", json={"name": "_keyring"}, timeout=10)
+        assert bad.status_code == 400 and "name" in bad.json()["message"]
         procs[4].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         procs[4].proc.wait()  # type: ignore[union-attr]
         until(lambda: members()["client"][0] == "failed", 30, what="the client seen failed")
