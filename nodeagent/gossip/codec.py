@@ -30,6 +30,7 @@ from nodeagent.gossip.messages import (
     Suspect,
     UserEvent,
 )
+from nodeagent.wirecheck import FieldChecks
 
 __all__ = ["MAX_META_BYTES", "MAX_NAME", "MAX_USER_EVENT_BYTES", "DecodeError", "decode",
            "encode", "message_size"]
@@ -39,7 +40,6 @@ MAX_NAME = 128
 MAX_META_BYTES = 512  # memberlist's MetaMaxSize
 MAX_USER_EVENT_BYTES = 512  # serf's UserEventSizeLimit
 MAX_MEMBERS = 100_000
-MAX_INT = 2**63 - 1
 COMPOUND_OVERHEAD = 8  # the outer array, the version and the inner array's header
 
 
@@ -88,33 +88,13 @@ def encode(messages: list[Message] | PushPull) -> bytes:
 
 # --- decoding ---------------------------------------------------------------------------------
 
-def _int(v: Any, name: str) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_INT:
-        raise DecodeError(f"{name}: expected a non-negative integer")
-    return v
+_check = FieldChecks(DecodeError)
+_int, _bytes, _bool, _list = _check.int, _check.bytes, _check.bool, _check.list
 
 
 def _str(v: Any, name: str, limit: int = MAX_NAME) -> str:
     if type(v) is not str or not v or len(v) > limit:
         raise DecodeError(f"{name}: expected a name of 1 to {limit} characters")
-    return v
-
-
-def _bytes(v: Any, name: str, limit: int) -> bytes:
-    if type(v) is not bytes or len(v) > limit:
-        raise DecodeError(f"{name}: expected at most {limit} bytes")
-    return v
-
-
-def _bool(v: Any, name: str) -> bool:
-    if type(v) is not bool:
-        raise DecodeError(f"{name}: expected a boolean")
-    return v
-
-
-def _list(v: Any, name: str, length: int | None = None) -> list[Any]:
-    if type(v) is not list or (length is not None and len(v) != length):
-        raise DecodeError(f"{name}: expected a list" + (f" of {length}" if length else ""))
     return v
 
 
@@ -177,13 +157,7 @@ def _decode_one(v: Any, name: str) -> Message | PushPull:
 
 def decode(data: bytes) -> list[Message | PushPull]:
     """The messages of one packet.  Raises DecodeError."""
-    try:
-        raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data),
-                              max_str_len=len(data), max_array_len=len(data),
-                              max_map_len=len(data))
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise DecodeError(f"not a msgpack packet: {type(exc).__name__}") from None
-    f = _list(raw, "packet", 2)
+    f = _list(_check.unpack(data), "packet", 2)
     if f[0] != VERSION:
         raise DecodeError(f"version: {f[0]!r} is not {VERSION}")
     return [_decode_one(m, f"messages[{i}]") for i, m in enumerate(_list(f[1], "messages"))]

@@ -94,11 +94,9 @@ class GossipNode:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED) -> None:
-        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock, listeners = await self._bind()
         with sock:
-            await sock.bind(self.bind)
             port = sock.getsockname()[1]
-            listeners = await trio.open_tcp_listeners(port, host=self.bind[0])
             self.addr = self.advertise or (self.bind[0], port)
             self.core = Gossip(self.config, self.name, self.addr, rng=self.rng, meta=self.meta,
                                now_ms=_now_ms())
@@ -111,6 +109,22 @@ class GossipNode:
                          ", encrypted" if self.keyring else "")
                 task_status.started(self.addr)
                 await self._loop()
+
+    async def _bind(self) -> tuple[trio.socket.SocketType, list[trio.SocketListener]]:
+        """UDP and TCP on the same port.  With port 0 the kernel picks a free UDP port,
+        whose TCP twin may be taken (by any outgoing connection): then pick again, as
+        memberlist does."""
+        for attempt in range(20):
+            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                await sock.bind(self.bind)
+                port = sock.getsockname()[1]
+                return sock, await trio.open_tcp_listeners(port, host=self.bind[0])
+            except OSError:
+                sock.close()
+                if self.bind[1] != 0 or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _loop(self) -> None:
         core = self.core

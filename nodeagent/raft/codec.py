@@ -8,16 +8,14 @@ without its loop dying.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgpack
 
 from nodeagent.raft.messages import Entry, EntryKind, Message, MessageType, SnapshotMeta
+from nodeagent.wirecheck import FieldChecks
 
 __all__ = ["CodecError", "decode", "encode"]
 
 VERSION = 1
-MAX_ID = 2**63 - 1
 
 
 class CodecError(ValueError):
@@ -33,38 +31,12 @@ def encode(m: Message) -> bytes:
                          use_bin_type=True)
 
 
-def _int(v: Any, name: str) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_ID:
-        raise CodecError(f"{name}: expected a non-negative integer, got {type(v).__name__}")
-    return v
-
-
-def _bytes(v: Any, name: str) -> bytes:
-    if type(v) is not bytes:
-        raise CodecError(f"{name}: expected bytes, got {type(v).__name__}")
-    return v
-
-
-def _bool(v: Any, name: str) -> bool:
-    if type(v) is not bool:
-        raise CodecError(f"{name}: expected a boolean, got {type(v).__name__}")
-    return v
-
-
-def _list(v: Any, name: str, length: int | None = None) -> list[Any]:
-    if type(v) is not list or (length is not None and len(v) != length):
-        raise CodecError(f"{name}: expected a list" + (f" of {length}" if length else ""))
-    return v
+_check = FieldChecks(CodecError)
+_int, _bytes, _bool, _list = _check.int, _check.bytes, _check.bool, _check.list
 
 
 def decode(data: bytes) -> Message:
-    try:
-        raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data),
-                              max_str_len=len(data), max_array_len=len(data),
-                              max_map_len=len(data))
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise CodecError(f"not a msgpack message: {type(exc).__name__}") from None
-    f = _list(raw, "message", 16)
+    f = _list(_check.unpack(data), "message", 16)
     if f[0] != VERSION:
         raise CodecError(f"version: {f[0]!r} is not {VERSION}")
     try:

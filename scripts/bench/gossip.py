@@ -127,6 +127,18 @@ class SerfRPC:
     def at(cls, host: str, port: int) -> SerfRPC:
         return cls(port, host)
 
+    @classmethod
+    def when_up(cls, host: str, port: int, name: str, timeout_s: float = 20) -> SerfRPC:
+        """Connect once the agent listens (it has just been started)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return cls(port, host)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"serf: {name} did not start") from None
+                time.sleep(0.05)
+
     def send(self, command: str, body: dict | None = None) -> None:  # type: ignore[type-arg]
         self.seq += 1
         data = msgpack.packb({"Command": command, "Seq": self.seq})
@@ -166,15 +178,7 @@ class Serf(System):
             self.members.append(Member(f"m{i}", proc, port))
             self.rpc.append(rpc)
         for m, rpc in zip(self.members, self.rpc, strict=True):
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    stream = SerfRPC(rpc)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"serf: {m.name} did not start") from None
-                    time.sleep(0.05)
+            stream = SerfRPC.when_up("127.0.0.1", rpc, m.name)
             stream.call("stream", {"Type": "member-join,member-failed,member-leave"})
             threading.Thread(target=self._read, args=(m, stream), daemon=True).start()
 
@@ -316,15 +320,7 @@ def _slowed(system: str, n: int, seconds: float, shaping: str) -> tuple[int, int
                                 f"-node=m{i}", f"-bind={addr}:7946", f"-rpc-addr={addr}:7373",
                                 "-log-level=warn"], os.devnull)
                 m = Member(f"m{i}", proc, 7946)
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        stream = SerfRPC.at(addr, 7373)
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline:
-                            raise SystemExit(f"serf: m{i} did not start in the lab") from None
-                        time.sleep(0.1)
+                stream = SerfRPC.when_up(addr, 7373, m.name)
                 stream.call("stream", {"Type": "member-join,member-failed,member-leave"})
                 threading.Thread(target=Serf._read, args=(m, stream), daemon=True).start()
             members.append(m)
