@@ -160,7 +160,12 @@ class Gossip:
         """Tell the others we are leaving on purpose (a dead message about ourselves);
         the driver waits for ``left_broadcast_done`` before it stops."""
         self.leaving = True
-        self._dead(Dead(self.incarnation, self.name, self.name))
+        dead = Dead(self.incarnation, self.name, self.name)
+        self._dead(dead)
+        # Straight to a few live members too: riding on gossip alone, its few transmissions
+        # could all go to members already dead (gossip to the dead) or answer our pings.
+        for member in self._pick(self.config.gossip_nodes, lambda m: m.state is ALIVE):
+            self._ready.packets.append((member.addr, [dead]))
 
     def left_broadcast_done(self) -> bool:
         return ("node", self.name) not in self._tier_of
@@ -431,13 +436,15 @@ class Gossip:
 
     def _dead(self, d: Dead) -> None:
         cur = self.members.get(d.node)
-        if cur is None or d.incarnation < cur.incarnation or cur.state in (DEAD, LEFT):
+        left = d.source == d.node
+        if cur is None or d.incarnation < cur.incarnation or cur.state is LEFT:
             return
+        if cur.state is DEAD and not left:
+            return  # a member declared failed that turns out to have left is left (serf)
         if d.node == self.name and not self.leaving:
             self._refute(d.incarnation)
             return
         self._suspicions.pop(d.node, None)
-        left = d.source == d.node
         self._set(replace(cur, incarnation=d.incarnation, state=LEFT if left else DEAD,
                           since_ms=self.now))
         self._ready.events.append(MemberEvent("leave" if left else "failed",
