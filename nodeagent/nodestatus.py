@@ -155,7 +155,15 @@ class NodeReporter:
                                          subresource="status")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.report()
+        while True:  # a cluster still electing its first leader answers 503: wait for it
+            try:
+                await self.report()
+                break
+            except ApiError as exc:
+                if exc.code != 503:
+                    raise
+                log.info("node not registered yet (%s); retrying", exc.message)
+                await trio.sleep(1.0)
         task_status.started()
         while True:
             await trio.sleep(self.heartbeat_s)

@@ -212,6 +212,9 @@ class RaftNode:
             raft.tick()
             self._promote_caught_up()
             self._retry_parked()
+        elif kind in ("propose", "read") and raft.role is not Role.LEADER and raft.leader \
+                and raft.leader not in self.transport.peers:
+            self.parked.append(item)  # a leader we cannot reach yet (bootstrap): keep it
         elif kind == "propose":
             raft.propose(item[1])
         elif kind == "read":
