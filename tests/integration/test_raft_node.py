@@ -11,6 +11,7 @@ import socket
 import trio
 
 from nodeagent.raft.core import Config
+from nodeagent.raft.messages import ConfChange
 from nodeagent.raft.node import NotLeader, RaftNode, Timeout
 from nodeagent.raft.storage import RaftStorage
 
@@ -125,3 +126,35 @@ async def test_three_servers_replicate_fail_over_and_catch_up(tmp_path):
         nursery.cancel_scope.cancel()
     for node in list(c.nodes.values()):
         node.storage.close()
+
+
+async def test_a_write_to_a_leader_not_reachable_yet_waits_for_its_address(tmp_path):
+    """A server that knows who leads but not where (a new server, before bootstrap or
+    gossip told it the others' addresses) keeps its write until it can send it, instead
+    of losing it to the transport and timing out."""
+    addrs = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2), strict=True)}
+    kvs = {1: KV(), 2: KV()}
+    async with trio.open_nursery() as nursery:
+        nodes = {}
+        for i, voters, peers in ((1, (1,), {2: addrs[2]}), (2, (), {})):
+            nodes[i] = RaftNode(Config(id=i, election_ticks=10), RaftStorage(tmp_path / f"n{i}"),
+                                listen=addrs[i], peers=peers, voters=voters, apply=kvs[i].apply,
+                                snapshot=kvs[i].snapshot, restore=kvs[i].restore, tick_s=0.02,
+                                rng=random.Random(i))
+            await nursery.start(nodes[i].run)
+        with trio.fail_after(10):
+            while not nodes[1].is_leader:
+                await nodes[1].wait_changed()
+        nodes[1].change_membership(ConfChange("add_learner", 2, f"127.0.0.1:{addrs[2][1]}"))
+        with trio.fail_after(10):  # server 2 hears from the leader: it knows who leads
+            while nodes[2].leader != 1:
+                await nodes[2].wait_changed()
+        assert 1 not in nodes[2].transport.peers  # ... but not where
+
+        async def later() -> None:
+            await trio.sleep(0.5)
+            nodes[2].set_peers({1: addrs[1]})  # what bootstrap or gossip would tell it
+        nursery.start_soon(later)
+        await nodes[2].propose(b"kept", timeout_s=5)  # raised Timeout before
+        assert b"kept" in kvs[1].items
+        nursery.cancel_scope.cancel()
