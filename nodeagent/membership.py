@@ -105,8 +105,8 @@ class Membership:
         events = self.node.subscribe()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.node.run)
-            if self.node.keyring is not None:
-                self.save_keyring()
+            if self.node.keyring is not None and not self.keyring_path.exists():
+                self.save_keyring()  # the configured key, kept for the next start
             seeds = self.cfg.gossip_seeds()
             if seeds:
                 self.node.join(seeds)

@@ -211,28 +211,17 @@ def keys_list(server: str) -> None:
         click.echo(f"{key}{'  (primary)' if key == st['primary'] else ''}")
 
 
-@keys.command("install")
-@click.argument("key")
-@_SERVER
-def keys_install(key: str, server: str) -> None:
-    """Add KEY to every member's keyring (they read it from now on)."""
-    _key_call("install", key, server)
+def _key_command(op: str, doc: str) -> None:
+    @keys.command(op, help=doc)
+    @click.argument("key")
+    @_SERVER
+    def command(key: str, server: str) -> None:
+        _key_call(op, key, server)
 
 
-@keys.command("use")
-@click.argument("key")
-@_SERVER
-def keys_use(key: str, server: str) -> None:
-    """Send with KEY from now on, everywhere (install it everywhere first)."""
-    _key_call("use", key, server)
-
-
-@keys.command("remove")
-@click.argument("key")
-@_SERVER
-def keys_remove(key: str, server: str) -> None:
-    """Remove KEY from every member's keyring (use another one first)."""
-    _key_call("remove", key, server)
+_key_command("install", "Add KEY to every member's keyring (they read it from now on).")
+_key_command("use", "Send with KEY from now on, everywhere (install it everywhere first).")
+_key_command("remove", "Remove KEY from every member's keyring (use another one first).")
 
 
 @keys.command("generate")

@@ -86,10 +86,7 @@ class GossipNode:
         with trio.move_on_after(timeout_s):
             while self.core is None or not self.core.leaving or \
                     not self.core.left_broadcast_done():
-                await self._wait_changed()
-
-    async def _wait_changed(self) -> None:
-        await self._changed.wait()
+                await self._changed.wait()
 
     # --- running ----------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
 import psutil
 
+from nodeagent.framing import frame
+
 HERE = Path(__file__).resolve().parent
 _LEN = struct.Struct("<I")
 
@@ -90,6 +92,18 @@ class Cluster:
         raise NotImplementedError
 
     def leader(self) -> Member | None:
+        """The member that says it leads, if any answers so."""
+        for m in self.members:
+            if not m.alive():
+                continue
+            try:
+                if self.leads(m):
+                    return m
+            except Exception:  # a member starting or dying (etcd3 raises several kinds)
+                continue
+        return None
+
+    def leads(self, m: Member) -> bool:
         raise NotImplementedError
 
 
@@ -103,8 +117,7 @@ class FramedCluster(Cluster):
         order = sorted(self.members, key=lambda m: m is not first)
 
         def call(sock: socket.socket, req: list) -> list:  # type: ignore[type-arg]
-            out = msgpack.packb(req)
-            sock.sendall(_LEN.pack(len(out)) + out)
+            sock.sendall(frame(msgpack.packb(req)))
             buf = b""
             while len(buf) < 4 or len(buf) < 4 + _LEN.unpack_from(buf)[0]:
                 chunk = sock.recv(65536)
@@ -144,21 +157,12 @@ class FramedCluster(Cluster):
             return False
         return put
 
-    def leader(self) -> Member | None:
+    def leads(self, m: Member) -> bool:
         import msgpack
-        for m in self.members:
-            if not m.alive():
-                continue
-            try:
-                with socket.create_connection(m.client, timeout=1) as s:
-                    out = msgpack.packb(["status"])
-                    s.sendall(_LEN.pack(len(out)) + out)
-                    data = s.recv(1024)
-                if data and msgpack.unpackb(data[4:])[1]:
-                    return m
-            except OSError:
-                continue
-        return None
+        with socket.create_connection(m.client, timeout=1) as s:
+            s.sendall(frame(msgpack.packb(["status"])))
+            data = s.recv(1024)
+        return bool(data) and bool(msgpack.unpackb(data[4:])[1])
 
 
 def ours(tick_ms: float, election_ticks: int, fsync: bool = True) -> Cluster:
@@ -212,19 +216,11 @@ class EtcdCluster(Cluster):
             return False
         return put
 
-    def leader(self) -> Member | None:
+    def leads(self, m: Member) -> bool:
         import etcd3
-        for m in self.members:
-            if not m.alive():
-                continue
-            try:
-                st = etcd3.client(host=m.client[0], port=m.client[1], timeout=1).status()
-                if st.leader is not None and st.leader.client_urls and \
-                        st.leader.client_urls[0].endswith(f":{m.client[1]}"):
-                    return m
-            except Exception:  # etcd3 raises several kinds: try the next member
-                continue
-        return None
+        st = etcd3.client(host=m.client[0], port=m.client[1], timeout=1).status()
+        return bool(st.leader is not None and st.leader.client_urls and
+                    st.leader.client_urls[0].endswith(f":{m.client[1]}"))
 
 
 def etcd(heartbeat_ms: int, election_ms: int) -> Cluster:
