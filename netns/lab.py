@@ -7,7 +7,9 @@
                     node's pod CIDR via that node's address (host-gateway, no overlay)
 
 Pods of node i hang off node i's own bridge, so a pod on node 1 reaches a pod on
-node 2 only through the nodes' routes.  ``up`` is idempotent and refuses to
+node 2 only through the nodes' routes.  With ``pod_network=False`` the nodes get
+neither bridge nor routes: a cluster's agents make them from the pod CIDRs their
+coordinator hands out.  ``up`` is idempotent and refuses to
 use a subnet the machine already routes elsewhere; ``down`` removes everything
 with the prefix, also after a crash half-way.  Nothing here programs netfilter.
 """
@@ -79,7 +81,7 @@ class Lab:
                     raise LabError(f"{self.subnet} is already routed on this machine "
                                    f"({rnet}); the lab will not take it over")
 
-    def up(self, n: int) -> None:
+    def up(self, n: int, pod_network: bool = True) -> None:
         if not 1 <= n <= 200:
             raise LabError("between 1 and 200 nodes")
         self._check_subnet_is_ours()
@@ -105,12 +107,14 @@ class Lab:
             port = sw.link_lookup(ifname="host")[0]
             sw.link("set", index=port, master=sw.link_lookup(ifname="lab0")[0], state="up")
         for i in range(1, n + 1):
-            self._node_up(i, prefixlen)
+            self._node_up(i, prefixlen, pod_network)
+        if not pod_network:
+            return
         wanted = {self.pod_cidr(i): self.node_address(i) for i in range(1, n + 1)}
         for i in range(1, n + 1):
             reconcile_routes(wanted, own_cidr=self.pod_cidr(i), netns_name=self.node_ns(i))
 
-    def _node_up(self, i: int, prefixlen: int) -> None:
+    def _node_up(self, i: int, prefixlen: int, pod_network: bool) -> None:
         name = self.node_ns(i)
         if name not in netns.listnetns():
             netns.create(name)
@@ -129,7 +133,8 @@ class Lab:
             node.link("set", index=eth0, state="up")
             if not node.get_default_routes(family=2):
                 node.route("add", dst="0.0.0.0/0", gateway=self.host_address)
-        self.pods(i).ensure_bridge()
+        if pod_network:
+            self.pods(i).ensure_bridge()
 
     def pods(self, i: int) -> SandboxManager:
         """The pod sandboxes of node i (its bridge, IPAM and netns names)."""
@@ -164,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="nalab")
     p.add_argument("--subnet", default="192.168.56.0/24")
     p.add_argument("--state", default="/var/lib/nodeagent-lab")
+    p.add_argument("--no-pod-network", action="store_true",
+                   help="no pod bridges or routes: the agents make them (cluster_cidr)")
     a = p.parse_args(argv)
     lab = Lab(a.prefix, a.subnet, a.state)
     try:
         if a.verb == "up":
-            lab.up(int(a.arg or 1))
+            lab.up(int(a.arg or 1), pod_network=not a.no_pod_network)
             for i in lab.nodes():
-                print(f"node{i}\t{lab.node_ns(i)}\t{lab.node_address(i)}\t{lab.pod_cidr(i)}")
+                cidr = "-" if a.no_pod_network else lab.pod_cidr(i)
+                print(f"node{i}\t{lab.node_ns(i)}\t{lab.node_address(i)}\t{cidr}")
         elif a.verb == "down":
             lab.down()
         else:

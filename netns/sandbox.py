@@ -174,13 +174,24 @@ class SandboxManager:
             if (str(self.ipam.gateway), self.network.prefixlen) not in have:
                 node.addr("add", index=idx, address=str(self.ipam.gateway),
                           prefixlen=self.network.prefixlen)
+        # Forwarding (pods reach other nodes' pods and beyond; the CNI bridge plugin turns
+        # it on the same way), and bridged pod-to-pod packets through the IP hooks so
+        # service DNAT is undone on replies between pods of one bridge (br_netfilter).
+        # Both are settings of the node's network namespace.
         if self.net.node_netns:
-            # Forwarding, and bridged pod-to-pod packets through the IP hooks so service
-            # DNAT is undone on replies between pods of one bridge (br_netfilter).
             subprocess.run(["ip", "netns", "exec", self.net.node_netns, "sysctl", "-qw",
                             "net.ipv4.ip_forward=1"], check=True)
             subprocess.run(["ip", "netns", "exec", self.net.node_netns, "sysctl", "-qw",
                             "net.bridge.bridge-nf-call-iptables=1"], check=False)
+        else:  # we run in the node's namespace
+            for path, required in (("/proc/sys/net/ipv4/ip_forward", True),
+                                   ("/proc/sys/net/bridge/bridge-nf-call-iptables", False)):
+                try:
+                    with open(path, "w") as f:
+                        f.write("1")
+                except OSError:
+                    if required:
+                        raise
 
     # --- sandboxes ------------------------------------------------------------------------
 

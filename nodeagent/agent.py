@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import psutil
@@ -73,27 +73,20 @@ async def run_agent(cfg: AgentConfig, *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled or signalled.  Reports the API's bound addresses once serving."""
     store = _store(cfg)
-    addresses = node_addresses(cfg.pod_cidr)
+    addresses = node_addresses(cfg.pod_cidr or cfg.cluster_cidr)
     membership = Membership(cfg, addresses) if cfg.gossip_listen else None
     async with trio.open_nursery() as nursery:
         if membership is not None:  # first: a copy finds its servers through it
             await nursery.start(membership.run)
             nursery.start_soon(membership.feed_servers, store)
         await nursery.start(store.run)
+        nursery.start_soon(_signals, nursery.cancel_scope, store, membership)
         objects = ObjectStore(store)
         if isinstance(store, LocalStore):
             await ensure_namespaces(objects)  # with Raft the leader does it (_lead)
         rules_applied = RulesProgress() if cfg.proxy else None
-        # A node that runs pods (it has a launcher): its parts are made first, since the API
-        # serves their logs, exec and metrics; they start after the coordinator.
-        pods = await _pod_manager(cfg, objects, addresses, rules_applied) \
-            if cfg.launcher_socket else None
-        usage = Metrics(cfg.name, pods.runtime) if pods else None
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
-                     body_timeout_s=cfg.request_timeout_s,
-                     logs=PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
-                     if pods else None,
-                     exec_=pods.exec if pods else None, metrics=usage, gossip=membership)
+                     body_timeout_s=cfg.request_timeout_s, gossip=membership)
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if membership is not None:
@@ -103,20 +96,13 @@ async def run_agent(cfg: AgentConfig, *,
             if cfg.raft_bootstrap_expect:
                 nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
                                    cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
-            await nursery.start(_lead, store, objects, members)
+            await nursery.start(_lead, store, objects, partial(_coordinator, cfg, members))
         elif isinstance(store, LocalStore) and cfg.coordinator:
-            await nursery.start(partial(run_coordinator, objects, members=members))
-        if pods is not None and usage is not None:
-            # The pod manager first, then the Node that offers this node to the scheduler.
-            await nursery.start(pods.run)
-            await nursery.start(usage.run)
-            await nursery.start(NodeReporter(
-                objects, cfg.name, cfg.data_dir, addresses, labels=cfg.labels(),
-                reserved_cpu_m=cfg.reserved_cpu_m,
-                reserved_memory=cfg.reserved_memory_mib * 1024 * 1024).run)
+            await nursery.start(_coordinator(cfg, members), objects)
+        if cfg.launcher_socket:
+            await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
-        nursery.start_soon(_signals, nursery.cancel_scope, store, membership)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
         sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
@@ -150,7 +136,7 @@ def _store(cfg: AgentConfig) -> Store:
 
 
 async def _lead(store: RaftStore, objects: ObjectStore,
-                members: Callable[[], dict[str, str]] | None, *,
+                coordinator: Callable[[], Callable[..., Awaitable[None]]], *,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The coordinator runs while this server is the Raft leader, under a cancel scope
     that leadership's end cancels (DESIGN: leadership is a cancel scope)."""
@@ -174,20 +160,72 @@ async def _lead(store: RaftStore, objects: ObjectStore,
                     if exc.code != 503:
                         raise
                     await trio.sleep(0.1)
-            await nursery.start(partial(run_coordinator, objects, members=members))
+            await nursery.start(coordinator(), objects)
         log.info("raft leadership lost: coordinator stopped")
 
 
+def _coordinator(cfg: AgentConfig, members: Callable[[], dict[str, str]] | None
+                 ) -> Callable[..., Awaitable[None]]:
+    return partial(run_coordinator, members=members, cluster_cidr=cfg.cluster_cidr,
+                   node_cidr_mask=cfg.node_cidr_mask,
+                   unreachable_toleration_s=cfg.unreachable_toleration_s)
+
+
+async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, addresses: list[str],
+                    rules_applied: RulesProgress | None, nursery: trio.Nursery) -> None:
+    """This node's pod manager, its usage metrics, its Node and, in a cluster with a pod
+    network, its routes to the other nodes' pods.  The Node is offered to the scheduler
+    after the pod manager runs -- unless the coordinator must first give the Node its
+    pod CIDR, which needs the Node."""
+    reporter = NodeReporter(objects, cfg.name, cfg.data_dir, addresses, labels=cfg.labels(),
+                            pod_cidr=cfg.pod_cidr, reserved_cpu_m=cfg.reserved_cpu_m,
+                            reserved_memory=cfg.reserved_memory_mib * 1024 * 1024)
+    cidr = cfg.pod_cidr
+    if cfg.cluster_cidr and not cidr:
+        await nursery.start(reporter.run)
+        cidr = await _assigned_cidr(objects, cfg.name)
+    pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr)
+    usage = Metrics(cfg.name, pods.runtime)
+    app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
+    app.exec, app.metrics = pods.exec, usage
+    await nursery.start(pods.run)
+    await nursery.start(usage.run)
+    if not reporter.running:
+        await nursery.start(reporter.run)
+    if cfg.cluster_cidr and cidr:
+        from nodeagent import noderoutes  # pyroute2: only for nodes that route
+        await nursery.start(noderoutes.run, objects, cfg.name, cidr)
+
+
+async def _assigned_cidr(objects: ObjectStore, name: str) -> str:
+    """The pod CIDR the coordinator gave this node's Node (waits for it)."""
+    res = by_kind("Node")
+    assert res is not None
+    logged = False
+    while True:
+        try:
+            cidr = (objects.get(res, None, name).get("spec") or {}).get("podCIDR")
+        except ApiError:
+            cidr = None
+        if cidr:
+            log.info("pod CIDR %s (given by the coordinator)", cidr)
+            return str(cidr)
+        if not logged:
+            log.info("waiting for the coordinator to give node %s a pod CIDR", name)
+            logged = True
+        await trio.sleep(0.1)
+
+
 async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[str],
-                       rules_applied: RulesProgress | None) -> PodManager:
+                       rules_applied: RulesProgress | None, cidr: str) -> PodManager:
     """Connect to (or start) the launcher and build the pod manager around it."""
     launcher = await ensure_launcher(cfg.launcher_socket, os.path.join(cfg.data_dir, "containers"))
     known = (await launcher.call("list")).get("containers") or []
     log.info("launcher connected socket=%s containers=%d running=%d exited=%d",
              cfg.launcher_socket, len(known), sum(1 for c in known if c["status"] == "running"),
              sum(1 for c in known if c["status"] == "exited"))
-    net = {"cidr": cfg.pod_cidr, "bridge": "cni0", "netns_prefix": f"nodeagent-{cfg.name}-",
-           "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cfg.pod_cidr else None
+    net = {"cidr": cidr, "bridge": "cni0", "netns_prefix": f"nodeagent-{cfg.name}-",
+           "ipam_dir": os.path.join(cfg.data_dir, "ipam")} if cidr else None
     return PodManager(objects, cfg.name, RuntimeClient(launcher, cfg.launcher_socket),
                       ImageStore(cfg.images_dir or os.path.join(cfg.data_dir, "images")),
                       os.path.join(cfg.data_dir, "kubelet"), net=net,

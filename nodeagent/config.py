@@ -80,6 +80,22 @@ class AgentConfig:
     and an address from it on bridge cni0.  Empty: pods share the agent's network
     namespace and address (as hostNetwork pods do).  Pods run only with launcher_socket."""
 
+    cluster_cidr: str = ""
+    """The whole cluster's pod network (e.g. 10.244.0.0/16; every agent the same).  The
+    coordinator gives each Node a block of it (spec.podCIDR, node_cidr_mask bits) unless
+    it has one; an agent without pod_cidr waits for its block and makes its pod network
+    from it, and every agent routes the other nodes' blocks via their addresses (nodes
+    on one layer-2 network).  Empty: no CIDRs are handed out and no routes are made."""
+
+    node_cidr_mask: int = 24
+    """Size of each node's block of cluster_cidr (24: 254 pods per node)."""
+
+    unreachable_toleration_s: int = 30
+    """Seconds a pod stays bound to a node gossip declared failed before it is evicted
+    and replaced elsewhere, unless the pod tolerates node.kubernetes.io/unreachable
+    itself (Kubernetes' default-unreachable-toleration-seconds, 300 there).  Its
+    endpoints are dropped at once either way."""
+
     images_dir: str = ""
     """The image store (OCI layouts, unpacked layers).  Default: <data_dir>/images."""
 
@@ -215,6 +231,16 @@ class AgentConfig:
                 raise ConfigError("pod_cidr", f"{self.pod_cidr!r} is not a network") from None
             if net.num_addresses < 4:
                 raise ConfigError("pod_cidr", f"{self.pod_cidr} is too small")
+        if self.cluster_cidr:
+            try:
+                cluster = ipaddress.ip_network(self.cluster_cidr)
+            except ValueError:
+                raise ConfigError("cluster_cidr", f"{self.cluster_cidr!r} is not a network") from None
+            if not cluster.prefixlen < self.node_cidr_mask <= cluster.max_prefixlen - 2:
+                raise ConfigError("node_cidr_mask", f"{self.node_cidr_mask} does not cut "
+                                  f"{self.cluster_cidr} into blocks of at least 4 addresses")
+        if self.unreachable_toleration_s < 0:
+            raise ConfigError("unreachable_toleration_s", "must not be negative")
         if not self.cgroup_parent or self.cgroup_parent.startswith("/") or ".." in self.cgroup_parent:
             raise ConfigError("cgroup_parent", f"{self.cgroup_parent!r} must be a relative path")
         if self.raft_id < 0:

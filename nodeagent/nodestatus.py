@@ -116,12 +116,14 @@ def _os_image() -> str:
 class NodeReporter:
     def __init__(self, objects: Any, name: str, data_dir: str, addresses: list[str], *,
                  heartbeat_s: float = 10.0, labels: dict[str, str] | None = None,
-                 **reservations: int) -> None:
+                 pod_cidr: str = "", **reservations: int) -> None:
         self.objects, self.name, self.data_dir = objects, name, data_dir
         self.addresses, self.heartbeat_s = addresses, heartbeat_s
         self.labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                        "kubernetes.io/arch": _arch(), **(labels or {})}
         self.reservations = reservations
+        self.pod_cidr = pod_cidr  # configured on the agent; else the coordinator gives one
+        self.running = False
 
     async def report(self) -> dict[str, Any]:
         """Create or refresh the Node; conditions keep their transition times."""
@@ -135,8 +137,10 @@ class NodeReporter:
                 raise
             for c in status["conditions"]:
                 c["lastHeartbeatTime"] = c["lastTransitionTime"] = now
+            spec = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]} if self.pod_cidr else {}
             node = await self.objects.create(NODES, None, {
-                "metadata": {"name": self.name, "labels": self.labels}, "status": status})
+                "metadata": {"name": self.name, "labels": self.labels}, "spec": spec,
+                "status": status})
             log.info("node registered name=%s cpu=%s memory=%s", self.name,
                      status["capacity"]["cpu"], status["capacity"]["memory"])
             return node
@@ -155,15 +159,19 @@ class NodeReporter:
                                          subresource="status")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        while True:  # a cluster still electing its first leader answers 503: wait for it
+        while True:
+            # A cluster still electing its first leader answers 503; a restarted server
+            # whose copy of the store is still catching up may not see its Node yet, and
+            # creating it again answers 409.  Either way: wait and look again.
             try:
                 await self.report()
                 break
             except ApiError as exc:
-                if exc.code != 503:
+                if exc.code not in (409, 503):
                     raise
                 log.info("node not registered yet (%s); retrying", exc.message)
-                await trio.sleep(1.0)
+                await trio.sleep(1.0 if exc.code == 503 else 0.1)
+        self.running = True
         task_status.started()
         while True:
             await trio.sleep(self.heartbeat_s)

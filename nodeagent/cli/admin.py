@@ -47,6 +47,12 @@ def main() -> None:
 @click.option("--reserved-memory-mib", type=int, help="MiB kept from pods (default 256).")
 @click.option("--pod-cidr", help="This node's pod network, e.g. 10.244.1.0/24 (default: pods "
               "share the agent's network namespace).")
+@click.option("--cluster-cidr", help="The cluster's pod network, e.g. 10.244.0.0/16: the "
+              "coordinator gives each node a block, agents route the others' (default: none).")
+@click.option("--node-cidr-mask", type=int, help="Bits of each node's block of "
+              "--cluster-cidr (default 24).")
+@click.option("--unreachable-toleration-s", type=int, help="Seconds before the pods of a "
+              "node gossip declared failed are evicted and replaced (default 30).")
 @click.option("--images-dir", help="The image store (default <data-dir>/images).")
 @click.option("--cgroup-parent", help="Pods' cgroups go below this one (default nodeagent).")
 @click.option("--raft-id", type=int, help="This server's Raft id (1, 2, ...); default 0: no "

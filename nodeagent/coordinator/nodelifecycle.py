@@ -8,10 +8,15 @@ each Node the member state is written to the annotation ``nodeagent.io/gossip``
 
 - the Ready condition is Unknown, reason NodeStatusUnknown ("Kubelet stopped posting
   node status."), as Kubernetes writes it;
-- the taints node.kubernetes.io/unreachable NoSchedule and NoExecute are on (so the
-  scheduler keeps new pods off it; evicting its pods after a timeout is issue 10).
+- the taints node.kubernetes.io/unreachable NoSchedule and NoExecute are on: the
+  scheduler keeps new pods off it, and the NoExecute taint manager (noexecute.py)
+  evicts its pods once their toleration runs out;
+- its pods' Ready condition is False (Kubernetes' MarkPodsNotReady), so the endpoints
+  controller takes them out of every Service at once: a dead node's pods stop getting
+  connections within the same pass, long before they are evicted.
 
-When the member is alive again the taints go; the agent's own heartbeat sets Ready.
+When the member is alive again the taints go; the agent's own heartbeat sets Ready, and
+its pod manager writes its pods' readiness as its probes see it.
 Level-triggered like every controller: it looks at the members and the Nodes each
 pass, and passes come twice a second.
 """
@@ -31,7 +36,8 @@ __all__ = ["ANNOTATION", "NodeLifecycle"]
 log = logging.getLogger("nodeagent.coordinator")
 
 NODES = by_kind("Node")
-assert NODES is not None
+PODS = by_kind("Pod")
+assert NODES is not None and PODS is not None
 PREFIXES = (NODES.prefix(None),)
 ANNOTATION = "nodeagent.io/gossip"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -58,6 +64,31 @@ class NodeLifecycle:
                     raise
         return PASS_S
 
+    async def _pods_not_ready(self, node: str) -> None:
+        """Ready=False on every pod of a node that is gone, as Kubernetes' MarkPodsNotReady."""
+        pods = self.objects.list(PODS, None, field_selector=f"spec.nodeName={node}")["items"]
+        for pod in pods:
+            status = dict(pod.get("status") or {})
+            conditions = [dict(c) for c in status.get("conditions") or []]
+            ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+            if ready is None or ready.get("status") == "False":
+                continue
+            ready.update(status="False", reason="NodeNotReady",
+                         message=f"node {node} is unreachable", lastTransitionTime=now_rfc3339())
+            for c in status.get("containerStatuses") or []:
+                c["ready"] = False
+            meta = pod["metadata"]
+            try:
+                await self.objects.update(PODS, meta["namespace"], meta["name"],
+                                          {**pod, "status": {**status, "conditions": conditions}},
+                                          subresource="status")
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
+                continue  # gone or changed: the next pass sees it
+            log.info("pod %s/%s: Ready=False (node %s unreachable)", meta["namespace"],
+                     meta["name"], node)
+
     async def _reflect(self, node: dict[str, Any], state: str) -> None:
         name = node["metadata"]["name"]
         gone = state in GONE
@@ -80,6 +111,7 @@ class NodeLifecycle:
                      "; tainted unreachable" if gone else "")
         if not gone:
             return
+        await self._pods_not_ready(name)
         status = dict(node.get("status") or {})
         conditions = [dict(c) for c in status.get("conditions") or []]
         ready = next((c for c in conditions if c.get("type") == "Ready"), None)

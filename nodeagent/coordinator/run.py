@@ -20,7 +20,9 @@ from nodeagent.coordinator import (
     garbage,
     loadbalancer,
     namespaces,
+    nodeipam,
     nodelifecycle,
+    noexecute,
     replicaset,
     scheduler,
 )
@@ -32,9 +34,12 @@ log = logging.getLogger("nodeagent.coordinator")
 
 
 async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]] | None = None,
+                          cluster_cidr: str = "", node_cidr_mask: int = 24,
+                          unreachable_toleration_s: float = 30.0,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """``members``: gossip's member states by name, when the agents gossip (the node
-    lifecycle controller needs them)."""
+    lifecycle controller needs them); ``cluster_cidr``: the pod network that Nodes get
+    their blocks of (none handed out without it)."""
     store = objects.store
     async with trio.open_nursery() as nursery:
         await nursery.start(namespaces.run, objects)
@@ -49,7 +54,12 @@ async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]]
             ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects),
              0.02),
             ("event-ttl", eventttl.PREFIXES, eventttl.EventExpiry(objects), 0.02),
+            ("taint-eviction", noexecute.PREFIXES, noexecute.TaintEviction(
+                objects, default_toleration_s=unreachable_toleration_s), 0.02),
         ]
+        if cluster_cidr:
+            loops.append(("node-ipam", nodeipam.PREFIXES,
+                          nodeipam.NodeIpam(objects, cluster_cidr, node_cidr_mask), 0.02))
         if members is not None:
             loops.append(("node-lifecycle", nodelifecycle.PREFIXES,
                           nodelifecycle.NodeLifecycle(objects, members), 0.02))

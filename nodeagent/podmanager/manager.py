@@ -93,6 +93,7 @@ class PodWorker:
     probed: tuple[str, ...] = ()  # container ids the prober has
     started_at: str | None = None
     status_written: Obj | None = None
+    status_written_rv: int = 0  # the pod's resourceVersion our last status write made
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> reason, message
     image_backoff: dict[str, float] = field(default_factory=dict)  # image -> retry time
     exits_seen: set[str] = field(default_factory=set)  # container ids fed to the back-off
@@ -672,7 +673,10 @@ class PodManager:
         if self.node_ip:
             status["hostIPs"] = [{"ip": self.node_ip}]
         status = {k: v for k, v in status.items() if v is not None}
-        if status in (w.status_written, old):
+        if status == old or (status == w.status_written and _rv(pod) <= w.status_written_rv):
+            # Written already, and the pod seen is not newer than our write.  A newer one
+            # with another status was changed by someone else (the node lifecycle marks a
+            # dead node's pods not ready): ours is written again.
             w.status_written = status
             return
         for _ in range(3):
@@ -680,7 +684,7 @@ class PodManager:
                 fresh = await self.objects.update(PODS, pod["metadata"]["namespace"],
                                                   pod["metadata"]["name"], {**pod, "status": status},
                                                   subresource="status")
-                w.status_written = status
+                w.status_written, w.status_written_rv = status, _rv(fresh)
                 w.pod = fresh
                 return
             except ApiError as exc:
@@ -711,6 +715,11 @@ class PodManager:
                     "::1\tlocalhost ip6-localhost ip6-loopback\n"
                     f"{ip}\t{name}\n")
         return Mount("/etc/hosts", "bind", path, ("rbind",))
+
+
+def _rv(pod: Obj) -> int:
+    rv = pod["metadata"].get("resourceVersion") or "0"
+    return int(rv) if rv.isdigit() else 0
 
 
 def _grace(pod: Obj) -> float:
