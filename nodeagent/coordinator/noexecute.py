@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import parse_time
+from nodeagent.coordinator.podutil import parse_time, tolerates
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
 
@@ -38,15 +38,6 @@ DEFAULT_TOLERATED = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-r
 Obj = dict[str, Any]
 
 
-def _matches(toleration: Obj, taint: Obj) -> bool:
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    if toleration.get("operator") == "Exists":
-        return not toleration.get("key") or toleration["key"] == taint.get("key")
-    return toleration.get("key") == taint.get("key") and \
-        (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def eviction_time(pod: Obj, taints: list[Obj], default_toleration_s: float) -> float | None:
     """When the pod must go (epoch seconds; 0 for now), None if it may stay."""
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
@@ -54,7 +45,7 @@ def eviction_time(pod: Obj, taints: list[Obj], default_toleration_s: float) -> f
     for taint in taints:
         if taint.get("effect") != "NoExecute":
             continue
-        matching = [t for t in tolerations if _matches(t, taint)]
+        matching = [t for t in tolerations if tolerates(t, taint)]
         if not matching:
             if taint.get("key") not in DEFAULT_TOLERATED:
                 return 0.0

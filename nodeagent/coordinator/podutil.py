@@ -8,7 +8,7 @@ from typing import Any
 from nodeagent.api.status import ApiError
 
 __all__ = ["condition", "controller_of", "is_active", "is_available", "is_ready", "owner_ref",
-           "parse_time", "restarts", "set_owner_refs"]
+           "parse_time", "restarts", "set_owner_refs", "tolerates"]
 
 Obj = dict[str, Any]
 
@@ -47,6 +47,17 @@ def is_active(pod: Obj) -> bool:
     """Counts toward replicas: not finished and not being deleted."""
     phase = (pod.get("status") or {}).get("phase")
     return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    """Does this toleration match this taint (key, value or Exists, effect; empty key with
+    Exists matches every taint, empty effect every effect)?"""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("operator") == "Exists":
+        return not toleration.get("key") or toleration["key"] == taint.get("key")
+    return toleration.get("key") == taint.get("key") and \
+        (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def restarts(pod: Obj) -> int:

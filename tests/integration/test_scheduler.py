@@ -120,3 +120,93 @@ async def test_load_balancer_services_get_the_ready_nodes_addresses(objects, tmp
     await objects.update(svc_res, "default", "web", web)
     await lb.sync()
     assert not objects.get(svc_res, "default", "web")["status"]["loadBalancer"].get("ingress")
+
+
+async def _node(objects, name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110",  # type: ignore[no-untyped-def]
+                labels: dict | None = None, **spec) -> None:  # type: ignore[type-arg]
+    await objects.create(NODES, None, {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": spec, "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
+                                 "conditions": [{"type": "Ready", "status": "True"}]}})
+
+
+def _placed(objects) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {p["metadata"]["name"]: p["spec"].get("nodeName", "")
+            for p in objects.list(PODS, "default")["items"]}
+
+
+def _message(objects, name: str) -> str:  # type: ignore[no-untyped-def]
+    return {c["type"]: c for c in objects.get(PODS, "default", name)["status"]["conditions"]}[
+        "PodScheduled"]["message"]
+
+
+async def test_node_affinity_host_ports_and_reasons_counted_per_node(objects):
+    await _node(objects, "a", labels={"zone": "z1", "gen": "3"})
+    await _node(objects, "b", labels={"zone": "z2", "gen": "5"})
+    await _node(objects, "c", labels={"zone": "z2", "gen": "7"}, unschedulable=True)
+
+    def affinity(required=None, preferred=None):  # type: ignore[no-untyped-def]
+        node = {}
+        if required:
+            node["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": required}
+        if preferred:
+            node["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
+        return {"nodeAffinity": node}
+    await objects.create(PODS, "default", pod("in-z2", affinity=affinity(required=[
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]}]}])))
+    await objects.create(PODS, "default", pod("gen-gt-4", affinity=affinity(required=[
+        {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}]}])))
+    await objects.create(PODS, "default", pod("by-name", affinity=affinity(required=[
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}])))
+    await objects.create(PODS, "default", pod("either", affinity=affinity(required=[  # terms: OR
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["nowhere"]}]},
+        {"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z2"]}]}])))
+    await objects.create(PODS, "default", pod("likes-b", affinity=affinity(preferred=[
+        {"weight": 80, "preference": {"matchExpressions": [
+            {"key": "gen", "operator": "In", "values": ["5"]}]}}])))
+    port = [{"name": "app", "image": "kubia:latest", "ports": [{"containerPort": 8080,
+                                                                  "hostPort": 8080}]}]
+    for name in ("port-1", "port-2", "port-3"):
+        await objects.create(PODS, "default", {"metadata": {"name": name},
+                                               "spec": {"containers": port}})
+    await objects.create(PODS, "default", pod("nowhere", affinity=affinity(required=[
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z9"]}]}])))
+    await Scheduler(objects).sync()
+    placed = _placed(objects)
+    assert placed["in-z2"] == "b" and placed["gen-gt-4"] == "b"  # c is cordoned
+    assert placed["by-name"] == "a" and placed["either"] == "a" and placed["likes-b"] == "b"
+    assert sorted(placed[p] for p in ("port-1", "port-2", "port-3")) == ["", "a", "b"]
+    blocked = next(p for p in ("port-1", "port-2", "port-3") if not placed[p])
+    assert _message(objects, blocked) == (
+        "0/3 nodes are available: 2 node(s) didn't have free ports for the requested pod ports, "
+        "1 node(s) were unschedulable.")
+    assert _message(objects, "nowhere") == (
+        "0/3 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, "
+        "1 node(s) were unschedulable.")
+
+
+async def test_a_replicasets_pods_spread_and_hundreds_of_nodes_never_overfill(objects):
+    """300 nodes with room for one small pod each and 300 pods: every pod bound, no node
+    over its allocatable, though each pod is scored over a share of the nodes only; and a
+    ReplicaSet's 3 pods on 3 equal nodes go one to each."""
+    for i in range(3):
+        await _node(objects, f"even-{i}")
+    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs-1",
+              "controller": True}]
+    for i in range(3):
+        await objects.create(PODS, "default", {**pod(f"web-{i}", "100m"), "metadata": {
+            "name": f"web-{i}", "ownerReferences": owner}})
+    await Scheduler(objects).sync()
+    assert sorted(_placed(objects).values()) == ["even-0", "even-1", "even-2"]
+    for i in range(3):
+        await objects.delete(NODES, None, f"even-{i}")
+        await objects.delete(PODS, "default", f"web-{i}", grace_period_s=0)
+
+    for i in range(300):
+        await _node(objects, f"n{i:03d}", cpu="150m", memory="1Gi")
+    for i in range(300):
+        await objects.create(PODS, "default", pod(f"p{i:03d}", "100m"))
+    await Scheduler(objects).sync()
+    placed = _placed(objects)
+    assert all(placed.values()), [p for p, n in placed.items() if not n]
+    assert len(set(placed.values())) == 300  # one each: a second would not fit
