@@ -578,6 +578,58 @@ def scale(ctx: Ctx, args: tuple[str, ...], replicas: int) -> None:
             click.echo(f"{display_name(res, n)} scaled")
 
 
+@cli.command("cordon")
+@click.argument("node")
+@common
+def cordon_(ctx: Ctx, node: str) -> None:
+    """Mark a node unschedulable: new pods go elsewhere, its pods stay."""
+    _cordon(ctx, node, True)
+
+
+@cli.command()
+@click.argument("node")
+@common
+def uncordon(ctx: Ctx, node: str) -> None:
+    """Mark a node schedulable again."""
+    _cordon(ctx, node, False)
+
+
+def _cordon(ctx: Ctx, node: str, on: bool) -> None:
+    from nodeagent.cli.drain import cordon
+    verb = "cordoned" if on else "uncordoned"
+    try:
+        changed = cordon(ctx.client, node, on)
+    except ClientError as exc:
+        fail(server_error(exc))
+    click.echo(f"node/{node} {verb}" if changed else f"node/{node} already {verb}")
+
+
+@cli.command("drain")
+@click.argument("node")
+@click.option("--force", is_flag=True, help="Also delete pods no controller would replace.")
+@click.option("--grace-period", type=int, default=None,
+              help="Seconds each pod gets to stop (default: the pod's own).")
+@click.option("--timeout", "timeout_s", type=float, default=300.0,
+              help="Give up after this many seconds (default 300).")
+@click.option("--ignore-daemonsets", is_flag=True, hidden=True,
+              help="Accepted for kubectl habits; there are no DaemonSets here.")
+@click.option("--delete-emptydir-data", is_flag=True, hidden=True,
+              help="Accepted for kubectl habits; emptyDir data goes with its pod anyway.")
+@common
+def drain_(ctx: Ctx, node: str, force: bool, grace_period: int | None, timeout_s: float,
+           ignore_daemonsets: bool, delete_emptydir_data: bool) -> None:
+    """Cordon a node and evict its pods, no faster than a rolling update would take the
+    replicas of each app down (maxUnavailable), each with its grace period."""
+    from nodeagent.cli.drain import DrainError, drain
+    try:
+        drain(ctx.client, node, force=force, grace_period_s=grace_period, timeout_s=timeout_s,
+              say=click.echo)
+    except DrainError as exc:
+        fail(f"error: {exc}")
+    except ClientError as exc:
+        fail(server_error(exc))
+
+
 @cli.command()
 @click.argument("pod")
 @click.option("-c", "--container", default=None, help="The container (needed if the pod has several).")
