@@ -109,6 +109,8 @@ class ApiApp:
             return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/raft/peers/") and method == "DELETE":
             return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
+        if path == "/snapshot" and method == "GET":
+            return await self._snapshot()
         if path.startswith("/gossip/"):
             return await self._gossip(request, path[len("/gossip/"):])
         if path.startswith("/replica/"):
@@ -180,6 +182,16 @@ class ApiApp:
         if what == "barrier" and method == "POST":
             return await replica.barrier(self.objects)
         raise ApiError(404, "NotFound", f"no such replica call ({method} /replica/{what})")
+
+    async def _snapshot(self) -> Response:
+        """A backup of the store (store/backup.py): on a Raft server or a copy, after a
+        linearizable barrier, so it holds every write acknowledged before the request."""
+        from nodeagent.store.backup import encode
+        store = self.objects.store
+        barrier = getattr(store, "read_barrier", None)
+        if barrier is not None:
+            await barrier()
+        return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
 
     def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:
         async def const(obj: Any) -> Response:

@@ -237,6 +237,65 @@ def keys_generate() -> None:
     click.echo(base64.b64encode(os.urandom(32)).decode())
 
 
+@main.group()
+def snapshot() -> None:
+    """Backups of the store (etcdctl snapshot save, etcdutl snapshot restore)."""
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_SERVER
+def snapshot_save(file: str, server: str) -> None:
+    """Write the store as of now (every acknowledged write) to FILE."""
+    from pathlib import Path
+
+    import httpx
+
+    from nodeagent.fsutil import write_atomic
+    from nodeagent.store.backup import BackupError, decode
+    try:
+        r = httpx.get(server.rstrip("/") + "/snapshot", timeout=120)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"{server}: {exc}") from None
+    if r.status_code != 200:
+        raise click.ClickException(f"{server}: HTTP {r.status_code}: {r.text[:200]}")
+    try:
+        backup = decode(r.content)  # what is written is what restore will take
+    except BackupError as exc:
+        raise click.ClickException(f"{server} sent a bad snapshot: {exc}") from None
+    write_atomic(Path(file), r.content)
+    click.echo(f"Snapshot saved at {file}: revision {backup.revision}, {backup.keys} keys, "
+               f"{len(r.content)} bytes, sha256 {backup.sha256[:16]}")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data-dir", required=True, help="The new data directory (must not exist or "
+              "be empty); start the agent on it.")
+@click.option("--raft-id", type=int, default=0, help="Restore for this Raft server (its "
+              "--raft-id); with --raft-voters.")
+@click.option("--raft-voters", default="", help="Every server of the new cluster: 1,2,3 "
+              "(restore the same file on each, start them with the same --raft-peers).")
+def snapshot_restore(file: str, data_dir: str, raft_id: int, raft_voters: str) -> None:
+    """Make a new data directory from a snapshot FILE (offline)."""
+    from pathlib import Path
+
+    from nodeagent.store.backup import BackupError, restore
+    try:
+        voters = tuple(int(v) for v in raft_voters.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{raft_voters!r} is not a list of ids like 1,2,3",
+                                 param_hint="--raft-voters") from None
+    if raft_id and not voters:
+        raise click.BadParameter("--raft-id needs --raft-voters", param_hint="--raft-voters")
+    try:
+        backup = restore(Path(file).read_bytes(), data_dir, raft_id=raft_id, voters=voters)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Restored revision {backup.revision} ({backup.keys} keys) into {data_dir}"
+               + (f" for Raft server {raft_id} of {list(voters)}" if raft_id else ""))
+
+
 def _add_runtime() -> None:
     """'nodeagent runtime ...' is the runtime's own CLI (also 'python -m runtime')."""
     from runtime.cli import main as runtime_main

@@ -73,6 +73,16 @@ class _Waiter:
     result: Any = None  # writes: what the state machine's apply returned
 
 
+def pack_snapshot(state: bytes, recent: list[bytes] | None = None,
+                  peers: dict[int, tuple[str, int]] | None = None) -> bytes:
+    """What a Raft snapshot carries: the state machine's snapshot, the ids of recently
+    applied requests (duplicates are answered, not applied twice) and the peers'
+    addresses."""
+    return msgpack.packb([recent or [], state,
+                          {str(k): f"{h}:{p}" for k, (h, p) in (peers or {}).items()}],
+                         use_bin_type=True)
+
+
 class RaftNode:
     def __init__(self, config: Config, storage: RaftStorage, *, listen: tuple[str, int],
                  peers: dict[int, tuple[str, int]], voters: tuple[int, ...],
@@ -360,9 +370,7 @@ class RaftNode:
         raft = self.raft
         assert raft is not None
         index = raft.log.applied
-        data = msgpack.packb([list(self.recent), self.snapshot_fn(),
-                              {str(k): f"{h}:{p}" for k, (h, p) in self.transport.peers.items()}],
-                             use_bin_type=True)
+        data = pack_snapshot(self.snapshot_fn(), list(self.recent), self.transport.peers)
         meta = SnapshotMeta(index, raft.log.term(index) or 0, tuple(sorted(raft.voters)),
                             tuple(sorted(raft.learners)))
         raft.compact(meta, data)
