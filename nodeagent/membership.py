@@ -33,6 +33,7 @@ __all__ = ["Membership", "NodeMeta"]
 
 log = logging.getLogger("nodeagent.gossip")
 
+PEERS_FILE = "gossip-peers.json"
 KEYRING_FILE = "gossip-keyring.json"
 KEY_EVENT = "_keyring"  # a user event carrying a key change (sealed with the current key)
 
@@ -80,6 +81,7 @@ class Membership:
                              tuple(sorted(cfg.labels().items())))
         profile = {"lan": profiles.lan, "wan": profiles.wan, "local": profiles.local}
         self.keyring_path = Path(cfg.data_dir) / KEYRING_FILE
+        self.peers_path = Path(cfg.data_dir) / PEERS_FILE
         self.node = GossipNode(profile[cfg.gossip_profile](), cfg.name, (host, port),
                                advertise=advertise, meta=self.meta.encode(),
                                keyring=self._load_keyring(), rng=random.Random())
@@ -108,10 +110,13 @@ class Membership:
             if self.node.keyring is not None and not self.keyring_path.exists():
                 self.save_keyring()  # the configured key, kept for the next start
             seeds = self.cfg.gossip_seeds()
+            seeds += [a for a in self._load_peers() if a not in seeds]
             if seeds:
                 self.node.join(seeds)
             task_status.started()
+            saved = set(self._load_peers())
             async for ev in events:
+                saved = self._save_peers(saved)
                 if ev.kind == "user" and ev.user is not None and ev.user.name == KEY_EVENT:
                     self._key_event(ev.user.payload)
                 elif ev.kind == "user" and ev.user is not None:
@@ -119,6 +124,25 @@ class Membership:
                              ev.user.ltime, ev.user.payload[:64])
                 self.changed.set()
                 self.changed = trio.Event()
+
+    # --- the members known, kept for the next start (serf's snapshot) ------------------
+
+    def _load_peers(self) -> list[tuple[str, int]]:
+        try:
+            return [(str(h), int(p)) for h, p in json.loads(self.peers_path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _save_peers(self, saved: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """The other members' addresses when they change: an agent that restarts (after a
+        leave, which the others do not reconnect to, or as the first seed of the others)
+        rejoins through them instead of staying alone."""
+        now = {m.addr for m in self.node.members()
+               if m.name != self.cfg.name and m.state is not MemberState.LEFT}
+        if now and now != saved:
+            write_atomic(self.peers_path, json.dumps(sorted(now)).encode())
+            return now
+        return saved
 
     # --- keys (serf's keys command): install, use, remove everywhere ---------------------
 

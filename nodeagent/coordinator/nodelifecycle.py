@@ -4,7 +4,10 @@ as Kubernetes' node lifecycle controller marks one whose kubelet stopped posting
 Kubernetes waits for a heartbeat to go stale (40 s by default); gossip knows sooner
 (SWIM with Lifeguard: seconds, without flapping for a member that is only slow).  For
 each Node the member state is written to the annotation ``nodeagent.io/gossip``
-(``nodectl get nodes -o wide`` shows it), and while the member is failed or has left:
+(``nodectl get nodes -o wide`` shows it), and while the member is failed -- or has left
+and its Node's heartbeat is older than Kubernetes' node-monitor grace period (40 s):
+an agent that stops leaves gossip, but its pods keep running (KillMode=process), so a
+leave is an agent restart or upgrade until its heartbeat says otherwise:
 
 - the Ready condition is Unknown, reason NodeStatusUnknown ("Kubelet stopped posting
   node status."), as Kubernetes writes it;
@@ -24,11 +27,13 @@ pass, and passes come twice a second.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
+from nodeagent.coordinator.podutil import parse_time
 from nodeagent.objects.kinds import by_kind
 
 __all__ = ["ANNOTATION", "NodeLifecycle"]
@@ -41,14 +46,15 @@ assert NODES is not None and PODS is not None
 PREFIXES = (NODES.prefix(None),)
 ANNOTATION = "nodeagent.io/gossip"
 UNREACHABLE = "node.kubernetes.io/unreachable"
-GONE = ("failed", "left")
 PASS_S = 0.5
+GRACE_S = 40.0  # node-monitor-grace-period: a heartbeat older than this is stale
 
 
 class NodeLifecycle:
-    def __init__(self, objects: Any, members: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, objects: Any, members: Callable[[], dict[str, str]], *,
+                 clock: Callable[[], float] = time.time) -> None:
         """``members()``: gossip state by member name (alive, suspect, failed, left)."""
-        self.objects, self.members = objects, members
+        self.objects, self.members, self.clock = objects, members, clock
 
     async def sync(self) -> float | None:
         states = self.members()
@@ -63,6 +69,11 @@ class NodeLifecycle:
                 if exc.code not in (404, 409):  # gone, or changed under us: next pass
                     raise
         return PASS_S
+
+    def _stale(self, node: dict[str, Any]) -> bool:
+        ready = next((c for c in (node.get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Ready"), {})
+        return parse_time(ready.get("lastHeartbeatTime")) + GRACE_S < self.clock()
 
     async def _pods_not_ready(self, node: str) -> None:
         """Ready=False on every pod of a node that is gone, as Kubernetes' MarkPodsNotReady."""
@@ -91,7 +102,7 @@ class NodeLifecycle:
 
     async def _reflect(self, node: dict[str, Any], state: str) -> None:
         name = node["metadata"]["name"]
-        gone = state in GONE
+        gone = state == "failed" or (state == "left" and self._stale(node))
         annotations = dict(node["metadata"].get("annotations") or {})
         spec = dict(node.get("spec") or {})
         taints = [t for t in spec.get("taints") or [] if t.get("key") != UNREACHABLE]

@@ -184,3 +184,29 @@ async def test_the_coordinator_hands_out_pod_cidrs_and_keeps_configured_ones(tmp
         await small.sync()  # no block left: z waits, nothing breaks
         assert not (objects.get(NODES, None, "z").get("spec") or {}).get("podCIDR")
         nursery.cancel_scope.cancel()
+
+
+async def test_a_member_that_left_is_an_agent_restart_until_its_heartbeat_goes_stale(tmp_path):
+    """A stopped agent leaves gossip but its pods keep running: its Node stays Ready while
+    its heartbeat is fresh, and turns Unknown (tainted) once it is 40 s old."""
+    from nodeagent.api.objects import now_rfc3339
+    from nodeagent.coordinator.podutil import parse_time
+    store = LocalStore(str(tmp_path), fsync=False)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        objects = ObjectStore(store)
+        beat = now_rfc3339()
+        await objects.create(NODES, None, {"metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": beat}]}})
+        now = [parse_time(beat) + 5]
+        controller = NodeLifecycle(objects, lambda: {"n1": "left"}, clock=lambda: now[0])
+        await controller.sync()
+        n1 = objects.get(NODES, None, "n1")
+        assert n1["metadata"]["annotations"][ANNOTATION] == "left"
+        assert not n1["spec"].get("taints") and n1["status"]["conditions"][0]["status"] == "True"
+        now[0] += 40
+        await controller.sync()
+        n1 = objects.get(NODES, None, "n1")
+        assert {t["key"] for t in n1["spec"]["taints"]} == {UNREACHABLE}
+        assert n1["status"]["conditions"][0]["status"] == "Unknown"
+        nursery.cancel_scope.cancel()

@@ -397,6 +397,16 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         watcher = next(i for i in (1, 2, 3) if i != follower)
         until(lambda: members(watcher)[f"node{follower}"][0] == "left", 15,
               what="a stopped server seen leaving")
+        # node1, the seed with no seed of its own, restarted after leaving (which the
+        # others never reconnect to): it rejoins through the members it knew, not alone.
+        other = next(i for i in (2, 3) if i != follower)
+        if follower != 1:
+            procs[1].stop()
+            until(lambda: members(other)["node1"][0] == "left", 15, what="node1 left")
+        procs[1].start()
+        until(lambda: members(other)["node1"][0] == "alive" and
+              members(1).get(f"node{other}", ("",))[0] == "alive", 30,
+              what="node1 back among the others")
     finally:
         for p in procs.values():
             p.close()
