@@ -19,7 +19,6 @@ Usage: scripts/bench/cluster.py [--quick] [--out FILE]
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,10 +26,14 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import _common as c  # noqa: E402
+import pods as podbench  # noqa: E402  (its bare-runtime peer)
+import psutil  # noqa: E402
 import trio  # noqa: E402
 
 # The project's packages, not this folder's namesakes (bench/runtime.py is not runtime/).
-sys.path[:] = [str(c.ROOT)] + [p for p in sys.path if p and Path(p).resolve() != BENCH]
+sys.path[:] = [str(c.ROOT), str(c.ROOT / "tests" / "e2e")] + \
+    [p for p in sys.path if p and Path(p).resolve() != BENCH]
+from labcluster import LabCluster, until  # noqa: E402
 
 PEER_SCHED = "kube-scheduler (issue's figure, 100-300/s; not run here)"
 
@@ -133,9 +136,168 @@ def main() -> None:
     res.print_and_write(a.out)
 
 
-def lab_measures(res: c.Results, *, quick: bool) -> None:  # filled in below
-    subprocess.run([str(c.ROOT / "scripts" / "lab"), "down"], check=False,
-                   stdout=subprocess.DEVNULL)
+BURST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burst}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: burst}}
+  template:
+    metadata: {labels: {app: burst}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: kubia
+          image: kubia:latest
+          imagePullPolicy: IfNotPresent
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe: {httpGet: {port: http, path: /}, periodSeconds: 1}
+          resources: {requests: {cpu: 10m, memory: 8Mi}}
+"""
+NO_PEER = "none runs here (Kubernetes, Nomad)"
+
+
+def _agents(lab: LabCluster) -> list[psutil.Process]:
+    return [psutil.Process(lab.agent_pid(i)) for i in sorted(lab.addresses)]
+
+
+def _usage(procs: list[psutil.Process], seconds: float) -> tuple[float, float]:
+    """Mean CPU (% of a core) and mean RSS (MiB) per agent over ``seconds``."""
+    before = [p.cpu_times() for p in procs]
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    dt = time.monotonic() - t0
+    cpu = [(a.user + a.system - b.user - b.system) / dt * 100
+           for a, b in zip((p.cpu_times() for p in procs), before, strict=True)]
+    return sum(cpu) / len(cpu), sum(p.memory_info().rss for p in procs) / len(procs) / 2**20
+
+
+def _watch_ready(lab: LabCluster, selector: str, want: int, t0: float, timeout_s: float,
+                 exclude_node: str = "") -> dict[str, float]:
+    """Seconds from t0 to each pod's Ready, seen through one watch on a live node's API,
+    until ``want`` pods are Ready (none on ``exclude_node``)."""
+    import json as _json
+
+    import httpx
+    via = next(i for i in sorted(lab.addresses) if f"node{i}" != exclude_node)
+    ready_at: dict[str, float] = {}
+    with httpx.Client(base_url=lab.api(via), timeout=httpx.Timeout(10, read=timeout_s)) as h:
+        listing = h.get("/api/v1/namespaces/default/pods", params={"labelSelector": selector}).json()
+        for pod in listing["items"]:
+            if podbench.ready(pod) and pod["spec"].get("nodeName") != exclude_node and \
+                    not pod["metadata"].get("deletionTimestamp"):
+                ready_at[pod["metadata"]["name"]] = time.monotonic() - t0
+        if len(ready_at) >= want:
+            return ready_at
+        with h.stream("GET", "/api/v1/namespaces/default/pods", params={
+                "watch": "1", "labelSelector": selector,
+                "resourceVersion": listing["metadata"]["resourceVersion"]}) as resp:
+            for line in resp.iter_lines():
+                if len(ready_at) >= want or not line.strip():
+                    if len(ready_at) >= want:
+                        break
+                    continue
+                ev = _json.loads(line)
+                pod, name = ev["object"], ev["object"]["metadata"]["name"]
+                live = ev["type"] != "DELETED" and not pod["metadata"].get("deletionTimestamp")
+                if live and podbench.ready(pod) and pod["spec"].get("nodeName") != exclude_node:
+                    ready_at.setdefault(name, time.monotonic() - t0)
+                else:
+                    ready_at.pop(name, None)
+                if len(ready_at) >= want:
+                    break
+                if time.monotonic() - t0 > timeout_s:
+                    raise SystemExit(f"only {len(ready_at)} of {want} pods Ready in {timeout_s} s")
+    return ready_at
+
+
+def lab_measures(res: c.Results, *, quick: bool) -> None:
+    import uuid
+    burst, kills, idle_s = (45, 3, 5.0) if quick else (90, 5, 10.0)
+    lab = LabCluster(Path(c.tempdir("bench-clusterlab-")), prefix=f"nbc{uuid.uuid4().hex[:4]}",
+                     subnet="192.168.220.0/24")
+    peer = None
+    try:
+        lab.up()
+        time.sleep(2)
+        cpu, rss = _usage(_agents(lab), idle_s)
+        res.add("3 lab nodes, idle: CPU per agent", "% core", cpu, None, higher_is_better=False,
+                n=3, peer_name=NO_PEER)
+        res.add("3 lab nodes, idle: RSS per agent", "MiB", rss, None, higher_is_better=False,
+                n=3, peer_name=NO_PEER)
+
+        # Failover: kill -9 of the leader's agent -> a survivor leads (and so coordinates).
+        times = []
+        for _ in range(kills):
+            old = lab.leader()
+            survivors = set(lab.addresses) - {old}
+            t0 = time.monotonic()
+            os.kill(lab.agent_pid(old), 9)
+            until(lambda s=survivors: lab.leader(s), 30, "a new leader", every_s=0.01)
+            times.append(time.monotonic() - t0)
+            lab.up()
+        res.add(f"kill -9 of the leader's agent -> new leader and coordinator, median of {kills}",
+                "s", c.median(times), None, higher_is_better=False, n=kills, peer_name=NO_PEER,
+                target="<= 1 s", runs=[round(t, 3) for t in times])
+
+        # A burst of pods over the three nodes, and the agents while they start them.
+        t0 = time.monotonic()
+        lab.nodectl("apply", "-f", "-", stdin=BURST % burst)
+        procs = _agents(lab)
+        for p in procs:
+            p.cpu_percent()
+        ours = _watch_ready(lab, "app=burst", burst, t0, 300)
+        busy = [p.cpu_percent() for p in procs]
+        rss_busy = sum(p.memory_info().rss for p in procs) / len(procs) / 2**20
+        total = max(ours.values())
+        peer = podbench.BareRuntime(os.path.join(lab.dir, "node1", "images"))
+        started = podbench.concurrently(peer.start_and_wait, [f"peer-{i}" for i in range(burst)],
+                                        [c.free_port() for _ in range(burst)])
+        peer_total = max(started.values())
+        peer.remove_all()
+        name = f"{burst} pods at once over 3 nodes (Deployment)"
+        peer_name = f"bare runtime, {burst} same containers on one node"
+        res.add(f"{name}: all Ready", "s", total, peer_total, higher_is_better=False, n=1,
+                peer_name=peer_name)
+        for q in (50, 99):
+            res.add(f"{name}: pod start p{q}", "s", c.percentile(list(ours.values()), q),
+                    c.percentile(list(started.values()), q), higher_is_better=False, n=burst,
+                    peer_name=peer_name)
+        res.add(f"{name}: CPU per agent while starting", "% core", sum(busy) / len(busy), None,
+                higher_is_better=False, n=3, peer_name=NO_PEER)
+        res.add(f"{name}: RSS per agent after", "MiB", rss_busy, None, higher_is_better=False,
+                n=3, peer_name=NO_PEER)
+        cpu, rss = _usage(_agents(lab), idle_s)
+        res.add(f"{burst} pods running (probes every 1 s): CPU per agent", "% core", cpu, None,
+                higher_is_better=False, n=3, peer_name=NO_PEER)
+
+        # A node dies: NotReady, then its pods replaced on the others.
+        victim = max(lab.addresses)
+        on_victim = sum(1 for p in lab.pods("app=burst") if p["spec"]["nodeName"] == f"node{victim}")
+        t0 = time.monotonic()
+        lab.lab("kill", f"node{victim}")
+        others = set(lab.addresses) - {victim}
+        via = min(others)
+        until(lambda: victim not in {int(n["metadata"]["name"][4:]) for n in lab.get(
+            "/api/v1/nodes", via)["items"] if any(c_["type"] == "Ready" and c_["status"] == "True"
+                                                  for c_ in n["status"]["conditions"])},
+              30, "NotReady", every_s=0.05)
+        not_ready = time.monotonic() - t0
+        replaced = _watch_ready(lab, "app=burst", burst, t0, 300, exclude_node=f"node{victim}")
+        res.add("node killed -> NotReady", "s", not_ready, None, higher_is_better=False, n=1,
+                peer_name=NO_PEER, target="<= 5 s")
+        res.add(f"node killed -> its {on_victim} pods replaced and Ready elsewhere "
+                "(eviction after 30 s, the default here)", "s", max(replaced.values()), None,
+                higher_is_better=False, n=1, peer_name="Kubernetes' defaults: 40 s + 300 s "
+                "(not run here)")
+    finally:
+        if peer is not None:
+            peer.close()
+        try:
+            lab.down()
+        except AssertionError as exc:
+            print(exc, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,8 +55,7 @@ class LabCluster:
 
     def up(self) -> None:
         self.lab("up", str(self.n))
-        until(lambda: self.leader(), 60, "a Raft leader")
-        until(lambda: self.ready_nodes() == set(range(1, self.n + 1)), 60, "every node Ready")
+        until(self.settled, 60, "every agent up, one leader, every node Ready")
 
     def down(self) -> None:
         self.lab("down")
@@ -67,10 +67,10 @@ class LabCluster:
         return int((self.dir / f"node{i}" / "pid").read_text())
 
     def agent_alive(self, i: int) -> bool:
+        """Running and not a zombie (a killed agent waits for PID 1 to reap it)."""
         try:
-            os.kill(self.agent_pid(i), 0)
-            return True
-        except (OSError, ValueError):
+            return psutil.Process(self.agent_pid(i)).status() != psutil.STATUS_ZOMBIE
+        except (psutil.Error, OSError, ValueError):
             return False
 
     def stop_agent(self, i: int, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
@@ -110,6 +110,13 @@ class LabCluster:
         """Every node that says it leads, whatever its term (two would be a split brain
         only in the same term)."""
         return [i for i in self.addresses if (st := self.raft(i)) and st["role"] == "leader"]
+
+    def settled(self) -> bool:
+        """Every agent answers, every server follows the same leader, every node Ready."""
+        states = [self.raft(i) for i in self.addresses]
+        leaders = {st.get("leader") for st in states if st}
+        return None not in states and len(leaders) == 1 and 0 not in leaders and \
+            self.ready_nodes() == set(self.addresses)
 
     def ready_nodes(self) -> set[int]:
         out = set()

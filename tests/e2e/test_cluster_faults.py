@@ -47,6 +47,7 @@ spec:
       containers:
         - name: kubia
           image: kubia:latest
+          imagePullPolicy: IfNotPresent
           ports: [{name: http, containerPort: 8080}]
           readinessProbe: {httpGet: {port: http, path: /}, periodSeconds: 1}
           resources: {requests: {cpu: 50m, memory: 32Mi}}
@@ -79,9 +80,7 @@ def lab(tmp_path_factory):
 
 def healthy(lab: LabCluster) -> None:
     """Every agent up, every node Ready, one leader, 3 kubia pods Ready and no other."""
-    lab.lab("up", str(lab.n))
-    until(lambda: lab.ready_nodes() == {1, 2, 3}, 60, "every node Ready")
-    until(lambda: lab.leader(), 30, "a leader")
+    lab.up()
     until(lambda: len(lab.ready_pods()) == 3 and len(lab.pods()) == 3, 120,
           "3 kubia pods, all Ready, none terminating")
 
@@ -144,9 +143,7 @@ def test_restarting_every_agent_one_by_one_drops_no_request(lab):
     with Client(f"http://{lab.addresses[1]}:30080/") as client:
         for i in (1, 2, 3):
             lab.stop_agent(i)  # SIGTERM: a leader hands over first
-            lab.lab("up", str(lab.n))
-            until(lambda: lab.ready_nodes() == {1, 2, 3}, 60, f"node{i} Ready again")
-            until(lambda: lab.leader(), 30, "a leader")
+            lab.up()
         time.sleep(1.0)
     assert client.ok > 0 and not client.failures, client.failures
     assert snapshot(lab) == before  # no container restarted, no pod replaced
