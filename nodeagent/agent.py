@@ -91,14 +91,13 @@ async def run_agent(cfg: AgentConfig, *,
                                             request_timeout_s=cfg.request_timeout_s))
         if membership is not None:
             membership.announce(_reachable(addrs[0], addresses))
-        members = membership.states if membership is not None else None
         if isinstance(store, RaftStore):
             if cfg.raft_bootstrap_expect:
                 nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
                                    cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
-            await nursery.start(_lead, store, objects, partial(_coordinator, cfg, members))
+            await nursery.start(_lead, store, objects, partial(_coordinator, cfg, membership))
         elif isinstance(store, LocalStore) and cfg.coordinator:
-            await nursery.start(_coordinator(cfg, members), objects)
+            await nursery.start(_coordinator(cfg, membership), objects)
         if cfg.launcher_socket:
             await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)
         if cfg.proxy:
@@ -164,9 +163,12 @@ async def _lead(store: RaftStore, objects: ObjectStore,
         log.info("raft leadership lost: coordinator stopped")
 
 
-def _coordinator(cfg: AgentConfig, members: Callable[[], dict[str, str]] | None
+def _coordinator(cfg: AgentConfig, membership: Membership | None
                  ) -> Callable[..., Awaitable[None]]:
-    return partial(run_coordinator, members=members, cluster_cidr=cfg.cluster_cidr,
+    members = membership.states if membership is not None else None
+    changed = membership.wait_changed if membership is not None else None
+    return partial(run_coordinator, members=members, members_changed=changed,
+                   cluster_cidr=cfg.cluster_cidr,
                    node_cidr_mask=cfg.node_cidr_mask,
                    unreachable_toleration_s=cfg.unreachable_toleration_s)
 

@@ -85,7 +85,7 @@ class Membership:
         self.node = GossipNode(profile[cfg.gossip_profile](), cfg.name, (host, port),
                                advertise=advertise, meta=self.meta.encode(),
                                keyring=self._load_keyring(), rng=random.Random())
-        self.changed = trio.Event()  # replaced whenever the servers known change
+        self.changed = trio.Event()  # set and replaced on every gossip event
 
     def _load_keyring(self) -> Keyring | None:
         """The keyring saved by an earlier run (rotations survive restarts), else the
@@ -124,6 +124,10 @@ class Membership:
                              ev.user.ltime, ev.user.payload[:64])
                 self.changed.set()
                 self.changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Return when gossip's view of the members changes next."""
+        await self.changed.wait()
 
     # --- the members known, kept for the next start (serf's snapshot) ------------------
 

@@ -30,8 +30,17 @@ Sync = Callable[[], Awaitable[float | None]]
 
 async def reconcile(name: str, store: Any, prefixes: Sequence[str], sync: Sync, *,
                     resync_s: float = 30.0, coalesce_s: float = 0.02, retry_max_s: float = 10.0,
+                    wake: Callable[[], Awaitable[None]] | None = None,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """``wake``: something else to pass on besides the store (it returns when that
+    changed: gossip's member states for the node lifecycle)."""
     changed = trio.Event()
+
+    async def woken() -> None:
+        assert wake is not None
+        while True:
+            await wake()
+            changed.set()
 
     async def follow(prefix: str) -> None:
         while True:
@@ -46,6 +55,8 @@ async def reconcile(name: str, store: Any, prefixes: Sequence[str], sync: Sync, 
     async with trio.open_nursery() as nursery:
         for prefix in prefixes:
             nursery.start_soon(follow, prefix)
+        if wake is not None:
+            nursery.start_soon(woken)
         backoff = 0.05
         first = True
         while True:

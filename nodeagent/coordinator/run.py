@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -34,11 +34,13 @@ log = logging.getLogger("nodeagent.coordinator")
 
 
 async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]] | None = None,
+                          members_changed: Callable[[], Awaitable[None]] | None = None,
                           cluster_cidr: str = "", node_cidr_mask: int = 24,
                           unreachable_toleration_s: float = 30.0,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """``members``: gossip's member states by name, when the agents gossip (the node
-    lifecycle controller needs them); ``cluster_cidr``: the pod network that Nodes get
+    lifecycle controller needs them; ``members_changed`` returns when they change);
+    ``cluster_cidr``: the pod network that Nodes get
     their blocks of (none handed out without it)."""
     store = objects.store
     async with trio.open_nursery() as nursery:
@@ -60,11 +62,14 @@ async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]]
         if cluster_cidr:
             loops.append(("node-ipam", nodeipam.PREFIXES,
                           nodeipam.NodeIpam(objects, cluster_cidr, node_cidr_mask), 0.02))
-        if members is not None:
-            loops.append(("node-lifecycle", nodelifecycle.PREFIXES,
-                          nodelifecycle.NodeLifecycle(objects, members), 0.02))
         for name, prefixes, controller, coalesce_s in loops:
             await nursery.start(functools.partial(reconcile, coalesce_s=coalesce_s),
                                 name, store, prefixes, controller.sync)
-        log.info("coordinator running controllers=%s", ",".join(["namespace"] + [n for n, *_ in loops]))
+        names = ["namespace"] + [n for n, *_ in loops]
+        if members is not None:  # woken by gossip as well as by the Nodes
+            await nursery.start(functools.partial(reconcile, coalesce_s=0.0, wake=members_changed),
+                                "node-lifecycle", store, nodelifecycle.PREFIXES,
+                                nodelifecycle.NodeLifecycle(objects, members).sync)
+            names.append("node-lifecycle")
+        log.info("coordinator running controllers=%s", ",".join(names))
         task_status.started()
