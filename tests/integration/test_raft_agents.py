@@ -467,3 +467,62 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
     finally:
         for p in procs.values():
             p.close()
+
+
+def test_watches_go_on_across_a_leader_change_resuming_from_their_resource_version(agents):
+    """A client watching through the leader's API, whose leader is then killed, starts the
+    watch again on another agent from the last resourceVersion it saw (what kubectl and
+    informers do): it gets every change since, once each, in order, though a new leader
+    committed some of them; and a watch on a follower's API is not even interrupted."""
+    import json
+    import threading
+    until(lambda: httpx.get(f"{agents[1].url}/api/v1/namespaces/default", timeout=5)
+          .status_code == 200, what="the default namespace")
+    leader = until(lambda: leader_of(agents), what="a leader")
+    follower = next(i for i in agents if i != leader)
+    rv = httpx.get(f"{agents[leader].url}/api/v1/namespaces/default/configmaps",
+                   timeout=10).json()["metadata"]["resourceVersion"]
+    seen: dict[str, list[str]] = {"leader": [], "follower": []}
+    last_rv = {"leader": rv}
+
+    def watch(who: str, url: str, since: str) -> None:
+        try:
+            with httpx.stream("GET", f"{url}/api/v1/namespaces/default/configmaps",
+                              params={"watch": "1", "resourceVersion": since},
+                              timeout=httpx.Timeout(10, read=30)) as resp:
+                for line in resp.iter_lines():
+                    if line.strip():
+                        ev = json.loads(line)
+                        seen[who].append(ev["object"]["metadata"]["name"])
+                        last_rv[who] = ev["object"]["metadata"]["resourceVersion"]
+                        if len(seen[who]) == 20:
+                            return
+        except httpx.HTTPError:
+            return  # the agent died under the watch
+    on_follower = threading.Thread(target=watch, args=("follower", agents[follower].url, rv))
+    on_leader = threading.Thread(target=watch, args=("leader", agents[leader].url, rv))
+    on_follower.start()
+    on_leader.start()
+
+    def create(i: int, name: str) -> bool:
+        r = httpx.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=5,
+                       json={"metadata": {"name": name}})
+        return r.status_code == 201
+    for n in range(10):
+        until(lambda n=n: create(follower, f"cm-{n:02d}"), what=f"write {n}")
+    until(lambda: len(seen["leader"]) == 10, what="the leader's watch to see 10")
+    agents[leader].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    agents[leader].proc.wait()  # type: ignore[union-attr]
+    on_leader.join(30)
+    for n in range(10, 20):
+        until(lambda n=n: create(follower, f"cm-{n:02d}"), what=f"write {n} after the kill")
+    # Resume where the dead agent's watch stopped, on another agent.
+    other = next(i for i in agents if i not in (leader, follower))
+    resumed = threading.Thread(target=watch, args=("leader", agents[other].url,
+                                                   last_rv["leader"]))
+    resumed.start()
+    resumed.join(30)
+    on_follower.join(30)
+    wanted = [f"cm-{n:02d}" for n in range(20)]
+    assert seen["leader"] == wanted, seen["leader"]
+    assert seen["follower"] == wanted, seen["follower"]
