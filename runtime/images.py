@@ -424,6 +424,11 @@ def _safe_path(root: str, name: str) -> str:
     return path
 
 
+# Paths are checked above (_safe_path), so tarfile's own filter (3.11.4+; Debian 12 has
+# 3.11.2) is told to trust the member; without that keyword, trusting is what it does.
+_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+
+
 def _extract(tar: tarfile.TarFile, root: str, whiteouts: bool = True) -> None:
     """Extract a layer safely: no escaping paths or links; whiteouts in overlayfs form."""
     root = os.path.realpath(root)
@@ -448,4 +453,4 @@ def _extract(tar: tarfile.TarFile, root: str, whiteouts: bool = True) -> None:
         # and _safe_path refuses to write through one while unpacking.
         if os.path.lexists(target) and not os.path.isdir(target):
             os.unlink(target)
-        tar.extract(member, root, set_attrs=True, numeric_owner=True, filter="fully_trusted")
+        tar.extract(member, root, set_attrs=True, numeric_owner=True, **_TRUSTED)

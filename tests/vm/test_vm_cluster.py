@@ -1,0 +1,129 @@
+"""Three real Debian 12 VMs (scripts/vmlab: qemu, KVM where it works, else software
+emulation), each running the agent under systemd as scripts/install sets it up: the
+cluster forms, kubia answers through every VM's NodePort from the host side of the lab
+bridge, the cgroup v2 driver enforces a memory limit and reports OOMKilled, and a VM
+powered off goes NotReady and its pods are replaced on the others.
+
+Run by `scripts/vmlab test`, which boots the VMs, runs this inside the lab's network
+namespace and takes them down: about 10 minutes under emulation, so not in scripts/test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VMLAB_DIR = Path(os.environ.get("VMLAB_DIR", "/var/lib/nodeagent-vmlab"))
+API = "http://192.168.56.11:6443"
+pytestmark = pytest.mark.skipif(not (VMLAB_DIR / "vm1" / "qemu.pid").exists(),
+                                reason="no VM lab running: scripts/vmlab test starts one")
+
+
+def until(check: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+        except (httpx.HTTPError, KeyError, ValueError):
+            result = None
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s: {what}"
+        time.sleep(1)
+
+
+def get(path: str, api: str = API) -> Any:
+    r = httpx.get(api + path, timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def ready_nodes(api: str = API) -> set[str]:
+    return {n["metadata"]["name"] for n in get("/api/v1/nodes", api)["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])}
+
+
+def nodectl(*args: str, stdin: str | None = None) -> str:
+    p = subprocess.run([str(ROOT / ".venv" / "bin" / "nodectl"), "--server", API, *args],
+                       input=stdin, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def kubia_ready(exclude: str = "") -> list[dict[str, Any]]:
+    return [p for p in get("/api/v1/namespaces/default/pods?labelSelector=app=kubia")["items"]
+            if not p["metadata"].get("deletionTimestamp") and p["spec"].get("nodeName") != exclude
+            and any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in p["status"].get("conditions") or [])]
+
+
+def test_three_vms_form_a_cluster_with_systemd_running_the_agent():
+    until(lambda: ready_nodes() == {"node1", "node2", "node3"}, 600, "3 Ready nodes")
+    nodes = get("/api/v1/nodes")["items"]
+    host_kernel = os.uname().release
+    for n in nodes:  # the guests' own Debian kernel, not this machine's
+        info = n["status"]["nodeInfo"]
+        assert info["osImage"].startswith("Debian GNU/Linux 12") and info["kernelVersion"] != host_kernel
+    leaders = [i for i in (1, 2, 3) if get("/raft", f"http://192.168.56.1{i}:6443")["role"] == "leader"]
+    assert len(leaders) == 1
+
+
+def test_kubia_answers_through_every_vms_nodeport():
+    nodectl("apply", "-f", str(ROOT / "examples"))
+    pods = until(lambda: (lambda r: r if len(r) == 3 else None)(kubia_ready()), 600,
+                 "3 kubia pods Ready")
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3  # one per VM
+    names = {p["metadata"]["name"] for p in pods}
+    for i in (1, 2, 3):
+        seen = {httpx.get(f"http://192.168.56.1{i}:30080/", timeout=10).text.split()[-1]
+                for _ in range(6)}
+        assert seen <= names and seen, seen
+
+
+OOM = """
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: hog
+      image: busybox:latest
+      imagePullPolicy: IfNotPresent
+      command: ["sh", "-c", "head -c 200m /dev/zero | tail"]
+      resources: {limits: {memory: 32Mi}}
+"""
+
+
+def test_the_cgroup_v2_driver_enforces_a_memory_limit_and_reports_oomkilled():
+    nodectl("apply", "-f", "-", stdin=OOM)
+
+    def terminated() -> dict[str, Any] | None:
+        pod = get("/api/v1/namespaces/default/pods/hog")
+        for st in pod["status"].get("containerStatuses") or []:
+            if "terminated" in st.get("state", {}):
+                return st["state"]["terminated"]
+        return None
+    term = until(terminated, 300, "the hog to be stopped")
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137, term
+    assert get("/api/v1/namespaces/default/pods/hog")["status"]["phase"] == "Failed"
+
+
+def test_a_vm_powered_off_goes_not_ready_and_its_pods_are_replaced():
+    pods = kubia_ready()
+    victim = next(p["spec"]["nodeName"] for p in pods if p["spec"]["nodeName"] != "node1")
+    i = int(victim[4:])
+    os.kill(int((VMLAB_DIR / f"vm{i}" / "qemu.pid").read_text()), signal.SIGKILL)
+    t0 = time.monotonic()
+    until(lambda: victim not in ready_nodes(), 120, f"{victim} NotReady")
+    print(f"\n{victim} NotReady {time.monotonic() - t0:.1f} s after its VM was powered off")
+    until(lambda: len(kubia_ready(exclude=victim)) == 3, 600, "3 Ready pods on the other VMs")
+    print(f"replaced {time.monotonic() - t0:.1f} s after")
