@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from serialshell import run as guest
 
 ROOT = Path(__file__).resolve().parents[2]
 VMLAB_DIR = Path(os.environ.get("VMLAB_DIR", "/var/lib/nodeagent-vmlab"))
@@ -82,7 +83,9 @@ def test_kubia_answers_through_every_vms_nodeport():
                  "3 kubia pods Ready")
     assert len({p["spec"]["nodeName"] for p in pods}) == 3  # one per VM
     names = {p["metadata"]["name"] for p in pods}
-    for i in (1, 2, 3):
+    for i in (1, 2, 3):  # each node's rules follow the endpoints a moment later
+        until(lambda i=i: httpx.get(f"http://192.168.56.1{i}:30080/", timeout=10).is_success,
+              120, f"node{i}'s NodePort")
         seen = {httpx.get(f"http://192.168.56.1{i}:30080/", timeout=10).text.split()[-1]
                 for _ in range(6)}
         assert seen <= names and seen, seen
@@ -115,6 +118,79 @@ def test_the_cgroup_v2_driver_enforces_a_memory_limit_and_reports_oomkilled():
     term = until(terminated, 300, "the hog to be stopped")
     assert term["reason"] == "OOMKilled" and term["exitCode"] == 137, term
     assert get("/api/v1/namespaces/default/pods/hog")["status"]["phase"] == "Failed"
+
+
+def sh(i: int, command: str) -> str:
+    return guest(str(VMLAB_DIR / f"vm{i}" / "console.sock"), command, timeout_s=300)
+
+
+def unit(i: int) -> dict[str, str]:
+    out = sh(i, "systemctl show -p MainPID -p NRestarts -p ActiveState nodeagent")
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def pods_on(node: str) -> dict[str, tuple[int, str]]:
+    """uid -> (restarts, started at) of the kubia pods on the node."""
+    out = {}
+    for p in kubia_ready():
+        if p["spec"]["nodeName"] == node:
+            st = p["status"]["containerStatuses"][0]
+            out[p["metadata"]["uid"]] = (st["restartCount"], st["state"]["running"]["startedAt"])
+    return out
+
+
+def test_an_agent_restart_by_systemd_keeps_the_pods_running():
+    """KillMode=process: systemd stops the agent, not its launcher and pods."""
+    before_unit, before_pods = unit(1), pods_on("node1")
+    assert before_unit["ActiveState"] == "active" and before_pods
+    sh(1, "systemctl restart nodeagent")
+    after = until(lambda: (lambda u: u if u["ActiveState"] == "active" and
+                           u["MainPID"] != before_unit["MainPID"] else None)(unit(1)),
+                  300, "the agent restarted")
+    until(lambda: "node1" in ready_nodes(), 300, "node1 Ready again")
+    assert pods_on("node1") == before_pods  # same pods, no restart, same start time
+    assert after["MainPID"] != before_unit["MainPID"]
+
+
+STEADY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: steady}
+spec:
+  nodeSelector: {kubernetes.io/hostname: node1}
+  tolerations:  # stays bound while its node's agent is away (not evicted after 30 s)
+    - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute,
+       tolerationSeconds: 900}
+  containers:
+    - {name: sleep, image: busybox:latest, imagePullPolicy: IfNotPresent,
+       command: [sleep, "100000"]}
+"""
+
+
+def steady() -> tuple[str, int, str] | None:
+    pod = get("/api/v1/namespaces/default/pods/steady")
+    st = (pod["status"].get("containerStatuses") or [{}])[0]
+    if "running" not in st.get("state", {}):
+        return None
+    return pod["metadata"]["uid"], st["restartCount"], st["state"]["running"]["startedAt"]
+
+
+def test_a_wedged_agent_is_restarted_by_the_watchdog_and_its_pods_keep_running():
+    """WatchdogSec=30s: an agent that stops answering (SIGSTOP) is killed and restarted by
+    systemd (Restart=on-failure); its pods keep running (KillMode=process).  The pod
+    tolerates the unreachable taint, as it would otherwise be evicted while the agent is
+    away that long."""
+    nodectl("apply", "-f", "-", stdin=STEADY)
+    before_pod = until(steady, 300, "the steady pod running")
+    before_unit = unit(1)
+    sh(1, "systemctl kill --kill-whom=main -s SIGSTOP nodeagent")
+    after = until(lambda: (lambda u: u if u["ActiveState"] == "active" and
+                           int(u["NRestarts"]) > int(before_unit["NRestarts"]) else None)(unit(1)),
+                  300, "systemd to restart the wedged agent")
+    assert after["MainPID"] != before_unit["MainPID"]
+    assert "Failed with result 'watchdog'" in sh(1, "journalctl -u nodeagent --no-pager | tail -50")
+    until(lambda: "node1" in ready_nodes(), 300, "node1 Ready again")
+    assert until(steady, 300, "the steady pod seen running again") == before_pod
 
 
 def test_a_vm_powered_off_goes_not_ready_and_its_pods_are_replaced():
