@@ -252,7 +252,7 @@ class Launcher:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.socket_path)
         os.chmod(self.socket_path, 0o600)
-        listener.listen(64)
+        listener.listen(1024)  # bursts: a client per pod being started at once
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -861,7 +861,15 @@ class LauncherClient:
     def __init__(self, socket_path: str, timeout_s: float | None = 30.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout_s)
-        self.sock.connect(socket_path)
+        deadline = time.monotonic() + (timeout_s or 30.0)
+        while True:
+            try:
+                self.sock.connect(socket_path)
+                break
+            except BlockingIOError:  # the launcher's backlog is full: it is accepting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
         self._buf = b""
 
     def close(self) -> None:
