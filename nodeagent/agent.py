@@ -95,7 +95,7 @@ async def run_agent(cfg: AgentConfig, *,
             if cfg.raft_bootstrap_expect:
                 nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
                                    cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
-            await nursery.start(_lead, store, objects, partial(_coordinator, cfg, membership))
+            await nursery.start(_lead, store, objects, _coordinator(cfg, membership))
         elif isinstance(store, LocalStore) and cfg.coordinator:
             await nursery.start(_coordinator(cfg, membership), objects)
         if cfg.launcher_socket:
@@ -135,7 +135,7 @@ def _store(cfg: AgentConfig) -> Store:
 
 
 async def _lead(store: RaftStore, objects: ObjectStore,
-                coordinator: Callable[[], Callable[..., Awaitable[None]]], *,
+                coordinator: Callable[..., Awaitable[None]], *,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The coordinator runs while this server is the Raft leader, under a cancel scope
     that leadership's end cancels (DESIGN: leadership is a cancel scope)."""
@@ -159,7 +159,7 @@ async def _lead(store: RaftStore, objects: ObjectStore,
                     if exc.code != 503:
                         raise
                     await trio.sleep(0.1)
-            await nursery.start(coordinator(), objects)
+            await nursery.start(coordinator, objects)
         log.info("raft leadership lost: coordinator stopped")
 
 
@@ -183,7 +183,8 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
                             pod_cidr=cfg.pod_cidr, reserved_cpu_m=cfg.reserved_cpu_m,
                             reserved_memory=cfg.reserved_memory_mib * 1024 * 1024)
     cidr = cfg.pod_cidr
-    if cfg.cluster_cidr and not cidr:
+    registered_first = bool(cfg.cluster_cidr and not cidr)
+    if registered_first:
         await nursery.start(reporter.run)
         cidr = await _assigned_cidr(objects, cfg.name)
     pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr)
@@ -192,7 +193,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     app.exec, app.metrics = pods.exec, usage
     await nursery.start(pods.run)
     await nursery.start(usage.run)
-    if not reporter.running:
+    if not registered_first:
         await nursery.start(reporter.run)
     if cfg.cluster_cidr and cidr:
         from nodeagent import noderoutes  # pyroute2: only for nodes that route

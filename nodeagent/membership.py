@@ -116,7 +116,8 @@ class Membership:
             task_status.started()
             saved = set(self._load_peers())
             async for ev in events:
-                saved = self._save_peers(saved)
+                if ev.kind != "user":  # a member came, went or moved
+                    saved = self._save_peers(saved)
                 if ev.kind == "user" and ev.user is not None and ev.user.name == KEY_EVENT:
                     self._key_event(ev.user.payload)
                 elif ev.kind == "user" and ev.user is not None:

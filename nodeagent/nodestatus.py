@@ -123,7 +123,6 @@ class NodeReporter:
                        "kubernetes.io/arch": _arch(), **(labels or {})}
         self.reservations = reservations
         self.pod_cidr = pod_cidr  # configured on the agent; else the coordinator gives one
-        self.running = False
 
     async def report(self) -> dict[str, Any]:
         """Create or refresh the Node; conditions keep their transition times."""
@@ -171,7 +170,6 @@ class NodeReporter:
                     raise
                 log.info("node not registered yet (%s); retrying", exc.message)
                 await trio.sleep(1.0 if exc.code == 503 else 0.1)
-        self.running = True
         task_status.started()
         while True:
             await trio.sleep(self.heartbeat_s)

@@ -33,7 +33,7 @@ from typing import Any
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import parse_time
+from nodeagent.coordinator.podutil import condition, parse_time
 from nodeagent.objects.kinds import by_kind
 
 __all__ = ["ANNOTATION", "NodeLifecycle"]
@@ -71,8 +71,7 @@ class NodeLifecycle:
         return PASS_S
 
     def _stale(self, node: dict[str, Any]) -> bool:
-        ready = next((c for c in (node.get("status") or {}).get("conditions") or []
-                      if c.get("type") == "Ready"), {})
+        ready = condition(node, "Ready") or {}
         return parse_time(ready.get("lastHeartbeatTime")) + GRACE_S < self.clock()
 
     async def _pods_not_ready(self, node: str) -> None:
