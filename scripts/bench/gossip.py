@@ -166,6 +166,9 @@ class SerfRPC:
 class Serf(System):
     name = "serf"
 
+    def __init__(self, profile: str = "lan") -> None:
+        self.profile = profile  # serf's -profile: lan (its default), wan or local
+
     def start(self, n: int) -> None:
         binary = c.ensure_apt("serf", "serf")
         work = c.tempdir("bench-gossip-serf-")
@@ -173,7 +176,8 @@ class Serf(System):
         for i in range(n):
             port, rpc = c.free_port(), c.free_port()
             proc = c.spawn([binary, "agent", f"-node=m{i}", f"-bind=127.0.0.1:{port}",
-                            f"-rpc-addr=127.0.0.1:{rpc}", "-log-level=warn"],
+                            f"-rpc-addr=127.0.0.1:{rpc}", f"-profile={self.profile}",
+                            "-log-level=warn"],
                            os.path.join(work, f"m{i}.log"))
             self.members.append(Member(f"m{i}", proc, port))
             self.rpc.append(rpc)

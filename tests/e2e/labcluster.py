@@ -88,7 +88,7 @@ class LabCluster:
                     return r.json()
             except httpx.HTTPError:
                 continue
-        raise AssertionError(f"no node answered GET {path}")
+        raise ConnectionError(f"no node answered GET {path}")  # until() tries again
 
     def raft(self, i: int) -> dict[str, Any] | None:
         try:
