@@ -374,9 +374,10 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
             assert out.returncode == 0, out.stderr
             rows = [ln.split() for ln in out.stdout.splitlines()[1:]]
             return {row[0]: (row[2], row[3]) for row in rows}
-        until(lambda: members() == {"node1": ("alive", "server"), "node2": ("alive", "server"),
-                                    "node3": ("alive", "server"), "client": ("alive", "client")},
-              what="four members alive")
+        four = {"node1": ("alive", "server"), "node2": ("alive", "server"),
+                "node3": ("alive", "server"), "client": ("alive", "client")}
+        # Both views asked below: node2 may hear of the client a moment after node1.
+        until(lambda: members() == four and members(2) == four, what="four members alive")
         rows = {m["name"]: m for m in httpx.get(f"{procs[2].url}/gossip/members",
                                                   timeout=10).json()["members"]}
         assert rows["client"]["labels"] == {"zone": "a", "disk": "ssd"}
