@@ -343,24 +343,29 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
 
 # python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists (a slow answer
 # on this busy 2-core machine is not a failure: 15 s each); then print
-# "ok N failed M" and the first failures.
+# "ok N failed M" and the first failures, each with when it began, how far it got (connect,
+# send, answer) and the node's conntrack entry and neighbour table at the failure.
 HAMMER = ("import http.client, os, subprocess, sys, time, urllib.parse\n"
           "url = urllib.parse.urlsplit(sys.argv[1])\n"
           "ok, failed = 0, []\n"
+          "def stamp(t):\n"
+          "    return time.strftime('%H:%M:%S', time.gmtime(t)) + f'.{int(t * 1000) % 1000:03d}'\n"
           "while not os.path.exists(sys.argv[2]):\n"
           "    c = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=15)\n"
-          "    port = None\n"
+          "    port, began, phase = None, time.time(), 'connect'\n"
           "    try:\n"
           "        c.connect()\n"
-          "        port = c.sock.getsockname()[1]\n"
+          "        port, phase = c.sock.getsockname()[1], 'send'\n"
           "        c.request('GET', '/')\n"
+          "        phase = 'answer'\n"
           "        c.getresponse().read()\n"
           "        ok += 1\n"
           "    except Exception as e:\n"
           "        ct = subprocess.run(['conntrack', '-L', '-p', 'tcp', '--sport', str(port)],\n"
           "                            capture_output=True, text=True).stdout if port else ''\n"
-          "        failed.append(f'{time.strftime(\"%H:%M:%S\", time.gmtime())}.'\n"
-          "                      f'{int(time.time() * 1000) % 1000:03d}: {e!r} port={port} {ct}')\n"
+          "        neigh = subprocess.run(['ip', 'neigh'], capture_output=True, text=True).stdout\n"
+          "        failed.append(f'began {stamp(began)} failed {stamp(time.time())} at {phase}: {e!r} '\n"
+          "                      f'port={port} conntrack={ct!r} neigh={neigh!r}')\n"
           "    finally:\n"
           "        c.close()\n"
           "print('ok', ok, 'failed', len(failed), failed[:5])\n")
