@@ -98,14 +98,20 @@ async def run_agent(cfg: AgentConfig, *,
             await nursery.start(_lead, store, objects, _coordinator(cfg, membership))
         elif isinstance(store, LocalStore) and cfg.coordinator:
             await nursery.start(_coordinator(cfg, membership), objects)
+        # Started, for systemd, once the API serves: the pods wait for the cluster (a pod
+        # CIDR from its coordinator), and a server booting while the others are still down
+        # must not be killed for a start timeout (etcd's long-standing trap with Type=notify).
+        serving = f"serving API on {','.join(addrs)}"
+        sd_notify(f"READY=1\nSTATUS={serving}; starting the node" if cfg.launcher_socket else
+                  f"READY=1\nSTATUS={serving}")
+        nursery.start_soon(_watchdog, store)
         if cfg.launcher_socket:
             await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
-        sd_notify(f"READY=1\nSTATUS=serving API on {','.join(addrs)}")
-        nursery.start_soon(_watchdog, store)
+        sd_notify(f"STATUS={serving}; node up")
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
 
