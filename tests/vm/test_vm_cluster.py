@@ -1,17 +1,18 @@
-"""Three real Debian 12 VMs (scripts/vmlab: qemu, KVM where it works, else software
-emulation), each running the agent under systemd as scripts/install sets it up: the
+"""Three real Debian 12 VMs (scripts/vmlab's own under qemu, or the ones `vagrant up` makes
+with libvirt; KVM where it works, else software emulation), each running the agent under
+systemd as scripts/install sets it up: the
 cluster forms, kubia answers through every VM's NodePort from the host side of the lab
 bridge, the cgroup v2 driver enforces a memory limit and reports OOMKilled, and a VM
 powered off goes NotReady and its pods are replaced on the others.
 
-Run by `scripts/vmlab test`, which boots the VMs, runs this inside the lab's network
-namespace and takes them down: about 10 minutes under emulation, so not in scripts/test.
+Run by `scripts/vmlab test` (or `scripts/vmlab vagrant-test`), which boots the VMs, runs
+this inside the lab's network namespace and takes them down: 5-10 minutes under emulation,
+so not in scripts/test.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,13 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from serialshell import run as guest
+from guests import power_off, running, sh
 
 ROOT = Path(__file__).resolve().parents[2]
-VMLAB_DIR = Path(os.environ.get("VMLAB_DIR", "/var/lib/nodeagent-vmlab"))
 API = "http://192.168.56.11:6443"
-pytestmark = pytest.mark.skipif(not (VMLAB_DIR / "vm1" / "qemu.pid").exists(),
-                                reason="no VM lab running: scripts/vmlab test starts one")
+pytestmark = pytest.mark.skipif(running() is not None, reason=str(running()))
 
 
 def until(check: Any, timeout_s: float, what: str) -> Any:
@@ -120,10 +119,6 @@ def test_the_cgroup_v2_driver_enforces_a_memory_limit_and_reports_oomkilled():
     assert get("/api/v1/namespaces/default/pods/hog")["status"]["phase"] == "Failed"
 
 
-def sh(i: int, command: str) -> str:
-    return guest(str(VMLAB_DIR / f"vm{i}" / "console.sock"), command, timeout_s=300)
-
-
 def unit(i: int) -> dict[str, str]:
     out = sh(i, "systemctl show -p MainPID -p NRestarts -p ActiveState nodeagent")
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -197,7 +192,7 @@ def test_a_vm_powered_off_goes_not_ready_and_its_pods_are_replaced():
     pods = kubia_ready()
     victim = next(p["spec"]["nodeName"] for p in pods if p["spec"]["nodeName"] != "node1")
     i = int(victim[4:])
-    os.kill(int((VMLAB_DIR / f"vm{i}" / "qemu.pid").read_text()), signal.SIGKILL)
+    power_off(i)
     t0 = time.monotonic()
     until(lambda: victim not in ready_nodes(), 120, f"{victim} NotReady")
     print(f"\n{victim} NotReady {time.monotonic() - t0:.1f} s after its VM was powered off")
