@@ -111,7 +111,8 @@ async def run_agent(cfg: AgentConfig, *,
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
         log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
                  ",".join(addrs), cfg.data_dir, store.revision)
-        sd_notify(f"STATUS={serving}; node up")
+        if cfg.launcher_socket:
+            sd_notify(f"STATUS={serving}; node up")
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent.errors import ConfigError
+from nodeagent.gossip import config as gossip_profiles
 
 __all__ = ["AgentConfig", "load_config"]
 
@@ -153,7 +154,8 @@ class AgentConfig:
     enough.  Tried until one answers (serf's retry_join)."""
 
     gossip_profile: str = "lan"
-    """Timings: lan (a data centre, memberlist's defaults), wan, or local (loopback)."""
+    """Timings: lan (a data centre, memberlist's defaults), wan, local (loopback), or lab
+    (a few nodes on one bridge, failures found within 5 s)."""
 
     gossip_key: str = ""
     """Encrypt gossip: a base64 AES key (16, 24 or 32 bytes, 'nodeagent keys generate').
@@ -274,8 +276,9 @@ class AgentConfig:
             raise ConfigError("node_labels", "over 256 characters: they ride in gossip "
                               "metadata, which is capped at 512 bytes")
         self.labels()
-        if self.gossip_profile not in ("lan", "wan", "local"):
-            raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not lan, wan or local")
+        if self.gossip_profile not in gossip_profiles.PROFILES:
+            raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not one of "
+                              f"{', '.join(gossip_profiles.PROFILES)}")
         if self.gossip_key:
             from nodeagent.gossip.keyring import KeyringError, decode_key
             try:

@@ -79,10 +79,9 @@ class Membership:
         self.meta = NodeMeta("server" if cfg.raft_id else "client", "", cfg.raft_id,
                              cfg.raft_listen if cfg.raft_id else "", cfg.pod_cidr,
                              tuple(sorted(cfg.labels().items())))
-        profile = {"lan": profiles.lan, "wan": profiles.wan, "local": profiles.local}
         self.keyring_path = Path(cfg.data_dir) / KEYRING_FILE
         self.peers_path = Path(cfg.data_dir) / PEERS_FILE
-        self.node = GossipNode(profile[cfg.gossip_profile](), cfg.name, (host, port),
+        self.node = GossipNode(profiles.PROFILES[cfg.gossip_profile](), cfg.name, (host, port),
                                advertise=advertise, meta=self.meta.encode(),
                                keyring=self._load_keyring(), rng=random.Random())
         self.changed = trio.Event()  # set and replaced on every gossip event

@@ -10,6 +10,7 @@ import trio
 
 from nodeagent import __version__
 from nodeagent.errors import ConfigError
+from nodeagent.gossip.config import PROFILES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +74,7 @@ def main() -> None:
 @click.option("--gossip-advertise", help="HOST:PORT the others reach this agent's gossip at.")
 @click.option("--gossip-join", help="Gossip addresses of agents in the cluster, HOST:PORT,... "
               "(one is enough; retried until one answers).")
-@click.option("--gossip-profile", type=click.Choice(["lan", "wan", "local"]), default=None,
+@click.option("--gossip-profile", type=click.Choice(list(PROFILES)), default=None,
               help="Gossip timings (default lan).")
 @click.option("--gossip-key", help="Encrypt gossip with this base64 AES key "
               "('nodeagent keys generate').")

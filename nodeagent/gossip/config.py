@@ -1,17 +1,18 @@
 """Gossip settings, as memberlist's Config: each field says its unit, formula and trade-off.
 
-Use a profile -- ``lan()`` (memberlist's DefaultLANConfig, what serf runs), ``wan()``
-or ``local()`` (loopback and tests) -- and ``dataclasses.replace`` what differs.
+Use a profile -- ``lan()`` (memberlist's DefaultLANConfig, what serf runs), ``wan()``,
+``local()`` (loopback and tests) or ``lab()`` (a few nodes on one bridge) -- and
+``dataclasses.replace`` what differs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nodeagent.errors import ConfigError
 
-__all__ = ["GossipConfig", "lan", "local", "wan"]
+__all__ = ["PROFILES", "GossipConfig", "lab", "lan", "local", "wan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,3 +128,14 @@ def local() -> GossipConfig:
                         gossip_to_the_dead_ms=15_000, indirect_checks=1,
                         reconnect_interval_ms=5_000,
                         retransmit_mult=2)
+
+
+def lab() -> GossipConfig:
+    """memberlist's local profile probing twice as often (suspicion then lasts 1.5 s at
+    least): a few nodes on one bridge, where a dead node should be NotReady within 5 s.
+    Lifeguard still keeps a slow node from being declared dead (suspicion starts at 6x that
+    and needs another member to confirm it)."""
+    return replace(local(), probe_interval_ms=500)
+
+
+PROFILES = {"lan": lan, "wan": wan, "local": local, "lab": lab}

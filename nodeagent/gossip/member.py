@@ -33,14 +33,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True)
     ap.add_argument("--bind", required=True)
-    ap.add_argument("--profile", default="lan", choices=["lan", "wan", "local"])
+    ap.add_argument("--profile", default="lan", choices=list(profiles.PROFILES))
     ap.add_argument("--key", default="")
     ap.add_argument("--join", default="")
     a = ap.parse_args()
     bind = parse_host_port(a.bind)
     if bind is None:
         ap.error(f"--bind: {a.bind!r} is not HOST:PORT")
-    config = {"lan": profiles.lan, "wan": profiles.wan, "local": profiles.local}[a.profile]()
+    config = profiles.PROFILES[a.profile]()
     node = GossipNode(config, a.name, bind, rng=random.Random(),
                       keyring=Keyring([decode_key(a.key)]) if a.key else None)
     events = node.subscribe(65536)

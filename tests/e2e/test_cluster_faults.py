@@ -15,7 +15,7 @@ whole time and counting failures:
   healing there is one leader and no duplicate pods.
 
 Times (leader elected, NotReady) are printed, not asserted; scripts/bench/cluster.py
-measures them.  The pods' eviction timeout is 5 s here to keep the tests short.
+measures them.  The pods' eviction timeout is 10 s here to keep the tests short.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ spec:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     c = LabCluster(tmp_path_factory.mktemp("faultlab"), prefix=f"naf{uuid.uuid4().hex[:4]}",
-                   subnet="192.168.219.0/24", agent_args="--unreachable-toleration-s 5")
+                   subnet="192.168.219.0/24", agent_args="--unreachable-toleration-s 10")
     try:
         c.up()
         c.nodectl("apply", "-f", "-", stdin=APP)
@@ -122,6 +122,10 @@ def test_kill_9_of_the_leaders_agent_loses_nothing(lab):
         lab.stop_agent(old, 9)
         new = until(lambda: lab.leader(set(others)), 30, "a new leader")
         print(f"\nnew leader {new} {time.monotonic() - killed_at:.2f} s after kill -9 of {old}")
+        # Back at once, as systemd restarts it (RestartSec=2s), and it adopts its pods: gossip
+        # declares its node failed in ~2 s, and with this lab's 10 s toleration of that, a
+        # longer absence would have the pods evicted and replaced (the node-kill test's case).
+        lab.lab("up", str(lab.n))
         at_new = len(acked)
         until(lambda: len(acked) >= at_new + 10, 30, "writes acknowledged by the new leader")
         time.sleep(1.0)
@@ -132,7 +136,6 @@ def test_kill_9_of_the_leaders_agent_loses_nothing(lab):
             for c in lab.get("/api/v1/namespaces/default/configmaps", others[0])["items"]}
     assert set(acked) <= have, sorted(set(acked) - have)  # no acknowledged write lost
     assert snapshot(lab) == before  # no pod restarted or replaced
-    lab.lab("up", str(lab.n))  # the agent comes back and adopts its pods
     until(lambda: lab.ready_nodes() == {1, 2, 3}, 60, "every node Ready again")
     assert snapshot(lab) == before
 
