@@ -40,6 +40,7 @@ MAX_NAME = 128
 MAX_META_BYTES = 512  # memberlist's MetaMaxSize
 MAX_USER_EVENT_BYTES = 512  # serf's UserEventSizeLimit
 MAX_MEMBERS = 100_000
+MAX_EVENTS = 4096  # user events remembered and sent in a push-pull
 COMPOUND_OVERHEAD = 8  # the outer array, the version and the inner array's header
 
 
@@ -72,7 +73,8 @@ def _fields(m: Message | PushPull) -> list[Any]:
         return [6, m.incarnation, m.node, m.source]
     if isinstance(m, UserEvent):
         return [7, m.ltime, m.name, m.payload]
-    return [8, [_member(x) for x in m.members], m.event_ltime, m.join]
+    return [8, [_member(x) for x in m.members], m.event_ltime, m.join,
+            [[e.ltime, e.name, e.payload] for e in m.events]]
 
 
 def message_size(m: Message) -> int:
@@ -117,14 +119,14 @@ def _decode_member(v: Any, name: str) -> Member:
                   _bytes(f[4], f"{name}.meta", MAX_META_BYTES))
 
 
-_SHAPES = {0: 5, 1: 7, 2: 2, 3: 2, 4: 5, 5: 4, 6: 4, 7: 4, 8: 4}
+_SHAPES = {0: 5, 1: 7, 2: 2, 3: 2, 4: 5, 5: 4, 6: 4, 7: 4, 8: 5}
 
 
 def _decode_one(v: Any, name: str) -> Message | PushPull:
     f = _list(v, name)
     if not f or type(f[0]) is not int or f[0] not in _SHAPES:
         raise DecodeError(f"{name}: unknown message type")
-    if len(f) != _SHAPES[f[0]]:
+    if len(f) != _SHAPES[f[0]] and not (f[0] == 8 and len(f) == 4):  # push-pull without events
         raise DecodeError(f"{name}: expected {_SHAPES[f[0]]} fields, got {len(f)}")
     t = f[0]
     if t == 0:
@@ -151,8 +153,18 @@ def _decode_one(v: Any, name: str) -> Message | PushPull:
     members = _list(f[1], "members")
     if len(members) > MAX_MEMBERS:
         raise DecodeError(f"members: more than {MAX_MEMBERS}")
+    events = _list(f[4], "events") if len(f) > 4 else []  # absent from agents before them
+    if len(events) > MAX_EVENTS:
+        raise DecodeError(f"events: more than {MAX_EVENTS}")
     return PushPull(tuple(_decode_member(m, f"members[{i}]") for i, m in enumerate(members)),
-                    _int(f[2], "event_ltime"), _bool(f[3], "join"))
+                    _int(f[2], "event_ltime"), _bool(f[3], "join"),
+                    tuple(_decode_event(e, f"events[{i}]") for i, e in enumerate(events)))
+
+
+def _decode_event(v: Any, name: str) -> UserEvent:
+    f = _list(v, name, 3)
+    return UserEvent(_int(f[0], f"{name}.ltime"), _str(f[1], f"{name}.name"),
+                     _bytes(f[2], f"{name}.payload", MAX_USER_EVENT_BYTES))
 
 
 def decode(data: bytes) -> list[Message | PushPull]:

@@ -128,6 +128,7 @@ class Gossip:
         self._set(Member(name, addr, incarnation, ALIVE, meta, now_ms))
         self.awareness = 0  # Lifeguard local health: 0 healthy .. max-1
         self.ltime = 0  # user events' Lamport clock
+        self._event_min_ltime = 0  # older ones happened before we joined: not ours to see
         self.leaving = False
         self._seq = 0
         self._probe_order: list[str] = []
@@ -187,7 +188,8 @@ class Gossip:
         self._broadcast(("user", event.ltime, name, payload), event)
 
     def local_state(self, join: bool = False) -> PushPull:
-        return PushPull(tuple(self.members.values()), self.ltime, join)
+        return PushPull(tuple(self.members.values()), self.ltime, join,
+                        tuple(UserEvent(*key) for key in self._seen_events))
 
     def alive_count(self) -> int:
         """Members alive or suspect, this one included: the N of the formulas."""
@@ -260,18 +262,27 @@ class Gossip:
         elif isinstance(message, Dead):
             self._dead(message)
         elif isinstance(message, UserEvent):
-            self.ltime = max(self.ltime, message.ltime)
-            if self._seen(message):
-                self._ready.events.append(MemberEvent("user", user=message))
-                self._broadcast(("user", message.ltime, message.name, message.payload),
-                                message)
+            self._user_event_in(message)
 
-    def merge(self, remote: PushPull, now_ms: int) -> None:
-        """The other side's state from a push-pull (memberlist's mergeState).  The side
-        that was asked merges first and answers with its state after (``local_state``):
-        if the asker had it dead, its answer already carries its refutation."""
+    def _user_event_in(self, event: UserEvent) -> None:
+        """serf's handleUserEvent: each event once, passed on, none from before we joined."""
+        self.ltime = max(self.ltime, event.ltime)
+        if event.ltime >= self._event_min_ltime and self._seen(event):
+            self._ready.events.append(MemberEvent("user", user=event))
+            self._broadcast(("user", event.ltime, event.name, event.payload), event)
+
+    def merge(self, remote: PushPull, now_ms: int, joined: bool = False) -> None:
+        """The other side's state from a push-pull (memberlist's mergeState, serf's
+        MergeRemoteState).  The side that was asked merges first and answers with its state
+        after (``local_state``): if the asker had it dead, its answer already carries its
+        refutation.  ``joined``: this is the answer to our join, whose events are history
+        (serf without -replay): they and any older are not delivered here."""
         self.now = max(self.now, now_ms)
+        if joined:
+            self._event_min_ltime = max(self._event_min_ltime, remote.event_ltime + 1)
         self.ltime = max(self.ltime, remote.event_ltime)
+        for event in remote.events:
+            self._user_event_in(event)
         for m in remote.members:
             if m.state is ALIVE:
                 self._alive(Alive(m.incarnation, m.name, m.addr, m.meta))

@@ -145,7 +145,7 @@ class GossipNode:
                 if not isinstance(m, PushPull):
                     core.step(m, now)
         elif kind == "merge":
-            core.merge(item[1], now)
+            core.merge(item[1], now, joined=item[2])
         elif kind == "exchange":
             core.merge(item[1], now)
             item[2].send_nowait(core.local_state())
@@ -264,7 +264,7 @@ class GossipNode:
     async def _push_pull(self, addr: Address, state: PushPull) -> None:
         answer = await self._exchange(addr, encode(state), TCP_TIMEOUT_S)
         if answer and isinstance(answer[0], PushPull):
-            self._send.send_nowait(("merge", answer[0]))
+            self._send.send_nowait(("merge", answer[0], state.join))
             if state.join:
                 log.info("gossip: joined through %s:%d", *addr)
             return

@@ -100,11 +100,14 @@ class Member:
 @dataclass(frozen=True, slots=True)
 class PushPull:
     """The whole membership as the sender knows it (memberlist's pushPullHeader and
-    pushNodeState), sent both ways over TCP; ``join`` on the first exchange."""
+    pushNodeState), sent both ways over TCP; ``join`` on the first exchange.  ``events``:
+    the user events it remembers (serf's push-pull carries them too), so one that gossip's
+    few retransmissions missed somebody with still reaches everyone."""
 
     members: tuple[Member, ...]
     event_ltime: int = 0
     join: bool = False
+    events: tuple[UserEvent, ...] = ()
 
 
 Message = Ping | IndirectPing | Ack | Nack | Alive | Suspect | Dead | UserEvent

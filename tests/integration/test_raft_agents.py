@@ -386,8 +386,10 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         out = subprocess.run([sys.executable, "-m", "nodeagent", "event", "deploy", "v2",
                               "--server", client.url], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
+        # Gossip sends it twice from each agent (local profile): one it missed comes with
+        # the next push-pull (every 15 s), as serf's do.
         until(lambda: all("gossip: user event deploy" in procs[i].log_text() for i in (1, 2, 3)),
-              15, what="the user event everywhere")
+              40, what="the user event everywhere")
         bad = httpx.post(f"{client.url}/gossip/events", json={"name": "_keyring"}, timeout=10)
         assert bad.status_code == 400 and "name" in bad.json()["message"]
         procs[4].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]

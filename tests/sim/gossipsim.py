@@ -179,7 +179,7 @@ class GossipSim:
             node = self.nodes[data[0]]
             if not node.alive:
                 return
-            node.core.merge(data[1], self.now)
+            node.core.merge(data[1], self.now, joined=data[2])
         elif kind == "exchange":  # the asked side merges, then answers with its state
             node, asker = self.nodes[data[0]], self.nodes[data[2]]
             if not node.alive:
@@ -187,7 +187,7 @@ class GossipSim:
             node.core.merge(data[1], self.now)
             reply: PushPull = node.core.local_state()
             if self.reachable(node, asker):
-                self._push(self._arrival(asker), "merge", (asker.name, reply))
+                self._push(self._arrival(asker), "merge", (asker.name, reply, data[1].join))
         elif kind == "tcp_ack":
             node = self.nodes[data[0]]
             if node.alive:

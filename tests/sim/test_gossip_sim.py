@@ -11,7 +11,7 @@ import os
 import pytest
 from gossipsim import GossipSim
 
-from nodeagent.gossip.config import lan
+from nodeagent.gossip.config import lan, local
 from nodeagent.gossip.messages import MemberState
 
 ALIVE, SUSPECT, DEAD, LEFT = (MemberState.ALIVE, MemberState.SUSPECT, MemberState.DEAD,
@@ -134,6 +134,30 @@ def test_metadata_and_user_events_reach_everyone_once():
                                  for n in sim.live()), 10_000) is not None
     sim.run_for(10_000)
     assert all(sim.user_events[n] == [b"v2"] for n in sim.nodes if n != "m9"), sim.user_events
+
+
+def test_a_user_event_gossip_missed_comes_with_a_push_pull_and_a_joiner_gets_no_history():
+    """The local profile sends an update twice: a member cut off meanwhile misses the
+    event.  Push-pulls carry the remembered events (serf's), so it gets it once healed,
+    once only; a member that joins after is not handed that history (serf without
+    -replay)."""
+    sim = joined(4, seed=15, config=local())
+    sim.split({"m1"})
+    sim.nodes["m2"].core.user_event("deploy", b"v2")
+    sim._flush(sim.nodes["m2"])
+    sim.run_for(800)  # its retransmissions run out before anyone suspects m1
+    assert sim.user_events["m1"] == [] and sim.user_events["m0"] == [b"v2"], \
+        f"seed 15: {sim.user_events}"
+    sim.heal()
+    assert sim.until(lambda: sim.user_events["m1"] == [b"v2"], 40_000) is not None, \
+        f"seed 15: m1 never got the event: {sim.user_events}"
+    sim.kill("m3")
+    assert sim.until(lambda: sim.all_see("m3", {DEAD}), 60_000) is not None
+    sim.restart("m3")  # a new process: it knows no event, and must not get the old one
+    assert sim.until(sim.converged, 30_000) is not None, "seed 15: m3 not back"
+    sim.run_for(40_000)  # a few push-pulls
+    assert all(sim.user_events[n] == [b"v2"] for n in ("m0", "m1", "m3")), \
+        f"seed 15: {sim.user_events}"
 
 
 @pytest.mark.parametrize("first", range(0, SEEDS, 25))

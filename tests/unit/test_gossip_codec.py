@@ -7,7 +7,7 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodeagent.gossip.codec import MAX_META_BYTES, DecodeError, decode, encode, message_size
+from nodeagent.gossip.codec import MAX_META_BYTES, VERSION, DecodeError, decode, encode, message_size
 from nodeagent.gossip.messages import (
     Ack,
     Alive,
@@ -43,10 +43,19 @@ def test_every_compound_packet_survives_the_wire(ms):
     assert len(data) <= sum(map(message_size, ms)) + 8  # the budget the core counts on
 
 
-@given(st.lists(members, max_size=5), ints, st.booleans())
-def test_push_pull_survives_the_wire(ms, ltime, join):
-    pp = PushPull(tuple(ms), ltime, join)
+events = st.builds(UserEvent, ints, names, st.binary(max_size=100))
+
+
+@given(st.lists(members, max_size=5), ints, st.booleans(), st.lists(events, max_size=4))
+def test_push_pull_survives_the_wire(ms, ltime, join, evs):
+    pp = PushPull(tuple(ms), ltime, join, tuple(evs))
     assert decode(encode(pp)) == [pp]
+
+
+def test_a_push_pull_without_events_from_an_older_agent_is_read():
+    pp = PushPull((), 7, True)
+    old = msgpack.packb([VERSION, [[8, [], 7, True]]], use_bin_type=True)
+    assert decode(old) == [pp]
 
 
 @settings(max_examples=500)
