@@ -341,10 +341,13 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
     assert log.count("Started container kubia") == 2, why  # none started by the new agent
 
 
-# python -c HAMMER URL STOPFILE: GET the URL back to back until STOPFILE exists (a slow answer
+# python -c HAMMER URL STOPFILE: GET the URL every 5 ms until STOPFILE exists (a slow answer
 # on this busy 2-core machine is not a failure: 15 s each); then print
 # "ok N failed M" and the first failures, each with when it began, how far it got (connect,
-# send, answer) and the node's conntrack entry and neighbour table at the failure.
+# send, answer) and the node's conntrack entry and neighbour table at the failure.  Paced:
+# back to back, the client took a whole core, and a BestEffort pod (cpu.shares 2, as
+# kubelet sets) then starved for seconds while the agent was busy -- a CI run saw the only
+# replica miss its readiness probes and thousands of requests refused.
 HAMMER = ("import http.client, os, subprocess, sys, time, urllib.parse\n"
           "url = urllib.parse.urlsplit(sys.argv[1])\n"
           "ok, failed = 0, []\n"
@@ -368,6 +371,7 @@ HAMMER = ("import http.client, os, subprocess, sys, time, urllib.parse\n"
           "                      f'port={port} conntrack={ct!r} neigh={neigh!r}')\n"
           "    finally:\n"
           "        c.close()\n"
+          "    time.sleep(0.005)\n"
           "print('ok', ok, 'failed', len(failed), failed[:5])\n")
 
 
@@ -375,8 +379,12 @@ def test_rolling_update_and_rollback_drop_no_request(node, tmp_path):
     http = node["http"]
     # A grace period that leaves the pod manager time, on this loaded 2-core machine, to see
     # the rules drop a pod before SIGTERM (it waits up to half the grace for that).
+    # A cpu request, as an app that must not drop requests has: its pods are Burstable (cpu
+    # shares 102), not BestEffort (2), and get their share while the agent is busy.
     manifest = KUBIA.replace("replicas: 2", "replicas: 3").replace(
-        "terminationGracePeriodSeconds: 2", "terminationGracePeriodSeconds: 6")
+        "terminationGracePeriodSeconds: 2", "terminationGracePeriodSeconds: 6").replace(
+        "        readinessProbe:", "        resources: {requests: {cpu: 100m}}\n        readinessProbe:")
+    assert "requests" in manifest
     nodectl(node, "apply", "-f", "-", stdin=manifest)
     until(lambda: len(ready_pods(http)) == 3, what="3 ready pods")
     cluster_ip = http.get("/api/v1/namespaces/default/services/kubia").json()["spec"]["clusterIP"]
