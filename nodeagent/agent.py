@@ -102,8 +102,7 @@ async def run_agent(cfg: AgentConfig, *,
         # CIDR from its coordinator), and a server booting while the others are still down
         # must not be killed for a start timeout (etcd's long-standing trap with Type=notify).
         serving = f"serving API on {','.join(addrs)}"
-        sd_notify(f"READY=1\nSTATUS={serving}; starting the node" if cfg.launcher_socket else
-                  f"READY=1\nSTATUS={serving}")
+        sd_notify(f"READY=1\nSTATUS={serving}" + ("; starting the node" if cfg.launcher_socket else ""))
         nursery.start_soon(_watchdog, store)
         if cfg.launcher_socket:
             await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)

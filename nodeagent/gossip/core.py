@@ -140,7 +140,7 @@ class Gossip:
         # btree by transmits): tier i holds those sent i times, newest last.
         self._tiers: list[dict[tuple[object, ...], _Broadcast]] = [{}]
         self._tier_of: dict[tuple[object, ...], int] = {}
-        self._seen_events: OrderedDict[tuple[int, str, bytes], None] = OrderedDict()
+        self._seen_events: OrderedDict[UserEvent, None] = OrderedDict()  # newest last
         self._ready = Ready()
         jitter = rng.randrange(config.probe_interval_ms)  # members do not probe in step
         self._next_probe = now_ms + jitter
@@ -189,7 +189,7 @@ class Gossip:
 
     def local_state(self, join: bool = False) -> PushPull:
         return PushPull(tuple(self.members.values()), self.ltime, join,
-                        tuple(UserEvent(*key) for key in self._seen_events))
+                        tuple(self._seen_events))
 
     def alive_count(self) -> int:
         """Members alive or suspect, this one included: the N of the formulas."""
@@ -486,10 +486,9 @@ class Gossip:
         self._probe_order.insert(at, node)
 
     def _seen(self, event: UserEvent) -> bool:
-        key = (event.ltime, event.name, event.payload)
-        if key in self._seen_events:
+        if event in self._seen_events:
             return False
-        self._seen_events[key] = None
+        self._seen_events[event] = None
         if len(self._seen_events) > self.config.user_event_buffer:
             self._seen_events.popitem(last=False)
         return True
