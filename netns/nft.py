@@ -103,10 +103,10 @@ def flush_udp(before: Mapping[str, ServicePort], after: Mapping[str, ServicePort
         for ip in sorted(gone):
             filters = []
             if old.cluster_ip:
-                filters.append(["--orig-dst", old.cluster_ip])
+                filters.append(["--orig-dst", str(old.cluster_ip)])
             if old.node_port:
                 filters.append(["--orig-port-dst", str(old.node_port)])
             for f in filters:
                 # Exit code 1 means "no entry matched": nothing to flush.
-                subprocess.run([*prefix, "conntrack", "-D", "-p", "udp", *f, "--dst-nat", ip],
+                subprocess.run([*prefix, "conntrack", "-D", "-p", "udp", *f, "--dst-nat", str(ip)],
                                capture_output=True, check=False)

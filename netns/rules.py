@@ -21,6 +21,7 @@ their own (a per-endpoint dynamic set remembers clients, with the timeout).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,17 +37,56 @@ SVC_KEY = "ip daddr . meta l4proto . th dport . numgen random mod {n}"
 NP_KEY = "meta l4proto . th dport . numgen random mod {n}"
 
 
+IP = ipaddress.IPv4Address
+
+
+def _port(field: str, value: object, low: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
+        raise ValueError(f"{field}: {value!r} is not a port number")
+    return value
+
+
+def _ip(field: str, value: object) -> IP:
+    try:
+        return IP(value) if not isinstance(value, IP) else value  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{field}: {value!r} is not an IPv4 address") from exc
+
+
 @dataclass(frozen=True)
 class ServicePort:
+    """One port of one Service, in types that can only render as what they are: every
+    value that reaches the ruleset is an ``IPv4Address`` or a port number checked here,
+    never a string from the store (a string once carried a whole extra table into
+    ``nft -f``).  Construction raises ValueError naming the field."""
+
     namespace: str
     name: str
     port_name: str
     protocol: str  # TCP | UDP
     port: int
-    cluster_ip: str | None
+    cluster_ip: IP | None
     node_port: int | None = None
     affinity_timeout_s: int | None = None  # ClientIP affinity
-    endpoints: tuple[tuple[str, int], ...] = ()  # ready (ip, port), sorted
+    endpoints: tuple[tuple[IP, int], ...] = ()  # ready (ip, port), sorted
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOS:
+            raise ValueError(f"protocol: {self.protocol!r} is not one of {sorted(PROTOS)}")
+        _port("port", self.port)
+        if self.cluster_ip is not None:
+            object.__setattr__(self, "cluster_ip", _ip("clusterIP", self.cluster_ip))
+        if self.node_port is not None:
+            _port("nodePort", self.node_port)
+        if self.affinity_timeout_s is not None and (
+                not isinstance(self.affinity_timeout_s, int)
+                or isinstance(self.affinity_timeout_s, bool)
+                or not 1 <= self.affinity_timeout_s <= 86400):
+            raise ValueError(f"sessionAffinityConfig.clientIP.timeoutSeconds: "
+                             f"{self.affinity_timeout_s!r} is not in 1..86400")
+        object.__setattr__(self, "endpoints", tuple(sorted(
+            (_ip("endpoints address", ip), _port("endpoints port", port))
+            for ip, port in self.endpoints)))
 
     @property
     def key(self) -> str:
@@ -62,44 +102,58 @@ class ServicePort:
 
 
 def service_ports(services: Iterable[Mapping[str, Any]],
-                  endpoints: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[ServicePort]:
+                  endpoints: Mapping[tuple[str, str], Mapping[str, Any]],
+                  rejected: list[tuple[Mapping[str, Any], str]] | None = None) -> list[ServicePort]:
     """Services and Endpoints objects (as the API serves them) -> the renderer's input.
 
     Endpoint ports come from the Endpoints object, where named targetPorts are
-    already resolved per pod, matched to the service port by name.
+    already resolved per pod, matched to the service port by name.  A Service with a
+    value that is no address or port (one planted past validation) is left out whole,
+    and appended to ``rejected`` with the reason, so the rest of the ruleset stands.
     """
     out: list[ServicePort] = []
     for svc in services:
-        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-        ns, name = meta.get("namespace", "default"), meta.get("name", "")
-        if spec.get("type") == "ExternalName":
-            continue
-        cluster_ip = spec.get("clusterIP")
-        if cluster_ip in (None, "", "None"):
-            cluster_ip = None
-        affinity = None
-        if spec.get("sessionAffinity") == "ClientIP":
-            affinity = int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-                           .get("timeoutSeconds") or 10800)
-        ep = endpoints.get((ns, name)) or {}
-        for p in spec.get("ports") or []:
-            protocol = p.get("protocol", "TCP")
-            if protocol not in PROTOS:
-                continue  # SCTP is not served
-            backends = set()
-            for subset in ep.get("subsets") or []:
-                for port in subset.get("ports") or []:
-                    if (port.get("name") or "") != (p.get("name") or "") or \
-                            port.get("protocol", "TCP") != protocol:
-                        continue
-                    for addr in subset.get("addresses") or []:
-                        backends.add((addr["ip"], int(port["port"])))
-            if cluster_ip is None and not p.get("nodePort"):
-                continue
-            out.append(ServicePort(ns, name, p.get("name") or "", protocol, int(p["port"]),
-                                   cluster_ip, p.get("nodePort"), affinity,
-                                   tuple(sorted(backends))))
+        try:
+            out.extend(_one_service(svc, endpoints))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            if rejected is not None:
+                rejected.append((svc, str(exc)))
     return sorted(out, key=lambda s: s.key)
+
+
+def _one_service(svc: Mapping[str, Any],
+                 endpoints: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[ServicePort]:
+    out = []
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ns, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
+    if spec.get("type") == "ExternalName":
+        return []
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip in (None, "", "None"):
+        cluster_ip = None
+    affinity = None
+    if spec.get("sessionAffinity") == "ClientIP":
+        affinity = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}) \
+            .get("timeoutSeconds") or 10800
+    ep = endpoints.get((ns, name)) or {}
+    for p in spec.get("ports") or []:
+        protocol = p.get("protocol", "TCP")
+        if protocol not in PROTOS:
+            continue  # SCTP is not served
+        backends = set()
+        for subset in ep.get("subsets") or []:
+            for port in subset.get("ports") or []:
+                if (port.get("name") or "") != (p.get("name") or "") or \
+                        port.get("protocol", "TCP") != protocol:
+                    continue
+                for addr in subset.get("addresses") or []:
+                    backends.add((_ip("endpoints address", addr["ip"]),
+                                  _port("endpoints port", port["port"])))
+        if cluster_ip is None and not p.get("nodePort"):
+            continue
+        out.append(ServicePort(ns, name, str(p.get("name") or ""), protocol, p["port"],
+                               cluster_ip, p.get("nodePort"), affinity, tuple(backends)))
+    return out
 
 
 # --- elements --------------------------------------------------------------------------------

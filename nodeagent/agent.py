@@ -26,6 +26,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator.run import run_coordinator
+from nodeagent.fsutil import make_private_dir
 from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
 from nodeagent.objects.kinds import by_kind
@@ -72,6 +73,7 @@ async def ensure_namespaces(objects: ObjectStore) -> None:
 async def run_agent(cfg: AgentConfig, *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled or signalled.  Reports the API's bound addresses once serving."""
+    make_private_dir(cfg.data_dir)  # the store, Raft's log and keys: root's alone
     store = _store(cfg)
     addresses = node_addresses(cfg.pod_cidr or cfg.cluster_cidr)
     membership = Membership(cfg, addresses) if cfg.gossip_listen else None

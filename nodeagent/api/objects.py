@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import orjson
 
 from nodeagent.api.allocator import SERVICE_CIDR, Allocations, ServiceAllocator
 from nodeagent.api.status import ApiError
+from nodeagent.logs import ThrottledLog
 from nodeagent.objects.codec import (
     DecodeError,
     InvalidError,
@@ -41,7 +43,9 @@ from nodeagent.store import (
     StoreClosedError,
     StoreUnavailableError,
     Txn,
+    TxnRejectedError,
     TxnResult,
+    TxnTooLargeError,
     Watch,
 )
 
@@ -71,9 +75,32 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_bad_objects = ThrottledLog(logging.getLogger("nodeagent.api"), interval_s=60.0)
+
+
+def load_stored(value: bytes, key: str) -> dict[str, Any] | None:
+    """Stored bytes -> object dict, or None (logged once a minute per key) for bytes that
+    are not an object: the store refuses such writes (store.base.check_values), but a
+    store written by an older version may hold one, and one bad object must not stop
+    every list, watch and controller."""
+    try:
+        obj = orjson.loads(value)
+        if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+            return obj
+        reason = "not an object with metadata"
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+    _bad_objects.log(key, "skipping %s: the stored object does not decode (%s)", key, reason)
+    return None
+
+
 def decode_kv(kv: KeyValue) -> dict[str, Any]:
-    """Stored bytes -> object dict with its resourceVersion."""
-    obj = orjson.loads(kv.value)
+    """Stored bytes -> object dict with its resourceVersion; an ApiError naming the key
+    for bytes that do not decode (see load_stored)."""
+    obj = load_stored(kv.value, kv.key)
+    if obj is None:
+        raise ApiError(500, "InternalError", f"the object stored at {kv.key} does not decode; "
+                       "lists and watches skip it")
     obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
     return obj
 
@@ -84,18 +111,32 @@ def decode_kv(kv: KeyValue) -> dict[str, Any]:
 _META_OPEN = b'{"metadata":{'
 
 
+# The largest object stored, encoded: etcd's default --max-request-bytes, which is what
+# bounds a Kubernetes object.  A client gets 413 before anything is proposed.
+MAX_OBJECT_BYTES = 1536 * 1024
+
+
 def encode_obj(obj: dict[str, Any]) -> bytes:
+    """The stored form of ``obj``; ApiError 413 if it is over MAX_OBJECT_BYTES."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
-    return orjson.dumps({"metadata": meta, **{k: v for k, v in obj.items() if k != "metadata"}})
+    data = orjson.dumps({"metadata": meta, **{k: v for k, v in obj.items() if k != "metadata"}})
+    if len(data) > MAX_OBJECT_BYTES:
+        raise ApiError(413, "RequestEntityTooLarge",
+                       f"Request entity too large: the object is {len(data)} bytes, the limit "
+                       f"is {MAX_OBJECT_BYTES}")
+    return data
 
 
-def raw_json(value: bytes, revision: int) -> bytes:
-    """Stored bytes -> the object's JSON with ``metadata.resourceVersion`` = ``revision``."""
+def raw_json(value: bytes, revision: int, key: str) -> bytes | None:
+    """Stored bytes -> the object's JSON with ``metadata.resourceVersion`` = ``revision``;
+    None for bytes that do not decode (see load_stored)."""
     if value.startswith(_META_OPEN):
         rv = b'"resourceVersion":"%d"' % revision
         rest = value[len(_META_OPEN):]
         return _META_OPEN + rv + (rest if rest.startswith(b"}") else b"," + rest)
-    obj = orjson.loads(value)
+    obj = load_stored(value, key)
+    if obj is None:
+        return None
     obj["metadata"]["resourceVersion"] = str(revision)
     return orjson.dumps(obj)
 
@@ -226,13 +267,23 @@ class ObjectStore:
                     revision=revision)
                 for kv in chunk:
                     start_after = kv.key
-                    obj = decode_kv(kv) if filtered or not raw else None
+                    obj: dict[str, Any] | None = None
+                    if filtered or not raw:
+                        obj = load_stored(kv.value, kv.key)
+                        if obj is None:
+                            continue
+                        obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
                     if obj is None or (sel.matches(_labels(obj)) and fsel.matches(obj)):
+                        item: Any = obj
+                        if raw:
+                            data = raw_json(kv.value, kv.mod_revision, kv.key)
+                            if data is None:
+                                continue
+                            item = orjson.Fragment(data)
                         if limit and len(items) == limit:
                             more = True
                             break
-                        items.append(orjson.Fragment(raw_json(kv.value, kv.mod_revision))
-                                     if raw else obj)
+                        items.append(item)
                         last_key = kv.key
                 if more or not chunk_more:
                     if not more and chunk_more:
@@ -322,7 +373,7 @@ class ObjectStore:
         kv = self.store.get(NAMESPACES.key(None, ns))
         if kv is None:
             raise ApiError.not_found(NAMESPACES, ns)
-        nso = orjson.loads(kv.value)
+        nso = decode_kv(kv)
         if (nso.get("status") or {}).get("phase") == "Terminating":
             raise ApiError(403, "Forbidden", f"unable to create new content in namespace {ns} "
                            "because it is being terminated",
@@ -351,20 +402,7 @@ class ObjectStore:
                     content_type: str, *, subresource: str | None = None,
                     dry_run: bool = False) -> dict[str, Any]:
         if content_type == "application/json-patch+json":
-            if not isinstance(patch, list):
-                raise ApiError.bad_request("json patch must be a JSON array of operations")
-            try:
-                ops = jsonpatch.JsonPatch(patch)
-            except (jsonpatch.InvalidJsonPatch, TypeError, AttributeError) as exc:
-                raise ApiError.bad_request(f"invalid json patch: {exc}") from None
-
-            def mutate(cur: dict[str, Any]) -> Any:
-                try:
-                    return ops.apply(copy.deepcopy(cur))
-                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
-                        TypeError, ValueError, KeyError, IndexError) as exc:
-                    raise ApiError(422, "Invalid", f"the server rejected our request due to an "
-                                   f"error in our request: {exc}") from None
+            mutate = json_patch(patch)
         else:
             # merge-patch (RFC 7386).  Strategic merge patch is read as a merge patch:
             # lists are replaced, not merged by key (documented difference from Kubernetes).
@@ -607,11 +645,16 @@ class ObjectStore:
 
     async def txn(self, txn: Txn) -> TxnResult:
         """The store's transaction; a store that cannot take it (no Raft leader, or
-        stopping) answers 503, which every caller already treats as a write to retry."""
+        stopping) answers 503, which every caller already treats as a write to retry; one
+        over the store's size cap 413."""
         try:
             return await self.store.txn(txn)
         except (StoreUnavailableError, StoreClosedError) as exc:
             raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+        except TxnTooLargeError as exc:
+            raise ApiError(413, "RequestEntityTooLarge", str(exc)) from None
+        except TxnRejectedError as exc:
+            raise ApiError.bad_request(str(exc)) from None
 
     async def read_barrier(self) -> None:
         """With a replicated store, wait until reads here see every write committed before
@@ -639,6 +682,53 @@ class ObjectStore:
             validate_create(res, model)
         except InvalidError as exc:
             raise ApiError.from_invalid(res, exc) from None
+
+
+# Kubernetes' own cap on a JSON patch's operations (apiserver: maxJSONPatchOperations).
+MAX_JSON_PATCH_OPS = 10_000
+# What a patch may add while it applies, in bytes of JSON: a "copy" of a copy doubles the
+# document each time, so 30 operations of a 900-byte patch would otherwise exhaust memory.
+MAX_PATCH_GROWTH_BYTES = 2 * MAX_OBJECT_BYTES
+
+
+def json_patch(patch: Any) -> Any:
+    """RFC 6902: a function that applies ``patch`` to a current object, within the caps
+    on operations and growth; ApiError 400 for a malformed patch, 422 for one that does
+    not apply or grows past the cap."""
+    if not isinstance(patch, list):
+        raise ApiError.bad_request("json patch must be a JSON array of operations")
+    if len(patch) > MAX_JSON_PATCH_OPS:
+        raise ApiError(422, "Invalid", f"the json patch has {len(patch)} operations, more "
+                       f"than the {MAX_JSON_PATCH_OPS} allowed")
+    try:
+        ops = [jsonpatch.JsonPatch([op]) for op in patch]
+    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError,
+            AttributeError) as exc:
+        raise ApiError.bad_request(f"invalid json patch: {exc}") from None
+
+    def too_large() -> ApiError:
+        return ApiError(422, "Invalid", "the json patch makes the object grow by more than "
+                        f"{MAX_PATCH_GROWTH_BYTES} bytes")
+
+    def mutate(cur: dict[str, Any]) -> Any:
+        doc: Any = orjson.loads(orjson.dumps(cur))  # a copy: ``cur`` stays as stored
+        grown = 0
+        try:
+            for raw, op in zip(patch, ops, strict=True):
+                kind = raw.get("op")
+                if kind == "copy":
+                    grown += len(orjson.dumps(jsonpatch.JsonPointer(raw["from"]).resolve(doc)))
+                elif kind in ("add", "replace"):
+                    grown += len(orjson.dumps(raw.get("value")))
+                if grown > MAX_PATCH_GROWTH_BYTES:
+                    raise too_large()
+                doc = op.apply(doc, in_place=True)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
+                orjson.JSONEncodeError, TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ApiError(422, "Invalid", f"the server rejected our request due to an "
+                           f"error in our request: {exc}") from None
+        return doc
+    return mutate
 
 
 def _finalized(obj: dict[str, Any]) -> bool:

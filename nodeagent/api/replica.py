@@ -5,7 +5,8 @@
                                      R is 0 or older than this server's history, then
                                      every change as it is applied, a keep-alive between
     POST /replica/txn                one transaction (Txn.encode()) -> its result; a
-                                     server hands it to the Raft leader
+                                     server hands it to the Raft leader.  Only what
+                                     the API itself writes is taken (check_command)
     POST /replica/barrier            -> {"revision": N}: every write committed before the
                                      call is at or below N (ReadIndex on a Raft server)
 
@@ -16,6 +17,7 @@ resourceVersions mean the same on every agent.  Not a Kubernetes API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,10 +25,12 @@ import msgpack
 import trio
 from starlette.responses import Response, StreamingResponse
 
-from nodeagent.api.objects import ObjectStore
+from nodeagent.api.objects import ObjectStore, load_stored
 from nodeagent.api.status import ApiError
-from nodeagent.store.errors import StoreError
-from nodeagent.store.mvcc import Event, Txn
+from nodeagent.objects.codec import DecodeError, InvalidError, normalize, validate_create
+from nodeagent.objects.kinds import RESOURCES, Resource
+from nodeagent.store.errors import StoreError, TxnTooLargeError
+from nodeagent.store.mvcc import Event, Txn, check_txn_size
 from nodeagent.store.wire import KEEPALIVE_S, MEDIA_TYPE, encode_result, event_rows, pack
 
 __all__ = ["barrier", "stream", "txn"]
@@ -77,11 +81,60 @@ def stream(objects: ObjectStore, revision_param: str) -> Response:
 
 async def txn(objects: ObjectStore, body: bytes) -> Response:
     try:
+        check_txn_size(body)
         command = Txn.decode(body)
+    except TxnTooLargeError as exc:
+        raise ApiError(413, "RequestEntityTooLarge", str(exc)) from None
     except StoreError as exc:
         raise ApiError.bad_request(str(exc)) from None
+    check_command(command)
     result = await objects.txn(command)  # 503 when no leader takes it
     return Response(encode_result(result), media_type=MEDIA_TYPE)
+
+
+_BY_PLURAL = {r.plural: r for r in RESOURCES}
+_ALLOCATION_KEY = re.compile(r"/registry/allocations/(clusterip/[0-9a-f.:]{1,45}"
+                             r"|nodeport/(TCP|UDP|SCTP)/[0-9]{1,5})")
+
+
+def _resource_of(key: str) -> tuple[Resource | None, str | None, str]:
+    """(resource, namespace, name) of an object's key; (None, None, "") for an allocation
+    key; ApiError for any other key: the stream writes API objects, nothing else."""
+    if _ALLOCATION_KEY.fullmatch(key):
+        return None, None, ""
+    parts = key.split("/")
+    res = _BY_PLURAL.get(parts[2]) if len(parts) > 2 and parts[:2] == ["", "registry"] else None
+    if res is not None and len(parts) == (5 if res.namespaced else 4) and all(parts[3:]):
+        return res, parts[3] if res.namespaced else None, parts[-1]
+    raise ApiError.bad_request(f"key {key!r} is not an object's or an allocation's key")
+
+
+def check_command(command: Txn) -> None:
+    """A transaction from another agent writes what the API would have written: known keys
+    only, and every object put decodes and passes the same validation as a create, named
+    and namespaced as its key says.  Raises ApiError 400/422 naming what is wrong."""
+    for cmp in command.compares:
+        _resource_of(cmp.key)
+    for op in command.success + command.failure:
+        if op.kind == "delete_prefix":
+            raise ApiError.bad_request("delete_prefix is not a write agents make")
+        res, namespace, name = _resource_of(op.key)
+        if op.kind != "put" or res is None:
+            continue
+        obj = load_stored(op.value, op.key)
+        if obj is None:
+            raise ApiError.bad_request(f"{op.key}: the value is not a JSON object with metadata")
+        meta = obj["metadata"]
+        if meta.get("name") != name or (res.namespaced and meta.get("namespace") != namespace):
+            raise ApiError.bad_request(f"{op.key}: metadata.name and namespace do not match "
+                                       "the key")
+        try:
+            model, _ = normalize(res, obj)
+            validate_create(res, model)
+        except DecodeError as exc:
+            raise ApiError.from_decode(exc) from None
+        except InvalidError as exc:
+            raise ApiError.from_invalid(res, exc) from None
 
 
 async def barrier(objects: ObjectStore) -> Response:

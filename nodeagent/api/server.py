@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import trio
-import yaml
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.requests import Request
@@ -30,12 +29,13 @@ from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.objects.kinds import by_kind
-from nodeagent.objects.yamljson import yaml_to_json
+from nodeagent.objects.yamljson import DocumentError, load_json, load_yaml
 
 log = logging.getLogger("nodeagent.api")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' limit for a request body
 BODY_TIMEOUT_S = 30.0
+PARSE_INLINE_BYTES = 64 * 1024  # bodies above this are parsed in a thread
 JSON = "application/json"
 JSON_TYPES = {"application/json", "application/merge-patch+json", "application/json-patch+json",
               "application/strategic-merge-patch+json"}
@@ -290,7 +290,7 @@ class ApiApp:
         opts: dict[str, Any] = {}
         raw = await self._raw_body(request)
         if raw.strip():
-            parsed = self._parse(raw, _content_type(request) or JSON)
+            parsed = await self._parse(raw, _content_type(request) or JSON)
             if not isinstance(parsed, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts = parsed
@@ -417,8 +417,8 @@ class ApiApp:
     async def _plain_json(self, request: Request) -> Any:
         """A JSON body of the operators' calls (/raft): no YAML, no content-type rules."""
         try:
-            return orjson.loads(await self._raw_body(request))
-        except orjson.JSONDecodeError as exc:
+            return load_json(await self._raw_body(request))
+        except DocumentError as exc:
             raise ApiError.bad_request(f"body is not JSON: {exc}") from None
 
     async def _body(self, request: Request, patch: bool = False) -> Any:
@@ -431,28 +431,15 @@ class ApiApp:
         raw = await self._raw_body(request)
         if not raw.strip():
             raise ApiError.bad_request("the request body is empty")
-        return self._parse(raw, ctype)
+        return await self._parse(raw, ctype)
 
     @staticmethod
-    def _parse(raw: bytes, ctype: str) -> Any:
-        if ctype in YAML_TYPES:
-            try:
-                docs = [d for d in yaml.safe_load_all(raw) if d is not None]
-            except yaml.YAMLError as exc:
-                raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
-            if len(docs) != 1:
-                raise ApiError.bad_request("expected exactly one YAML document")
-            # YAML has more types than JSON (timestamps, non-string keys, ...) and allows
-            # strings JSON cannot carry (lone surrogates): convert as Kubernetes' YAML
-            # reader does, and refuse what has no JSON form.
-            try:
-                return yaml_to_json(docs[0])
-            except ValueError as exc:
-                raise ApiError.bad_request(str(exc)) from None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError.bad_request(f"invalid JSON in the request body: {exc}") from None
+    async def _parse(raw: bytes, ctype: str) -> Any:
+        """A body as a JSON value, within the caps of objects/yamljson.py.  A large body is
+        parsed in a thread so that no request holds the event loop for long."""
+        if len(raw) > PARSE_INLINE_BYTES:
+            return await trio.to_thread.run_sync(_parse_body, raw, ctype)
+        return _parse_body(raw, ctype)
 
     def _ns(self, t: Target, creating: bool = False) -> str | None:
         if not t.resource.namespaced:
@@ -463,6 +450,21 @@ class ApiApp:
                                            f"(/api/.../namespaces/NAME/{t.resource.plural})")
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return t.namespace
+
+
+def _parse_body(raw: bytes, ctype: str) -> Any:
+    if ctype in YAML_TYPES:
+        try:
+            docs = load_yaml(raw, max_expanded_bytes=MAX_BODY_BYTES)
+        except DocumentError as exc:
+            raise ApiError.bad_request(str(exc)) from None
+        if len(docs) != 1:
+            raise ApiError.bad_request("expected exactly one YAML document")
+        return docs[0]
+    try:
+        return load_json(raw)
+    except DocumentError as exc:
+        raise ApiError.bad_request(f"the request body: {exc}") from None
 
 
 async def _not_found() -> Response:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import trio
 
-from nodeagent.api.objects import FieldSelector, raw_json
+from nodeagent.api.objects import FieldSelector, load_stored, raw_json
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
@@ -37,11 +37,13 @@ class EventEncoder:
         self._size = size
 
     def line(self, etype: str, kv: KeyValue, revision: int) -> bytes:
+        """One event line; empty for an object that does not decode (skipped, logged)."""
         key = (kv.key, revision, etype)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        data = b'{"type":"%s","object":%s}\n' % (etype.encode(), raw_json(kv.value, revision))
+        obj = raw_json(kv.value, revision, kv.key)
+        data = b'{"type":"%s","object":%s}\n' % (etype.encode(), obj) if obj is not None else b""
         self._cache[key] = data
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
@@ -53,7 +55,9 @@ def _matches(kv: KeyValue | None, sel: Selector, fsel: FieldSelector) -> bool:
         return False
     if sel.empty() and not fsel.terms:
         return True
-    obj = orjson.loads(kv.value)
+    obj = load_stored(kv.value, kv.key)
+    if obj is None:
+        return False
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return sel.matches(labels) and fsel.matches(obj)
 

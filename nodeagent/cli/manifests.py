@@ -18,7 +18,7 @@ import orjson
 import yaml
 
 from nodeagent.objects.kinds import Resource, by_kind
-from nodeagent.objects.yamljson import yaml_to_json
+from nodeagent.objects.yamljson import DocumentError, load_yaml
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -57,21 +57,25 @@ def read_sources(paths: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
+# A manifest is the user's own file, so its cap is generous; it still stops an aliasing
+# bomb from eating the machine.
+MAX_MANIFEST_EXPANDED_BYTES = 64 * 1024 * 1024
+
+
 def parse_documents(name: str, text: str) -> list[dict[str, Any]]:
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+    try:  # YAML's extra types (dates, int keys) as JSON, as kubectl converts them
+        docs = load_yaml(text, max_expanded_bytes=MAX_MANIFEST_EXPANDED_BYTES)
+    except DocumentError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, yaml.YAMLError):
+            raise ManifestError(f"error: error parsing {name}: {exc}") from None
+        mark = getattr(cause, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(cause, "problem", None) or str(cause)
         raise ManifestError(f'error: error parsing {name}: error converting YAML to JSON: '
                             f'yaml:{where}: {problem}') from None
     out: list[dict[str, Any]] = []
-    for i, d in enumerate(docs):
-        try:  # YAML's extra types (dates, int keys) as JSON, as kubectl converts them
-            d = yaml_to_json(d)
-        except ValueError as exc:
-            raise ManifestError(f"error: error parsing {name}: document {i + 1}: {exc}") from None
+    for d in docs:
         if not isinstance(d, dict):
             raise ManifestError(f'error: error validating "{name}": error validating data: '
                                 f"expected an object, got {type(d).__name__}")

@@ -1,9 +1,20 @@
-"""YAML documents as JSON values, the way Kubernetes' YAML reader converts them.
+"""Untrusted YAML and JSON documents as JSON values, within caps on depth and size.
 
 YAML has types JSON lacks (timestamps, sets, binary, non-string keys) and allows
 strings JSON cannot carry (lone surrogates).  Dates become RFC 3339 text and keys
 become strings, as sigs.k8s.io/yaml does; anything else is a ValueError naming it.
-The API (YAML request bodies) and nodectl (manifests) share this one conversion.
+The API (request bodies) and nodectl (manifests) share these readers.
+
+Caps, because a few hundred bytes can otherwise cost seconds and gigabytes:
+
+- **Aliases** are allowed (people use anchors in manifests) but the document's
+  *expanded* size is computed from the parser's events before anything is built,
+  and a document that would expand past ``max_expanded_bytes`` is refused: a
+  "billion laughs" of 400 bytes stops after a few thousand events, not at 1.2 GB.
+  go-yaml, under kubectl and the apiserver, refuses excessive aliasing the same way.
+- **Nesting** deeper than MAX_DEPTH (400) is refused, for YAML from the events
+  (PyYAML's composer recurses and would raise RecursionError) and for JSON by an
+  iterative walk (orjson reads 1024 levels).
 """
 
 from __future__ import annotations
@@ -12,8 +23,16 @@ import datetime as dt
 from typing import Any
 
 import orjson
+import yaml
 
-__all__ = ["yaml_to_json"]
+__all__ = ["MAX_DEPTH", "DocumentError", "check_depth", "load_json", "load_yaml", "yaml_to_json"]
+
+MAX_DEPTH = 400
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+
+
+class DocumentError(ValueError):
+    """A document that is not valid, or over a cap; the message says which."""
 
 
 def _scalar(value: Any) -> Any:
@@ -28,4 +47,90 @@ def yaml_to_json(doc: Any) -> Any:
     try:
         return orjson.loads(orjson.dumps(doc, default=_scalar, option=orjson.OPT_NON_STR_KEYS))
     except (orjson.JSONEncodeError, TypeError) as exc:
-        raise ValueError(f"error converting YAML to JSON: {exc}") from None
+        raise DocumentError(f"error converting YAML to JSON: {exc}") from None
+
+
+def _check_events(text: str | bytes, max_expanded_bytes: int, max_depth: int) -> None:
+    """Walk the parser's events (libyaml's parser does not recurse) and refuse a stream
+    whose expanded size or depth is over the caps, before any node is built."""
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (expanded bytes, depth)
+    stack: list[list[Any]] = []  # open collections: [anchor, expanded bytes, depth below]
+    total = 0
+
+    def add(size: int, depth: int) -> None:
+        nonlocal total
+        if len(stack) + depth > max_depth:
+            raise DocumentError(f"the document is nested deeper than {max_depth} levels")
+        if stack:
+            stack[-1][1] += size
+            stack[-1][2] = max(stack[-1][2], depth)
+        total += size
+        if total > max_expanded_bytes:
+            raise DocumentError(f"the document expands to more than {max_expanded_bytes} bytes "
+                                "(through its aliases)")
+
+    for ev in yaml.parse(text, Loader=_Loader):
+        if isinstance(ev, yaml.ScalarEvent):
+            size = len(ev.value) + 1
+            if ev.anchor:
+                anchors[ev.anchor] = (size, 0)
+            add(size, 0)
+        elif isinstance(ev, yaml.AliasEvent):
+            if ev.anchor not in anchors:
+                raise DocumentError(f"found undefined alias {ev.anchor!r}")
+            size, depth = anchors[ev.anchor]
+            # An alias repeats what its anchor holds: count it again, not the bytes that
+            # were already counted inside.
+            add(size, depth)
+        elif isinstance(ev, yaml.CollectionStartEvent):
+            if len(stack) >= max_depth:
+                raise DocumentError(f"the document is nested deeper than {max_depth} levels")
+            stack.append([ev.anchor, 1, 0])
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            anchor, size, below = stack.pop()
+            if anchor:
+                anchors[anchor] = (size, below + 1)
+            # The collection's contents were added to ``total`` as they came; only its own
+            # node, and its size and depth into the parent's, remain.
+            if stack:
+                stack[-1][1] += size
+                stack[-1][2] = max(stack[-1][2], below + 1)
+            total += 1
+
+
+def load_yaml(text: str | bytes, *, max_expanded_bytes: int,
+              max_depth: int = MAX_DEPTH) -> list[Any]:
+    """The non-empty documents of a YAML stream as JSON values.  Raises DocumentError for
+    bad YAML, a stream over the caps, or values with no JSON form."""
+    try:
+        _check_events(text, max_expanded_bytes, max_depth)
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.YAMLError as exc:  # kept as the cause: nodectl shows its line and column
+        raise DocumentError(f"error converting YAML to JSON: {exc}") from exc
+    return [yaml_to_json(d) for d in docs]
+
+
+def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Raises DocumentError if ``value`` nests lists and objects deeper than ``max_depth``.
+    Iterative: a deep value cannot exhaust the stack here."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise DocumentError(f"the document is nested deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+
+
+def load_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON document, at most ``max_depth`` deep.  Raises DocumentError."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DocumentError(f"invalid JSON: {exc}") from None
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") > max_depth:  # else it cannot be that deep
+        check_depth(value, max_depth)
+    return value

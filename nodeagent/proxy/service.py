@@ -12,13 +12,15 @@ so they run in a worker thread; the event loop never waits on the kernel.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import trio
 
 from netns.nft import RulesError
 from netns.rules import ServicePort, service_ports
 from nodeagent.api.objects import ObjectStore
+from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
 
 log = logging.getLogger("nodeagent.proxy")
@@ -33,11 +35,36 @@ class RulesBackend(Protocol):
     def sync(self, ports: list[ServicePort], changed: set[str] | None = None) -> str: ...
 
 
-def desired_ports(objects: ObjectStore) -> list[ServicePort]:
+def desired_ports(objects: ObjectStore,
+                  rejected: list[tuple[Mapping[str, Any], str]] | None = None) -> list[ServicePort]:
+    """The service ports of every Service; one whose values are no addresses or ports
+    is left out and appended to ``rejected`` with the reason."""
     services = objects.list(SERVICES, None)["items"]
-    endpoints = {(e["metadata"].get("namespace", ""), e["metadata"]["name"]): e
+    endpoints = {(e["metadata"].get("namespace", ""), e["metadata"].get("name", "")): e
                  for e in objects.list(ENDPOINTS, None)["items"]}
-    return service_ports(services, endpoints)
+    return service_ports(services, endpoints, rejected)
+
+
+class RejectedServices:
+    """A Warning Event on each Service the rules leave out, once per version of it: the
+    person who owns it learns why it does not answer, and the proxy does not write an
+    event on every pass."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.events = EventRecorder(objects, "nodeagent-proxy")
+        self._told: set[tuple[str, str]] = set()
+
+    async def report(self, rejected: list[tuple[Mapping[str, Any], str]]) -> None:
+        for svc, reason in rejected:
+            meta = svc.get("metadata") or {}
+            version = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+            if version in self._told:
+                continue
+            self._told.add(version)
+            log.warning("service %s/%s left out of the rules: %s", meta.get("namespace"),
+                        meta.get("name"), reason)
+            await self.events.record({**svc, "kind": "Service", "apiVersion": "v1"}, "Warning",
+                                     "InvalidService", f"left out of the service rules: {reason}")
 
 
 class RulesProgress:
@@ -80,10 +107,13 @@ async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60
         nursery.start_soon(follow, ENDPOINTS.prefix(None))
         task_status.started()
         backoff = 0.1
+        rejected_services = RejectedServices(objects)
         while True:
             changed = trio.Event()
             revision = objects.store.revision  # what the listing below reflects
-            ports = desired_ports(objects)
+            rejected: list[tuple[Mapping[str, Any], str]] = []
+            ports = desired_ports(objects, rejected)
+            await rejected_services.report(rejected)
             try:
                 mode = await trio.to_thread.run_sync(rules.sync, ports)
             except RulesError as exc:

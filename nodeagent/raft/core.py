@@ -72,6 +72,11 @@ class Config:
     """Entry data per append message (at least one entry is always sent)."""
     max_apply_entries: int = 4096
     """Committed entries handed out per ready()."""
+    max_entry_bytes: int = 4 << 20
+    """Largest entry data a leader appends; a larger proposal from a peer is dropped (the
+    driver refuses one from its own client first).  One entry plus max_append_bytes is
+    the largest append message, which must stay under the transport's frame cap, or the
+    entry could never reach a follower."""
     snapshot_chunk_bytes: int = 1 << 20
     """InstallSnapshot chunk size."""
     lease_reads: bool = False
@@ -86,6 +91,8 @@ class Config:
             raise ValueError("election_ticks must be greater than heartbeat_ticks > 0")
         if self.lease_reads and not self.check_quorum:
             raise ValueError("lease_reads needs check_quorum (the lease is its timeout)")
+        if self.max_entry_bytes <= 0:
+            raise ValueError("max_entry_bytes must be positive")
 
 
 @dataclass
@@ -159,7 +166,10 @@ class Raft:
 
     def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> bool:
         """Append a command (leader) or forward it to the leader; False if it was dropped
-        (no leader known, or a leadership transfer is under way): the client retries."""
+        (no leader known, or a leadership transfer is under way): the client retries.
+        Raises ValueError for data over ``max_entry_bytes``."""
+        if len(data) > self.config.max_entry_bytes:
+            raise ValueError(f"entry of {len(data)} bytes is over max_entry_bytes")
         if self.role is Role.LEADER:
             if self.transferee or (kind is EntryKind.CONF and not self._conf_allowed(data)):
                 self.dropped.append(data)
@@ -371,7 +381,11 @@ class Raft:
         if m.type is MT.PROPOSE:
             if self.transferee:
                 return
+            if m.src not in self.progress:
+                return  # only members forward proposals
             for e in m.entries:
+                if len(e.data) > self.config.max_entry_bytes:
+                    continue
                 if e.kind is not EntryKind.CONF or self._conf_allowed(e.data):
                     self._append(e.kind, e.data)
             return

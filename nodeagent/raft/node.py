@@ -44,7 +44,7 @@ from nodeagent.raft.messages import (
 from nodeagent.raft.storage import RaftStorage
 from nodeagent.raft.transport import Transport
 
-__all__ = ["NotLeader", "RaftNode", "Timeout"]
+__all__ = ["EntryTooLarge", "NotLeader", "RaftNode", "Timeout"]
 
 log = logging.getLogger("nodeagent.raft")
 REQUEST_ID_BYTES = 16
@@ -58,6 +58,11 @@ class NotLeader(Exception):
     def __init__(self, leader: int) -> None:
         super().__init__(f"not taken; the leader is {leader or 'not known'}")
         self.leader = leader
+
+
+class EntryTooLarge(ValueError):
+    """A proposal over the core's ``max_entry_bytes``: refused before it reaches the log,
+    since no follower could receive it."""
 
 
 class Timeout(Exception):
@@ -95,6 +100,11 @@ class RaftNode:
         self.tick_s, self.snapshot_entries = tick_s, snapshot_entries
         self.rng = rng or random.Random()
         self.transport = Transport(config.id, listen, peers, self._deliver)
+        largest_append = config.max_entry_bytes + config.max_append_bytes + 64 * 1024
+        if largest_append > self.transport.max_frame:
+            raise ValueError(f"max_entry_bytes + max_append_bytes ({largest_append} with "
+                             f"headers) is over the transport's frame cap "
+                             f"({self.transport.max_frame})")
         self._send, self._recv = trio.open_memory_channel[tuple](10_000)
         self.raft: Raft | None = None
         # request id -> what applying it returned (None once restored from a snapshot)
@@ -114,7 +124,11 @@ class RaftNode:
 
     async def propose(self, payload: bytes, timeout_s: float = 5.0) -> Any:
         """Replicate and apply ``payload``; returns what applying it returned, once applied
-        here.  Raises NotLeader (not taken: retry) or Timeout (outcome unknown)."""
+        here.  Raises NotLeader (not taken: retry), Timeout (outcome unknown) or
+        EntryTooLarge."""
+        if len(payload) + REQUEST_ID_BYTES > self.config.max_entry_bytes:
+            raise EntryTooLarge(f"a {len(payload)}-byte write is over the limit "
+                                f"({self.config.max_entry_bytes - REQUEST_ID_BYTES} bytes)")
         req = self._request_id()
         return (await self._wait(self.writes, req, ("propose", req + payload), timeout_s)).result
 

@@ -13,10 +13,11 @@ after its index -- so every write is an append and one fdatasync (group commit:
 the driver saves a whole Ready at once), and a crash in the middle of a save leaves
 at most a torn tail.
 
-Recovery: a short or damaged record in the *last* segment is a torn write (it was
-never acknowledged: the driver sends nothing before save() returns) and is cut
-off; damage in an earlier segment refuses to start rather than lose acknowledged
-entries.  Snapshots are written to a temporary file, fsynced, renamed, and the
+Recovery: a torn tail of the *last* segment (recordlog.py says what counts as one)
+is a write cut short (never acknowledged: the driver sends nothing before save()
+returns) and is cut off; any other damage refuses to start rather than lose
+acknowledged entries.  An entry over the record cap is refused at save (RecordTooLarge),
+before anything is written.  Snapshots are written to a temporary file, fsynced, renamed, and the
 directory fsynced; then the log rolls to a new segment (starting with the hard
 state and the entries past the snapshot) and older segments and snapshots go.
 
@@ -34,14 +35,13 @@ from pathlib import Path
 
 import msgpack
 
-from nodeagent.fsutil import fsync_dir
+from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
 from nodeagent.raft.messages import Entry, EntryKind, HardState, SnapshotMeta
+from nodeagent.recordlog import encode_record, scan
 
 __all__ = ["CorruptStorageError", "Loaded", "RaftStorage"]
 
-_HEADER = struct.Struct("<II")
 _SNAP_MAGIC = b"NARAFTSNAP1\n"
-MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 class CorruptStorageError(Exception):
@@ -56,16 +56,12 @@ class Loaded:
     truncated_bytes: int  # a torn tail that was cut off
 
 
-def _record(payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
 def _entry_record(e: Entry) -> bytes:
-    return _record(msgpack.packb(["e", e.term, e.index, int(e.kind), e.data], use_bin_type=True))
+    return encode_record(msgpack.packb(["e", e.term, e.index, int(e.kind), e.data], use_bin_type=True))
 
 
 def _hard_record(h: HardState) -> bytes:
-    return _record(msgpack.packb(["h", h.term, h.vote, h.commit], use_bin_type=True))
+    return encode_record(msgpack.packb(["h", h.term, h.vote, h.commit], use_bin_type=True))
 
 
 class RaftStorage:
@@ -84,7 +80,7 @@ class RaftStorage:
     # --- recovery -----------------------------------------------------------------------
 
     def load(self) -> Loaded:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.dir)
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         snapshot = self._newest_snapshot()
@@ -125,21 +121,12 @@ class RaftStorage:
         return Loaded(hard, snapshot, entries, truncated)
 
     def _scan(self, seg: Path) -> Iterator[tuple[list | None, int]]:  # type: ignore[type-arg]
-        """(record, end offset) for each whole record; (None, offset) at damage."""
-        data = seg.read_bytes()
-        pos = 0
-        while pos < len(data):
-            if pos + _HEADER.size > len(data):
-                yield None, pos
-                return
-            length, crc = _HEADER.unpack_from(data, pos)
-            start = pos + _HEADER.size
-            if length > MAX_RECORD_BYTES or start + length > len(data) or \
-                    zlib.crc32(data[start:start + length]) != crc:
-                yield None, pos
-                return
+        """(record, end offset) for each whole record, then (None, offset) at a torn tail;
+        raises CorruptStorageError for any other damage (recordlog.py tells them apart)."""
+        found, damage = scan(seg.read_bytes())
+        for payload, end in found:
             try:
-                record = msgpack.unpackb(data[start:start + length], raw=False)
+                record = msgpack.unpackb(payload, raw=False)
                 valid = isinstance(record, list) and (
                     (record[:1] == ["h"] and len(record) == 4) or
                     (record[:1] == ["e"] and len(record) == 5 and isinstance(record[4], bytes)))
@@ -147,9 +134,14 @@ class RaftStorage:
                 valid = False
             if not valid:
                 # The CRC matched, so this is not a torn write but a record we do not know.
-                raise CorruptStorageError(f"{seg}: record at byte {pos} is not a Raft record")
-            pos = start + length
-            yield record, pos
+                raise CorruptStorageError(f"{seg}: record ending at byte {end} is not a "
+                                          "Raft record")
+            yield record, end
+        if damage is not None:
+            if not damage.torn:
+                raise CorruptStorageError(f"{seg}: damaged record at byte {damage.offset} "
+                                          f"({damage.reason}); refusing to drop what follows")
+            yield None, damage.offset
 
     def _newest_snapshot(self) -> tuple[SnapshotMeta, bytes] | None:
         for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):
@@ -170,7 +162,7 @@ class RaftStorage:
     def _open(self, path: Path) -> None:
         if self._file is not None:
             self._file.close()
-        self._file = open(path, "ab", buffering=0)
+        self._file = open(path, "ab", buffering=0, opener=private_opener)
         self._size = self._file.tell()
 
     def _roll(self, hard: HardState, entries: list[Entry]) -> None:
@@ -213,7 +205,7 @@ class RaftStorage:
                               data], use_bin_type=True)
         name = f"snap-{meta.index:016x}.snap"
         tmp = self.dir / (name + ".tmp")
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", opener=private_opener) as f:
             f.write(_SNAP_MAGIC + struct.pack("<I", zlib.crc32(body)) + body)
             f.flush()
             if self.fsync_enabled:

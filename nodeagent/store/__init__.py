@@ -8,6 +8,8 @@ from nodeagent.store.errors import (
     StoreClosedError,
     StoreError,
     StoreUnavailableError,
+    TxnRejectedError,
+    TxnTooLargeError,
 )
 from nodeagent.store.local import LocalStore
 from nodeagent.store.mvcc import MVCC, Compare, Event, KeyValue, Op, Txn, TxnResult
@@ -15,5 +17,5 @@ from nodeagent.store.mvcc import MVCC, Compare, Event, KeyValue, Op, Txn, TxnRes
 __all__ = [
     "MVCC", "CompactedError", "Compare", "CorruptLogError", "Event", "FutureRevisionError",
     "KeyValue", "LocalStore", "Op", "StoreClosedError", "StoreError", "StoreUnavailableError",
-    "Txn", "TxnResult", "Watch",
+    "Txn", "TxnRejectedError", "TxnResult", "TxnTooLargeError", "Watch",
 ]

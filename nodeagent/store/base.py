@@ -8,13 +8,53 @@ events of every applied batch through ``_publish``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
+import orjson
 import trio
 
-from nodeagent.store.mvcc import MVCC, Event, KeyValue
+from nodeagent.logs import ThrottledLog
+from nodeagent.store.errors import StoreError, TxnRejectedError
+from nodeagent.store.mvcc import MVCC, Event, KeyValue, Txn, TxnResult
 
-__all__ = ["MVCCReads", "Watch"]
+__all__ = ["MVCCReads", "Watch", "apply_command", "check_values"]
+
+_rejected_log = ThrottledLog(logging.getLogger("nodeagent.store"))
+
+
+def apply_command(mvcc: MVCC, data: bytes) -> tuple[TxnResult | TxnRejectedError, list[Event]]:
+    """Decode and apply one logged command.  A command that does not decode (a forged Raft
+    entry, a log written by a newer version) changes nothing and gives TxnRejectedError,
+    the same on every replica, instead of raising out of the apply loop and stopping the
+    server at every restart."""
+    try:
+        txn = Txn.decode(data)
+        check_values(txn)
+    except StoreError as exc:
+        _rejected_log.log("undecodable", "store: skipped a command that does not decode: %s", exc)
+        return TxnRejectedError(f"the store could not apply the write: {exc}"), []
+    return mvcc.apply(txn)
+
+
+OBJECTS_PREFIX = "/registry/"
+RAW_PREFIX = "/registry/allocations/"  # the allocator's keys hold plain text
+
+
+def check_values(txn: Txn) -> None:
+    """Raises StoreError unless every object a txn puts is a JSON object with a metadata
+    object: readers (lists, watches, every controller) splice stored bytes into answers
+    and decode them without a guard, so the store holds nothing else under /registry/."""
+    for op in txn.success + txn.failure:
+        if op.kind != "put" or not op.key.startswith(OBJECTS_PREFIX) \
+                or op.key.startswith(RAW_PREFIX):
+            continue
+        try:
+            obj = orjson.loads(op.value)
+        except orjson.JSONDecodeError as exc:
+            raise StoreError(f"{op.key}: the value is not JSON: {exc}") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+            raise StoreError(f"{op.key}: the value is not an object with metadata")
 
 
 class Watch:

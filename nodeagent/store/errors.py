@@ -7,7 +7,10 @@
     ├── FutureRevisionError     the revision asked for does not exist yet
     ├── CorruptLogError         the write-ahead log is damaged before its tail
     ├── StoreClosedError        the store stopped before the write was durable
-    └── StoreUnavailableError   no Raft leader took the write, or it timed out (retry)
+    ├── StoreUnavailableError   no Raft leader took the write, or it timed out (retry)
+    ├── TxnTooLargeError        a transaction over MAX_TXN_BYTES, refused before the log
+    └── TxnRejectedError        a committed command that does not decode: every replica
+                                skips it alike and its proposer gets this
 """
 
 from __future__ import annotations
@@ -41,4 +44,12 @@ class StoreClosedError(StoreError):
 
 
 class StoreUnavailableError(StoreError):
+    pass
+
+
+class TxnTooLargeError(StoreError):
+    pass
+
+
+class TxnRejectedError(StoreError):
     pass

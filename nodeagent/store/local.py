@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from nodeagent.store.base import MVCCReads, Watch
-from nodeagent.store.errors import StoreClosedError
-from nodeagent.store.mvcc import MVCC, Event, Txn, TxnResult
+from nodeagent.store.base import MVCCReads, Watch, apply_command, check_values
+from nodeagent.store.errors import StoreClosedError, StoreError, TxnRejectedError
+from nodeagent.store.mvcc import MVCC, Event, Txn, TxnResult, check_txn_size
 from nodeagent.store.wal import WAL
 
 __all__ = ["LocalStore", "Watch"]
@@ -69,7 +69,7 @@ class LocalStore(MVCCReads):
             self.mvcc.restore(rec.snapshot)
         self._snapshot_index = self._applied_index = rec.snapshot_index
         for index, data in rec.records:
-            self.mvcc.apply(Txn.decode(data))
+            apply_command(self.mvcc, data)
             self._applied_index = index
         log.info("store recovered dir=%s snapshot_index=%d replayed=%d revision=%d "
                  "torn_tail_bytes=%d", self.data_dir, rec.snapshot_index, len(rec.records),
@@ -135,10 +135,18 @@ class LocalStore(MVCCReads):
     # --- writes --------------------------------------------------------------------------
 
     async def txn(self, txn: Txn) -> TxnResult:
-        """Commit one transaction durably.  Raises StoreClosedError if the store stopped."""
+        """Commit one transaction durably.  Raises StoreClosedError if the store stopped,
+        TxnTooLargeError for one over MAX_TXN_BYTES, TxnRejectedError for an object that is
+        not JSON (base.check_values)."""
         if not self._running:
             raise StoreClosedError("store is not running")
-        p = _Pending(txn, txn.encode())
+        data = txn.encode()
+        check_txn_size(data)
+        try:
+            check_values(txn)
+        except StoreError as exc:
+            raise TxnRejectedError(f"the store could not apply the write: {exc}") from exc
+        p = _Pending(txn, data)
         self._send.send_nowait(p)
         # Not cancellable half-way: once queued, the write happens; wait for its answer.
         with trio.CancelScope(shield=True):

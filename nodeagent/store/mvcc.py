@@ -34,9 +34,28 @@ from typing import Any
 import msgpack
 from sortedcontainers import SortedList
 
-from nodeagent.store.errors import CompactedError, FutureRevisionError, StoreError
+from nodeagent.store.errors import (
+    CompactedError,
+    FutureRevisionError,
+    StoreError,
+    TxnTooLargeError,
+)
 
-__all__ = ["MVCC", "Compare", "Event", "KeyValue", "Op", "Txn", "TxnResult"]
+__all__ = ["MAX_TXN_BYTES", "MVCC", "Compare", "Event", "KeyValue", "Op", "Txn", "TxnResult",
+           "check_txn_size"]
+
+# The largest transaction the store takes, encoded: an object at the API's cap (1.5 MiB,
+# etcd's --max-request-bytes) with its allocation keys and compares.  Far below the
+# log's record cap and Raft's entry cap, so nothing the store accepts can fail to be
+# logged or replicated.
+MAX_TXN_BYTES = 2 * 1024 * 1024
+
+
+def check_txn_size(data: bytes) -> None:
+    """Raises TxnTooLargeError for an encoded transaction over MAX_TXN_BYTES."""
+    if len(data) > MAX_TXN_BYTES:
+        raise TxnTooLargeError(f"request is too large: a {len(data)}-byte transaction is over "
+                               f"the store's limit of {MAX_TXN_BYTES} bytes")
 
 
 @dataclass(slots=True, frozen=True)
@@ -98,7 +117,9 @@ class Txn:
     @classmethod
     def decode(cls, data: bytes) -> Txn:
         """Raises StoreError naming what is malformed: commands come over the network
-        (api/replica.py), and one that ``apply`` could not take would stop every replica."""
+        (api/replica.py), and one that ``apply`` could not take would stop every replica.
+        Any size is read: the cap (check_txn_size) is for new writes, not for what a log
+        already holds."""
         try:
             c, s, f = msgpack.unpackb(data, raw=False)
             txn = cls(tuple(Compare(*x) for x in c), tuple(Op(*x) for x in s),

@@ -18,11 +18,11 @@ import random
 import trio
 
 from nodeagent.raft.core import Config
-from nodeagent.raft.node import NotLeader, RaftNode, Timeout
+from nodeagent.raft.node import EntryTooLarge, NotLeader, RaftNode, Timeout
 from nodeagent.raft.storage import RaftStorage
-from nodeagent.store.base import MVCCReads, Watch
-from nodeagent.store.errors import StoreUnavailableError
-from nodeagent.store.mvcc import MVCC, Txn, TxnResult
+from nodeagent.store.base import MVCCReads, Watch, apply_command
+from nodeagent.store.errors import StoreUnavailableError, TxnRejectedError, TxnTooLargeError
+from nodeagent.store.mvcc import MVCC, Txn, TxnResult, check_txn_size
 
 __all__ = ["RaftStore"]
 
@@ -63,8 +63,8 @@ class RaftStore(MVCCReads):
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self.node.storage.close)
 
-    def _apply(self, payload: bytes) -> TxnResult:
-        result, events = self.mvcc.apply(Txn.decode(payload))
+    def _apply(self, payload: bytes) -> TxnResult | TxnRejectedError:
+        result, events = apply_command(self.mvcc, payload)
         self._publish(events)
         return result
 
@@ -78,15 +78,23 @@ class RaftStore(MVCCReads):
 
     async def txn(self, txn: Txn) -> TxnResult:
         """Commit one transaction through Raft.  Raises StoreUnavailableError when no
-        leader takes it (retry) or no answer came in time (it may have been applied)."""
+        leader takes it (retry) or no answer came in time (it may have been applied),
+        TxnTooLargeError for one over MAX_TXN_BYTES, TxnRejectedError for one that did
+        not decode when applied."""
+        data = txn.encode()
+        check_txn_size(data)
         try:
-            result = await self.node.propose(txn.encode(), timeout_s=self.write_timeout_s)
+            result = await self.node.propose(data, timeout_s=self.write_timeout_s)
+        except EntryTooLarge as exc:
+            raise TxnTooLargeError(str(exc)) from exc
         except NotLeader as exc:
             raise StoreUnavailableError(f"no leader took the write: {exc}") from None
         except Timeout as exc:
             raise StoreUnavailableError(f"the write timed out: {exc}") from None
         if result is None:  # applied before a snapshot this server restored: no result kept
             raise StoreUnavailableError("the write was applied, its result is not known")
+        if isinstance(result, TxnRejectedError):
+            raise result
         return result
 
     async def read_barrier(self) -> None:

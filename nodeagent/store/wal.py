@@ -10,11 +10,11 @@ is msgpack ``[index, command bytes]``.  Indexes are contiguous from 1.
 
 Recovery rules (the same as etcd's wal package):
 
-- a record that is short, or whose CRC fails, in the *last* segment is a torn
-  write from a crash: the file is truncated there and the rest is dropped
-  (it was never acknowledged, since acknowledgement waits for fsync);
-- the same in an earlier segment, or an index gap, is corruption: refuse to
-  start rather than silently lose acknowledged writes.
+- a torn tail of the *last* segment (recordlog.py says what counts as one) is a
+  write cut short by a crash: the file is truncated there (it was never
+  acknowledged, since acknowledgement waits for fsync);
+- any other damage, anywhere, or an index gap, is corruption: refuse to start
+  rather than silently lose acknowledged writes.
 
 Snapshots are written to a temporary file, fsynced, renamed and the directory
 fsynced, so a crash leaves either the old or the new snapshot, never half of
@@ -29,20 +29,18 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 
-from nodeagent.fsutil import fsync_dir
+from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
+from nodeagent.recordlog import MAX_RECORD_BYTES, encode_record, scan
 from nodeagent.store.errors import CorruptLogError
 
 __all__ = ["WAL", "Recovered"]
 
-_HEADER = struct.Struct("<II")
 _SNAP_MAGIC = b"NASNAP1\n"
-MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -62,18 +60,22 @@ def _snapshot_name(index: int) -> str:
 
 
 class WAL:
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True,
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self.dir = Path(directory)
+        self.max_record_bytes = max_record_bytes
         self.fsync_enabled = fsync
         self._file = None  # current segment, opened for append
+        self._cut = 0  # bytes of torn tail cut from the segment read last
         self.last_index = 0
         self.segment_bytes = 0
 
     # --- recovery -----------------------------------------------------------------------
 
     def recover(self) -> Recovered:
-        """Read the newest snapshot and the records after it; repair a torn tail."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Read the newest snapshot and the records after it; cut a torn tail off.
+        Raises CorruptLogError for damage anywhere else (recordlog.py tells them apart)."""
+        make_private_dir(self.dir)
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         snap_index, snap = self._read_newest_snapshot()
@@ -82,23 +84,13 @@ class WAL:
         truncated = 0
         expected = None
         for n, seg in enumerate(segments):
-            last = n == len(segments) - 1
-            for index, cmd, end, bad in self._scan(seg):
-                if bad:
-                    if not last:
-                        raise CorruptLogError(f"{seg}: damaged record at byte {end} "
-                                              "before the last segment")
-                    size = seg.stat().st_size
-                    truncated = size - end
-                    with open(seg, "r+b") as f:
-                        f.truncate(end)
-                        os.fsync(f.fileno())
-                    break
+            for index, cmd in self._read_segment(seg, last=n == len(segments) - 1):
                 if expected is not None and index != expected:
                     raise CorruptLogError(f"{seg}: index {index} where {expected} was expected")
                 expected = index + 1
                 if index > snap_index:
                     records.append((index, cmd))
+            truncated += self._cut
         self.last_index = max(snap_index, expected - 1 if expected else 0)
         if records and records[0][0] != snap_index + 1:
             raise CorruptLogError(f"log starts at {records[0][0]} but snapshot is at {snap_index}")
@@ -109,30 +101,32 @@ class WAL:
             self._new_segment(self.last_index + 1)
         return Recovered(snap_index, snap, records, truncated)
 
-    def _scan(self, seg: Path) -> Iterator[tuple[int, bytes, int, bool]]:
-        """Yield (index, command, end offset, damaged) for each record."""
+    def _read_segment(self, seg: Path, *, last: bool) -> list[tuple[int, bytes]]:
+        """The (index, command) records of one segment; a torn tail of the last segment is
+        cut off (its size in ``_cut``)."""
+        self._cut = 0
         data = seg.read_bytes()
-        pos = 0
-        while pos < len(data):
-            if pos + _HEADER.size > len(data):
-                yield 0, b"", pos, True
-                return
-            length, crc = _HEADER.unpack_from(data, pos)
-            start = pos + _HEADER.size
-            if length > MAX_RECORD_BYTES or start + length > len(data):
-                yield 0, b"", pos, True
-                return
-            payload = data[start:start + length]
-            if zlib.crc32(payload) != crc:
-                yield 0, b"", pos, True
-                return
+        found, damage = scan(data)
+        out: list[tuple[int, bytes]] = []
+        for payload, end in found:
             try:
                 index, cmd = msgpack.unpackb(payload, raw=False)
-            except (ValueError, msgpack.UnpackException):
-                yield 0, b"", pos, True
-                return
-            pos = start + length
-            yield index, cmd, pos, False
+                if not isinstance(index, int) or not isinstance(cmd, bytes):
+                    raise ValueError("not [index, command]")
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                # The CRC matched: not a torn write but a record this store never wrote.
+                raise CorruptLogError(f"{seg}: record ending at byte {end} is not a log "
+                                      f"record: {exc}") from exc
+            out.append((index, cmd))
+        if damage is not None:
+            if not (damage.torn and last):
+                raise CorruptLogError(f"{seg}: damaged record at byte {damage.offset} "
+                                      f"({damage.reason}); refusing to drop what follows")
+            self._cut = len(data) - damage.offset
+            with open(seg, "r+b") as f:
+                f.truncate(damage.offset)
+                os.fsync(f.fileno())
+        return out
 
     def _read_newest_snapshot(self) -> tuple[int, bytes | None]:
         for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):
@@ -150,7 +144,7 @@ class WAL:
     # --- appending ----------------------------------------------------------------------
 
     def _open_segment(self, path: Path) -> None:
-        self._file = open(path, "ab", buffering=0)
+        self._file = open(path, "ab", buffering=0, opener=private_opener)
         self.segment_bytes = self._file.tell()
 
     def _new_segment(self, first: int) -> None:
@@ -162,14 +156,14 @@ class WAL:
             fsync_dir(self.dir)
 
     def append(self, commands: list[bytes]) -> int:
-        """Append records and fsync once (group commit).  Returns the first index used."""
+        """Append records and fsync once (group commit).  Returns the first index used.
+        Raises RecordTooLarge, having written nothing, if one is over the record cap."""
         assert self._file is not None, "recover() first"
         first = self.last_index + 1
         buf = bytearray()
-        for i, cmd in enumerate(commands):
-            payload = msgpack.packb([first + i, cmd], use_bin_type=True)
-            buf += _HEADER.pack(len(payload), zlib.crc32(payload))
-            buf += payload
+        for i, cmd in enumerate(commands):  # RecordTooLarge before anything is written
+            buf += encode_record(msgpack.packb([first + i, cmd], use_bin_type=True),
+                                 self.max_record_bytes)
         self._file.write(buf)
         if self.fsync_enabled:
             os.fdatasync(self._file.fileno())
@@ -183,7 +177,7 @@ class WAL:
         """Write a snapshot of the state after ``index``, then drop older files."""
         body = msgpack.packb([index, state], use_bin_type=True)
         tmp = self.dir / (_snapshot_name(index) + ".tmp")
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", opener=private_opener) as f:
             f.write(_SNAP_MAGIC + struct.pack("<I", zlib.crc32(body)) + body)
             f.flush()
             if self.fsync_enabled:

@@ -43,7 +43,7 @@ async def test_ready_and_not_ready_pods_with_named_ports(objects):
     assert by_port[8080]["addresses"][0]["targetRef"]["name"] == "a"
     # The proxy programs only the ready backends.
     (port,) = service_ports([objects.get(SVC, "default", "kubia")], {("default", "kubia"): ep})
-    assert sorted(port.endpoints) == [("10.244.1.2", 8080), ("10.244.1.4", 9090)]
+    assert [(str(ip), p) for ip, p in port.endpoints] == [("10.244.1.2", 8080), ("10.244.1.4", 9090)]
     rv = ep["metadata"]["resourceVersion"]
     await ctl.sync()
     assert objects.get(EP, "default", "kubia")["metadata"]["resourceVersion"] == rv  # no churn

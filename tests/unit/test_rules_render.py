@@ -10,7 +10,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from netns.rules import ServicePort, render_full, render_update, service_ports
+import pytest
+
+from netns.rules import IP, ServicePort, render_full, render_update, service_ports
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "rules"
 
@@ -57,9 +59,10 @@ def test_services_and_endpoints_become_service_ports():
     assert set(ports) == {"default/kubia:http/TCP", "kube-system/dns:dns/UDP",
                           "kube-system/dns:dns-tcp/TCP", "default/sticky:80/TCP",
                           "default/empty:80/TCP"}  # headless has no ClusterIP: no rules
-    assert ports["default/kubia:http/TCP"].endpoints == (("10.244.1.5", 8080), ("10.244.2.7", 9090))
+    assert ports["default/kubia:http/TCP"].endpoints == ((IP("10.244.1.5"), 8080),
+                                                          (IP("10.244.2.7"), 9090))
     assert ports["default/kubia:http/TCP"].node_port == 30080
-    assert ports["kube-system/dns:dns/UDP"].endpoints == (("10.244.1.9", 5353),)
+    assert ports["kube-system/dns:dns/UDP"].endpoints == ((IP("10.244.1.9"), 5353),)
     assert ports["default/sticky:80/TCP"].affinity_timeout_s == 600
     assert ports["default/empty:80/TCP"].endpoints == ()
 
@@ -110,3 +113,42 @@ def test_iptables_backend_golden():
     assert "-m statistic --mode random --probability 0.50000000000" in text
     assert "--reject-with tcp-reset" in text  # the service without endpoints
     assert "-m recent --name" in text  # ClientIP affinity
+
+
+INJECTION = '10.96.0.99 . tcp . 80 } } table ip evil { chain c { type filter hook input priority 0; drop; } }'
+
+
+@pytest.mark.parametrize("field,value", [
+    ("clusterIP", INJECTION),
+    ("port", "80 } } table ip evil {"),
+    ("nodePort", 70000),
+    ("protocol", "TCP"),  # with an endpoint address that is not one, below
+])
+def test_a_service_planted_past_validation_is_dropped_alone(field, value):
+    bad = {"metadata": {"namespace": "default", "name": "planted"},
+           "spec": {"type": "NodePort", "clusterIP": "10.96.0.99",
+                    "ports": [{"name": "p", "port": 80, "protocol": "TCP", "nodePort": 30099}]}}
+    endpoints = dict(ENDPOINTS)
+    if field in ("clusterIP",):
+        bad["spec"][field] = value
+    elif field == "protocol":
+        endpoints[("default", "planted")] = {"subsets": [
+            {"addresses": [{"ip": "10.0.0.1; drop"}], "ports": [{"name": "p", "port": 80}]}]}
+    else:
+        bad["spec"]["ports"][0][field] = value
+    rejected: list = []
+    ports = service_ports([*SERVICES, bad], endpoints, rejected)
+    assert [svc["metadata"]["name"] for svc, _ in rejected] == ["planted"]
+    assert rejected[0][1]  # the reason names the value
+    assert {sp.key for sp in ports} == {sp.key for sp in service_ports(SERVICES, ENDPOINTS)}
+    text = render_full(ports, ["192.168.56.11"])
+    assert "evil" not in text and "planted" not in text and text.count("table ip") == 3
+
+
+def test_service_ports_refuse_values_that_are_not_addresses_or_ports():
+    with pytest.raises(ValueError, match="clusterIP"):
+        ServicePort("ns", "s", "", "TCP", 80, "10.0.0.1 } table ip x {")
+    with pytest.raises(ValueError, match="port"):
+        ServicePort("ns", "s", "", "TCP", 0, "10.0.0.1")
+    with pytest.raises(ValueError, match="protocol"):
+        ServicePort("ns", "s", "", "tcp; drop", 80, "10.0.0.1")
