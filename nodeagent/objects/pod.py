@@ -527,6 +527,10 @@ def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
             errs.append(vp.forbidden("may not specify more than 1 volume type"))
         if v.persistent_volume_claim is not None and not v.persistent_volume_claim.claim_name:
             errs.append(vp.child("persistentVolumeClaim").child("claimName").required())
+        for field, src in (("configMap", v.config_map), ("secret", v.secret),
+                           ("downwardAPI", v.downward_api)):
+            if src is not None:
+                errs.extend(_projection_errors(src, vp.child(field)))
     if not spec.containers:
         errs.append(path.child("containers").required())
     names: set[str] = set()
@@ -563,6 +567,43 @@ def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
     if spec.hostname:
         errs.extend(path.child("hostname").invalid(spec.hostname, e)
                     for e in dns1123_label_errors(spec.hostname))
+    return errs
+
+
+MODE_DETAIL = "must be a number between 0 and 0777 (octal), both inclusive"
+
+
+def _mode_errors(mode: int | None, path: Path) -> list[FieldError]:
+    if mode is not None and not 0 <= mode <= 0o777:
+        return [path.invalid(mode, MODE_DETAIL)]
+    return []
+
+
+def local_path_errors(value: str, path: Path) -> list[FieldError]:
+    """The apiserver's validateLocalDescendingPath: files a volume projects stay in it."""
+    if not value:
+        return [path.required()]
+    errs = []
+    if value.startswith("/"):
+        errs.append(path.invalid(value, "must be a relative path"))
+    if ".." in value.split("/"):
+        errs.append(path.invalid(value, "must not contain '..'"))
+    elif value.startswith(".."):
+        errs.append(path.invalid(value, "must not start with '..'"))
+    if "\0" in value:
+        errs.append(path.invalid(value, "must not contain a NUL byte"))
+    return errs
+
+
+def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | DownwardAPIVolumeSource,
+                       path: Path) -> list[FieldError]:
+    errs = _mode_errors(src.default_mode, path.child("defaultMode"))
+    for j, item in enumerate(src.items or []):
+        ip = path.child("items").index(j)
+        if isinstance(item, KeyToPath) and not item.key:
+            errs.append(ip.child("key").required())
+        errs.extend(local_path_errors(item.path, ip.child("path")))
+        errs.extend(_mode_errors(item.mode, ip.child("mode")))
     return errs
 
 
@@ -616,6 +657,8 @@ def validate_container(c: Container, path: Path, volumes: set[str], init: bool) 
         elif m.mount_path in mount_paths:
             errs.append(mp.child("mountPath").invalid(m.mount_path, "must be unique"))
         mount_paths.add(m.mount_path)
+        if m.sub_path:
+            errs.extend(local_path_errors(m.sub_path, mp.child("subPath")))
     declared = {p.name for p in c.ports or [] if p.name}
     for field, probe in (("livenessProbe", c.liveness_probe), ("readinessProbe", c.readiness_probe),
                          ("startupProbe", c.startup_probe)):

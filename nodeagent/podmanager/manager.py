@@ -53,7 +53,7 @@ from nodeagent.podmanager.status import (
     container_status,
     pod_phase,
 )
-from nodeagent.podmanager.volumes import VolumeError, Volumes
+from nodeagent.podmanager.volumes import VolumeError, Volumes, read_only_volumes
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.reconcile import reconcile
 from probes.handlers import HttpGet
@@ -321,7 +321,7 @@ class PodManager:
         try:
             rootfs, hosts = await trio.to_thread.run_sync(
                 lambda: (self.images.mount_rootfs(cid, image), self._hosts_file(w, pod)))
-            mounts = [*Volumes.mounts(c, w.volume_paths), hosts]
+            mounts = [*Volumes.mounts(c, w.volume_paths, read_only_volumes(pod)), hosts]
         except (ImageError, VolumeError, OSError) as exc:
             w.waiting[name] = ("CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",

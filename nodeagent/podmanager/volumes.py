@@ -94,12 +94,37 @@ def _projected(kind: str, obj: Obj, items: list[Obj] | None) -> dict[str, bytes]
     return out
 
 
+def _checked_files(files: dict[str, bytes], modes: dict[str, int],
+                   default_mode: int) -> None:
+    """Raises VolumeError for a path that could leave the volume or a mode beyond 0777:
+    the API refuses both, but a spec planted in the store must not reach the disk."""
+    for path in files:
+        parts = path.split("/")
+        if not path or path.startswith("/") or ".." in parts or "" in parts or "\0" in path \
+                or parts[0].startswith(".."):
+            raise VolumeError(f"items path {path!r} must be a relative path inside the volume")
+    for mode in [*modes.values(), default_mode]:
+        if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
+            raise VolumeError(f"mode {mode!r} must be a number between 0 and 0777")
+
+
+def _own_entry(target: str, name: str) -> str | None:
+    """The entry ``name`` of the volume's own directory if it is one the writer made
+    (``..<timestamp>``), else None: a link there is never followed out of the volume."""
+    if "/" in name or not name.startswith("..") or name in ("..", "..data", "..data_tmp"):
+        return None
+    return os.path.join(target, name)
+
+
 def write_atomically(target: str, files: dict[str, bytes], modes: dict[str, int],
                      default_mode: int) -> bool:
-    """kubelet's AtomicWriter; returns False if the content was already there."""
+    """kubelet's AtomicWriter; returns False if the content was already there.  Raises
+    VolumeError for a path or mode that _checked_files refuses."""
+    _checked_files(files, modes, default_mode)
     current = os.path.join(target, "..data")
-    if os.path.islink(current):
-        old = os.path.join(target, os.readlink(current))
+    old_dir = _own_entry(target, os.readlink(current)) if os.path.islink(current) else None
+    if old_dir is not None and os.path.isdir(old_dir) and not os.path.islink(old_dir):
+        old = old_dir
         same = set(files) == _walk(old) and all(
             _read(os.path.join(old, p)) == content and
             stat.S_IMODE(os.stat(os.path.join(old, p)).st_mode) == modes.get(p, default_mode)
@@ -112,14 +137,15 @@ def write_atomically(target: str, files: dict[str, bytes], modes: dict[str, int]
     for path, content in files.items():
         full = os.path.join(fresh, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
+        # O_EXCL|O_NOFOLLOW: a fresh file in a fresh directory, never something else's.
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(fd, "wb") as f:
             f.write(content)
-        os.chmod(full, modes.get(path, default_mode))
+            os.fchmod(f.fileno(), modes.get(path, default_mode))
     tmp = os.path.join(target, "..data_tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(stamp, tmp)
-    old_target = os.readlink(current) if os.path.islink(current) else None
     os.rename(tmp, current)  # the switch: one rename
     for top in {p.split("/", 1)[0] for p in files}:
         link = os.path.join(target, top)
@@ -130,8 +156,8 @@ def write_atomically(target: str, files: dict[str, bytes], modes: dict[str, int]
     for name in os.listdir(target):  # names no longer projected
         if not name.startswith("..") and name not in {p.split("/", 1)[0] for p in files}:
             os.unlink(os.path.join(target, name))
-    if old_target:
-        shutil.rmtree(os.path.join(target, old_target), ignore_errors=True)
+    if old_dir is not None and not os.path.islink(old_dir):
+        shutil.rmtree(old_dir, ignore_errors=True)
     return True
 
 
@@ -146,6 +172,27 @@ def _walk(root: str) -> set[str]:
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def _sub_path(volume: str, root: str, sub: str) -> str:
+    """``root/sub`` with every link resolved, refused unless it is still inside ``root``:
+    a container can plant a link in its own volume (kubelet's subPath CVE-2017-1002101)."""
+    if os.path.isabs(sub) or ".." in sub.split("/"):
+        raise VolumeError(f"volumeMount {volume!r}: subPath {sub!r} must be a relative path "
+                          "without '..'")
+    real_root = os.path.realpath(root)
+    source = os.path.realpath(os.path.join(root, sub))
+    if source != real_root and not source.startswith(real_root + "/"):
+        raise VolumeError(f"volumeMount {volume!r}: subPath {sub!r} leads out of the volume")
+    if not os.path.exists(source):
+        os.makedirs(source, exist_ok=True)
+    return source
+
+
+def read_only_volumes(pod: Obj) -> frozenset[str]:
+    """The pod's volumes that containers only ever read (the agent projects them)."""
+    return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+                     if "configMap" in v or "secret" in v or "downwardAPI" in v)
 
 
 class Volumes:
@@ -216,21 +263,20 @@ class Volumes:
         shutil.rmtree(root, ignore_errors=True)
 
     @staticmethod
-    def mounts(container: Obj, paths: dict[str, str]) -> list[Mount]:
-        """The container's volumeMounts as bind mounts of the volumes' host paths."""
+    def mounts(container: Obj, paths: dict[str, str],
+               read_only: frozenset[str] = frozenset()) -> list[Mount]:
+        """The container's volumeMounts as bind mounts of the volumes' host paths.  The
+        volumes in ``read_only`` (configMap and secret: the agent writes them, and a
+        container able to swap their links could turn its writes outside) are mounted
+        read-only whatever the mount asks, as kubelet does."""
         out = []
         for vm in container.get("volumeMounts") or []:
             source = paths.get(vm["name"])
             if source is None:
                 raise VolumeError(f"volumeMount {vm['name']!r}: no volume of that name")
             if vm.get("subPath"):
-                sub = vm["subPath"]
-                if os.path.isabs(sub) or ".." in sub.split("/"):
-                    raise VolumeError(f"volumeMount {vm['name']!r}: subPath {sub!r} must be a "
-                                      "relative path without '..'")
-                source = os.path.join(source, sub)
-                if not os.path.exists(source):
-                    os.makedirs(source, exist_ok=True)
-            options = ("rbind", "ro") if vm.get("readOnly") else ("rbind",)
+                source = _sub_path(vm["name"], source, vm["subPath"])
+            ro = vm.get("readOnly") or vm["name"] in read_only
+            options = ("rbind", "ro") if ro else ("rbind",)
             out.append(Mount(vm["mountPath"], "bind", source, options))
         return out

@@ -125,3 +125,53 @@ def test_removed_keys_disappear(tmp_path):
     write_atomically(str(target), {"a": b"1", "b": b"2"}, {}, 0o644)
     write_atomically(str(target), {"a": b"1"}, {}, 0o644)
     assert sorted(n for n in os.listdir(target) if not n.startswith("..")) == ["a"]
+
+
+@pytest.mark.parametrize("items", [
+    [{"key": "a", "path": "../../../escaped"}],
+    [{"key": "a", "path": "/tmp/absolute-escape"}],
+    [{"key": "a", "path": "ok", "mode": 0o4755}],
+    [{"key": "a", "path": "..data/x"}],
+])
+def test_config_map_files_never_leave_the_volume_even_from_a_planted_spec(vols, tmp_path, items):
+    OBJECTS[("ConfigMap", "default", "cm")] = {"data": {"a": "payload"}}
+    with pytest.raises(VolumeError, match=r"relative path inside|mode"):
+        vols.setup(pod({"name": "cfg", "configMap": {"name": "cm", "items": items}}))
+    volume = os.path.join("pods", "uid-1", "volumes")
+    assert {p for p in _tree(tmp_path) if not p.startswith(volume)} <= {"pods", "pods/uid-1"}
+    assert not os.path.exists("/tmp/absolute-escape")
+
+
+def test_a_swapped_data_link_is_never_followed_out_of_the_volume(vols, tmp_path):
+    OBJECTS[("ConfigMap", "default", "cm")] = {"data": {"a": "1"}}
+    paths = vols.setup(pod({"name": "cfg", "configMap": {"name": "cm"}}))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    link = os.path.join(paths["cfg"], "..data")
+    os.unlink(link)
+    os.symlink(str(victim), link)  # what a container could do to a writable volume
+    OBJECTS[("ConfigMap", "default", "cm")] = {"data": {"a": "2"}}
+    vols.setup(pod({"name": "cfg", "configMap": {"name": "cm"}}))
+    assert (victim / "keep").read_text() == "mine"
+    with open(os.path.join(paths["cfg"], "a")) as f:
+        assert f.read() == "2"
+
+
+def test_projected_volumes_are_mounted_read_only_and_sub_paths_stay_inside(vols, tmp_path):
+    OBJECTS[("ConfigMap", "default", "cm")] = {"data": {"a": "1"}}
+    spec = pod({"name": "cfg", "configMap": {"name": "cm"}}, {"name": "scratch", "emptyDir": {}})
+    paths = vols.setup(spec)
+    from nodeagent.podmanager.volumes import read_only_volumes
+    (m,) = Volumes.mounts({"volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}, paths,
+                          read_only_volumes(spec))
+    assert "ro" in m.options
+    os.symlink("/", os.path.join(paths["scratch"], "host"))  # planted by a container
+    with pytest.raises(VolumeError, match="out of the volume"):
+        Volumes.mounts({"volumeMounts": [{"name": "scratch", "mountPath": "/x",
+                                          "subPath": "host"}]}, paths)
+
+
+def _tree(root) -> set[str]:  # type: ignore[no-untyped-def]
+    return {os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root)
+            for n in dirs + names}

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentproc import AgentProcess
 
+from agentproc import AgentProcess
 from nodeagent.store.mvcc import Compare, Op, Txn
 from nodeagent.store.wire import MEDIA_TYPE, decode_result
 

@@ -5,7 +5,6 @@ are only ever programmed inside the node namespace.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys

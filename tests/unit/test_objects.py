@@ -264,3 +264,22 @@ def test_short_names_resolve():
                        ("ing", "Ingress"), ("pvc", "PersistentVolumeClaim")]:
         r = lookup(name)
         assert r is not None and r.kind == kind, name
+
+
+def test_projected_volume_paths_and_modes_are_checked_as_the_apiserver_does():
+    p = pod(volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg", "subPath": "../up"}])
+    p["spec"]["volumes"] = [
+        {"name": "cfg", "configMap": {"name": "c", "defaultMode": 0o4755, "items": [
+            {"key": "a", "path": "../escape"}, {"key": "b", "path": "/abs", "mode": 0o2777},
+            {"key": "c", "path": "..hidden"}]}},
+        {"name": "s", "secret": {"secretName": "s", "items": [{"key": "", "path": "ok"}]}}]
+    errs = errors("Pod", p)
+    cm = "spec.volumes[0].configMap"
+    assert (f"{cm}.defaultMode: Invalid value: 2541: must be a number between 0 and 0777 "
+            "(octal), both inclusive") in errs
+    assert f"{cm}.items[0].path: Invalid value: \"../escape\": must not contain '..'" in errs
+    assert f'{cm}.items[1].path: Invalid value: "/abs": must be a relative path' in errs
+    assert any(e.startswith(f"{cm}.items[1].mode:") for e in errs)
+    assert f"{cm}.items[2].path: Invalid value: \"..hidden\": must not start with '..'" in errs
+    assert "spec.volumes[1].secret.items[0].key: Required value" in errs
+    assert any(e.startswith("spec.containers[0].volumeMounts[0].subPath:") for e in errs)
