@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from runtime import syscalls as sc
+from runtime.layers import LayerError, decompressed, unpack, verify
 
 __all__ = ["Image", "ImageError", "ImageStore"]
 
@@ -37,8 +37,6 @@ MEDIA_INDEX = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
 MEDIA_MANIFEST = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
 
 
 class ImageError(Exception):
@@ -242,21 +240,20 @@ class ImageStore:
             return target
         tmp = tempfile.mkdtemp(dir=os.path.join(self.root, "layers"), prefix=".unpack-")
         try:
-            h = hashlib.sha256()
+            # The digest first, with nothing written; then unpack (runtime/layers.py).
             with open(self.blob_path(blob_digest), "rb") as raw:
-                stream = _HashingReader(_decompressed(raw), h)
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    _extract(tar, tmp)
-                while stream.read(1 << 20):  # hash any trailing padding too
-                    pass
-            if "sha256:" + h.hexdigest() != diff_id:
-                raise ImageError("InvalidImage", f"layer {blob_digest} does not match its diff "
-                                 f"id {diff_id}")
+                verify(decompressed(raw), diff_id)
+            with open(self.blob_path(blob_digest), "rb") as raw, \
+                    tarfile.open(fileobj=decompressed(raw), mode="r|") as tar:
+                unpack(tar, tmp)
+            os.chmod(tmp, 0o755)
             os.rename(tmp, target)
-        except FileNotFoundError:
-            raise ImageError("ErrImagePull", f"layer blob {blob_digest} is missing") from None
+        except FileNotFoundError as exc:
+            raise ImageError("ErrImagePull", f"layer blob {blob_digest} is missing") from exc
+        except LayerError as exc:
+            raise ImageError("InvalidImage", f"layer {blob_digest}: {exc}") from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ImageError("InvalidImage", f"layer {blob_digest}: {exc}") from None
+            raise ImageError("InvalidImage", f"layer {blob_digest}: {exc}") from exc
         finally:
             if os.path.isdir(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -268,8 +265,11 @@ class ImageStore:
         """An OCI image layout (directory or tar): every image its index.json names."""
         if os.path.isfile(path):
             with tempfile.TemporaryDirectory(dir=self.root) as d:
-                with tarfile.open(path) as tar:
-                    _extract(tar, d, whiteouts=False)
+                try:
+                    with tarfile.open(path) as tar:
+                        unpack(tar, d, whiteouts=False)
+                except (LayerError, tarfile.TarError, OSError) as exc:
+                    raise ImageError("InvalidImage", f"{path}: {exc}") from exc
                 return self.import_oci_layout(d, name)
         try:
             with open(os.path.join(path, "index.json")) as f:
@@ -383,74 +383,3 @@ class ImageStore:
                 os.unlink(os.path.join(blobs_dir, entry))
                 removed_blobs += 1
         return removed_layers, removed_blobs
-
-
-class _HashingReader(io.RawIOBase):
-    def __init__(self, src: IO[bytes], h: Any) -> None:
-        self.src, self.h = src, h
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
-        self.h.update(data)
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-
-def _decompressed(raw: IO[bytes]) -> IO[bytes]:
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        import gzip
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw
-
-
-def _safe_path(root: str, name: str) -> str:
-    """Where ``name`` lands under ``root``; refuses ``..`` and symlinked parents that leave it."""
-    path = os.path.normpath(os.path.join(root, name.lstrip("/")))
-    if path == root:
-        return path
-    parent = os.path.realpath(os.path.dirname(path))
-    if not path.startswith(root + os.sep) or \
-            (parent != root and not parent.startswith(root + os.sep)):
-        raise ImageError("InvalidImage", f"layer entry {name!r} escapes the layer")
-    return path
-
-
-# Paths are checked above (_safe_path), so tarfile's own filter (3.11.4+; Debian 12 has
-# 3.11.2) is told to trust the member; without that keyword, trusting is what it does.
-_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
-
-
-def _extract(tar: tarfile.TarFile, root: str, whiteouts: bool = True) -> None:
-    """Extract a layer safely: no escaping paths or links; whiteouts in overlayfs form."""
-    root = os.path.realpath(root)
-    for member in tar:
-        name = member.name
-        base = os.path.basename(name.rstrip("/"))
-        parent = os.path.dirname(name.rstrip("/"))
-        target = _safe_path(root, name)
-        if whiteouts and base == OPAQUE:
-            d = _safe_path(root, parent)
-            os.makedirs(d, exist_ok=True)
-            os.setxattr(d, "trusted.overlay.opaque", b"y")
-            continue
-        if whiteouts and base.startswith(WHITEOUT):
-            hidden = _safe_path(root, os.path.join(parent, base[len(WHITEOUT):]))
-            os.makedirs(os.path.dirname(hidden), exist_ok=True)
-            os.mknod(hidden, 0o600 | 0o020000, os.makedev(0, 0))  # S_IFCHR 0/0
-            continue
-        if member.islnk():
-            _safe_path(root, member.linkname)
-        # Symlinks may point anywhere: they resolve inside the container's root at run time,
-        # and _safe_path refuses to write through one while unpacking.
-        if os.path.lexists(target) and not os.path.isdir(target):
-            os.unlink(target)
-        tar.extract(member, root, set_attrs=True, numeric_owner=True, **_TRUSTED)

@@ -10,6 +10,17 @@ realm=...,service=...`` -> token endpoint -> retry), as Docker clients do.
 Registries on loopback speak plain HTTP; others HTTPS unless listed insecure.
 Failures are :class:`ImageError` with reason ErrImagePull and a message naming
 the reference and the cause.
+
+A registry is not trusted beyond its digests (containerd's limits):
+
+- a manifest is at most 4 MiB and is read under that cap; a blob is at most its
+  descriptor's size (and MAX_BLOB_BYTES), a download that runs longer is cut;
+- credentials go only to the registry they are for, and to the token realm its
+  own challenge names, and only over HTTPS (plain HTTP only on loopback, where
+  the test registries live);
+- every request, redirects included, goes to the registry's host, its realm, or
+  a host listed in ``redirect_hosts`` (Docker Hub's CDN by default), and never
+  from HTTPS down to HTTP.
 """
 
 from __future__ import annotations
@@ -32,6 +43,13 @@ __all__ = ["Reference", "RegistryClient", "parse_reference"]
 
 ACCEPT = ", ".join((*MEDIA_MANIFEST, *MEDIA_INDEX))
 DOCKER_HUB = "registry-1.docker.io"
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit
+MAX_BLOB_BYTES = 32 * 1024 ** 3
+MAX_TOKEN_BYTES = 1024 * 1024
+MAX_LAYERS = 512
+# Where registries send blob downloads (hosts and their subdomains); a pull may follow a
+# redirect there.  Docker Hub serves blobs from its CDN.
+DEFAULT_REDIRECT_HOSTS = ("docker.io", "docker.com")
 Progress = Callable[[str, int, int], None]  # (digest, bytes so far, total)
 
 
@@ -85,6 +103,33 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
     return group
 
 
+def _private(url: str) -> bool:
+    """Whether credentials may travel to ``url``: HTTPS, or plain HTTP on loopback."""
+    parsed = httpx.URL(url)
+    return parsed.scheme == "https" or _host_is_loopback(parsed.host)
+
+
+def _descriptor_size(ref: Reference, desc: dict[str, Any]) -> int:
+    size = desc.get("size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB_BYTES:
+        raise ImageError("ErrImagePull", f"pulling {ref}: blob {desc.get('digest')} has an "
+                         f"impossible size {size!r}")
+    return size
+
+
+async def _read_capped(resp: httpx.Response, limit: int, what: str) -> bytes:
+    declared = resp.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ImageError("ErrImagePull", f"pulling {what}: the answer is over {limit} bytes")
+    chunks, total = [], 0
+    async for chunk in resp.aiter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise ImageError("ErrImagePull", f"pulling {what}: the answer is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -101,29 +146,68 @@ def _is_loopback(registry: str) -> bool:
     return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
 
 
+def _host_is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _under(host: str, domains: tuple[str, ...] | set[str]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
 class RegistryClient:
     def __init__(self, store: ImageStore, *, insecure: tuple[str, ...] = (),
                  credentials: dict[str, tuple[str, str]] | None = None,
-                 concurrency: int = 4, timeout_s: float = 60.0) -> None:
+                 concurrency: int = 4, timeout_s: float = 60.0,
+                 redirect_hosts: tuple[str, ...] = DEFAULT_REDIRECT_HOSTS) -> None:
         self.store = store
         self.insecure = insecure
         self.credentials = credentials or {}
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.redirect_hosts = redirect_hosts
         self._tokens: dict[tuple[str, str], str] = {}
+        self._realms: set[str] = set()  # token endpoints' hosts that challenges named
+
+    def _client(self, ref: Reference) -> httpx.AsyncClient:
+        """A client whose every request (redirects too) is checked by _allowed."""
+        registry_host = httpx.URL(f"http://{ref.registry}").host
+
+        async def check(request: httpx.Request) -> None:
+            url = request.url
+            if url.scheme != "https" and not _host_is_loopback(url.host) \
+                    and ref.registry not in self.insecure:
+                raise ImageError("ErrImagePull", f"pulling {ref}: refusing plain HTTP to "
+                                 f"{url.host}")
+            if url.host != registry_host and url.host not in self._realms \
+                    and not _under(url.host, self.redirect_hosts):
+                raise ImageError("ErrImagePull", f"pulling {ref}: refusing to follow the "
+                                 f"registry to {url.host}, which is not an allowed host")
+        return httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True,
+                                 event_hooks={"request": [check]})
 
     def _base(self, ref: Reference) -> str:
         scheme = "http" if _is_loopback(ref.registry) or ref.registry in self.insecure else "https"
         return f"{scheme}://{ref.registry}/v2/{ref.name}"
 
     async def _request(self, http: httpx.AsyncClient, method: str, url: str, ref: Reference,
-                       scope: str, **kw: Any) -> httpx.Response:
-        """A request with auth: on 401, answer the challenge once and retry."""
+                       scope: str, *, capped: int = MAX_TOKEN_BYTES, **kw: Any) -> httpx.Response:
+        """A request with auth: on 401, answer the challenge once and retry.  The answer's
+        body is read up to ``capped`` bytes (ImageError past that)."""
         headers = dict(kw.pop("headers", {}) or {})
         key = (ref.registry, scope)
         if key in self._tokens:
             headers["Authorization"] = self._tokens[key]
-        resp = await http.request(method, url, headers=headers, **kw)
+
+        async def send() -> httpx.Response:
+            request = http.build_request(method, url, headers=headers, **kw)
+            resp = await http.send(request, stream=True)
+            try:
+                body = await _read_capped(resp, capped, f"{ref}: {url}")
+            finally:
+                await resp.aclose()
+            return httpx.Response(resp.status_code, headers=resp.headers, content=body,
+                                  request=request)
+        resp = await send()
         if resp.status_code != 401:
             return resp
         challenge = resp.headers.get("www-authenticate", "")
@@ -133,7 +217,7 @@ class RegistryClient:
                              "required")
         self._tokens[key] = auth
         headers["Authorization"] = auth
-        resp = await http.request(method, url, headers=headers, **kw)
+        resp = await send()
         if resp.status_code == 401:
             raise ImageError("ErrImagePull", f"pulling {ref}: unauthorized: credentials refused")
         return resp
@@ -144,19 +228,33 @@ class RegistryClient:
         kind, _, params_text = challenge.partition(" ")
         params = dict(re.findall(r'(\w+)="([^"]*)"', params_text))
         if kind.lower() == "basic":
-            if creds is None:
+            if creds is None or not _private(self._base(ref)):
                 return None
             return httpx.BasicAuth(*creds)._auth_header  # type: ignore[attr-defined]
         if kind.lower() != "bearer" or "realm" not in params:
             return None
+        try:
+            realm = httpx.URL(params["realm"])
+        except httpx.InvalidURL:
+            return None
+        if realm.scheme not in ("http", "https") or not realm.host:
+            return None
+        if creds is not None and not _private(str(realm)):
+            raise ImageError("ErrImagePull", f"pulling {ref}: the token realm {realm.host} is "
+                             "not HTTPS; credentials are not sent there")
+        self._realms.add(realm.host)
         query = {"service": params.get("service", ""), "scope": params.get("scope", scope)}
-        token_resp = await http.get(params["realm"], params=query,
-                                    auth=httpx.BasicAuth(*creds) if creds else None)
+        async with http.stream("GET", realm, params=query,
+                               auth=httpx.BasicAuth(*creds) if creds else None) as token_resp:
+            body_bytes = await _read_capped(token_resp, MAX_TOKEN_BYTES, f"{ref}: token")
         if token_resp.status_code != 200:
             return None
-        body = token_resp.json()
-        token = body.get("token") or body.get("access_token")
-        return f"Bearer {token}" if token else None
+        try:
+            body = json.loads(body_bytes)
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            return None
+        return f"Bearer {token}" if isinstance(token, str) and token else None
 
     # --- pull -------------------------------------------------------------------------------
 
@@ -165,16 +263,19 @@ class RegistryClient:
         scope = f"repository:{ref.name}:pull"
         base = self._base(ref)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True) as http:
+            async with self._client(ref) as http:
                 manifest_digest, manifest = await self._manifest(http, ref, base, scope, ref.ref)
                 if manifest.get("mediaType") in MEDIA_INDEX or "manifests" in manifest:
                     manifest_digest = ImageStore.pick_platform(manifest)
                     manifest_digest, manifest = await self._manifest(http, ref, base, scope,
                                                                      manifest_digest)
+                if len(manifest["layers"]) > MAX_LAYERS:
+                    raise ImageError("ErrImagePull", f"pulling {ref}: more than {MAX_LAYERS} "
+                                     "layers")
                 blobs = [manifest["config"]["digest"]] + [layer["digest"]
                                                           for layer in manifest["layers"]]
-                sizes = {manifest["config"]["digest"]: manifest["config"].get("size", 0)}
-                sizes.update({layer["digest"]: layer.get("size", 0) for layer in manifest["layers"]})
+                sizes = {d["digest"]: _descriptor_size(ref, d)
+                         for d in [manifest["config"], *manifest["layers"]]}
                 limiter = trio.CapacityLimiter(self.concurrency)
                 try:
                     async with trio.open_nursery() as nursery:
@@ -194,7 +295,7 @@ class RegistryClient:
     async def _manifest(self, http: httpx.AsyncClient, ref: Reference, base: str, scope: str,
                         which: str) -> tuple[str, dict[str, Any]]:
         resp = await self._request(http, "GET", f"{base}/manifests/{which}", ref, scope,
-                                   headers={"Accept": ACCEPT})
+                                   headers={"Accept": ACCEPT}, capped=MAX_MANIFEST_BYTES)
         if resp.status_code == 404:
             raise ImageError("ErrImagePull", f"pulling {ref}: manifest unknown: {which} not found")
         if resp.status_code != 200:
@@ -206,8 +307,11 @@ class RegistryClient:
         if expected and expected != digest:
             raise ImageError("ErrImagePull", f"pulling {ref}: manifest digest mismatch: expected "
                              f"{expected}, got {digest}")
+        manifest = json.loads(data)
+        if not isinstance(manifest, dict):
+            raise ImageError("ErrImagePull", f"pulling {ref}: the manifest is not an object")
         self.store.put_blob(data)
-        return digest, json.loads(data)
+        return digest, manifest
 
     async def _blob(self, http: httpx.AsyncClient, ref: Reference, base: str, scope: str,
                     digest: str, size: int, limiter: trio.CapacityLimiter,
@@ -273,10 +377,14 @@ class RegistryClient:
                                      f"answered {resp.status_code}")
                 resumed = resp.status_code == 206
                 done = have if resumed else 0
+                limit = size or MAX_BLOB_BYTES
                 async with await trio.open_file(partial, "ab" if resumed else "wb") as f:
                     async for chunk in resp.aiter_bytes(1 << 20):
-                        await f.write(chunk)
                         done += len(chunk)
+                        if done > limit:
+                            raise ImageError("ErrImagePull", f"pulling {ref}: blob {digest} "
+                                             f"is longer than its {limit} bytes")
+                        await f.write(chunk)
                         if progress:
                             progress(digest, done, size)
                 return
@@ -290,7 +398,7 @@ class RegistryClient:
         base = self._base(ref)
         manifest_bytes = self.store.read_blob(image.digest)
         manifest = json.loads(manifest_bytes)
-        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+        async with self._client(ref) as http:
             for desc in [manifest["config"], *manifest["layers"]]:
                 digest = desc["digest"]
                 head = await self._request(http, "HEAD", f"{base}/blobs/{digest}", ref, scope)

@@ -168,7 +168,7 @@ def test_layers_cannot_write_outside_themselves(store, tmp_path, hostile):
     write_layout(out, "hostile:1", [layer_tar(hostile)], {"os": "linux", "config": {}})
     with pytest.raises(ImageError) as info:
         store.import_oci_layout(out)
-    assert "escapes the layer" in str(info.value)
+    assert "'..'" in str(info.value) or "not a directory of the layer" in str(info.value)
     assert not Path("/tmp/escape").exists()
 
 
