@@ -88,7 +88,8 @@ async def run_agent(cfg: AgentConfig, *,
             await ensure_namespaces(objects)  # with Raft the leader does it (_lead)
         rules_applied = RulesProgress() if cfg.proxy else None
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
-                     body_timeout_s=cfg.request_timeout_s, gossip=membership)
+                     body_timeout_s=cfg.request_timeout_s, gossip=membership,
+                     server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
         if membership is not None:

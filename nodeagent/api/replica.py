@@ -33,7 +33,7 @@ from nodeagent.store.errors import StoreError, TxnTooLargeError
 from nodeagent.store.mvcc import Event, Txn, check_txn_size
 from nodeagent.store.wire import KEEPALIVE_S, MEDIA_TYPE, encode_result, event_rows, pack
 
-__all__ = ["barrier", "stream", "txn"]
+__all__ = ["MEDIA_TYPE", "barrier", "check_command", "stream", "txn"]
 
 
 def stream(objects: ObjectStore, revision_param: str) -> Response:

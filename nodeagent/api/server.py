@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.raftadmin import add_peer, hello, raft_status, remove_peer, transfer_leader
@@ -57,13 +58,15 @@ class ApiApp:
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
                  body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
-                 exec_: Exec | None = None, metrics: Any = None, gossip: Any = None) -> None:
+                 exec_: Exec | None = None, metrics: Any = None, gossip: Any = None,
+                 server_names: frozenset[str] = frozenset()) -> None:
         self.objects = objects
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
         self.gossip = gossip  # membership.Membership, or None without gossip
         self.ready = ready
+        self.server_names = server_names  # Host names this server answers (origin.py)
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
 
@@ -76,13 +79,23 @@ class ApiApp:
                 elif msg["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        host = foreign_host(scope, self.server_names)
         if scope["type"] == "websocket":
+            origin = foreign_origin(scope)
+            if host is not None or origin is not None:
+                # Closing before accepting refuses the upgrade with 403.
+                log.warning("refused a WebSocket upgrade host=%r origin=%r", host, origin)
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await serve_exec(scope, receive, send, self.objects, self.exec)
             return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
         try:
+            if host is not None:
+                raise ApiError(403, "Forbidden", f"the Host {host!r} is not a name of this "
+                               "server: use its address or one of its names")
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
@@ -178,6 +191,9 @@ class ApiApp:
         if what == "stream" and method == "GET":
             return replica.stream(self.objects, request.query_params.get("revision", "0"))
         if what == "txn" and method == "POST":
+            if _content_type(request) != replica.MEDIA_TYPE:
+                raise ApiError(415, "UnsupportedMediaType",
+                               f"a transaction is sent as {replica.MEDIA_TYPE}")
             return await replica.txn(self.objects, await self._raw_body(request))
         if what == "barrier" and method == "POST":
             return await replica.barrier(self.objects)
@@ -290,7 +306,11 @@ class ApiApp:
         opts: dict[str, Any] = {}
         raw = await self._raw_body(request)
         if raw.strip():
-            parsed = await self._parse(raw, _content_type(request) or JSON)
+            ctype = _content_type(request)
+            if ctype not in JSON_TYPES | YAML_TYPES:
+                raise ApiError(415, "UnsupportedMediaType", "DeleteOptions must be sent as "
+                               f"application/json or application/yaml (got {ctype!r})")
+            parsed = await self._parse(raw, ctype)
             if not isinstance(parsed, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts = parsed
@@ -422,7 +442,11 @@ class ApiApp:
             raise ApiError.bad_request(f"body is not JSON: {exc}") from None
 
     async def _body(self, request: Request, patch: bool = False) -> Any:
-        ctype = _content_type(request) or JSON
+        ctype = _content_type(request)
+        if not ctype and request.headers.get("content-length", "0") not in ("0", ""):
+            raise ApiError(415, "UnsupportedMediaType", "the request has a body but no "
+                           "Content-Type: send application/json or application/yaml")
+        ctype = ctype or JSON
         if not patch and ctype not in JSON_TYPES | YAML_TYPES:
             raise ApiError(415, "UnsupportedMediaType",
                            f'the body of the request was in an unknown format - accepted media '
@@ -431,6 +455,9 @@ class ApiApp:
         raw = await self._raw_body(request)
         if not raw.strip():
             raise ApiError.bad_request("the request body is empty")
+        if not _content_type(request):  # a chunked body declares no length
+            raise ApiError(415, "UnsupportedMediaType", "the request has a body but no "
+                           "Content-Type: send application/json or application/yaml")
         return await self._parse(raw, ctype)
 
     @staticmethod

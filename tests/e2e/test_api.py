@@ -220,13 +220,13 @@ def raw_request(api: AgentProcess, head: bytes, body: bytes = b"") -> bytes:
 
 def test_bodies_over_3_mib_are_413(api):
     # The answer comes from the declared length, before the body is read.
-    reply = raw_request(api, b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+    reply = raw_request(api, b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\n"
                         b"Content-Type: application/json\r\nContent-Length: 3145729\r\n\r\n", b"{")
     assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
     assert b'"reason":"RequestEntityTooLarge"' in reply.replace(b" ", b"")
     # A chunked body without a length is cut off when it passes the limit.
     chunk = b"x" * 65536
-    head = (b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+    head = (b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\n"
             b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
     body = (b"10000\r\n" + chunk + b"\r\n") * 49 + b"0\r\n\r\n"
     host, port = api.url.removeprefix("http://").rsplit(":", 1)
@@ -243,7 +243,7 @@ def test_bodies_over_3_mib_are_413(api):
 def test_slow_body_times_out_with_408(api):
     host, port = api.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\n"
                   b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
         started = time.monotonic()
         reply = s.recv(65536)
@@ -254,7 +254,7 @@ def test_slow_body_times_out_with_408(api):
 def test_half_sent_headers_are_dropped(api):
     host, port = api.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\n")
+        s.sendall(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: localhost\r\n")
         # The server closes the connection (request timeout 2 s here); a socket timeout
         # (10 s) would mean it held the connection open waiting for the rest.
         try:
