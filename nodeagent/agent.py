@@ -20,6 +20,7 @@ import psutil
 import trio
 
 from nodeagent.api.objects import ObjectStore
+from nodeagent.api.operator import OperatorApp
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
@@ -92,6 +93,8 @@ async def run_agent(cfg: AgentConfig, *,
                      server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
                                             request_timeout_s=cfg.request_timeout_s))
+        operator = OperatorApp(objects, gossip=membership)
+        await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
         if membership is not None:
             membership.announce(_reachable(addrs[0], addresses))
         if isinstance(store, RaftStore):

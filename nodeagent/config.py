@@ -158,9 +158,24 @@ class AgentConfig:
     (a few nodes on one bridge, failures found within 5 s)."""
 
     gossip_key: str = ""
-    """Encrypt gossip: a base64 AES key (16, 24 or 32 bytes, 'nodeagent keys generate').
-    Every agent needs it; plaintext is refused.  Rotated later with 'nodeagent keys';
-    the keyring is kept in <data_dir>/gossip-keyring.json."""
+    """Encrypt gossip: a base64 AES key (16, 24 or 32 bytes, 'nodeagent keys generate'),
+    in agent.toml or the environment, never on the command line (argv is world-readable
+    in /proc); gossip_key_file is the better place.  Every agent needs it; plaintext is
+    refused.  Rotated later with 'nodeagent keys'; the keyring is kept in
+    <data_dir>/gossip-keyring.json."""
+
+    gossip_key_file: str = ""
+    """A file holding gossip_key (mode 0600, root's): how the key reaches the agent."""
+
+    gossip_insecure: bool = False
+    """Gossip without a key on an address other than loopback.  Without a key anyone who
+    can send the agent a UDP packet can add members to its cluster, so the agent refuses
+    to start that way unless this says so."""
+
+    operator_socket: str = ""
+    """Unix socket (mode 0600) for operators' calls that change the cluster or read all
+    of it: Raft membership and leadership, snapshots, gossip keys and events ('nodeagent
+    raft|snapshot|keys|event').  Default: <data_dir>/operator.sock."""
 
     servers: str = ""
     """An agent that is not a Raft server: the servers' API URLs, comma-separated
@@ -170,6 +185,9 @@ class AgentConfig:
     def server_urls(self) -> list[str]:
         """servers parsed (validated at construction)."""
         return _urls("servers", self.servers)
+
+    def operator_socket_path(self) -> str:
+        return self.operator_socket or os.path.join(self.data_dir, "operator.sock")
 
     def raft_seed_urls(self) -> list[str]:
         """raft_seeds parsed (validated at construction)."""
@@ -279,6 +297,8 @@ class AgentConfig:
         if self.gossip_profile not in gossip_profiles.PROFILES:
             raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not one of "
                               f"{', '.join(gossip_profiles.PROFILES)}")
+        if self.gossip_key_file and not self.gossip_key:
+            object.__setattr__(self, "gossip_key", _read_key_file(self.gossip_key_file))
         if self.gossip_key:
             from nodeagent.gossip.keyring import KeyringError, decode_key
             try:
@@ -287,9 +307,27 @@ class AgentConfig:
                 raise ConfigError("gossip_key", str(exc)) from None
         if (self.gossip_join or self.gossip_key) and not self.gossip_listen:
             raise ConfigError("gossip_listen", "gossip_join and gossip_key need gossip_listen")
+        if self.gossip_listen and not self.gossip_key and not self.gossip_insecure \
+                and not os.path.exists(os.path.join(self.data_dir, "gossip-keyring.json")):
+            host = self.gossip_listen.rpartition(":")[0].strip("[]")
+            if host not in ("localhost", "::1") and not host.startswith("127."):
+                raise ConfigError("gossip_listen", f"gossip on {host} without a key would take "
+                                  "anyone's packets: give gossip_key_file ('nodeagent keys "
+                                  "generate'), or gossip_insecure = true to accept that")
+        if len(os.fsencode(self.operator_socket_path())) > 107:
+            raise ConfigError("operator_socket", f"{self.operator_socket_path()!r} is longer than "
+                              "a unix socket's path may be (107 bytes): set operator_socket")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise ConfigError("gossip_key_file", f"{path}: {exc.strerror or exc}") from None
 
 
 def _urls(name: str, text: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -36,6 +37,11 @@ log = logging.getLogger("nodeagent.gossip")
 PEERS_FILE = "gossip-peers.json"
 KEYRING_FILE = "gossip-keyring.json"
 KEY_EVENT = "_keyring"  # a user event carrying a key change (sealed with the current key)
+
+
+def fingerprint(key: bytes) -> str:
+    """How a key is named where it must not be shown: the start of its SHA-256."""
+    return "sha256:" + hashlib.sha256(key).hexdigest()[:16]
 
 
 def _b64(key: bytes) -> str:
@@ -151,20 +157,27 @@ class Membership:
     # --- keys (serf's keys command): install, use, remove everywhere ---------------------
 
     def keys(self) -> dict[str, Any]:
+        """The keyring as fingerprints: the keys themselves never leave the agent."""
         ring = self.node.keyring
         if ring is None:
             return {"encrypted": False, "keys": [], "primary": ""}
-        return {"encrypted": True, "keys": [_b64(k) for k in ring.keys],
-                "primary": _b64(ring.primary)}
+        return {"encrypted": True, "keys": [fingerprint(k) for k in ring.keys],
+                "primary": fingerprint(ring.primary)}
 
     def key_op(self, op: str, key_text: str) -> None:
-        """Apply here, then to every member through an (encrypted) gossip event.  Raises
+        """Apply here, then to every member through an (encrypted) gossip event.  ``use``
+        and ``remove`` take a key or its fingerprint, ``install`` the key.  Raises
         KeyringError for a bad key or an operation the keyring refuses."""
-        if self.node.keyring is None:
-            raise KeyringError("gossip is not encrypted here (no --gossip-key): no keyring")
+        ring = self.node.keyring
+        if ring is None:
+            raise KeyringError("gossip is not encrypted here (no gossip key): no keyring")
         if op not in ("install", "use", "remove"):
             raise KeyringError(f"op: {op!r} is not install, use or remove")
-        key = decode_key(key_text)
+        by_print = {fingerprint(k): k for k in ring.keys}
+        if op != "install" and key_text in by_print:
+            key = by_print[key_text]
+        else:
+            key = decode_key(key_text)
         getattr(self.node.keyring, op)(key)
         self.save_keyring()
         self.node.user_event(KEY_EVENT, msgpack.packb([op, key], use_bin_type=True))
@@ -233,10 +246,10 @@ class Membership:
         follow, a bootstrapping server's list of servers found."""
         while True:
             servers = self.servers()
-            if hasattr(store, "discovered"):  # a Raft server (raftbootstrap)
+            if hasattr(store, "hear_of"):  # a Raft server (raftbootstrap asks them)
                 for _, meta in servers:
-                    if meta.raft_id and meta.raft_addr:
-                        store.discovered.setdefault(meta.raft_id, (meta.raft_addr, meta.api))
+                    if meta.raft_id and meta.raft_addr and meta.api:
+                        store.hear_of(meta.api)
             elif servers:  # a copy (RemoteStore)
                 urls = [meta.api for _, meta in servers]
                 if sorted(urls) != sorted(store.servers):

@@ -10,8 +10,13 @@ then whomever they heard of: POST /raft/hello) and collects the answers.  Then:
   without anyone to tell them, and an election follows;
 - if a server it asks is in a cluster that counts it as a voter (another server
   bootstrapped a moment earlier), it takes that cluster's membership;
-- if a server it asks is in a cluster without it, it asks to be added (POST
-  /raft/peers, forwarded to the leader) and is promoted once caught up.
+- if a server it asks is in a cluster without it, it follows that cluster and logs the
+  command for an operator to add it (``nodeagent raft add-peer`` on the operator socket);
+  it is promoted once caught up.
+
+A server is counted only once it answered a hello itself: the URLs others name (in a
+hello, a list, a gossip packet) are only places to ask, and at most MAX_HEARD of them
+are kept.
 
 The outcome is written to ``raft-members.json`` in the data directory before
 it is used, so a restarted server neither bootstraps again nor forgets where
@@ -84,15 +89,17 @@ async def bootstrap(store: RaftStore, expect: int, seeds: list[str], api_url: st
     store.discovered[me] = (address, api_url)
     log.info("raft: looking for %d servers (bootstrap_expect) through %s", expect,
              ", ".join(seeds) or "no one")
+    told = False
     async with httpx.AsyncClient(timeout=2.0) as client:
         while not (raft.voters or raft.learners):
-            urls = {*seeds, *(api for _, api in store.discovered.values() if api)} - {api_url}
+            urls = {*seeds, *store.heard, *(api for _, api in store.discovered.values() if api)}
             cluster: dict[str, Any] | None = None
             cluster_url = ""
-            for url in sorted(urls):
+            for url in sorted(urls - {api_url}):
                 status = await _hello(client, url, me, address, api_url)
                 if status is None:
                     continue
+                _confirm(store, status, url)
                 for row in status.get("known", []):
                     _remember(store, row)
                 if status.get("members") and cluster is None:
@@ -104,7 +111,12 @@ async def bootstrap(store: RaftStore, expect: int, seeds: list[str], api_url: st
                 if me in voters:  # bootstrapped by the others a moment ago: take theirs
                     _take(store, data_dir, {i: members[i] for i in voters}, address)
                 else:
-                    await _join(client, store, data_dir, cluster_url, members, address)
+                    if not told:
+                        log.warning("raft: found a cluster at %s (members %s) that does not "
+                                    "count this server; on its leader, run: nodeagent raft "
+                                    "add-peer %d %s", cluster_url, sorted(members), me, address)
+                        told = True
+                    _follow(store, data_dir, members)
             elif len(store.discovered) >= expect:
                 _take(store, data_dir, {i: a for i, (a, _) in store.discovered.items()}, address)
             await trio.sleep(ROUND_S)
@@ -120,20 +132,12 @@ def _take(store: RaftStore, data_dir: str, voters: dict[int, str], address: str)
     store.node.bootstrap(_addresses(voters))
 
 
-async def _join(client: httpx.AsyncClient, store: RaftStore, data_dir: str, url: str,
-                members: dict[int, str], address: str) -> None:
-    node = store.node
-    log.info("raft: found a cluster at %s (members %s); asking to be added", url,
-             sorted(members))
+def _follow(store: RaftStore, data_dir: str, members: dict[int, str]) -> None:
+    """A cluster without us: its members are our peers from now on, and an operator adds
+    us (membership changes are the operator socket's alone until the servers
+    authenticate each other)."""
     _save(data_dir, members, bootstrapped=False)
-    node.set_peers(_addresses(members))
-    try:
-        resp = await client.post(f"{url}/raft/peers", json={"id": node.config.id,
-                                                            "address": address})
-        if resp.status_code not in (202, 409):
-            log.info("raft: %s did not add us yet: %s", url, resp.text[:200])
-    except httpx.HTTPError as exc:
-        log.info("raft: %s: %s", url, exc)
+    store.node.set_peers(_addresses(members))
 
 
 async def _hello(client: httpx.AsyncClient, url: str, me: int, address: str,
@@ -147,10 +151,17 @@ async def _hello(client: httpx.AsyncClient, url: str, me: int, address: str,
     return status if isinstance(status, dict) and isinstance(status.get("id"), int) else None
 
 
+def _confirm(store: RaftStore, status: dict[str, Any], url: str) -> None:
+    """A server that answered our hello at ``url`` is one: counted from now on.  Nothing
+    is counted on anyone's word alone -- a hello sent to us, another server's list, a
+    gossip packet -- since anyone can say those (a forged one once became a voter)."""
+    ident, address = status.get("id"), status.get("address")
+    if type(ident) is int and ident > 0 and isinstance(address, str) and parse_host_port(address):
+        store.discovered.setdefault(ident, (address, url))
+
+
 def _remember(store: RaftStore, row: Any) -> None:
-    if not isinstance(row, dict):
-        return
-    ident, address, api = row.get("id"), row.get("address"), row.get("api", "")
-    if type(ident) is int and ident > 0 and isinstance(address, str) \
-            and parse_host_port(address) and isinstance(api, str):
-        store.discovered.setdefault(ident, (address, api))
+    """A server another one knows: its URL to ask (see _confirm)."""
+    if isinstance(row, dict) and isinstance(row.get("api"), str) and \
+            row["api"].startswith(("http://", "https://")):
+        store.hear_of(row["api"])

@@ -63,6 +63,9 @@ def _locked(path: str) -> int:
     return f & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
 
+CONTAINER_UMASK = 0o022
+
+
 def mount_options(options: tuple[str, ...]) -> tuple[int, str]:
     flags, data = 0, []
     for opt in options:
@@ -271,6 +274,7 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
         raise SetupError("StartError", f"chdir to cwd ({spec.cwd}) set in config.json failed: "
                          f"{exc.strerror}") from None
     drop_privileges(spec)
+    os.umask(CONTAINER_UMASK)  # not the agent's 077 (runc's default for a process)
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in spec.env)
     if before_exec is not None:
         before_exec()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from runtime import syscalls as sc
 from runtime.cgroups import CgroupDriver, detect
-from runtime.container_init import SetupError, setup_and_exec
+from runtime.container_init import CONTAINER_UMASK, SetupError, setup_and_exec
 from runtime.spec import ContainerSpec
 
 __all__ = ["Pending", "StartFailed", "Started", "begin", "spawn_exec", "start", "wait"]
@@ -360,6 +360,7 @@ def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
                         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
                     os.chdir(exec_spec.cwd)
                     drop_privileges(exec_spec)
+                    os.umask(CONTAINER_UMASK)
                     environ = dict(e.split("=", 1) if "=" in e else (e, "")
                                    for e in exec_spec.env)
                     os.execve(exe, list(exec_spec.args), environ)

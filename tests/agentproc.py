@@ -60,6 +60,11 @@ class AgentProcess:
         except FileNotFoundError:
             return ""
 
+    @property
+    def socket(self) -> Path:
+        """The agent's operator socket (nodeagent raft|snapshot|keys --socket)."""
+        return self.data_dir / "operator.sock"
+
     def client(self, timeout_s: float = 30.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout_s)
 

@@ -9,7 +9,9 @@
                                         (bootstrap_expect): -> status and the servers known
     DELETE /raft/peers/ID               remove a server; ask the leader
 
-Not a Kubernetes API: operators' plumbing, as etcdctl's member and move-leader are.
+Not a Kubernetes API: operators' plumbing, as etcdctl's member and move-leader are.  The
+changes are served on the operator socket only (api/operator.py); the network API keeps
+GET /raft and /raft/hello, which tells nothing to a server but a URL to ask.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def hello(store: Any, body: Any) -> dict[str, Any]:
     this server's status with every server it has heard of, so servers that each know
     one seed find all the rest through it."""
     node = _node(store)
-    ident, address, api = _identity(body)
-    if ident != node.raft.id:
-        store.discovered[ident] = (address, api)
+    ident, _address, api = _identity(body)
+    if ident != node.raft.id and api:
+        store.hear_of(api)  # a URL to ask; counted only once it answers (raftbootstrap)
     return raft_status(store)
 
 

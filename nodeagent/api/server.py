@@ -9,7 +9,9 @@ exist to keep that path unused.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +27,7 @@ from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_select
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
-from nodeagent.api.raftadmin import add_peer, hello, raft_status, remove_peer, transfer_leader
+from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -112,20 +114,12 @@ class ApiApp:
         method = request.method
         if path == "/raft" and method == "GET":
             return json_response(raft_status(self.objects.store))
-        if path == "/raft/transfer-leader" and method == "POST":
-            return json_response(transfer_leader(self.objects.store,
-                                                 request.query_params.get("to", "")), 202)
-        if path == "/raft/peers" and method == "POST":
-            return json_response(add_peer(self.objects.store, await self._plain_json(request)),
-                                 202)
         if path == "/raft/hello" and method == "POST":
             return json_response(hello(self.objects.store, await self._plain_json(request)))
-        if path.startswith("/raft/peers/") and method == "DELETE":
-            return json_response(remove_peer(self.objects.store, path.rsplit("/", 1)[1]), 202)
-        if path == "/snapshot" and method == "GET":
-            return await self._snapshot()
-        if path.startswith("/gossip/"):
-            return await self._gossip(request, path[len("/gossip/"):])
+        if path == "/gossip/members" and method == "GET":
+            if self.gossip is None:
+                raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+            return json_response({"members": self.gossip.rows()})
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
         simple = self._simple_routes(path)
@@ -152,40 +146,6 @@ class ApiApp:
             await self.objects.read_barrier()
         return await handler(request, target)
 
-    async def _gossip(self, request: Request, what: str) -> Response:
-        """GET /gossip/members; GET /gossip/keys; POST /gossip/keys {"op", "key"};
-        POST /gossip/events {"name", "payload"}."""
-        if self.gossip is None:
-            raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
-        method = request.method
-        if what == "members" and method == "GET":
-            return json_response({"members": self.gossip.rows()})
-        if what == "keys" and method == "GET":
-            return json_response(self.gossip.keys())
-        if what == "keys" and method == "POST":
-            from nodeagent.gossip.keyring import KeyringError
-            body = await self._plain_json(request)
-            if not isinstance(body, dict) or not isinstance(body.get("op"), str) \
-                    or not isinstance(body.get("key"), str):
-                raise ApiError.bad_request('body: expected {"op": "install|use|remove", '
-                                           '"key": "<base64>"}')
-            try:
-                self.gossip.key_op(body["op"], body["key"])
-            except KeyringError as exc:
-                raise ApiError.bad_request(str(exc)) from None
-            return json_response(self.gossip.keys(), 202)
-        if what == "events" and method == "POST":
-            body = await self._plain_json(request)
-            if not isinstance(body, dict) or not isinstance(body.get("name"), str) \
-                    or not isinstance(body.get("payload", ""), str):
-                raise ApiError.bad_request('body: expected {"name": "...", "payload": "..."}')
-            try:
-                self.gossip.user_event(body["name"], body.get("payload", "").encode())
-            except ValueError as exc:
-                raise ApiError.bad_request(str(exc)) from None
-            return json_response({"sent": body["name"]}, 202)
-        raise ApiError(404, "NotFound", f"no such gossip call ({method} /gossip/{what})")
-
     async def _replica(self, request: Request, what: str) -> Response:
         method = request.method
         if what == "stream" and method == "GET":
@@ -198,16 +158,6 @@ class ApiApp:
         if what == "barrier" and method == "POST":
             return await replica.barrier(self.objects)
         raise ApiError(404, "NotFound", f"no such replica call ({method} /replica/{what})")
-
-    async def _snapshot(self) -> Response:
-        """A backup of the store (store/backup.py): on a Raft server or a copy, after a
-        linearizable barrier, so it holds every write acknowledged before the request."""
-        from nodeagent.store.backup import encode
-        store = self.objects.store
-        barrier = getattr(store, "read_barrier", None)
-        if barrier is not None:
-            await barrier()
-        return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
 
     def _simple_routes(self, path: str) -> Callable[[], Awaitable[Response]] | None:
         async def const(obj: Any) -> Response:
@@ -435,7 +385,7 @@ class ApiApp:
         return b"".join(chunks)
 
     async def _plain_json(self, request: Request) -> Any:
-        """A JSON body of the operators' calls (/raft): no YAML, no content-type rules."""
+        """A JSON body of the servers' and operators' calls (/raft): no YAML."""
         try:
             return load_json(await self._raw_body(request))
         except DocumentError as exc:
@@ -526,9 +476,13 @@ def _int_param(q: Any, name: str, default: int, minimum: int = 0) -> int:
 
 async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; reports the bound addresses once listening."""
+    """Serve until cancelled; reports the bound addresses once listening.  ``listen`` is
+    HOST:PORT, or unix:PATH for a socket left 0600 (the operator socket)."""
     config = Config()
     config.bind = [listen]
+    if listen.startswith("unix:"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(listen[len("unix:"):])  # a socket left by an earlier run
     config.accesslog = None
     config.errorlog = logging.getLogger("nodeagent.http")
     # Idle connections, and connections whose request headers never finish, are closed after
@@ -539,4 +493,12 @@ async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
     config.backlog = 1024
     config.h11_max_incomplete_size = 64 * 1024
     config.max_app_queue_size = 64
-    await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+    if not listen.startswith("unix:"):
+        await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+        return
+
+    class _Status:
+        def started(self, value: list[str]) -> None:
+            os.chmod(listen[len("unix:"):], 0o600)
+            task_status.started(value)
+    await serve(app, config, task_status=_Status())  # type: ignore[arg-type]

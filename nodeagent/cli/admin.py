@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 import trio
@@ -76,8 +77,12 @@ def main() -> None:
               "(one is enough; retried until one answers).")
 @click.option("--gossip-profile", type=click.Choice(list(PROFILES)), default=None,
               help="Gossip timings (default lan).")
-@click.option("--gossip-key", help="Encrypt gossip with this base64 AES key "
-              "('nodeagent keys generate').")
+@click.option("--gossip-key-file", help="Encrypt gossip with the base64 AES key in this file "
+              "('nodeagent keys generate > FILE'; keys never go on the command line).")
+@click.option("--gossip-insecure/--no-gossip-insecure", default=None, help="Gossip without a "
+              "key on an address other than loopback (anyone who reaches it can join).")
+@click.option("--operator-socket", help="The operator socket (default "
+              "<data-dir>/operator.sock).")
 @click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
               "(this agent copies the store from them and writes through them).")
 def run(config_file: str | None, **flags: object) -> None:
@@ -107,16 +112,30 @@ def raft() -> None:
     """The Raft cluster as one server sees it (agents run with --raft-id)."""
 
 
-_SERVER = click.option("--server", envvar="NODECTL_SERVER", default="http://127.0.0.1:6443",
-                       show_default=True, help="An agent's API (env NODECTL_SERVER).")
+_SERVER = click.option("--socket", "server", envvar="NODEAGENT_SOCKET",
+                       default="/var/lib/nodeagent/operator.sock", show_default=True,
+                       help="The agent's operator socket: <data_dir>/operator.sock, root's "
+                            "alone (env NODEAGENT_SOCKET).")
+
+
+def _operator_request(method: str, socket_path: str, path: str, *, body: object = None,
+                      timeout_s: float = 10) -> Any:
+    """One call on an agent's operator socket (api/operator.py); ClickException for an
+    agent that does not answer."""
+    import httpx
+    transport = httpx.HTTPTransport(uds=socket_path)
+    try:
+        with httpx.Client(transport=transport, base_url="http://localhost",
+                          timeout=timeout_s) as client:
+            return client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"cannot reach the agent's operator socket {socket_path}: {exc} (is the agent "
+            "running, and are you root? --socket or NODEAGENT_SOCKET names another)") from None
 
 
 def _raft_call(method: str, server: str, path: str, body: object = None) -> dict:  # type: ignore[type-arg]
-    import httpx
-    try:
-        r = httpx.request(method, server.rstrip("/") + path, json=body, timeout=10)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"{server}: {exc}") from None
+    r = _operator_request(method, server, path, body=body)
     body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     if r.status_code >= 400:
         raise click.ClickException(body.get("message") or f"{server}: HTTP {r.status_code}")
@@ -210,7 +229,8 @@ def _key_call(op: str, key: str, server: str) -> None:
 @keys.command("list")
 @_SERVER
 def keys_list(server: str) -> None:
-    """The keys of this agent's keyring; the primary (used to send) first."""
+    """The fingerprints of this agent's keys; the primary (used to send) first.  The keys
+    themselves never leave the agent."""
     st = _raft_call("GET", server, "/gossip/keys")
     if not st["encrypted"]:
         click.echo("gossip is not encrypted on this agent")
@@ -218,22 +238,41 @@ def keys_list(server: str) -> None:
         click.echo(f"{key}{'  (primary)' if key == st['primary'] else ''}")
 
 
+def _read_key(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="KEY_FILE") from None
+
+
+@keys.command("install")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+@_SERVER
+def keys_install(key_file: str, server: str) -> None:
+    """Add the key in KEY_FILE to every member's keyring (they read it from now on).  Keys
+    are read from files, never from the command line (argv is world-readable)."""
+    _key_call("install", _read_key(key_file), server)
+
+
 def _key_command(op: str, doc: str) -> None:
     @keys.command(op, help=doc)
-    @click.argument("key")
+    @click.argument("fingerprint")
     @_SERVER
-    def command(key: str, server: str) -> None:
-        _key_call(op, key, server)
+    def command(fingerprint: str, server: str) -> None:
+        _key_call(op, fingerprint, server)
 
 
-_key_command("install", "Add KEY to every member's keyring (they read it from now on).")
-_key_command("use", "Send with KEY from now on, everywhere (install it everywhere first).")
-_key_command("remove", "Remove KEY from every member's keyring (use another one first).")
+_key_command("use", "Send with the key of FINGERPRINT ('keys list') from now on, everywhere "
+             "(install it everywhere first).")
+_key_command("remove", "Remove the key of FINGERPRINT from every member's keyring (use another "
+             "one first).")
 
 
 @keys.command("generate")
 def keys_generate() -> None:
-    """Print a new random key (32 bytes, base64) for --gossip-key."""
+    """Print a new random key (32 bytes, base64) for gossip_key_file: write it to a file
+    of mode 0600 ('nodeagent keys generate > gossip.key')."""
     import base64
     click.echo(base64.b64encode(os.urandom(32)).decode())
 
@@ -250,14 +289,9 @@ def snapshot_save(file: str, server: str) -> None:
     """Write the store as of now (every acknowledged write) to FILE."""
     from pathlib import Path
 
-    import httpx
-
     from nodeagent.fsutil import write_atomic
     from nodeagent.store.backup import BackupError, decode
-    try:
-        r = httpx.get(server.rstrip("/") + "/snapshot", timeout=120)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"{server}: {exc}") from None
+    r = _operator_request("GET", server, "/snapshot", timeout_s=120)
     if r.status_code != 200:
         raise click.ClickException(f"{server}: HTTP {r.status_code}: {r.text[:200]}")
     try:

@@ -39,7 +39,7 @@ VERSION = 1
 MAX_NAME = 128
 MAX_META_BYTES = 512  # memberlist's MetaMaxSize
 MAX_USER_EVENT_BYTES = 512  # serf's UserEventSizeLimit
-MAX_MEMBERS = 100_000
+MAX_MEMBERS = 1024  # per push-pull; GossipConfig.max_members caps the table
 MAX_EVENTS = 4096  # user events remembered and sent in a push-pull
 COMPOUND_OVERHEAD = 8  # the outer array, the version and the inner array's header
 

@@ -76,10 +76,16 @@ class GossipConfig:
     user_event_buffer: int = 256
     """User events remembered (to drop duplicates and for push-pull catch-up)."""
 
+    max_members: int = 1024
+    """Members tracked at most, dead ones included.  News of a new member past it is
+    dropped (and counted), so one forged packet or push-pull cannot grow the table
+    without bound; nodeagent is for clusters of tens to hundreds of nodes.  A push-pull
+    listing more members than this is refused whole (codec.MAX_MEMBERS caps the wire)."""
+
     def __post_init__(self) -> None:
         for name in ("probe_interval_ms", "probe_timeout_ms", "gossip_interval_ms",
                      "suspicion_mult", "suspicion_max_timeout_mult", "retransmit_mult",
-                     "awareness_max_multiplier", "user_event_buffer"):
+                     "awareness_max_multiplier", "user_event_buffer", "max_members"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be at least 1")
         if self.probe_timeout_ms >= self.probe_interval_ms:

@@ -125,6 +125,7 @@ class Gossip:
         self.members: dict[str, Member] = {}
         self._names: list[str] = []  # self.members' keys, for sampling without a copy
         self.counts: Counter[MemberState] = Counter()  # members by state, this one too
+        self.refused_members = 0  # news of new members dropped: the table was full
         self._set(Member(name, addr, incarnation, ALIVE, meta, now_ms))
         self.awareness = 0  # Lifeguard local health: 0 healthy .. max-1
         self.ltime = 0  # user events' Lamport clock
@@ -394,6 +395,9 @@ class Gossip:
             return  # else our own news coming back
         cur = self.members.get(m.node)
         if cur is None:
+            if len(self.members) >= self.config.max_members:
+                self.refused_members += 1  # the table is full: news of strangers waits
+                return
             self._set(Member(m.node, m.addr, m.incarnation, ALIVE, m.meta, self.now))
             self._insert_probe_target(m.node)
             self._ready.events.append(MemberEvent("join", self.members[m.node]))

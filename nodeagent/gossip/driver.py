@@ -32,8 +32,9 @@ __all__ = ["GossipNode"]
 
 log = logging.getLogger("nodeagent.gossip")
 
-MAX_TCP_BYTES = 16 * 1024 * 1024
+MAX_TCP_BYTES = 4 * 1024 * 1024  # a push-pull of codec.MAX_MEMBERS members fits well
 TCP_TIMEOUT_S = 10.0
+MAX_TCP_CONNECTIONS = 64  # served at once; more are closed at once (a flood costs nothing)
 LEAVE_TIMEOUT_S = 3.0
 
 
@@ -54,6 +55,8 @@ class GossipNode:
         self.addr: Address = bind
         self.bad_packets = 0
         self._send, self._recv = trio.open_memory_channel[tuple](4096)  # type: ignore[type-arg]
+        self.dropped = 0  # items not queued for the core: the queue was full
+        self._tcp_slots = trio.Semaphore(MAX_TCP_CONNECTIONS)
         self._subscribers: list[trio.MemorySendChannel[MemberEvent]] = []
         self._nursery: trio.Nursery | None = None
         self._sock: trio.socket.SocketType | None = None
@@ -210,31 +213,49 @@ class GossipNode:
             except (KeyringError, DecodeError) as exc:
                 self._bad(source, exc)
                 continue
-            try:
-                self._send.send_nowait(("msgs", messages))
-            except trio.WouldBlock:
-                pass  # overloaded: gossip copes with a lost packet
+            self._offer(("msgs", messages))  # overloaded: gossip copes with a lost packet
+
+    def _offer(self, item: tuple) -> bool:  # type: ignore[type-arg]
+        """Queue ``item`` for the core's task; False (counted) when the queue is full: a
+        flood of packets or connections must not raise out of a receiving task."""
+        try:
+            self._send.send_nowait(item)
+            return True
+        except trio.WouldBlock:
+            self.dropped += 1
+            return False
 
     async def _serve_tcp(self, stream: trio.SocketStream) -> None:
         async with stream:
             try:
-                with trio.move_on_after(TCP_TIMEOUT_S):
-                    async for data in read_frames(stream, MAX_TCP_BYTES):
-                        answer = await self._answer(self._open(data))
-                        if answer is not None:
-                            await stream.send_all(frame(self._seal(answer)))
-                        return
-            except (KeyringError, DecodeError, FrameTooLarge) as exc:
-                self._bad(stream.socket.getpeername(), exc)
-            except (trio.BrokenResourceError, OSError):
-                return
+                self._tcp_slots.acquire_nowait()
+            except trio.WouldBlock:
+                return  # too many at once: this one is closed unanswered
+            try:
+                await self._serve_tcp_exchange(stream)
+            finally:
+                self._tcp_slots.release()
+
+    async def _serve_tcp_exchange(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(TCP_TIMEOUT_S):
+                async for data in read_frames(stream, MAX_TCP_BYTES):
+                    answer = await self._answer(self._open(data))
+                    if answer is not None:
+                        await stream.send_all(frame(self._seal(answer)))
+                    return
+        except (KeyringError, DecodeError, FrameTooLarge) as exc:
+            self._bad(stream.socket.getpeername(), exc)
+        except (trio.BrokenResourceError, OSError):
+            return
 
     async def _answer(self, messages: list) -> bytes | None:  # type: ignore[type-arg]
         if len(messages) == 1 and isinstance(messages[0], PushPull):
             # Merged by the core's task first, answered with the state after: if the asker
             # had us dead, the answer carries our refutation (core.merge).
             send, recv = trio.open_memory_channel[PushPull](1)
-            self._send.send_nowait(("exchange", messages[0], send))
+            if not self._offer(("exchange", messages[0], send)):
+                return None  # overloaded: the asker tries again at its next push-pull
             return encode(await recv.receive())
         if len(messages) == 1 and isinstance(messages[0], Ping):
             ping = messages[0]
@@ -259,19 +280,19 @@ class GossipNode:
         answer = await self._exchange(addr, encode([ping]),
                                       self.config.probe_interval_ms / 1000)
         if answer and isinstance(answer[0], Ack) and answer[0].seq == ping.seq:
-            self._send.send_nowait(("tcp_ack", ping.seq))
+            self._offer(("tcp_ack", ping.seq))
 
     async def _push_pull(self, addr: Address, state: PushPull) -> None:
         answer = await self._exchange(addr, encode(state), TCP_TIMEOUT_S)
         if answer and isinstance(answer[0], PushPull):
-            self._send.send_nowait(("merge", answer[0], state.join))
+            self._offer(("merge", answer[0], state.join))
             if state.join:
                 log.info("gossip: joined through %s:%d", *addr)
             return
         if state.join:  # retry_join: until one seed answers
             log.info("gossip: no answer from seed %s:%d; retrying", *addr)
             await trio.sleep(1.0 + self.rng.random())
-            self._send.send_nowait(("call", self._rejoin(addr)))
+            self._offer(("call", self._rejoin(addr)))
 
     def _rejoin(self, addr: Address) -> Callable[[Gossip], None]:
         def call(core: Gossip) -> None:

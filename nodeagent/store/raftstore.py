@@ -24,7 +24,9 @@ from nodeagent.store.base import MVCCReads, Watch, apply_command
 from nodeagent.store.errors import StoreUnavailableError, TxnRejectedError, TxnTooLargeError
 from nodeagent.store.mvcc import MVCC, Txn, TxnResult, check_txn_size
 
-__all__ = ["RaftStore"]
+__all__ = ["MAX_HEARD", "RaftStore"]
+
+MAX_HEARD = 64  # API URLs of servers heard of and not yet asked (bootstrap_expect)
 
 log = logging.getLogger("nodeagent.store")
 
@@ -46,9 +48,17 @@ class RaftStore(MVCCReads):
                              snapshot=self.mvcc.snapshot, restore=self._restore, tick_s=tick_s,
                              snapshot_entries=snapshot_every, rng=rng)
         self.ready = trio.Event()
-        # Servers heard of while finding the others (bootstrap_expect): id -> (Raft
-        # address, API URL); /raft shows them, so servers that know one seed find all.
+        # Servers found while finding the others (bootstrap_expect): id -> (Raft address,
+        # API URL), each one having answered a hello itself (raftbootstrap); /raft shows
+        # them, so servers that know one seed find all.  ``heard`` holds the API URLs that
+        # others named, to ask: capped, since anyone can name one (a hello, a gossip packet).
         self.discovered: dict[int, tuple[str, str]] = {}
+        self.heard: dict[str, None] = {}
+
+    def hear_of(self, api_url: str) -> None:
+        """Remember a server's API URL to ask during bootstrap (at most MAX_HEARD)."""
+        if api_url not in self.heard and len(self.heard) < MAX_HEARD:
+            self.heard[api_url] = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:

@@ -78,4 +78,10 @@ def test_the_data_dir_and_the_log_are_private(agent: AgentProcess) -> None:
     assert logs
     for p in logs:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    # The operators' calls answer on a socket only root reaches, not on the network API.
+    assert stat.S_IMODE(os.stat(agent.socket).st_mode) == 0o600
+    with agent.client() as c:
+        assert c.get("/snapshot").status_code == 404
+        assert c.post("/raft/peers", json={"id": 9, "address": "127.0.0.1:1"}).status_code == 404
+        assert c.get("/gossip/keys").status_code == 404
     assert agent.stop(signal.SIGTERM) == 0

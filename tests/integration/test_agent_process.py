@@ -111,11 +111,18 @@ def test_cluster_settings_are_checked_with_the_setting_named():
         ({"gossip_listen": "127.0.0.1:7946", "gossip_profile": "fast"}, "gossip_profile"),
         ({"node_labels": "zone"}, "node_labels"),
         ({"node_labels": "bad key=x"}, "node_labels"),
+        # Gossip without a key beyond loopback takes anyone's packets: refused unless asked.
+        ({"gossip_listen": "10.0.0.1:7946"}, "gossip_listen"),
+        ({"gossip_listen": "0.0.0.0:7946"}, "gossip_listen"),
+        ({"gossip_listen": "127.0.0.1:7946", "gossip_key_file": "/nonexistent"},
+         "gossip_key_file"),
+        ({"operator_socket": "/tmp/" + "s" * 120}, "operator_socket"),
     ]
     for settings, field in bad:
         with pytest.raises(ConfigError) as info:
             AgentConfig(**settings)
         assert info.value.field == field, (settings, str(info.value))
+    AgentConfig(gossip_listen="10.0.0.1:7946", gossip_insecure=True)
     cfg = AgentConfig(node_labels="zone=a, disk=ssd", gossip_listen="127.0.0.1:0",
                       gossip_join="127.0.0.1:7946,10.0.0.2:7946")
     assert cfg.labels() == {"zone": "a", "disk": "ssd"}

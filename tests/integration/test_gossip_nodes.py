@@ -143,3 +143,24 @@ def test_keys_are_checked():
         raise AssertionError("opened with the wrong key")
     except KeyringError:
         pass
+
+
+async def test_a_push_pull_that_finds_the_queue_full_is_dropped_and_the_agent_goes_on():
+    from nodeagent.gossip.messages import Member, PushPull
+    async with trio.open_nursery() as nursery:
+        a, _ = await start(nursery, "a")
+        b, _ = await start(nursery, "b")
+        # The core's queue full to the brim (a flood of packets would do the same) ...
+        while True:
+            try:
+                a._send.send_nowait(("call", lambda core: None))
+            except trio.WouldBlock:
+                break
+        # ... when a push-pull arrives (what the TCP handler calls, at once: the core's task
+        # would drain the queue while a real connection is set up): it is dropped, not
+        # raised out of the connection's task into the agent's nursery.
+        assert await a._answer([PushPull((Member("x", ("127.0.0.1", 9)),))]) is None
+        assert a.dropped == 1
+        b.join([a.addr])  # and once the queue drains, gossip works as before
+        await wait(lambda: sees(a, {"b": ALIVE}) and sees(b, {"a": ALIVE}))
+        nursery.cancel_scope.cancel()

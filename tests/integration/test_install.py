@@ -46,6 +46,7 @@ def test_the_unit_is_what_systemd_wants_and_verify_passes(installed):
     assert service["Type"] == "notify" and service["Delegate"] == "yes"
     assert service["KillMode"] == "process" and service["Restart"] == "on-failure"
     assert service["WatchdogSec"] == "30s"
+    assert service["UMask"] == "0077"  # what the agent writes is root's alone
     assert service["ExecStart"] == (f"{installed}/opt/venv/bin/nodeagent run --config "
                                     f"{installed}/etc/agent.toml")
     if shutil.which("systemd-analyze") is None:
@@ -57,6 +58,8 @@ def test_the_unit_is_what_systemd_wants_and_verify_passes(installed):
     config = tomllib.loads((installed / "etc" / "agent.toml").read_text())
     assert config["raft_id"] == 1 and config["raft_bootstrap_expect"] == 1
     assert config["cluster_cidr"] == "10.244.0.0/16" and config["name"] == "n1"
+    assert config["gossip_insecure"] is True  # no key given: said, not silent
+    assert (installed / "etc" / "agent.toml").stat().st_mode & 0o777 == 0o600
     assert (installed / "var" / "images").is_dir()  # busybox and kubia imported
 
 

@@ -7,7 +7,10 @@ coordinator runs again on the new leader."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -121,8 +124,9 @@ def test_nodeagent_raft_lists_peers_and_moves_leadership(agents):
     leader = until(lambda: leader_of(agents), what="one coordinator")
 
     def raft_cli(*args: str, via: int = leader) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--server",
-                               agents[via].url], capture_output=True, text=True, timeout=30)
+        return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--socket",
+                               str(agents[via].socket)], capture_output=True, text=True,
+                              timeout=30)
     out = raft_cli("list-peers")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -150,8 +154,9 @@ def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, 
     try:
         fourth.start()
 
-        def raft_cli(*args: str, via: str = agents[leader].url) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--server",
+        def raft_cli(*args: str, via: str = str(agents[leader].socket)) \
+                -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "nodeagent", "raft", *args, "--socket",
                                    via], capture_output=True, text=True, timeout=30)
         bad = raft_cli("add-peer", "4", "nowhere")
         assert bad.returncode != 0 and "address" in bad.stderr
@@ -305,6 +310,11 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
                            ({"id": 7, "address": "h:1", "api": "ftp://x"}, "api"), ([], "body")):
             r = httpx.post(f"{procs[1].url}/raft/hello", json=bad, timeout=5)
             assert r.status_code == 400 and r.json()["message"].startswith(field), r.text
+        # A hello that names a server nobody can reach counts for nothing: a server is
+        # counted once it answered itself (a forged one once became a voter).
+        forged = {"id": 9, "address": "127.0.0.1:1", "api": "http://127.0.0.1:1"}
+        assert httpx.post(f"{procs[1].url}/raft/hello", json=forged, timeout=5).status_code == 200
+        time.sleep(1.0)  # two bootstrap rounds
         assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["known"] == [
             {"id": 1, "address": f"127.0.0.1:{ports[0]}", "api": procs[1].url}]
         for i in (2, 3):
@@ -325,10 +335,17 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
         procs[follower].start()
         until(lambda: voters(procs[follower]) == {1, 2, 3}, what="membership after a restart")
         assert procs[follower].log_text().count("bootstrapping with 3 servers") <= 1
-        # A late server finds the cluster through one seed and is added, then promoted.
+        # A late server finds the cluster through one seed and says how to add it; an
+        # operator does, on the leader's socket; it is promoted once caught up.
         procs[4] = server(4, procs[follower].url).start()
+        until(lambda: "nodeagent raft add-peer 4 " in procs[4].log_text(), 30,
+              what="server 4 naming the command that adds it")
+        assert voters(procs[leader]) == {1, 2, 3}
+        add = subprocess.run([sys.executable, "-m", "nodeagent", "raft", "add-peer", "4",
+                              f"127.0.0.1:{ports[3]}", "--socket", str(procs[leader].socket)],
+                             capture_output=True, text=True, timeout=30)
+        assert add.returncode == 0, add.stderr
         until(lambda: voters(procs[leader]) == {1, 2, 3, 4}, 30, what="server 4 a voter")
-        assert "asking to be added" in procs[4].log_text()
         r = httpx.get(f"{procs[4].url}/api/v1/namespaces/default/configmaps/bootstrapped",
                       timeout=10)
         assert r.status_code == 200, r.text
@@ -369,8 +386,9 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
                          timeout=10).status_code == 200
 
         def members(via: int = 1) -> dict[str, tuple[str, str]]:
-            out = subprocess.run([sys.executable, "-m", "nodeagent", "members", "--server",
-                                  procs[via].url], capture_output=True, text=True, timeout=30)
+            out = subprocess.run([sys.executable, "-m", "nodeagent", "members", "--socket",
+                                  str(procs[via].socket)], capture_output=True, text=True,
+                                 timeout=30)
             assert out.returncode == 0, out.stderr
             rows = [ln.split() for ln in out.stdout.splitlines()[1:]]
             return {row[0]: (row[2], row[3]) for row in rows}
@@ -384,14 +402,20 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         assert rows[f"node{leader}"]["raft"].startswith(f"{leader}=127.0.0.1:")
         # A user event through one agent reaches the others (serf event).
         out = subprocess.run([sys.executable, "-m", "nodeagent", "event", "deploy", "v2",
-                              "--server", client.url], capture_output=True, text=True, timeout=30)
+                              "--socket", str(client.socket)], capture_output=True, text=True,
+                             timeout=30)
         assert out.returncode == 0, out.stderr
         # Gossip sends it twice from each agent (local profile): one it missed comes with
         # the next push-pull (every 15 s), as serf's do.
         until(lambda: all("gossip: user event deploy" in procs[i].log_text() for i in (1, 2, 3)),
               40, what="the user event everywhere")
-        bad = httpx.post(f"{client.url}/gossip/events", json={"name": "_keyring"}, timeout=10)
-        assert bad.status_code == 400 and "name" in bad.json()["message"]
+        bad = subprocess.run([sys.executable, "-m", "nodeagent", "event", "_keyring",
+                              "--socket", str(client.socket)], capture_output=True, text=True,
+                             timeout=30)
+        assert bad.returncode != 0 and "name" in bad.stderr
+        # On the network API the operator's calls are not served at all.
+        assert httpx.post(f"{client.url}/gossip/events", json={"name": "x"},
+                          timeout=10).status_code == 404
         procs[4].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         procs[4].proc.wait()  # type: ignore[union-attr]
         until(lambda: members()["client"][0] == "failed", 30, what="the client seen failed")
@@ -423,32 +447,44 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
     import os
     import subprocess
     import sys
-    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+
+    from nodeagent.membership import fingerprint
+    raw = {"old": os.urandom(32), "new": os.urandom(32)}
+    files = {}
+    for name, key in raw.items():  # keys travel in files, never on a command line
+        files[name] = tmp_path / f"{name}.key"
+        files[name].write_text(base64.b64encode(key).decode())
+        files[name].chmod(0o600)
+    old, new = fingerprint(raw["old"]), fingerprint(raw["new"])
     raft_ports, gossip_ports = free_ports(3), free_ports(4)
 
-    def server(i: int, key: str) -> AgentProcess:
+    def server(i: int, key: Path) -> AgentProcess:
         seed = () if i == 1 else ("--gossip-join", f"127.0.0.1:{gossip_ports[0]}")
         return AgentProcess(tmp_path / f"k{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
                             "--raft-listen", f"127.0.0.1:{raft_ports[i - 1]}", "--raft-tick-ms",
                             "20", "--raft-bootstrap-expect", "3", "--gossip-listen",
                             f"127.0.0.1:{gossip_ports[i - 1]}", "--gossip-profile", "local",
-                            "--gossip-key", key, *seed)
+                            "--gossip-key-file", str(key), *seed)
 
     def cli(*args: str, via: AgentProcess) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nodeagent", *args, "--server", via.url],
+        return subprocess.run([sys.executable, "-m", "nodeagent", *args, "--socket",
+                               str(via.socket)],
                               capture_output=True, text=True, timeout=30)
 
     def statuses(via: AgentProcess) -> set[str]:
         out = cli("members", via=via).stdout.splitlines()[1:]
         return {f"{ln.split()[0]}={ln.split()[2]}" for ln in out}
 
-    procs = {i: server(i, old) for i in (1, 2, 3)}
+    procs = {i: server(i, files["old"]) for i in (1, 2, 3)}
     try:
         for p in procs.values():
             p.start()
         until(lambda: statuses(procs[3]) == {"node1=alive", "node2=alive", "node3=alive"},
               what="three members alive")
-        for step in (("install", new), ("use", new), ("remove", old)):
+        assert all(cli("keys", "list", via=p).stdout.split() == [old, "(primary)"]
+                   for p in procs.values())  # fingerprints: the key itself never leaves
+        assert raw["old"].hex() not in cli("keys", "list", via=procs[1]).stdout
+        for step in (("install", str(files["new"])), ("use", new), ("remove", old)):
             out = cli("keys", *step, via=procs[2])
             assert out.returncode == 0, out.stderr
             until(lambda step=step: all(
@@ -464,7 +500,7 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
         # A newcomer with only the new key is let in.
         procs[4] = AgentProcess(tmp_path / "k4", "client", "--no-fsync", "--gossip-listen",
                                 f"127.0.0.1:{gossip_ports[3]}", "--gossip-profile", "local",
-                                "--gossip-key", new, "--gossip-join",
+                                "--gossip-key-file", str(files["new"]), "--gossip-join",
                                 f"127.0.0.1:{gossip_ports[0]}").start()
         until(lambda: "client=alive" in statuses(procs[1]), what="the newcomer alive")
     finally:

@@ -88,3 +88,26 @@ def test_oversized_metadata_is_refused():
         raise AssertionError("oversized metadata accepted")
     except DecodeError as exc:
         assert "meta" in str(exc)
+
+
+def test_a_push_pull_listing_more_members_than_the_cap_is_refused():
+    from nodeagent.gossip.codec import MAX_MEMBERS
+    many = tuple(Member(f"m{i}", ("10.0.0.1", i)) for i in range(MAX_MEMBERS + 1))
+    data = encode(PushPull(many))
+    try:
+        decode(data)
+    except DecodeError as exc:
+        assert "members" in str(exc)
+    else:
+        raise AssertionError("a push-pull over the member cap was taken")
+
+
+def test_news_of_strangers_stops_at_the_member_table_cap():
+    import random
+
+    from nodeagent.gossip.config import GossipConfig
+    from nodeagent.gossip.core import Gossip
+    core = Gossip(GossipConfig(max_members=8), "me", ("10.0.0.1", 7946), rng=random.Random(1))
+    invented = tuple(Member(f"fake{i}", ("10.9.0.1", 1000 + i), 1) for i in range(200))
+    core.merge(PushPull(invented), 0)
+    assert len(core.members) == 8 and core.refused_members == 193

@@ -1,0 +1,95 @@
+"""The operator socket: calls that change the cluster or read all of it, on a unix socket
+of mode 0600 in the agent's 0700 data dir (as Docker's socket is root's alone).
+
+    GET    /raft                          this server's view of Raft (also on the API)
+    POST   /raft/transfer-leader?to=ID    hand leadership to ID
+    POST   /raft/peers {"id", "address"}  add a server, as a learner
+    DELETE /raft/peers/ID                 remove a server
+    GET    /snapshot                      a backup of the whole store
+    GET    /gossip/members                the members gossip knows (also on the API)
+    GET    /gossip/keys                   the keyring's fingerprints, never the keys
+    POST   /gossip/keys {"op", "key"}     install | use | remove a key everywhere
+    POST   /gossip/events {"name", "payload"}  a user event to every member
+
+Until the API authenticates its clients, whoever reaches a TCP port is anyone; whoever
+reaches this socket is root on this machine.  ``nodeagent raft|snapshot|keys|event``
+use it by default.  Between agents, only the replica stream and ``/raft/hello``
+(servers finding each other) stay on the network API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nodeagent.api.raftadmin import add_peer, raft_status, remove_peer, transfer_leader
+from nodeagent.api.server import ApiApp, json_response
+from nodeagent.api.status import ApiError
+
+__all__ = ["OperatorApp"]
+
+
+class OperatorApp(ApiApp):
+    """Served on the operator socket only; shares the agent's store and membership."""
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        method = request.method
+        store = self.objects.store
+        if path == "/raft" and method == "GET":
+            return json_response(raft_status(store))
+        if path == "/raft/transfer-leader" and method == "POST":
+            return json_response(transfer_leader(store, request.query_params.get("to", "")), 202)
+        if path == "/raft/peers" and method == "POST":
+            return json_response(add_peer(store, await self._plain_json(request)), 202)
+        if path.startswith("/raft/peers/") and method == "DELETE":
+            return json_response(remove_peer(store, path.rsplit("/", 1)[1]), 202)
+        if path == "/snapshot" and method == "GET":
+            return await self._snapshot()
+        if path.startswith("/gossip/"):
+            return await self._gossip(request, path[len("/gossip/"):])
+        raise ApiError(404, "NotFound", f"no such operator call ({method} {path})")
+
+    async def _snapshot(self) -> Response:
+        """A backup of the store (store/backup.py): on a Raft server or a copy, after a
+        linearizable barrier, so it holds every write acknowledged before the request."""
+        from nodeagent.store.backup import encode
+        store = self.objects.store
+        barrier = getattr(store, "read_barrier", None)
+        if barrier is not None:
+            await barrier()
+        return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
+
+    async def _gossip(self, request: Request, what: str) -> Response:
+        if self.gossip is None:
+            raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+        method = request.method
+        if what == "members" and method == "GET":
+            return json_response({"members": self.gossip.rows()})
+        if what == "keys" and method == "GET":
+            return json_response(self.gossip.keys())
+        if what == "keys" and method == "POST":
+            from nodeagent.gossip.keyring import KeyringError
+            body: Any = await self._plain_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("op"), str) \
+                    or not isinstance(body.get("key"), str):
+                raise ApiError.bad_request('body: expected {"op": "install|use|remove", '
+                                           '"key": "<base64 key or fingerprint>"}')
+            try:
+                self.gossip.key_op(body["op"], body["key"])
+            except KeyringError as exc:
+                raise ApiError.bad_request(str(exc)) from None
+            return json_response(self.gossip.keys(), 202)
+        if what == "events" and method == "POST":
+            body = await self._plain_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("name"), str) \
+                    or not isinstance(body.get("payload", ""), str):
+                raise ApiError.bad_request('body: expected {"name": "...", "payload": "..."}')
+            try:
+                self.gossip.user_event(body["name"], body.get("payload", "").encode())
+            except ValueError as exc:
+                raise ApiError.bad_request(str(exc)) from None
+            return json_response({"sent": body["name"]}, 202)
+        raise ApiError(404, "NotFound", f"no such gossip call ({method} /gossip/{what})")
