@@ -19,6 +19,7 @@ from functools import partial
 import psutil
 import trio
 
+from nodeagent.api.listen import ConnectionGate, ConnectionLimits, NodeAddresses, raise_fd_limit
 from nodeagent.api.objects import ObjectStore
 from nodeagent.api.operator import OperatorApp
 from nodeagent.api.podlogs import PodLogs
@@ -91,8 +92,10 @@ async def run_agent(cfg: AgentConfig, *,
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
                      body_timeout_s=cfg.request_timeout_s, gossip=membership,
                      server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}))
+        gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),
+                              trusted=NodeAddresses(objects))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
-                                            request_timeout_s=cfg.request_timeout_s))
+                                            request_timeout_s=cfg.request_timeout_s, gate=gate))
         operator = OperatorApp(objects, gossip=membership)
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
         if membership is not None:

@@ -17,7 +17,11 @@ record that was acknowledged:
 - its CRC fails and its payload ends exactly at the end of the file (the last
   record, half written);
 - every byte from it to the end of the file is zero (blocks the file system
-  allocated for the write but never filled).
+  allocated for the write but never filled);
+- (the log decides, with ``records_after``) every whole record after it belongs to
+  the same write as the damaged one: sectors of one write may reach the disk in any
+  order, so a torn sector can sit before good ones of the same, unacknowledged,
+  write.  A good record of a *later* write proves the damaged one was acknowledged.
 
 A record's length is not capped on reading: a whole record with a good CRC is
 read whatever its size (an older version wrote records over today's cap, and they
@@ -31,7 +35,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "RecordTooLarge", "encode_record", "scan"]
+__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "RecordTooLarge", "encode_record",
+           "records_after", "scan"]
 
 HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -58,6 +63,19 @@ def encode_record(payload: bytes, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
 
 def _zeros_from(data: bytes, pos: int) -> bool:
     return data.count(0, pos) == len(data) - pos
+
+
+def records_after(data: bytes, damage: Damage) -> list[tuple[bytes, int]]:
+    """The whole records that follow a damaged one, skipping it by its length field; empty
+    when that field does not lead to a good record (it may be the damaged part).  A log
+    uses them to tell whether the damage lies inside its last write (torn) or under
+    later writes that were acknowledged."""
+    length, _crc = HEADER.unpack_from(data, damage.offset)
+    start = damage.offset + HEADER.size + length
+    if start >= len(data):
+        return []
+    found, _ = scan(data[start:])
+    return [(payload, start + end) for payload, end in found]
 
 
 def scan(data: bytes) -> tuple[list[tuple[bytes, int]], Damage | None]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica
+from nodeagent.api.listen import ConnectionGate, ConnectionLimits, serve_gated
 from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
@@ -52,7 +55,21 @@ def json_response(obj: Any, code: int = 200) -> Response:
 
 
 def error_response(exc: ApiError) -> Response:
-    return json_response(exc.to_status(), exc.code)
+    response = json_response(exc.to_status(), exc.code)
+    if exc.code == 429 and exc.details:
+        response.headers["Retry-After"] = str(exc.details.get("retryAfterSeconds", 1))
+    return response
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchLimits:
+    """Watches are long-lived and every write is matched against each: one client's
+    thousands of them once cost 0.67 s of CPU per write and every descriptor."""
+
+    per_client: int = 100
+    """Watches one client address may hold (an informer holds one per resource)."""
+    total: int = 1000
+    """Watches all clients together may hold."""
 
 
 class ApiApp:
@@ -61,7 +78,8 @@ class ApiApp:
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
                  body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
                  exec_: Exec | None = None, metrics: Any = None, gossip: Any = None,
-                 server_names: frozenset[str] = frozenset()) -> None:
+                 server_names: frozenset[str] = frozenset(),
+                 watch_limits: WatchLimits = WatchLimits()) -> None:
         self.objects = objects
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
@@ -69,6 +87,8 @@ class ApiApp:
         self.gossip = gossip  # membership.Membership, or None without gossip
         self.ready = ready
         self.server_names = server_names  # Host names this server answers (origin.py)
+        self.watch_limits = watch_limits
+        self.watches: Counter[str] = Counter()  # open watches by client address
         self.body_timeout_s = body_timeout_s
         self.encoder = EventEncoder()
 
@@ -332,6 +352,28 @@ class ApiApp:
                                  headers={"Transfer-Encoding": "chunked"})
 
     def _watch(self, request: Request, t: Target) -> Response:
+        client = request.client.host if request.client else ""
+        limits = self.watch_limits
+        if self.watches[client] >= limits.per_client or sum(self.watches.values()) >= limits.total:
+            raise ApiError.too_many(f"too many watches: {self.watches[client]} open from this "
+                                    f"client (limit {limits.per_client}), "
+                                    f"{sum(self.watches.values())} in all (limit {limits.total})")
+        response = self._start_watch(request, t)
+        self.watches[client] += 1
+        body = response.body_iterator
+
+        async def counted() -> Any:
+            try:
+                async for chunk in body:
+                    yield chunk
+            finally:
+                self.watches[client] -= 1
+                if self.watches[client] <= 0:
+                    del self.watches[client]
+        response.body_iterator = counted()
+        return response
+
+    def _start_watch(self, request: Request, t: Target) -> StreamingResponse:
         q = request.query_params
         sel = parse_label_selector(q.get("labelSelector"))
         fsel = FieldSelector.parse(q.get("fieldSelector"))
@@ -475,9 +517,11 @@ def _int_param(q: Any, name: str, default: int, minimum: int = 0) -> int:
 
 
 async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
+                    gate: ConnectionGate | None = None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; reports the bound addresses once listening.  ``listen`` is
-    HOST:PORT, or unix:PATH for a socket left 0600 (the operator socket)."""
+    HOST:PORT, or unix:PATH for a socket left 0600 (the operator socket).  Connections
+    over TCP pass ``gate`` (listen.py; default limits if None)."""
     config = Config()
     config.bind = [listen]
     if listen.startswith("unix:"):
@@ -494,7 +538,8 @@ async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
     config.h11_max_incomplete_size = 64 * 1024
     config.max_app_queue_size = 64
     if not listen.startswith("unix:"):
-        await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+        gate = gate or ConnectionGate(ConnectionLimits())
+        await serve_gated(app, config, gate, task_status=task_status)
         return
 
     class _Status:

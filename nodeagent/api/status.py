@@ -55,6 +55,13 @@ class ApiError(Exception):
                    details={"name": name, "group": group, "kind": plural})
 
     @classmethod
+    def too_many(cls, message: str, retry_after_s: int = 1) -> ApiError:
+        """429: the answer carries Retry-After (server.error_response) and the details'
+        retryAfterSeconds, which client-go waits for before it tries again."""
+        return cls(429, "TooManyRequests", message,
+                   details={"retryAfterSeconds": retry_after_s})
+
+    @classmethod
     def bad_request(cls, message: str) -> ApiError:
         return cls(400, "BadRequest", message)
 

@@ -10,6 +10,7 @@ from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.objects.kinds import by_kind
 from nodeagent.store import LocalStore
 from nodeagent.store.remote import RemoteStore
+from nodeagent.store.wire import MEDIA_TYPE
 
 CONFIGMAPS = by_kind("ConfigMap")
 NAMESPACES = by_kind("Namespace")
@@ -142,8 +143,11 @@ async def test_the_replica_calls_refuse_bad_input_clearly(tmp_path):
             r = await client.get("/replica/stream", params={"revision": "x"})
             assert r.status_code == 400
             for body in (b"", b"\xc1", b"\x93\x90\x90", b"\x93\x91\x94\xa1k\xa1z\xa1=\x01\x90\x90"):
-                r = await client.post("/replica/txn", content=body)
+                r = await client.post("/replica/txn", content=body,
+                                      headers={"content-type": MEDIA_TYPE})
                 assert r.status_code == 400 and "malformed" in r.json()["message"], body
+            r = await client.post("/replica/txn", content=b"\x93\x90\x90\x90")
+            assert r.status_code == 415  # a transaction comes with its media type
             r = await client.post("/replica/nothing")
             assert r.status_code == 404
             r = await client.post("/raft/hello", json={"id": 1})  # not a Raft server

@@ -1,0 +1,259 @@
+"""Who may hold a connection to the API, and how many: hypercorn's trio worker, with a gate
+in front of accept.
+
+Found: at a 1024-descriptor limit, 1010 idle watches from one client made the API
+unreachable for everyone, and trio logged EMFILE ten times a second.  So:
+
+- every client address may hold at most ``per_client`` connections, and all clients
+  together ``total``; a connection over either is answered ``429 Too Many Requests``
+  with ``Retry-After`` and closed, before any request is read;
+- ``reserve`` more are kept for the peers the agent itself relies on -- loopback
+  (health checks, the operator) and the cluster's own nodes (their heartbeats and
+  store copies) -- which no other client can take;
+- accept failing for want of descriptors is logged at a bounded rate, and the agent
+  raises its own descriptor limit at start (``raise_fd_limit``).
+
+The serving loop is hypercorn's ``worker_serve`` (hypercorn/trio/run.py, pinned) with
+its listeners wrapped; everything else about a connection is hypercorn's.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import resource
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+import trio
+from hypercorn.config import Config
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+from nodeagent.logs import ThrottledLog
+
+__all__ = ["ConnectionGate", "ConnectionLimits", "NodeAddresses", "loopback", "raise_fd_limit",
+           "serve_gated"]
+
+log = logging.getLogger("nodeagent.api")
+_throttled = ThrottledLog(log, interval_s=10.0)
+_NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionLimits:
+    per_client: int = 128
+    """Connections one client address may hold (kubectl holds a few; a watch is one)."""
+    total: int = 4096
+    """Connections all other clients together may hold."""
+    reserve: int = 256
+    """Connections beyond ``total`` kept for loopback and the cluster's own nodes."""
+
+    @classmethod
+    def for_descriptors(cls, limit: int) -> ConnectionLimits:
+        """Limits that leave the agent descriptors for its own files, sockets and pods:
+        at most half of ``limit`` for clients, an eighth of that held in reserve."""
+        total = max(16, min(cls.total, limit // 2))
+        return cls(per_client=min(cls.per_client, total // 2), total=total,
+                   reserve=max(8, total // 8))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return not host or ipaddress.ip_address(host).is_loopback  # "" is a unix socket
+    except ValueError:
+        return False
+
+
+def loopback(host: str) -> bool:
+    """Loopback, or a unix socket (no address): this machine."""
+    return _loopback(host)
+
+
+class ConnectionGate:
+    """Counts connections by client address.  ``trusted(host)`` says whether a peer may
+    use the reserve and is free of the per-client cap: this machine and the cluster's own
+    nodes (the agent passes both)."""
+
+    def __init__(self, limits: ConnectionLimits,
+                 trusted: Callable[[str], bool] = loopback) -> None:
+        self.limits = limits
+        self.trusted = trusted
+        self.by_client: Counter[str] = Counter()
+        self.open = 0
+        self.refused = 0
+
+    def admit(self, host: str) -> bool:
+        ours = self.trusted(host)
+        cap = self.limits.total + (self.limits.reserve if ours else 0)
+        if self.open >= cap or (not ours and self.by_client[host] >= self.limits.per_client):
+            self.refused += 1
+            _throttled.log(f"refused:{host}", "api: refused a connection from %s: %d open from "
+                           "it, %d in all (limits %d per client, %d in all)", host,
+                           self.by_client[host], self.open, self.limits.per_client, cap)
+            return False
+        self.by_client[host] += 1
+        self.open += 1
+        return True
+
+    def release(self, host: str) -> None:
+        self.open -= 1
+        self.by_client[host] -= 1
+        if self.by_client[host] <= 0:
+            del self.by_client[host]
+
+
+_REFUSAL_BODY = orjson.dumps({
+    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+    "message": "too many connections from this client; try again later",
+    "reason": "TooManyRequests", "details": {"retryAfterSeconds": RETRY_AFTER_S}, "code": 429})
+_REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %d\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (RETRY_AFTER_S, len(_REFUSAL_BODY))) + _REFUSAL_BODY
+
+
+class _GatedStream(trio.abc.HalfCloseableStream):
+    """A connection that gives its place back when hypercorn closes it (trio's
+    SocketStream is final, so this wraps one; hypercorn reads ``.socket``)."""
+
+    def __init__(self, inner: trio.SocketStream, gate: ConnectionGate, host: str) -> None:
+        self.inner, self.socket = inner, inner.socket
+        self._gate, self._host, self._released = gate, host, False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate.release(self._host)
+        await self.inner.aclose()
+
+
+class _GatedListener(trio.abc.Listener[trio.SocketStream]):
+    def __init__(self, inner: trio.SocketListener, gate: ConnectionGate,
+                 nursery: trio.Nursery) -> None:
+        self.inner, self.gate, self.nursery = inner, gate, nursery
+
+    async def accept(self) -> trio.SocketStream:
+        while True:
+            try:
+                stream = await self.inner.accept()
+            except OSError as exc:
+                if exc.errno not in _NO_DESCRIPTORS:
+                    raise
+                _throttled.log("accept", "api: accept failed (%s); retrying", exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                peer = stream.socket.getpeername()
+                host = peer[0] if isinstance(peer, tuple) else ""
+            except OSError:
+                await stream.aclose()
+                continue
+            if self.gate.admit(host):
+                return _GatedStream(stream, self.gate, host)  # type: ignore[return-value]
+            self.nursery.start_soon(_refuse, stream)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _refuse(stream: trio.SocketStream) -> None:
+    with trio.move_on_after(1.0):
+        try:
+            await stream.send_all(_REFUSAL)
+        except (trio.BrokenResourceError, OSError):
+            pass
+    await stream.aclose()
+
+
+class NodeAddresses:
+    """``trusted`` for a gate: is this host this machine or one of the cluster's nodes?
+    The nodes' addresses are read from the Node objects, at most every ``refresh_s``."""
+
+    def __init__(self, objects: Any, refresh_s: float = 5.0) -> None:
+        self.objects, self.refresh_s = objects, refresh_s
+        self._addresses: frozenset[str] = frozenset()
+        self._read_at = -refresh_s
+
+    def __call__(self, host: str) -> bool:
+        now = trio.current_time()
+        if now - self._read_at >= self.refresh_s:
+            self._read_at = now
+            from nodeagent.objects.kinds import by_kind
+            nodes = by_kind("Node")
+            try:
+                items = self.objects.list(nodes, None)["items"]
+            except Exception:  # no store yet, or no leader: keep what we had
+                items = None
+            if items is not None:
+                self._addresses = frozenset(
+                    a.get("address") for n in items
+                    for a in (n.get("status") or {}).get("addresses") or []
+                    if isinstance(a, dict))
+        return _loopback(host) or host in self._addresses
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's descriptor limit to its hard limit (systemd's LimitNOFILE, or
+    the shell's); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the descriptor limit from %d to %d: %s", soft, hard, exc)
+    return soft
+
+
+async def serve_gated(app: Any, config: Config, gate: ConnectionGate, *,
+                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """hypercorn.trio.serve (its worker_serve) with every listener behind ``gate``."""
+    app = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(app, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            sockets = config.create_sockets()
+            binds, listeners = [], []
+            for sock in sockets.insecure_sockets:
+                sock.listen(config.backlog)
+                inner = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                listeners.append(_GatedListener(inner, gate, server_nursery))
+                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+            task_status.started(binds)
+            try:
+                await trio.serve_listeners(
+                    partial(TCPServer, app, config, context,
+                            ConnectionState(lifespan_state.copy())),
+                    listeners, handler_nursery=server_nursery)
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
