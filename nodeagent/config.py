@@ -172,6 +172,10 @@ class AgentConfig:
     can send the agent a UDP packet can add members to its cluster, so the agent refuses
     to start that way unless this says so."""
 
+    loop_warn_ms: int = 0
+    """Log every task step that holds the event loop longer than this (loopwatch.py); 0:
+    off.  A diagnosis aid: the fuzz tier runs agents with 50, DESIGN's bound."""
+
     operator_socket: str = ""
     """Unix socket (mode 0600) for operators' calls that change the cluster or read all
     of it: Raft membership and leadership, snapshots, gossip keys and events ('nodeagent

@@ -22,12 +22,14 @@ _READY = re.compile(r"agent ready .*api=(\S+)")
 
 
 class AgentProcess:
-    def __init__(self, workdir: Path, name: str = "test", *extra: str) -> None:
+    def __init__(self, workdir: Path, name: str = "test", *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "agent.log"
         self.name = name
         self.extra = extra
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -35,7 +37,7 @@ class AgentProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         offset = self.log_path.stat().st_size
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nodeagent", "run", "--name", self.name,
              "--data-dir", str(self.data_dir), "--api-listen", "127.0.0.1:0", *self.extra],

@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, serve_gated
-from nodeagent.api.objects import FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.objects import HEAVY_BYTES, FieldSelector, ObjectStore, parse_label_selector
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
@@ -46,6 +46,7 @@ JSON = "application/json"
 JSON_TYPES = {"application/json", "application/merge-patch+json", "application/json-patch+json",
               "application/strategic-merge-patch+json"}
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml"}
+YAML_TYPES_FIRST = "application/yaml"
 PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json"}
 
@@ -121,6 +122,12 @@ class ApiApp:
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
+            if _length(request) > HEAVY_BYTES:
+                # Its traceback holds the frames that hold the parsed body: a wide one (a
+                # million small lists) takes 60 ms to free, so it is freed in a thread.
+                refused = [exc.with_traceback(None), exc.__traceback__]
+                del exc
+                await trio.to_thread.run_sync(refused.clear)
         except Exception:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",
@@ -242,7 +249,7 @@ class ApiApp:
                            "in the body")
         body = await self._body(request)
         obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
-                                        dry_run=_dry_run(request))
+                                        dry_run=_dry_run(request), body_bytes=_length(request))
         return json_response(obj, 201)
 
     async def handle_put(self, request: Request, t: Target) -> Response:
@@ -251,7 +258,7 @@ class ApiApp:
         body = await self._body(request)
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
-                                        dry_run=_dry_run(request))
+                                        dry_run=_dry_run(request), body_bytes=_length(request))
         return json_response(obj)
 
     async def handle_patch(self, request: Request, t: Target) -> Response:
@@ -268,7 +275,8 @@ class ApiApp:
         body = await self._body(request, patch=True)
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
-                                       subresource=sub, dry_run=_dry_run(request))
+                                       subresource=sub, dry_run=_dry_run(request),
+                                       body_bytes=_length(request))
         return json_response(obj)
 
     async def handle_delete(self, request: Request, t: Target) -> Response:
@@ -280,7 +288,7 @@ class ApiApp:
             if ctype not in JSON_TYPES | YAML_TYPES:
                 raise ApiError(415, "UnsupportedMediaType", "DeleteOptions must be sent as "
                                f"application/json or application/yaml (got {ctype!r})")
-            parsed = await self._parse(raw, ctype)
+            parsed = await self._parse(request, raw, ctype)
             if not isinstance(parsed, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts = parsed
@@ -424,6 +432,7 @@ class ApiApp:
         if scope.cancelled_caught:
             raise ApiError(408, "Timeout", f"the request body was not received within "
                            f"{self.body_timeout_s:g}s")
+        request.scope["nodeagent.body_bytes"] = size
         return b"".join(chunks)
 
     async def _plain_json(self, request: Request) -> Any:
@@ -450,12 +459,18 @@ class ApiApp:
         if not _content_type(request):  # a chunked body declares no length
             raise ApiError(415, "UnsupportedMediaType", "the request has a body but no "
                            "Content-Type: send application/json or application/yaml")
-        return await self._parse(raw, ctype)
+        return await self._parse(request, raw, ctype)
 
     @staticmethod
-    async def _parse(raw: bytes, ctype: str) -> Any:
-        """A body as a JSON value, within the caps of objects/yamljson.py.  A large body is
-        parsed in a thread so that no request holds the event loop for long."""
+    async def _parse(request: Request, raw: bytes, ctype: str) -> Any:
+        """A body as a JSON value, within the caps of objects/yamljson.py.  A large body,
+        and any YAML (whose aliases make a small body a large value), is parsed in a
+        thread so that no request holds the event loop for long; the value's size is
+        what the object store weighs (_length)."""
+        if ctype in YAML_TYPES:
+            value, size = await trio.to_thread.run_sync(_parse_yaml_body, raw)
+            request.scope["nodeagent.body_bytes"] = size
+            return value
         if len(raw) > PARSE_INLINE_BYTES:
             return await trio.to_thread.run_sync(_parse_body, raw, ctype)
         return _parse_body(raw, ctype)
@@ -469,6 +484,11 @@ class ApiApp:
                                            f"(/api/.../namespaces/NAME/{t.resource.plural})")
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return t.namespace
+
+
+def _parse_yaml_body(raw: bytes) -> tuple[Any, int]:
+    value = _parse_body(raw, YAML_TYPES_FIRST)
+    return value, len(orjson.dumps(value))
 
 
 def _parse_body(raw: bytes, ctype: str) -> Any:
@@ -488,6 +508,11 @@ def _parse_body(raw: bytes, ctype: str) -> Any:
 
 async def _not_found() -> Response:
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _length(request: Request) -> int:
+    """The body's size as received (_raw_body keeps it)."""
+    return int(request.scope.get("nodeagent.body_bytes", 0))
 
 
 def _content_type(request: Request) -> str:

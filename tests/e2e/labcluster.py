@@ -92,7 +92,8 @@ class LabCluster:
 
     def raft(self, i: int) -> dict[str, Any] | None:
         try:
-            return httpx.get(self.api(i) + "/raft", timeout=1).json()
+            r = httpx.get(self.api(i) + "/raft", timeout=1)
+            return r.json() if r.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import partial
 from typing import Any
 
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
+from hostile_registry import Hostile, serve_hostile
 
 from runtime.images import ImageError, ImageStore
 from runtime.registry import MAX_MANIFEST_BYTES, RegistryClient
@@ -27,36 +25,9 @@ def manifest(size: int = len(CONFIG)) -> bytes:
                        "config": {"digest": CONFIG_DIGEST, "size": size}, "layers": []}).encode()
 
 
-class Hostile:
-    """An ASGI registry whose answers each test sets."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        self.seen: list[tuple[str, str, str | None]] = []  # (host, path, authorization)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.seen.append((headers.get("host", ""), scope["path"], headers.get("authorization")))
-        status, extra, body = self.routes.get(scope["path"], (404, {}, b""))
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-length", str(len(body)).encode()),
-            *((k.encode(), v.encode()) for k, v in extra.items())]})
-        await send({"type": "http.response.body", "body": body})
-
-
 @pytest.fixture
 async def hostile(nursery: trio.Nursery) -> tuple[Hostile, str]:
-    app = Hostile()
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    (bound,) = await nursery.start(partial(serve, app, config))  # type: ignore[arg-type]
-    return app, bound.removeprefix("http://")
+    return await serve_hostile(nursery)
 
 
 async def pull(store: ImageStore, ref: str, **kw: Any) -> Any:

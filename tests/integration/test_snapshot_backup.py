@@ -41,7 +41,7 @@ def test_a_backup_of_a_running_cluster_restores_into_one_agent_and_a_new_cluster
     assert len(written) == 20
 
     backup = tmp_path / "backup.snap"
-    out = nodeagent("snapshot", "save", str(backup), "--server", agents[2].url).stdout
+    out = nodeagent("snapshot", "save", str(backup), "--socket", str(agents[2].socket)).stdout
     assert out.startswith(f"Snapshot saved at {backup}: revision ")
 
     # Damaged files and used directories are refused before anything is written.
