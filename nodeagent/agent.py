@@ -126,15 +126,15 @@ async def run_agent(cfg: AgentConfig, *,
             await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
-        log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
-                 ",".join(addrs), cfg.data_dir, store.revision)
-        if cfg.launcher_socket:
-            sd_notify(f"STATUS={serving}; node up")
         # What start-up made (modules, classes, the store as recovered) lives as long as the
         # agent: out of the collector's sight, a full collection no longer walks its 80,000
         # objects, which held the event loop for 50 ms each time.
         gc.collect()
         gc.freeze()
+        log.info("agent ready node=%s api=%s data_dir=%s revision=%d", cfg.name,
+                 ",".join(addrs), cfg.data_dir, store.revision)
+        if cfg.launcher_socket:
+            sd_notify(f"STATUS={serving}; node up")
         task_status.started(addrs)
     log.info("agent stopped node=%s", cfg.name)
 

@@ -31,7 +31,8 @@ from typing import IO, Any
 from runtime import syscalls as sc
 from runtime.layers import LayerError, decompressed, unpack, verify
 
-__all__ = ["Image", "ImageError", "ImageStore"]
+__all__ = ["Image", "ImageError", "ImageStore", "descriptor", "is_index",
+           "manifest_descriptors"]
 
 MEDIA_INDEX = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -81,6 +82,31 @@ def normalize_name(name: str) -> str:
     if "@" in name or ":" in last:
         return name
     return name + ":latest"
+
+
+def is_index(doc: dict[str, Any]) -> bool:
+    return doc.get("mediaType") in MEDIA_INDEX or "manifests" in doc
+
+
+def descriptor(value: Any, what: str, reason: str) -> dict[str, Any]:
+    """An OCI descriptor as read from outside: an object whose digest is a sha256 digest
+    and whose size, if given, a byte count.  Raises ImageError(reason) naming ``what``."""
+    if not isinstance(value, dict) or not isinstance(value.get("digest"), str):
+        raise ImageError(reason, f"{what}: not a descriptor with a digest")
+    _hex(value["digest"])
+    size = value.get("size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ImageError(reason, f"{what}: size {size!r} is not a byte count")
+    return value
+
+
+def manifest_descriptors(manifest: Any, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(config, layers) descriptors of an image manifest; ImageError(reason) for anything
+    else."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
+        raise ImageError(reason, "the manifest has no config or layers")
+    return (descriptor(manifest.get("config"), "config", reason),
+            [descriptor(d, f"layer {i}", reason) for i, d in enumerate(manifest["layers"])])
 
 
 def sha256_of(data: bytes) -> str:
@@ -197,16 +223,20 @@ class ImageStore:
 
     def image_from_manifest(self, name: str, digest: str) -> Image:
         manifest = self.read_json_blob(digest)
-        if manifest.get("mediaType") in MEDIA_INDEX or "manifests" in manifest:
+        if is_index(manifest):
             digest = self.pick_platform(manifest)
             manifest = self.read_json_blob(digest)
-        try:
-            config_digest = manifest["config"]["digest"]
-            layer_digests = [layer["digest"] for layer in manifest["layers"]]
-        except (KeyError, TypeError):
-            raise ImageError("InvalidImage", f"manifest {digest} has no config or layers") from None
+        config_desc, layers = manifest_descriptors(manifest, "InvalidImage")
+        config_digest = config_desc["digest"]
+        layer_digests = [layer["digest"] for layer in layers]
         config = self.read_json_blob(config_digest)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = config.get("rootfs")
+        diff_ids = (rootfs.get("diff_ids") if isinstance(rootfs, dict) else None) or []
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+            raise ImageError("InvalidImage", f"image {name}: rootfs.diff_ids is not a list of "
+                             "digests")
+        for d in diff_ids:
+            _hex(d)
         if len(diff_ids) != len(layer_digests):
             raise ImageError("InvalidImage", f"image {name}: {len(layer_digests)} layers but "
                              f"{len(diff_ids)} diff_ids")
@@ -220,12 +250,15 @@ class ImageStore:
         import platform as _platform
         arch = arch or {"x86_64": "amd64", "aarch64": "arm64"}.get(_platform.machine(), "amd64")
         manifests = index.get("manifests") or []
+        if not isinstance(manifests, list):
+            raise ImageError("ErrImagePull", "the index's manifests is not a list")
+        manifests = [descriptor(m, "index manifest", "ErrImagePull") for m in manifests]
         for m in manifests:
-            p = m.get("platform") or {}
+            p = m.get("platform") if isinstance(m.get("platform"), dict) else {}
             if p.get("os") == os_name and p.get("architecture") == arch:
-                return m["digest"]
+                return str(m["digest"])
         if len(manifests) == 1 and not manifests[0].get("platform"):
-            return manifests[0]["digest"]
+            return str(manifests[0]["digest"])
         raise ImageError("ErrImagePull", f"no image for {os_name}/{arch} in the index")
 
     # --- layers ---------------------------------------------------------------------------

@@ -37,7 +37,16 @@ from typing import Any
 import httpx
 import trio
 
-from runtime.images import MEDIA_INDEX, MEDIA_MANIFEST, Image, ImageError, ImageStore, _hex
+from runtime.images import (
+    MEDIA_INDEX,
+    MEDIA_MANIFEST,
+    Image,
+    ImageError,
+    ImageStore,
+    _hex,
+    is_index,
+    manifest_descriptors,
+)
 
 __all__ = ["Reference", "RegistryClient", "parse_reference"]
 
@@ -265,17 +274,16 @@ class RegistryClient:
         try:
             async with self._client(ref) as http:
                 manifest_digest, manifest = await self._manifest(http, ref, base, scope, ref.ref)
-                if manifest.get("mediaType") in MEDIA_INDEX or "manifests" in manifest:
+                if is_index(manifest):
                     manifest_digest = ImageStore.pick_platform(manifest)
                     manifest_digest, manifest = await self._manifest(http, ref, base, scope,
                                                                      manifest_digest)
-                if len(manifest["layers"]) > MAX_LAYERS:
+                config, layers = manifest_descriptors(manifest, "ErrImagePull")
+                if len(layers) > MAX_LAYERS:
                     raise ImageError("ErrImagePull", f"pulling {ref}: more than {MAX_LAYERS} "
                                      "layers")
-                blobs = [manifest["config"]["digest"]] + [layer["digest"]
-                                                          for layer in manifest["layers"]]
-                sizes = {d["digest"]: _descriptor_size(ref, d)
-                         for d in [manifest["config"], *manifest["layers"]]}
+                blobs = [config["digest"]] + [layer["digest"] for layer in layers]
+                sizes = {d["digest"]: _descriptor_size(ref, d) for d in [config, *layers]}
                 limiter = trio.CapacityLimiter(self.concurrency)
                 try:
                     async with trio.open_nursery() as nursery:

@@ -409,6 +409,7 @@ class ObjectStore:
                     dry_run: bool = False, body_bytes: int = 0) -> dict[str, Any]:
         if content_type == "application/json-patch+json":
             mutate = json_patch(patch)
+            body_bytes = max(body_bytes, HEAVY_BYTES + 1)  # copies grow it: in a thread
         else:
             # merge-patch (RFC 7386).  Strategic merge patch is read as a merge patch:
             # lists are replaced, not merged by key (documented difference from Kubernetes).
@@ -711,17 +712,25 @@ def json_patch(patch: Any) -> Any:
     if len(patch) > MAX_JSON_PATCH_OPS:
         raise ApiError(422, "Invalid", f"the json patch has {len(patch)} operations, more "
                        f"than the {MAX_JSON_PATCH_OPS} allowed")
-    try:
-        ops = [jsonpatch.JsonPatch([op]) for op in patch]
-    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError,
-            AttributeError) as exc:
-        raise ApiError.bad_request(f"invalid json patch: {exc}") from None
+    built: list[jsonpatch.JsonPatch] = []
+
+    def operations() -> list[jsonpatch.JsonPatch]:
+        """The parsed operations, made on first use (in the caller's worker thread: 10,000
+        of them take longer than the event loop may be held)."""
+        if not built:
+            try:
+                built.extend(jsonpatch.JsonPatch([op]) for op in patch)
+            except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError,
+                    AttributeError) as exc:
+                raise ApiError.bad_request(f"invalid json patch: {exc}") from None
+        return built
 
     def too_large() -> ApiError:
         return ApiError(422, "Invalid", "the json patch makes the object grow by more than "
                         f"{MAX_PATCH_GROWTH_BYTES} bytes")
 
     def mutate(cur: dict[str, Any]) -> Any:
+        ops = operations()
         doc: Any = orjson.loads(orjson.dumps(cur))  # a copy: ``cur`` stays as stored
         grown = 0
         try:
