@@ -127,16 +127,17 @@ class Txn:
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise StoreError(f"malformed command: {exc}") from exc
         for cmp in txn.compares:
-            if not isinstance(cmp.key, str) or cmp.op not in _OPS:
+            if not isinstance(cmp.key, str) or not isinstance(cmp.op, str) or cmp.op not in _OPS:
                 raise StoreError(f"malformed compare: key {cmp.key!r}, op {cmp.op!r}")
             want = bytes if cmp.target == "value" else int
-            if cmp.target not in ("value", "mod", "create", "version") \
+            if not isinstance(cmp.target, str) or cmp.target not in ("value", "mod", "create",
+                                                                     "version") \
                     or not isinstance(cmp.value, want) or isinstance(cmp.value, bool):
                 raise StoreError(f"malformed compare on {cmp.key!r}: target {cmp.target!r} "
                                  f"with value {cmp.value!r}")
         for op in txn.success + txn.failure:
-            if op.kind not in ("put", "delete", "delete_prefix") or not isinstance(op.key, str) \
-                    or not isinstance(op.value, bytes):
+            if not isinstance(op.kind, str) or op.kind not in ("put", "delete", "delete_prefix") \
+                    or not isinstance(op.key, str) or not isinstance(op.value, bytes):
                 raise StoreError(f"malformed op: {op.kind!r} on {op.key!r}")
         return txn
 

@@ -8,6 +8,11 @@ Measures (issue 3):
   watch   W watchers, U updates: p99 delay from write acknowledged to the event received by
           every watcher; etcd with the same watchers and writer (gRPC and HTTP gateway).
   rss     the agent's resident memory holding N pods, and etcd's holding the same values.
+  caps    create ops/s and p99 with the hostile-input caps, against the same agent before
+          them (a git worktree of _hostile.BEFORE), alternating, in the same run (issue 17).
+  abuse   p99 of /readyz and of a node heartbeat while one client sends the worst requests
+          the caps allow (largest body, deepest nesting, alias bomb, most patch ops, widest
+          body, 100 watches), against the agent before the caps under the same abuse.
 
 Both sides are driven by the same Python load generator (threads for request/response,
 trio for the watch streams), so the generator's own cost is shared.  Both fsync each
@@ -30,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
+import _hostile
 
 CLIENTS = 16
 
@@ -446,6 +452,7 @@ def main() -> None:
     ours_rss2 = rss_mib(agent.proc.pid)
     res.add(f"RSS after {watchers} watches", "MiB", ours_rss2, rss_mib(etcd.proc.pid),
             higher_is_better=False, n=1, peer_name="etcd")
+    _hostile.rows(res, a.quick, bodies, ours_create, agent)
     res.print_and_write(a.out)
 
 
