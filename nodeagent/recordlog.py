@@ -18,10 +18,11 @@ record that was acknowledged:
   record, half written);
 - every byte from it to the end of the file is zero (blocks the file system
   allocated for the write but never filled);
-- (the log decides, with ``records_after``) every whole record after it belongs to
-  the same write as the damaged one: sectors of one write may reach the disk in any
-  order, so a torn sector can sit before good ones of the same, unacknowledged,
-  write.  A good record of a *later* write proves the damaged one was acknowledged.
+- every whole record after it belongs to the same write as the damaged one
+  (``torn_within_last_write``): sectors of one write may reach the disk in any order,
+  so a torn sector can sit before good ones of the same, unacknowledged, write.  Each
+  record carries the offset its write began at; a good record of a *later* write
+  (begun after the damage) proves the damaged one was acknowledged.
 
 A record's length is not capped on reading: a whole record with a good CRC is
 read whatever its size (an older version wrote records over today's cap, and they
@@ -33,10 +34,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "RecordTooLarge", "encode_record",
-           "records_after", "scan"]
+__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "RecordTooLarge", "encode_record", "scan",
+           "torn_within_last_write"]
 
 HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -65,17 +67,23 @@ def _zeros_from(data: bytes, pos: int) -> bool:
     return data.count(0, pos) == len(data) - pos
 
 
-def records_after(data: bytes, damage: Damage) -> list[tuple[bytes, int]]:
-    """The whole records that follow a damaged one, skipping it by its length field; empty
-    when that field does not lead to a good record (it may be the damaged part).  A log
-    uses them to tell whether the damage lies inside its last write (torn) or under
-    later writes that were acknowledged."""
+def torn_within_last_write(data: bytes, damage: Damage,
+                           write_start: Callable[[bytes], int | None]) -> bool:
+    """Whether every whole record after ``damage`` (skipping the damaged one by its length
+    field) began its write at or before the damage: then they are all one write with it,
+    the last one, never acknowledged.  ``write_start(payload)`` reads a record's write
+    offset (None for a record that carries none: an older log, taken as a later write).
+    With no whole record after it (the length field may be the damaged part), True."""
     length, _crc = HEADER.unpack_from(data, damage.offset)
     start = damage.offset + HEADER.size + length
     if start >= len(data):
-        return []
+        return True
     found, _ = scan(data[start:])
-    return [(payload, start + end) for payload, end in found]
+    for payload, _end in found:
+        began = write_start(payload)
+        if began is None or began > damage.offset:
+            return False
+    return True
 
 
 def scan(data: bytes) -> tuple[list[tuple[bytes, int]], Damage | None]:

@@ -6,9 +6,11 @@ Layout in ``DIR``::
     snap-<index, 16 hex>.snap the newest snapshot (meta and state machine bytes)
 
 Record: ``u32 length | u32 crc32(payload) | payload`` (little endian), payload msgpack:
-``["e", term, index, kind, data]`` for an entry, ``["h", term, vote, commit]`` for the
-hard state.  As in etcd's WAL, a conflicting suffix is never rewritten in place:
-the new entries are appended, and replay lets an entry overwrite the ones at and
+``["e", term, index, kind, data, began]`` for an entry, ``["h", term, vote, commit,
+began]`` for the hard state, ``began`` the offset the record's write began at (older
+records lack it; recordlog.py uses it to tell a torn write from damage).  As in
+etcd's WAL, a conflicting suffix is never rewritten in place: the new entries are
+appended, and replay lets an entry overwrite the ones at and
 after its index -- so every write is an append and one fdatasync (group commit:
 the driver saves a whole Ready at once), and a crash in the middle of a save leaves
 at most a torn tail.
@@ -37,7 +39,7 @@ import msgpack
 
 from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
 from nodeagent.raft.messages import Entry, EntryKind, HardState, SnapshotMeta
-from nodeagent.recordlog import encode_record, scan
+from nodeagent.recordlog import encode_record, scan, torn_within_last_write
 
 __all__ = ["CorruptStorageError", "Loaded", "RaftStorage"]
 
@@ -56,12 +58,26 @@ class Loaded:
     truncated_bytes: int  # a torn tail that was cut off
 
 
-def _entry_record(e: Entry) -> bytes:
-    return encode_record(msgpack.packb(["e", e.term, e.index, int(e.kind), e.data], use_bin_type=True))
+def _entry_record(e: Entry, began: int) -> bytes:
+    return encode_record(msgpack.packb(["e", e.term, e.index, int(e.kind), e.data, began],
+                                       use_bin_type=True))
 
 
-def _hard_record(h: HardState) -> bytes:
-    return encode_record(msgpack.packb(["h", h.term, h.vote, h.commit], use_bin_type=True))
+def _hard_record(h: HardState, began: int) -> bytes:
+    return encode_record(msgpack.packb(["h", h.term, h.vote, h.commit, began],
+                                       use_bin_type=True))
+
+
+def _records(hard: HardState | None, entries: list[Entry], began: int) -> bytes:
+    """One write's records, each carrying the offset the write begins at (recordlog.py)."""
+    return (_hard_record(hard, began) if hard is not None else b"") + \
+        b"".join(_entry_record(e, began) for e in entries)
+
+
+def _write_start(record: list) -> int | None:  # type: ignore[type-arg]
+    began = record[5] if record[0] == "e" and len(record) == 6 else \
+        record[4] if record[0] == "h" and len(record) == 5 else None
+    return began if isinstance(began, int) else None
 
 
 class RaftStorage:
@@ -123,25 +139,30 @@ class RaftStorage:
     def _scan(self, seg: Path) -> Iterator[tuple[list | None, int]]:  # type: ignore[type-arg]
         """(record, end offset) for each whole record, then (None, offset) at a torn tail;
         raises CorruptStorageError for any other damage (recordlog.py tells them apart)."""
-        found, damage = scan(seg.read_bytes())
+        data = seg.read_bytes()
+        found, damage = scan(data)
         for payload, end in found:
-            try:
-                record = msgpack.unpackb(payload, raw=False)
-                valid = isinstance(record, list) and (
-                    (record[:1] == ["h"] and len(record) == 4) or
-                    (record[:1] == ["e"] and len(record) == 5 and isinstance(record[4], bytes)))
-            except (ValueError, msgpack.UnpackException):
-                valid = False
-            if not valid:
-                # The CRC matched, so this is not a torn write but a record we do not know.
-                raise CorruptStorageError(f"{seg}: record ending at byte {end} is not a "
-                                          "Raft record")
-            yield record, end
+            yield self._record(seg, payload, end), end
         if damage is not None:
-            if not damage.torn:
+            if not damage.torn and not torn_within_last_write(
+                    data, damage, lambda payload: _write_start(self._record(seg, payload, -1))):
                 raise CorruptStorageError(f"{seg}: damaged record at byte {damage.offset} "
                                           f"({damage.reason}); refusing to drop what follows")
             yield None, damage.offset
+
+    @staticmethod
+    def _record(seg: Path, payload: bytes, end: int) -> list:  # type: ignore[type-arg]
+        try:
+            record = msgpack.unpackb(payload, raw=False)
+            valid = isinstance(record, list) and (
+                (record[:1] == ["h"] and len(record) in (4, 5)) or
+                (record[:1] == ["e"] and len(record) in (5, 6) and isinstance(record[4], bytes)))
+        except (ValueError, msgpack.UnpackException):
+            valid = False
+        if not valid:
+            # The CRC matched, so this is not a torn write but a record we do not know.
+            raise CorruptStorageError(f"{seg}: record ending at byte {end} is not a Raft record")
+        return record  # type: ignore[no-any-return]
 
     def _newest_snapshot(self) -> tuple[SnapshotMeta, bytes] | None:
         for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):
@@ -170,7 +191,7 @@ class RaftStorage:
         self._seq += 1
         path = self.dir / f"log-{self._seq:016x}.seg"
         self._open(path)
-        self._write(_hard_record(hard) + b"".join(_entry_record(e) for e in entries))
+        self._write(_records(hard, entries, self._size))
         if self.fsync_enabled:
             fsync_dir(self.dir)
 
@@ -188,8 +209,7 @@ class RaftStorage:
         if hard is None and not entries:
             return
         # The hard state first: entries that survive a torn save imply their term did.
-        buf = (_hard_record(hard) if hard is not None else b"") + \
-            b"".join(_entry_record(e) for e in entries)
+        buf = _records(hard, entries, self._size)
         sync = bool(entries) or (hard is not None and (hard.term, hard.vote) !=
                                  (self._hard.term, self._hard.vote))
         if hard is not None:

@@ -6,9 +6,9 @@ On-disk layout in ``DIR``::
     snap-<index, 16 hex>.snap        state after applying every record <= index
 
 Record: ``u32 length | u32 crc32(payload) | payload``, little endian; payload
-is msgpack ``[index, command bytes, first index of its batch]`` (older records have
-no third field).  Indexes are contiguous from 1.  The batch's first index tells
-recovery which records one write (one group commit) holds.
+is msgpack ``[index, command bytes, offset its write began at]`` (older records have
+no third field).  Indexes are contiguous from 1.  The write's offset tells recovery
+which records one write (one group commit) holds (recordlog.py).
 
 Recovery rules (the same as etcd's wal package):
 
@@ -37,7 +37,7 @@ from pathlib import Path
 import msgpack
 
 from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
-from nodeagent.recordlog import MAX_RECORD_BYTES, encode_record, records_after, scan
+from nodeagent.recordlog import MAX_RECORD_BYTES, encode_record, scan, torn_within_last_write
 from nodeagent.store.errors import CorruptLogError
 
 __all__ = ["WAL", "Recovered"]
@@ -110,13 +110,9 @@ class WAL:
         data = seg.read_bytes()
         found, damage = scan(data)
         out = [(index, cmd) for index, cmd, _ in (self._record(seg, p, end) for p, end in found)]
-        if damage is not None and not damage.torn and last:
-            # Torn only if whatever follows is the same write's (recordlog.py).
-            damaged_index = (out[-1][0] if out else self._base_index(seg)) + 1
-            later = [self._record(seg, p, end) for p, end in records_after(data, damage)]
-            if all(batch is not None and batch <= damaged_index for _, _, batch in later):
-                damage = replace(damage, torn=True, reason=damage.reason + ", inside the "
-                                 "last write")
+        if damage is not None and not damage.torn and last and torn_within_last_write(
+                data, damage, lambda payload: self._record(seg, payload, -1)[2]):
+            damage = replace(damage, torn=True, reason=damage.reason + ", inside the last write")
         if damage is not None:
             if not (damage.torn and last):
                 raise CorruptLogError(f"{seg}: damaged record at byte {damage.offset} "
@@ -129,21 +125,16 @@ class WAL:
 
     @staticmethod
     def _record(seg: Path, payload: bytes, end: int) -> tuple[int, bytes, int | None]:
-        """(index, command, first index of its batch or None) of one whole record."""
+        """(index, command, offset its write began at or None) of one whole record."""
         try:
-            index, cmd, *batch = msgpack.unpackb(payload, raw=False)
-            if not isinstance(index, int) or not isinstance(cmd, bytes) or len(batch) > 1:
-                raise ValueError("not [index, command, batch]")
+            index, cmd, *began = msgpack.unpackb(payload, raw=False)
+            if not isinstance(index, int) or not isinstance(cmd, bytes) or len(began) > 1:
+                raise ValueError("not [index, command, write offset]")
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             # The CRC matched: not a torn write but a record this store never wrote.
             raise CorruptLogError(f"{seg}: record ending at byte {end} is not a log "
                                   f"record: {exc}") from exc
-        return index, cmd, batch[0] if batch and isinstance(batch[0], int) else None
-
-    @staticmethod
-    def _base_index(seg: Path) -> int:
-        """The index before a segment's first record (its name holds the first)."""
-        return int(seg.name[4:20], 16) - 1
+        return index, cmd, began[0] if began and isinstance(began[0], int) else None
 
     def _read_newest_snapshot(self) -> tuple[int, bytes | None]:
         for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):
@@ -179,8 +170,8 @@ class WAL:
         first = self.last_index + 1
         buf = bytearray()
         for i, cmd in enumerate(commands):  # RecordTooLarge before anything is written
-            buf += encode_record(msgpack.packb([first + i, cmd, first], use_bin_type=True),
-                                 self.max_record_bytes)
+            buf += encode_record(msgpack.packb([first + i, cmd, self.segment_bytes],
+                                               use_bin_type=True), self.max_record_bytes)
         self._file.write(buf)
         if self.fsync_enabled:
             os.fdatasync(self._file.fileno())

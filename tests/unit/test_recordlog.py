@@ -109,3 +109,32 @@ def test_log_files_are_private(tmp_path) -> None:
         assert d.stat().st_mode & 0o777 == 0o700
         for f in d.iterdir():
             assert f.stat().st_mode & 0o777 == 0o600, f
+
+
+def test_a_torn_sector_inside_the_last_write_is_cut_with_that_write(tmp_path) -> None:
+    """Sectors of one write reach the disk in any order: damage with good records of the
+    same (unacknowledged) write after it is still a torn tail, for both logs."""
+    wal = WAL(tmp_path / "wal", fsync=False)
+    wal.recover()
+    wal.append([b"acknowledged"])
+    wal.append([b"x" * 50, b"y" * 50, b"z" * 50])  # one write, then a crash tore it
+    wal.close()
+    seg = next((tmp_path / "wal").glob("wal-*.log"))
+    data = bytearray(seg.read_bytes())
+    first_len = len(encode_record(b"\x93\x01\xac" + b"acknowledged" + b"\x00"))
+    data[first_len + 20] ^= 0xFF  # inside x; y and z whole after it
+    seg.write_bytes(bytes(data))
+    rec = WAL(tmp_path / "wal", fsync=False).recover()
+    assert [c for _, c in rec.records] == [b"acknowledged"] and rec.truncated_bytes > 0
+
+    st = RaftStorage(tmp_path / "raft", fsync=False)
+    st.load()
+    st.save(HardState(1, 1, 0), [Entry(1, 1, EntryKind.NORMAL, b"a" * 40)])
+    st.save(None, [Entry(1, i, EntryKind.NORMAL, b"b" * 40) for i in (2, 3, 4)])
+    st.close()
+    seg = sorted((tmp_path / "raft").glob("log-*.seg"))[-1]
+    data = bytearray(seg.read_bytes())
+    data[len(data) - 3 * 57 + 20] ^= 0xFF  # inside entry 2 (57 bytes a record); 3, 4 after
+    seg.write_bytes(bytes(data))
+    loaded = RaftStorage(tmp_path / "raft", fsync=False).load()
+    assert [e.index for e in loaded.entries] == [1] and loaded.truncated_bytes > 0
