@@ -83,6 +83,8 @@ def main() -> None:
               "key on an address other than loopback (anyone who reaches it can join).")
 @click.option("--operator-socket", help="The operator socket (default "
               "<data-dir>/operator.sock).")
+@click.option("--loop-warn-ms", type=int, help="Log every task step that holds the event loop "
+              "longer than this many ms (default 0: off).")
 @click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
               "(this agent copies the store from them and writes through them).")
 def run(config_file: str | None, **flags: object) -> None:
