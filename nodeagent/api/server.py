@@ -26,7 +26,13 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, serve_gated
-from nodeagent.api.objects import HEAVY_BYTES, FieldSelector, ObjectStore, parse_label_selector
+from nodeagent.api.objects import (
+    HEAVY_BYTES,
+    FieldSelector,
+    ObjectStore,
+    heavy_work_limiter,
+    parse_label_selector,
+)
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
@@ -35,7 +41,7 @@ from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.objects.kinds import by_kind
-from nodeagent.objects.yamljson import DocumentError, load_json, load_yaml
+from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 log = logging.getLogger("nodeagent.api")
 
@@ -127,7 +133,7 @@ class ApiApp:
                 # million small lists) takes 60 ms to free, so it is freed in a thread.
                 refused = [exc.with_traceback(None), exc.__traceback__]
                 del exc
-                await trio.to_thread.run_sync(refused.clear)
+                await trio.to_thread.run_sync(refused.clear, limiter=heavy_work_limiter())
         except Exception:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",
@@ -468,11 +474,13 @@ class ApiApp:
         thread so that no request holds the event loop for long; the value's size is
         what the object store weighs (_length)."""
         if ctype in YAML_TYPES:
-            value, size = await trio.to_thread.run_sync(_parse_yaml_body, raw)
+            value, size = await trio.to_thread.run_sync(_parse_yaml_body, raw,
+                                                        limiter=heavy_work_limiter())
             request.scope["nodeagent.body_bytes"] = size
             return value
         if len(raw) > PARSE_INLINE_BYTES:
-            return await trio.to_thread.run_sync(_parse_body, raw, ctype)
+            return await trio.to_thread.run_sync(_parse_body, raw, ctype,
+                                                 limiter=heavy_work_limiter())
         return _parse_body(raw, ctype)
 
     def _ns(self, t: Target, creating: bool = False) -> str | None:
@@ -500,8 +508,8 @@ def _parse_body(raw: bytes, ctype: str) -> Any:
         if len(docs) != 1:
             raise ApiError.bad_request("expected exactly one YAML document")
         return docs[0]
-    try:
-        return load_json(raw)
+    try:  # a large body is counted before it is parsed (it runs in a worker thread then)
+        return load_json(raw, max_values=MAX_VALUES if len(raw) > PARSE_INLINE_BYTES else None)
     except DocumentError as exc:
         raise ApiError.bad_request(f"the request body: {exc}") from None
 

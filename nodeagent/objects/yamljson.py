@@ -15,19 +15,29 @@ Caps, because a few hundred bytes can otherwise cost seconds and gigabytes:
 - **Nesting** deeper than MAX_DEPTH (400) is refused, for YAML from the events
   (PyYAML's composer recurses and would raise RecursionError) and for JSON by an
   iterative walk (orjson reads 1024 levels).
+- **Width**: a large JSON document may hold at most MAX_VALUES arrays, objects and
+  elements, counted before it is parsed (``count_values``).  Parsing runs in one C
+  call that holds the GIL, so a worker thread is no shelter: a 3 MiB body of a million
+  empty arrays held every thread, the event loop's too, for 150 ms.  The count itself
+  moves in short steps, which let the loop run between them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import re
 from typing import Any
 
 import orjson
 import yaml
 
-__all__ = ["MAX_DEPTH", "DocumentError", "check_depth", "load_json", "load_yaml", "yaml_to_json"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "DocumentError", "check_depth", "count_values", "load_json",
+           "load_yaml", "yaml_to_json"]
 
 MAX_DEPTH = 400
+MAX_VALUES = 200_000
+_STRUCTURE = re.compile(rb'["\[{,]')
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 
 
@@ -124,13 +134,54 @@ def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:
             stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
 
 
-def load_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """A JSON document, at most ``max_depth`` deep.  Raises DocumentError."""
+def count_values(raw: bytes, limit: int) -> int:
+    """How many arrays, objects and separated elements ``raw`` (JSON) holds, counting no
+    further than just past ``limit``.  Strings are skipped whole (their brackets and
+    commas are text); every step is short, so a thread running this lets the event loop
+    have the GIL between steps."""
+    i, count = 0, 0
+    search, find = _STRUCTURE.search, raw.find
+    while True:
+        m = search(raw, i)
+        if m is None:
+            return count
+        at = m.start()
+        if raw[at] == 0x22:  # a string: to its closing quote (one not escaped)
+            j = at + 1
+            while True:
+                j = find(b'"', j)
+                if j < 0:
+                    return count  # unterminated: the parser says so
+                k = j - 1
+                while raw[k] == 0x5C:
+                    k -= 1
+                if (j - 1 - k) % 2 == 0:
+                    break
+                j += 1
+            i = j + 1
+        else:
+            count += 1
+            if count > limit:
+                return count
+            i = at + 1
+
+
+def load_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH,
+              max_values: int | None = None) -> Any:
+    """A JSON document, at most ``max_depth`` deep and, when ``max_values`` is given, with
+    at most that many values (checked before parsing).  Raises DocumentError."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if max_values is not None and count_values(data, max_values) > max_values:
+        raise DocumentError(f"the document holds more than {max_values} values")
+    gc_was = gc.isenabled()
+    gc.disable()  # the parse is one call; a collection inside it would lengthen it
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DocumentError(f"invalid JSON: {exc}") from None
-    data = raw.encode() if isinstance(raw, str) else raw
+    finally:
+        if gc_was:
+            gc.enable()
     if data.count(b"[") + data.count(b"{") > max_depth:  # else it cannot be that deep
         check_depth(value, max_depth)
     return value

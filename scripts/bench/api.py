@@ -452,7 +452,7 @@ def main() -> None:
     ours_rss2 = rss_mib(agent.proc.pid)
     res.add(f"RSS after {watchers} watches", "MiB", ours_rss2, rss_mib(etcd.proc.pid),
             higher_is_better=False, n=1, peer_name="etcd")
-    _hostile.rows(res, a.quick, bodies, ours_create, agent)
+    _hostile.rows(res, a.quick, bodies, ours_create)
     res.print_and_write(a.out)
 
 

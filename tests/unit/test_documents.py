@@ -4,6 +4,8 @@ cannot double the object on each operation."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nodeagent.api.objects import MAX_JSON_PATCH_OPS, json_patch
@@ -79,3 +81,15 @@ def test_an_ordinary_patch_applies() -> None:
                   {"op": "replace", "path": "/spec/replicas", "value": 3}],
                  {"metadata": {"name": "x"}, "spec": {"replicas": 1}})
     assert out == {"metadata": {"name": "x", "generateName": "x"}, "spec": {"replicas": 3}}
+
+
+def test_wide_json_is_counted_before_it_is_parsed() -> None:
+    from nodeagent.objects.yamljson import count_values
+    wide = b"[" + b",".join([b"[]"] * 1000) + b"]"
+    assert count_values(wide, 10_000) == 1000 + 999 + 1
+    with pytest.raises(DocumentError, match="more than 500 values"):
+        load_json(wide, max_values=500)
+    # Brackets and commas inside strings, escaped quotes included, are text.
+    text = json.dumps({"a": '[{,"\\' * 1000, "b": [1, 2]}).encode()
+    assert count_values(text, 10_000) == 1 + 1 + 1 + 1  # {, the comma, [ and its comma
+    assert load_json(text, max_values=10)["b"] == [1, 2]
