@@ -24,7 +24,7 @@ import hashlib
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Applied", "ServicePort", "render_delta", "render_full", "render_update",
@@ -37,7 +37,21 @@ SVC_KEY = "ip daddr . meta l4proto . th dport . numgen random mod {n}"
 NP_KEY = "meta l4proto . th dport . numgen random mod {n}"
 
 
-IP = ipaddress.IPv4Address
+class IP(ipaddress.IPv4Address):
+    """An IPv4 address that keeps its text: a ruleset renders tens of thousands of them,
+    and ipaddress builds the string anew each time (4x the render's time)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)  # type: ignore[arg-type]
+        self._text = super().__str__()
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return self._text if not spec else super().__format__(spec)
 
 
 def _port(field: str, value: object, low: int = 1) -> int:
@@ -48,7 +62,7 @@ def _port(field: str, value: object, low: int = 1) -> int:
 
 def _ip(field: str, value: object) -> IP:
     try:
-        return IP(value) if not isinstance(value, IP) else value  # type: ignore[arg-type]
+        return value if isinstance(value, IP) else IP(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{field}: {value!r} is not an IPv4 address") from exc
 
@@ -69,6 +83,9 @@ class ServicePort:
     node_port: int | None = None
     affinity_timeout_s: int | None = None  # ClientIP affinity
     endpoints: tuple[tuple[IP, int], ...] = ()  # ready (ip, port), sorted
+    # The checked values' text, made once: a ruleset renders each many times.
+    _cip: str = field(default="", init=False, repr=False, compare=False)
+    _eps: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOS:
@@ -87,6 +104,9 @@ class ServicePort:
         object.__setattr__(self, "endpoints", tuple(sorted(
             (_ip("endpoints address", ip), _port("endpoints port", port))
             for ip, port in self.endpoints)))
+        object.__setattr__(self, "_cip", str(self.cluster_ip or ""))
+        object.__setattr__(self, "_eps", tuple((str(ip), f"{ip} . {port}")
+                                               for ip, port in self.endpoints))
 
     @property
     def key(self) -> str:
@@ -179,11 +199,11 @@ def _elements(sp: ServicePort) -> dict[str, list[str]]:
     n = len(sp.endpoints)
     if sp.endpoints and sp.affinity_timeout_s is None:
         svc, np = out.setdefault(f"svc-backends-{n}", []), out.setdefault(f"np-backends-{n}", [])
-        for slot, (ip, port) in enumerate(sp.endpoints):
+        for slot, (_ip_text, backend) in enumerate(sp._eps):
             if sp.cluster_ip:
-                svc.append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} . {slot} : {ip} . {port}")
+                svc.append(f"{sp._cip} . {sp.proto} . {sp.port} . {slot} : {backend}")
             if sp.node_port:
-                np.append(f"{sp.proto} . {sp.node_port} . {slot} : {ip} . {port}")
+                np.append(f"{sp.proto} . {sp.node_port} . {slot} : {backend}")
     elif sp.endpoints:
         if sp.cluster_ip:
             out["svc-affinity"].append(f"{sp.cluster_ip} . {sp.proto} . {sp.port} : "
@@ -220,7 +240,7 @@ def _affinity_chains(sp: ServicePort) -> list[str]:
 
 
 def _hairpins(ports: Iterable[ServicePort]) -> list[str]:
-    return sorted({f"{ip} . {ip}" for sp in ports for ip, _ in sp.endpoints})
+    return sorted({f"{ip} . {ip}" for sp in ports for ip, _ in sp._eps})
 
 
 def render_full(ports: list[ServicePort], node_addresses: Iterable[str]) -> str:
