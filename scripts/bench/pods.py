@@ -64,8 +64,10 @@ def ready(pod: dict) -> bool:  # type: ignore[type-arg]
 class Node:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.api = subprocess.run([LAB, "env"], env=env, capture_output=True, text=True,
-                                  check=True).stdout.strip().split("=", 1)[1]
+        exports = subprocess.run([LAB, "env"], env=env, capture_output=True, text=True,
+                                 check=True).stdout
+        self.api = next(line for line in exports.splitlines()
+                        if line.startswith("export NODECTL_SERVER=")).split("=", 1)[1]
         self.http = httpx.Client(base_url=self.api, timeout=30)
         self.dir = subprocess.run([LAB, "dir", "1"], env=env, capture_output=True, text=True,
                                   check=True).stdout.strip()
