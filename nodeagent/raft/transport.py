@@ -21,12 +21,14 @@ from collections.abc import Callable
 import trio
 
 from nodeagent.framing import FrameTooLarge, frame, read_frames
+from nodeagent.logs import ThrottledLog
 from nodeagent.raft.codec import CodecError, decode, encode
 from nodeagent.raft.messages import Message
 
 __all__ = ["Transport"]
 
 log = logging.getLogger("nodeagent.raft")
+_throttled = ThrottledLog(log)  # a peer (or anyone) can send these as fast as it likes
 
 
 class Transport:
@@ -120,11 +122,12 @@ class Transport:
                         m = decode(frame)
                     except CodecError as exc:
                         self.bad_frames += 1
-                        log.warning("raft: dropped a message that does not decode: %s", exc)
+                        _throttled.log("codec", "raft: dropped a message that does not decode: "
+                                       "%s (%d so far)", exc, self.bad_frames)
                         continue
                     if m.dst == self.id:
                         self.deliver(m)
         except FrameTooLarge as exc:
-            log.warning("raft: %s; closing that connection", exc)
+            _throttled.log("frame", "raft: %s; closing that connection", exc)
         except (trio.BrokenResourceError, OSError):
             return
