@@ -56,9 +56,12 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # containerd's limit
 MAX_BLOB_BYTES = 32 * 1024 ** 3
 MAX_TOKEN_BYTES = 1024 * 1024
 MAX_LAYERS = 512
-# Where registries send blob downloads (hosts and their subdomains); a pull may follow a
-# redirect there.  Docker Hub serves blobs from its CDN.
-DEFAULT_REDIRECT_HOSTS = ("docker.io", "docker.com")
+# Where the big public registries send blob downloads (hosts and their subdomains): Docker
+# Hub's CDN, GHCR's, ECR's S3, GCR and Artifact Registry's storage, ACR's blob store.  A
+# pull follows a redirect there, to the registry's own host and its subdomains, and to
+# nothing else (never an address, never a cloud's metadata service).
+DEFAULT_REDIRECT_HOSTS = ("docker.io", "docker.com", "githubusercontent.com", "amazonaws.com",
+                          "googleapis.com", "blob.core.windows.net")
 Progress = Callable[[str, int, int], None]  # (digest, bytes so far, total)
 
 
@@ -187,7 +190,7 @@ class RegistryClient:
                     and ref.registry not in self.insecure:
                 raise ImageError("ErrImagePull", f"pulling {ref}: refusing plain HTTP to "
                                  f"{url.host}")
-            if url.host != registry_host and url.host not in self._realms \
+            if not _under(url.host, (registry_host,)) and url.host not in self._realms \
                     and not _under(url.host, self.redirect_hosts):
                 raise ImageError("ErrImagePull", f"pulling {ref}: refusing to follow the "
                                  f"registry to {url.host}, which is not an allowed host")

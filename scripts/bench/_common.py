@@ -80,10 +80,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn(argv: list[str], log: str) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log: str, cwd: str | None = None) -> subprocess.Popen[bytes]:
     out = open(log, "ab")
     p = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+                         start_new_session=True, cwd=cwd)
     out.close()
     _PROCS.append(p)
     return p
@@ -123,11 +123,15 @@ class Agent:
     data_dir: str
 
 
-def start_agent(*extra: str) -> Agent:
+def start_agent(*extra: str, tree: str | None = None) -> Agent:
+    """An agent on loopback; ``tree``: run that source tree's agent (a git worktree of
+    another commit) instead of this one's, with the same venv."""
     work = tempdir("bench-agent-")
     log = os.path.join(work, "agent.log")
+    # ``python -m`` puts the working directory first on the path: run from the tree.
     proc = spawn([sys.executable, "-m", "nodeagent", "run", "--name", "bench", "--data-dir",
-                  os.path.join(work, "data"), "--api-listen", "127.0.0.1:0", *extra], log)
+                  os.path.join(work, "data"), "--api-listen", "127.0.0.1:0", *extra], log,
+                 cwd=tree)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         text = Path(log).read_text(errors="replace") if os.path.exists(log) else ""

@@ -39,16 +39,14 @@ def before_tree(rev: str = BEFORE) -> str | None:
 
 
 def start_before(tree: str) -> c.Agent:
-    """The old agent: its own tree first on the path, the same venv for the rest."""
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = tree
-    try:
-        return c.start_agent()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+    """The old agent: run from its own tree (first on the path), the same venv for the
+    rest.  A check that it is the old code: it serves a foreign Host, which ours refuses."""
+    agent = c.start_agent(tree=tree)
+    import httpx
+    r = httpx.get(f"{agent.url}/version", headers={"host": "peer.example"})
+    if r.status_code == 403:
+        raise SystemExit(f"the peer at {tree} runs this tree's code, not {BEFORE}'s")
+    return agent
 
 
 # --- the worst the caps allow ------------------------------------------------------------------
