@@ -301,10 +301,13 @@ class AgentConfig:
         if self.gossip_profile not in gossip_profiles.PROFILES:
             raise ConfigError("gossip_profile", f"{self.gossip_profile!r} is not one of "
                               f"{', '.join(gossip_profiles.PROFILES)}")
+        from nodeagent.gossip.keyring import KEYRING_FILE, KeyringError, decode_key, read_key_file
         if self.gossip_key_file and not self.gossip_key:
-            object.__setattr__(self, "gossip_key", _read_key_file(self.gossip_key_file))
+            try:
+                object.__setattr__(self, "gossip_key", read_key_file(self.gossip_key_file))
+            except KeyringError as exc:
+                raise ConfigError("gossip_key_file", str(exc)) from None
         if self.gossip_key:
-            from nodeagent.gossip.keyring import KeyringError, decode_key
             try:
                 decode_key(self.gossip_key)
             except KeyringError as exc:
@@ -312,7 +315,7 @@ class AgentConfig:
         if (self.gossip_join or self.gossip_key) and not self.gossip_listen:
             raise ConfigError("gossip_listen", "gossip_join and gossip_key need gossip_listen")
         if self.gossip_listen and not self.gossip_key and not self.gossip_insecure \
-                and not os.path.exists(os.path.join(self.data_dir, "gossip-keyring.json")):
+                and not os.path.exists(os.path.join(self.data_dir, KEYRING_FILE)):
             host = self.gossip_listen.rpartition(":")[0].strip("[]")
             if host not in ("localhost", "::1") and not host.startswith("127."):
                 raise ConfigError("gossip_listen", f"gossip on {host} without a key would take "
@@ -324,14 +327,6 @@ class AgentConfig:
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not one of debug, info, "
                               "warning, error")
-
-
-def _read_key_file(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise ConfigError("gossip_key_file", f"{path}: {exc.strerror or exc}") from None
 
 
 def _urls(name: str, text: str) -> list[str]:

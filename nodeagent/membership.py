@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 import logging
 import random
@@ -27,7 +26,7 @@ from nodeagent.config import AgentConfig, parse_host_port
 from nodeagent.fsutil import write_atomic
 from nodeagent.gossip import config as profiles
 from nodeagent.gossip.driver import GossipNode
-from nodeagent.gossip.keyring import Keyring, KeyringError, decode_key
+from nodeagent.gossip.keyring import KEYRING_FILE, Keyring, KeyringError, decode_key, fingerprint
 from nodeagent.gossip.messages import Member, MemberState
 
 __all__ = ["Membership", "NodeMeta"]
@@ -35,13 +34,7 @@ __all__ = ["Membership", "NodeMeta"]
 log = logging.getLogger("nodeagent.gossip")
 
 PEERS_FILE = "gossip-peers.json"
-KEYRING_FILE = "gossip-keyring.json"
 KEY_EVENT = "_keyring"  # a user event carrying a key change (sealed with the current key)
-
-
-def fingerprint(key: bytes) -> str:
-    """How a key is named where it must not be shown: the start of its SHA-256."""
-    return "sha256:" + hashlib.sha256(key).hexdigest()[:16]
 
 
 def _b64(key: bytes) -> str:

@@ -18,12 +18,13 @@ record that was acknowledged:
   record, half written);
 - every byte from it to the end of the file is zero (blocks the file system
   allocated for the write but never filled);
-- every whole record after it belongs to the same write as the damaged one
-  (``torn_within_last_write``): sectors of one write may reach the disk in any order,
-  so a torn sector can sit before good ones of the same, unacknowledged, write.  Each
+- every whole record after it belongs to the same write as the damaged one: sectors
+  of one write may reach the disk in any order, so a torn sector can sit before good
+  ones of the same, unacknowledged, write.  Each
   record carries the offset its write began at; a good record of a *later* write
   (begun after the damage) proves the damaged one was acknowledged.
 
+``read_segment`` applies these rules to one segment of a log and cuts a torn tail off.
 A record's length is not capped on reading: a whole record with a good CRC is
 read whatever its size (an older version wrote records over today's cap, and they
 hold acknowledged data).  The cap applies when appending, where a record over it
@@ -32,13 +33,15 @@ is refused before anything is written.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "RecordTooLarge", "encode_record", "scan",
-           "torn_within_last_write"]
+__all__ = ["HEADER", "MAX_RECORD_BYTES", "Damage", "LogDamaged", "RecordTooLarge",
+           "encode_record", "read_segment", "scan"]
 
 HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -46,6 +49,11 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 class RecordTooLarge(ValueError):
     """A record over MAX_RECORD_BYTES: refused at append, nothing written."""
+
+
+class LogDamaged(Exception):
+    """Damage that is not a torn tail of the last segment: acknowledged data is at stake,
+    and the log refuses to start (each log raises its own error from this one)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,8 @@ def _zeros_from(data: bytes, pos: int) -> bool:
     return data.count(0, pos) == len(data) - pos
 
 
-def torn_within_last_write(data: bytes, damage: Damage,
-                           write_start: Callable[[bytes], int | None]) -> bool:
+def _torn_within_last_write(data: bytes, damage: Damage,
+                            write_start: Callable[[bytes], int | None]) -> bool:
     """Whether every whole record after ``damage`` (skipping the damaged one by its length
     field) began its write at or before the damage: then they are all one write with it,
     the last one, never acknowledged.  ``write_start(payload)`` reads a record's write
@@ -112,3 +120,25 @@ def scan(data: bytes) -> tuple[list[tuple[bytes, int]], Damage | None]:
         pos = start + length
         records.append((payload, pos))
     return records, None
+
+
+def read_segment(path: Path, *, last: bool,
+                 write_start: Callable[[bytes], int | None]) -> tuple[list[tuple[bytes, int]], int]:
+    """The whole records of one segment as (payload, end offset), and how many bytes of
+    torn tail were cut off it (truncated and synced).  ``write_start(payload)`` reads the
+    offset a record's write began at (None where the record carries none).  Raises
+    LogDamaged for damage that is not a torn tail, or a torn tail before the last segment."""
+    data = path.read_bytes()
+    found, damage = scan(data)
+    if damage is None:
+        return found, 0
+    if not (damage.torn or _torn_within_last_write(data, damage, write_start)):
+        raise LogDamaged(f"{path}: damaged record at byte {damage.offset} ({damage.reason}); "
+                         "refusing to drop what follows")
+    if not last:
+        raise LogDamaged(f"{path}: damaged record at byte {damage.offset} before the last "
+                         "segment")
+    with open(path, "r+b") as f:
+        f.truncate(damage.offset)
+        os.fsync(f.fileno())
+    return found, len(data) - damage.offset

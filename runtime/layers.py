@@ -77,50 +77,37 @@ def verify(stream: IO[bytes], diff_id: str, *, max_entries: int = MAX_ENTRIES,
     """Read the whole uncompressed layer: its SHA-256 must be ``diff_id``, and its headers
     within the caps.  Writes nothing.  Raises LayerError."""
     h = hashlib.sha256()
-    total = entries = 0
-    skip = 0  # bytes of entry data (rounded to blocks) still to pass over
-    header_record = False
-    ended = False
-    while True:
-        chunk = stream.read(1 << 20)
-        if not chunk:
-            break
-        h.update(chunk)
-        total += len(chunk)
+    total = 0
+
+    def read(n: int) -> bytes:
+        nonlocal total
+        data = stream.read(n)
+        h.update(data)
+        total += len(data)
         if total > max_bytes:
             raise LayerError(f"the layer is over {max_bytes} bytes uncompressed")
-        pos = 0
-        while not ended and pos < len(chunk):
-            if skip:
-                step = min(skip, len(chunk) - pos)
-                skip -= step
-                pos += step
-                continue
-            block = chunk[pos:pos + _BLOCK]
-            if len(block) < _BLOCK:  # a header split across reads: keep it for the next
-                rest = stream.read(_BLOCK - len(block))
-                h.update(rest)
-                total += len(rest)
-                block += rest
-                if len(block) < _BLOCK:
-                    raise LayerError("the layer ends inside a tar header")
-                pos = len(chunk)
-            else:
-                pos += _BLOCK
-            if block == b"\0" * _BLOCK:
-                ended = True  # end of archive: the rest is padding, still hashed
-                break
-            size = _header_size(block)
-            kind = block[156:157]
-            if kind in _HEADER_TYPES and size > MAX_HEADER_BYTES:
-                raise LayerError(f"a tar header record of {size} bytes is over the limit "
-                                 f"({MAX_HEADER_BYTES})")
-            if not header_record or kind not in _HEADER_TYPES:
-                entries += 1
-            header_record = kind in _HEADER_TYPES
-            if entries > max_entries:
-                raise LayerError(f"the layer has more than {max_entries} entries")
-            skip = -(-size // _BLOCK) * _BLOCK
+        return data
+
+    for _ in range(max_entries + 1):
+        block = read(_BLOCK)
+        if not block or block == b"\0" * _BLOCK:
+            break  # the end of the archive: any padding after it is hashed below
+        if len(block) < _BLOCK:
+            raise LayerError("the layer ends inside a tar header")
+        size = _header_size(block)
+        if block[156:157] in _HEADER_TYPES and size > MAX_HEADER_BYTES:
+            raise LayerError(f"a tar header record of {size} bytes is over the limit "
+                             f"({MAX_HEADER_BYTES})")
+        data = -(-size // _BLOCK) * _BLOCK  # the entry's data, in whole blocks
+        while data:
+            chunk = read(min(data, 1 << 20))
+            if not chunk:
+                raise LayerError("the layer ends inside an entry")
+            data -= len(chunk)
+    else:
+        raise LayerError(f"the layer has more than {max_entries} entries")
+    while read(1 << 20):
+        pass
     actual = "sha256:" + h.hexdigest()
     if actual != diff_id:
         raise LayerError(f"the layer does not match its diff id {diff_id} (got {actual})")
@@ -165,18 +152,37 @@ def _open_dir(root_fd: int, parts: list[str], *, create: bool) -> Iterator[int]:
 
 def _remove(dir_fd: int, name: str) -> None:
     """Make room for a new entry: whatever is at ``name`` goes, a directory with its
-    contents, and nothing is followed (unlink and rmdir never follow a link)."""
+    contents, and nothing is followed (unlink and rmdir never follow a link).  Without
+    recursion: a layer may nest directories two thousand deep."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        with _open_dir(dir_fd, [name], create=False) as sub:
-            for entry in os.listdir(sub):
-                _remove(sub, entry)
-        os.rmdir(name, dir_fd=dir_fd)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
+        return
+    # (parent's descriptor, name, own descriptor, names left in it), deepest last
+    stack: list[tuple[int, str, int, Iterator[str]]] = []
+
+    def enter(parent: int, entry: str) -> None:
+        fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        stack.append((parent, entry, fd, iter(os.listdir(fd))))
+    try:
+        enter(dir_fd, name)
+        while stack:
+            parent, entry, fd, names = stack[-1]
+            sub = next(names, None)
+            if sub is None:
+                stack.pop()
+                os.close(fd)
+                os.rmdir(entry, dir_fd=parent)
+            elif stat.S_ISDIR(os.stat(sub, dir_fd=fd, follow_symlinks=False).st_mode):
+                enter(fd, sub)
+            else:
+                os.unlink(sub, dir_fd=fd)
+    finally:
+        for _parent, _entry, fd, _names in stack:
+            os.close(fd)
 
 
 def _attrs(dir_fd: int, name: str, member: tarfile.TarInfo, fd: int | None = None) -> None:
@@ -219,10 +225,12 @@ def unpack(tar: tarfile.TarFile, root: str, *, whiteouts: bool = True,
         # as their contents are written (a 0555 directory would refuse its own files).
         for parts, member in reversed(dirs):
             *parent, base = parts
-            with _open_dir(root_fd, parent, create=False) as pfd:
-                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):  # not replaced by a later entry
-                    _attrs(pfd, base, member)
+            try:
+                with _open_dir(root_fd, parent, create=False) as pfd:
+                    if stat.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode):
+                        _attrs(pfd, base, member)
+            except (LayerError, FileNotFoundError):
+                continue  # a later entry replaced it, or a directory above it
     finally:
         os.close(root_fd)
 

@@ -153,9 +153,9 @@ def partial_dir_ready(path: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
-def _is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
-    return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
+def _host(registry: str) -> str:
+    """The host of a registry's ``HOST[:PORT]`` (``[::1]:5000`` -> ``::1``)."""
+    return httpx.URL(f"http://{registry}").host
 
 
 def _host_is_loopback(host: str) -> bool:
@@ -181,8 +181,9 @@ class RegistryClient:
         self._realms: set[str] = set()  # token endpoints' hosts that challenges named
 
     def _client(self, ref: Reference) -> httpx.AsyncClient:
-        """A client whose every request (redirects too) is checked by _allowed."""
-        registry_host = httpx.URL(f"http://{ref.registry}").host
+        """A client whose every request (redirects too) is checked against the hosts a pull
+        may reach (the module's docstring)."""
+        registry_host = _host(ref.registry)
 
         async def check(request: httpx.Request) -> None:
             url = request.url
@@ -198,7 +199,8 @@ class RegistryClient:
                                  event_hooks={"request": [check]})
 
     def _base(self, ref: Reference) -> str:
-        scheme = "http" if _is_loopback(ref.registry) or ref.registry in self.insecure else "https"
+        scheme = "http" if _host_is_loopback(_host(ref.registry)) or ref.registry in self.insecure \
+            else "https"
         return f"{scheme}://{ref.registry}/v2/{ref.name}"
 
     async def _request(self, http: httpx.AsyncClient, method: str, url: str, ref: Reference,

@@ -37,7 +37,9 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from nodeagent.api.status import ApiError
 from nodeagent.logs import ThrottledLog
+from nodeagent.objects.kinds import by_kind
 
 __all__ = ["ConnectionGate", "ConnectionLimits", "NodeAddresses", "loopback", "raise_fd_limit",
            "serve_gated"]
@@ -46,6 +48,7 @@ log = logging.getLogger("nodeagent.api")
 _throttled = ThrottledLog(log, interval_s=10.0)
 _NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 RETRY_AFTER_S = 1
+NODES = by_kind("Node")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,16 +69,11 @@ class ConnectionLimits:
                    reserve=max(8, total // 8))
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
     """This machine's own address (127.0.0.1, ::1) or a unix socket (no address).  Not
     the whole of 127/8: a local client may bind any of it, and those are ordinary clients
     (the abuse benchmark is one)."""
     return host in ("", "127.0.0.1", "::1", "::ffff:127.0.0.1")
-
-
-def loopback(host: str) -> bool:
-    """Loopback, or a unix socket (no address): this machine."""
-    return _loopback(host)
 
 
 class ConnectionGate:
@@ -89,13 +87,11 @@ class ConnectionGate:
         self.trusted = trusted
         self.by_client: Counter[str] = Counter()
         self.open = 0
-        self.refused = 0
 
     def admit(self, host: str) -> bool:
         ours = self.trusted(host)
         cap = self.limits.total + (self.limits.reserve if ours else 0)
         if self.open >= cap or (not ours and self.by_client[host] >= self.limits.per_client):
-            self.refused += 1
             _throttled.log(f"refused:{host}", "api: refused a connection from %s: %d open from "
                            "it, %d in all (limits %d per client, %d in all)", host,
                            self.by_client[host], self.open, self.limits.per_client, cap)
@@ -111,10 +107,8 @@ class ConnectionGate:
             del self.by_client[host]
 
 
-_REFUSAL_BODY = orjson.dumps({
-    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-    "message": "too many connections from this client; try again later",
-    "reason": "TooManyRequests", "details": {"retryAfterSeconds": RETRY_AFTER_S}, "code": 429})
+_REFUSAL_BODY = orjson.dumps(ApiError.too_many(
+    "too many connections from this client; try again later", RETRY_AFTER_S).to_status())
 _REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %d\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             % (RETRY_AFTER_S, len(_REFUSAL_BODY))) + _REFUSAL_BODY
@@ -209,10 +203,8 @@ class NodeAddresses:
         now = trio.current_time()
         if now - self._read_at >= self.refresh_s:
             self._read_at = now
-            from nodeagent.objects.kinds import by_kind
-            nodes = by_kind("Node")
             try:
-                items = self.objects.list(nodes, None)["items"]
+                items = self.objects.list(NODES, None)["items"]
             except Exception:  # no store yet, or no leader: keep what we had
                 items = None
             if items is not None:
@@ -220,7 +212,7 @@ class NodeAddresses:
                     a.get("address") for n in items
                     for a in (n.get("status") or {}).get("addresses") or []
                     if isinstance(a, dict))
-        return _loopback(host) or host in self._addresses
+        return loopback(host) or host in self._addresses
 
 
 def raise_fd_limit() -> int:

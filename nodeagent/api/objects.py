@@ -316,15 +316,14 @@ class ObjectStore:
     # --- create ---------------------------------------------------------------------------
 
     async def create(self, res: Resource, namespace: str | None, body: Any,
-                     *, dry_run: bool = False, body_bytes: int = 0) -> dict[str, Any]:
-        """``body_bytes``: the request body's size; a large one is decoded and validated in
-        a thread (a Pod of 3,000 containers held the event loop for 150 ms)."""
-        heavy = body_bytes > HEAVY_BYTES
+                     *, dry_run: bool = False, heavy: bool = False) -> dict[str, Any]:
+        """``heavy``: a large body (over HEAVY_BYTES), decoded and validated in a thread (a
+        Pod of 3,000 containers held the event loop for 150 ms)."""
         if res.has_status and res.kind != "Node" and isinstance(body, dict) and "status" in body:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
             body = {k: v for k, v in body.items() if k != "status"}
-        model, obj = await off_loop(heavy, self._decode, res, body)
+        model, obj = await off_loop(heavy, decode_object, res, body)
         meta = obj["metadata"]
         if res.namespaced:
             ns = meta.get("namespace") or namespace
@@ -340,7 +339,7 @@ class ObjectStore:
             meta["name"] = meta["generateName"] + "".join(
                 secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
             model.metadata.name = meta["name"]  # type: ignore[attr-defined]
-        await off_loop(heavy, self._validate_create, res, model)
+        await off_loop(heavy, validate_new, res, model)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta.pop("resourceVersion", None)
@@ -387,7 +386,7 @@ class ObjectStore:
 
     async def update(self, res: Resource, namespace: str | None, name: str, body: Any,
                      *, subresource: str | None = None, dry_run: bool = False,
-                     body_bytes: int = 0) -> dict[str, Any]:
+                     heavy: bool = False) -> dict[str, Any]:
         """PUT: replace the object (or its status), optimistic on resourceVersion if given."""
         if not isinstance(body, dict):
             raise ApiError.bad_request(f"the object provided is not a {res.kind}")
@@ -401,15 +400,14 @@ class ObjectStore:
         rv = meta.get("resourceVersion")
         expected = _parse_rv(rv) if rv not in (None, "") else None
         return await self._update(res, namespace, name, lambda _cur: body, expected,
-                                  subresource=subresource, dry_run=dry_run,
-                                  body_bytes=body_bytes)
+                                  subresource=subresource, dry_run=dry_run, heavy=heavy)
 
     async def patch(self, res: Resource, namespace: str | None, name: str, patch: Any,
                     content_type: str, *, subresource: str | None = None,
-                    dry_run: bool = False, body_bytes: int = 0) -> dict[str, Any]:
+                    dry_run: bool = False, heavy: bool = False) -> dict[str, Any]:
         if content_type == "application/json-patch+json":
             mutate = json_patch(patch)
-            body_bytes = max(body_bytes, HEAVY_BYTES + 1)  # copies grow it: in a thread
+            heavy = True  # its copies grow the object while it applies: in a thread
         else:
             # merge-patch (RFC 7386).  Strategic merge patch is read as a merge patch:
             # lists are replaced, not merged by key (documented difference from Kubernetes).
@@ -422,12 +420,11 @@ class ObjectStore:
         rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
         expected = _parse_rv(rv) if rv not in (None, "") else None
         return await self._update(res, namespace, name, mutate, expected,
-                                  subresource=subresource, dry_run=dry_run,
-                                  body_bytes=body_bytes)
+                                  subresource=subresource, dry_run=dry_run, heavy=heavy)
 
     async def _update(self, res: Resource, namespace: str | None, name: str, mutate,
                       expected_rv: int | None, *, subresource: str | None,
-                      dry_run: bool, body_bytes: int = 0) -> dict[str, Any]:
+                      dry_run: bool, heavy: bool = False) -> dict[str, Any]:
         key = res.key(namespace, name)
         for _ in range(MAX_CAS_RETRIES):
             kv = self.store.get(key)
@@ -440,8 +437,7 @@ class ObjectStore:
                 return current, self._prepare_update(res, current, mutate(current), subresource)
             # A large object or patch is worked on in a thread (compare-and-swap below makes
             # a change meanwhile a retry, as ever).
-            heavy = body_bytes > HEAVY_BYTES or len(kv.value) > HEAVY_BYTES
-            current, obj = await off_loop(heavy, prepare)
+            current, obj = await off_loop(heavy or len(kv.value) > HEAVY_BYTES, prepare)
             if obj is None:  # nothing changed: no write, same resourceVersion
                 return current
             if dry_run:
@@ -473,7 +469,7 @@ class ObjectStore:
             merged = copy.deepcopy(current)
             merged["status"] = desired.get("status")
             desired = merged
-        model, obj = self._decode(res, desired)
+        model, obj = decode_object(res, desired)
         meta, old_meta = obj["metadata"], old["metadata"]
         for fixed in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation"):
@@ -681,20 +677,23 @@ class ObjectStore:
             raise ApiError(503, "ServiceUnavailable", str(exc)) from None
 
 
-    def _decode(self, res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
-        try:
-            return normalize(res, body)
-        except DecodeError as exc:
-            raise ApiError.from_decode(exc) from None
-        except InvalidError as exc:
-            raise ApiError.from_invalid(res, exc) from None
 
-    def _validate_create(self, res: Resource, model: Any) -> None:
-        try:
-            validate_create(res, model)
-        except InvalidError as exc:
-            raise ApiError.from_invalid(res, exc) from None
+def decode_object(res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
+    """normalize() with its errors as the API answers them (400, 422)."""
+    try:
+        return normalize(res, body)
+    except DecodeError as exc:
+        raise ApiError.from_decode(exc) from None
+    except InvalidError as exc:
+        raise ApiError.from_invalid(res, exc) from None
 
+
+def validate_new(res: Resource, model: Any) -> None:
+    """validate_create() with its errors as the API answers them (422)."""
+    try:
+        validate_create(res, model)
+    except InvalidError as exc:
+        raise ApiError.from_invalid(res, exc) from None
 
 # Kubernetes' own cap on a JSON patch's operations (apiserver: maxJSONPatchOperations).
 MAX_JSON_PATCH_OPS = 10_000
@@ -762,14 +761,11 @@ _HEAVY_WORK = trio.CapacityLimiter(1)
 
 
 async def off_loop(heavy: bool, fn: Any, *args: Any) -> Any:
-    """``fn(*args)``, in the one worker thread for heavy work when ``heavy``."""
+    """``fn(*args)``: in the one worker thread for heavy work when ``heavy`` (parsing,
+    decoding, validating, patching, freeing large bodies), else here."""
     if heavy:
-        return await trio.to_thread.run_sync(fn, *args, limiter=heavy_work_limiter())
+        return await trio.to_thread.run_sync(fn, *args, limiter=_HEAVY_WORK)
     return fn(*args)
-
-
-def heavy_work_limiter() -> trio.CapacityLimiter:
-    return _HEAVY_WORK
 
 
 def _finalized(obj: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nodeagent.api.raftadmin import add_peer, raft_status, remove_peer, transfer_leader
+from nodeagent.api.raftadmin import add_peer, remove_peer, transfer_leader
 from nodeagent.api.server import ApiApp, json_response
 from nodeagent.api.status import ApiError
 
@@ -38,8 +38,9 @@ class OperatorApp(ApiApp):
         path = request.url.path.rstrip("/") or "/"
         method = request.method
         store = self.objects.store
-        if path == "/raft" and method == "GET":
-            return json_response(raft_status(store))
+        view = self._cluster_view(path, method)
+        if view is not None:
+            return view
         if path == "/raft/transfer-leader" and method == "POST":
             return json_response(transfer_leader(store, request.query_params.get("to", "")), 202)
         if path == "/raft/peers" and method == "POST":
@@ -63,13 +64,10 @@ class OperatorApp(ApiApp):
         return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
 
     async def _gossip(self, request: Request, what: str) -> Response:
-        if self.gossip is None:
-            raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+        gossip = self._membership()
         method = request.method
-        if what == "members" and method == "GET":
-            return json_response({"members": self.gossip.rows()})
         if what == "keys" and method == "GET":
-            return json_response(self.gossip.keys())
+            return json_response(gossip.keys())
         if what == "keys" and method == "POST":
             from nodeagent.gossip.keyring import KeyringError
             body: Any = await self._plain_json(request)
@@ -78,17 +76,17 @@ class OperatorApp(ApiApp):
                 raise ApiError.bad_request('body: expected {"op": "install|use|remove", '
                                            '"key": "<base64 key or fingerprint>"}')
             try:
-                self.gossip.key_op(body["op"], body["key"])
+                gossip.key_op(body["op"], body["key"])
             except KeyringError as exc:
                 raise ApiError.bad_request(str(exc)) from None
-            return json_response(self.gossip.keys(), 202)
+            return json_response(gossip.keys(), 202)
         if what == "events" and method == "POST":
             body = await self._plain_json(request)
             if not isinstance(body, dict) or not isinstance(body.get("name"), str) \
                     or not isinstance(body.get("payload", ""), str):
                 raise ApiError.bad_request('body: expected {"name": "...", "payload": "..."}')
             try:
-                self.gossip.user_event(body["name"], body.get("payload", "").encode())
+                gossip.user_event(body["name"], body.get("payload", "").encode())
             except ValueError as exc:
                 raise ApiError.bad_request(str(exc)) from None
             return json_response({"sent": body["name"]}, 202)

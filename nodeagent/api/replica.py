@@ -25,9 +25,9 @@ import msgpack
 import trio
 from starlette.responses import Response, StreamingResponse
 
-from nodeagent.api.objects import ObjectStore, load_stored
+from nodeagent.api.allocator import PREFIX as ALLOCATIONS
+from nodeagent.api.objects import ObjectStore, decode_object, load_stored, validate_new
 from nodeagent.api.status import ApiError
-from nodeagent.objects.codec import DecodeError, InvalidError, normalize, validate_create
 from nodeagent.objects.kinds import RESOURCES, Resource
 from nodeagent.store.errors import StoreError, TxnTooLargeError
 from nodeagent.store.mvcc import Event, Txn, check_txn_size
@@ -93,7 +93,7 @@ async def txn(objects: ObjectStore, body: bytes) -> Response:
 
 
 _BY_PLURAL = {r.plural: r for r in RESOURCES}
-_ALLOCATION_KEY = re.compile(r"/registry/allocations/(clusterip/[0-9a-f.:]{1,45}"
+_ALLOCATION_KEY = re.compile(re.escape(ALLOCATIONS) + r"(clusterip/[0-9a-f.:]{1,45}"
                              r"|nodeport/(TCP|UDP|SCTP)/[0-9]{1,5})")
 
 
@@ -128,13 +128,7 @@ def check_command(command: Txn) -> None:
         if meta.get("name") != name or (res.namespaced and meta.get("namespace") != namespace):
             raise ApiError.bad_request(f"{op.key}: metadata.name and namespace do not match "
                                        "the key")
-        try:
-            model, _ = normalize(res, obj)
-            validate_create(res, model)
-        except DecodeError as exc:
-            raise ApiError.from_decode(exc) from None
-        except InvalidError as exc:
-            raise ApiError.from_invalid(res, exc) from None
+        validate_new(res, decode_object(res, obj)[0])
 
 
 async def barrier(objects: ObjectStore) -> Response:

@@ -30,7 +30,7 @@ from nodeagent.api.objects import (
     HEAVY_BYTES,
     FieldSelector,
     ObjectStore,
-    heavy_work_limiter,
+    off_loop,
     parse_label_selector,
 )
 from nodeagent.api.origin import foreign_host, foreign_origin
@@ -47,12 +47,10 @@ log = logging.getLogger("nodeagent.api")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' limit for a request body
 BODY_TIMEOUT_S = 30.0
-PARSE_INLINE_BYTES = 64 * 1024  # bodies above this are parsed in a thread
 JSON = "application/json"
 JSON_TYPES = {"application/json", "application/merge-patch+json", "application/json-patch+json",
               "application/strategic-merge-patch+json"}
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml"}
-YAML_TYPES_FIRST = "application/yaml"
 PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json"}
 
@@ -128,12 +126,12 @@ class ApiApp:
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
-            if _length(request) > HEAVY_BYTES:
+            if _heavy(request):
                 # Its traceback holds the frames that hold the parsed body: a wide one (a
                 # million small lists) takes 60 ms to free, so it is freed in a thread.
                 refused = [exc.with_traceback(None), exc.__traceback__]
                 del exc
-                await trio.to_thread.run_sync(refused.clear, limiter=heavy_work_limiter())
+                await off_loop(True, refused.clear)
         except Exception:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",
@@ -145,14 +143,11 @@ class ApiApp:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         method = request.method
-        if path == "/raft" and method == "GET":
-            return json_response(raft_status(self.objects.store))
+        view = self._cluster_view(path, method)
+        if view is not None:
+            return view
         if path == "/raft/hello" and method == "POST":
             return json_response(hello(self.objects.store, await self._plain_json(request)))
-        if path == "/gossip/members" and method == "GET":
-            if self.gossip is None:
-                raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
-            return json_response({"members": self.gossip.rows()})
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
         simple = self._simple_routes(path)
@@ -178,6 +173,21 @@ class ApiApp:
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
+
+    def _cluster_view(self, path: str, method: str) -> Response | None:
+        """GET /raft and GET /gossip/members: read-only, on the API and the operator socket."""
+        if method != "GET":
+            return None
+        if path == "/raft":
+            return json_response(raft_status(self.objects.store))
+        if path == "/gossip/members":
+            return json_response({"members": self._membership().rows()})
+        return None
+
+    def _membership(self) -> Any:
+        if self.gossip is None:
+            raise ApiError(404, "NotFound", "this agent does not gossip (no --gossip-listen)")
+        return self.gossip
 
     async def _replica(self, request: Request, what: str) -> Response:
         method = request.method
@@ -255,7 +265,7 @@ class ApiApp:
                            "in the body")
         body = await self._body(request)
         obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
-                                        dry_run=_dry_run(request), body_bytes=_length(request))
+                                        dry_run=_dry_run(request), heavy=_heavy(request))
         return json_response(obj, 201)
 
     async def handle_put(self, request: Request, t: Target) -> Response:
@@ -264,7 +274,7 @@ class ApiApp:
         body = await self._body(request)
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
-                                        dry_run=_dry_run(request), body_bytes=_length(request))
+                                        dry_run=_dry_run(request), heavy=_heavy(request))
         return json_response(obj)
 
     async def handle_patch(self, request: Request, t: Target) -> Response:
@@ -282,7 +292,7 @@ class ApiApp:
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                        subresource=sub, dry_run=_dry_run(request),
-                                       body_bytes=_length(request))
+                                       heavy=_heavy(request))
         return json_response(obj)
 
     async def handle_delete(self, request: Request, t: Target) -> Response:
@@ -367,11 +377,11 @@ class ApiApp:
 
     def _watch(self, request: Request, t: Target) -> Response:
         client = request.client.host if request.client else ""
-        limits = self.watch_limits
-        if self.watches[client] >= limits.per_client or sum(self.watches.values()) >= limits.total:
+        limits, total = self.watch_limits, sum(self.watches.values())
+        if self.watches[client] >= limits.per_client or total >= limits.total:
             raise ApiError.too_many(f"too many watches: {self.watches[client]} open from this "
-                                    f"client (limit {limits.per_client}), "
-                                    f"{sum(self.watches.values())} in all (limit {limits.total})")
+                                    f"client (limit {limits.per_client}), {total} in all "
+                                    f"(limit {limits.total})")
         response = self._start_watch(request, t)
         self.watches[client] += 1
         body = response.body_iterator
@@ -450,11 +460,7 @@ class ApiApp:
 
     async def _body(self, request: Request, patch: bool = False) -> Any:
         ctype = _content_type(request)
-        if not ctype and request.headers.get("content-length", "0") not in ("0", ""):
-            raise ApiError(415, "UnsupportedMediaType", "the request has a body but no "
-                           "Content-Type: send application/json or application/yaml")
-        ctype = ctype or JSON
-        if not patch and ctype not in JSON_TYPES | YAML_TYPES:
+        if ctype and not patch and ctype not in JSON_TYPES | YAML_TYPES:
             raise ApiError(415, "UnsupportedMediaType",
                            f'the body of the request was in an unknown format - accepted media '
                            f'types include: application/json, application/yaml '
@@ -462,7 +468,7 @@ class ApiApp:
         raw = await self._raw_body(request)
         if not raw.strip():
             raise ApiError.bad_request("the request body is empty")
-        if not _content_type(request):  # a chunked body declares no length
+        if not ctype:
             raise ApiError(415, "UnsupportedMediaType", "the request has a body but no "
                            "Content-Type: send application/json or application/yaml")
         return await self._parse(request, raw, ctype)
@@ -472,16 +478,12 @@ class ApiApp:
         """A body as a JSON value, within the caps of objects/yamljson.py.  A large body,
         and any YAML (whose aliases make a small body a large value), is parsed in a
         thread so that no request holds the event loop for long; the value's size is
-        what the object store weighs (_length)."""
+        what the object store weighs (_heavy)."""
         if ctype in YAML_TYPES:
-            value, size = await trio.to_thread.run_sync(_parse_yaml_body, raw,
-                                                        limiter=heavy_work_limiter())
+            value, size = await off_loop(True, _parse_yaml, raw)
             request.scope["nodeagent.body_bytes"] = size
             return value
-        if len(raw) > PARSE_INLINE_BYTES:
-            return await trio.to_thread.run_sync(_parse_body, raw, ctype,
-                                                 limiter=heavy_work_limiter())
-        return _parse_body(raw, ctype)
+        return await off_loop(len(raw) > HEAVY_BYTES, _parse_json, raw)
 
     def _ns(self, t: Target, creating: bool = False) -> str | None:
         if not t.resource.namespaced:
@@ -494,22 +496,21 @@ class ApiApp:
         return t.namespace
 
 
-def _parse_yaml_body(raw: bytes) -> tuple[Any, int]:
-    value = _parse_body(raw, YAML_TYPES_FIRST)
-    return value, len(orjson.dumps(value))
+def _parse_yaml(raw: bytes) -> tuple[Any, int]:
+    """The one document of a YAML body, and its size as JSON (aliases can make it far
+    larger than the body)."""
+    try:
+        docs = load_yaml(raw, max_expanded_bytes=MAX_BODY_BYTES)
+    except DocumentError as exc:
+        raise ApiError.bad_request(str(exc)) from None
+    if len(docs) != 1:
+        raise ApiError.bad_request("expected exactly one YAML document")
+    return docs[0], len(orjson.dumps(docs[0]))
 
 
-def _parse_body(raw: bytes, ctype: str) -> Any:
-    if ctype in YAML_TYPES:
-        try:
-            docs = load_yaml(raw, max_expanded_bytes=MAX_BODY_BYTES)
-        except DocumentError as exc:
-            raise ApiError.bad_request(str(exc)) from None
-        if len(docs) != 1:
-            raise ApiError.bad_request("expected exactly one YAML document")
-        return docs[0]
+def _parse_json(raw: bytes) -> Any:
     try:  # a large body is counted before it is parsed (it runs in a worker thread then)
-        return load_json(raw, max_values=MAX_VALUES if len(raw) > PARSE_INLINE_BYTES else None)
+        return load_json(raw, max_values=MAX_VALUES if len(raw) > HEAVY_BYTES else None)
     except DocumentError as exc:
         raise ApiError.bad_request(f"the request body: {exc}") from None
 
@@ -518,9 +519,10 @@ async def _not_found() -> Response:
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
-def _length(request: Request) -> int:
-    """The body's size as received (_raw_body keeps it)."""
-    return int(request.scope.get("nodeagent.body_bytes", 0))
+def _heavy(request: Request) -> bool:
+    """Whether the body (as received, or as expanded from YAML) is large enough that its
+    work belongs off the loop (objects.off_loop)."""
+    return int(request.scope.get("nodeagent.body_bytes", 0)) > HEAVY_BYTES
 
 
 def _content_type(request: Request) -> str:

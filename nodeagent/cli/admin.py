@@ -241,11 +241,11 @@ def keys_list(server: str) -> None:
 
 
 def _read_key(path: str) -> str:
+    from nodeagent.gossip.keyring import KeyringError, read_key_file
     try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="KEY_FILE") from None
+        return read_key_file(path)
+    except KeyringError as exc:
+        raise click.BadParameter(str(exc), param_hint="KEY_FILE") from None
 
 
 @keys.command("install")

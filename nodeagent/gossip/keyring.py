@@ -16,6 +16,7 @@ packets, never an exception out of the receive loop.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -28,6 +29,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_SIZES = (16, 24, 32)  # AES-128, -192, -256
 OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES
+KEYRING_FILE = "gossip-keyring.json"  # in an agent's data dir: the keyring as rotated
 
 
 class KeyringError(ValueError):
@@ -44,6 +46,21 @@ def decode_key(text: str) -> bytes:
     if len(key) not in KEY_SIZES:
         raise KeyringError(f"key {text[:6]}...: {len(key)} bytes; AES keys have 16, 24 or 32")
     return key
+
+
+def read_key_file(path: str) -> str:
+    """The key text in a file (keys travel in files, never on a command line, where /proc
+    shows them to everyone).  Raises KeyringError naming the file."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise KeyringError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def fingerprint(key: bytes) -> str:
+    """How a key is named where it must not be shown: the start of its SHA-256."""
+    return "sha256:" + hashlib.sha256(key).hexdigest()[:16]
 
 
 class Keyring:

@@ -573,8 +573,10 @@ def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
 MODE_DETAIL = "must be a number between 0 and 0777 (octal), both inclusive"
 
 
-def _mode_errors(mode: int | None, path: Path) -> list[FieldError]:
-    if mode is not None and not 0 <= mode <= 0o777:
+def mode_errors(mode: object, path: Path) -> list[FieldError]:
+    """A file mode of a projected volume: 0..0777, no setuid, setgid or sticky bits."""
+    if mode is not None and (not isinstance(mode, int) or isinstance(mode, bool)
+                             or not 0 <= mode <= 0o777):
         return [path.invalid(mode, MODE_DETAIL)]
     return []
 
@@ -597,13 +599,13 @@ def local_path_errors(value: str, path: Path) -> list[FieldError]:
 
 def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | DownwardAPIVolumeSource,
                        path: Path) -> list[FieldError]:
-    errs = _mode_errors(src.default_mode, path.child("defaultMode"))
+    errs = mode_errors(src.default_mode, path.child("defaultMode"))
     for j, item in enumerate(src.items or []):
         ip = path.child("items").index(j)
         if isinstance(item, KeyToPath) and not item.key:
             errs.append(ip.child("key").required())
         errs.extend(local_path_errors(item.path, ip.child("path")))
-        errs.extend(_mode_errors(item.mode, ip.child("mode")))
+        errs.extend(mode_errors(item.mode, ip.child("mode")))
     return errs
 
 

@@ -25,7 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nodeagent.objects.pod import local_path_errors, mode_errors
 from nodeagent.objects.quantity import parse_quantity
+from nodeagent.objects.validation import Path
 from runtime import syscalls as sc
 from runtime.spec import Mount
 
@@ -97,14 +99,13 @@ def _projected(kind: str, obj: Obj, items: list[Obj] | None) -> dict[str, bytes]
 def _checked_files(files: dict[str, bytes], modes: dict[str, int],
                    default_mode: int) -> None:
     """Raises VolumeError for a path that could leave the volume or a mode beyond 0777:
-    the API refuses both, but a spec planted in the store must not reach the disk."""
+    the API refuses both (the same rules), but a spec planted in the store must not reach
+    the disk."""
     for path in files:
-        parts = path.split("/")
-        if not path or path.startswith("/") or ".." in parts or "" in parts or "\0" in path \
-                or parts[0].startswith(".."):
+        if local_path_errors(path, Path("items").child("path")):
             raise VolumeError(f"items path {path!r} must be a relative path inside the volume")
     for mode in [*modes.values(), default_mode]:
-        if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
+        if mode_errors(mode, Path("mode")):
             raise VolumeError(f"mode {mode!r} must be a number between 0 and 0777")
 
 

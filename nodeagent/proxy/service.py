@@ -52,15 +52,15 @@ class RejectedServices:
 
     def __init__(self, objects: ObjectStore) -> None:
         self.events = EventRecorder(objects, "nodeagent-proxy")
-        self._told: set[tuple[str, str]] = set()
+        self._told: dict[str, str] = {}  # uid -> the resourceVersion reported
 
     async def report(self, rejected: list[tuple[Mapping[str, Any], str]]) -> None:
         for svc, reason in rejected:
             meta = svc.get("metadata") or {}
-            version = (str(meta.get("uid")), str(meta.get("resourceVersion")))
-            if version in self._told:
+            uid, version = str(meta.get("uid")), str(meta.get("resourceVersion"))
+            if self._told.get(uid) == version:
                 continue
-            self._told.add(version)
+            self._told[uid] = version
             log.warning("service %s/%s left out of the rules: %s", meta.get("namespace"),
                         meta.get("name"), reason)
             await self.events.record({**svc, "kind": "Service", "apiVersion": "v1"}, "Warning",

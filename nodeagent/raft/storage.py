@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import msgpack
 
 from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
 from nodeagent.raft.messages import Entry, EntryKind, HardState, SnapshotMeta
-from nodeagent.recordlog import encode_record, scan, torn_within_last_write
+from nodeagent.recordlog import LogDamaged, encode_record, read_segment
 
 __all__ = ["CorruptStorageError", "Loaded", "RaftStorage"]
 
@@ -106,16 +105,15 @@ class RaftStorage:
         truncated = 0
         segments = sorted(self.dir.glob("log-*.seg"))
         for n, seg in enumerate(segments):
-            for record, end in self._scan(seg):
-                if record is None:
-                    if n != len(segments) - 1:
-                        raise CorruptStorageError(f"{seg}: damaged record at byte {end} "
-                                                  "before the last segment")
-                    truncated = seg.stat().st_size - end
-                    with open(seg, "r+b") as f:
-                        f.truncate(end)
-                        os.fsync(f.fileno())
-                    break
+            try:
+                found, cut = read_segment(
+                    seg, last=n == len(segments) - 1,
+                    write_start=lambda p, seg=seg: _write_start(self._record(seg, p)))
+            except LogDamaged as exc:
+                raise CorruptStorageError(str(exc)) from exc
+            truncated += cut
+            for payload, end in found:
+                record = self._record(seg, payload, end)
                 if record[0] == "h":
                     hard = HardState(record[1], record[2], record[3])
                     continue
@@ -136,22 +134,8 @@ class RaftStorage:
             self._roll(hard, [])
         return Loaded(hard, snapshot, entries, truncated)
 
-    def _scan(self, seg: Path) -> Iterator[tuple[list | None, int]]:  # type: ignore[type-arg]
-        """(record, end offset) for each whole record, then (None, offset) at a torn tail;
-        raises CorruptStorageError for any other damage (recordlog.py tells them apart)."""
-        data = seg.read_bytes()
-        found, damage = scan(data)
-        for payload, end in found:
-            yield self._record(seg, payload, end), end
-        if damage is not None:
-            if not damage.torn and not torn_within_last_write(
-                    data, damage, lambda payload: _write_start(self._record(seg, payload, -1))):
-                raise CorruptStorageError(f"{seg}: damaged record at byte {damage.offset} "
-                                          f"({damage.reason}); refusing to drop what follows")
-            yield None, damage.offset
-
     @staticmethod
-    def _record(seg: Path, payload: bytes, end: int) -> list:  # type: ignore[type-arg]
+    def _record(seg: Path, payload: bytes, end: int = -1) -> list:  # type: ignore[type-arg]
         try:
             record = msgpack.unpackb(payload, raw=False)
             valid = isinstance(record, list) and (

@@ -31,13 +31,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 
 from nodeagent.fsutil import fsync_dir, make_private_dir, private_opener
-from nodeagent.recordlog import MAX_RECORD_BYTES, encode_record, scan, torn_within_last_write
+from nodeagent.recordlog import MAX_RECORD_BYTES, LogDamaged, encode_record, read_segment
 from nodeagent.store.errors import CorruptLogError
 
 __all__ = ["WAL", "Recovered"]
@@ -68,7 +68,6 @@ class WAL:
         self.max_record_bytes = max_record_bytes
         self.fsync_enabled = fsync
         self._file = None  # current segment, opened for append
-        self._cut = 0  # bytes of torn tail cut from the segment read last
         self.last_index = 0
         self.segment_bytes = 0
 
@@ -86,13 +85,19 @@ class WAL:
         truncated = 0
         expected = None
         for n, seg in enumerate(segments):
-            for index, cmd in self._read_segment(seg, last=n == len(segments) - 1):
+            try:
+                found, cut = read_segment(seg, last=n == len(segments) - 1,
+                                          write_start=lambda p, seg=seg: self._record(seg, p)[2])
+            except LogDamaged as exc:
+                raise CorruptLogError(str(exc)) from exc
+            truncated += cut
+            for payload, end in found:
+                index, cmd, _ = self._record(seg, payload, end)
                 if expected is not None and index != expected:
                     raise CorruptLogError(f"{seg}: index {index} where {expected} was expected")
                 expected = index + 1
                 if index > snap_index:
                     records.append((index, cmd))
-            truncated += self._cut
         self.last_index = max(snap_index, expected - 1 if expected else 0)
         if records and records[0][0] != snap_index + 1:
             raise CorruptLogError(f"log starts at {records[0][0]} but snapshot is at {snap_index}")
@@ -103,28 +108,8 @@ class WAL:
             self._new_segment(self.last_index + 1)
         return Recovered(snap_index, snap, records, truncated)
 
-    def _read_segment(self, seg: Path, *, last: bool) -> list[tuple[int, bytes]]:
-        """The (index, command) records of one segment; a torn tail of the last segment is
-        cut off (its size in ``_cut``)."""
-        self._cut = 0
-        data = seg.read_bytes()
-        found, damage = scan(data)
-        out = [(index, cmd) for index, cmd, _ in (self._record(seg, p, end) for p, end in found)]
-        if damage is not None and not damage.torn and last and torn_within_last_write(
-                data, damage, lambda payload: self._record(seg, payload, -1)[2]):
-            damage = replace(damage, torn=True, reason=damage.reason + ", inside the last write")
-        if damage is not None:
-            if not (damage.torn and last):
-                raise CorruptLogError(f"{seg}: damaged record at byte {damage.offset} "
-                                      f"({damage.reason}); refusing to drop what follows")
-            self._cut = len(data) - damage.offset
-            with open(seg, "r+b") as f:
-                f.truncate(damage.offset)
-                os.fsync(f.fileno())
-        return out
-
     @staticmethod
-    def _record(seg: Path, payload: bytes, end: int) -> tuple[int, bytes, int | None]:
+    def _record(seg: Path, payload: bytes, end: int = -1) -> tuple[int, bytes, int | None]:
         """(index, command, offset its write began at or None) of one whole record."""
         try:
             index, cmd, *began = msgpack.unpackb(payload, raw=False)

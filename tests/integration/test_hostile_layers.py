@@ -152,3 +152,14 @@ def test_an_ordinary_layer_keeps_modes_owners_links_and_whiteouts(tmp_path: Path
     assert stat.S_ISCHR((r / "etc" / "old").lstat().st_mode)
     assert os.getxattr(r / "var", "trusted.overlay.opaque") == b"y"
     assert stat.S_ISFIFO((r / "run" / "fifo").lstat().st_mode)
+
+
+def test_a_deep_directory_tree_replaced_by_a_file_unpacks_without_recursion(tmp_path: Path) -> None:
+    """A layer may nest directories 1,500 deep and then replace the top one with a file:
+    removing the tree once raised RecursionError out of the unpacker."""
+    deep, name = [], "a"
+    for _ in range(1500):
+        deep.append(entry(name, tarfile.DIRTYPE, mode=0o755))
+        name += "/a"
+    _, root = unpack(tmp_path, layer(*deep, entry("a", data=b"file now")))
+    assert (Path(root) / "a").read_bytes() == b"file now"

@@ -448,7 +448,7 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
     import subprocess
     import sys
 
-    from nodeagent.membership import fingerprint
+    from nodeagent.gossip.keyring import fingerprint
     raw = {"old": os.urandom(32), "new": os.urandom(32)}
     files = {}
     for name, key in raw.items():  # keys travel in files, never on a command line
