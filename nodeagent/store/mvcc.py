@@ -115,13 +115,14 @@ class Txn:
         ], use_bin_type=True)
 
     @classmethod
-    def decode(cls, data: bytes) -> Txn:
+    def decode(cls, data: bytes, *, max_ops: int | None = None) -> Txn:
         """Raises StoreError naming what is malformed: commands come over the network
         (api/replica.py), and one that ``apply`` could not take would stop every replica.
-        Any size is read: the cap (check_txn_size) is for new writes, not for what a log
-        already holds."""
+        Any size is read: the caps (check_txn_size, ``max_ops`` for any one list) are for
+        new writes, not for what a log already holds."""
+        limits = {} if max_ops is None else {"max_array_len": max_ops, "max_map_len": max_ops}
         try:
-            c, s, f = msgpack.unpackb(data, raw=False)
+            c, s, f = msgpack.unpackb(data, raw=False, **limits)
             txn = cls(tuple(Compare(*x) for x in c), tuple(Op(*x) for x in s),
                       tuple(Op(*x) for x in f))
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
