@@ -23,6 +23,7 @@ from typing import Any
 
 from nodeagent.errors import ConfigError
 from nodeagent.gossip import config as gossip_profiles
+from nodeagent.hostport import parse_host_port
 
 __all__ = ["AgentConfig", "load_config"]
 
@@ -336,15 +337,6 @@ def _urls(name: str, text: str) -> list[str]:
         if scheme not in ("http", "https") or parse_host_port(rest) is None:
             raise ConfigError(name, f"{url!r} is not http://HOST:PORT")
     return urls
-
-
-def parse_host_port(text: str) -> tuple[str, int] | None:
-    """"HOST:PORT" as (host, port); None if it is not one (port 0 means any)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535 or \
-            any(c.isspace() for c in text):
-        return None
-    return host, int(port)
 
 
 def _raft_peers(text: str, self_id: int) -> dict[int, tuple[str, int]]:

@@ -22,12 +22,13 @@ from typing import Any
 import msgpack
 import trio
 
-from nodeagent.config import AgentConfig, parse_host_port
+from nodeagent.config import AgentConfig
 from nodeagent.fsutil import write_atomic
 from nodeagent.gossip import config as profiles
 from nodeagent.gossip.driver import GossipNode
 from nodeagent.gossip.keyring import KEYRING_FILE, Keyring, KeyringError, decode_key, fingerprint
 from nodeagent.gossip.messages import Member, MemberState
+from nodeagent.hostport import parse_host_port
 
 __all__ = ["Membership", "NodeMeta"]
 

@@ -34,8 +34,8 @@ from typing import Any
 import httpx
 import trio
 
-from nodeagent.config import parse_host_port
 from nodeagent.fsutil import write_atomic
+from nodeagent.hostport import parse_host_port
 from nodeagent.store.raftstore import RaftStore
 
 __all__ = ["MEMBERS_FILE", "bootstrap", "load_members"]

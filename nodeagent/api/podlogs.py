@@ -79,7 +79,7 @@ class PodLogs:
         if query.get("sinceSeconds"):
             since_ns = time.time_ns() - _int(query, "sinceSeconds", minimum=1) * 1_000_000_000
         elif query.get("sinceTime"):
-            from nodeagent.coordinator.podutil import parse_time
+            from nodeagent.objects.podutil import parse_time
             since_ns = int(parse_time(query["sinceTime"]) * 1e9)
         stamps = _flag(query.get("timestamps"))
         limit = _int(query, "limitBytes", minimum=1)

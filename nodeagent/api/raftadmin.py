@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.config import parse_host_port
+from nodeagent.hostport import parse_host_port
 from nodeagent.raft.messages import ConfChange
 
 __all__ = ["add_peer", "hello", "raft_status", "remove_peer", "transfer_leader"]

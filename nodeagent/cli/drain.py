@@ -19,8 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.client import Client, ClientError
-from nodeagent.coordinator.deployment import resolve
-from nodeagent.coordinator.podutil import controller_of, is_active, is_ready
+from nodeagent.objects.podutil import controller_of, int_or_percent, is_active, is_ready
 
 __all__ = ["DrainError", "cordon", "drain"]
 
@@ -63,7 +62,7 @@ def _budget(client: Client, ns: str, rs_name: str) -> tuple[int, Obj]:
             max_unavailable = rolling.get("maxUnavailable", "25%")
         except ClientError:
             pass
-    return max(1, resolve(max_unavailable, replicas, round_up=False)), rs
+    return max(1, int_or_percent(max_unavailable, replicas, round_up=False)), rs
 
 
 def _may_evict(client: Client, pod: Obj) -> bool:

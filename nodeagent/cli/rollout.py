@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from nodeagent.api.client import Client
-from nodeagent.coordinator.deployment import revision_of
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import revision_of
 
 __all__ = ["history", "restart", "set_paused", "status", "undo"]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -32,11 +31,18 @@ import orjson
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import controller_of, owner_ref, parse_time
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import (
+    REVISION,
+    controller_of,
+    int_or_percent,
+    owner_ref,
+    parse_time,
+    revision_of,
+)
 
-__all__ = ["PREFIXES", "REVISION", "DeploymentController", "revision_of", "template_hash"]
+__all__ = ["PREFIXES", "DeploymentController", "template_hash"]
 
 log = logging.getLogger("nodeagent.deployment")
 
@@ -46,7 +52,6 @@ PODS = by_kind("Pod")
 assert DEPLOYMENTS is not None and RS is not None and PODS is not None
 PREFIXES = (DEPLOYMENTS.prefix(None), RS.prefix(None), PODS.prefix(None))
 HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString
 Obj = dict[str, Any]
 
@@ -67,21 +72,6 @@ def _without_hash(template: Obj) -> Obj:
     if labels:
         labels.pop(HASH_LABEL, None)
     return t
-
-
-def resolve(value: Any, total: int, round_up: bool) -> int:
-    """maxSurge/maxUnavailable: an int, or a percentage of replicas."""
-    if isinstance(value, str) and value.endswith("%"):
-        scaled = int(value[:-1]) * total / 100
-        return math.ceil(scaled) if round_up else math.floor(scaled)
-    return int(value)
-
-
-def revision_of(obj: Obj) -> int:
-    try:
-        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
 
 
 def _replicas(rs: Obj) -> int:
@@ -163,8 +153,8 @@ class DeploymentController:
             await self._cleanup(d, old)
             return await self._write_status(d, new, old)
         rolling = strategy.get("rollingUpdate") or {}
-        surge = resolve(rolling.get("maxSurge", "25%"), replicas, round_up=True)
-        unavailable = resolve(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+        surge = int_or_percent(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+        unavailable = int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
         if surge == 0 and unavailable == 0:
             unavailable = 1
         # Scale the new ReplicaSet up within replicas + maxSurge.
@@ -275,7 +265,7 @@ class DeploymentController:
         replicas = int(spec.get("replicas", 1))
         every = [rs for rs in (new, *old) if rs is not None]
         rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-        unavailable_ok = resolve(rolling.get("maxUnavailable", "25%"), replicas, round_up=False) \
+        unavailable_ok = int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, round_up=False) \
             if (spec.get("strategy") or {}).get("type") != "Recreate" else 0
         available = sum(_status(rs, "availableReplicas") for rs in every)
         updated = _status(new, "replicas") if new is not None else 0

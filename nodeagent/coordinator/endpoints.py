@@ -19,8 +19,8 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import is_ready
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import is_ready
 from nodeagent.objects.selectors import Selector, selector_from_dict
 
 __all__ = ["PREFIXES", "EndpointsController", "desired_subsets"]

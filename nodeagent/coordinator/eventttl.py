@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import parse_time
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import parse_time
 
 __all__ = ["EventExpiry"]
 

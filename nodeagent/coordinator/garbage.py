@@ -21,10 +21,9 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import set_owner_refs
 from nodeagent.objects.kinds import RESOURCES
 
-__all__ = ["PREFIXES", "GarbageCollector"]
+__all__ = ["PREFIXES", "GarbageCollector", "set_owner_refs"]
 
 log = logging.getLogger("nodeagent.gc")
 
@@ -34,6 +33,21 @@ ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
 PREFIXES = tuple(res.prefix(None) for res in RESOURCES if res.kind != "Event")
 COALESCE_S = 0.5  # deletion by owner is not in a hurry; a burst of writes is one pass
 Obj = dict[str, Any]
+
+
+async def set_owner_refs(objects: Any, res: Any, obj: Obj, refs: list[Obj]) -> bool:
+    """Write ``obj`` with these ownerReferences (none: the field goes); False if it changed
+    or went meanwhile (the caller's next pass sees it as it is now)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
+    if refs:
+        meta["ownerReferences"] = refs
+    try:
+        await objects.update(res, meta.get("namespace"), meta["name"], {**obj, "metadata": meta})
+    except ApiError as exc:
+        if exc.code in (404, 409):
+            return False
+        raise
+    return True
 
 
 class GarbageCollector:

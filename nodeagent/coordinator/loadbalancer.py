@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import condition
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import condition
 
 __all__ = ["PREFIXES", "LoadBalancerController"]
 

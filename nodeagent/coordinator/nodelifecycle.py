@@ -33,8 +33,8 @@ from typing import Any
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import condition, parse_time
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import condition, parse_time
 
 __all__ = ["ANNOTATION", "NodeLifecycle"]
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import parse_time, tolerates
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import parse_time, tolerates
 
 __all__ = ["DEFAULT_TOLERATED", "TaintEviction", "eviction_time"]
 

@@ -25,7 +25,10 @@ from typing import Any
 import trio
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import (
+from nodeagent.coordinator.garbage import set_owner_refs
+from nodeagent.events import EventRecorder
+from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import (
     condition,
     controller_of,
     is_active,
@@ -34,10 +37,7 @@ from nodeagent.coordinator.podutil import (
     owner_ref,
     parse_time,
     restarts,
-    set_owner_refs,
 )
-from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
 from nodeagent.objects.selectors import selector_from_dict
 
 __all__ = ["PREFIXES", "ReplicaSetController"]

@@ -32,9 +32,9 @@ import orjson
 import trio
 
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import condition, controller_of, is_active, tolerates
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import condition, controller_of, is_active, tolerates
 from nodeagent.objects.quantity import parse_quantity
 
 __all__ = ["PREFIXES", "Scheduler", "matches_term", "pod_requests"]

@@ -19,10 +19,10 @@ import time
 
 import trio
 
-from nodeagent.config import parse_host_port
 from nodeagent.gossip import config as profiles
 from nodeagent.gossip.driver import GossipNode
 from nodeagent.gossip.keyring import Keyring, KeyringError, decode_key
+from nodeagent.hostport import parse_host_port
 
 
 def _say(obj: object) -> None:

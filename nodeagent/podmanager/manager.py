@@ -35,9 +35,9 @@ import trio
 from netns.sandbox import Sandbox
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.coordinator.podutil import parse_time
 from nodeagent.events import EventRecorder
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import parse_time
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import ContainerError, ExecSession, RuntimeClient
 from nodeagent.podmanager.spec import (

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from nodeagent.coordinator.deployment import REVISION, DeploymentController, template_hash
-from nodeagent.coordinator.podutil import is_ready
+from nodeagent.coordinator.deployment import DeploymentController, template_hash
 from nodeagent.coordinator.replicaset import ReplicaSetController
 from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.podutil import REVISION, is_ready
 
 DEP = by_kind("Deployment")
 RS = by_kind("ReplicaSet")

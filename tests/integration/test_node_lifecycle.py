@@ -118,7 +118,7 @@ async def test_pods_of_a_failed_node_turn_not_ready_at_once_and_are_evicted_afte
 
         states = {"n1": "alive", "n2": "failed"}
         now = [0.0]
-        from nodeagent.coordinator.podutil import parse_time
+        from nodeagent.objects.podutil import parse_time
         await NodeLifecycle(objects, lambda: dict(states)).sync()
         assert await ready_addresses() == ["n1"]  # the dead node's pod left the Service
         web_b = objects.get(PODS, "default", "web-b")
@@ -190,7 +190,7 @@ async def test_a_member_that_left_is_an_agent_restart_until_its_heartbeat_goes_s
     """A stopped agent leaves gossip but its pods keep running: its Node stays Ready while
     its heartbeat is fresh, and turns Unknown (tainted) once it is 40 s old."""
     from nodeagent.api.objects import now_rfc3339
-    from nodeagent.coordinator.podutil import parse_time
+    from nodeagent.objects.podutil import parse_time
     store = LocalStore(str(tmp_path), fsync=False)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)

@@ -1,16 +1,19 @@
-"""Facts about pods and owners the controllers share (as k8s.io/kubernetes/pkg/api/v1/pod)."""
+"""Facts about pods and their owners that the controllers, the pod manager and nodectl share
+(as k8s.io/kubernetes/pkg/api/v1/pod): pure functions of objects, no store."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
-from nodeagent.api.status import ApiError
-
-__all__ = ["condition", "controller_of", "is_active", "is_available", "is_ready", "owner_ref",
-           "parse_time", "restarts", "set_owner_refs", "tolerates"]
+__all__ = ["REVISION", "condition", "controller_of", "int_or_percent", "is_active", "is_available",
+           "is_ready", "owner_ref", "parse_time", "restarts", "revision_of", "tolerates"]
 
 Obj = dict[str, Any]
+
+# A Deployment's revision, on it and on each of its ReplicaSets.
+REVISION = "deployment.kubernetes.io/revision"
 
 
 def parse_time(text: str | None) -> float:
@@ -78,16 +81,17 @@ def owner_ref(owner: Obj, api_version: str, kind: str) -> Obj:
             "controller": True, "blockOwnerDeletion": True}
 
 
-async def set_owner_refs(objects: Any, res: Any, obj: Obj, refs: list[Obj]) -> bool:
-    """Write ``obj`` with these ownerReferences (none: the field goes); False if it changed
-    or went meanwhile (the caller's next pass sees it as it is now)."""
-    meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
-    if refs:
-        meta["ownerReferences"] = refs
+
+def revision_of(obj: Obj) -> int:
     try:
-        await objects.update(res, meta.get("namespace"), meta["name"], {**obj, "metadata": meta})
-    except ApiError as exc:
-        if exc.code in (404, 409):
-            return False
-        raise
-    return True
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def int_or_percent(value: Any, total: int, round_up: bool) -> int:
+    """maxSurge, maxUnavailable: an int, or a percentage of ``total``."""
+    if isinstance(value, str) and value.endswith("%"):
+        scaled = int(value[:-1]) * total / 100
+        return math.ceil(scaled) if round_up else math.floor(scaled)
+    return int(value)
