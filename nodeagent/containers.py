@@ -9,7 +9,6 @@ container's state, including exits that happened while it was down.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -18,47 +17,59 @@ from typing import Any
 
 import trio
 
+from runtime.protocol import (
+    MAX_ANSWER_BYTES,
+    LauncherUnavailable,
+    Op,
+    decode_reply,
+    encode_request,
+    read_line,
+)
+
+__all__ = ["LauncherConnection", "ensure_launcher"]
+
 log = logging.getLogger("nodeagent.containers")
 
 
-class LauncherUnavailable(Exception):
-    pass
-
-
-class Launcher:
-    """One JSON-lines connection to the launcher, used from Trio."""
+class LauncherConnection:
+    """One connection to the launcher, used from Trio: a transport for runtime/protocol.py.
+    Calls on it take turns; ``call`` returns the answer's result or raises its
+    LauncherError (LauncherUnavailable, with the cause, when the socket fails)."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
-        self._buf = b""
+        self._buf = bytearray()
         self._lock = trio.Lock()
 
     @classmethod
-    async def connect(cls, socket_path: str) -> Launcher:
+    async def connect(cls, socket_path: str) -> LauncherConnection:
         try:
             return cls(await trio.open_unix_socket(socket_path))
         except OSError as exc:
-            raise LauncherUnavailable(f"{socket_path}: {exc.strerror or exc}") from None
+            raise LauncherUnavailable(f"{socket_path}: {exc.strerror or exc}") from exc
 
-    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+    async def call(self, op: Op, **args: Any) -> dict[str, Any]:
         async with self._lock:
-            await self._stream.send_all(json.dumps({"op": op, **args}).encode() + b"\n")
-            while b"\n" not in self._buf:
-                chunk = await self._stream.receive_some(65536)
-                if not chunk:
-                    raise LauncherUnavailable("the launcher closed the connection")
-                self._buf += chunk
-            line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+            try:
+                await self._stream.send_all(encode_request(op, **args))
+                while (line := read_line(self._buf, MAX_ANSWER_BYTES)) is None:
+                    chunk = await self._stream.receive_some(65536)
+                    if not chunk:
+                        raise LauncherUnavailable("the launcher closed the connection")
+                    self._buf += chunk
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise LauncherUnavailable(f"the launcher: {exc}") from exc
+        return decode_reply(line)
 
     async def aclose(self) -> None:
         await self._stream.aclose()
 
 
-async def ensure_launcher(socket_path: str, state_dir: str, timeout_s: float = 10.0) -> Launcher:
+async def ensure_launcher(socket_path: str, state_dir: str,
+                          timeout_s: float = 10.0) -> LauncherConnection:
     """Connect to the launcher at ``socket_path``, starting one if none answers."""
     try:
-        return await Launcher.connect(socket_path)
+        return await LauncherConnection.connect(socket_path)
     except LauncherUnavailable:
         pass
     log_path = os.path.join(state_dir, "launcher.log")
@@ -67,7 +78,7 @@ async def ensure_launcher(socket_path: str, state_dir: str, timeout_s: float = 1
     with trio.move_on_after(timeout_s):
         while True:
             try:
-                return await Launcher.connect(socket_path)
+                return await LauncherConnection.connect(socket_path)
             except LauncherUnavailable:
                 await trio.sleep(0.05)
     raise LauncherUnavailable(f"the launcher did not come up at {socket_path}; see {log_path}")

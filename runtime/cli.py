@@ -1,9 +1,10 @@
-"""``python -m runtime run -b BUNDLE ID``: run an OCI bundle in the foreground, like crun run.
+"""``python -m runtime``: the runtime's command line, like crun's and crictl's.
 
-The exit code is the container's (128 + signal when it was killed); a container
-that cannot start prints ``reason: message`` and exits with 127/128 as crun does.
-More verbs (create, start, state, kill, delete, exec, list, logs, pull, images)
-come with the runtime's state directory and launcher.
+``run -b BUNDLE ID`` runs an OCI bundle in the foreground, like crun run: the exit
+code is the container's (128 + signal when it was killed); a container that cannot
+start prints ``reason: message`` and exits with 127/128 as crun does.  ``launcher``
+runs the launcher; create, start, state, kill, delete, exec, list and logs talk to it;
+pull, import and images work on the image store.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import click
 
 from runtime.launch import StartFailed, start, wait
-from runtime.spec import SpecError, load_bundle
+from runtime.spec import SpecError, bundle_cgroup, load_bundle
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,7 @@ def main() -> None:
 def run(bundle: str, container_id: str) -> None:
     """Create and start a container, wait for it, exit with its exit code."""
     try:
-        spec = load_bundle(bundle)
+        spec = load_bundle(bundle, container_id)
         started = start(spec)
     except SpecError as exc:
         click.echo(f"{container_id}: invalid bundle: {exc}", err=True)
@@ -36,7 +37,14 @@ def run(bundle: str, container_id: str) -> None:
     except StartFailed as exc:
         click.echo(f"{container_id}: {exc.reason}: {exc}", err=True)
         sys.exit(exc.exit_code or 128)
-    sys.exit(wait(started))
+    code = wait(started)
+    if spec.cgroup_path == bundle_cgroup(container_id):  # ours: it goes with the container
+        import contextlib
+
+        from runtime.cgroups import detect
+        with contextlib.suppress(OSError):
+            detect().delete(spec.cgroup_path)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
@@ -56,14 +64,15 @@ def launcher(state_dir: str, socket_path: str) -> None:
     """Run the launcher in the foreground: it starts, keeps and logs containers."""
     import logging
 
+    from netns.launcher_ops import SANDBOX_OPS  # the launcher serves them; it is handed them
     from runtime.launcher import Launcher
     logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s "
                         "logger=%(name)s msg=%(message)r")
-    Launcher(state_dir, socket_path).serve()
+    Launcher(state_dir, socket_path, extra_ops=SANDBOX_OPS).serve()
 
 
-def _client(socket_path: str):  # type: ignore[no-untyped-def]
-    from runtime.launcher import LauncherClient
+def _client(socket_path: str):
+    from runtime.client import LauncherClient
     try:
         return LauncherClient(socket_path)
     except OSError as exc:
@@ -71,8 +80,8 @@ def _client(socket_path: str):  # type: ignore[no-untyped-def]
         sys.exit(1)
 
 
-def _call(socket_path: str, op: str, **args: object) -> dict:  # type: ignore[type-arg]
-    from runtime.launcher import LauncherError
+def _call(socket_path: str, op: str, **args: object) -> dict:
+    from runtime.protocol import LauncherError
     with _client(socket_path) as cl:
         try:
             return cl.call(op, **args)
@@ -241,7 +250,7 @@ def create(bundle: str, container_id: str, socket_path: str) -> None:
     """Create a container in the launcher from a bundle, held before its command runs."""
     from runtime.spec import spec_to_dict
     try:
-        spec = load_bundle(bundle)
+        spec = load_bundle(bundle, container_id)
     except SpecError as exc:
         click.echo(f"{container_id}: invalid bundle: {exc}", err=True)
         sys.exit(1)

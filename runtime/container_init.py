@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable
 
 from runtime import syscalls as sc
+from runtime.protocol import exit_code_of
 from runtime.spec import CAPABILITY_NUMBERS, RLIMITS, ContainerSpec, Mount
 
 # The mounts every container gets unless its spec mounts something at the same place
@@ -202,8 +203,8 @@ def _nr_open() -> int:
 def drop_privileges(spec: ContainerSpec) -> None:
     for name, soft, hard in spec.rlimits:
         if name == "RLIMIT_NOFILE":  # the kernel refuses more than fs.nr_open
-            cap = _nr_open()
-            soft, hard = min(soft, cap), min(hard, cap)
+            most = _nr_open()
+            soft, hard = min(soft, most), min(hard, most)
         try:
             resource.setrlimit(RLIMITS[name], (soft, hard))
         except (ValueError, PermissionError):
@@ -253,8 +254,7 @@ def run_as_init(exe: str, args: list[str], env: dict[str, str], close_fd: int | 
     while True:
         pid, status = os.waitpid(-1, 0)
         if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            os._exit(exit_code_of(status)[0])
 
 
 def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None = None,
@@ -275,7 +275,7 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
                          f"{exc.strerror}") from None
     drop_privileges(spec)
     os.umask(CONTAINER_UMASK)  # not the agent's 077 (runc's default for a process)
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in spec.env)
+    env = {k: v for k, _, v in (e.partition("=") for e in spec.env)}
     if before_exec is not None:
         before_exec()
     if spec.init:

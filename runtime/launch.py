@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from runtime import syscalls as sc
 from runtime.cgroups import CgroupDriver, detect
 from runtime.container_init import CONTAINER_UMASK, SetupError, setup_and_exec
+from runtime.protocol import exit_code_of
 from runtime.spec import ContainerSpec
 
 __all__ = ["Pending", "StartFailed", "Started", "begin", "spawn_exec", "start", "wait"]
@@ -195,7 +196,10 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     ready_r = ready_w = go_r = go_w = None
-    user_r = user_w = maps_r = maps_w = None
+    user_r: int | None = None
+    user_w: int | None = None
+    maps_r: int | None = None
+    maps_w: int | None = None
     if "user" in spec.namespaces and "user" not in dict(spec.join_namespaces):
         user_r, user_w = os.pipe2(os.O_CLOEXEC)
         maps_r, maps_w = os.pipe2(os.O_CLOEXEC)
@@ -221,7 +225,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
                     os.dup2(fd, target)
             if driver is not None:
                 driver.add(spec.cgroup_path, os.getpid())
-            _namespaces(spec, (user_w, maps_r) if user_w is not None else None)
+            _namespaces(spec, (user_w, maps_r) if user_w is not None and maps_r is not None else None)
             pid1 = os.fork()
             if pid1 == 0:
                 os.close(pid_w)
@@ -300,8 +304,7 @@ def _collect(mid: int, pid_r: int, err_r: int) -> Started:
 def wait(started: Started) -> int:
     """Wait for the container's PID 1; exit code, or 128 + signal as a shell reports it."""
     _, status = os.waitpid(started.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code_of(status)[0]
 
 
 EXEC_NAMESPACES = ("ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
@@ -361,8 +364,7 @@ def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
                     os.chdir(exec_spec.cwd)
                     drop_privileges(exec_spec)
                     os.umask(CONTAINER_UMASK)
-                    environ = dict(e.split("=", 1) if "=" in e else (e, "")
-                                   for e in exec_spec.env)
+                    environ = {k: v for k, _, v in (e.partition("=") for e in exec_spec.env)}
                     os.execve(exe, list(exec_spec.args), environ)
                 except SetupError as exc:
                     _child_fail(err_w, exc.reason, str(exc), exc.exit_code)

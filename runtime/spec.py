@@ -136,9 +136,9 @@ class ContainerSpec:
                             "and gid mappings")
         for field_name, maps in (("linux.uidMappings", self.uid_mappings),
                                  ("linux.gidMappings", self.gid_mappings)):
-            for i, m in enumerate(maps):
-                if len(m) != 3 or min(m) < 0 or m[2] < 1:
-                    raise SpecError(f"{field_name}[{i}]", f"Invalid value: {m!r}: needs "
+            for i, idmap in enumerate(maps):
+                if len(idmap) != 3 or min(idmap) < 0 or idmap[2] < 1:
+                    raise SpecError(f"{field_name}[{i}]", f"Invalid value: {idmap!r}: needs "
                                     "containerID, hostID and a size of at least 1")
         if len(self.hostname) > 64:
             raise SpecError("hostname", "Too long: must have at most 64 bytes")
@@ -164,8 +164,23 @@ def _get(obj: Any, path: str, kind: type, default: Any) -> Any:
     return value
 
 
-def load_bundle(bundle: str) -> ContainerSpec:
-    """Read ``BUNDLE/config.json`` (OCI runtime-spec) into a ContainerSpec."""
+# The resources the runtime enforces, by group; any other is refused rather than dropped.
+# ``devices`` is not a limit here: a container's /dev holds only the default devices.
+_RESOURCES = {"cpu": {"shares", "quota", "period"}, "memory": {"limit"}, "pids": {"limit"},
+              "devices": None}
+
+
+def bundle_cgroup(container_id: str) -> str:
+    """The cgroup of a bundle that names none, as runc and crun make one: by container id."""
+    return f"nodeagent-runtime-{container_id}"
+
+
+def load_bundle(bundle: str, container_id: str = "") -> ContainerSpec:
+    """Read ``BUNDLE/config.json`` (OCI runtime-spec) into a ContainerSpec.
+
+    A bundle with ``linux.resources`` but no ``linux.cgroupsPath`` gets a cgroup of the
+    runtime's naming (:func:`bundle_cgroup`) so that its limits hold; a resource the
+    runtime cannot enforce is a SpecError, never dropped."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -210,6 +225,15 @@ def load_bundle(bundle: str) -> ContainerSpec:
             raise SpecError(f"process.rlimits[{i}]", "Invalid value: needs type, soft and "
                             "hard") from None
     res = _get(linux, "linux.resources", dict, {})
+    for group, value in res.items():
+        if group not in _RESOURCES:
+            raise SpecError(f"linux.resources.{group}", "Unsupported value: this runtime cannot "
+                            "enforce it")
+        known = _RESOURCES[group] or set()
+        for key in (value if isinstance(value, dict) and _RESOURCES[group] is not None else ()):
+            if key not in known and value[key] is not None:
+                raise SpecError(f"linux.resources.{group}.{key}", "Unsupported value: this "
+                                "runtime cannot enforce it")
     cpu = _get(res, "linux.resources.cpu", dict, {})
     mem = _get(res, "linux.resources.memory", dict, {})
     pids = _get(res, "linux.resources.pids", dict, {})
@@ -233,7 +257,9 @@ def load_bundle(bundle: str) -> ContainerSpec:
         rootfs=rootfs,
         uid_mappings=mappings("uidMappings"),
         gid_mappings=mappings("gidMappings"),
-        cgroup_path=_get(linux, "linux.cgroupsPath", str, "").strip("/"),
+        cgroup_path=_get(linux, "linux.cgroupsPath", str, "").strip("/") or
+        (bundle_cgroup(container_id or os.path.basename(os.path.abspath(bundle)))
+         if resources != Resources() else ""),
         resources=resources,
         args=tuple(str(a) for a in _get(process, "process.args", list, [])),
         env=tuple(str(e) for e in _get(process, "process.env", list, [])),
@@ -265,7 +291,7 @@ def spec_to_dict(spec: ContainerSpec) -> dict[str, Any]:
     return d
 
 
-def spec_from_dict(d: dict[str, Any]) -> ContainerSpec:
+def spec_from_dict(d: Any) -> ContainerSpec:
     """The inverse of spec_to_dict; unknown or mistyped fields are a SpecError."""
     if not isinstance(d, dict):
         raise SpecError("spec", "Invalid value: expected an object")

@@ -16,8 +16,9 @@ import psutil
 import trio
 
 from nodeagent.api.objects import now_rfc3339
-from nodeagent.podmanager.runtime import ContainerError, RuntimeClient
+from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.podmanager.spec import parse_container_id
+from runtime.protocol import ContainerStatus, LauncherError
 
 __all__ = ["Metrics"]
 
@@ -50,17 +51,17 @@ class Metrics:
 
     async def sample(self) -> None:
         now = time.monotonic()
-        live = {cid for cid, st in self.runtime.containers.items() if st.get("status") == "running"}
+        live = {cid for cid, st in self.runtime.containers.items() if st.status == ContainerStatus.RUNNING}
         for cid in live:
             try:
-                stats = await self.runtime.call("stats", id=cid)
-            except ContainerError:
+                stats = await self.runtime.stats(cid)
+            except LauncherError:
                 continue
             before = self._samples.get(cid)
-            self._samples[cid] = (now, stats["cpu_ns"], stats["memory_bytes"])
+            self._samples[cid] = (now, stats.cpu_ns, stats.memory_bytes)
             if before is not None and now > before[0]:
-                cores = (stats["cpu_ns"] - before[1]) / 1e9 / (now - before[0])
-                self._rates[cid] = (cores, stats["memory_bytes"])
+                cores = (stats.cpu_ns - before[1]) / 1e9 / (now - before[0])
+                self._rates[cid] = (cores, stats.memory_bytes)
         for cid in set(self._samples) - live:
             self._samples.pop(cid, None)
             self._rates.pop(cid, None)

@@ -12,22 +12,34 @@ from __future__ import annotations
 
 import array
 import fcntl
-import json
 import logging
 import os
 import socket
 import struct
 import termios
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
 from netns.sandbox import Sandbox
-from nodeagent.containers import Launcher, LauncherUnavailable
+from nodeagent.containers import LauncherConnection
 from nodeagent.podmanager.spec import parse_container_id
+from runtime.protocol import (
+    ContainerState,
+    ContainerStatus,
+    ExecResult,
+    LauncherError,
+    LauncherFailed,
+    LauncherUnavailable,
+    Op,
+    Stats,
+    decode_reply,
+    encode_request,
+    read_line,
+)
 
-__all__ = ["ContainerError", "ExecSession", "RuntimeClient"]
+__all__ = ["Attempt", "ExecSession", "RuntimeClient"]
 
 log = logging.getLogger("nodeagent.podmanager")
 RELIST_S = 1.0
@@ -35,10 +47,11 @@ CALL_TIMEOUT_S = 30.0
 CONTAINER_LANES = 4
 
 
-class ContainerError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
+class Attempt(NamedTuple):
+    """One run of a pod's container: its number (the restart count when it started) and
+    the launcher's state of it."""
+    number: int
+    state: ContainerState
 
 
 class ExecSession:
@@ -50,7 +63,7 @@ class ExecSession:
 
     def __init__(self, sock: trio.socket.SocketType, buffered: bytes, fds: list[int], *,
                  stdin: bool, tty: bool) -> None:
-        self._sock, self._buf = sock, buffered
+        self._sock, self._buf = sock, bytearray(buffered)
         streams = [trio.lowlevel.FdStream(fd) for fd in fds]
         self.terminal: trio.lowlevel.FdStream | None = streams[0] if tty else None
         self.stdin = streams.pop(0) if stdin or tty else None
@@ -64,14 +77,14 @@ class ExecSession:
                         struct.pack("HHHH", rows, columns, 0, 0))
 
     async def wait(self) -> int:
-        while b"\n" not in self._buf:
-            chunk = await self._sock.recv(4096)
-            if not chunk:
-                return 137  # the launcher went away: the command is as good as killed
-            self._buf += chunk
         try:
-            return int(json.loads(self._buf.partition(b"\n")[0]).get("exit_code", 137))
-        except (ValueError, TypeError):
+            while (line := read_line(self._buf)) is None:
+                chunk = await self._sock.recv(4096)
+                if not chunk:
+                    return 137  # the launcher went away: the command is as good as killed
+                self._buf += chunk
+            return int(decode_reply(line).get("exit_code", 137))
+        except (LauncherError, ValueError, TypeError):
             return 137
 
     async def aclose(self) -> None:
@@ -81,67 +94,86 @@ class ExecSession:
 
 
 class RuntimeClient:
-    def __init__(self, launcher: Launcher, socket_path: str) -> None:
+    """The launcher's ops as the pod manager needs them, typed; every failure is a
+    LauncherError (runtime/protocol.py)."""
+
+    def __init__(self, launcher: LauncherConnection, socket_path: str) -> None:
         self.socket_path = socket_path
         # Connections by lane.  The launcher serves whichever connection has a request and
         # answers a container's run when its set-up (done by the container's own processes)
         # reports in; so with a few connections for containers and one for sandboxes, a
         # burst of 30 pods is a pipeline: one pod's container sets up while the next pod's
         # sandbox is made, instead of every sandbox first and every container after.
-        self.idle: dict[str, list[Launcher]] = {"containers": [launcher], "sandboxes": []}
+        self.idle: dict[str, list[LauncherConnection]] = {"containers": [launcher],
+                                                          "sandboxes": []}
         self.limits = {"containers": trio.CapacityLimiter(CONTAINER_LANES),
                        "sandboxes": trio.CapacityLimiter(1)}
-        self.containers: dict[str, dict[str, Any]] = {}  # id -> launcher state, last relist
+        self.containers: dict[str, ContainerState] = {}  # by id, as of the last relist
 
-    async def call(self, op: str, **args: Any) -> dict[str, Any]:
-        lane = "sandboxes" if op.startswith("sandbox_") else "containers"
+    async def call(self, op: Op, **args: Any) -> dict[str, Any]:
+        lane = "sandboxes" if op.is_sandbox else "containers"
         async with self.limits[lane]:
-            if self.idle[lane]:
-                conn = self.idle[lane].pop()
-            else:
-                try:
-                    conn = await Launcher.connect(self.socket_path)
-                except LauncherUnavailable as exc:
-                    raise ContainerError("Unavailable", str(exc)) from None
+            conn = self.idle[lane].pop() if self.idle[lane] else \
+                await LauncherConnection.connect(self.socket_path)
             with trio.move_on_after(CALL_TIMEOUT_S):
                 try:
                     reply = await conn.call(op, **args)
-                except (LauncherUnavailable, OSError, trio.BrokenResourceError) as exc:
+                except LauncherUnavailable:
                     await conn.aclose()  # a restarted launcher: the next call reconnects
-                    raise ContainerError("Unavailable", f"the launcher: {exc}") from None
+                    raise
+                except LauncherError:
+                    self.idle[lane].append(conn)  # it answered: the connection is good
+                    raise
                 self.idle[lane].append(conn)
-                if not reply.get("ok"):
-                    raise ContainerError(reply.get("reason", "Unknown"), reply.get("message", ""))
                 return reply
             # The connection may hold a late answer: it is not used again.
             await conn.aclose()
-        raise ContainerError("Timeout", f"the launcher did not answer {op} in {CALL_TIMEOUT_S:g}s")
+        raise LauncherUnavailable(f"the launcher did not answer {op} in {CALL_TIMEOUT_S:g}s",
+                                  "Timeout")
 
-    def note(self, cid: str, state: dict[str, Any]) -> None:
-        """A container's state as a call just returned it, until the next relist."""
-        self.containers[cid] = state
+    async def run(self, cid: str, spec: dict[str, Any], log_path: str) -> ContainerState:
+        """Start a container; its state is noted here until the next relist (a relist per
+        start would list 30 times for 30 starts)."""
+        st = ContainerState.from_dict((await self.call(Op.RUN, id=cid, spec=spec,
+                                                       log_path=log_path)).get("state"))
+        self.containers[cid] = st
+        return st
+
+    async def stop(self, cid: str, grace_s: float) -> None:
+        await self.call(Op.STOP, id=cid, grace_s=grace_s)
+
+    async def delete(self, cid: str) -> None:
+        await self.call(Op.DELETE, id=cid, force=True)
+
+    async def stats(self, cid: str) -> Stats:
+        reply = await self.call(Op.STATS, id=cid)
+        try:
+            return Stats(int(reply["cpu_ns"]), int(reply["memory_bytes"]), int(reply["oom_kills"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LauncherFailed("BadAnswer", f"stats of {cid}: {exc}") from exc
 
     async def exec(self, cid: str, args: list[str], timeout_s: float) -> tuple[int, str]:
         """(exit code, output); a command that outlives the timeout is killed (137)."""
-        code, out, err = await self.exec_streams(cid, args, timeout_s)
-        return code, (out + err).decode(errors="replace")
+        result = await self.exec_streams(cid, args, timeout_s)
+        return result.exit_code, result.stdout + result.stderr
 
     async def exec_streams(self, cid: str, args: list[str],
-                           timeout_s: float | None = None) -> tuple[int, bytes, bytes]:
-        """(exit code, stdout, stderr), on a connection of its own: the launcher answers an
-        exec when the command ends."""
+                           timeout_s: float | None = None) -> ExecResult:
+        """The command's exit code and output, on a connection of its own: the launcher
+        answers an exec when the command ends.  A command that could not run exits 126,
+        as a shell's does."""
         try:
-            conn = await Launcher.connect(self.socket_path)
+            conn = await LauncherConnection.connect(self.socket_path)
         except LauncherUnavailable as exc:
-            return 126, b"", str(exc).encode()
+            return ExecResult(126, stderr=str(exc))
         try:
-            reply = await conn.call("exec", id=cid, args=args, timeout_s=timeout_s)
+            reply = await conn.call(Op.EXEC, id=cid, args=args, timeout_s=timeout_s)
+        except LauncherError as exc:
+            return ExecResult(126, stderr=str(exc))
         finally:
             await conn.aclose()
-        if not reply.get("ok"):
-            return 126, b"", reply.get("message", "").encode()
-        return (int(reply["exit_code"]), reply.get("stdout", "").encode(),
-                reply.get("stderr", "").encode())
+        return ExecResult(int(reply["exit_code"]), str(reply.get("stdout", "")),
+                          str(reply.get("stderr", "")), bool(reply.get("timed_out")))
 
     async def exec_attach(self, cid: str, args: list[str], *, stdin: bool,
                           tty: bool) -> ExecSession:
@@ -149,37 +181,37 @@ class RuntimeClient:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             await sock.connect(self.socket_path)
-            await sock.send(json.dumps({"op": "exec_attach", "id": cid, "args": args,
-                                        "stdin": stdin, "tty": tty}).encode() + b"\n")
+            await sock.send(encode_request(Op.EXEC_ATTACH, id=cid, args=args, stdin=stdin,
+                                           tty=tty))
             with trio.fail_after(CALL_TIMEOUT_S):
                 data, ancdata, _, _ = await sock.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
         except (OSError, trio.TooSlowError) as exc:
             sock.close()
-            raise ContainerError("Unavailable", f"the launcher: {exc}") from None
+            raise LauncherUnavailable(f"the launcher: {exc}") from exc
         fds = [fd for level, kind, raw in ancdata
                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
                for fd in array.array("i", raw[:len(raw) - len(raw) % 4])]
         line, _, rest = data.partition(b"\n")
         try:
-            reply = json.loads(line) if line else {"ok": False, "message": "no answer"}
-        except ValueError:
-            reply = {"ok": False, "message": f"bad answer {line[:80]!r}"}
-        if not reply.get("ok") or len(fds) != reply.get("fds"):
+            reply = decode_reply(line)
+            if len(fds) != reply.get("fds"):
+                raise LauncherFailed("BadAnswer", "the launcher passed no stdio")
+        except LauncherError:
             for fd in fds:
                 os.close(fd)
             sock.close()
-            raise ContainerError(reply.get("reason", "Unknown"),
-                                 reply.get("message", "the launcher passed no stdio"))
+            raise
         return ExecSession(sock, rest, fds, stdin=stdin, tty=tty)
 
     async def relist(self) -> set[str]:
         """Refresh ``containers``; returns the pod uids whose containers changed."""
-        listed = {c["id"]: c for c in (await self.call("list"))["containers"]}
+        listed = {st.id: st for st in map(ContainerState.from_dict,
+                                          (await self.call(Op.LIST)).get("containers") or [])}
         changed = set()
         for cid in set(listed) | set(self.containers):
             before, now = self.containers.get(cid), listed.get(cid)
-            if before is None or now is None or before.get("status") != now.get("status") or \
-                    before.get("pid") != now.get("pid"):
+            if before is None or now is None or before.status != now.status or \
+                    before.pid != now.pid:
                 parsed = parse_container_id(cid)
                 if parsed:
                     changed.add(parsed[0])
@@ -194,7 +226,7 @@ class RuntimeClient:
             await trio.sleep(RELIST_S)
             try:
                 changed = await self.relist()
-            except (ContainerError, LauncherUnavailable, OSError) as exc:
+            except LauncherError as exc:
                 log.warning("relist failed: %s", exc)
                 continue
             if changed:
@@ -203,24 +235,34 @@ class RuntimeClient:
     # --- pod sandboxes (made by the launcher: making a network namespace forks) -------------
 
     async def ensure_bridge(self, net: dict[str, Any]) -> None:
-        await self.call("sandbox_bridge", net=net)
+        await self.call(Op.SANDBOX_BRIDGE, net=net)
 
     async def create_sandbox(self, net: dict[str, Any], pod_uid: str) -> Sandbox:
-        return Sandbox(**(await self.call("sandbox_create", net=net, pod_uid=pod_uid))["sandbox"])
+        reply = await self.call(Op.SANDBOX_CREATE, net=net, pod_uid=pod_uid)
+        try:
+            return Sandbox(**reply["sandbox"])
+        except (KeyError, TypeError) as exc:
+            raise LauncherFailed("BadAnswer", f"sandbox of pod {pod_uid}: {exc}") from exc
 
     async def delete_sandbox(self, net: dict[str, Any], pod_uid: str) -> None:
-        await self.call("sandbox_delete", net=net, pod_uid=pod_uid)
+        await self.call(Op.SANDBOX_DELETE, net=net, pod_uid=pod_uid)
 
     async def reconcile_sandboxes(self, net: dict[str, Any], live: set[str]) -> list[str]:
-        return (await self.call("sandbox_reconcile", net=net, live=sorted(live)))["removed"]
+        return list((await self.call(Op.SANDBOX_RECONCILE, net=net, live=sorted(live)))
+                    .get("removed") or [])
 
-    def of_pod(self, uid: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-        """container name -> [(attempt, state)] newest first, from the last relist."""
-        out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    def of_pod(self, uid: str) -> dict[str, list[Attempt]]:
+        """container name -> its attempts newest first, as of the last relist."""
+        out: dict[str, list[Attempt]] = {}
         for cid, st in self.containers.items():
             parsed = parse_container_id(cid)
             if parsed and parsed[0] == uid:
-                out.setdefault(parsed[1], []).append((parsed[2], st))
+                out.setdefault(parsed[1], []).append(Attempt(parsed[2], st))
         for attempts in out.values():
-            attempts.sort(key=lambda a: -a[0])
+            attempts.sort(key=lambda a: -a.number)
         return out
+
+    def running(self, uid: str) -> dict[str, ContainerState]:
+        """container name -> its running attempt's state, for the pod's running containers."""
+        return {name: at[0].state for name, at in self.of_pod(uid).items()
+                if at and at[0].state.status == ContainerStatus.RUNNING}

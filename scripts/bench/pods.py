@@ -46,7 +46,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 LAB = str(c.ROOT / "scripts" / "lab")
 
 
-def pod_body(name: str) -> dict:  # type: ignore[type-arg]
+def pod_body(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app": "bench"}},
             "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
@@ -56,7 +56,7 @@ def pod_body(name: str) -> dict:  # type: ignore[type-arg]
                                    "periodSeconds": 1}}]}}
 
 
-def ready(pod: dict) -> bool:  # type: ignore[type-arg]
+def ready(pod: dict) -> bool:
     return any(x.get("type") == "Ready" and x.get("status") == "True"
                for x in (pod.get("status") or {}).get("conditions") or [])
 
@@ -161,7 +161,7 @@ class BareRuntime:
         self.lock = threading.Lock()
 
     def start_and_wait(self, name: str, port: int, results: dict[str, float]) -> None:
-        from runtime.launcher import LauncherClient
+        from runtime.client import LauncherClient
         from runtime.spec import ContainerSpec, spec_to_dict
         t0 = time.monotonic()
         rootfs = self.store.mount_rootfs(name, self.image)
@@ -185,7 +185,7 @@ class BareRuntime:
                 time.sleep(0.01)
 
     def remove_all(self) -> None:
-        from runtime.launcher import LauncherClient
+        from runtime.client import LauncherClient
         with LauncherClient(self.sock) as client:
             for cid in self.ids:
                 client.call("delete", id=cid, force=True)
@@ -203,7 +203,7 @@ class BareRuntime:
             cgroups.delete(self.cgroup)
 
 
-def concurrently(fn, names: list[str], *extra) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def concurrently(fn, names: list[str], *extra) -> dict[str, float]:
     results: dict[str, float] = {}
     threads = [threading.Thread(target=fn, args=(n, *[e[i] for e in extra], results))
                for i, n in enumerate(names)]

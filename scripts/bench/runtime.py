@@ -94,7 +94,7 @@ def time_crun(bundle: str, n: int) -> list[float]:
     return out
 
 
-def time_ours(spec, parent: str, n: int, driver) -> list[float]:  # type: ignore[no-untyped-def]
+def time_ours(spec, parent: str, n: int, driver) -> list[float]:
     out = []
     for i in range(n):
         s = dataclasses.replace(spec, cgroup_path=f"{parent}/ours-{i}")
@@ -107,7 +107,7 @@ def time_ours(spec, parent: str, n: int, driver) -> list[float]:  # type: ignore
     return out
 
 
-def first_output_ours(spec, parent: str, n: int, driver) -> list[float]:  # type: ignore[no-untyped-def]
+def first_output_ours(spec, parent: str, n: int, driver) -> list[float]:
     out = []
     for i in range(n):
         r, w = os.pipe()
@@ -145,7 +145,7 @@ def first_output_crun(bundle: str, n: int) -> list[float]:
     return out
 
 
-def burst_ours(spec, parent: str, n: int, driver) -> float:  # type: ignore[no-untyped-def]
+def burst_ours(spec, parent: str, n: int, driver) -> float:
     t0 = time.perf_counter()
     pending = [begin(dataclasses.replace(spec, cgroup_path=f"{parent}/burst-{i}"), driver)
                for i in range(n)]
@@ -173,9 +173,9 @@ def pss_mib(pid: int) -> float:
     return 0.0
 
 
-def launcher_overhead(spec, parent: str, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def launcher_overhead(spec, parent: str, n: int) -> tuple[float, float]:
     """(launcher PSS with no container, extra PSS per running container) in MiB."""
-    from runtime.launcher import LauncherClient
+    from runtime.client import LauncherClient
     from runtime.spec import spec_to_dict
     work = c.tempdir("bench-launcher-")
     sock = os.path.join(work, "launcher.sock")

@@ -34,8 +34,9 @@ from build import build  # noqa: E402
 
 from containers import remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402
+from runtime.client import LauncherClient  # noqa: E402
 from runtime.images import ImageStore  # noqa: E402
-from runtime.launcher import LauncherClient, LauncherError  # noqa: E402
+from runtime.protocol import LauncherError  # noqa: E402
 
 KUBIA = """
 apiVersion: apps/v1
@@ -158,7 +159,7 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False)
 
 
-def until(check, timeout_s: float = 60.0, what: str = ""):  # type: ignore[no-untyped-def]
+def until(check, timeout_s: float = 60.0, what: str = ""):
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
@@ -168,7 +169,7 @@ def until(check, timeout_s: float = 60.0, what: str = ""):  # type: ignore[no-un
         time.sleep(0.25)
 
 
-def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:  # type: ignore[type-arg]
+def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:
     p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", *args], input=stdin,
                        env={**os.environ, "NODECTL_SERVER": n["api"]}, capture_output=True,
                        text=True, timeout=60)
@@ -176,7 +177,7 @@ def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:  # type: igno
     return p.stdout
 
 
-def in_terminal(n: dict, args: list[str], keys: bytes) -> tuple[str, int]:  # type: ignore[type-arg]
+def in_terminal(n: dict, args: list[str], keys: bytes) -> tuple[str, int]:
     """nodectl on a terminal of 33 rows by 101 columns, as a person at a shell runs it:
     the keys typed, then everything the terminal showed and nodectl's exit code."""
     master, slave = os.openpty()
@@ -207,7 +208,7 @@ def in_terminal(n: dict, args: list[str], keys: bytes) -> tuple[str, int]:  # ty
         os.close(master)
 
 
-def ready_pods(http: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
+def ready_pods(http: httpx.Client) -> list[dict]:
     pods = http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=kubia"}).json()
     return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
             and any(c["type"] == "Ready" and c["status"] == "True"
@@ -224,7 +225,7 @@ HTTP_CLIENT = ("import sys, urllib.request\n"
                "        print(type(e).__name__)\n")
 
 
-def ask(n: dict, url: str, count: int) -> Counter:  # type: ignore[type-arg]
+def ask(n: dict, url: str, count: int) -> Counter:
     """GETs from inside the node's network namespace (as a process on the node)."""
     p = subprocess.run(["ip", "netns", "exec", n["lab"].node_ns(1), sys.executable, "-c",
                         HTTP_CLIENT, url, str(count)], capture_output=True, text=True, timeout=60)
@@ -266,7 +267,7 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
                                 env={**os.environ, "NODECTL_SERVER": node["api"]})
     try:
         time.sleep(1.5)  # readiness probes (every second) hit the pod: new lines follow
-        followed = follower.stdout.read1(65536).decode()  # type: ignore[union-attr]
+        followed = follower.stdout.read1(65536).decode()
         assert followed.strip() and followed[:4].isdigit(), followed  # timestamped lines
     finally:
         follower.kill()
@@ -322,7 +323,7 @@ def test_an_agent_killed_with_pods_running_restarts_none_and_keeps_them_ready(no
     until(lambda: len(ready_pods(http)) == 2, what="2 ready pods")
     before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]
               for p in ready_pods(http)}
-    def both_in_endpoints():  # type: ignore[no-untyped-def]
+    def both_in_endpoints():
         subsets = http.get("/api/v1/namespaces/default/endpoints/kubia").json().get("subsets")
         return subsets if subsets and len(subsets[0].get("addresses") or []) == 2 else None
     endpoints = until(both_in_endpoints, what="both pods in the endpoints")
@@ -558,7 +559,7 @@ def test_init_containers_crash_loops_completion_and_image_errors(node):
     http = node["http"]
     nodectl(node, "apply", "-f", "-", stdin=INIT_AND_CRASH)
 
-    def status(name: str) -> dict:  # type: ignore[type-arg]
+    def status(name: str) -> dict:
         return http.get(f"/api/v1/namespaces/default/pods/{name}").json().get("status") or {}
     # Init containers ran in order, to completion, before the main container.
     until(lambda: status("staged").get("phase") == "Running", what="staged running")
@@ -664,7 +665,7 @@ def test_images_are_pulled_from_a_registry_and_a_missing_one_backs_off(node, tmp
         http = node["http"]
         nodectl(node, "apply", "-f", "-", stdin=PULLED)
 
-        def container(name: str) -> dict:  # type: ignore[type-arg]
+        def container(name: str) -> dict:
             st = http.get(f"/api/v1/namespaces/default/pods/{name}").json().get("status") or {}
             return (st.get("containerStatuses") or [{}])[0]
         until(lambda: container("pulled").get("ready"), what="the pulled image running")

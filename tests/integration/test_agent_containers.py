@@ -18,7 +18,7 @@ import pytest
 
 from agentproc import AgentProcess
 from containers import build_bundle, remove_cgroup_tree
-from runtime.launcher import LauncherClient
+from runtime.client import LauncherClient
 from runtime.spec import load_bundle, spec_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from containers import build_bundle, remove_cgroup_tree
-from runtime.launcher import LauncherClient, LauncherError
+from runtime.client import LauncherClient
 from runtime.logs import read_logs
+from runtime.protocol import LauncherError
 from runtime.spec import load_bundle, spec_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]

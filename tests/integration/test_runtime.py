@@ -152,7 +152,7 @@ def test_user_namespace_maps_root_to_an_unprivileged_host_id(bundle):
         shutil.rmtree(public)
 
 
-def _check_userns(bundle_dir, start, wait, load_bundle):  # type: ignore[no-untyped-def]
+def _check_userns(bundle_dir, start, wait, load_bundle):
     spec = load_bundle(bundle_dir)
     spec = type(spec)(**{**spec.__dict__, "args": ("sh", "-c",
                                                    "id -u; sleep 0.5; touch /bin/x 2>&1; true"),
@@ -181,3 +181,33 @@ def test_user_namespace_without_mappings_is_a_spec_error(bundle):
     linux = {**cfg["linux"], "namespaces": [*cfg["linux"]["namespaces"], {"type": "user"}]}
     p = run(bundle, "true", linux=linux)
     assert p.returncode == 1 and "linux.uidMappings: Required value" in p.stderr
+
+
+def test_a_bundle_with_limits_and_no_cgroup_path_gets_a_cgroup_that_holds_them(bundle):
+    """As runc and crun do: linux.resources without linux.cgroupsPath runs in a cgroup named
+    by the runtime, so a 64 MiB limit stops a 200 MiB allocation; the cgroup goes after."""
+    from runtime.cgroups import detect
+    from runtime.spec import bundle_cgroup
+    driver = detect()
+    cfg = json.loads((bundle / "config.json").read_text())
+    linux = {**cfg.get("linux", {}), "resources": {"memory": {"limit": 64 << 20}}}
+    linux.pop("cgroupsPath", None)
+    try:
+        p = run(bundle, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=200M count=1 && echo done",
+                linux=linux)
+        assert p.returncode == 137 and "done" not in p.stdout, (p.returncode, p.stdout, p.stderr)
+        small = run(bundle, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=8M count=1 && echo done",
+                    linux=linux)
+        assert small.returncode == 0 and "done" in small.stdout, small.stderr
+        assert not driver.exists(bundle_cgroup("t"))
+    finally:
+        if driver.exists(bundle_cgroup("t")):
+            driver.kill_all(bundle_cgroup("t"))
+            driver.delete(bundle_cgroup("t"))
+
+
+def test_a_limit_the_runtime_cannot_enforce_is_refused_by_name(bundle):
+    cfg = json.loads((bundle / "config.json").read_text())
+    linux = {**cfg.get("linux", {}), "resources": {"blockIO": {"weight": 10}}}
+    p = run(bundle, "true", linux=linux)
+    assert p.returncode == 1 and "linux.resources.blockIO" in p.stderr, p.stderr

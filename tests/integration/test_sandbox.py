@@ -111,7 +111,7 @@ def test_the_launcher_makes_sandboxes_in_process_inside_its_node(tmp_path):
     import time
     from pathlib import Path
 
-    from runtime.launcher import LauncherClient
+    from runtime.client import LauncherClient
     root = Path(__file__).resolve().parents[2]
     tag = uuid.uuid4().hex[:6]
     node, sock = f"natest-lnode-{tag}", str(tmp_path / "launcher.sock")
