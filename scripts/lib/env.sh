@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/*: find the repo, make sure Python and the project's venv exist.
 # Sourced, not run.  Installs what is missing (apt as root, pip into .venv).
 
@@ -6,6 +7,15 @@ VENV="$ROOT/.venv"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    # usage [STATUS]: print the script's header comment, which is its usage, and exit with
+    # STATUS (default 2: a wrong command line; 0 for --help, to stdout).
+    local status="${1:-2}"
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" |
+        if [ "$status" -eq 0 ]; then cat; else cat >&2; fi
+    exit "$status"
+}
 
 apt_install() {
     # apt_install PKG...: install Debian packages that are not installed yet.
@@ -42,7 +52,7 @@ ensure_venv() {
     fi
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         say "installing nodeagent and its dependencies into $VENV"
-        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[$extras]" 2>&1 |
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "${ROOT}[$extras]" 2>&1 |
             grep -v "^WARNING: Location" >&2 || true
         "$VENV/bin/python" -c 'import nodeagent, trio, httpx, hypercorn' ||
             die "installing the project into $VENV failed"
