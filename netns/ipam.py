@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 __all__ = ["Ipam", "IpamError"]
 
@@ -41,7 +42,7 @@ class Ipam:
         self.gateway = self.network.network_address + 1
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, object]]:
+    def _locked(self) -> Iterator[dict[str, Any]]:
         with open(os.path.join(self.directory, "allocations.lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
@@ -50,7 +51,7 @@ class Ipam:
             if json.dumps(state, sort_keys=True) != before:
                 self._write(state)
 
-    def _read(self) -> dict[str, object]:
+    def _read(self) -> dict[str, Any]:
         try:
             with open(self.path) as f:
                 state = json.load(f)
@@ -63,7 +64,7 @@ class Ipam:
                             f"{self.network}; release them before changing the pod CIDR")
         return state
 
-    def _write(self, state: dict[str, object]) -> None:
+    def _write(self, state: dict[str, Any]) -> None:
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f, sort_keys=True)
@@ -82,7 +83,7 @@ class Ipam:
     def allocate(self, owner: str) -> str:
         """The owner's address (the same one if it already has one)."""
         with self._locked() as state:
-            allocations: dict[str, str] = state["allocations"]  # type: ignore[assignment]
+            allocations: dict[str, str] = state["allocations"]
             for ip, who in allocations.items():
                 if who == owner:
                     return ip
@@ -105,7 +106,7 @@ class Ipam:
 
     def release(self, owner: str) -> str | None:
         with self._locked() as state:
-            allocations: dict[str, str] = state["allocations"]  # type: ignore[assignment]
+            allocations: dict[str, str] = state["allocations"]
             for ip, who in list(allocations.items()):
                 if who == owner:
                     del allocations[ip]
@@ -114,14 +115,15 @@ class Ipam:
 
     def allocations(self) -> dict[str, str]:
         with self._locked() as state:
-            return dict(state["allocations"])  # type: ignore[arg-type]
+            allocations: dict[str, str] = state["allocations"]
+            return dict(allocations)
 
     def reconcile(self, live_owners: Iterable[str]) -> list[str]:
         """Release every address whose owner is not in ``live_owners``; returns them."""
         live = set(live_owners)
         freed = []
         with self._locked() as state:
-            allocations: dict[str, str] = state["allocations"]  # type: ignore[assignment]
+            allocations: dict[str, str] = state["allocations"]
             for ip, who in list(allocations.items()):
                 if who not in live:
                     del allocations[ip]

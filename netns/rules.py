@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Applied", "ServicePort", "render_delta", "render_full", "render_update",
+__all__ = ["IP", "Applied", "ServicePort", "render_delta", "render_full", "render_update",
            "service_ports"]
 
 TABLE = "nodeagent"
@@ -46,7 +46,7 @@ class IP(ipaddress.IPv4Address):
     __slots__ = ("_text",)
 
     def __init__(self, address: object) -> None:
-        super().__init__(address)  # type: ignore[arg-type]
+        super().__init__(address)
         self._text = super().__str__()
 
     def __str__(self) -> str:
@@ -335,12 +335,12 @@ class Applied:
 
     ports: dict[str, ServicePort]
     map_max: int  # backends maps exist for 1..map_max endpoints
-    hairpin_refs: Counter[str]  # endpoint ip -> service ports using it
+    hairpin_refs: Counter[IP]  # endpoint ip -> service ports using it
 
     @classmethod
     def of(cls, ports: Iterable[ServicePort]) -> Applied:
         plist = list(ports)
-        refs: Counter[str] = Counter(ip for sp in plist for ip, _ in set(sp.endpoints))
+        refs: Counter[IP] = Counter(ip for sp in plist for ip, _ in set(sp.endpoints))
         return cls({sp.key: sp for sp in plist}, _map_counts(plist)[-1], refs)
 
 
@@ -357,9 +357,8 @@ def render_delta(state: Applied, changes: Mapping[str, ServicePort | None]) -> s
                                                     len(sp.endpoints) > state.map_max):
                 return None
     lines: list[str] = []
-    for verb, index in (("delete", 1), ("add", 2)):
-        for pair in pairs:
-            sp = pair[index]
+    for verb, side in (("delete", [old for _, old, _ in pairs]), ("add", [new for _, _, new in pairs])):
+        for sp in side:
             if sp is None:
                 continue
             for name, values in _elements(sp).items():

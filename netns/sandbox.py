@@ -14,6 +14,7 @@ These calls block (netlink); the agent runs them with ``trio.to_thread``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import hashlib
@@ -277,11 +278,11 @@ class SandboxManager:
         """Remove the sandbox and give back its address; deleting twice is fine."""
         self._undo(pod_uid)
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         prefix = self.net.netns_prefix
         return sorted(n[len(prefix):] for n in netns.listnetns() if n.startswith(prefix))
 
-    def reconcile(self, live_pods: set[str]) -> list[str]:
+    def reconcile(self, live_pods: set[str]) -> builtins.list[str]:
         """Remove sandboxes and addresses of pods not in ``live_pods``; returns their uids."""
         gone = [uid for uid in self.list() if uid not in live_pods]
         for uid in gone:

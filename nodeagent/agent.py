@@ -34,7 +34,7 @@ from nodeagent.fsutil import make_private_dir
 from nodeagent.loopwatch import SlowSteps
 from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import NAMESPACES, NODES
 from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
@@ -44,6 +44,7 @@ from nodeagent.store import LocalStore
 from nodeagent.store.raftstore import RaftStore
 from nodeagent.store.remote import RemoteStore
 from runtime.images import ImageStore
+from runtime.protocol import Op
 
 log = logging.getLogger("nodeagent.agent")
 
@@ -65,7 +66,7 @@ def sd_notify(message: str) -> None:
 
 
 async def ensure_namespaces(objects: ObjectStore) -> None:
-    res = by_kind("Namespace")
+    res = NAMESPACES
     assert res is not None
     for name in BUILTIN_NAMESPACES:
         try:
@@ -231,7 +232,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
 
 async def _assigned_cidr(objects: ObjectStore, name: str) -> str:
     """The pod CIDR the coordinator gave this node's Node (waits for it)."""
-    res = by_kind("Node")
+    res = NODES
     assert res is not None
     logged = False
     while True:
@@ -252,7 +253,7 @@ async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[s
                        rules_applied: RulesProgress | None, cidr: str) -> PodManager:
     """Connect to (or start) the launcher and build the pod manager around it."""
     launcher = await ensure_launcher(cfg.launcher_socket, os.path.join(cfg.data_dir, "containers"))
-    known = (await launcher.call("list")).get("containers") or []
+    known = (await launcher.call(Op.LIST)).get("containers") or []
     log.info("launcher connected socket=%s containers=%d running=%d exited=%d",
              cfg.launcher_socket, len(known), sum(1 for c in known if c["status"] == "running"),
              sum(1 for c in known if c["status"] == "exited"))

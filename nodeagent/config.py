@@ -17,6 +17,7 @@ import ipaddress
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,7 +378,7 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def load_config(file: str | None = None, env: dict[str, str] | None = None,
+def load_config(file: str | None = None, env: Mapping[str, str] | None = None,
                 flags: dict[str, Any] | None = None) -> AgentConfig:
     """Merge the sources.  Raises ConfigError naming the field (or file) at fault."""
     values: dict[str, Any] = {}
@@ -393,9 +394,9 @@ def load_config(file: str | None = None, env: dict[str, str] | None = None,
             if key not in _FIELDS:
                 raise ConfigError(k, f"unknown setting in {file}")
             values[key] = _coerce(key, v)
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     for key in _FIELDS:
-        raw = env.get("NODEAGENT_" + key.upper())
+        raw = environ.get("NODEAGENT_" + key.upper())
         if raw is not None:
             values[key] = _coerce(key, raw)
     for k, v in (flags or {}).items():

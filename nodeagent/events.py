@@ -15,18 +15,17 @@ from typing import Any
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import EVENTS
 
 __all__ = ["EventRecorder"]
 
 log = logging.getLogger("nodeagent.events")
 
-EVENTS = by_kind("Event")
-assert EVENTS is not None
 
 
 class EventRecorder:
-    def __init__(self, objects: Any, component: str, host: str | None = None) -> None:
+    def __init__(self, objects: Objects, component: str, host: str | None = None) -> None:
         self.objects = objects
         self.source = {"component": component, **({"host": host} if host else {})}
 

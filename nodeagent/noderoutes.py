@@ -18,15 +18,14 @@ from typing import Any
 import trio
 
 from netns.routes import reconcile_routes
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES
 from nodeagent.reconcile import reconcile
 
 __all__ = ["run", "wanted_routes"]
 
 log = logging.getLogger("nodeagent.routes")
 
-NODES = by_kind("Node")
-assert NODES is not None
 
 
 def wanted_routes(nodes: list[dict[str, Any]], own: str) -> dict[str, str]:
@@ -43,7 +42,7 @@ def wanted_routes(nodes: list[dict[str, Any]], own: str) -> dict[str, str]:
     return out
 
 
-async def run(objects: Any, node: str, own_cidr: str, *,
+async def run(objects: Objects, node: str, own_cidr: str, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     async def sync() -> float | None:
         wanted = wanted_routes(objects.list(NODES, None)["items"], node)

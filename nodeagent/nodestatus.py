@@ -25,14 +25,13 @@ import trio
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES
 
 __all__ = ["NodeReporter", "node_status"]
 
 log = logging.getLogger("nodeagent.node")
 
-NODES = by_kind("Node")
-assert NODES is not None
 MAX_PODS = 110
 MEMORY_AVAILABLE_MIN = 100 * 1024 * 1024
 DISK_FREE_MIN = 0.10
@@ -114,7 +113,7 @@ def _os_image() -> str:
 
 
 class NodeReporter:
-    def __init__(self, objects: Any, name: str, data_dir: str, addresses: list[str], *,
+    def __init__(self, objects: Objects, name: str, data_dir: str, addresses: list[str], *,
                  heartbeat_s: float = 10.0, labels: dict[str, str] | None = None,
                  pod_cidr: str = "", **reservations: int) -> None:
         self.objects, self.name, self.data_dir = objects, name, data_dir

@@ -15,20 +15,26 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Protocol
 
 import trio
 
 from nodeagent.api.status import ApiError
+from nodeagent.store.base import KeyValueStore
 
-__all__ = ["reconcile"]
+__all__ = ["Controller", "reconcile"]
 
 log = logging.getLogger("nodeagent.reconcile")
 
 Sync = Callable[[], Awaitable[float | None]]
 
 
-async def reconcile(name: str, store: Any, prefixes: Sequence[str], sync: Sync, *,
+class Controller(Protocol):
+    async def sync(self) -> float | None:
+        """One pass; a number asks to be called again that many seconds from now."""
+
+
+async def reconcile(name: str, store: KeyValueStore, prefixes: Sequence[str], sync: Sync, *,
                     resync_s: float = 30.0, coalesce_s: float = 0.02, retry_max_s: float = 10.0,
                     wake: Callable[[], Awaitable[None]] | None = None,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

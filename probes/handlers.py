@@ -204,7 +204,7 @@ class HttpGet:
                 if event is h11.NEED_DATA:
                     data = await stream.receive_some() if isinstance(stream, _Plain) \
                         else await stream.receive_some(RECV_BYTES)
-                    conn.receive_data(data)
+                    conn.receive_data(bytes(data))
                 elif isinstance(event, h11.Response):
                     location = next((v.decode("latin-1") for n, v in event.headers
                                      if n == b"location"), None)

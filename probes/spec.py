@@ -59,10 +59,10 @@ def handler_for(probe: dict[str, Any], container: dict[str, Any], pod_ip: str,
         port = _port(t.get("port"), container)
         if port is None:
             return params, _failing(f"port {t.get('port')!r} is not a port of the container")
-        host = t.get("host") or pod_ip
+        host, tcp_port = t.get("host") or pod_ip, port
 
         async def tcp(timeout_s: float) -> tuple[bool, str]:
-            return await tcp_socket(host, port, timeout_s)
+            return await tcp_socket(host, tcp_port, timeout_s)
         return params, tcp
     if "exec" in probe:
         command = list((probe["exec"] or {}).get("command") or [])

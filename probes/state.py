@@ -52,7 +52,7 @@ class ProbeParams:
     failure_threshold: int = 3
 
     @classmethod
-    def from_spec(cls, probe: dict) -> ProbeParams:  # type: ignore[type-arg]
+    def from_spec(cls, probe: dict) -> ProbeParams:
         """From a Pod's probe (defaults applied by the API already, re-applied here)."""
         return cls(float(probe.get("initialDelaySeconds", 0)), float(probe.get("periodSeconds", 10)),
                    float(probe.get("timeoutSeconds", 1)), int(probe.get("successThreshold", 1)),

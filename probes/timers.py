@@ -25,7 +25,7 @@ class Timers:
     def __init__(self, tick_s: float = 0.02) -> None:
         self.tick_s = tick_s
         # [deadline, sequence, task or None once the sleeper was cancelled]
-        self._heap: list[list] = []  # type: ignore[type-arg]
+        self._heap: list[list] = []
         self._seq = itertools.count()
         self._scope: trio.CancelScope | None = None
         self._not_before = -math.inf  # the ticker wakes at most once per tick

@@ -104,7 +104,7 @@ def _rmdir(path: str, timeout_s: float = 2.0) -> None:
             time.sleep(0.01)
 
 
-def _kill_procs(read_procs, sig: int, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def _kill_procs(read_procs, sig: int, timeout_s: float = 5.0) -> None:
     """Signal every process until none is left (processes may fork while we do)."""
     deadline = time.monotonic() + timeout_s
     while pids := read_procs():

@@ -18,6 +18,7 @@ character device, the ``trusted.overlay.opaque`` xattr).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -294,7 +295,7 @@ class ImageStore:
 
     # --- import ---------------------------------------------------------------------------
 
-    def import_oci_layout(self, path: str, name: str | None = None) -> list[Image]:
+    def import_oci_layout(self, path: str, name: str | None = None) -> builtins.list[Image]:
         """An OCI image layout (directory or tar): every image its index.json names."""
         if os.path.isfile(path):
             with tempfile.TemporaryDirectory(dir=self.root) as d:
@@ -324,7 +325,7 @@ class ImageStore:
             images.append(self.tag(image_name, m["digest"]))
         return images
 
-    def import_docker_archive(self, path: str, name: str | None = None) -> list[Image]:
+    def import_docker_archive(self, path: str, name: str | None = None) -> builtins.list[Image]:
         """A ``docker save`` tar: manifest.json, config JSON, layer tars."""
         images = []
         try:

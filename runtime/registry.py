@@ -244,7 +244,7 @@ class RegistryClient:
         if kind.lower() == "basic":
             if creds is None or not _private(self._base(ref)):
                 return None
-            return httpx.BasicAuth(*creds)._auth_header  # type: ignore[attr-defined]
+            return httpx.BasicAuth(*creds)._auth_header
         if kind.lower() != "bearer" or "realm" not in params:
             return None
         try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from nodeagent.api.status import ApiError
 from nodeagent.objects.codec import InvalidError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import SERVICES
 from nodeagent.objects.validation import FieldError
 from nodeagent.store import Compare, Op
 
@@ -28,8 +28,6 @@ __all__ = ["Allocations", "ServiceAllocator"]
 PREFIX = "/registry/allocations/"
 SERVICE_CIDR = "10.96.0.0/16"
 NODE_PORTS = (30000, 32767)
-SERVICES = by_kind("Service")
-assert SERVICES is not None
 
 
 @dataclass

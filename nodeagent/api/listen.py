@@ -39,7 +39,8 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from nodeagent.api.status import ApiError
 from nodeagent.logs import ThrottledLog
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES
 
 __all__ = ["ConnectionGate", "ConnectionLimits", "NodeAddresses", "loopback", "raise_fd_limit",
            "serve_gated"]
@@ -48,7 +49,6 @@ log = logging.getLogger("nodeagent.api")
 _throttled = ThrottledLog(log, interval_s=10.0)
 _NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 RETRY_AFTER_S = 1
-NODES = by_kind("Node")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +194,7 @@ class NodeAddresses:
     """``trusted`` for a gate: is this host this machine or one of the cluster's nodes?
     The nodes' addresses are read from the Node objects, at most every ``refresh_s``."""
 
-    def __init__(self, objects: Any, refresh_s: float = 5.0) -> None:
+    def __init__(self, objects: Objects, refresh_s: float = 5.0) -> None:
         self.objects, self.refresh_s = objects, refresh_s
         self._addresses: frozenset[str] = frozenset()
         self._read_at = -refresh_s
@@ -209,7 +209,7 @@ class NodeAddresses:
                 items = None
             if items is not None:
                 self._addresses = frozenset(
-                    a.get("address") for n in items
+                    str(a.get("address")) for n in items
                     for a in (n.get("status") or {}).get("addresses") or []
                     if isinstance(a, dict))
         return loopback(host) or host in self._addresses

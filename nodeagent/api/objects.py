@@ -11,13 +11,14 @@ same transactions will go through Raft unchanged.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import datetime as dt
 import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jsonpatch
 import orjson
@@ -33,13 +34,15 @@ from nodeagent.objects.codec import (
     validate_create,
     validate_update,
 )
-from nodeagent.objects.kinds import Resource, by_kind
+from nodeagent.objects.kinds import NAMESPACES, PODS, Resource
 from nodeagent.objects.selectors import Selector, SelectorError, parse_selector
 from nodeagent.store import (
     CompactedError,
     Compare,
+    Event,
     FutureRevisionError,
     KeyValue,
+    KeyValueStore,
     Op,
     StoreClosedError,
     StoreUnavailableError,
@@ -50,26 +53,11 @@ from nodeagent.store import (
     Watch,
 )
 
-__all__ = ["FieldSelector", "ObjectStore", "StoreBackend"]
+__all__ = ["FieldSelector", "ObjectStore"]
 
-NAMESPACES = by_kind("Namespace")
-PODS = by_kind("Pod")
-assert NAMESPACES is not None and PODS is not None
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: no accidental words
 MAX_CAS_RETRIES = 16
-
-
-class StoreBackend(Protocol):
-    """What the API needs of the store; LocalStore today, the Raft store later."""
-
-    revision: int
-
-    async def txn(self, txn: Txn) -> Any: ...
-    def get(self, key: str) -> KeyValue | None: ...
-    def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
-              revision: int = 0) -> tuple[list[KeyValue], bool, int]: ...
-    def watch(self, prefix: str, start_revision: int) -> tuple[Watch, list[Any]]: ...
 
 
 def now_rfc3339() -> str:
@@ -228,7 +216,7 @@ def decode_continue(token: str) -> tuple[int, str]:
 class ObjectStore:
     """Create, read, update, patch, delete, list and watch API objects."""
 
-    def __init__(self, store: StoreBackend, *, service_cidr: str = SERVICE_CIDR) -> None:
+    def __init__(self, store: KeyValueStore, *, service_cidr: str = SERVICE_CIDR) -> None:
         self.store = store
         self.allocator = ServiceAllocator(store, service_cidr)
 
@@ -330,15 +318,15 @@ class ObjectStore:
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:
                 raise ApiError.bad_request("the namespace of the provided object does not match "
                                            "the namespace sent on the request")
-            meta["namespace"] = model.metadata.namespace = ns  # type: ignore[attr-defined]
-            self._check_namespace_open(ns)
+            meta["namespace"] = model.metadata.namespace = ns
+            self._check_namespace_open(str(ns))
         else:
             meta.pop("namespace", None)
-            model.metadata.namespace = None  # type: ignore[attr-defined]
+            model.metadata.namespace = None
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(
                 secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
-            model.metadata.name = meta["name"]  # type: ignore[attr-defined]
+            model.metadata.name = meta["name"]
         await off_loop(heavy, validate_new, res, model)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -390,7 +378,7 @@ class ObjectStore:
         """PUT: replace the object (or its status), optimistic on resourceVersion if given."""
         if not isinstance(body, dict):
             raise ApiError.bad_request(f"the object provided is not a {res.kind}")
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        meta = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
         if meta.get("name") not in (None, name):
             raise ApiError.bad_request(f'the name of the object ({meta.get("name")}) does not '
                                        f"match the name on the URL ({name})")
@@ -484,7 +472,7 @@ class ObjectStore:
                 raise ApiError(422, "Invalid", f'{res.kind} "{meta["name"]}" is invalid: '
                                "metadata.finalizers: Forbidden: no new finalizers can be added "
                                "if the object is being deleted")
-        model.metadata = type(model.metadata).model_validate(meta)  # type: ignore[attr-defined]
+        model.metadata = type(model.metadata).model_validate(meta)
         if res.has_status and subresource is None and "status" in old:
             obj["status"] = old["status"]
         elif res.has_status and subresource is None:
@@ -619,7 +607,7 @@ class ObjectStore:
                 return obj, False
         raise ApiError.conflict(res, name)
 
-    def _release(self, res: Resource, obj: dict[str, Any]) -> list[Op]:
+    def _release(self, res: Resource, obj: dict[str, Any]) -> builtins.list[Op]:
         """Store writes that free what the object held (a Service's addresses)."""
         return self.allocator.release(obj) if res.kind == "Service" else []
 
@@ -642,7 +630,8 @@ class ObjectStore:
 
     # --- watch ----------------------------------------------------------------------------
 
-    def watch(self, res: Resource, namespace: str | None, start_revision: int):
+    def watch(self, res: Resource, namespace: str | None,
+              start_revision: int) -> tuple[Watch, builtins.list[Event]]:
         try:
             return self.store.watch(res.prefix(namespace), start_revision)
         except CompactedError:

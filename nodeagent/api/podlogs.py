@@ -76,8 +76,9 @@ class PodLogs:
         path = self.path(pod, container, _flag(query.get("previous")))
         tail = _int(query, "tailLines")
         since_ns = None
-        if query.get("sinceSeconds"):
-            since_ns = time.time_ns() - _int(query, "sinceSeconds", minimum=1) * 1_000_000_000
+        since_s = _int(query, "sinceSeconds", minimum=1)
+        if since_s is not None:
+            since_ns = time.time_ns() - since_s * 1_000_000_000
         elif query.get("sinceTime"):
             from nodeagent.objects.podutil import parse_time
             since_ns = int(parse_time(query["sinceTime"]) * 1e9)

@@ -75,7 +75,7 @@ def _identity(body: Any) -> tuple[int, str, str]:
         raise ApiError.bad_request(f"address: {address!r} is not HOST:PORT")
     if not isinstance(api, str) or (api and not api.startswith(("http://", "https://"))):
         raise ApiError.bad_request(f"api: {api!r} is not an http(s) URL")
-    return ident, address, api
+    return ident, str(address), api
 
 
 def transfer_leader(store: Any, to: str) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import PODS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 log = logging.getLogger("nodeagent.api")
@@ -257,7 +257,7 @@ class ApiApp:
     async def handle_post(self, request: Request, t: Target) -> Response:
         if t.subresource == "binding" and t.name is not None:
             body = await self._body(request)
-            await self.objects.bind(self._ns(t), t.name, body)
+            await self.objects.bind(self._ns(t) or "", t.name, body)
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                   "status": "Success", "code": 201}, 201)
         if t.name is not None:
@@ -313,7 +313,7 @@ class ApiApp:
             grace = _int_param(q, "gracePeriodSeconds", 0, minimum=-1)
         if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
             raise ApiError.bad_request("gracePeriodSeconds must be an integer")
-        pre = opts.get("preconditions") if isinstance(opts.get("preconditions"), dict) else {}
+        pre = opts["preconditions"] if isinstance(opts.get("preconditions"), dict) else {}
         dry = _dry_run(request) or opts.get("dryRun") == ["All"]
         if t.name is None:
             return await self._delete_collection(request, t, grace, dry)
@@ -350,7 +350,7 @@ class ApiApp:
         if self.metrics is None:
             raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
                            "the request (get pods.metrics.k8s.io): this agent runs no pods")
-        pods_res = by_kind("Pod")
+        pods_res = PODS
         if rest == ["nodes"]:
             return json_response({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
                                   "metadata": {}, "items": [self.metrics.node_metrics()]})

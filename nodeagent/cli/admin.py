@@ -136,12 +136,12 @@ def _operator_request(method: str, socket_path: str, path: str, *, body: object 
             "running, and are you root? --socket or NODEAGENT_SOCKET names another)") from None
 
 
-def _raft_call(method: str, server: str, path: str, body: object = None) -> dict:  # type: ignore[type-arg]
+def _raft_call(method: str, server: str, path: str, body: object = None) -> dict:
     r = _operator_request(method, server, path, body=body)
-    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     if r.status_code >= 400:
-        raise click.ClickException(body.get("message") or f"{server}: HTTP {r.status_code}")
-    return body
+        raise click.ClickException(answer.get("message") or f"{server}: HTTP {r.status_code}")
+    return answer
 
 
 @raft.command("list-peers")

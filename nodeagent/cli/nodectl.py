@@ -27,7 +27,7 @@ from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
 from nodeagent.cli.printers import format_rows, table, to_yaml
-from nodeagent.objects.kinds import RESOURCES, Resource, by_kind, lookup
+from nodeagent.objects.kinds import ENDPOINTS, EVENTS, RESOURCES, Resource, lookup
 from nodeagent.objects.quantity import parse_quantity
 
 Obj = dict[str, Any]
@@ -277,14 +277,14 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
     """Display one or many objects ('get pods', 'get po,svc', 'get pod/kubia', 'get all')."""
     targets = parse_targets(args)
     named = any(names for _, names in targets)
-    multi = len(targets) > 1 or (args and args[0] == "all")
+    multi = len(targets) > 1 or (bool(args) and args[0] == "all")
     collected: list[Obj] = []
     errors: list[str] = []
     printed_tables: list[str] = []
     for res, names in targets:
         try:
             items = []
-            for n in names or [None]:
+            for n in names or [""]:
                 items.extend(_list_items(ctx, res, [n] if n else [], all_ns, selector,
                                          field_selector))
         except ClientError as exc:
@@ -391,7 +391,7 @@ def describe(ctx: Ctx, args: tuple[str, ...], selector: str | None, all_ns: bool
     for res, names in parse_targets(args):
         try:
             items = []
-            for n in names or [None]:
+            for n in names or [""]:
                 items.extend(_list_items(ctx, res, [n] if n else [], all_ns, selector, None))
         except ClientError as exc:
             errors.append(server_error(exc))
@@ -409,7 +409,7 @@ def describe(ctx: Ctx, args: tuple[str, ...], selector: str | None, all_ns: bool
 def _describe_one(ctx: Ctx, res: Resource, o: Obj) -> str:
     meta = o.get("metadata") or {}
     ns = meta.get("namespace")
-    ev_res = by_kind("Event")
+    ev_res = EVENTS
     assert ev_res is not None
     events: list[Obj] = []
     try:
@@ -421,7 +421,7 @@ def _describe_one(ctx: Ctx, res: Resource, o: Obj) -> str:
         pass
     endpoints = None
     if res.kind == "Service":
-        ep_res = by_kind("Endpoints")
+        ep_res = ENDPOINTS
         assert ep_res is not None
         try:
             endpoints = ctx.client.get(ep_res, ns, meta["name"])
@@ -679,6 +679,7 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
 
     from websockets.exceptions import InvalidHandshake, WebSocketException
     from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
     if pod.startswith(("pod/", "pods/", "po/")):
         pod = pod.split("/", 1)[1]
     if tty and not (stdin and os.isatty(0)):
@@ -695,7 +696,8 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
     url = f"{base}/api/v1/namespaces/{ctx.namespace or 'default'}/pods/{pod}/exec?{urlencode(query)}"
     status: Obj = {}
     try:
-        with connect(url, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+        with connect(url, subprotocols=[Subprotocol("v5.channel.k8s.io"),
+                                        Subprotocol("v4.channel.k8s.io")],
                      open_timeout=10, max_size=None) as ws, _raw_terminal(tty):
             if stdin:
                 _send_stdin(ws, tty)
@@ -854,7 +856,7 @@ def _deployment_name(target: str) -> str:
     return name
 
 
-def _rollout(fn: Callable[..., str]) -> Callable[..., None]:
+def _rollout(fn: Callable[..., str | None]) -> Callable[..., None]:
     """Run a rollout step; its errors are kubectl-shaped lines, not tracebacks."""
     def run(*args: Any) -> None:
         try:
@@ -881,7 +883,7 @@ def rollout_status(ctx: Ctx, target: str, watch: bool, timeout: str | None) -> N
             fail(f'error: invalid argument "{timeout}" for "--timeout" flag')
         limit = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
     _rollout(lambda: rollout_ops.status(ctx.client, ctx.namespace or "default",
-                                        _deployment_name(target), limit, watch) or "")()
+                                        _deployment_name(target), limit, watch))()
 
 
 @rollout.command("history")

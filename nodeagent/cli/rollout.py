@@ -16,14 +16,11 @@ from typing import Any
 import click
 
 from nodeagent.api.client import Client
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import DEPLOYMENTS, REPLICASETS
 from nodeagent.objects.podutil import revision_of
 
 __all__ = ["history", "restart", "set_paused", "status", "undo"]
 
-DEPLOYMENTS = by_kind("Deployment")
-RS = by_kind("ReplicaSet")
-assert DEPLOYMENTS is not None and RS is not None
 Obj = dict[str, Any]
 
 
@@ -32,7 +29,7 @@ class RolloutError(Exception):
 
 
 def _owned(client: Client, ns: str, d: Obj) -> list[Obj]:
-    items = client.list(RS, ns)["items"]
+    items = client.list(REPLICASETS, ns)["items"]
     uid = d["metadata"]["uid"]
     return sorted((rs for rs in items if any(r.get("uid") == uid and r.get("controller")
                                              for r in rs["metadata"].get("ownerReferences") or [])),

@@ -32,7 +32,8 @@ import orjson
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import DEPLOYMENTS, PODS, REPLICASETS
 from nodeagent.objects.podutil import (
     REVISION,
     controller_of,
@@ -46,11 +47,7 @@ __all__ = ["PREFIXES", "DeploymentController", "template_hash"]
 
 log = logging.getLogger("nodeagent.deployment")
 
-DEPLOYMENTS = by_kind("Deployment")
-RS = by_kind("ReplicaSet")
-PODS = by_kind("Pod")
-assert DEPLOYMENTS is not None and RS is not None and PODS is not None
-PREFIXES = (DEPLOYMENTS.prefix(None), RS.prefix(None), PODS.prefix(None))
+PREFIXES = (DEPLOYMENTS.prefix(None), REPLICASETS.prefix(None), PODS.prefix(None))
 HASH_LABEL = "pod-template-hash"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString
 Obj = dict[str, Any]
@@ -89,7 +86,7 @@ def _available(rs: Obj) -> int:
 
 
 class DeploymentController:
-    def __init__(self, objects: Any, *, clock: Any = time.time) -> None:
+    def __init__(self, objects: Objects, *, clock: Any = time.time) -> None:
         self.objects = objects
         self.events = EventRecorder(objects, "deployment-controller")
         self.clock = clock
@@ -99,7 +96,7 @@ class DeploymentController:
         if not deployments:
             return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         by_owner: dict[str, list[Obj]] = defaultdict(list)
-        for rs in self.objects.list(RS, None)["items"]:
+        for rs in self.objects.list(REPLICASETS, None)["items"]:
             ref = controller_of(rs)
             if ref is not None and ref.get("kind") == "Deployment":
                 by_owner[ref["uid"]].append(rs)
@@ -203,14 +200,14 @@ class DeploymentController:
         selector = copy.deepcopy(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: digest}
         revision = max([revision_of(rs) for rs in old] + [0]) + 1
-        body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
+        body: Obj = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
             "name": f"{meta['name']}-{digest}", "namespace": meta["namespace"],
             "labels": tmeta["labels"], "annotations": {REVISION: str(revision)},
             "ownerReferences": [owner_ref(d, "apps/v1", "Deployment")]},
             "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0),
                      "selector": selector, "template": template}}
         try:
-            rs = await self.objects.create(RS, meta["namespace"], body)
+            rs = await self.objects.create(REPLICASETS, meta["namespace"], body)
         except ApiError as exc:
             if exc.code == 409:  # a ReplicaSet of that name with another template: rehash
                 status = {**(d.get("status") or {}), "collisionCount": collisions + 1}
@@ -226,7 +223,8 @@ class DeploymentController:
     async def _bump_revision(self, d: Obj, rs: Obj, revision: int) -> None:
         rs["metadata"]["annotations"] = {**(rs["metadata"].get("annotations") or {}),
                                          REVISION: str(revision)}
-        fresh = await self.objects.update(RS, rs["metadata"]["namespace"], rs["metadata"]["name"], rs)
+        fresh = await self.objects.update(REPLICASETS, rs["metadata"]["namespace"],
+                                          rs["metadata"]["name"], rs)
         rs["metadata"]["resourceVersion"] = fresh["metadata"]["resourceVersion"]
         await self._set_deployment_revision(d, revision)
 
@@ -243,7 +241,8 @@ class DeploymentController:
         if before == replicas:
             return
         rs["spec"]["replicas"] = replicas
-        fresh = await self.objects.update(RS, rs["metadata"]["namespace"], rs["metadata"]["name"], rs)
+        fresh = await self.objects.update(REPLICASETS, rs["metadata"]["namespace"],
+                                          rs["metadata"]["name"], rs)
         rs["metadata"]["resourceVersion"] = fresh["metadata"]["resourceVersion"]
         verb = "up" if replicas > before else "down"
         await self.events.record(d, "Normal", "ScalingReplicaSet",
@@ -255,7 +254,7 @@ class DeploymentController:
         idle = [rs for rs in old if _replicas(rs) == 0 and _status(rs, "replicas") == 0]
         for rs in idle[:max(0, len(idle) - limit)]:
             try:
-                await self.objects.delete(RS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+                await self.objects.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
             except ApiError as exc:
                 if exc.code != 404:
                     raise

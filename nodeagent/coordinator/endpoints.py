@@ -19,7 +19,8 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import ENDPOINTS, PODS, SERVICES
 from nodeagent.objects.podutil import is_ready
 from nodeagent.objects.selectors import Selector, selector_from_dict
 
@@ -27,10 +28,6 @@ __all__ = ["PREFIXES", "EndpointsController", "desired_subsets"]
 
 log = logging.getLogger("nodeagent.endpoints")
 
-SERVICES = by_kind("Service")
-ENDPOINTS = by_kind("Endpoints")
-PODS = by_kind("Pod")
-assert SERVICES is not None and ENDPOINTS is not None and PODS is not None
 PREFIXES = (SERVICES.prefix(None), ENDPOINTS.prefix(None), PODS.prefix(None))
 MANAGED = "endpoints.kubernetes.io/managed-by"  # marks Endpoints this controller owns
 Obj = dict[str, Any]
@@ -63,7 +60,7 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
     spec = service.get("spec") or {}
     publish_all = bool(spec.get("publishNotReadyAddresses"))
     # (resolved ports) -> ready addresses, not-ready addresses
-    groups: dict[tuple, tuple[list[Obj], list[Obj]]] = defaultdict(lambda: ([], []))  # type: ignore[type-arg]
+    groups: dict[tuple, tuple[list[Obj], list[Obj]]] = defaultdict(lambda: ([], []))
     for pod in pods:
         if not (pod.get("status") or {}).get("podIP"):
             continue
@@ -77,15 +74,15 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
         ready, not_ready = groups[tuple(sorted(ports))]
         (ready if publish_all or is_ready(pod) else not_ready).append(_address(pod))
     subsets = []
-    for ports, (ready, not_ready) in sorted(groups.items()):
+    for port_set, (ready, not_ready) in sorted(groups.items()):
         subset: Obj = {}
         if ready:
             subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
         if not_ready:
             subset["notReadyAddresses"] = sorted(not_ready, key=lambda a: a["ip"])
-        if ports:
+        if port_set:
             subset["ports"] = [{**({"name": n} if n else {}), "port": num, "protocol": proto}
-                               for n, num, proto in ports]
+                               for n, num, proto in port_set]
         subsets.append(subset)
     return subsets
 
@@ -107,7 +104,7 @@ def _comparable(subsets: list[Obj]) -> list[Obj]:
 
 
 class EndpointsController:
-    def __init__(self, objects: Any) -> None:
+    def __init__(self, objects: Objects) -> None:
         self.objects = objects
 
     async def sync(self) -> float | None:

@@ -11,25 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import EVENTS
 from nodeagent.objects.podutil import parse_time
 
 __all__ = ["EventExpiry"]
 
 log = logging.getLogger("nodeagent.coordinator")
 
-EVENTS = by_kind("Event")
-assert EVENTS is not None
 PREFIXES: tuple[str, ...] = ()  # nothing wakes it: it looks once a minute
 TTL_S = 3600.0
 EVERY_S = 60.0
 
 
 class EventExpiry:
-    def __init__(self, objects: Any, *, ttl_s: float = TTL_S,
+    def __init__(self, objects: Objects, *, ttl_s: float = TTL_S,
                  clock: Callable[[], float] = time.time) -> None:
         self.objects, self.ttl_s, self.clock = objects, ttl_s, clock
 

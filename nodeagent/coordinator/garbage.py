@@ -21,7 +21,8 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import RESOURCES
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import RESOURCES, Resource
 
 __all__ = ["PREFIXES", "GarbageCollector", "set_owner_refs"]
 
@@ -35,7 +36,7 @@ COALESCE_S = 0.5  # deletion by owner is not in a hurry; a burst of writes is on
 Obj = dict[str, Any]
 
 
-async def set_owner_refs(objects: Any, res: Any, obj: Obj, refs: list[Obj]) -> bool:
+async def set_owner_refs(objects: Objects, res: Resource, obj: Obj, refs: list[Obj]) -> bool:
     """Write ``obj`` with these ownerReferences (none: the field goes); False if it changed
     or went meanwhile (the caller's next pass sees it as it is now)."""
     meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
@@ -51,7 +52,7 @@ async def set_owner_refs(objects: Any, res: Any, obj: Obj, refs: list[Obj]) -> b
 
 
 class GarbageCollector:
-    def __init__(self, objects: Any) -> None:
+    def __init__(self, objects: Objects) -> None:
         self.objects = objects
 
     async def sync(self) -> float | None:

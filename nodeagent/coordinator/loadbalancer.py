@@ -11,20 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES, SERVICES
 from nodeagent.objects.podutil import condition
 
 __all__ = ["PREFIXES", "LoadBalancerController"]
 
-SERVICES = by_kind("Service")
-NODES = by_kind("Node")
-assert SERVICES is not None and NODES is not None
 PREFIXES = (SERVICES.prefix(None), NODES.prefix(None))
 Obj = dict[str, Any]
 
 
 class LoadBalancerController:
-    def __init__(self, objects: Any) -> None:
+    def __init__(self, objects: Objects) -> None:
         self.objects = objects
 
     async def sync(self) -> float | None:

@@ -12,19 +12,17 @@ import logging
 
 import trio
 
-from nodeagent.api.objects import ObjectStore
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import RESOURCES, by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NAMESPACES, RESOURCES
 from nodeagent.store import Compare, Op, Txn
 
 log = logging.getLogger("nodeagent.namespaces")
 
-NAMESPACES = by_kind("Namespace")
-assert NAMESPACES is not None
 RESYNC_S = 5.0
 
 
-async def sync_once(objects: ObjectStore) -> int:
+async def sync_once(objects: Objects) -> int:
     """One pass; returns how many namespaces are still terminating."""
     pending = 0
     listed = objects.list(NAMESPACES, None)
@@ -61,7 +59,7 @@ async def sync_once(objects: ObjectStore) -> int:
     return pending
 
 
-async def run(objects: ObjectStore, *,
+async def run(objects: Objects, *,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     watch, _ = objects.store.watch(NAMESPACES.prefix(None), 0)
     task_status.started()

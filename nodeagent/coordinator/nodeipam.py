@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
 
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES
 
 __all__ = ["NodeIpam"]
 
 log = logging.getLogger("nodeagent.coordinator")
 
-NODES = by_kind("Node")
-assert NODES is not None
 PREFIXES = (NODES.prefix(None),)
 
 
 class NodeIpam:
-    def __init__(self, objects: Any, cluster_cidr: str, mask: int = 24) -> None:
+    def __init__(self, objects: Objects, cluster_cidr: str, mask: int = 24) -> None:
         self.objects = objects
         self.network = ipaddress.ip_network(cluster_cidr)
         self.mask = mask

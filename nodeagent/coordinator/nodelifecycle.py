@@ -33,16 +33,14 @@ from typing import Any
 
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES, PODS
 from nodeagent.objects.podutil import condition, parse_time
 
 __all__ = ["ANNOTATION", "NodeLifecycle"]
 
 log = logging.getLogger("nodeagent.coordinator")
 
-NODES = by_kind("Node")
-PODS = by_kind("Pod")
-assert NODES is not None and PODS is not None
 PREFIXES = (NODES.prefix(None),)
 ANNOTATION = "nodeagent.io/gossip"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -51,7 +49,7 @@ GRACE_S = 40.0  # node-monitor-grace-period: a heartbeat older than this is stal
 
 
 class NodeLifecycle:
-    def __init__(self, objects: Any, members: Callable[[], dict[str, str]], *,
+    def __init__(self, objects: Objects, members: Callable[[], dict[str, str]], *,
                  clock: Callable[[], float] = time.time) -> None:
         """``members()``: gossip state by member name (alive, suspect, failed, left)."""
         self.objects, self.members, self.clock = objects, members, clock

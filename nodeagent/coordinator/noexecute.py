@@ -23,16 +23,14 @@ from typing import Any
 
 from nodeagent.api.status import ApiError
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES, PODS
 from nodeagent.objects.podutil import parse_time, tolerates
 
 __all__ = ["DEFAULT_TOLERATED", "TaintEviction", "eviction_time"]
 
 log = logging.getLogger("nodeagent.coordinator")
 
-NODES = by_kind("Node")
-PODS = by_kind("Pod")
-assert NODES is not None and PODS is not None
 PREFIXES = (NODES.prefix(None), PODS.prefix(None))
 DEFAULT_TOLERATED = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 Obj = dict[str, Any]
@@ -49,7 +47,7 @@ def eviction_time(pod: Obj, taints: list[Obj], default_toleration_s: float) -> f
         if not matching:
             if taint.get("key") not in DEFAULT_TOLERATED:
                 return 0.0
-            seconds: float | None = default_toleration_s
+            seconds = default_toleration_s
         elif any(t.get("tolerationSeconds") is None for t in matching):
             continue  # tolerated for good
         else:
@@ -60,7 +58,7 @@ def eviction_time(pod: Obj, taints: list[Obj], default_toleration_s: float) -> f
 
 
 class TaintEviction:
-    def __init__(self, objects: Any, *, default_toleration_s: float = 30.0,
+    def __init__(self, objects: Objects, *, default_toleration_s: float = 30.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.objects, self.default_toleration_s, self.clock = objects, default_toleration_s, clock
         self.events = EventRecorder(objects, "taint-eviction-controller")
@@ -75,7 +73,7 @@ class TaintEviction:
         now = self.clock()
         wake: float | None = None
         for pod in self.objects.list(PODS, None)["items"]:
-            node = (pod.get("spec") or {}).get("nodeName")
+            node = str((pod.get("spec") or {}).get("nodeName"))
             if node not in tainted or pod["metadata"].get("deletionTimestamp"):
                 continue
             due = eviction_time(pod, tainted[node], self.default_toleration_s)

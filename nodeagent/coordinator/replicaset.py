@@ -27,7 +27,8 @@ import trio
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.garbage import set_owner_refs
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import PODS, REPLICASETS
 from nodeagent.objects.podutil import (
     condition,
     controller_of,
@@ -44,17 +45,15 @@ __all__ = ["PREFIXES", "ReplicaSetController"]
 
 log = logging.getLogger("nodeagent.replicaset")
 
-RS = by_kind("ReplicaSet")
-PODS = by_kind("Pod")
-assert RS is not None and PODS is not None
-PREFIXES = (RS.prefix(None), PODS.prefix(None))
+PREFIXES = (REPLICASETS.prefix(None), PODS.prefix(None))
 MAX_BATCH = 500
 Obj = dict[str, Any]
 
 
-def deletion_rank(pod: Obj) -> tuple:  # type: ignore[type-arg]
+def deletion_rank(pod: Obj) -> tuple:
     """Lower ranks are deleted first (Kubernetes' ActivePodsWithRanks, minus node spread)."""
-    phase = {"Pending": 0, "Unknown": 1, "Running": 2}.get((pod.get("status") or {}).get("phase"), 0)
+    phase = {"Pending": 0, "Unknown": 1, "Running": 2}.get(
+        str((pod.get("status") or {}).get("phase")), 0)
     ready = condition(pod, "Ready")
     ready_since = parse_time(ready.get("lastTransitionTime")) if ready and is_ready(pod) else 0.0
     return (bool(pod.get("spec", {}).get("nodeName")), phase, is_ready(pod), -ready_since,
@@ -74,14 +73,14 @@ def pod_from_template(owner: Obj, kind: str, api_version: str) -> Obj:
 
 
 class ReplicaSetController:
-    def __init__(self, objects: Any, *, clock: Any = time.time) -> None:
+    def __init__(self, objects: Objects, *, clock: Any = time.time) -> None:
         self.objects = objects
         self.events = EventRecorder(objects, "replicaset-controller")
         self.clock = clock
 
     async def sync(self) -> float | None:
         """One pass over every ReplicaSet; returns when to look again (minReadySeconds)."""
-        replicasets = self.objects.list(RS, None)["items"]
+        replicasets = self.objects.list(REPLICASETS, None)["items"]
         if not replicasets:
             return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         pods_by_ns: dict[str, list[Obj]] = defaultdict(list)
@@ -187,7 +186,7 @@ class ReplicaSetController:
         if {k: v for k, v in old.items() if v not in (0, None)} != \
                 {k: v for k, v in status.items() if v not in (0, None)}:
             try:
-                await self.objects.update(RS, rs["metadata"]["namespace"], rs["metadata"]["name"],
+                await self.objects.update(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"],
                                           {**rs, "status": status}, subresource="status")
             except ApiError as exc:
                 if exc.code not in (404, 409):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import trio
 
@@ -26,14 +25,15 @@ from nodeagent.coordinator import (
     replicaset,
     scheduler,
 )
-from nodeagent.reconcile import reconcile
+from nodeagent.objects.access import Objects
+from nodeagent.reconcile import Controller, reconcile
 
 __all__ = ["run_coordinator"]
 
 log = logging.getLogger("nodeagent.coordinator")
 
 
-async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]] | None = None,
+async def run_coordinator(objects: Objects, *, members: Callable[[], dict[str, str]] | None = None,
                           members_changed: Callable[[], Awaitable[None]] | None = None,
                           cluster_cidr: str = "", node_cidr_mask: int = 24,
                           unreachable_toleration_s: float = 30.0,
@@ -45,7 +45,7 @@ async def run_coordinator(objects: Any, *, members: Callable[[], dict[str, str]]
     store = objects.store
     async with trio.open_nursery() as nursery:
         await nursery.start(namespaces.run, objects)
-        loops = [
+        loops: list[tuple[str, tuple[str, ...], Controller, float]] = [
             # (name, what wakes it, controller, how long a burst of changes is gathered)
             ("scheduler", scheduler.PREFIXES, scheduler.Scheduler(objects), 0.02),
             ("deployment", deployment.PREFIXES, deployment.DeploymentController(objects), 0.02),

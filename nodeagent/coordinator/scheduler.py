@@ -33,7 +33,8 @@ import trio
 
 from nodeagent.api.status import ApiError
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import NODES, PODS
 from nodeagent.objects.podutil import condition, controller_of, is_active, tolerates
 from nodeagent.objects.quantity import parse_quantity
 
@@ -41,9 +42,6 @@ __all__ = ["PREFIXES", "Scheduler", "matches_term", "pod_requests"]
 
 log = logging.getLogger("nodeagent.scheduler")
 
-PODS = by_kind("Pod")
-NODES = by_kind("Node")
-assert PODS is not None and NODES is not None
 PREFIXES = (PODS.prefix(None), NODES.prefix(None))
 SCHEDULER = "default-scheduler"
 Obj = dict[str, Any]
@@ -156,7 +154,7 @@ class NodeInfo:
 
 
 class Scheduler:
-    def __init__(self, objects: Any) -> None:
+    def __init__(self, objects: Objects) -> None:
         self.objects = objects
         self.events = EventRecorder(objects, SCHEDULER)
         self._reported: dict[str, str] = {}  # pod uid -> last FailedScheduling message

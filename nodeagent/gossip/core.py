@@ -555,10 +555,11 @@ class Gossip:
             if messages:
                 self._ready.packets.append((member.addr, messages))
 
-    def _pick(self, k: int, keep) -> list[Member]:  # type: ignore[no-untyped-def]
+    def _pick(self, k: int, keep) -> list[Member]:
         """Up to ``k`` distinct random other members that ``keep`` accepts: random draws
         first (memberlist's kRandomNodes: 3 * N tries at most), cheap when most qualify."""
-        names, out, seen = self._names, [], {self.name}
+        names, seen = self._names, {self.name}
+        out: list[Member] = []
         for _ in range(min(3 * len(names), 8 * k + 8)):
             if len(out) == k:
                 return out

@@ -54,7 +54,7 @@ class GossipNode:
         self.core: Gossip | None = None
         self.addr: Address = bind
         self.bad_packets = 0
-        self._send, self._recv = trio.open_memory_channel[tuple](4096)  # type: ignore[type-arg]
+        self._send, self._recv = trio.open_memory_channel[tuple](4096)
         self.dropped = 0  # items not queued for the core: the queue was full
         self._tcp_slots = trio.Semaphore(MAX_TCP_CONNECTIONS)
         self._subscribers: list[trio.MemorySendChannel[MemberEvent]] = []
@@ -140,7 +140,7 @@ class GossipNode:
             core.tick(_now_ms())
             await self._flush(core)
 
-    def _handle(self, core: Gossip, item: tuple) -> None:  # type: ignore[type-arg]
+    def _handle(self, core: Gossip, item: tuple) -> None:
         kind = item[0]
         now = _now_ms()
         if kind == "msgs":
@@ -188,7 +188,7 @@ class GossipNode:
     def _seal(self, data: bytes) -> bytes:
         return self.keyring.seal(data) if self.keyring else data
 
-    def _open(self, data: bytes) -> list:  # type: ignore[type-arg]
+    def _open(self, data: bytes) -> list:
         """Raises KeyringError or DecodeError."""
         if self.keyring is not None:
             data = self.keyring.open(data)
@@ -215,7 +215,7 @@ class GossipNode:
                 continue
             self._offer(("msgs", messages))  # overloaded: gossip copes with a lost packet
 
-    def _offer(self, item: tuple) -> bool:  # type: ignore[type-arg]
+    def _offer(self, item: tuple) -> bool:
         """Queue ``item`` for the core's task; False (counted) when the queue is full: a
         flood of packets or connections must not raise out of a receiving task."""
         try:
@@ -249,7 +249,7 @@ class GossipNode:
         except (trio.BrokenResourceError, OSError):
             return
 
-    async def _answer(self, messages: list) -> bytes | None:  # type: ignore[type-arg]
+    async def _answer(self, messages: list) -> bytes | None:
         if len(messages) == 1 and isinstance(messages[0], PushPull):
             # Merged by the core's task first, answered with the state after: if the asker
             # had us dead, the answer carries our refutation (core.merge).
@@ -262,7 +262,7 @@ class GossipNode:
             return encode([Ack(ping.seq)]) if ping.target == self.name else None
         return None
 
-    async def _exchange(self, addr: Address, request: bytes, timeout_s: float) -> list | None:  # type: ignore[type-arg]
+    async def _exchange(self, addr: Address, request: bytes, timeout_s: float) -> list | None:
         with trio.move_on_after(timeout_s):
             try:
                 stream = await trio.open_tcp_stream(*addr)

@@ -65,31 +65,36 @@ class Resource:
         return self.kind + "List"
 
 
+# Every resource served, each a constant: code names the one it means, and the type
+# checker knows it is there.
+NAMESPACES = Resource("Namespace", "namespaces", "namespace", "", "v1", False, Namespace, ("ns",),
+                      name_check=dns1123_label_errors)
+NODES = Resource("Node", "nodes", "node", "", "v1", False, Node, ("no",))
+PODS = Resource("Pod", "pods", "pod", "", "v1", True, Pod, ("po",), graceful_delete=True,
+                categories=("all",))
+SERVICES = Resource("Service", "services", "service", "", "v1", True, Service, ("svc",),
+                    name_check=dns1035_label_errors, categories=("all",))
+ENDPOINTS = Resource("Endpoints", "endpoints", "endpoints", "", "v1", True, Endpoints, ("ep",),
+                     has_status=False)
+CONFIGMAPS = Resource("ConfigMap", "configmaps", "configmap", "", "v1", True, ConfigMap, ("cm",),
+                      has_status=False)
+SECRETS = Resource("Secret", "secrets", "secret", "", "v1", True, Secret, (), has_status=False)
+EVENTS = Resource("Event", "events", "event", "", "v1", True, Event, ("ev",), has_status=False)
+PERSISTENT_VOLUMES = Resource("PersistentVolume", "persistentvolumes", "persistentvolume", "",
+                              "v1", False, PersistentVolume, ("pv",))
+PERSISTENT_VOLUME_CLAIMS = Resource("PersistentVolumeClaim", "persistentvolumeclaims",
+                                    "persistentvolumeclaim", "", "v1", True, PersistentVolumeClaim,
+                                    ("pvc",))
+REPLICASETS = Resource("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ReplicaSet,
+                       ("rs",), categories=("all",))
+DEPLOYMENTS = Resource("Deployment", "deployments", "deployment", "apps", "v1", True, Deployment,
+                       ("deploy",), categories=("all",))
+INGRESSES = Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
+                     ("ing",), other_versions=("extensions/v1beta1", "networking.k8s.io/v1beta1"))
+
 RESOURCES: tuple[Resource, ...] = (
-    Resource("Namespace", "namespaces", "namespace", "", "v1", False, Namespace, ("ns",),
-             name_check=dns1123_label_errors),
-    Resource("Node", "nodes", "node", "", "v1", False, Node, ("no",)),
-    Resource("Pod", "pods", "pod", "", "v1", True, Pod, ("po",), graceful_delete=True,
-             categories=("all",)),
-    Resource("Service", "services", "service", "", "v1", True, Service, ("svc",),
-             name_check=dns1035_label_errors, categories=("all",)),
-    Resource("Endpoints", "endpoints", "endpoints", "", "v1", True, Endpoints, ("ep",),
-             has_status=False),
-    Resource("ConfigMap", "configmaps", "configmap", "", "v1", True, ConfigMap, ("cm",),
-             has_status=False),
-    Resource("Secret", "secrets", "secret", "", "v1", True, Secret, (), has_status=False),
-    Resource("Event", "events", "event", "", "v1", True, Event, ("ev",), has_status=False),
-    Resource("PersistentVolume", "persistentvolumes", "persistentvolume", "", "v1", False,
-             PersistentVolume, ("pv",)),
-    Resource("PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", "",
-             "v1", True, PersistentVolumeClaim, ("pvc",)),
-    Resource("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ReplicaSet, ("rs",),
-             categories=("all",)),
-    Resource("Deployment", "deployments", "deployment", "apps", "v1", True, Deployment,
-             ("deploy",), categories=("all",)),
-    Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
-             ("ing",), other_versions=("extensions/v1beta1", "networking.k8s.io/v1beta1")),
-)
+    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, EVENTS, PERSISTENT_VOLUMES,
+    PERSISTENT_VOLUME_CLAIMS, REPLICASETS, DEPLOYMENTS, INGRESSES)
 
 _BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {r.kind: r for r in RESOURCES}

@@ -600,7 +600,8 @@ def local_path_errors(value: str, path: Path) -> list[FieldError]:
 def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | DownwardAPIVolumeSource,
                        path: Path) -> list[FieldError]:
     errs = mode_errors(src.default_mode, path.child("defaultMode"))
-    for j, item in enumerate(src.items or []):
+    items: list[KeyToPath | DownwardAPIVolumeFile] = list(src.items or [])
+    for j, item in enumerate(items):
         ip = path.child("items").index(j)
         if isinstance(item, KeyToPath) and not item.key:
             errs.append(ip.child("key").required())

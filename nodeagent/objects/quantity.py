@@ -111,11 +111,11 @@ def parse_quantity(raw: str | int | float) -> Quantity:
     """
     if not isinstance(raw, str | int | float):
         raise QuantityError("quantities must be a string or a number")
-    return _parse(raw, type(raw))  # the type is part of the key: True == 1 but is not valid
+    return _parse(raw, type(raw).__name__)  # the type is part of the key: True == 1 is not valid
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(raw: str | int | float, _kind: type) -> Quantity:
+def _parse(raw: str | int | float, _kind: str) -> Quantity:
     if isinstance(raw, bool):
         raise QuantityError("quantities must match the regular expression "
                             "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")

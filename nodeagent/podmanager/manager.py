@@ -36,10 +36,11 @@ from netns.sandbox import Sandbox
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import CONFIGMAPS, ENDPOINTS, PODS, SECRETS, SERVICES
 from nodeagent.objects.podutil import parse_time
 from nodeagent.podmanager.env import EnvError, command_line, container_env
-from nodeagent.podmanager.runtime import ContainerError, ExecSession, RuntimeClient
+from nodeagent.podmanager.runtime import Attempt, ExecSession, RuntimeClient
 from nodeagent.podmanager.spec import (
     container_id,
     container_resources,
@@ -61,6 +62,7 @@ from probes.spec import handler_for
 from probes.state import Kind
 from probes.worker import ContainerProbe, Prober
 from runtime.images import Image, ImageError, ImageStore, normalize_name
+from runtime.protocol import ContainerState, ContainerStatus, LauncherError
 from runtime.qos import container_cgroup, pod_cgroup, qos_class
 from runtime.registry import RegistryClient
 from runtime.spec import Mount, spec_to_dict
@@ -69,11 +71,6 @@ __all__ = ["PodManager"]
 
 log = logging.getLogger("nodeagent.podmanager")
 
-PODS = by_kind("Pod")
-ENDPOINTS = by_kind("Endpoints")
-SERVICES = by_kind("Service")
-CONFIGMAPS = by_kind("ConfigMap")
-SECRETS = by_kind("Secret")
 assert PODS and ENDPOINTS and SERVICES and CONFIGMAPS and SECRETS
 RESYNC_S = 10.0
 SANDBOX_SWEEP_S = 60.0
@@ -103,7 +100,7 @@ class PodWorker:
 
 
 class PodManager:
-    def __init__(self, objects: Any, node: str, runtime: RuntimeClient, images: ImageStore,
+    def __init__(self, objects: Objects, node: str, runtime: RuntimeClient, images: ImageStore,
                  state_dir: str, *, net: dict[str, Any] | None, node_ip: str = "",
                  registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent",
                  rules_applied: RulesProgress | None = None) -> None:
@@ -202,7 +199,7 @@ class PodManager:
             try:
                 again = await self.sync_pod(w)
                 retry = 1.0
-            except (ApiError, ContainerError, OSError) as exc:
+            except (ApiError, LauncherError, OSError) as exc:
                 log.warning("pod %s: %s", w.uid, exc)
                 again, retry = retry, min(retry * 2, 30.0)
             except Exception:
@@ -234,7 +231,7 @@ class PodManager:
         if w.sandbox is None and self.net is not None:
             try:
                 w.sandbox = await self.runtime.create_sandbox(self.net, w.uid)
-            except ContainerError as exc:
+            except LauncherError as exc:
                 self._event(pod, "Warning", "FailedCreatePodSandBox",
                                          f"Failed to create pod sandbox: {exc}")
                 await self._write_status(w, pod)
@@ -258,11 +255,11 @@ class PodManager:
         init_done = True
         for c in spec.get("initContainers") or []:
             latest = attempts.get(c["name"], [])
-            st = latest[0][1] if latest else None
-            if st is not None and st["status"] == "exited" and st.get("exit_code") == 0:
+            st = latest[0].state if latest else None
+            if st is not None and st.status == ContainerStatus.EXITED and st.exit_code == 0:
                 continue
             init_done = False
-            if st is not None and st["status"] == "running":
+            if st is not None and st.status == ContainerStatus.RUNNING:
                 break
             wait = await self._maybe_start(w, pod, c, latest, policy if policy != "Always"
                                            else "OnFailure", now)
@@ -272,14 +269,14 @@ class PodManager:
         if init_done:
             for c in spec.get("containers") or []:
                 latest = attempts.get(c["name"], [])
-                st = latest[0][1] if latest else None
-                if st is not None and st["status"] == "running":
-                    if self._liveness_failed(w.uid, c["name"]) and st["id"] not in w.killing:
-                        w.killing.add(st["id"])  # once: the stop escalates to SIGKILL itself
+                st = latest[0].state if latest else None
+                if st is not None and st.status == ContainerStatus.RUNNING:
+                    if self._liveness_failed(w.uid, c["name"]) and st.id not in w.killing:
+                        w.killing.add(st.id)  # once: the stop escalates to SIGKILL itself
                         self._event(
                             pod, "Normal", "Killing", f"Container {c['name']} failed liveness "
                             "probe, will be restarted", f"spec.containers{{{c['name']}}}")
-                        await self._stop(st["id"], _grace(pod))
+                        await self._stop(st.id, _grace(pod))
                     continue
                 wait = await self._maybe_start(w, pod, c, latest, policy, now)
                 if wait is not None:
@@ -289,16 +286,16 @@ class PodManager:
         return again
 
     async def _maybe_start(self, w: PodWorker, pod: Obj, c: Obj,
-                           latest: list[tuple[int, Obj]], policy: str, now: float) -> float | None:
+                           latest: list[Attempt], policy: str, now: float) -> float | None:
         """Start the container's next attempt if the policy and the back-off allow."""
         name = c["name"]
         key = f"{w.uid}/{name}"
         attempt = 0
         if latest:
             last_attempt, st = latest[0]
-            if st["status"] == "created":
+            if st.status == ContainerStatus.CREATED:
                 return 1.0  # being started
-            code = st.get("exit_code")
+            code = st.exit_code
             if policy == "Never" or (policy == "OnFailure" and code == 0):
                 return None
             attempt = last_attempt + 1
@@ -323,7 +320,7 @@ class PodManager:
                 lambda: (self.images.mount_rootfs(cid, image), self._hosts_file(w, pod)))
             mounts = [*Volumes.mounts(c, w.volume_paths, read_only_volumes(pod)), hosts]
         except (ImageError, VolumeError, OSError) as exc:
-            w.waiting[name] = ("CreateContainerError", str(exc))
+            w.waiting[name] = ("CreateLauncherError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             return 5.0
@@ -334,26 +331,24 @@ class PodManager:
             netns_path=w.sandbox.path if w.sandbox else None,
             cgroup_path=container_cgroup(pod_cgroup(self.cgroup_parent, qos, w.uid), cid))
         if not spec.args:
-            w.waiting[name] = ("CreateContainerError", "no command specified")
+            w.waiting[name] = ("CreateLauncherError", "no command specified")
             return 5.0
         # Keep the previous attempt for `logs --previous`, remove older ones.
         for _older, st in latest[1:]:
-            await self._remove_container(st["id"])
+            await self._remove_container(st.id)
         log_dir = os.path.join(self.state_dir, "logs", _log_dir(pod), name)
         os.makedirs(log_dir, exist_ok=True)
         try:
-            reply = await self.runtime.call("run", id=cid, spec=spec_to_dict(spec),
-                                            log_path=os.path.join(log_dir, f"{attempt}.log"))
-        except ContainerError as exc:
-            w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
-                               else "CreateContainerError", str(exc))
+            await self.runtime.run(cid, spec_to_dict(spec), os.path.join(log_dir, f"{attempt}.log"))
+        except LauncherError as exc:
+            w.waiting[name] = ("RunLauncherError" if exc.reason != "InvalidSpec"
+                               else "CreateLauncherError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             if latest:
                 self.backoff.exited(key, now, now)
             return 5.0
         w.waiting.pop(name, None)
-        self.runtime.note(cid, reply["state"])  # not a relist: 30 starts would list 30 times
         self._event(pod, "Normal", "Created", f"Created container {name}",
                                  f"spec.containers{{{name}}}")
         self._event(pod, "Normal", "Started", f"Started container {name}",
@@ -436,9 +431,8 @@ class PodManager:
     # --- probes ---------------------------------------------------------------------------
 
     async def _ensure_probes(self, w: PodWorker, pod: Obj) -> None:
-        running = {name: at[0][1] for name, at in self.runtime.of_pod(w.uid).items()
-                   if at and at[0][1]["status"] == "running"}
-        ids = tuple(sorted(st["id"] for st in running.values()))
+        running = self.runtime.running(w.uid)
+        ids = tuple(sorted(st.id for st in running.values()))
         if ids == w.probed:
             return
         w.probed = ids
@@ -452,14 +446,14 @@ class PodManager:
                                      (Kind.LIVENESS, "livenessProbe"),
                                      (Kind.READINESS, "readinessProbe")):
                 if c.get(field_name):
-                    params, handler = handler_for(c[field_name], c, ip, self._exec_for(st["id"]))
-                    probes.append(ContainerProbe(c["name"], st["id"], kind, params, handler))
+                    params, handler = handler_for(c[field_name], c, ip, self._exec_for(st.id))
+                    probes.append(ContainerProbe(c["name"], st.id, kind, params, handler))
         if probes:
             self.prober.add_pod(w.uid, probes)
         else:
             self.prober.remove_pod(w.uid)
 
-    def _exec_for(self, cid: str):  # type: ignore[no-untyped-def]
+    def _exec_for(self, cid: str):
         async def run(args: list[str], timeout_s: float) -> tuple[int, str]:
             return await self.runtime.exec(cid, args, timeout_s)
         return run
@@ -483,12 +477,12 @@ class PodManager:
                    tty: bool) -> ExecSession:
         """Start a command in the pod's running container; its stdio is streamed (pods/exec)."""
         attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
-        if not attempts or attempts[0][1]["status"] != "running":
+        if not attempts or attempts[0].state.status != ContainerStatus.RUNNING:
             raise ApiError.bad_request(f'container {container} is not running in pod '
                                        f'{pod["metadata"]["name"]}')
         try:
-            return await self.runtime.exec_attach(attempts[0][1]["id"], argv, stdin=stdin, tty=tty)
-        except ContainerError as exc:
+            return await self.runtime.exec_attach(attempts[0].state.id, argv, stdin=stdin, tty=tty)
+        except LauncherError as exc:
             raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from None
 
     # --- stopping -------------------------------------------------------------------------
@@ -526,20 +520,18 @@ class PodManager:
         return False
 
     async def _kill(self, w: PodWorker, pod: Obj | None, grace_s: float) -> None:
-        running = {name: at[0][1] for name, at in self.runtime.of_pod(w.uid).items()
-                   if at and at[0][1]["status"] == "running"}
+        running = self.runtime.running(w.uid)
         if pod is not None:
             async with trio.open_nursery() as nursery:
                 for c in pod["spec"].get("containers") or []:
                     hook = ((c.get("lifecycle") or {}).get("preStop"))
                     st = running.get(c["name"])
                     if hook and st is not None:
-                        nursery.start_soon(self._pre_stop, w, pod, c, st["id"], hook, grace_s)
+                        nursery.start_soon(self._pre_stop, w, pod, c, st.id, hook, grace_s)
         for st in running.values():
-            await self._stop(st["id"], grace_s)
+            await self._stop(st.id, grace_s)
         with trio.move_on_after(grace_s + 5):
-            while any(at and at[0][1]["status"] == "running"
-                      for at in self.runtime.of_pod(w.uid).values()):
+            while self.runtime.running(w.uid):
                 await trio.sleep(0.2)
                 await self.runtime.relist()
 
@@ -563,35 +555,35 @@ class PodManager:
                                          f"spec.containers{{{c['name']}}}")
 
     async def _stop(self, cid: str, grace_s: float) -> None:
-        with contextlib.suppress(ContainerError):
-            await self.runtime.call("stop", id=cid, grace_s=grace_s)
+        with contextlib.suppress(LauncherError):
+            await self.runtime.stop(cid, grace_s)
 
     async def _remove_container(self, cid: str) -> None:
-        with contextlib.suppress(ContainerError):
-            await self.runtime.call("delete", id=cid, force=True)
+        with contextlib.suppress(LauncherError):
+            await self.runtime.delete(cid)
         await trio.to_thread.run_sync(self.images.remove_rootfs, cid)
 
     async def _cleanup(self, w: PodWorker) -> None:
         self.prober.remove_pod(w.uid)
         for attempts in self.runtime.of_pod(w.uid).values():
             for _, st in attempts:
-                await self._remove_container(st["id"])
+                await self._remove_container(st.id)
         await self.runtime.relist()
         await trio.to_thread.run_sync(self.volumes.teardown, w.uid)
         if self.net is not None:
-            with contextlib.suppress(ContainerError):
+            with contextlib.suppress(LauncherError):
                 await self.runtime.delete_sandbox(self.net, w.uid)
         w.sandbox = None
         self.backoff.forget_prefix(f"{w.uid}/")
 
     # --- status ---------------------------------------------------------------------------
 
-    def _restarts(self, pod: Obj, st: Obj, init: bool) -> bool:
+    def _restarts(self, pod: Obj, st: ContainerState, init: bool) -> bool:
         """Will this exited container be started again (restartPolicy)?"""
         policy = pod["spec"].get("restartPolicy", "Always")
         if init and policy == "Always":
             policy = "OnFailure"  # init containers never restart after success
-        return policy == "Always" or (policy == "OnFailure" and st.get("exit_code") != 0)
+        return policy == "Always" or (policy == "OnFailure" and st.exit_code != 0)
 
     def _note_exits(self, w: PodWorker, pod: Obj) -> None:
         """Feed each exit of a container that will restart to the crash-loop back-off, once."""
@@ -602,13 +594,13 @@ class PodManager:
             history = self.runtime.of_pod(w.uid)
             for c in containers:
                 at = history.get(c["name"])
-                if not at or at[0][1]["status"] != "exited" or at[0][1]["id"] in w.exits_seen:
+                if not at or at[0].state.status != ContainerStatus.EXITED or at[0].state.id in w.exits_seen:
                     continue
-                st = at[0][1]
-                w.exits_seen.add(st["id"])
+                st = at[0].state
+                w.exits_seen.add(st.id)
                 if self._restarts(pod, st, init):
-                    self.backoff.exited(f"{w.uid}/{c['name']}", _mono(st.get("started_at"), now),
-                                        _mono(st.get("finished_at"), now))
+                    self.backoff.exited(f"{w.uid}/{c['name']}", _mono(st.started_at, now),
+                                        _mono(st.finished_at, now))
 
     def _records(self, w: PodWorker, pod: Obj, containers: list[Obj],
                  init: bool = False) -> list[ContainerRecord]:
@@ -624,27 +616,27 @@ class PodManager:
                 out.append(rec)
                 continue
             rec.restart_count = attempts[0][0]
-            st = attempts[0][1]
-            rec.container_id = f"nodeagent://{st['id']}"
-            if len(attempts) > 1 and attempts[1][1]["status"] == "exited":
-                rec.last_state = {"terminated": _terminated(attempts[1][1])}
-            if st["status"] == "running":
-                rec.state, rec.started_at = "running", _k8s_time(st.get("started_at"))
+            st = attempts[0].state
+            rec.container_id = f"nodeagent://{st.id}"
+            if len(attempts) > 1 and attempts[1].state.status == ContainerStatus.EXITED:
+                rec.last_state = {"terminated": _terminated(attempts[1].state)}
+            if st.status == ContainerStatus.RUNNING:
+                rec.state, rec.started_at = "running", _k8s_time(st.started_at)
                 readiness = self.prober.passing(w.uid, c["name"], Kind.READINESS)
                 startup = self.prober.passing(w.uid, c["name"], Kind.STARTUP)
                 rec.started = startup is not False
                 rec.ready = not init and rec.started and readiness is not False
-            elif st["status"] == "exited" and self._restarts(pod, st, init):
+            elif st.status == ContainerStatus.EXITED and self._restarts(pod, st, init):
                 # Waiting for its next attempt; the one that ended is the last state.
                 rec.last_state = {"terminated": _terminated(st)}
                 key = f"{w.uid}/{c['name']}"
                 rec.reason, rec.message = w.waiting.get(c["name"], (
                     "CrashLoopBackOff", self.backoff.message(key, c["name"], pod["metadata"]["name"])))
-            elif st["status"] == "exited":
+            elif st.status == ContainerStatus.EXITED:
                 rec.state = "terminated"
                 term = _terminated(st)
                 rec.exit_code, rec.reason = term["exitCode"], term["reason"]
-                rec.message = st.get("message") or ""
+                rec.message = st.message
                 rec.started_at, rec.finished_at = term.get("startedAt"), term.get("finishedAt")
             out.append(rec)
         return out
@@ -746,11 +738,11 @@ def _k8s_time(stamp: str | None) -> str | None:
     return f"{stamp[:19]}Z" if stamp else None
 
 
-def _terminated(st: Obj) -> Obj:
-    code = st.get("exit_code")
-    out = {"exitCode": code, "reason": st.get("reason") or ("Completed" if code == 0 else "Error"),
-           "message": st.get("message") or None, "startedAt": _k8s_time(st.get("started_at")),
-           "finishedAt": _k8s_time(st.get("finished_at")), "containerID": f"nodeagent://{st['id']}"}
+def _terminated(st: ContainerState) -> Obj:
+    code = st.exit_code
+    out = {"exitCode": code, "reason": st.reason or ("Completed" if code == 0 else "Error"),
+           "message": st.message or None, "startedAt": _k8s_time(st.started_at),
+           "finishedAt": _k8s_time(st.finished_at), "containerID": f"nodeagent://{st.id}"}
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -19,15 +19,12 @@ import trio
 
 from netns.nft import RulesError
 from netns.rules import ServicePort, service_ports
-from nodeagent.api.objects import ObjectStore
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import ENDPOINTS, SERVICES
 
 log = logging.getLogger("nodeagent.proxy")
 
-SERVICES = by_kind("Service")
-ENDPOINTS = by_kind("Endpoints")
-assert SERVICES is not None and ENDPOINTS is not None
 COALESCE_S = 0.05
 
 
@@ -35,7 +32,7 @@ class RulesBackend(Protocol):
     def sync(self, ports: list[ServicePort], changed: set[str] | None = None) -> str: ...
 
 
-def desired_ports(objects: ObjectStore,
+def desired_ports(objects: Objects,
                   rejected: list[tuple[Mapping[str, Any], str]] | None = None) -> list[ServicePort]:
     """The service ports of every Service; one whose values are no addresses or ports
     is left out and appended to ``rejected`` with the reason."""
@@ -50,7 +47,7 @@ class RejectedServices:
     person who owns it learns why it does not answer, and the proxy does not write an
     event on every pass."""
 
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(self, objects: Objects) -> None:
         self.events = EventRecorder(objects, "nodeagent-proxy")
         self._told: dict[str, str] = {}  # uid -> the resourceVersion reported
 
@@ -86,7 +83,7 @@ class RulesProgress:
             await self._changed.wait()
 
 
-async def run(objects: ObjectStore, rules: RulesBackend, *, resync_s: float = 60.0,
+async def run(objects: Objects, rules: RulesBackend, *, resync_s: float = 60.0,
               retry_max_s: float = 5.0, applied: RulesProgress | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     changed = trio.Event()

@@ -114,7 +114,7 @@ class RaftNode:
         self.applied_reads: list[_Waiter] = []  # confirmed, waiting for apply
         # Requests that found no leader (an election, a server just started): tried again
         # each tick until one is known or their caller gave up.
-        self.parked: list[tuple] = []  # type: ignore[type-arg]
+        self.parked: list[tuple] = []
         self.leader = 0
         self.role = Role.FOLLOWER
         self.changed = trio.Event()  # replaced on each leadership change
@@ -143,7 +143,7 @@ class RaftNode:
         (uuid4 per request cost a getrandom(2) call each, a quarter of a write's syscalls)."""
         return self._id_prefix + next(self._id_count).to_bytes(8, "big")
 
-    async def _wait(self, table: dict[bytes, _Waiter], key: bytes, item: tuple,  # type: ignore[type-arg]
+    async def _wait(self, table: dict[bytes, _Waiter], key: bytes, item: tuple,
                     timeout_s: float) -> _Waiter:
         waiter = table[key] = _Waiter()
         self._send.send_nowait(item)
@@ -182,7 +182,7 @@ class RaftNode:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         loaded = await trio.to_thread.run_sync(self.storage.load)
-        voters, learners = self.voters, ()
+        voters, learners = self.voters, tuple[int, ...]()
         applied = 0
         if loaded.snapshot is not None:
             meta, data = loaded.snapshot
@@ -226,7 +226,7 @@ class RaftNode:
             while raft.has_ready():
                 await self._process(raft.ready())
 
-    def _handle(self, item: tuple) -> None:  # type: ignore[type-arg]
+    def _handle(self, item: tuple) -> None:
         raft = self.raft
         assert raft is not None
         kind = item[0]

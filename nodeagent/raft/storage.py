@@ -28,11 +28,13 @@ Every method blocks (file I/O, fsync): the driver calls them from a thread.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import msgpack
 
@@ -73,7 +75,7 @@ def _records(hard: HardState | None, entries: list[Entry], began: int) -> bytes:
         b"".join(_entry_record(e, began) for e in entries)
 
 
-def _write_start(record: list) -> int | None:  # type: ignore[type-arg]
+def _write_start(record: list) -> int | None:
     began = record[5] if record[0] == "e" and len(record) == 6 else \
         record[4] if record[0] == "h" and len(record) == 5 else None
     return began if isinstance(began, int) else None
@@ -85,7 +87,7 @@ class RaftStorage:
         self.dir = Path(directory)
         self.fsync_enabled = fsync
         self.segment_limit = segment_bytes
-        self._file = None
+        self._file: BinaryIO | None = None
         self._seq = 0
         self._size = 0
         self._hard = HardState()
@@ -108,7 +110,7 @@ class RaftStorage:
             try:
                 found, cut = read_segment(
                     seg, last=n == len(segments) - 1,
-                    write_start=lambda p, seg=seg: _write_start(self._record(seg, p)))
+                    write_start=functools.partial(self._write_start_of, seg))
             except LogDamaged as exc:
                 raise CorruptStorageError(str(exc)) from exc
             truncated += cut
@@ -135,7 +137,11 @@ class RaftStorage:
         return Loaded(hard, snapshot, entries, truncated)
 
     @staticmethod
-    def _record(seg: Path, payload: bytes, end: int = -1) -> list:  # type: ignore[type-arg]
+    def _write_start_of(seg: Path, payload: bytes) -> int | None:
+        return _write_start(RaftStorage._record(seg, payload))
+
+    @staticmethod
+    def _record(seg: Path, payload: bytes, end: int = -1) -> list:
         try:
             record = msgpack.unpackb(payload, raw=False)
             valid = isinstance(record, list) and (
@@ -146,7 +152,7 @@ class RaftStorage:
         if not valid:
             # The CRC matched, so this is not a torn write but a record we do not know.
             raise CorruptStorageError(f"{seg}: record ending at byte {end} is not a Raft record")
-        return record  # type: ignore[no-any-return]
+        return record
 
     def _newest_snapshot(self) -> tuple[SnapshotMeta, bytes] | None:
         for path in sorted(self.dir.glob("snap-*.snap"), reverse=True):

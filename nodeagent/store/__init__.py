@@ -1,6 +1,6 @@
 """Replicated state: a versioned key-value state machine, its log, and watches."""
 
-from nodeagent.store.base import Watch
+from nodeagent.store.base import KeyValueStore, Watch
 from nodeagent.store.errors import (
     CompactedError,
     CorruptLogError,
@@ -16,6 +16,6 @@ from nodeagent.store.mvcc import MVCC, Compare, Event, KeyValue, Op, Txn, TxnRes
 
 __all__ = [
     "MVCC", "CompactedError", "Compare", "CorruptLogError", "Event", "FutureRevisionError",
-    "KeyValue", "LocalStore", "Op", "StoreClosedError", "StoreError", "StoreUnavailableError",
-    "Txn", "TxnRejectedError", "TxnResult", "TxnTooLargeError", "Watch",
+    "KeyValue", "KeyValueStore", "LocalStore", "Op", "StoreClosedError", "StoreError",
+    "StoreUnavailableError", "Txn", "TxnRejectedError", "TxnResult", "TxnTooLargeError", "Watch",
 ]

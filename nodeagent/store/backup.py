@@ -59,7 +59,7 @@ def decode(data: bytes) -> Backup:
         raise BackupError("not a nodeagent snapshot (no 'nodeagent-snapshot 1' header)")
     line, sep, state = data[len(MAGIC):].partition(b"\n")
     try:
-        head = json.loads(line) if sep else None
+        head = json.loads(line) if sep else {}
         revision, keys, digest = int(head["revision"]), int(head["keys"]), str(head["sha256"])
     except (ValueError, TypeError, KeyError):
         raise BackupError("the snapshot's header is damaged") from None

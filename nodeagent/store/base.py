@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 import trio
@@ -18,7 +19,7 @@ from nodeagent.logs import ThrottledLog
 from nodeagent.store.errors import StoreError, TxnRejectedError
 from nodeagent.store.mvcc import MVCC, Event, KeyValue, Txn, TxnResult
 
-__all__ = ["MVCCReads", "Watch", "apply_command", "check_values"]
+__all__ = ["KeyValueStore", "MVCCReads", "Watch", "apply_command", "check_values"]
 
 _rejected_log = ThrottledLog(logging.getLogger("nodeagent.store"))
 
@@ -102,6 +103,25 @@ class Watch:
 
     async def receive(self) -> list[Event]:
         return await self._recv.receive()
+
+
+class KeyValueStore(Protocol):
+    """A store as the object store, the API and every reconcile loop use it: reads and
+    watches served here from the MVCC state, writes as transactions.  LocalStore, RaftStore
+    (a Raft server's) and RemoteStore (a follower's copy) are all one."""
+
+    mvcc: MVCC
+
+    @property
+    def revision(self) -> int: ...
+    @property
+    def compact_revision(self) -> int: ...
+    async def txn(self, txn: Txn) -> TxnResult: ...
+    def get(self, key: str) -> KeyValue | None: ...
+    def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
+              revision: int = 0) -> tuple[list[KeyValue], bool, int]: ...
+    def count(self, prefix: str) -> int: ...
+    def watch(self, prefix: str, start_revision: int) -> tuple[Watch, list[Event]]: ...
 
 
 class MVCCReads:

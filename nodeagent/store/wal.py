@@ -28,11 +28,13 @@ All methods here block (file I/O, fsync); the store calls them from a thread.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import msgpack
 
@@ -67,7 +69,7 @@ class WAL:
         self.dir = Path(directory)
         self.max_record_bytes = max_record_bytes
         self.fsync_enabled = fsync
-        self._file = None  # current segment, opened for append
+        self._file: BinaryIO | None = None  # current segment, opened for append
         self.last_index = 0
         self.segment_bytes = 0
 
@@ -87,7 +89,7 @@ class WAL:
         for n, seg in enumerate(segments):
             try:
                 found, cut = read_segment(seg, last=n == len(segments) - 1,
-                                          write_start=lambda p, seg=seg: self._record(seg, p)[2])
+                                          write_start=functools.partial(self._write_start, seg))
             except LogDamaged as exc:
                 raise CorruptLogError(str(exc)) from exc
             truncated += cut
@@ -107,6 +109,10 @@ class WAL:
         else:
             self._new_segment(self.last_index + 1)
         return Recovered(snap_index, snap, records, truncated)
+
+    @staticmethod
+    def _write_start(seg: Path, payload: bytes) -> int | None:
+        return WAL._record(seg, payload)[2]
 
     @staticmethod
     def _record(seg: Path, payload: bytes, end: int = -1) -> tuple[int, bytes, int | None]:

@@ -190,7 +190,8 @@ def rows(res: c.Results, quick: bool, bodies: list[bytes],
     for agent in (ours, before):
         httpx.post(f"{agent.url}/api/v1/namespaces", json={"metadata": {"name": "bench"}})
     rounds = 2 if quick else 4
-    ours_runs, before_runs = [], []
+    ours_runs: list[tuple[float, list[float]]] = []
+    before_runs: list[tuple[float, list[float]]] = []
     per_round = bodies[:len(bodies) // 2]
     for r in range(rounds):
         # Fresh names each round: both stores take creates of new pods every time; who goes

@@ -65,7 +65,7 @@ def main() -> None:
                         continue
                     try:
                         kv.put(req[1], req[2], sync=True, timeout=req[3] if len(req) > 3 else 3)
-                        reply = ["ok"]
+                        reply: list[object] = ["ok"]
                     except SyncObjException as exc:
                         reply = ["err", str(exc.errorCode), 0]
                     out = msgpack.packb(reply)

@@ -182,7 +182,7 @@ def ours_list(agent: c.Agent) -> int:
     return len(orjson.loads(r.content)["items"])
 
 
-def etcd_list(client, prefix: str) -> int:  # type: ignore[no-untyped-def]
+def etcd_list(client, prefix: str) -> int:
     return sum(1 for _ in client.get_prefix(prefix))
 
 
@@ -190,7 +190,7 @@ def etcd_list(client, prefix: str) -> int:  # type: ignore[no-untyped-def]
 
 
 async def watch_delays(n_watchers: int, n_updates: int, rate_hz: float,
-                       open_stream: Callable, write: Callable  # type: ignore[type-arg]
+                       open_stream: Callable, write: Callable
                        ) -> tuple[list[float], list[float]]:
     """Per update: (last watcher's receive - write acknowledged, ... - write sent)."""
     import trio
@@ -262,11 +262,11 @@ def ours_watch(agent: c.Agent, n_watchers: int, n_updates: int,
             start_rv = r.json()["metadata"]["resourceVersion"]
 
             @contextlib.asynccontextmanager
-            async def open_stream():  # type: ignore[no-untyped-def]
+            async def open_stream():
                 async with http.stream("GET", "/api/v1/namespaces/bench/configmaps", params={
                         "watch": "true", "resourceVersion": start_rv,
                         "fieldSelector": "metadata.name=watched"}) as resp:
-                    async def events():  # type: ignore[no-untyped-def]
+                    async def events():
                         async for line in resp.aiter_lines():
                             if line:
                                 ev = orjson.loads(line)
@@ -301,10 +301,10 @@ def etcd_http_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
             start = int(r.json()["header"]["revision"]) + 1
 
             @contextlib.asynccontextmanager
-            async def open_stream():  # type: ignore[no-untyped-def]
+            async def open_stream():
                 body = {"create_request": {"key": key, "start_revision": start}}
                 async with http.stream("POST", "/v3/watch", json=body) as resp:
-                    async def events():  # type: ignore[no-untyped-def]
+                    async def events():
                         async for line in resp.aiter_lines():
                             if not line:
                                 continue
@@ -334,7 +334,7 @@ def etcd_grpc_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
         cl = etcd3.client(host=etcd.host, port=etcd.port)
         seen = received[w]
 
-        def cb(resp, seen=seen) -> None:  # type: ignore[no-untyped-def]
+        def cb(resp, seen=seen) -> None:
             now = time.perf_counter()
             for ev in getattr(resp, "events", ()):  # an error object when the watch ends
                 seen[ev.mod_revision] = now

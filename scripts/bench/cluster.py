@@ -44,6 +44,8 @@ sys.path[:] = [str(c.ROOT), str(c.ROOT / "tests" / "e2e")] + \
     [p for p in sys.path if p and Path(p).resolve() != BENCH]
 from labcluster import LabCluster, until  # noqa: E402
 
+from nodeagent.objects.kinds import EVENTS, NODES, PODS  # noqa: E402
+
 # kube-scheduler cannot run here (no Kubernetes binaries in Debian or PyPI, no registry
 # for its image): the peer figure is the top of the range for that size
 # (scheduler_perf), its best case, and the row says it was not measured in this run.
@@ -55,11 +57,8 @@ async def _scheduler_run(pods: int, nodes: int, work: str) -> dict[str, float]:
     from nodeagent.agent import ensure_namespaces
     from nodeagent.api.objects import ObjectStore
     from nodeagent.coordinator import scheduler
-    from nodeagent.objects.kinds import by_kind
     from nodeagent.reconcile import reconcile
     from nodeagent.store import LocalStore
-    NODES, PODS = by_kind("Node"), by_kind("Pod")
-    assert NODES is not None and PODS is not None
     store = LocalStore(work, fsync=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
@@ -106,8 +105,6 @@ async def _scheduler_run(pods: int, nodes: int, work: str) -> dict[str, float]:
                            scheduler.Scheduler(objects).sync)
         await done.wait()
         elapsed = time.perf_counter() - t0
-        EVENTS = by_kind("Event")
-        assert EVENTS is not None
         with trio.move_on_after(120):  # the Scheduled events follow the bindings: let them land
             for _ in range(240):
                 if len(objects.list(EVENTS, "default")["items"]) >= pods:
@@ -197,7 +194,7 @@ def _peer_idle(seconds: float) -> tuple[float, float]:
         serf.start(3)
         try:
             gossipbench.converge(serf)
-            procs = [psutil.Process(m.proc.pid) for m in etcd.members + serf.members]  # type: ignore[union-attr]
+            procs = [psutil.Process(m.proc.pid) for m in etcd.members + serf.members]
             before = [p.cpu_times() for p in procs]
             time.sleep(seconds)
             cpu = sum(a.user + a.system - b.user - b.system

@@ -139,14 +139,14 @@ class SerfRPC:
                     raise SystemExit(f"serf: {name} did not start") from None
                 time.sleep(0.05)
 
-    def send(self, command: str, body: dict | None = None) -> None:  # type: ignore[type-arg]
+    def send(self, command: str, body: dict | None = None) -> None:
         self.seq += 1
         data = msgpack.packb({"Command": command, "Seq": self.seq})
         if body is not None:
             data += msgpack.packb(body)
         self.sock.sendall(data)
 
-    def read(self) -> dict:  # type: ignore[type-arg]
+    def read(self) -> dict:
         while True:
             for obj in self.unpacker:
                 return obj
@@ -155,7 +155,7 @@ class SerfRPC:
                 raise OSError("serf closed the RPC connection")
             self.unpacker.feed(data)
 
-    def call(self, command: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
+    def call(self, command: str, body: dict | None = None) -> dict:
         self.send(command, body)
         header = self.read()
         if header.get(b"Error"):
@@ -368,16 +368,16 @@ def main() -> None:
         ours = measure(Ours(), n, kills, idle_s)
         serf = measure(Serf(), n, kills, idle_s)
         peer = "serf 0.8 (Debian), lan profile"
-        res.add(f"N={n}: all joined -> all see all", "s", ours["converge"], serf["converge"],  # type: ignore[arg-type]
+        res.add(f"N={n}: all joined -> all see all", "s", ours["converge"], serf["converge"],
                 higher_is_better=False, n=1, peer_name=peer, target="ratio >= 1")
         res.add(f"N={n}: kill -9 -> every survivor reports failed, median", "s",
-                ours["detect"], serf["detect"], higher_is_better=False, n=kills,  # type: ignore[arg-type]
+                ours["detect"], serf["detect"], higher_is_better=False, n=kills,
                 peer_name=peer, target="ratio >= 1",
                 runs_ours=[round(x, 3) for x in ours["detect_runs"]],  # type: ignore[attr-defined]
                 runs_peer=[round(x, 3) for x in serf["detect_runs"]])  # type: ignore[attr-defined]
-        res.add(f"N={n}: idle CPU per member", "% of a core", ours["cpu"], serf["cpu"],  # type: ignore[arg-type]
+        res.add(f"N={n}: idle CPU per member", "% of a core", ours["cpu"], serf["cpu"],
                 higher_is_better=False, n=n, peer_name=peer, target="ratio >= 0.5")
-        res.add(f"N={n}: RSS per member", "MiB", ours["rss"], serf["rss"],  # type: ignore[arg-type]
+        res.add(f"N={n}: RSS per member", "MiB", ours["rss"], serf["rss"],
                 higher_is_better=False, n=n, peer_name=peer)
     if os.geteuid() == 0:
         n, seconds = (6, 30.0) if a.quick else (10, 60.0)

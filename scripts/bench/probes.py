@@ -132,7 +132,7 @@ SERVERS = textwrap.dedent('''
 ''')
 
 
-def run(ns: str, code: str, kind: str, duration: float) -> dict:  # type: ignore[type-arg]
+def run(ns: str, code: str, kind: str, duration: float) -> dict:
     p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, kind, str(WORKERS),
                         str(duration)], capture_output=True, text=True, cwd=c.ROOT,
                        timeout=duration + 120)
@@ -162,7 +162,7 @@ def main() -> None:
                 print(f"{kind} run {r + 1}/{runs}: thread per probe", file=sys.stderr)
                 peer.append(run(ns, PEER, kind, duration))
 
-            def med(runs: list[dict], key: str) -> float:  # type: ignore[type-arg]
+            def med(runs: list[dict], key: str) -> float:
                 return statistics.median(x[key] for x in runs)
             K = kind.upper()
             res.add(f"{K} probes, {WORKERS}/s for {duration:g}s: CPU", "% core",

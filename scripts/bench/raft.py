@@ -22,6 +22,7 @@ Usage: scripts/bench/raft.py [--quick] [--out FILE]
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,6 +42,8 @@ import _common as c
 import psutil
 
 from nodeagent.framing import frame
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 _LEN = struct.Struct("<I")
@@ -116,7 +120,7 @@ class FramedCluster(Cluster):
         state: dict[str, socket.socket | None] = {"sock": None}
         order = sorted(self.members, key=lambda m: m is not first)
 
-        def call(sock: socket.socket, req: list) -> list:  # type: ignore[type-arg]
+        def call(sock: socket.socket, req: list) -> list:
             sock.sendall(frame(msgpack.packb(req)))
             buf = b""
             while len(buf) < 4 or len(buf) < 4 + _LEN.unpack_from(buf)[0]:
@@ -318,7 +322,7 @@ def main() -> None:
     mem_writes = 5000 if quick else 100_000
     res = c.Results()
 
-    def measured(make: Callable[[], Cluster], fn: Callable[[Cluster], object]) -> object:
+    def measured(make: Callable[[], Cluster], fn: Callable[[Cluster], T]) -> T:
         cl = make()
         cl.start()
         try:
@@ -340,7 +344,8 @@ def main() -> None:
         for clients, total in ((1, ops1), (16, ops16)):
             if name == "PySyncObj (batching)":  # ~5 ops/s per client: it waits for a batch
                 total = min(total, 50 if clients == 1 else 1600)
-            writes[name][clients] = measured(make, lambda cl, k=clients, t=total: load(cl, k, t))  # type: ignore[assignment]
+            writes[name][clients] = measured(make, functools.partial(load, clients=clients,
+                                                                     total=total))
             print(f"{name:26} {clients:2} clients: {writes[name][clients][0]:7.0f} ops/s, "
                   f"p50 {writes[name][clients][1]:.2f} ms, p99 {writes[name][clients][2]:.2f} ms",
                   file=sys.stderr)
@@ -365,20 +370,20 @@ def main() -> None:
              "<= 0.5 s")):
         ours_f = measured(mk_ours, lambda cl: failover(cl, fails))
         etcd_f = measured(mk_etcd, lambda cl: failover(cl, fails))
-        mo, me = c.percentile(ours_f, 50), c.percentile(etcd_f, 50)  # type: ignore[arg-type]
-        print(f"failover {label}: ours {mo:.3f} s (max {max(ours_f):.3f}), "  # type: ignore[arg-type]
-              f"etcd {me:.3f} s (max {max(etcd_f):.3f})", file=sys.stderr)  # type: ignore[arg-type]
+        mo, me = c.percentile(ours_f, 50), c.percentile(etcd_f, 50)
+        print(f"failover {label}: ours {mo:.3f} s (max {max(ours_f):.3f}), "
+              f"etcd {me:.3f} s (max {max(etcd_f):.3f})", file=sys.stderr)
         res.add(f"failover, {label}: median", "s", mo, me, higher_is_better=False, n=fails,
                 peer_name="etcd 3.4, same timeouts", target=target,
-                max_ours=round(max(ours_f), 3), max_peer=round(max(etcd_f), 3),  # type: ignore[arg-type]
-                runs_ours=[round(x, 3) for x in ours_f], runs_peer=[round(x, 3) for x in etcd_f])  # type: ignore[union-attr]
+                max_ours=round(max(ours_f), 3), max_peer=round(max(etcd_f), 3),
+                runs_ours=[round(x, 3) for x in ours_f], runs_peer=[round(x, 3) for x in etcd_f])
     # Memory of a member after many writes (snapshots on).
     mem = {name: measured(make, lambda cl: rss_after(cl, mem_writes))
            for name, make in (("ours", lambda: ours(100, 10)), ("etcd", lambda: etcd(100, 1000)),
                               ("PySyncObj", lambda: pysyncobj(False, 100, 1000)))}
-    res.add(f"RSS of the leader after {mem_writes} writes", "MiB", mem["ours"], mem["etcd"],  # type: ignore[arg-type]
+    res.add(f"RSS of the leader after {mem_writes} writes", "MiB", mem["ours"], mem["etcd"],
             higher_is_better=False, n=mem_writes, peer_name="etcd 3.4",
-            pysyncobj_mib=round(mem["PySyncObj"], 1))  # type: ignore[arg-type]
+            pysyncobj_mib=round(mem["PySyncObj"], 1))
     res.print_and_write(a.out)
 
 

@@ -120,10 +120,10 @@ class LabCluster:
             self.ready_nodes() == set(self.addresses)
 
     def ready_nodes(self) -> set[int]:
-        out = set()
+        out: set[int] = set()
         for node in self.get("/api/v1/nodes")["items"]:
-            ready = next((c for c in node["status"].get("conditions") or []
-                          if c["type"] == "Ready"), {})
+            ready: dict[str, Any] = next((c for c in node["status"].get("conditions") or []
+                                          if c["type"] == "Ready"), {})
             if ready.get("status") == "True":
                 out.add(int(node["metadata"]["name"].removeprefix("node")))
         return out

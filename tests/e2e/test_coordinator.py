@@ -30,7 +30,7 @@ spec:
 """
 
 
-def until(check, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
+def until(check, timeout_s: float = 15.0):
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
@@ -44,7 +44,7 @@ def test_deployment_to_pending_pods_through_the_api(agent):
     nodectl("create", "namespace", "demo")
     nodectl("-n", "demo", "apply", "-f", "-", stdin=MANIFEST)
     with agent.client() as http:
-        def pods() -> list:  # type: ignore[type-arg]
+        def pods() -> list:
             items = http.get("/api/v1/namespaces/demo/pods").json()["items"]
             return items if len(items) == 3 else []
         made = until(pods)

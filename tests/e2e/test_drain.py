@@ -86,7 +86,7 @@ class Kubelets(threading.Thread):
             time.sleep(0.05)
 
 
-def _node(name: str) -> dict:  # type: ignore[type-arg]
+def _node(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {
         "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
         "conditions": [{"type": "Ready", "status": "True"}]}}
@@ -99,7 +99,7 @@ def _placement(agent: AgentProcess) -> dict[str, str]:
                 if not p["metadata"].get("deletionTimestamp")}
 
 
-def _wait(check, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(check, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "timed out"

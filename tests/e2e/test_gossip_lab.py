@@ -75,7 +75,7 @@ class Member:
             self.proc.wait()
 
 
-def until(check, timeout_s: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def until(check, timeout_s: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -181,7 +181,7 @@ def test_watch_prints_changes(nodectl, shared_agent):
         for n in ("w1", "w2"):
             nodectl("-n", "watched", "create", "-f", "-", stdin=(
                 f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}}}\n"))
-        lines = [proc.stdout.readline().strip() for _ in range(2)]  # type: ignore[union-attr]
+        lines = [proc.stdout.readline().strip() for _ in range(2)]
         assert lines == ["configmap/w1", "configmap/w2"]
     finally:
         proc.kill()

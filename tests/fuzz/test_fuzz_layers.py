@@ -32,7 +32,7 @@ OUTSIDE = Path(tempfile.gettempdir()) / "nodeagent-fuzz-outside"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def outside():  # type: ignore[no-untyped-def]
+def outside():
     import shutil
     OUTSIDE.mkdir(exist_ok=True)
     yield OUTSIDE
@@ -49,7 +49,7 @@ ENTRIES = st.lists(st.tuples(NAMES, KINDS, TARGETS, st.integers(0, 0o7777),
                              st.binary(max_size=30), st.booleans()), max_size=12)
 
 
-def _tar(entries) -> bytes:  # type: ignore[no-untyped-def]
+def _tar(entries) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, target, mode, data, pax in entries:

@@ -69,8 +69,8 @@ async def test_a_server_fed_garbage_frames_keeps_its_cluster(tmp_path) -> None:
     ids = (1, 2, 3)
     socks = [socket.create_server(("127.0.0.1", 0)) for _ in ids]
     ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    for sock in socks:
+        sock.close()
     addrs = {i: ("127.0.0.1", p) for i, p in zip(ids, ports, strict=True)}
     stores = {i: RaftStore(str(tmp_path / f"s{i}"), node_id=i, listen=addrs[i],
                            peers={p: a for p, a in addrs.items() if p != i}, voters=ids,

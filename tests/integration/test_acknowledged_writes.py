@@ -16,13 +16,13 @@ CM = "/api/v1/namespaces/default/configmaps"
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 
-def _pod(name: str, args_bytes: int) -> dict:  # type: ignore[type-arg]
+def _pod(name: str, args_bytes: int) -> dict:
     half = "a" * (args_bytes // 2)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "busybox", "args": [half, half]}]}}
 
 
-def _deployment(name: str) -> dict:  # type: ignore[type-arg]
+def _deployment(name: str) -> dict:
     labels = {"app": name}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
@@ -30,7 +30,7 @@ def _deployment(name: str) -> dict:  # type: ignore[type-arg]
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
 
 
-def _configmap(name: str, size: int = 10) -> dict:  # type: ignore[type-arg]
+def _configmap(name: str, size: int = 10) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
             "data": {"k": "v" * size}}
 

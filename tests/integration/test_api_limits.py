@@ -19,7 +19,7 @@ from nodeagent.store import LocalStore
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
-async def _api(nursery: trio.Nursery, tmp_path, **kw) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+async def _api(nursery: trio.Nursery, tmp_path, **kw) -> tuple[str, int]:
     store = LocalStore(str(tmp_path / "store"), fsync=False)
     await nursery.start(store.run)
     objects = ObjectStore(store)

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from netns.rules import service_ports
 from nodeagent.coordinator.endpoints import EndpointsController
-from nodeagent.objects.kinds import by_kind
-
-SVC = by_kind("Service")
-EP = by_kind("Endpoints")
-PODS = by_kind("Pod")
+from nodeagent.objects.kinds import ENDPOINTS, PODS, SERVICES
 
 
-async def make_pod(objects, name: str, ip: str, ready: bool, port: int = 8080,  # type: ignore[no-untyped-def]
-                   labels: dict | None = None) -> None:  # type: ignore[type-arg]
+async def make_pod(objects, name: str, ip: str, ready: bool, port: int = 8080,
+                   labels: dict | None = None) -> None:
     await objects.create(PODS, "default", {
         "metadata": {"name": name, "labels": labels or {"app": "kubia"}},
         "spec": {"nodeName": "node1", "containers": [{"name": "app", "image": "kubia:latest",
@@ -27,7 +23,7 @@ async def make_pod(objects, name: str, ip: str, ready: bool, port: int = 8080,  
 
 
 async def test_ready_and_not_ready_pods_with_named_ports(objects):
-    await objects.create(SVC, "default", {"metadata": {"name": "kubia"}, "spec": {
+    await objects.create(SERVICES, "default", {"metadata": {"name": "kubia"}, "spec": {
         "selector": {"app": "kubia"}, "ports": [{"port": 80, "targetPort": "http"}]}})
     await make_pod(objects, "a", "10.244.1.2", ready=True)
     await make_pod(objects, "b", "10.244.1.3", ready=False)
@@ -35,22 +31,22 @@ async def test_ready_and_not_ready_pods_with_named_ports(objects):
     await make_pod(objects, "other", "10.244.1.9", ready=True, labels={"app": "other"})
     ctl = EndpointsController(objects)
     await ctl.sync()
-    ep = objects.get(EP, "default", "kubia")
+    ep = objects.get(ENDPOINTS, "default", "kubia")
     by_port = {s["ports"][0]["port"]: s for s in ep["subsets"]}
     assert [a["ip"] for a in by_port[8080]["addresses"]] == ["10.244.1.2"]
     assert [a["ip"] for a in by_port[8080]["notReadyAddresses"]] == ["10.244.1.3"]
     assert [a["ip"] for a in by_port[9090]["addresses"]] == ["10.244.1.4"]
     assert by_port[8080]["addresses"][0]["targetRef"]["name"] == "a"
     # The proxy programs only the ready backends.
-    (port,) = service_ports([objects.get(SVC, "default", "kubia")], {("default", "kubia"): ep})
+    (port,) = service_ports([objects.get(SERVICES, "default", "kubia")], {("default", "kubia"): ep})
     assert [(str(ip), p) for ip, p in port.endpoints] == [("10.244.1.2", 8080), ("10.244.1.4", 9090)]
     rv = ep["metadata"]["resourceVersion"]
     await ctl.sync()
-    assert objects.get(EP, "default", "kubia")["metadata"]["resourceVersion"] == rv  # no churn
+    assert objects.get(ENDPOINTS, "default", "kubia")["metadata"]["resourceVersion"] == rv  # no churn
 
 
 async def test_a_pod_being_deleted_leaves_the_endpoints_at_once(objects):
-    await objects.create(SVC, "default", {"metadata": {"name": "kubia"}, "spec": {
+    await objects.create(SERVICES, "default", {"metadata": {"name": "kubia"}, "spec": {
         "selector": {"app": "kubia"}, "ports": [{"port": 80, "targetPort": 8080}]}})
     await make_pod(objects, "a", "10.244.1.2", ready=True)
     await make_pod(objects, "b", "10.244.1.3", ready=True)
@@ -59,23 +55,23 @@ async def test_a_pod_being_deleted_leaves_the_endpoints_at_once(objects):
     await objects.delete(PODS, "default", "a")  # bound to a node: graceful, still there
     assert objects.get(PODS, "default", "a")["metadata"]["deletionTimestamp"]
     await ctl.sync()
-    ips = [a["ip"] for s in objects.get(EP, "default", "kubia")["subsets"] for a in s["addresses"]]
+    ips = [a["ip"] for s in objects.get(ENDPOINTS, "default", "kubia")["subsets"] for a in s["addresses"]]
     assert ips == ["10.244.1.3"]
 
 
 async def test_selectorless_services_keep_their_endpoints_and_gone_services_lose_theirs(objects):
-    await objects.create(SVC, "default", {"metadata": {"name": "external"}, "spec": {
+    await objects.create(SERVICES, "default", {"metadata": {"name": "external"}, "spec": {
         "ports": [{"port": 80}]}})
-    await objects.create(EP, "default", {"metadata": {"name": "external"}, "subsets": [
+    await objects.create(ENDPOINTS, "default", {"metadata": {"name": "external"}, "subsets": [
         {"addresses": [{"ip": "11.11.11.11"}], "ports": [{"port": 80}]}]})
-    await objects.create(SVC, "default", {"metadata": {"name": "kubia"}, "spec": {
+    await objects.create(SERVICES, "default", {"metadata": {"name": "kubia"}, "spec": {
         "selector": {"app": "kubia"}, "ports": [{"port": 80}]}})
     ctl = EndpointsController(objects)
     await ctl.sync()
-    assert objects.get(EP, "default", "external")["subsets"][0]["addresses"] == [{"ip": "11.11.11.11"}]
-    assert "subsets" not in objects.get(EP, "default", "kubia")  # no pods yet: empty
-    await objects.delete(SVC, "default", "kubia")
-    await objects.delete(SVC, "default", "external")
+    assert objects.get(ENDPOINTS, "default", "external")["subsets"][0]["addresses"] == [{"ip": "11.11.11.11"}]
+    assert "subsets" not in objects.get(ENDPOINTS, "default", "kubia")  # no pods yet: empty
+    await objects.delete(SERVICES, "default", "kubia")
+    await objects.delete(SERVICES, "default", "external")
     await ctl.sync()
-    names = [e["metadata"]["name"] for e in objects.list(EP, "default")["items"]]
+    names = [e["metadata"]["name"] for e in objects.list(ENDPOINTS, "default")["items"]]
     assert names == ["external"]  # the user's stays; the controller's went with its Service

@@ -7,10 +7,7 @@ import time
 
 from nodeagent.coordinator.eventttl import EventExpiry
 from nodeagent.events import EventRecorder
-from nodeagent.objects.kinds import by_kind
-
-EVENTS = by_kind("Event")
-PODS = by_kind("Pod")
+from nodeagent.objects.kinds import EVENTS, PODS
 
 
 async def test_events_older_than_the_ttl_are_deleted_and_recent_ones_kept(objects):

@@ -9,15 +9,11 @@ from nodeagent.api.status import ApiError
 from nodeagent.coordinator.deployment import DeploymentController
 from nodeagent.coordinator.garbage import GarbageCollector
 from nodeagent.coordinator.replicaset import ReplicaSetController
-from nodeagent.objects.kinds import by_kind
-
-DEP = by_kind("Deployment")
-RS = by_kind("ReplicaSet")
-PODS = by_kind("Pod")
+from nodeagent.objects.kinds import DEPLOYMENTS, PODS, REPLICASETS
 
 
-async def deployed(objects):  # type: ignore[no-untyped-def]
-    await objects.create(DEP, "default", {"metadata": {"name": "kubia"}, "spec": {
+async def deployed(objects):
+    await objects.create(DEPLOYMENTS, "default", {"metadata": {"name": "kubia"}, "spec": {
         "replicas": 2, "selector": {"matchLabels": {"app": "kubia"}},
         "template": {"metadata": {"labels": {"app": "kubia"}}, "spec": {
             "containers": [{"name": "app", "image": "kubia:latest"}]}}}})
@@ -27,7 +23,7 @@ async def deployed(objects):  # type: ignore[no-untyped-def]
     return ctls
 
 
-async def passes(ctls, n: int = 6) -> None:  # type: ignore[no-untyped-def]
+async def passes(ctls, n: int = 6) -> None:
     """Controller passes, as the reconcile loops would run them on each change (a
     foreground chain needs one pass per level: each pass works from one listing)."""
     for _ in range(n):
@@ -35,34 +31,34 @@ async def passes(ctls, n: int = 6) -> None:  # type: ignore[no-untyped-def]
             await c.sync()
 
 
-def count(objects, res) -> int:  # type: ignore[no-untyped-def]
+def count(objects, res) -> int:
     return len(objects.list(res, "default")["items"])
 
 
 async def test_background_deletion_takes_replicasets_and_pods(objects):
     ctls = await deployed(objects)
-    await objects.delete(DEP, "default", "kubia")
+    await objects.delete(DEPLOYMENTS, "default", "kubia")
     await passes(ctls)
-    assert (count(objects, RS), count(objects, PODS)) == (0, 0)
+    assert (count(objects, REPLICASETS), count(objects, PODS)) == (0, 0)
 
 
 async def test_foreground_deletion_keeps_the_owner_until_dependents_are_gone(objects):
     ctls = await deployed(objects)
-    obj, gone = await objects.delete(DEP, "default", "kubia", propagation="Foreground")
+    obj, gone = await objects.delete(DEPLOYMENTS, "default", "kubia", propagation="Foreground")
     assert not gone and "foregroundDeletion" in obj["metadata"]["finalizers"]
-    assert objects.get(DEP, "default", "kubia")["metadata"]["deletionTimestamp"]
+    assert objects.get(DEPLOYMENTS, "default", "kubia")["metadata"]["deletionTimestamp"]
     await passes(ctls)
-    assert (count(objects, DEP), count(objects, RS), count(objects, PODS)) == (0, 0, 0)
+    assert (count(objects, DEPLOYMENTS), count(objects, REPLICASETS), count(objects, PODS)) == (0, 0, 0)
 
 
 async def test_orphan_deletion_leaves_the_pods_running_without_an_owner(objects):
     ctls = await deployed(objects)
-    (rs,) = objects.list(RS, "default")["items"]
-    await objects.delete(DEP, "default", "kubia", propagation="Orphan")
+    (rs,) = objects.list(REPLICASETS, "default")["items"]
+    await objects.delete(DEPLOYMENTS, "default", "kubia", propagation="Orphan")
     await passes(ctls)
-    assert count(objects, DEP) == 0
-    assert "ownerReferences" not in objects.get(RS, "default", rs["metadata"]["name"])["metadata"]
-    await objects.delete(RS, "default", rs["metadata"]["name"], propagation="Orphan")
+    assert count(objects, DEPLOYMENTS) == 0
+    assert "ownerReferences" not in objects.get(REPLICASETS, "default", rs["metadata"]["name"])["metadata"]
+    await objects.delete(REPLICASETS, "default", rs["metadata"]["name"], propagation="Orphan")
     await passes(ctls)
     left = objects.list(PODS, "default")["items"]
     assert len(left) == 2 and all("ownerReferences" not in p["metadata"] for p in left)
@@ -71,5 +67,5 @@ async def test_orphan_deletion_leaves_the_pods_running_without_an_owner(objects)
 async def test_an_unknown_propagation_policy_is_a_clear_error(objects):
     await deployed(objects)
     with pytest.raises(ApiError) as exc:
-        await objects.delete(DEP, "default", "kubia", propagation="Sideways")
+        await objects.delete(DEPLOYMENTS, "default", "kubia", propagation="Sideways")
     assert exc.value.code == 400 and 'propagationPolicy: Unsupported value: "Sideways"' in exc.value.message

@@ -25,7 +25,7 @@ async def start(nursery: trio.Nursery, name: str, keyring: Keyring | None = None
                       rng=random.Random(name))
     scope = trio.CancelScope()
 
-    async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
         with scope:
             await node.run(task_status=task_status)
     await nursery.start(run)
@@ -37,7 +37,7 @@ def sees(node: GossipNode, want: dict[str, MemberState]) -> bool:
     return all(have.get(k) is v for k, v in want.items())
 
 
-async def wait(check, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait(check, timeout_s: float = 20.0) -> None:
     with trio.fail_after(timeout_s):
         while True:
             if check():
@@ -104,13 +104,13 @@ async def test_an_encrypted_cluster_refuses_strangers_and_rotates_its_key():
 
         # Rotation as serf does it: install everywhere, use everywhere, remove everywhere.
         for n in nodes.values():
-            n.keyring.install(key_b)  # type: ignore[union-attr]
+            n.keyring.install(key_b)
         await trio.sleep(1)
         for n in nodes.values():
-            n.keyring.use(key_b)  # type: ignore[union-attr]
+            n.keyring.use(key_b)
         await trio.sleep(1)
         for n in nodes.values():
-            n.keyring.remove(key_a)  # type: ignore[union-attr]
+            n.keyring.remove(key_a)
         await trio.sleep(3)  # a few probe rounds on the new key alone
         assert all(sees(n, everyone) for n in nodes.values())
         while True:

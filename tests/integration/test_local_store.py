@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,7 +17,7 @@ def put(key: str, value: bytes = b"v") -> Txn:
     return Txn(success=(Op("put", key, value),))
 
 
-async def start(nursery: trio.Nursery, path: Path, **kw: int) -> LocalStore:
+async def start(nursery: trio.Nursery, path: Path, **kw: Any) -> LocalStore:
     store = LocalStore(str(path), **kw)
     await nursery.start(store.run)
     return store

@@ -10,11 +10,8 @@ from nodeagent.agent import ensure_namespaces
 from nodeagent.api.objects import ObjectStore
 from nodeagent.cli.printers import table
 from nodeagent.coordinator.nodelifecycle import ANNOTATION, UNREACHABLE, NodeLifecycle
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import ENDPOINTS, NODES, PODS, SERVICES
 from nodeagent.store import LocalStore
-
-NODES = by_kind("Node")
-assert NODES is not None
 
 
 async def test_a_failed_member_makes_its_node_unknown_and_tainted_until_it_is_back(tmp_path):
@@ -54,8 +51,6 @@ async def test_a_failed_member_makes_its_node_unknown_and_tainted_until_it_is_ba
         nursery.cancel_scope.cancel()
 
 
-PODS = by_kind("Pod")
-assert PODS is not None
 
 
 def _pod(name: str, node: str, **spec: object) -> dict:
@@ -78,8 +73,6 @@ async def test_pods_of_a_failed_node_turn_not_ready_at_once_and_are_evicted_afte
     pod that tolerates the taint for good stays."""
     from nodeagent.coordinator.endpoints import EndpointsController
     from nodeagent.coordinator.noexecute import TaintEviction
-    SERVICES = by_kind("Service")
-    ENDPOINTS = by_kind("Endpoints")
     store = LocalStore(str(tmp_path), fsync=False)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)

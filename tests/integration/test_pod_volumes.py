@@ -14,20 +14,20 @@ import pytest
 from nodeagent.podmanager.volumes import VolumeError, Volumes, write_atomically
 
 ROOT = os.geteuid() == 0
-OBJECTS: dict = {}  # type: ignore[type-arg]
+OBJECTS: dict = {}
 
 
-def lookup(kind: str, ns: str, name: str):  # type: ignore[no-untyped-def]
+def lookup(kind: str, ns: str, name: str):
     return OBJECTS.get((kind, ns, name))
 
 
-def pod(*volumes: dict, uid: str = "uid-1") -> dict:  # type: ignore[type-arg]
+def pod(*volumes: dict, uid: str = "uid-1") -> dict:
     return {"metadata": {"uid": uid, "namespace": "default", "name": "p"},
             "spec": {"volumes": list(volumes)}}
 
 
 @pytest.fixture
-def vols(tmp_path):  # type: ignore[no-untyped-def]
+def vols(tmp_path):
     v = Volumes(str(tmp_path / "pods"), lookup)
     yield v
     v.teardown("uid-1")
@@ -172,6 +172,6 @@ def test_projected_volumes_are_mounted_read_only_and_sub_paths_stay_inside(vols,
                                           "subPath": "host"}]}, paths)
 
 
-def _tree(root) -> set[str]:  # type: ignore[no-untyped-def]
+def _tree(root) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root)
             for n in dirs + names}

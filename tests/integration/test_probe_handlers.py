@@ -128,7 +128,7 @@ async def test_tcp_socket(server):
 async def test_a_hanging_target_does_not_block_other_probes(server):
     results = {}
 
-    async def run(name: str, coro) -> None:  # type: ignore[no-untyped-def]
+    async def run(name: str, coro) -> None:
         results[name] = (await coro, trio.current_time())
     t0 = trio.current_time()
     async with trio.open_nursery() as nursery:

@@ -34,13 +34,13 @@ class Target:
         self.up = False
 
 
-def tcp(port: int):  # type: ignore[no-untyped-def]
+def tcp(port: int):
     async def handler(timeout_s: float) -> tuple[bool, str]:
         return await tcp_socket("127.0.0.1", port, timeout_s)
     return handler
 
 
-async def wait_for(events: list, wanted: tuple, timeout_s: float = 5.0) -> None:  # type: ignore[type-arg]
+async def wait_for(events: list, wanted: tuple, timeout_s: float = 5.0) -> None:
     with trio.fail_after(timeout_s):
         while wanted not in [e[:4] for e in events]:  # noqa: ASYNC110 - a plain list, polled
             await trio.sleep(0.01)
@@ -48,7 +48,7 @@ async def wait_for(events: list, wanted: tuple, timeout_s: float = 5.0) -> None:
 
 async def test_readiness_follows_the_target_and_survives_a_restart(tmp_path):
     target = Target()
-    events: list = []  # type: ignore[type-arg]
+    events: list = []
     state = str(tmp_path / "probes.json")
     async with trio.open_nursery() as nursery:
         prober = Prober(state, lambda *e: events.append(e), seed=1)
@@ -77,7 +77,7 @@ async def test_readiness_follows_the_target_and_survives_a_restart(tmp_path):
 
 async def test_liveness_failure_asks_for_a_restart_with_the_message(tmp_path):
     target = Target()  # never listening: connection refused
-    events: list = []  # type: ignore[type-arg]
+    events: list = []
     async with trio.open_nursery() as nursery:
         prober = Prober(str(tmp_path / "p.json"), lambda *e: events.append(e), seed=2)
         await nursery.start(prober.run)
@@ -94,7 +94,7 @@ async def test_liveness_failure_asks_for_a_restart_with_the_message(tmp_path):
 async def test_startup_gates_readiness(tmp_path):
     startup_target, ready_target = Target(), Target()
     ready_target.start()
-    events: list = []  # type: ignore[type-arg]
+    events: list = []
     async with trio.open_nursery() as nursery:
         prober = Prober(str(tmp_path / "p.json"), lambda *e: events.append(e), seed=3)
         await nursery.start(prober.run)
@@ -116,7 +116,7 @@ async def test_startup_gates_readiness(tmp_path):
 async def test_a_hanging_probe_does_not_hold_up_other_pods(tmp_path):
     fast_target = Target()
     fast_target.start()
-    events: list = []  # type: ignore[type-arg]
+    events: list = []
 
     async def hangs(timeout_s: float) -> tuple[bool, str]:
         await trio.sleep_forever()

@@ -17,7 +17,7 @@ from pyroute2 import netns  # noqa: E402
 
 from netns.nft import NftRules  # noqa: E402
 from nodeagent.api.objects import ObjectStore  # noqa: E402
-from nodeagent.objects.kinds import by_kind  # noqa: E402
+from nodeagent.objects.kinds import ENDPOINTS, NAMESPACES, SERVICES  # noqa: E402
 from nodeagent.proxy import service as proxy  # noqa: E402
 from nodeagent.store import LocalStore  # noqa: E402
 
@@ -27,7 +27,7 @@ def backends(ns: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-async def until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def until(predicate, timeout_s: float = 10.0) -> None:
     # The kernel's rules are outside Trio: there is no event to wait on, so poll.
     with trio.fail_after(timeout_s):
         while not predicate():  # noqa: ASYNC110
@@ -43,9 +43,9 @@ async def test_rules_follow_services_and_endpoints(tmp_path):
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
             objects = ObjectStore(store)
-            await objects.create(by_kind("Namespace"), None, {"metadata": {"name": "default"}})
+            await objects.create(NAMESPACES, None, {"metadata": {"name": "default"}})
             await nursery.start(proxy.run, objects, rules)
-            svc, ep = by_kind("Service"), by_kind("Endpoints")
+            svc, ep = SERVICES, ENDPOINTS
             await objects.create(svc, "default", {"metadata": {"name": "kubia"}, "spec": {
                 "clusterIP": "10.96.0.10", "selector": {"app": "kubia"},
                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})

@@ -24,7 +24,7 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
                                     "spec": {"containers": [{"name": "c", "image": "kubia"}]}}}}
 
 
-def until(check, timeout_s: float = 30.0, what: str = ""):  # type: ignore[no-untyped-def]
+def until(check, timeout_s: float = 30.0, what: str = ""):
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -61,7 +61,7 @@ def since_start(a: AgentProcess) -> str:
     return text[text.rfind("store (raft) recovered"):]
 
 
-def leader_of(agents) -> int:  # type: ignore[no-untyped-def]
+def leader_of(agents) -> int:
     """The one agent running the coordinator now (0 if none or several)."""
     running = [i for i, a in agents.items() if a.proc and a.proc.poll() is None
                and since_start(a).count("starting the coordinator") >
@@ -87,8 +87,8 @@ def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents)
     until(lambda: len(httpx.get(f"{agents[follower].url}/api/v1/namespaces/default/pods",
                                 timeout=10).json()["items"]) == 2, what="two pods")
     # kill -9 the leader's agent: another agent leads and coordinates; writes go on.
-    agents[leader].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-    agents[leader].proc.wait()  # type: ignore[union-attr]
+    agents[leader].proc.send_signal(signal.SIGKILL)
+    agents[leader].proc.wait()
     survivors = [i for i in agents if i != leader]
     for n in range(10):
         until(lambda n=n: create(survivors[n % 2], f"after{n}"), what=f"write {n} after the kill")
@@ -218,8 +218,8 @@ def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(
         for _ in range(3):
             time.sleep(1)
             leader = until(lambda: leader_of(agents), what="a leader to kill")
-            agents[leader].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-            agents[leader].proc.wait()  # type: ignore[union-attr]
+            agents[leader].proc.send_signal(signal.SIGKILL)
+            agents[leader].proc.wait()
             until(lambda leader=leader: leader_of({i: a for i, a in agents.items()
                                                    if i != leader}), what="a new leader")
             agents[leader].start()
@@ -268,8 +268,8 @@ def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_pat
         seen: list[str] = []
         with httpx.stream("GET", f"{client.url}/api/v1/namespaces/default/configmaps",
                           params={"watch": "1", "resourceVersion": rv}, timeout=30) as watch:
-            agents[victim].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-            agents[victim].proc.wait()  # type: ignore[union-attr]
+            agents[victim].proc.send_signal(signal.SIGKILL)
+            agents[victim].proc.wait()
             survivor = next(i for i in agents if i != victim)
             until(lambda: httpx.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
                                      "configmaps", json={"metadata": {"name": "after-kill"}},
@@ -416,8 +416,8 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
         # On the network API the operator's calls are not served at all.
         assert httpx.post(f"{client.url}/gossip/events", json={"name": "x"},
                           timeout=10).status_code == 404
-        procs[4].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-        procs[4].proc.wait()  # type: ignore[union-attr]
+        procs[4].proc.send_signal(signal.SIGKILL)
+        procs[4].proc.wait()
         until(lambda: members()["client"][0] == "failed", 30, what="the client seen failed")
         follower = next(i for i in (1, 2, 3) if i != leader)
         procs[follower].stop()
@@ -550,8 +550,8 @@ def test_watches_go_on_across_a_leader_change_resuming_from_their_resource_versi
     for n in range(10):
         until(lambda n=n: create(follower, f"cm-{n:02d}"), what=f"write {n}")
     until(lambda: len(seen["leader"]) == 10, what="the leader's watch to see 10")
-    agents[leader].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-    agents[leader].proc.wait()  # type: ignore[union-attr]
+    agents[leader].proc.send_signal(signal.SIGKILL)
+    agents[leader].proc.wait()
     on_leader.join(30)
     for n in range(10, 20):
         until(lambda n=n: create(follower, f"cm-{n:02d}"), what=f"write {n} after the kill")

@@ -43,7 +43,7 @@ class KV:
 
 
 class Cluster:
-    def __init__(self, tmp, n: int = 3) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, tmp, n: int = 3) -> None:
         self.tmp, self.ids = tmp, tuple(range(1, n + 1))
         self.addrs = {i: ("127.0.0.1", p) for i, p in zip(self.ids, free_ports(n), strict=True)}
         self.nodes: dict[int, RaftNode] = {}
@@ -115,7 +115,7 @@ async def test_three_servers_replicate_fail_over_and_catch_up(tmp_path):
             while len(c.kvs[old].items) < 110:  # noqa: ASYNC110 (polling a plain list)
                 await trio.sleep(0.05)
         assert c.kvs[old].items == c.kvs[new.config.id].items
-        assert c.nodes[old].raft.log.snapshot_index > 0  # type: ignore[union-attr]
+        assert c.nodes[old].raft.log.snapshot_index > 0
         # Leadership moves on request.
         target = old
         new.transfer_leadership(target)

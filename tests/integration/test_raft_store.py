@@ -15,7 +15,7 @@ from nodeagent.store.mvcc import Compare, Op, Txn
 from nodeagent.store.raftstore import RaftStore
 
 
-async def put(store: RaftStore, key: str, value: bytes, **compare: int):  # type: ignore[no-untyped-def]
+async def put(store: RaftStore, key: str, value: bytes, **compare: int):
     cmp = tuple(Compare(key, "mod", "=", v) for v in compare.values())
     with trio.fail_after(20):
         while True:
@@ -35,7 +35,7 @@ async def test_three_raft_stores_agree_and_survive_their_leader(tmp_path):
     scopes = {i: trio.CancelScope() for i in ids}
     async with trio.open_nursery() as nursery:
         for i in ids:
-            async def run(i: int = i, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+            async def run(i: int = i, task_status=trio.TASK_STATUS_IGNORED) -> None:
                 with scopes[i]:
                     await stores[i].run(task_status=task_status)
             await nursery.start(run)
@@ -46,7 +46,7 @@ async def test_three_raft_stores_agree_and_survive_their_leader(tmp_path):
         assert not stale.succeeded  # the compare failed: the result says so
         await stores[3].read_barrier()
         assert {i: s.revision for i, s in stores.items()} == {i: first.revision for i in ids}
-        assert stores[3].get("/k/a").value == b"1"  # type: ignore[union-attr]
+        assert stores[3].get("/k/a").value == b"1"
         with trio.fail_after(5):
             events = await watch.receive()
         assert [e.kv.key for e in events] == ["/k/a"]

@@ -26,15 +26,15 @@ from build import build  # noqa: E402
 from runtime.images import ImageError, ImageStore  # noqa: E402
 from runtime.registry import RegistryClient, parse_reference  # noqa: E402
 
-REGISTRY = shutil.which("docker-registry")
+REGISTRY = shutil.which("docker-registry") or ""
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="unpacking layers with whiteouts needs root"),
-    pytest.mark.skipif(REGISTRY is None, reason="Debian's docker-registry is not installed "
+    pytest.mark.skipif(not REGISTRY, reason="Debian's docker-registry is not installed "
                        "(scripts/test installs it)"),
 ]
 
 
-def run_registry(work: Path, auth: str = ""):  # type: ignore[no-untyped-def]
+def run_registry(work: Path, auth: str = ""):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -7,14 +7,10 @@ import trio
 
 from nodeagent.api.objects import ObjectStore
 from nodeagent.api.server import ApiApp, serve_api
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import CONFIGMAPS, NAMESPACES
 from nodeagent.store import LocalStore
 from nodeagent.store.remote import RemoteStore
 from nodeagent.store.wire import MEDIA_TYPE
-
-CONFIGMAPS = by_kind("ConfigMap")
-NAMESPACES = by_kind("Namespace")
-assert CONFIGMAPS is not None and NAMESPACES is not None
 
 
 def cm(name: str, value: str) -> dict:
@@ -25,7 +21,7 @@ async def start_api(nursery: trio.Nursery, objects: ObjectStore) -> tuple[str, t
     """One API server over ``objects``; its own cancel scope stops it alone."""
     scope = trio.CancelScope()
 
-    async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:
         with scope:
             await serve_api(ApiApp(objects), "127.0.0.1:0", task_status=task_status)
 

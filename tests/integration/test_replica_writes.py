@@ -23,7 +23,7 @@ def _service(cluster_ip: str) -> bytes:
                                 "selector": {"a": "b"}}}).encode()
 
 
-def _post(agent: AgentProcess, txn: Txn | bytes):  # type: ignore[no-untyped-def]
+def _post(agent: AgentProcess, txn: Txn | bytes):
     body = txn if isinstance(txn, bytes) else txn.encode()
     with agent.client() as c:
         return c.post("/replica/txn", content=body, headers={"content-type": MEDIA_TYPE})

@@ -7,26 +7,22 @@ from __future__ import annotations
 import time
 
 from nodeagent.coordinator.replicaset import ReplicaSetController, deletion_rank
-from nodeagent.objects.kinds import by_kind
-
-RS = by_kind("ReplicaSet")
-PODS = by_kind("Pod")
-EVENTS = by_kind("Event")
+from nodeagent.objects.kinds import EVENTS, PODS, REPLICASETS
 
 
-def rs_body(name: str = "kubia", replicas: int = 3, **spec) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def rs_body(name: str = "kubia", replicas: int = 3, **spec) -> dict:
     return {"metadata": {"name": name}, "spec": {
         "replicas": replicas, "selector": {"matchLabels": {"app": name}},
         "template": {"metadata": {"labels": {"app": name}}, "spec": {
             "containers": [{"name": "app", "image": "kubia:latest"}]}}, **spec}}
 
 
-def pods(objects, selector: str = "app=kubia") -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+def pods(objects, selector: str = "app=kubia") -> list[dict]:
     return [p for p in objects.list(PODS, "default", label_selector=selector)["items"]
             if not p["metadata"].get("deletionTimestamp")]
 
 
-async def set_phase(objects, pod: dict, phase: str, ready: bool,  # type: ignore[no-untyped-def,type-arg]
+async def set_phase(objects, pod: dict, phase: str, ready: bool,
                     since: float | None = None) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since or time.time()))
     pod = objects.get(PODS, "default", pod["metadata"]["name"])
@@ -36,7 +32,7 @@ async def set_phase(objects, pod: dict, phase: str, ready: bool,  # type: ignore
 
 
 async def test_creates_replicas_owned_and_labelled_and_reports_status(objects):
-    await objects.create(RS, "default", rs_body(replicas=3))
+    await objects.create(REPLICASETS, "default", rs_body(replicas=3))
     ctl = ReplicaSetController(objects)
     await ctl.sync()
     made = pods(objects)
@@ -50,7 +46,7 @@ async def test_creates_replicas_owned_and_labelled_and_reports_status(objects):
     for p in made:
         await set_phase(objects, p, "Running", ready=True)
     await ctl.sync()
-    status = objects.get(RS, "default", "kubia")["status"]
+    status = objects.get(REPLICASETS, "default", "kubia")["status"]
     assert status["replicas"] == 3 and status["readyReplicas"] == 3
     assert status["availableReplicas"] == 3 and status["observedGeneration"] == 1
     reasons = [e["reason"] for e in objects.list(EVENTS, "default")["items"]]
@@ -58,7 +54,7 @@ async def test_creates_replicas_owned_and_labelled_and_reports_status(objects):
 
 
 async def test_a_deleted_pod_is_replaced_and_scale_down_removes_the_least_useful(objects):
-    await objects.create(RS, "default", rs_body(replicas=3))
+    await objects.create(REPLICASETS, "default", rs_body(replicas=3))
     ctl = ReplicaSetController(objects)
     await ctl.sync()
     a, b, _pending = pods(objects)
@@ -70,16 +66,16 @@ async def test_a_deleted_pod_is_replaced_and_scale_down_removes_the_least_useful
     now = pods(objects)
     assert len(now) == 3 and a["metadata"]["name"] not in {p["metadata"]["name"] for p in now}
     # Scale to 1: the pending ones (the third and the replacement) go before the running one.
-    rs = objects.get(RS, "default", "kubia")
+    rs = objects.get(REPLICASETS, "default", "kubia")
     rs["spec"]["replicas"] = 1
-    await objects.update(RS, "default", "kubia", rs)
+    await objects.update(REPLICASETS, "default", "kubia", rs)
     await ctl.sync()
     left = pods(objects)
     assert [p["metadata"]["name"] for p in left] == [b["metadata"]["name"]]
 
 
 def test_deletion_rank_orders_as_kubernetes():
-    def pod(name, node=None, phase="Running", ready=False, restarts=0, created="2026-01-01T00:00:00Z"):  # type: ignore[no-untyped-def]
+    def pod(name, node=None, phase="Running", ready=False, restarts=0, created="2026-01-01T00:00:00Z"):
         return {"metadata": {"name": name, "creationTimestamp": created},
                 "spec": {"nodeName": node} if node else {},
                 "status": {"phase": phase, "conditions": [
@@ -102,13 +98,13 @@ async def test_orphans_are_adopted_and_relabelled_pods_released(objects):
     orphan = await objects.create(PODS, "default", {
         "metadata": {"name": "orphan", "labels": {"app": "kubia"}},
         "spec": {"containers": [{"name": "app", "image": "kubia:latest"}]}})
-    await objects.create(RS, "default", rs_body(replicas=2))
+    await objects.create(REPLICASETS, "default", rs_body(replicas=2))
     ctl = ReplicaSetController(objects)
     await ctl.sync()
     mine = pods(objects)
     assert len(mine) == 2 and "orphan" in {p["metadata"]["name"] for p in mine}
     assert objects.get(PODS, "default", "orphan")["metadata"]["ownerReferences"][0]["uid"] == \
-        objects.get(RS, "default", "kubia")["metadata"]["uid"]
+        objects.get(REPLICASETS, "default", "kubia")["metadata"]["uid"]
     # Relabel it out of the selector: released (no owner) and replaced.
     pod = objects.get(PODS, "default", "orphan")
     pod["metadata"]["labels"] = {"app": "debug"}
@@ -120,15 +116,15 @@ async def test_orphans_are_adopted_and_relabelled_pods_released(objects):
 
 
 async def test_min_ready_seconds_delays_availability_and_asks_to_look_again(objects):
-    await objects.create(RS, "default", rs_body(replicas=1, minReadySeconds=30))
+    await objects.create(REPLICASETS, "default", rs_body(replicas=1, minReadySeconds=30))
     clock = [time.time()]
     ctl = ReplicaSetController(objects, clock=lambda: clock[0])
     await ctl.sync()
     (p,) = pods(objects)
     await set_phase(objects, p, "Running", ready=True, since=clock[0])
     again = await ctl.sync()
-    assert objects.get(RS, "default", "kubia")["status"].get("availableReplicas", 0) == 0
+    assert objects.get(REPLICASETS, "default", "kubia")["status"].get("availableReplicas", 0) == 0
     assert again is not None and 25 < again <= 31
     clock[0] += 31
     await ctl.sync()
-    assert objects.get(RS, "default", "kubia")["status"]["availableReplicas"] == 1
+    assert objects.get(REPLICASETS, "default", "kubia")["status"]["availableReplicas"] == 1

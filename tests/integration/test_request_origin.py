@@ -14,14 +14,14 @@ from agentproc import AgentProcess
 EXEC = "/api/v1/namespaces/default/pods/nope/exec?command=sh"
 
 
-def _ws(agent: AgentProcess, **kw):  # type: ignore[no-untyped-def]
+def _ws(agent: AgentProcess, **kw):
     return connect("ws" + agent.url.removeprefix("http") + EXEC,
                    subprotocols=["v4.channel.k8s.io"], open_timeout=5, **kw)  # type: ignore[list-item]
 
 
 def test_a_websocket_from_a_foreign_origin_is_refused(shared_agent: AgentProcess) -> None:
     with pytest.raises(InvalidStatus) as info:
-        _ws(shared_agent, origin="https://evil.example")  # type: ignore[arg-type]
+        _ws(shared_agent, origin="https://evil.example")
     assert info.value.response.status_code == 403
 
 

@@ -10,15 +10,11 @@ import pytest
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.scheduler import Scheduler, pod_requests
 from nodeagent.nodestatus import NodeReporter
-from nodeagent.objects.kinds import by_kind
-
-PODS = by_kind("Pod")
-NODES = by_kind("Node")
-EVENTS = by_kind("Event")
+from nodeagent.objects.kinds import EVENTS, NODES, PODS, SERVICES
 
 
-def pod(name: str, cpu: str | None = None, **spec) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    c: dict = {"name": "app", "image": "kubia:latest"}  # type: ignore[type-arg]
+def pod(name: str, cpu: str | None = None, **spec) -> dict:
+    c: dict = {"name": "app", "image": "kubia:latest"}
     if cpu:
         c["resources"] = {"requests": {"cpu": cpu, "memory": "16Mi"}}
     return {"metadata": {"name": name}, "spec": {"containers": [c], **spec}}
@@ -101,7 +97,7 @@ def test_requests_count_init_containers_as_kubernetes():
 
 async def test_load_balancer_services_get_the_ready_nodes_addresses(objects, tmp_path):
     from nodeagent.coordinator.loadbalancer import LoadBalancerController
-    svc_res = by_kind("Service")
+    svc_res = SERVICES
     await NodeReporter(objects, "node1", str(tmp_path), ["192.168.56.11"]).report()
     await objects.create(svc_res, "default", {"metadata": {"name": "web"}, "spec": {
         "type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}})
@@ -122,20 +118,20 @@ async def test_load_balancer_services_get_the_ready_nodes_addresses(objects, tmp
     assert not objects.get(svc_res, "default", "web")["status"]["loadBalancer"].get("ingress")
 
 
-async def _node(objects, name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110",  # type: ignore[no-untyped-def]
-                labels: dict | None = None, **spec) -> None:  # type: ignore[type-arg]
+async def _node(objects, name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
+                labels: dict | None = None, **spec) -> None:
     await objects.create(NODES, None, {
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
         "spec": spec, "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
                                  "conditions": [{"type": "Ready", "status": "True"}]}})
 
 
-def _placed(objects) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _placed(objects) -> dict[str, str]:
     return {p["metadata"]["name"]: p["spec"].get("nodeName", "")
             for p in objects.list(PODS, "default")["items"]}
 
 
-def _message(objects, name: str) -> str:  # type: ignore[no-untyped-def]
+def _message(objects, name: str) -> str:
     return {c["type"]: c for c in objects.get(PODS, "default", name)["status"]["conditions"]}[
         "PodScheduled"]["message"]
 
@@ -145,7 +141,7 @@ async def test_node_affinity_host_ports_and_reasons_counted_per_node(objects):
     await _node(objects, "b", labels={"zone": "z2", "gen": "5"})
     await _node(objects, "c", labels={"zone": "z2", "gen": "7"}, unschedulable=True)
 
-    def affinity(required=None, preferred=None):  # type: ignore[no-untyped-def]
+    def affinity(required=None, preferred=None):
         node = {}
         if required:
             node["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": required}

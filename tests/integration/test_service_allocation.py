@@ -14,10 +14,8 @@ import trio
 from nodeagent.agent import ensure_namespaces
 from nodeagent.api.objects import ObjectStore
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import SERVICES
 from nodeagent.store import LocalStore
-
-SVC = by_kind("Service")
 
 
 @pytest.fixture
@@ -31,7 +29,7 @@ async def objects(tmp_path) -> AsyncIterator[ObjectStore]:
         nursery.cancel_scope.cancel()
 
 
-def svc(name: str, type_: str = "ClusterIP", **spec) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def svc(name: str, type_: str = "ClusterIP", **spec) -> dict:
     ports = spec.pop("ports", [{"port": 80, "targetPort": 8080}])
     return {"metadata": {"name": name}, "spec": {"type": type_, "selector": {"app": name},
                                                   "ports": ports, **spec}}
@@ -40,25 +38,25 @@ def svc(name: str, type_: str = "ClusterIP", **spec) -> dict:  # type: ignore[no
 async def test_addresses_are_in_the_create_answer_and_unique(objects):
     ips = set()
     for i in range(14):
-        created = await objects.create(SVC, "default", svc(f"s{i}", "NodePort"))
+        created = await objects.create(SERVICES, "default", svc(f"s{i}", "NodePort"))
         ip = created["spec"]["clusterIP"]
         assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.96.0.0/28")
         assert created["spec"]["clusterIPs"] == [ip]
         assert 30000 <= created["spec"]["ports"][0]["nodePort"] <= 32767
-        assert objects.get(SVC, "default", f"s{i}")["spec"]["clusterIP"] == ip
+        assert objects.get(SERVICES, "default", f"s{i}")["spec"]["clusterIP"] == ip
         ips.add(ip)
     assert len(ips) == 14
     with pytest.raises(ApiError) as exc:
-        await objects.create(SVC, "default", svc("full"))
+        await objects.create(SERVICES, "default", svc("full"))
     assert "range is full" in exc.value.message
     # Deleting one frees its address for the next Service.
-    freed = objects.get(SVC, "default", "s3")["spec"]["clusterIP"]
-    await objects.delete(SVC, "default", "s3")
-    assert (await objects.create(SVC, "default", svc("again")))["spec"]["clusterIP"] == freed
+    freed = objects.get(SERVICES, "default", "s3")["spec"]["clusterIP"]
+    await objects.delete(SERVICES, "default", "s3")
+    assert (await objects.create(SERVICES, "default", svc("again")))["spec"]["clusterIP"] == freed
 
 
 async def test_requested_addresses_are_checked(objects):
-    a = await objects.create(SVC, "default", svc("a", "NodePort", clusterIP="10.96.0.5",
+    a = await objects.create(SERVICES, "default", svc("a", "NodePort", clusterIP="10.96.0.5",
                                                  ports=[{"port": 80, "nodePort": 30080}]))
     assert a["spec"]["clusterIP"] == "10.96.0.5" and a["spec"]["ports"][0]["nodePort"] == 30080
     cases = [
@@ -72,19 +70,20 @@ async def test_requested_addresses_are_checked(objects):
     ]
     for body, field, message in cases:
         with pytest.raises(ApiError) as exc:
-            await objects.create(SVC, "default", body)
+            await objects.create(SERVICES, "default", body)
         assert exc.value.code == 422, body
         assert f"{field}: Invalid value" in exc.value.message and message in exc.value.message
     # The refused creates claimed nothing: their addresses are still free.
-    e = await objects.create(SVC, "default", svc("e2", "NodePort", ports=[{"port": 80, "nodePort": 30090}]))
+    e = await objects.create(SERVICES, "default",
+                             svc("e2", "NodePort", ports=[{"port": 80, "nodePort": 30090}]))
     assert e["spec"]["ports"][0]["nodePort"] == 30090
 
 
 async def test_concurrent_creates_never_share_an_address(objects):
-    created: list[dict] = []  # type: ignore[type-arg]
+    created: list[dict] = []
 
     async def make(i: int) -> None:
-        created.append(await objects.create(SVC, "default", svc(f"c{i}", "NodePort")))
+        created.append(await objects.create(SERVICES, "default", svc(f"c{i}", "NodePort")))
     async with trio.open_nursery() as nursery:
         for i in range(14):
             nursery.start_soon(make, i)
@@ -93,24 +92,24 @@ async def test_concurrent_creates_never_share_an_address(objects):
 
 
 async def test_type_changes_and_applies_keep_or_free_node_ports(objects):
-    s = await objects.create(SVC, "default", svc("web", "NodePort"))
+    s = await objects.create(SERVICES, "default", svc("web", "NodePort"))
     port = s["spec"]["ports"][0]["nodePort"]
     # An apply that leaves nodePort (and clusterIP) out keeps them.
-    again = await objects.update(SVC, "default", "web", svc("web", "NodePort"))
+    again = await objects.update(SERVICES, "default", "web", svc("web", "NodePort"))
     assert again["spec"]["ports"][0]["nodePort"] == port
     assert again["spec"]["clusterIP"] == s["spec"]["clusterIP"]
     # Back to ClusterIP frees the port: another Service may ask for it.
-    plain = await objects.update(SVC, "default", "web", svc("web"))
+    plain = await objects.update(SERVICES, "default", "web", svc("web"))
     assert "nodePort" not in plain["spec"]["ports"][0]
-    other = await objects.create(SVC, "default", svc("other", "NodePort",
+    other = await objects.create(SERVICES, "default", svc("other", "NodePort",
                                                      ports=[{"port": 80, "nodePort": port}]))
     assert other["spec"]["ports"][0]["nodePort"] == port
 
 
 async def test_headless_and_external_name_services_take_no_address(objects):
-    h = await objects.create(SVC, "default", svc("headless", clusterIP="None"))
+    h = await objects.create(SERVICES, "default", svc("headless", clusterIP="None"))
     assert h["spec"]["clusterIP"] == "None"
-    x = await objects.create(SVC, "default", {"metadata": {"name": "ext"}, "spec": {
+    x = await objects.create(SERVICES, "default", {"metadata": {"name": "ext"}, "spec": {
         "type": "ExternalName", "externalName": "db.example.com"}})
     assert not x["spec"].get("clusterIP")
     assert len(objects.store.range("/registry/allocations/")[0]) == 0

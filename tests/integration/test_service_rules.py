@@ -23,7 +23,7 @@ from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.ipam import Ipam  # noqa: E402
 from netns.iptables import IptablesRules  # noqa: E402
 from netns.nft import NftRules, RulesError  # noqa: E402
-from netns.rules import ServicePort  # noqa: E402
+from netns.rules import IP, ServicePort  # noqa: E402
 from netns.sandbox import NodeNet, SandboxManager  # noqa: E402
 
 
@@ -84,8 +84,8 @@ def ask(lab: dict, ip: str, port: int, n: int = 1) -> list[str]:
 
 def service(lab: dict, *names: str, affinity: int | None = None, node_port: int | None = 30080):
     eps = tuple(sorted((lab["pods"][n].ip, 8080) for n in names))
-    return ServicePort("default", "kubia", "http", "TCP", 80, "10.96.0.10", node_port, affinity,
-                       eps)
+    return ServicePort("default", "kubia", "http", "TCP", 80, IP("10.96.0.10"), node_port, affinity,
+                       tuple((IP(ip), port) for ip, port in eps))
 
 
 def test_cluster_ip_balances_over_ready_endpoints_and_follows_changes(lab):

@@ -14,18 +14,15 @@ from test_raft_node import free_ports
 from test_raft_store import put
 
 from nodeagent.api.objects import ObjectStore
-from nodeagent.objects.kinds import by_kind
+from nodeagent.objects.kinds import PODS
 from nodeagent.store import LocalStore
 from nodeagent.store.errors import TxnRejectedError
 from nodeagent.store.mvcc import MVCC, Op, Txn
 from nodeagent.store.raftstore import RaftStore
 from nodeagent.store.wal import WAL
 
-PODS = by_kind("Pod")
-assert PODS is not None
 
-
-def _servers(tmp_path, addrs):  # type: ignore[no-untyped-def]
+def _servers(tmp_path, addrs):
     ids = tuple(addrs)
     return {i: RaftStore(str(tmp_path / f"s{i}"), node_id=i, listen=addrs[i],
                          peers={p: a for p, a in addrs.items() if p != i}, voters=ids,
@@ -37,7 +34,7 @@ async def test_undecodable_entries_fail_alike_everywhere_and_survive_restarts(tm
     stores = _servers(tmp_path, addrs)
     scopes = {i: trio.CancelScope() for i in stores}
     async with trio.open_nursery() as nursery:
-        async def run(i: int, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        async def run(i: int, task_status=trio.TASK_STATUS_IGNORED) -> None:
             with scopes[i]:
                 await stores[i].run(task_status=task_status)
         for i in stores:

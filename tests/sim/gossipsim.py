@@ -57,7 +57,7 @@ class GossipSim:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.now = 0
-        self.queue: list[tuple[int, int, str, tuple]] = []  # type: ignore[type-arg]
+        self.queue: list[tuple[int, int, str, tuple]] = []
         self.counter = 0
         self.nodes: dict[str, Node] = {}
         self.by_addr: dict[Address, Node] = {}
@@ -136,7 +136,7 @@ class GossipSim:
     def run_for(self, ms: int) -> None:
         self.run_until(self.now + ms)
 
-    def until(self, check, limit_ms: int, step_ms: int = 50) -> int | None:  # type: ignore[no-untyped-def]
+    def until(self, check, limit_ms: int, step_ms: int = 50) -> int | None:
         """Run until ``check()``; returns the time it took, or None past ``limit_ms``."""
         start = self.now
         while self.now - start <= limit_ms:
@@ -145,7 +145,7 @@ class GossipSim:
             self.run_for(step_ms)
         return None
 
-    def _push(self, at: int, kind: str, data: tuple) -> None:  # type: ignore[type-arg]
+    def _push(self, at: int, kind: str, data: tuple) -> None:
         self.counter += 1
         heapq.heappush(self.queue, (at, self.counter, kind, data))
 
@@ -156,7 +156,7 @@ class GossipSim:
         node.wake_at = at
         self._push(at, "wake", (node.name, at))
 
-    def _handle(self, kind: str, data: tuple) -> None:  # type: ignore[type-arg]
+    def _handle(self, kind: str, data: tuple) -> None:
         if kind == "wake":
             node = self.nodes[data[0]]
             if node.wake_at != data[1] or not node.alive:
@@ -170,7 +170,7 @@ class GossipSim:
             if self.wire:
                 messages = decode(encode(messages))
             for m in messages:
-                node.core.step(m, self.now)  # type: ignore[arg-type]
+                node.core.step(m, self.now)
         elif kind == "join":
             node = self.nodes[data[0]]
             if node.alive:

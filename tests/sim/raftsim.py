@@ -200,6 +200,7 @@ class Cluster:
             one = self.rng.choice(self.ids)
             links = {frozenset((one, o)) for o in self.ids if o != one}
         else:
+            assert b is not None
             links = {frozenset((a, b))}
         self.cut |= links
         self._log(f"partition {sorted(tuple(sorted(x)) for x in links)}")

@@ -21,7 +21,7 @@ SLOW_MS = 1200
 SWIM_ONLY = dataclasses.replace(lan(), awareness_max_multiplier=1, suspicion_max_timeout_mult=1)
 
 
-def joined(n: int, seed: int, **kw) -> GossipSim:  # type: ignore[no-untyped-def]
+def joined(n: int, seed: int, **kw) -> GossipSim:
     sim = GossipSim(n, seed, config=kw.pop("config", lan()), **kw)
     sim.join_all()
     took = sim.until(sim.converged, 60_000)
@@ -70,7 +70,7 @@ def test_lifeguard_cuts_the_false_alarms_around_a_slow_member():
     confirmations to run short, the suspect told first -- raises fewer than half the
     false suspicions of plain SWIM (the same code with local health and dynamic
     suspicion off), and no more false failures, on the same seeds."""
-    def false_alarms(config) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    def false_alarms(config) -> tuple[int, int]:
         failures = suspicions = 0
         for seed in range(8):
             sim = GossipSim(20, seed, config=config, loss=0.05)

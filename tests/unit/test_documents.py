@@ -55,8 +55,8 @@ def test_json_within_the_cap_reads() -> None:
     assert load_json("[" * 100 + "]" * 100) is not None
 
 
-def _apply(patch: list, obj: dict) -> dict:  # type: ignore[type-arg]
-    return json_patch(patch)(obj)  # type: ignore[no-any-return]
+def _apply(patch: list, obj: dict) -> dict:
+    return json_patch(patch)(obj)
 
 
 def test_a_doubling_copy_patch_stops_at_the_growth_cap() -> None:

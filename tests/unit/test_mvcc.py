@@ -46,10 +46,10 @@ def test_compare_and_swap():
     m.apply(put("/k", b"1"))
     stale = Txn((Compare("/k", "mod", "=", 0),), (Op("put", "/k", b"x"),), ())
     res, _ = m.apply(stale)
-    assert not res.succeeded and m.get("/k").value == b"1"  # type: ignore[union-attr]
+    assert not res.succeeded and m.get("/k").value == b"1"
     fresh = Txn((Compare("/k", "mod", "=", 1),), (Op("put", "/k", b"2"),), ())
     res, _ = m.apply(fresh)
-    assert res.succeeded and m.get("/k").value == b"2"  # type: ignore[union-attr]
+    assert res.succeeded and m.get("/k").value == b"2"
     create_if_absent = Txn((Compare("/new", "version", "=", 0),), (Op("put", "/new", b"n"),),
                            (Op("put", "/other", b"o"),))
     assert m.apply(create_if_absent)[0].succeeded

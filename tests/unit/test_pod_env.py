@@ -25,7 +25,7 @@ OBJECTS = {
 }
 
 
-def lookup(kind: str, ns: str, name: str):  # type: ignore[no-untyped-def]
+def lookup(kind: str, ns: str, name: str):
     return OBJECTS.get((kind, ns, name))
 
 
@@ -64,7 +64,7 @@ def test_env_sources_in_kubernetes_order_with_expansion():
 
 
 def test_missing_sources_are_config_errors_unless_optional():
-    def env(var):  # type: ignore[no-untyped-def]
+    def env(var):
         return container_env(POD, {"env": [var]}, lookup, [])
     with pytest.raises(EnvError, match="couldn't find key nope in ConfigMap default/fortune-config"):
         env({"name": "X", "valueFrom": {"configMapKeyRef": {"name": "fortune-config", "key": "nope"}}})

@@ -97,7 +97,7 @@ async def test_first_probes_are_spread_only_just_after_a_start(autojump_clock):
     from probes.worker import ContainerProbe, Prober
     first: dict[str, float] = {}
 
-    def handler(name: str):  # type: ignore[no-untyped-def]
+    def handler(name: str):
         async def probe(timeout_s: float) -> tuple[bool, str]:
             first.setdefault(name, trio.current_time())
             return True, ""
@@ -106,7 +106,7 @@ async def test_first_probes_are_spread_only_just_after_a_start(autojump_clock):
     params = ProbeParams(period_s=10)
     async with trio.open_nursery() as nursery:
         prober = Prober("/nonexistent/dir/state.json", lambda *a: None, seed=3)
-        prober._save = lambda: None  # type: ignore[method-assign]
+        prober._save = lambda: None
         await nursery.start(prober.run)
         t0 = trio.current_time()
         for i in range(20):

@@ -8,6 +8,7 @@ holds, and servers persist instantly (Ready handled at once).
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from nodeagent.raft.core import Config, Raft
 from nodeagent.raft.log import RaftLog
@@ -18,7 +19,7 @@ MT = MessageType
 
 class Net:
     def __init__(self, n: int, *, pre_vote: bool = True, check_quorum: bool = True,
-                 **config: int) -> None:
+                 **config: Any) -> None:
         self.ids = tuple(range(1, n + 1))
         self.servers = {i: Raft(Config(id=i, pre_vote=pre_vote, check_quorum=check_quorum,
                                        **config), self.ids, rng=random.Random(i))

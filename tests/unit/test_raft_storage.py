@@ -14,7 +14,7 @@ def entries(first: int, last: int, term: int, tag: str = "") -> list[Entry]:
     return [Entry(term, i, EntryKind.NORMAL, f"{tag}{i}".encode()) for i in range(first, last + 1)]
 
 
-def reopen(path) -> tuple[RaftStorage, object]:  # type: ignore[no-untyped-def]
+def reopen(path) -> tuple[RaftStorage, object]:
     s = RaftStorage(path)
     return s, s.load()
 
