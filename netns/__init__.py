@@ -1,1 +1,1 @@
-"""Node networking: pod sandboxes, IPAM, routes and service rules (issue 5)."""
+"""Node networking: pod sandboxes, IPAM, routes and service rules."""

@@ -32,7 +32,7 @@ class Ipam:
         try:
             self.network = ipaddress.ip_network(cidr)
         except ValueError as exc:
-            raise IpamError(f"pod CIDR {cidr!r}: {exc}") from None
+            raise IpamError(f"pod CIDR {cidr!r}: {exc}") from exc
         if self.network.num_addresses < 4:
             raise IpamError(f"pod CIDR {cidr} is too small")
         self.directory = directory
@@ -58,7 +58,7 @@ class Ipam:
         except FileNotFoundError:
             return {"cidr": str(self.network), "last": None, "allocations": {}}
         except ValueError as exc:
-            raise IpamError(f"{self.path} is damaged: {exc}") from None
+            raise IpamError(f"{self.path} is damaged: {exc}") from exc
         if state.get("cidr") != str(self.network):
             raise IpamError(f"{self.path} holds allocations for {state.get('cidr')}, not "
                             f"{self.network}; release them before changing the pod CIDR")

@@ -40,7 +40,7 @@ class NftRules:
             try:
                 self._lib.run(script)
             except libnft.NftError as exc:
-                raise RulesError(str(exc)) from None
+                raise RulesError(str(exc)) from exc
             return
         prefix = ["ip", "netns", "exec", self.netns_name] if self.netns_name else []
         p = subprocess.run([*prefix, "nft", "-f", "-"], input=script, capture_output=True,

@@ -221,7 +221,7 @@ class SandboxManager:
             self._undo(pod_uid, remove_netns=made_netns)
             if isinstance(exc, SandboxError):
                 raise
-            raise SandboxError(f"sandbox for pod {pod_uid}: {exc}") from None
+            raise SandboxError(f"sandbox for pod {pod_uid}: {exc}") from exc
         return sandbox
 
     def _add_veth(self, node: IPRoute, veth: str, netns_name: str) -> None:

@@ -5,7 +5,7 @@ and, for servers, its Raft id and address.  From the members alive the agent
 learns where the servers are: an agent that is not a server follows one of them
 (store/remote.py), and a server looking for the others to bootstrap with
 (raftbootstrap.py) learns of them here without a seed list.  So a new agent
-needs one gossip address to find everything (issue 9).
+needs one gossip address to find everything.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from nodeagent.fsutil import write_atomic
 from nodeagent.gossip import config as profiles
 from nodeagent.gossip.driver import GossipNode
 from nodeagent.gossip.keyring import KEYRING_FILE, Keyring, KeyringError, decode_key, fingerprint
-from nodeagent.gossip.messages import Member, MemberState
+from nodeagent.gossip.messages import EventKind, Member, MemberState
 from nodeagent.hostport import parse_host_port
 
 __all__ = ["Membership", "NodeMeta"]
@@ -117,9 +117,9 @@ class Membership:
             async for ev in events:
                 if ev.kind != "user":  # a member came, went or moved
                     saved = self._save_peers(saved)
-                if ev.kind == "user" and ev.user is not None and ev.user.name == KEY_EVENT:
+                if ev.kind is EventKind.USER and ev.user is not None and ev.user.name == KEY_EVENT:
                     self._key_event(ev.user.payload)
-                elif ev.kind == "user" and ev.user is not None:
+                elif ev.kind is EventKind.USER and ev.user is not None:
                     log.info("gossip: user event %s ltime=%d payload=%r", ev.user.name,
                              ev.user.ltime, ev.user.payload[:64])
                 self.changed.set()

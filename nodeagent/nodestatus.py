@@ -8,8 +8,8 @@ the last byte.  The conditions are kubelet's: Ready, and MemoryPressure,
 DiskPressure and PIDPressure from the same kind of eviction thresholds (less
 than 100 MiB of memory available, less than 10% of the data disk free, more
 than 90% of pid_max in use).  The heartbeat rewrites the conditions'
-lastHeartbeatTime every ``heartbeat_s``; the node lifecycle controller (with
-gossip, issue 9) reads it.  Labels and taints a user put on the Node are kept.
+lastHeartbeatTime every ``heartbeat_s``; the node lifecycle controller reads it,
+beside gossip's member states.  Labels and taints a user put on the Node are kept.
 """
 
 from __future__ import annotations

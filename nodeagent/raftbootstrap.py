@@ -21,7 +21,8 @@ are kept.
 The outcome is written to ``raft-members.json`` in the data directory before
 it is used, so a restarted server neither bootstraps again nor forgets where
 the others are.  As in Consul, start exactly N servers with the same N: more
-could bootstrap two clusters.  Gossip (issue 9) will replace the seed list.
+could bootstrap two clusters.  Servers that gossip learn of each other there
+(membership.py feeds them in), so the seed list may be a single address.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Protocol
 import trio
 
 from nodeagent.api.status import ApiError
+from nodeagent.backoff import Backoff
 from nodeagent.store.base import KeyValueStore
 
 __all__ = ["Controller", "reconcile"]
@@ -37,9 +38,12 @@ class Controller(Protocol):
 async def reconcile(name: str, store: KeyValueStore, prefixes: Sequence[str], sync: Sync, *,
                     resync_s: float = 30.0, coalesce_s: float = 0.02, retry_max_s: float = 10.0,
                     wake: Callable[[], Awaitable[None]] | None = None,
+                    expected: tuple[type[Exception], ...] = (),
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """``wake``: something else to pass on besides the store (it returns when that
-    changed: gossip's member states for the node lifecycle)."""
+    changed: gossip's member states for the node lifecycle).  ``expected``: failures
+    that are the world's and not a bug (the kernel refused a ruleset), logged as one
+    line without a traceback."""
     changed = trio.Event()
 
     async def woken() -> None:
@@ -63,24 +67,25 @@ async def reconcile(name: str, store: KeyValueStore, prefixes: Sequence[str], sy
             nursery.start_soon(follow, prefix)
         if wake is not None:
             nursery.start_soon(woken)
-        backoff = 0.05
+        backoff = Backoff(0.05, retry_max_s)
         first = True
         while True:
             changed = trio.Event()
             try:
                 again = await sync()
-                backoff = 0.05
+                backoff.reset()
             except ApiError as exc:
                 # A conflict means someone wrote first: look again soon.  Anything else
                 # is worth a line in the log.
                 if exc.code != 409:
                     log.warning("%s: %s", name, exc.message)
-                again = backoff
-                backoff = min(backoff * 2, retry_max_s)
+                again = backoff.next()
+            except expected as exc:
+                again = backoff.next()
+                log.warning("%s: %s; retrying in %.1fs", name, exc, again)
             except Exception:
-                log.exception("%s: sync failed, retrying in %.1fs", name, backoff)
-                again = backoff
-                backoff = min(backoff * 2, retry_max_s)
+                again = backoff.next()
+                log.exception("%s: sync failed, retrying in %.1fs", name, again)
             if first:
                 task_status.started()
                 first = False

@@ -28,7 +28,7 @@ class FieldChecks:
                                    max_str_len=len(data), max_array_len=len(data),
                                    max_map_len=len(data))
         except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-            raise self.error(f"not a msgpack message: {type(exc).__name__}") from None
+            raise self.error(f"not a msgpack message: {type(exc).__name__}") from exc
 
     def int(self, v: Any, name: str) -> builtins.int:
         if type(v) is not int or not 0 <= v <= MAX_INT:

@@ -1,1 +1,1 @@
-"""Probes: when a container is alive, ready and started (issue 6)."""
+"""Probes: when a container is alive, ready and started."""

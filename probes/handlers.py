@@ -6,8 +6,8 @@ like kubelet's events (``HTTP probe failed with statuscode: 500``).
 A probe is one connection and one request, a thousand times a second on a busy
 node, so the handlers go straight to non-blocking sockets and Trio's
 ``wait_readable``/``wait_writable``: a general HTTP client's pool, retries and
-stream machinery (httpx over anyio) cost several times the probe itself (issue 6
-benchmark: httpx reached 390 probes/s on a whole core).  HTTP messages are still
+stream machinery (httpx over anyio) cost several times the probe itself
+(scripts/bench/probes.py: httpx reached 390 probes/s on a whole core).  HTTP messages are still
 written and parsed by h11 (the parser under httpx) and HTTP/2 for gRPC by h2
 (python-hyper's, under hypercorn), not by hand.
 

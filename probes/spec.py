@@ -1,6 +1,6 @@
 """From a Pod's probe spec to a handler: port names resolved, host defaulted to the pod IP.
 
-Validation rejects bad probes at the API (issue 3); a spec that slips through
+Validation rejects bad probes at the API; a spec that slips through
 anyway (an object written before a rule existed, say) becomes a handler that
 fails with a message saying what is wrong, never an exception in a worker.
 """

@@ -26,6 +26,8 @@ import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from nodeagent.backoff import Backoff
+
 __all__ = ["Kind", "ProbeParams", "ProbeState", "Result"]
 
 FAST_RETRY_S = 0.05
@@ -71,7 +73,7 @@ class ProbeState:
     restart_requested: bool = False
     _next: float = field(init=False)
     _ever_ready: bool = False
-    _retry_s: float = 0.0
+    _fast_retry: Backoff | None = None  # before the first success of a readiness probe
 
     def __post_init__(self) -> None:
         self.result = Result.FAILURE if self.kind is Kind.READINESS else Result.UNKNOWN
@@ -105,9 +107,10 @@ class ProbeState:
             # again soon rather than a whole period later, 50 ms doubling up to the period.
             # Failures before the first success change nothing (readiness starts as
             # failure), so this only makes a new pod ready sooner.
-            self._retry_s = min(self._retry_s * 2 if self._retry_s else FAST_RETRY_S,
-                                self.params.period_s)
-            self._next = min(self._next, now + self._retry_s)
+            if self._fast_retry is None:
+                period = self.params.period_s
+                self._fast_retry = Backoff(min(FAST_RETRY_S, period), period)
+            self._next = min(self._next, now + self._fast_retry.next())
         before = self.result
         if ok:
             self.successes += 1
@@ -125,14 +128,4 @@ class ProbeState:
                     self.restart_requested = True
         return self.result is not before
 
-    def restarted(self, now: float) -> None:
-        """The container was restarted: start over as kubelet does."""
-        self.__init__(self.kind, self.params, now)  # type: ignore[misc]
 
-
-def gated(states: dict[Kind, ProbeState]) -> set[Kind]:
-    """Which probes may run now: only startup until it has succeeded, then the others."""
-    startup = states.get(Kind.STARTUP)
-    if startup is not None and startup.result is not Result.SUCCESS:
-        return {Kind.STARTUP}
-    return {k for k in states if k is not Kind.STARTUP}

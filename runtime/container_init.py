@@ -105,7 +105,7 @@ def do_mount(rootfs: str, m: Mount) -> None:
         try:
             st = os.stat(m.source)
         except OSError as exc:
-            raise SetupError("StartError", f"mount source {m.source}: {exc.strerror}") from None
+            raise SetupError("StartError", f"mount source {m.source}: {exc.strerror}") from exc
         _ensure(target, stat.S_ISDIR(st.st_mode))
         sc.mount(m.source, target, None, flags & (sc.MS_BIND | sc.MS_REC) | sc.MS_BIND)
         extra = flags & ~(sc.MS_BIND | sc.MS_REC | _PROPAGATION)
@@ -151,10 +151,10 @@ def setup_rootfs(spec: ContainerSpec) -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     try:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    except PermissionError:
+    except PermissionError as exc:
         raise SetupError("StartError", f"rootfs {rootfs} cannot be reached from the container's "
                          "user namespace: every directory above it must be searchable by "
-                         "the mapped host id") from None
+                         "the mapped host id") from exc
     own = {os.path.normpath(m.destination) for m in spec.mounts}
     for m in DEFAULT_MOUNTS:
         if m.destination not in own:
@@ -272,7 +272,7 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
         os.chdir(spec.cwd)
     except OSError as exc:
         raise SetupError("StartError", f"chdir to cwd ({spec.cwd}) set in config.json failed: "
-                         f"{exc.strerror}") from None
+                         f"{exc.strerror}") from exc
     drop_privileges(spec)
     os.umask(CONTAINER_UMASK)  # not the agent's 077 (runc's default for a process)
     env = {k: v for k, _, v in (e.partition("=") for e in spec.env)}
@@ -282,10 +282,10 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
         run_as_init(exe, list(spec.args), env, error_fd)
     try:
         os.execve(exe, list(spec.args), env)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise SetupError("StartError", f'exec: "{spec.args[0]}": no such file or directory',
-                         127) from None
-    except PermissionError:
-        raise SetupError("StartError", f'exec: "{spec.args[0]}": permission denied', 126) from None
+                         127) from exc
+    except PermissionError as exc:
+        raise SetupError("StartError", f'exec: "{spec.args[0]}": permission denied', 126) from exc
     except OSError as exc:
-        raise SetupError("StartError", f'exec: "{spec.args[0]}": {exc.strerror}') from None
+        raise SetupError("StartError", f'exec: "{spec.args[0]}": {exc.strerror}') from exc

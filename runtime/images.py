@@ -172,15 +172,15 @@ class ImageStore:
         try:
             with open(self.blob_path(digest), "rb") as f:
                 data = f.read()
-        except FileNotFoundError:
-            raise ImageError("ErrImagePull", f"blob {digest} is missing") from None
+        except FileNotFoundError as exc:
+            raise ImageError("ErrImagePull", f"blob {digest} is missing") from exc
         return data
 
     def read_json_blob(self, digest: str) -> dict[str, Any]:
         try:
             value = json.loads(self.read_blob(digest))
-        except ValueError:
-            raise ImageError("InvalidImage", f"blob {digest} is not JSON") from None
+        except ValueError as exc:
+            raise ImageError("InvalidImage", f"blob {digest} is not JSON") from exc
         if not isinstance(value, dict):
             raise ImageError("InvalidImage", f"blob {digest} is not a JSON object")
         return value
@@ -309,7 +309,7 @@ class ImageStore:
             with open(os.path.join(path, "index.json")) as f:
                 index = json.load(f)
         except (OSError, ValueError) as exc:
-            raise ImageError("InvalidImage", f"{path}: no readable index.json ({exc})") from None
+            raise ImageError("InvalidImage", f"{path}: no readable index.json ({exc})") from exc
         blobs = os.path.join(path, "blobs", "sha256")
         for hexname in os.listdir(blobs) if os.path.isdir(blobs) else []:
             with open(os.path.join(blobs, hexname), "rb") as f:
@@ -355,7 +355,7 @@ class ImageStore:
                     for tag in ([name] if name else entry.get("RepoTags") or []):
                         images.append(self.tag(tag, digest))
         except (KeyError, ValueError, tarfile.TarError) as exc:
-            raise ImageError("InvalidImage", f"{path}: not a docker archive ({exc})") from None
+            raise ImageError("InvalidImage", f"{path}: not a docker archive ({exc})") from exc
         return images
 
     # --- container rootfs -----------------------------------------------------------------
@@ -373,7 +373,7 @@ class ImageStore:
             sc.mount("overlay", merged, "overlay", 0,
                      f"lowerdir={lower},upperdir={upper},workdir={work}")
         except OSError as exc:
-            raise ImageError("CreateContainerError", f"rootfs for {container_id}: {exc}") from None
+            raise ImageError("CreateContainerError", f"rootfs for {container_id}: {exc}") from exc
         return merged
 
     def remove_rootfs(self, container_id: str) -> None:
@@ -382,12 +382,6 @@ class ImageStore:
         if os.path.ismount(merged):
             sc.umount2(merged, sc.MNT_DETACH)
         shutil.rmtree(base, ignore_errors=True)
-
-    def in_use_layers(self) -> set[str]:
-        used: set[str] = set()
-        for image in self.list():
-            used.update(_hex(d) for d in image.layers)
-        return used
 
     def gc(self) -> tuple[int, int]:
         """Remove layers and blobs no tagged image uses; returns (layers, blobs) removed."""

@@ -192,7 +192,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             if made_cgroup:
                 with contextlib.suppress(OSError):
                     driver.delete(spec.cgroup_path)
-            raise StartFailed("StartError", f"cgroup {spec.cgroup_path}: {exc}", 128) from None
+            raise StartFailed("StartError", f"cgroup {spec.cgroup_path}: {exc}", 128) from exc
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     ready_r = ready_w = go_r = go_w = None
@@ -338,7 +338,7 @@ def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
         for fd in (err_r, err_w, pid_r, pid_w, *(fd for _, fd in fds)):
             os.close(fd)
         raise StartFailed("ContainerNotRunning", f"container process {target_pid}: "
-                          f"{exc.strerror}", 126) from None
+                          f"{exc.strerror}", 126) from exc
     sys.stdout.flush()
     sys.stderr.flush()
     mid = os.fork()

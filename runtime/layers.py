@@ -68,8 +68,8 @@ def _header_size(block: bytes) -> int:
     text = field.split(b"\0", 1)[0].strip()
     try:
         return int(text or b"0", 8)
-    except ValueError:
-        raise LayerError(f"a tar header has an invalid size field {text!r}") from None
+    except ValueError as exc:
+        raise LayerError(f"a tar header has an invalid size field {text!r}") from exc
 
 
 def verify(stream: IO[bytes], diff_id: str, *, max_entries: int = MAX_ENTRIES,
@@ -141,7 +141,7 @@ def _open_dir(root_fd: int, parts: list[str], *, create: bool) -> Iterator[int]:
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise LayerError(f"{'/'.join(parts)}: {part!r} is not a directory of "
-                                     "the layer (a link is never followed)") from None
+                                     "the layer (a link is never followed)") from exc
                 raise
             os.close(fd)
             fd = nxt
@@ -270,9 +270,9 @@ def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, pfd: int
         with _open_dir(root_fd, lparent, create=False) as lfd:
             try:
                 os.link(lbase, base, src_dir_fd=lfd, dst_dir_fd=pfd, follow_symlinks=False)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 raise LayerError(f"hard link {member.name!r} names {member.linkname!r}, "
-                                 "which is not in the layer") from None
+                                 "which is not in the layer") from exc
     elif member.isfifo():
         os.mkfifo(base, 0o600, dir_fd=pfd)
         _attrs(pfd, base, member)

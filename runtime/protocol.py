@@ -191,8 +191,8 @@ def decode_request(line: bytes) -> tuple[Op, dict[str, Any]]:
         raise LauncherFailed("BadRequest", "a request is an object with an op")
     try:
         return Op(req["op"]), req
-    except ValueError:
-        raise LauncherFailed("BadRequest", f"unknown op {req['op'][:80]!r}") from None
+    except ValueError as exc:
+        raise LauncherFailed("BadRequest", f"unknown op {req['op'][:80]!r}") from exc
 
 
 def encode_reply(result: dict[str, Any]) -> bytes:

@@ -48,7 +48,7 @@ from runtime.images import (
     manifest_descriptors,
 )
 
-__all__ = ["Reference", "RegistryClient", "parse_reference"]
+__all__ = ["Reference", "RegistryClient", "RegistryUnreachable", "parse_reference"]
 
 ACCEPT = ", ".join((*MEDIA_MANIFEST, *MEDIA_INDEX))
 DOCKER_HUB = "registry-1.docker.io"
@@ -103,6 +103,14 @@ def parse_reference(text: str) -> Reference:
     if digest is not None:
         _hex(digest)
     return Reference(registry, rest, tag if tag or digest else "latest", digest)
+
+
+class RegistryUnreachable(ImageError):
+    """The registry could not be reached at all (no route, refused, no such host): a node
+    may then run the copy of an image it already has, as kubelet does offline."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ErrImagePull", message)
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:
@@ -296,11 +304,13 @@ class RegistryClient:
                             nursery.start_soon(self._blob, http, ref, base, scope, digest,
                                                sizes[digest], limiter, progress)
                 except BaseExceptionGroup as group:
-                    raise _first_leaf(group) from None
+                    raise _first_leaf(group) from group
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise RegistryUnreachable(f"pulling {ref}: {type(exc).__name__}: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise ImageError("ErrImagePull", f"pulling {ref}: {type(exc).__name__}: {exc}") from None
+            raise ImageError("ErrImagePull", f"pulling {ref}: {type(exc).__name__}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
-            raise ImageError("ErrImagePull", f"pulling {ref}: malformed manifest: {exc}") from None
+            raise ImageError("ErrImagePull", f"pulling {ref}: malformed manifest: {exc}") from exc
         name = text if ref.digest is None else str(ref)
         # Tagging unpacks the layers: file work, off the event loop.
         return await trio.to_thread.run_sync(self.store.tag, name, manifest_digest)

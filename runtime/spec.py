@@ -185,10 +185,10 @@ def load_bundle(bundle: str, container_id: str = "") -> ContainerSpec:
     try:
         with open(path, "rb") as f:
             cfg = json.load(f)
-    except FileNotFoundError:
-        raise SpecError("config.json", f"Not found: {path}") from None
+    except FileNotFoundError as exc:
+        raise SpecError("config.json", f"Not found: {path}") from exc
     except (OSError, ValueError) as exc:
-        raise SpecError("config.json", f"cannot be read: {exc}") from None
+        raise SpecError("config.json", f"cannot be read: {exc}") from exc
     if not isinstance(cfg, dict):
         raise SpecError("config.json", "Invalid value: expected an object")
     process = _get(cfg, "process", dict, {})
@@ -221,9 +221,9 @@ def load_bundle(bundle: str, container_id: str = "") -> ContainerSpec:
     for i, r in enumerate(_get(process, "process.rlimits", list, [])):
         try:
             rlimits.append((str(r["type"]), int(r["soft"]), int(r["hard"])))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"process.rlimits[{i}]", "Invalid value: needs type, soft and "
-                            "hard") from None
+                            "hard") from exc
     res = _get(linux, "linux.resources", dict, {})
     for group, value in res.items():
         if group not in _RESOURCES:
@@ -249,9 +249,9 @@ def load_bundle(bundle: str, container_id: str = "") -> ContainerSpec:
         for i, m in enumerate(_get(linux, f"linux.{key}", list, [])):
             try:
                 out.append((int(m["containerID"]), int(m["hostID"]), int(m["size"])))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError) as exc:
                 raise SpecError(f"linux.{key}[{i}]", "Invalid value: needs containerID, hostID "
-                                "and size") from None
+                                "and size") from exc
         return tuple(out)
     spec = ContainerSpec(
         rootfs=rootfs,
@@ -315,6 +315,6 @@ def spec_from_dict(d: Any) -> ContainerSpec:
                 fields[name] = tuple(tuple(x) for x in fields[name])
         spec = ContainerSpec(**fields)
     except (TypeError, ValueError) as exc:
-        raise SpecError("spec", f"Invalid value: {exc}") from None
+        raise SpecError("spec", f"Invalid value: {exc}") from exc
     spec.check()
     return spec

@@ -21,7 +21,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.objects.codec import InvalidError
 from nodeagent.objects.kinds import SERVICES
 from nodeagent.objects.validation import FieldError
-from nodeagent.store import Compare, Op
+from nodeagent.store import Compare, Op, OpKind
 
 __all__ = ["Allocations", "ServiceAllocator"]
 
@@ -95,7 +95,7 @@ class ServiceAllocator:
                 ip = self._claim_ip(ip, owner, out)
             spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
         elif old is not None and old_spec.get("clusterIP") not in (None, "", "None"):
-            out.ops.append(Op("delete", _ip_key(old_spec["clusterIP"])))
+            out.ops.append(Op(OpKind.DELETE, _ip_key(old_spec["clusterIP"])))
         # --- node ports
         old_ports = {(p.get("protocol", "TCP"), p["nodePort"]) for p in old_spec.get("ports") or []
                      if p.get("nodePort")} if _needs_node_ports(old_spec) else set()
@@ -113,7 +113,7 @@ class ServiceAllocator:
             for p in spec.get("ports") or []:
                 p.pop("nodePort", None)
         for proto, port in old_ports - kept:
-            out.ops.append(Op("delete", _port_key(proto, port)))
+            out.ops.append(Op(OpKind.DELETE, _port_key(proto, port)))
         return out
 
     def release(self, obj: dict[str, Any]) -> list[Op]:
@@ -121,9 +121,9 @@ class ServiceAllocator:
         spec = obj.get("spec") or {}
         ops = []
         if _needs_ip(spec) and spec.get("clusterIP"):
-            ops.append(Op("delete", _ip_key(spec["clusterIP"])))
+            ops.append(Op(OpKind.DELETE, _ip_key(spec["clusterIP"])))
         if _needs_node_ports(spec):
-            ops += [Op("delete", _port_key(p.get("protocol", "TCP"), p["nodePort"]))
+            ops += [Op(OpKind.DELETE, _port_key(p.get("protocol", "TCP"), p["nodePort"]))
                     for p in spec.get("ports") or [] if p.get("nodePort")]
         return ops
 
@@ -153,7 +153,7 @@ class ServiceAllocator:
                     break
         key = _ip_key(ip)
         out.compares.append(Compare(key, "create", "=", 0))
-        out.ops.append(Op("put", key, owner.encode()))
+        out.ops.append(Op(OpKind.PUT, key, owner.encode()))
         return ip
 
     def _claim_port(self, proto: str, requested: int | None, owner: str, out: Allocations,
@@ -183,5 +183,5 @@ class ServiceAllocator:
         claimed_now.add((proto, port))
         key = _port_key(proto, port)
         out.compares.append(Compare(key, "create", "=", 0))
-        out.ops.append(Op("put", key, owner.encode()))
+        out.ops.append(Op(OpKind.PUT, key, owner.encode()))
         return port

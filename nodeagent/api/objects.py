@@ -5,7 +5,7 @@ without its resourceVersion; the resourceVersion a client sees is the key's
 mod revision, filled in on the way out (as the apiserver does over etcd).
 Writes are compare-and-swap transactions on that revision, so two clients
 updating the same object cannot both win: the loser gets 409 Conflict.  The
-same transactions will go through Raft unchanged.
+transactions are the same whether the store is one agent's or replicated by Raft.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from nodeagent.store import (
     KeyValue,
     KeyValueStore,
     Op,
+    OpKind,
     StoreClosedError,
     StoreUnavailableError,
     Txn,
@@ -294,7 +295,7 @@ class ObjectStore:
                                 f"({self.store.compact_revision + 1})") from None
         except FutureRevisionError as exc:
             raise ApiError(504, "Timeout", f"Too large resource version: {exc.revision}, "
-                           f"current resource version: {exc.current}") from None
+                           f"current resource version: {exc.current}") from exc
         meta: dict[str, Any] = {"resourceVersion": str(revision)}
         if more and last_key is not None:
             meta["continue"] = encode_continue(revision, last_key)
@@ -352,7 +353,7 @@ class ObjectStore:
                 return obj
             result = await self.txn(Txn(
                 (Compare(key, "create", "=", 0), *alloc.compares),
-                (Op("put", key, encode_obj(obj)), *alloc.ops),
+                (Op(OpKind.PUT, key, encode_obj(obj)), *alloc.ops),
             ))
             if result.succeeded:
                 meta["resourceVersion"] = str(result.revision)
@@ -433,13 +434,13 @@ class ObjectStore:
             if _finalized(obj):
                 result = await self.txn(Txn(
                     (Compare(key, "mod", "=", kv.mod_revision),),
-                    (Op("delete", key), *self._release(res, current))))
+                    (Op(OpKind.DELETE, key), *self._release(res, current))))
             else:
                 alloc = (self.allocator.claim(obj, current)
                          if res.kind == "Service" and subresource is None else Allocations())
                 result = await self.txn(Txn(
                     (Compare(key, "mod", "=", kv.mod_revision), *alloc.compares),
-                    (Op("put", key, encode_obj(obj)), *alloc.ops)))
+                    (Op(OpKind.PUT, key, encode_obj(obj)), *alloc.ops)))
             if result.succeeded:
                 obj["metadata"]["resourceVersion"] = str(result.revision)
                 return obj
@@ -525,7 +526,7 @@ class ObjectStore:
                                      "lastTransitionTime": now_rfc3339()}, *conditions]
             pod["metadata"].pop("resourceVersion", None)
             result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                              (Op("put", key, encode_obj(pod)),)))
+                                              (Op(OpKind.PUT, key, encode_obj(pod)),)))
             if result.succeeded:
                 pod["metadata"]["resourceVersion"] = str(result.revision)
                 return pod
@@ -568,7 +569,7 @@ class ObjectStore:
                 if dry_run:
                     return obj, False
                 result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                                  (Op("put", key, encode_obj(obj)),)))
+                                                  (Op(OpKind.PUT, key, encode_obj(obj)),)))
                 if result.succeeded:
                     meta["resourceVersion"] = str(result.revision)
                     return obj, False
@@ -587,7 +588,7 @@ class ObjectStore:
                 return obj, graceful is None
             if graceful is None:
                 result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                                  (Op("delete", key), *self._release(res, obj))))
+                                                  (Op(OpKind.DELETE, key), *self._release(res, obj))))
                 if result.succeeded:
                     meta["resourceVersion"] = str(result.revision)
                     return obj, True
@@ -601,7 +602,7 @@ class ObjectStore:
                 seconds=graceful)).strftime("%Y-%m-%dT%H:%M:%SZ")
             meta["deletionGracePeriodSeconds"] = graceful
             result = await self.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                              (Op("put", key, encode_obj(obj)),)))
+                                              (Op(OpKind.PUT, key, encode_obj(obj)),)))
             if result.succeeded:
                 meta["resourceVersion"] = str(result.revision)
                 return obj, False
@@ -647,7 +648,7 @@ class ObjectStore:
         try:
             return await self.store.txn(txn)
         except (StoreUnavailableError, StoreClosedError) as exc:
-            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
         except TxnTooLargeError as exc:
             raise ApiError(413, "RequestEntityTooLarge", str(exc)) from None
         except TxnRejectedError as exc:
@@ -663,7 +664,7 @@ class ObjectStore:
         try:
             await barrier()
         except StoreUnavailableError as exc:
-            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
 
 
 

@@ -78,7 +78,7 @@ class OperatorApp(ApiApp):
             try:
                 gossip.key_op(body["op"], body["key"])
             except KeyringError as exc:
-                raise ApiError.bad_request(str(exc)) from None
+                raise ApiError.bad_request(str(exc)) from exc
             return json_response(gossip.keys(), 202)
         if what == "events" and method == "POST":
             body = await self._plain_json(request)
@@ -88,6 +88,6 @@ class OperatorApp(ApiApp):
             try:
                 gossip.user_event(body["name"], body.get("payload", "").encode())
             except ValueError as exc:
-                raise ApiError.bad_request(str(exc)) from None
+                raise ApiError.bad_request(str(exc)) from exc
             return json_response({"sent": body["name"]}, 202)
         raise ApiError(404, "NotFound", f"no such gossip call ({method} /gossip/{what})")

@@ -37,7 +37,7 @@ from nodeagent.api.objects import (
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import RESOURCES, Resource
 from nodeagent.store.errors import StoreError, TxnTooLargeError
-from nodeagent.store.mvcc import Event, Txn, check_txn_size
+from nodeagent.store.mvcc import Event, OpKind, Txn, check_txn_size
 from nodeagent.store.wire import KEEPALIVE_S, MEDIA_TYPE, encode_result, event_rows, pack
 
 __all__ = ["MEDIA_TYPE", "barrier", "check_command", "stream", "txn"]
@@ -48,8 +48,8 @@ def stream(objects: ObjectStore, revision_param: str) -> Response:
         revision = int(revision_param or "0")
         if revision < 0:
             raise ValueError
-    except ValueError:
-        raise ApiError.bad_request(f"revision: {revision_param!r} is not a revision") from None
+    except ValueError as exc:
+        raise ApiError.bad_request(f"revision: {revision_param!r} is not a revision") from exc
     store: Any = objects.store
     snapshot = b""
     if revision == 0 or revision < store.compact_revision:
@@ -96,9 +96,9 @@ def _decode_checked(body: bytes) -> Txn:
         check_txn_size(body)
         command = Txn.decode(body, max_ops=MAX_TXN_OPS)
     except TxnTooLargeError as exc:
-        raise ApiError(413, "RequestEntityTooLarge", str(exc)) from None
+        raise ApiError(413, "RequestEntityTooLarge", str(exc)) from exc
     except StoreError as exc:
-        raise ApiError.bad_request(str(exc)) from None
+        raise ApiError.bad_request(str(exc)) from exc
     check_command(command)
     return command
 
@@ -135,10 +135,10 @@ def check_command(command: Txn) -> None:
     for cmp in command.compares:
         _resource_of(cmp.key)
     for op in command.success + command.failure:
-        if op.kind == "delete_prefix":
+        if op.kind is OpKind.DELETE_PREFIX:
             raise ApiError.bad_request("delete_prefix is not a write agents make")
         res, namespace, name = _resource_of(op.key)
-        if op.kind != "put" or res is None:
+        if op.kind is not OpKind.PUT or res is None:
             continue
         obj = load_stored(op.value, op.key)
         if obj is None:

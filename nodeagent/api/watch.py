@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
+from enum import StrEnum
 
 import orjson
 import trio
@@ -22,21 +22,30 @@ from nodeagent.api.objects import FieldSelector, load_stored, raw_json
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
-from nodeagent.store.mvcc import Event, KeyValue
+from nodeagent.store.mvcc import Event, EventType, KeyValue
 
 BOOKMARK_INTERVAL_S = 60.0
 # Kubernetes picks a watch timeout in [minRequestTimeout, 2*minRequestTimeout) (30-60 min).
 DEFAULT_TIMEOUT_S = 1800.0
 
 
+class WatchEvent(StrEnum):
+    """The type of a watch event, as Kubernetes' watch.EventType."""
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+    ERROR = "ERROR"
+
+
 class EventEncoder:
     """Encodes each (key, revision, type) once, however many watchers send it."""
 
     def __init__(self, size: int = 8192) -> None:
-        self._cache: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, WatchEvent], bytes] = OrderedDict()
         self._size = size
 
-    def line(self, etype: str, kv: KeyValue, revision: int) -> bytes:
+    def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
         """One event line; empty for an object that does not decode (skipped, logged)."""
         key = (kv.key, revision, etype)
         hit = self._cache.get(key)
@@ -67,23 +76,23 @@ def event_lines(events: list[Event], sel: Selector, fsel: FieldSelector,
     out: list[bytes] = []
     for ev in events:
         rev = ev.revision
-        if ev.type == "DELETE":
+        if ev.type == EventType.DELETE:
             if ev.prev_kv is not None and _matches(ev.prev_kv, sel, fsel):
-                out.append(enc.line("DELETED", ev.prev_kv, rev))
+                out.append(enc.line(WatchEvent.DELETED, ev.prev_kv, rev))
             continue
         now = _matches(ev.kv, sel, fsel)
         before = _matches(ev.prev_kv, sel, fsel) if ev.prev_kv is not None else False
         if now and before:
-            out.append(enc.line("MODIFIED", ev.kv, rev))
+            out.append(enc.line(WatchEvent.MODIFIED, ev.kv, rev))
         elif now:
-            out.append(enc.line("ADDED", ev.kv, rev))
+            out.append(enc.line(WatchEvent.ADDED, ev.kv, rev))
         elif before and ev.prev_kv is not None:
-            out.append(enc.line("DELETED", ev.prev_kv, rev))
+            out.append(enc.line(WatchEvent.DELETED, ev.prev_kv, rev))
     return out
 
 
 def bookmark_line(res: Resource, revision: int) -> bytes:
-    return orjson.dumps({"type": "BOOKMARK", "object": {
+    return orjson.dumps({"type": WatchEvent.BOOKMARK, "object": {
         "kind": res.kind, "apiVersion": res.api_version,
         "metadata": {"resourceVersion": str(revision),
                      "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n"
@@ -132,8 +141,6 @@ async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: lis
 
 def initial_lines(items: list[KeyValue], sel: Selector, fsel: FieldSelector,
                   enc: EventEncoder) -> list[bytes]:
-    return [enc.line("ADDED", kv, kv.mod_revision) for kv in items if _matches(kv, sel, fsel)]
+    return [enc.line(WatchEvent.ADDED, kv, kv.mod_revision) for kv in items if _matches(kv, sel, fsel)]
 
 
-def error_line(status: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": "ERROR", "object": status}) + b"\n"

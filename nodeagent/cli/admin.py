@@ -1,4 +1,5 @@
-"""``nodeagent``: run the daemon (and, in later issues, admin commands)."""
+"""``nodeagent``: run the daemon, and its operators' commands (Raft members, gossip keys,
+snapshots and restores) over the agent's operator socket."""
 
 from __future__ import annotations
 

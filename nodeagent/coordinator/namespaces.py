@@ -15,7 +15,7 @@ import trio
 from nodeagent.api.status import ApiError
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import NAMESPACES, RESOURCES
-from nodeagent.store import Compare, Op, Txn
+from nodeagent.store import Compare, Op, OpKind, Txn
 
 log = logging.getLogger("nodeagent.namespaces")
 
@@ -54,7 +54,7 @@ async def sync_once(objects: Objects) -> int:
         kv = objects.store.get(key)
         if kv is not None and not meta.get("finalizers"):
             await objects.txn(Txn((Compare(key, "mod", "=", kv.mod_revision),),
-                                  (Op("delete", key),)))
+                                  (Op(OpKind.DELETE, key),)))
             log.info("namespace=%s deleted", name)
     return pending
 

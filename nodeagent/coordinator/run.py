@@ -1,6 +1,6 @@
 """Everything the coordinator runs, in one nursery: the caller's cancel scope is the
 leadership (a single agent holds it for good; with Raft, the leader holds it while it
-leads, issue 8).  Each controller is its own level-triggered loop, so one stuck on a
+leads).  Each controller is its own level-triggered loop, so one stuck on a
 slow write does not hold the others, and a new leader starts them from the store
 with nothing to replay."""
 

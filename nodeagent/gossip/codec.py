@@ -112,8 +112,8 @@ def _decode_member(v: Any, name: str) -> Member:
     f = _list(v, name, 5)
     try:
         state = MemberState(_int(f[3], f"{name}.state"))
-    except ValueError:
-        raise DecodeError(f"{name}.state: unknown state {f[3]}") from None
+    except ValueError as exc:
+        raise DecodeError(f"{name}.state: unknown state {f[3]}") from exc
     return Member(_str(f[0], f"{name}.name"), _address(f[1], f"{name}.addr"),
                   _int(f[2], f"{name}.incarnation"), state,
                   _bytes(f[4], f"{name}.meta", MAX_META_BYTES))

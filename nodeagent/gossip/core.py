@@ -45,6 +45,7 @@ from nodeagent.gossip.messages import (
     Address,
     Alive,
     Dead,
+    EventKind,
     IndirectPing,
     Member,
     MemberEvent,
@@ -93,14 +94,15 @@ class _Suspicion:
     min_ms: int
     max_ms: int
     k: int  # confirmations that bring the timeout down to the minimum
-    confirmers: set[str] = field(default_factory=set)
+    confirmers: set[str] = field(default_factory=set)  # the accuser, then who confirmed
 
     def deadline_ms(self) -> int:
         """Lifeguard §4.2 (memberlist's suspicion.go): from max down to min as
-        log(confirmations + 1) / log(k + 1)."""
+        log(confirmations + 1) / log(k + 1); the first accuser is not a confirmation."""
         if self.k < 1:
             return self.start_ms + self.min_ms
-        frac = math.log(len(self.confirmers) + 1) / math.log(self.k + 1)
+        confirmations = len(self.confirmers) - 1
+        frac = math.log(confirmations + 1) / math.log(self.k + 1)
         timeout = max(self.min_ms, self.max_ms - (self.max_ms - self.min_ms) * frac)
         return self.start_ms + int(timeout)
 
@@ -269,7 +271,7 @@ class Gossip:
         """serf's handleUserEvent: each event once, passed on, none from before we joined."""
         self.ltime = max(self.ltime, event.ltime)
         if event.ltime >= self._event_min_ltime and self._seen(event):
-            self._ready.events.append(MemberEvent("user", user=event))
+            self._ready.events.append(MemberEvent(EventKind.USER, user=event))
             self._broadcast(("user", event.ltime, event.name, event.payload), event)
 
     def merge(self, remote: PushPull, now_ms: int, joined: bool = False) -> None:
@@ -400,7 +402,7 @@ class Gossip:
                 return
             self._set(Member(m.node, m.addr, m.incarnation, ALIVE, m.meta, self.now))
             self._insert_probe_target(m.node)
-            self._ready.events.append(MemberEvent("join", self.members[m.node]))
+            self._ready.events.append(MemberEvent(EventKind.JOIN, self.members[m.node]))
             self._broadcast(("node", m.node), m)
             return
         moved = cur.addr != m.addr
@@ -414,11 +416,11 @@ class Gossip:
                           meta=m.meta, since_ms=self.now if was is not ALIVE else cur.since_ms))
         member = self.members[m.node]
         if was in (DEAD, LEFT):
-            self._ready.events.append(MemberEvent("join", member))
+            self._ready.events.append(MemberEvent(EventKind.JOIN, member))
         elif was is SUSPECT:
-            self._ready.events.append(MemberEvent("alive", member))
+            self._ready.events.append(MemberEvent(EventKind.ALIVE, member))
         if cur.meta != m.meta:
-            self._ready.events.append(MemberEvent("update", member))
+            self._ready.events.append(MemberEvent(EventKind.UPDATE, member))
         self._broadcast(("node", m.node), m)
 
     def _suspect(self, s: Suspect) -> None:
@@ -446,7 +448,7 @@ class Gossip:
                                               low * self.config.suspicion_max_timeout_mult, k,
                                               {s.source})
         self._set(replace(cur, incarnation=s.incarnation, state=SUSPECT, since_ms=self.now))
-        self._ready.events.append(MemberEvent("suspect", self.members[s.node]))
+        self._ready.events.append(MemberEvent(EventKind.SUSPECT, self.members[s.node]))
         self._broadcast(("node", s.node), s)
 
     def _dead(self, d: Dead) -> None:
@@ -462,7 +464,7 @@ class Gossip:
         self._suspicions.pop(d.node, None)
         self._set(replace(cur, incarnation=d.incarnation, state=LEFT if left else DEAD,
                           since_ms=self.now))
-        self._ready.events.append(MemberEvent("leave" if left else "failed",
+        self._ready.events.append(MemberEvent(EventKind.LEAVE if left else EventKind.FAILED,
                                               self.members[d.node]))
         self._broadcast(("node", d.node), d)
 

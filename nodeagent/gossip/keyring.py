@@ -41,8 +41,8 @@ def decode_key(text: str) -> bytes:
     """A key as serf prints it (base64 of 16, 24 or 32 bytes).  Raises KeyringError."""
     try:
         key = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise KeyringError(f"key {text[:6]}...: not base64") from None
+    except ValueError as exc:
+        raise KeyringError(f"key {text[:6]}...: not base64") from exc
     if len(key) not in KEY_SIZES:
         raise KeyringError(f"key {text[:6]}...: {len(key)} bytes; AES keys have 16, 24 or 32")
     return key

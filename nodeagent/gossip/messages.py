@@ -13,11 +13,21 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Ack", "Address", "Alive", "Dead", "IndirectPing", "Member", "MemberEvent",
+__all__ = ["Ack", "Address", "Alive", "Dead", "EventKind", "IndirectPing", "Member", "MemberEvent",
            "MemberState", "Message", "Nack", "Ping", "PushPull", "Ready", "Suspect",
            "UserEvent"]
 
 Address = tuple[str, int]
+
+
+class EventKind(enum.StrEnum):
+    JOIN = "join"
+    UPDATE = "update"  # its metadata changed
+    SUSPECT = "suspect"
+    ALIVE = "alive"  # a suspect refuted
+    FAILED = "failed"
+    LEAVE = "leave"
+    USER = "user"
 
 
 class MemberState(enum.IntEnum):
@@ -115,10 +125,9 @@ Message = Ping | IndirectPing | Ack | Nack | Alive | Suspect | Dead | UserEvent
 
 @dataclass(frozen=True, slots=True)
 class MemberEvent:
-    """What the agent hears: kind is join, update (metadata), suspect, alive (a suspect
-    refuted), failed, leave, or user (a user event; ``user`` set)."""
+    """What the agent hears about a member, or a user event (``user`` set)."""
 
-    kind: str
+    kind: EventKind
     member: Member | None = None
     user: UserEvent | None = None
 

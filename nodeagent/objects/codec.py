@@ -131,7 +131,7 @@ def decode(res: Resource, data: Any) -> Model:
     try:
         return res.model.model_validate(data)
     except ValidationError as exc:
-        raise _translate(res.kind, res.version, exc) from None
+        raise _translate(res.kind, res.version, exc) from exc
 
 
 def normalize(res: Resource, data: Any) -> tuple[Model, dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from nodeagent.objects.quantity import QuantityError, parse_quantity
@@ -43,7 +43,7 @@ def _canonical_quantity(v: Any) -> str:
     try:
         return parse_quantity(v).canonical()
     except QuantityError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(str(exc)) from exc
 
 
 # A quantity is accepted as text or number and stored in canonical text.
@@ -87,12 +87,6 @@ class ObjectMeta(Model):
     finalizers: list[str] | None = None
     managed_fields: list[ManagedFieldsEntry] | None = None
     self_link: str | None = None
-
-
-class ListMeta(Model):
-    resource_version: str | None = None
-    continue_: str | None = Field(default=None, alias="continue")
-    remaining_item_count: int | None = None
 
 
 class LabelSelectorRequirement(Model):
@@ -179,5 +173,3 @@ def validate_selector(sel: LabelSelector | None, path: Path) -> list[FieldError]
     return errs
 
 
-def selector_dict(sel: LabelSelector | None) -> dict[str, Any] | None:
-    return None if sel is None else sel.dump()

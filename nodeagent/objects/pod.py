@@ -21,6 +21,7 @@ from nodeagent.objects.meta import (
     QuantityStr,
     ResourceList,
 )
+from nodeagent.objects.podutil import default_pull_policy, pod_qos_class
 from nodeagent.objects.quantity import parse_quantity
 from nodeagent.objects.validation import (
     FieldError,
@@ -432,7 +433,7 @@ class Pod(Model):
         if self.status.phase is None:
             self.status.phase = "Pending"
         if self.status.qos_class is None and self.spec.containers:
-            self.status.qos_class = qos_class(self.spec)
+            self.status.qos_class = _qos_class(self.spec)
 
     def check(self) -> list[FieldError]:
         if self.spec is None:
@@ -473,34 +474,9 @@ def default_pod_spec(spec: PodSpec) -> None:
                 probe.http_get.path = "/"
 
 
-def default_pull_policy(image: str) -> str:
-    """Always for ``:latest`` or untagged images, IfNotPresent otherwise (as Kubernetes)."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last or last.endswith(":latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
-def qos_class(spec: PodSpec) -> str:
-    """Kubernetes QoS: Guaranteed if every container has equal cpu+memory requests and limits."""
-    requests_any = False
-    guaranteed = True
-    for c in spec.containers or []:
-        res = c.resources or ResourceRequirements()
-        req = dict(res.requests or {})
-        lim = res.limits or {}
-        for k, v in lim.items():
-            req.setdefault(k, v)  # requests default to limits
-        if req or lim:
-            requests_any = True
-        for r in ("cpu", "memory"):
-            if r not in lim or r not in req or parse_quantity(req[r]) != parse_quantity(lim[r]):
-                guaranteed = False
-    if not requests_any:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+def _qos_class(spec: PodSpec) -> str:
+    return pod_qos_class([{"resources": c.resources.model_dump(exclude_none=True)}
+                          if c.resources else {} for c in spec.containers or []])
 
 
 # --- validation ---------------------------------------------------------------------------

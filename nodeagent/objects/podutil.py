@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REVISION", "condition", "controller_of", "int_or_percent", "is_active", "is_available",
-           "is_ready", "owner_ref", "parse_time", "restarts", "revision_of", "tolerates"]
+from nodeagent.objects.quantity import parse_quantity
+from runtime.qos import ContainerResources, qos_class
+
+__all__ = ["REVISION", "condition", "container_resources", "controller_of", "default_pull_policy",
+           "int_or_percent", "is_active", "is_available", "is_ready", "owner_ref", "parse_time",
+           "pod_qos_class", "restarts", "revision_of", "tolerates"]
 
 Obj = dict[str, Any]
 
@@ -95,3 +100,37 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
         scaled = int(value[:-1]) * total / 100
         return math.ceil(scaled) if round_up else math.floor(scaled)
     return int(value)
+
+
+def default_pull_policy(image: str) -> str:
+    """Always for ``:latest`` or untagged images, IfNotPresent otherwise (as Kubernetes)."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last or last.endswith(":latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def _milli(value: Any) -> int | None:
+    return None if value is None else int(parse_quantity(str(value)).value * 1000)
+
+
+def _bytes(value: Any) -> int | None:
+    return None if value is None else int(parse_quantity(str(value)).value)
+
+
+def container_resources(container: Obj) -> ContainerResources:
+    """A container's cpu and memory requests and limits, as the runtime counts them."""
+    res = container.get("resources") or {}
+    req, lim = res.get("requests") or {}, res.get("limits") or {}
+    return ContainerResources(cpu_request_milli=_milli(req.get("cpu")),
+                              cpu_limit_milli=_milli(lim.get("cpu")),
+                              memory_request_bytes=_bytes(req.get("memory")),
+                              memory_limit_bytes=_bytes(lim.get("memory")))
+
+
+def pod_qos_class(containers: Iterable[Obj]) -> str:
+    """Kubernetes' QoS class of a pod from its containers (cpu and memory only, as
+    GetPodQOS): the one classifier, for the API's status.qosClass and the pod's cgroup."""
+    return qos_class([container_resources(c) for c in containers])

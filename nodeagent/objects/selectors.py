@@ -81,11 +81,6 @@ class Selector:
     def empty(self) -> bool:
         return not self.requirements and not self.nothing
 
-    def equality_pairs(self) -> dict[str, str]:
-        """The ``key=value`` requirements (used to label pods from a template)."""
-        return {r.key: r.values[0] for r in self.requirements
-                if r.op == "In" and len(r.values) == 1}
-
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
 
@@ -183,8 +178,8 @@ def _req(key: str, op: str, values: tuple[str, ...]) -> Requirement:
     if op in ("Gt", "Lt"):
         try:
             int(values[0])
-        except ValueError:
-            raise SelectorError(f"for '{op}' operator, the value must be an integer") from None
+        except ValueError as exc:
+            raise SelectorError(f"for '{op}' operator, the value must be an integer") from exc
     return Requirement(key, op, tuple(sorted(values)) if op in ("In", "NotIn") else values)
 
 

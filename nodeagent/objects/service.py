@@ -2,9 +2,9 @@
 
 Defaults: type ClusterIP, sessionAffinity None (ClientIP gets a 10800 s
 timeout), port protocol TCP, targetPort = port, externalTrafficPolicy
-Cluster for NodePort/LoadBalancer.  ClusterIP and NodePort allocation is the
-coordinator's job (a later issue); here a requested address is checked for
-form and range only.
+Cluster for NodePort/LoadBalancer.  Here a requested address is checked for form
+and range only; ClusterIP and NodePort are allocated in the create's own
+transaction (api/allocator.py).
 """
 
 from __future__ import annotations

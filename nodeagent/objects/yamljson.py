@@ -57,7 +57,7 @@ def yaml_to_json(doc: Any) -> Any:
     try:
         return orjson.loads(orjson.dumps(doc, default=_scalar, option=orjson.OPT_NON_STR_KEYS))
     except (orjson.JSONEncodeError, TypeError) as exc:
-        raise DocumentError(f"error converting YAML to JSON: {exc}") from None
+        raise DocumentError(f"error converting YAML to JSON: {exc}") from exc
 
 
 def _check_events(text: str | bytes, max_expanded_bytes: int, max_depth: int) -> None:
@@ -178,7 +178,7 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH,
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise DocumentError(f"invalid JSON: {exc}") from None
+        raise DocumentError(f"invalid JSON: {exc}") from exc
     finally:
         if gc_was:
             gc.enable()

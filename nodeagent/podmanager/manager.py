@@ -35,15 +35,15 @@ import trio
 from netns.sandbox import Sandbox
 from nodeagent.api.objects import now_rfc3339
 from nodeagent.api.status import ApiError
+from nodeagent.backoff import Backoff
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import CONFIGMAPS, ENDPOINTS, PODS, SECRETS, SERVICES
-from nodeagent.objects.podutil import parse_time
+from nodeagent.objects.podutil import default_pull_policy, parse_time, pod_qos_class
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import Attempt, ExecSession, RuntimeClient
 from nodeagent.podmanager.spec import (
     container_id,
-    container_resources,
     container_spec,
     parse_container_id,
 )
@@ -63,8 +63,8 @@ from probes.state import Kind
 from probes.worker import ContainerProbe, Prober
 from runtime.images import Image, ImageError, ImageStore, normalize_name
 from runtime.protocol import ContainerState, ContainerStatus, LauncherError
-from runtime.qos import container_cgroup, pod_cgroup, qos_class
-from runtime.registry import RegistryClient
+from runtime.qos import container_cgroup, pod_cgroup
+from runtime.registry import RegistryClient, RegistryUnreachable
 from runtime.spec import Mount, spec_to_dict
 
 __all__ = ["PodManager"]
@@ -92,7 +92,8 @@ class PodWorker:
     status_written: Obj | None = None
     status_written_rv: int = 0  # the pod's resourceVersion our last status write made
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> reason, message
-    image_backoff: dict[str, float] = field(default_factory=dict)  # image -> retry time
+    image_backoff: dict[str, Backoff] = field(default_factory=dict)  # image -> its pulls'
+    image_retry_at: dict[str, float] = field(default_factory=dict)  # image -> next pull
     exits_seen: set[str] = field(default_factory=set)  # container ids fed to the back-off
     killing: set[str] = field(default_factory=set)  # container ids stopped for liveness
     volumes_at: int = -1  # the config generation its volumes were last set up at
@@ -193,18 +194,18 @@ class PodManager:
         return None
 
     async def _worker(self, w: PodWorker) -> None:
-        retry = 1.0
+        retry = Backoff(1.0, 30.0)
         while not w.done:
             w.wake = trio.Event()
             try:
                 again = await self.sync_pod(w)
-                retry = 1.0
+                retry.reset()
             except (ApiError, LauncherError, OSError) as exc:
                 log.warning("pod %s: %s", w.uid, exc)
-                again, retry = retry, min(retry * 2, 30.0)
+                again = retry.next()
             except Exception:
                 log.exception("pod %s: sync failed", w.uid)
-                again, retry = retry, min(retry * 2, 30.0)
+                again = retry.next()
             if w.done:
                 break
             with trio.move_on_after(again if again is not None else RESYNC_S):
@@ -306,7 +307,7 @@ class PodManager:
                 return left
         image = await self._image(w, pod, c)
         if image is None:
-            return max(0.5, w.image_backoff.get(c["image"], now + 1) - now)
+            return max(0.5, w.image_retry_at.get(c["image"], now + 1) - now)
         try:
             env = container_env(pod, c, self._lookup, self._services(pod))
         except EnvError as exc:
@@ -320,18 +321,18 @@ class PodManager:
                 lambda: (self.images.mount_rootfs(cid, image), self._hosts_file(w, pod)))
             mounts = [*Volumes.mounts(c, w.volume_paths, read_only_volumes(pod)), hosts]
         except (ImageError, VolumeError, OSError) as exc:
-            w.waiting[name] = ("CreateLauncherError", str(exc))
+            w.waiting[name] = ("CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             return 5.0
-        qos = qos_class([container_resources(x) for x in pod["spec"].get("containers") or []])
+        qos = pod_qos_class(pod["spec"].get("containers") or [])
         spec = container_spec(
             pod, c, image, rootfs=rootfs, env=env,
             argv=command_line(c, env, image.entrypoint, image.cmd), mounts=mounts,
             netns_path=w.sandbox.path if w.sandbox else None,
             cgroup_path=container_cgroup(pod_cgroup(self.cgroup_parent, qos, w.uid), cid))
         if not spec.args:
-            w.waiting[name] = ("CreateLauncherError", "no command specified")
+            w.waiting[name] = ("CreateContainerError", "no command specified")
             return 5.0
         # Keep the previous attempt for `logs --previous`, remove older ones.
         for _older, st in latest[1:]:
@@ -341,8 +342,8 @@ class PodManager:
         try:
             await self.runtime.run(cid, spec_to_dict(spec), os.path.join(log_dir, f"{attempt}.log"))
         except LauncherError as exc:
-            w.waiting[name] = ("RunLauncherError" if exc.reason != "InvalidSpec"
-                               else "CreateLauncherError", str(exc))
+            w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
+                               else "CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
                                      f"spec.containers{{{name}}}")
             if latest:
@@ -358,7 +359,7 @@ class PodManager:
     async def _image(self, w: PodWorker, pod: Obj, c: Obj) -> Image | None:
         ref = c["image"]
         name = normalize_name(ref)
-        policy = c.get("imagePullPolicy") or ("Always" if name.endswith(":latest") else "IfNotPresent")
+        policy = c.get("imagePullPolicy") or default_pull_policy(ref)
         field_path = f"spec.containers{{{c['name']}}}"
         have: Image | None = None
         with contextlib.suppress(ImageError):
@@ -374,7 +375,7 @@ class PodManager:
             self._image_ids[ref] = have.digest
             return have
         now = trio.current_time()
-        if w.image_backoff.get(ref, 0) > now:
+        if w.image_retry_at.get(ref, 0) > now:
             w.waiting[c["name"]] = ("ImagePullBackOff", f'Back-off pulling image "{ref}"')
             return None
         self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
@@ -382,18 +383,19 @@ class PodManager:
         try:
             image = await self._pull_reporting(pod, ref, field_path)
         except ImageError as exc:
-            if have is not None and policy == "Always" and _offline(exc):
+            if have is not None and policy == "Always" and isinstance(exc, RegistryUnreachable):
                 # The registry cannot be reached: the copy here is what we have.
                 self._image_ids[ref] = have.digest
                 return have
             w.waiting[c["name"]] = ("ErrImagePull", str(exc))
             self._event(pod, "Warning", "Failed",
                                      f'Failed to pull image "{ref}": {exc}', field_path)
-            delay = min(300.0, 2 * max(5.0, w.image_backoff.get(ref + "#d", 5.0)))
-            w.image_backoff[ref + "#d"] = delay
-            w.image_backoff[ref] = now + delay
+            # kubelet's image back-off: 10 s, doubling to 5 minutes.
+            backoff = w.image_backoff.setdefault(ref, Backoff(10.0, 300.0))
+            w.image_retry_at[ref] = now + backoff.next()
             return None
         w.image_backoff.pop(ref, None)
+        w.image_retry_at.pop(ref, None)
         self._image_ids[ref] = image.digest
         self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in '
                                  f"{time.monotonic() - t0:.3f}s", field_path)
@@ -483,7 +485,7 @@ class PodManager:
         try:
             return await self.runtime.exec_attach(attempts[0].state.id, argv, stdin=stdin, tty=tty)
         except LauncherError as exc:
-            raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from None
+            raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from exc
 
     # --- stopping -------------------------------------------------------------------------
 
@@ -655,7 +657,7 @@ class PodManager:
             "hostIP": self.node_ip or None,
             "startTime": w.started_at,
             "containerStatuses": [container_status(r) for r in main],
-            "qosClass": qos_class([container_resources(c) for c in spec.get("containers") or []]),
+            "qosClass": pod_qos_class(spec.get("containers") or []),
         }
         if init:
             status["initContainerStatuses"] = [container_status(r) for r in init]
@@ -725,12 +727,6 @@ def _grace(pod: Obj) -> float:
 def _log_dir(pod: Obj) -> str:
     m = pod["metadata"]
     return f"{m['namespace']}_{m['name']}_{m['uid']}"
-
-
-def _offline(exc: ImageError) -> bool:
-    text = str(exc)
-    return any(s in text for s in ("ConnectError", "ConnectTimeout", "Name or service not known",
-                                   "Temporary failure in name resolution"))
 
 
 def _k8s_time(stamp: str | None) -> str | None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nodeagent.objects.quantity import parse_quantity
+from nodeagent.objects.podutil import container_resources
 from runtime.images import Image
-from runtime.qos import ContainerResources
 from runtime.spec import DEFAULT_CAPABILITIES, ContainerSpec, Mount
 
-__all__ = ["container_id", "container_resources", "container_spec", "parse_container_id"]
+__all__ = ["container_id", "container_spec", "parse_container_id"]
 
 Obj = dict[str, Any]
 
@@ -36,23 +35,6 @@ def parse_container_id(cid: str) -> tuple[str, str, int] | None:
     if len(parts) != 3 or not parts[2].isdigit():
         return None
     return parts[0], parts[1], int(parts[2])
-
-
-def _milli(value: Any) -> int | None:
-    return None if value is None else int(parse_quantity(str(value)).value * 1000)
-
-
-def _bytes(value: Any) -> int | None:
-    return None if value is None else int(parse_quantity(str(value)).value)
-
-
-def container_resources(container: Obj) -> ContainerResources:
-    res = container.get("resources") or {}
-    req, lim = res.get("requests") or {}, res.get("limits") or {}
-    return ContainerResources(cpu_request_milli=_milli(req.get("cpu")),
-                              cpu_limit_milli=_milli(lim.get("cpu")),
-                              memory_request_bytes=_bytes(req.get("memory")),
-                              memory_limit_bytes=_bytes(lim.get("memory")))
 
 
 def _ids(pod: Obj, container: Obj, image: Image) -> tuple[int, int]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodeagent.backoff import Backoff
+
 __all__ = ["ContainerRecord", "RestartBackoff", "conditions", "container_status", "pod_phase"]
 
 Obj = dict[str, Any]
@@ -113,24 +115,26 @@ def conditions(old: list[Obj] | None, now: str, *, initialized: bool, containers
 
 @dataclass
 class RestartBackoff:
+    """kubelet's CrashLoopBackOff, per container: a container that crashed restarts at once
+    the first time, then after 10 s, doubling to 5 minutes; one that ran for 10 minutes
+    starts over."""
     initial_s: float = 10.0
     max_s: float = 300.0
     reset_after_s: float = 600.0
-    _delay: dict[str, float] = field(default_factory=dict)
+    _backoff: dict[str, Backoff] = field(default_factory=dict)
     _not_before: dict[str, float] = field(default_factory=dict)
-    _applied: dict[str, float] = field(default_factory=dict)  # the wait of the last exit
 
     def exited(self, key: str, started: float, finished: float) -> float:
         """A container stopped; returns when it may start again (a monotonic time)."""
-        if finished - started >= self.reset_after_s or key not in self._delay:
+        backoff = self._backoff.get(key)
+        if backoff is None or finished - started >= self.reset_after_s:
             # A container that ran long enough (or never crashed before) restarts at once;
             # the next crash waits initial_s.
-            self._delay[key] = self.initial_s
-            self._applied[key] = 0.0
+            self._backoff[key] = Backoff(self.initial_s, self.max_s)
+            wait = 0.0
         else:
-            self._applied[key] = self._delay[key]
-            self._delay[key] = min(self._delay[key] * 2, self.max_s)
-        self._not_before[key] = finished + self._applied[key]
+            wait = backoff.next()
+        self._not_before[key] = finished + wait
         return self._not_before[key]
 
     def waiting(self, key: str, now: float) -> float:
@@ -139,16 +143,17 @@ class RestartBackoff:
 
     def message(self, key: str, container: str, pod: str) -> str:
         """kubelet's CrashLoopBackOff message."""
-        shown = max(self.initial_s, self._applied.get(key, 0.0))
+        backoff = self._backoff.get(key)
+        shown = max(self.initial_s, backoff.last_s if backoff else 0.0)
         return (f"back-off {int(shown) // 60}m{int(shown) % 60}s restarting failed "
                 f"container={container} pod={pod}" if shown >= 60 else
                 f"back-off {int(shown)}s restarting failed container={container} pod={pod}")
 
     def forget(self, key: str) -> None:
-        for table in (self._delay, self._not_before, self._applied):
-            table.pop(key, None)
+        self._backoff.pop(key, None)
+        self._not_before.pop(key, None)
 
     def forget_prefix(self, prefix: str) -> None:
         """Forget every key of a pod (``<uid>/``) whose containers are gone."""
-        for key in [k for k in self._delay if k.startswith(prefix)]:
+        for key in [k for k in self._backoff if k.startswith(prefix)]:
             self.forget(key)

@@ -70,8 +70,8 @@ def _check_host_path(path: str, kind: str) -> None:
     test, what = checks[kind]
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise VolumeError(f"hostPath type check failed: {path} is not {what}") from None
+    except FileNotFoundError as exc:
+        raise VolumeError(f"hostPath type check failed: {path} is not {what}") from exc
     if not test(mode):
         raise VolumeError(f"hostPath type check failed: {path} is not {what}")
 

@@ -1,11 +1,11 @@
 """The service proxy: keeps this node's service rules equal to the Services and Endpoints.
 
-Level-triggered, like the controllers: every pass lists Services and Endpoints,
-turns them into service ports (netns/rules.py) and syncs the rules backend,
-which applies only what changed.  Store events wake it (coalesced for a
-moment so a rollout's burst is one sync); a timer resyncs anyway.  A failed
-apply leaves the previous rules in force (the backends are transactional) and
-is retried with backoff.  The backend's calls block (netlink, libnftables),
+Level-triggered, in reconcile's loop like the controllers: every pass lists Services
+and Endpoints, turns them into service ports (netns/rules.py) and syncs the rules
+backend, which applies only what changed.  Store events wake it (coalesced for a
+moment so a rollout's burst is one sync); a timer resyncs anyway.  A failed apply
+leaves the previous rules in force (the backends are transactional) and is retried
+with back-off.  The backend's calls block (netlink, libnftables),
 so they run in a worker thread; the event loop never waits on the kernel.
 """
 
@@ -22,6 +22,7 @@ from netns.rules import ServicePort, service_ports
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import ENDPOINTS, SERVICES
+from nodeagent.reconcile import reconcile
 
 log = logging.getLogger("nodeagent.proxy")
 
@@ -86,43 +87,22 @@ class RulesProgress:
 async def run(objects: Objects, rules: RulesBackend, *, resync_s: float = 60.0,
               retry_max_s: float = 5.0, applied: RulesProgress | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    changed = trio.Event()
+    """Keep the rules in step with the store, in reconcile's loop like every controller:
+    woken by Services and Endpoints, coalesced, resynced, a failed apply retried with
+    back-off."""
+    rejected_services = RejectedServices(objects)
 
-    async def follow(prefix: str) -> None:
-        nonlocal changed
-        while True:
-            watch, _ = objects.store.watch(prefix, 0)
-            try:
-                async for _ in watch:
-                    changed.set()
-            finally:
-                watch.close()
-            changed.set()  # the stream ended (overflow): resync from a fresh list
+    async def sync() -> None:
+        revision = objects.store.revision  # what the listing below reflects
+        rejected: list[tuple[Mapping[str, Any], str]] = []
+        ports = desired_ports(objects, rejected)
+        await rejected_services.report(rejected)
+        mode = await trio.to_thread.run_sync(rules.sync, ports)
+        if applied is not None:
+            applied.set(revision)
+        if mode != "noop":
+            log.info("service rules %s ports=%d", mode, len(ports))
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow, SERVICES.prefix(None))
-        nursery.start_soon(follow, ENDPOINTS.prefix(None))
-        task_status.started()
-        backoff = 0.1
-        rejected_services = RejectedServices(objects)
-        while True:
-            changed = trio.Event()
-            revision = objects.store.revision  # what the listing below reflects
-            rejected: list[tuple[Mapping[str, Any], str]] = []
-            ports = desired_ports(objects, rejected)
-            await rejected_services.report(rejected)
-            try:
-                mode = await trio.to_thread.run_sync(rules.sync, ports)
-            except RulesError as exc:
-                log.warning("service rules apply failed, retrying in %.1fs: %s", backoff, exc)
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, retry_max_s)
-                continue
-            backoff = 0.1
-            if applied is not None:
-                applied.set(revision)
-            if mode != "noop":
-                log.info("service rules %s ports=%d", mode, len(ports))
-            with trio.move_on_after(resync_s):
-                await changed.wait()
-            await trio.sleep(COALESCE_S)
+    await reconcile("proxy", objects.store, (SERVICES.prefix(None), ENDPOINTS.prefix(None)),
+                    sync, resync_s=resync_s, coalesce_s=COALESCE_S, retry_max_s=retry_max_s,
+                    expected=(RulesError,), task_status=task_status)

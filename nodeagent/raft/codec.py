@@ -41,15 +41,15 @@ def decode(data: bytes) -> Message:
         raise CodecError(f"version: {f[0]!r} is not {VERSION}")
     try:
         kind = MessageType(_int(f[1], "type"))
-    except ValueError:
-        raise CodecError(f"type: unknown message type {f[1]}") from None
+    except ValueError as exc:
+        raise CodecError(f"type: unknown message type {f[1]}") from exc
     entries = []
     for n, e in enumerate(_list(f[7], "entries")):
         e = _list(e, f"entries[{n}]", 4)
         try:
             ekind = EntryKind(_int(e[2], f"entries[{n}].kind"))
-        except ValueError:
-            raise CodecError(f"entries[{n}].kind: unknown entry kind {e[2]}") from None
+        except ValueError as exc:
+            raise CodecError(f"entries[{n}].kind: unknown entry kind {e[2]}") from exc
         entries.append(Entry(_int(e[0], f"entries[{n}].term"), _int(e[1], f"entries[{n}].index"),
                              ekind, _bytes(e[3], f"entries[{n}].data")))
     snapshot = None

@@ -56,8 +56,8 @@ class ConfChange:
     def decode(cls, data: bytes) -> ConfChange:
         try:
             op, node, *rest = data.decode().split(" ")
-        except (UnicodeDecodeError, ValueError):
-            raise ValueError(f"not a membership change: {data[:40]!r}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"not a membership change: {data[:40]!r}") from exc
         if op not in cls.OPS or not node.isdigit() or int(node) <= 0 or len(rest) > 1:
             raise ValueError(f"not a membership change: {data[:40]!r}")
         return cls(op, int(node), rest[0] if rest else "")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import trio
 
+from nodeagent.backoff import Backoff
 from nodeagent.framing import FrameTooLarge, frame, read_frames
 from nodeagent.logs import ThrottledLog
 from nodeagent.raft.codec import CodecError, decode, encode
@@ -88,15 +89,14 @@ class Transport:
 
     async def _sender(self, peer: int) -> None:
         receive = self._queues[peer][1]
-        backoff = 0.05
+        backoff = Backoff(0.05, 1.0)
         while True:
             try:
                 stream = await self._connect(self.peers[peer])
             except OSError:
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await trio.sleep(backoff.next())
                 continue
-            backoff = 0.05
+            backoff.reset()
             try:
                 async with stream:
                     while True:

@@ -12,10 +12,10 @@ from nodeagent.store.errors import (
     TxnTooLargeError,
 )
 from nodeagent.store.local import LocalStore
-from nodeagent.store.mvcc import MVCC, Compare, Event, KeyValue, Op, Txn, TxnResult
+from nodeagent.store.mvcc import MVCC, Compare, Event, EventType, KeyValue, Op, OpKind, Txn, TxnResult
 
 __all__ = [
-    "MVCC", "CompactedError", "Compare", "CorruptLogError", "Event", "FutureRevisionError",
-    "KeyValue", "KeyValueStore", "LocalStore", "Op", "StoreClosedError", "StoreError",
+    "MVCC", "CompactedError", "Compare", "CorruptLogError", "Event", "EventType", "FutureRevisionError",
+    "KeyValue", "KeyValueStore", "LocalStore", "Op", "OpKind", "StoreClosedError", "StoreError",
     "StoreUnavailableError", "Txn", "TxnRejectedError", "TxnResult", "TxnTooLargeError", "Watch",
 ]

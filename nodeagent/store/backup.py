@@ -61,8 +61,8 @@ def decode(data: bytes) -> Backup:
     try:
         head = json.loads(line) if sep else {}
         revision, keys, digest = int(head["revision"]), int(head["keys"]), str(head["sha256"])
-    except (ValueError, TypeError, KeyError):
-        raise BackupError("the snapshot's header is damaged") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BackupError("the snapshot's header is damaged") from exc
     if hashlib.sha256(state).hexdigest() != digest:
         raise BackupError("the snapshot's checksum does not match: the file is truncated or "
                           "altered")
@@ -70,8 +70,8 @@ def decode(data: bytes) -> Backup:
         snap = msgpack.unpackb(state, raw=False)
         if int(snap["revision"]) != revision or len(snap["kvs"]) != keys:
             raise ValueError
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException):
-        raise BackupError("the snapshot's state does not match its header") from None
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        raise BackupError("the snapshot's state does not match its header") from exc
     return Backup(revision, keys, state)
 
 

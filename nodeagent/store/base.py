@@ -17,7 +17,7 @@ import trio
 
 from nodeagent.logs import ThrottledLog
 from nodeagent.store.errors import StoreError, TxnRejectedError
-from nodeagent.store.mvcc import MVCC, Event, KeyValue, Txn, TxnResult
+from nodeagent.store.mvcc import MVCC, Event, KeyValue, OpKind, Txn, TxnResult
 
 __all__ = ["KeyValueStore", "MVCCReads", "Watch", "apply_command", "check_values"]
 
@@ -47,7 +47,7 @@ def check_values(txn: Txn) -> None:
     object: readers (lists, watches, every controller) splice stored bytes into answers
     and decode them without a guard, so the store holds nothing else under /registry/."""
     for op in txn.success + txn.failure:
-        if op.kind != "put" or not op.key.startswith(OBJECTS_PREFIX) \
+        if op.kind is not OpKind.PUT or not op.key.startswith(OBJECTS_PREFIX) \
                 or op.key.startswith(RAW_PREFIX):
             continue
         try:

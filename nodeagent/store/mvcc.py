@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import msgpack
@@ -41,8 +42,8 @@ from nodeagent.store.errors import (
     TxnTooLargeError,
 )
 
-__all__ = ["MAX_TXN_BYTES", "MVCC", "Compare", "Event", "KeyValue", "Op", "Txn", "TxnResult",
-           "check_txn_size"]
+__all__ = ["MAX_TXN_BYTES", "MVCC", "Compare", "Event", "EventType", "KeyValue", "Op", "OpKind",
+           "Txn", "TxnResult", "check_txn_size"]
 
 # The largest transaction the store takes, encoded: an object at the API's cap (1.5 MiB,
 # etcd's --max-request-bytes) with its allocation keys and compares.  Far below the
@@ -58,6 +59,17 @@ def check_txn_size(data: bytes) -> None:
                                f"the store's limit of {MAX_TXN_BYTES} bytes")
 
 
+class OpKind(StrEnum):
+    PUT = "put"
+    DELETE = "delete"
+    DELETE_PREFIX = "delete_prefix"
+
+
+class EventType(StrEnum):
+    PUT = "PUT"
+    DELETE = "DELETE"
+
+
 @dataclass(slots=True, frozen=True)
 class KeyValue:
     key: str
@@ -69,7 +81,7 @@ class KeyValue:
 
 @dataclass(slots=True, frozen=True)
 class Event:
-    type: str  # "PUT" or "DELETE"
+    type: EventType
     kv: KeyValue  # for DELETE: value b"", mod_revision = revision of the delete
     prev_kv: KeyValue | None
 
@@ -94,11 +106,16 @@ class Compare:
 
 @dataclass(slots=True, frozen=True)
 class Op:
-    """``put`` key=value, ``delete`` key, or ``delete_prefix`` key."""
+    """``put`` key=value, ``delete`` key, or ``delete_prefix`` key.  A kind given as its
+    text is taken as the OpKind it names (ValueError for none)."""
 
-    kind: str
+    kind: OpKind
     key: str
     value: bytes = b""
+
+    def __post_init__(self) -> None:
+        if type(self.kind) is not OpKind:
+            object.__setattr__(self, "kind", OpKind(self.kind))
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,8 +154,7 @@ class Txn:
                 raise StoreError(f"malformed compare on {cmp.key!r}: target {cmp.target!r} "
                                  f"with value {cmp.value!r}")
         for op in txn.success + txn.failure:
-            if not isinstance(op.kind, str) or op.kind not in ("put", "delete", "delete_prefix") \
-                    or not isinstance(op.key, str) or not isinstance(op.value, bytes):
+            if not isinstance(op.key, str) or not isinstance(op.value, bytes):
                 raise StoreError(f"malformed op: {op.kind!r} on {op.key!r}")
         return txn
 
@@ -183,7 +199,7 @@ class MVCC:
         events: list[Event] = []
         result = TxnResult(ok, self.revision)
         for op in ops:
-            if op.kind == "put":
+            if op.kind is OpKind.PUT:
                 prev = self._kv.get(op.key)
                 kv = KeyValue(op.key, op.value,
                               prev.create_revision if prev else rev, rev,
@@ -191,14 +207,14 @@ class MVCC:
                 if prev is None:
                     self._keys.add(op.key)
                 self._kv[op.key] = kv
-                events.append(Event("PUT", kv, prev))
+                events.append(Event(EventType.PUT, kv, prev))
                 result.kvs.append(kv)
                 result.prev_kvs.append(prev)
-            elif op.kind == "delete":
+            elif op.kind is OpKind.DELETE:
                 prev = self._delete(op.key, rev, events)
                 result.kvs.append(None)
                 result.prev_kvs.append(prev)
-            elif op.kind == "delete_prefix":
+            elif op.kind is OpKind.DELETE_PREFIX:
                 for key in list(self._keys.irange(op.key, op.key + "\uffff")):
                     if key.startswith(op.key):
                         self._delete(key, rev, events)
@@ -213,7 +229,7 @@ class MVCC:
             self._auto_compact()
         return result, events
 
-    def install(self, revision: int, changes: list[tuple[str, KeyValue]]) -> list[Event]:
+    def install(self, revision: int, changes: list[tuple[EventType, KeyValue]]) -> list[Event]:
         """Take another replica's changes at ``revision`` as they were: a copy fed by a
         server's stream (store/remote.py) ends up with the same keys, revisions and
         versions, so resourceVersions mean the same on every agent.  ``changes`` are
@@ -223,11 +239,11 @@ class MVCC:
         events: list[Event] = []
         for etype, kv in changes:
             prev = self._kv.get(kv.key)
-            if etype == "PUT":
+            if etype is EventType.PUT:
                 if prev is None:
                     self._keys.add(kv.key)
                 self._kv[kv.key] = kv
-                events.append(Event("PUT", kv, prev))
+                events.append(Event(EventType.PUT, kv, prev))
             elif prev is not None:
                 self._delete(kv.key, revision, events)
         self.revision = revision
@@ -239,7 +255,7 @@ class MVCC:
         prev = self._kv.pop(key, None)
         if prev is not None:
             self._keys.remove(key)
-            events.append(Event("DELETE", KeyValue(key, b"", 0, rev, 0), prev))
+            events.append(Event(EventType.DELETE, KeyValue(key, b"", 0, rev, 0), prev))
         return prev
 
     def _compare(self, c: Compare) -> bool:

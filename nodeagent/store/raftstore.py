@@ -98,9 +98,9 @@ class RaftStore(MVCCReads):
         except EntryTooLarge as exc:
             raise TxnTooLargeError(str(exc)) from exc
         except NotLeader as exc:
-            raise StoreUnavailableError(f"no leader took the write: {exc}") from None
+            raise StoreUnavailableError(f"no leader took the write: {exc}") from exc
         except Timeout as exc:
-            raise StoreUnavailableError(f"the write timed out: {exc}") from None
+            raise StoreUnavailableError(f"the write timed out: {exc}") from exc
         if result is None:  # applied before a snapshot this server restored: no result kept
             raise StoreUnavailableError("the write was applied, its result is not known")
         if isinstance(result, TxnRejectedError):
@@ -112,4 +112,4 @@ class RaftStore(MVCCReads):
         try:
             await self.node.read_barrier(timeout_s=self.write_timeout_s)
         except (NotLeader, Timeout) as exc:
-            raise StoreUnavailableError(f"no linearizable read: {exc}") from None
+            raise StoreUnavailableError(f"no linearizable read: {exc}") from exc

@@ -152,7 +152,7 @@ class RemoteStore(MVCCReads):
                 continue
             except httpx.HTTPError as exc:
                 raise StoreUnavailableError(f"{server}{path}: {exc or type(exc).__name__} "
-                                            "(a write may have been applied)") from None
+                                            "(a write may have been applied)") from exc
             if resp.status_code == 200:
                 return resp.content
             try:
@@ -175,8 +175,8 @@ class RemoteStore(MVCCReads):
         answer = await self._call("/replica/barrier")
         try:
             revision = int(msgpack.unpackb(answer, raw=False)["revision"])
-        except (ValueError, TypeError, KeyError, msgpack.UnpackException):
-            raise StoreError("malformed barrier answer from the server") from None
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+            raise StoreError("malformed barrier answer from the server") from exc
         if not await self.wait_for(revision):
             raise StoreUnavailableError(f"the store copy is at revision {self.mvcc.revision}, "
                                         f"behind the servers' {revision}")

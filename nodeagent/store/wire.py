@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 
 from nodeagent.store.errors import StoreError
-from nodeagent.store.mvcc import Event, KeyValue, TxnResult
+from nodeagent.store.mvcc import Event, EventType, KeyValue, TxnResult
 
 __all__ = ["KEEPALIVE_S", "MEDIA_TYPE", "decode_result", "encode_result", "event_rows", "pack",
            "revisions"]
@@ -51,19 +51,18 @@ def event_rows(events: list[Event]) -> list[list[Any]]:
              e.kv.version] for e in events]
 
 
-def revisions(rows: Any) -> list[tuple[int, list[tuple[str, KeyValue]]]]:
+def revisions(rows: Any) -> list[tuple[int, list[tuple[EventType, KeyValue]]]]:
     """Rows of an "ev" message grouped by revision: [(revision, [(type, kv), ...])].
     Raises StoreError naming what is malformed."""
     try:
         changes = []
         for etype, key, value, create, mod, version in rows:
-            if etype not in ("PUT", "DELETE"):
-                raise ValueError(f"event type {etype!r}")
+            kind = EventType(etype)  # ValueError for a type that is none
             kv = _kv([key, value, create, mod, version])
             assert kv is not None
-            changes.append((etype, kv))
+            changes.append((kind, kv))
     except (ValueError, TypeError) as exc:
-        raise StoreError(f"malformed change from the server: {exc}") from None
+        raise StoreError(f"malformed change from the server: {exc}") from exc
     return [(rev, list(group)) for rev, group in
             groupby(changes, key=lambda change: change[1].mod_revision)]
 
@@ -79,4 +78,4 @@ def decode_result(data: bytes) -> TxnResult:
         return TxnResult(bool(ok), int(revision), [_kv(row) for row in kvs],
                          [_kv(row) for row in prev_kvs])
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise StoreError(f"malformed transaction result from the server: {exc}") from None
+        raise StoreError(f"malformed transaction result from the server: {exc}") from exc

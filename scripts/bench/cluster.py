@@ -23,6 +23,7 @@ Usage: scripts/bench/cluster.py [--quick] [--out FILE]
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -40,9 +41,10 @@ import trio  # noqa: E402
 import pods as podbench  # noqa: E402  (the bare-runtime peer; last: it prunes this folder from the path)
 
 # The project's packages, not this folder's namesakes (bench/runtime.py is not runtime/).
-sys.path[:] = [str(c.ROOT), str(c.ROOT / "tests" / "e2e")] + \
+sys.path[:] = [str(c.ROOT), str(c.ROOT / "tests"), str(c.ROOT / "tests" / "e2e")] + \
     [p for p in sys.path if p and Path(p).resolve() != BENCH]
-from labcluster import LabCluster, until  # noqa: E402
+from labcluster import LabCluster  # noqa: E402
+from waiting import until  # noqa: E402
 
 from nodeagent.objects.kinds import EVENTS, NODES, PODS  # noqa: E402
 
@@ -281,7 +283,7 @@ def lab_measures(res: c.Results, *, quick: bool) -> None:
             via = min(set(lab.addresses) - {old})
             t0 = time.monotonic()
             os.kill(lab.agent_pid(old), 9)
-            until(lambda n=n, via=via: _write(lab, via, f"after-{n}"), 30, "a write after the kill",
+            until(functools.partial(_write, lab, via, f"after-{n}"), 30, "a write after the kill",
                   every_s=0.005)
             times.append(time.monotonic() - t0)
             lab.up()

@@ -20,17 +20,18 @@ measures them.  The pods' eviction timeout is 10 s here to keep the tests short.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 
 import httpx
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+pytestmark = needs_root("the lab")
 
-from labcluster import Client, LabCluster, until  # noqa: E402
+from labcluster import Client, LabCluster  # noqa: E402
+from waiting import until  # noqa: E402
 
 APP = """
 apiVersion: apps/v1

@@ -5,9 +5,8 @@ shows.  (Pods start for real once the pod manager registers the node.)"""
 
 from __future__ import annotations
 
-import time
-
 from test_nodectl import Nodectl
+from waiting import until
 
 MANIFEST = """
 apiVersion: apps/v1
@@ -28,15 +27,6 @@ spec:
   selector: {app: kubia}
   ports: [{port: 80, targetPort: 8080}]
 """
-
-
-def until(check, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def test_deployment_to_pending_pods_through_the_api(agent):

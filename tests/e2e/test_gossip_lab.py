@@ -14,11 +14,12 @@ import threading
 import time
 import uuid
 
-import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import netns  # noqa: E402
+from waiting import until  # noqa: E402
 
 from netns.lab import Lab  # noqa: E402
 
@@ -73,13 +74,6 @@ class Member:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def until(check, timeout_s: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def nft(ns: str, script: str) -> None:

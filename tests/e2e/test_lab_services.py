@@ -5,7 +5,6 @@ ClusterIP and to the NodePort.  Everything lives in namespaces the test makes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,8 +13,10 @@ from collections import Counter
 
 import httpx
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+pytestmark = needs_root("the lab")
+
 
 from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.lab import Lab  # noqa: E402

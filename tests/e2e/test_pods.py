@@ -24,13 +24,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root (namespaces, cgroups)")
+pytestmark = needs_root("pods (namespaces, cgroups)")
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "images"))
 
 from build import build  # noqa: E402
+from waiting import until  # noqa: E402
 
 from containers import remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402
@@ -157,16 +159,6 @@ def unmount_below(path: Path) -> None:
         points = [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
     for point in sorted(points, reverse=True):
         subprocess.run(["umount", "-l", point], check=False)
-
-
-def until(check, timeout_s: float = 60.0, what: str = ""):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:

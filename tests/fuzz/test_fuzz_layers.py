@@ -21,11 +21,12 @@ import trio
 from hostile_registry import serve_hostile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import needs_root
 
 from runtime.images import ImageError, ImageStore
 from runtime.registry import RegistryClient
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers keep owners and devices: root")
+pytestmark = needs_root("layers keep owners and devices")
 
 # A host directory no layer may touch (made and removed around this module's tests).
 OUTSIDE = Path(tempfile.gettempdir()) / "nodeagent-fuzz-outside"

@@ -16,7 +16,7 @@ from nodeagent.raft.codec import CodecError, decode, encode
 from nodeagent.raft.messages import Entry, EntryKind, Message, MessageType
 from nodeagent.store.base import apply_command
 from nodeagent.store.errors import StoreUnavailableError, TxnRejectedError
-from nodeagent.store.mvcc import MVCC, Op, Txn, TxnResult
+from nodeagent.store.mvcc import MVCC, Op, OpKind, Txn, TxnResult
 from nodeagent.store.raftstore import RaftStore
 
 MSGPACK = st.recursive(
@@ -59,7 +59,7 @@ async def _put(store: RaftStore, key: str) -> TxnResult:
     with trio.fail_after(20):
         while True:
             try:
-                return await store.txn(Txn((), (Op("put", key, b"v"),)))
+                return await store.txn(Txn((), (Op(OpKind.PUT, key, b"v"),)))
             except StoreUnavailableError:
                 await trio.sleep(0.05)
 

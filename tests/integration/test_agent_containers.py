@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from waiting import needs_root
 
 from agentproc import AgentProcess
 from containers import build_bundle, remove_cgroup_tree
@@ -22,7 +22,7 @@ from runtime.client import LauncherClient
 from runtime.spec import load_bundle, spec_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+pytestmark = needs_root("containers")
 
 
 def test_containers_survive_agent_kill_9_and_are_found_again(tmp_path):

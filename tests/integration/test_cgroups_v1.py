@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from waiting import needs_root
 
 from containers import build_bundle, remove_cgroup_tree
 from runtime.cgroups import Resources, V1Driver
@@ -20,9 +21,9 @@ from runtime.launch import start, wait
 from runtime.spec import load_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup/memory"),
-    reason="needs root and cgroup v1 (cpu, memory, pids hierarchies)")
+pytestmark = [needs_root("cgroups"), pytest.mark.skipif(
+    not os.path.isdir("/sys/fs/cgroup/memory"), reason="needs cgroup v1 (cpu, memory, pids "
+    "hierarchies)")]
 
 
 @pytest.fixture(scope="module")

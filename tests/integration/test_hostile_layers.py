@@ -16,10 +16,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from waiting import needs_root
 
 from runtime.images import ImageError, ImageStore
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers keep owners and whiteouts: root")
+pytestmark = needs_root("layers keep owners and whiteouts")
 
 
 def entry(name: str, kind: bytes = tarfile.REGTYPE, *, mode: int = 0o644, data: bytes = b"",

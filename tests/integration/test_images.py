@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "images"))
 
 from build import build, layer_tar, write_layout  # noqa: E402
+from waiting import needs_root  # noqa: E402
 
 from runtime.images import ImageError, ImageStore  # noqa: E402
 from runtime.launch import spawn_exec, start, wait  # noqa: E402
 from runtime.spec import ContainerSpec  # noqa: E402
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts and overlay mounts need root")
+pytestmark = needs_root("whiteouts and overlay mounts")
 
 
 @pytest.fixture(scope="module")

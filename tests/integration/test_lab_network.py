@@ -6,7 +6,6 @@ Uses its own prefix and subnet (192.168.213.0/24), so it never touches a lab tha
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -14,8 +13,9 @@ import time
 import uuid
 
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import IPRoute, netns  # noqa: E402
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import needs_root
 
 from containers import build_bundle, remove_cgroup_tree
 from runtime.client import LauncherClient
@@ -31,7 +32,7 @@ from runtime.protocol import LauncherError
 from runtime.spec import load_bundle, spec_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+pytestmark = needs_root("containers")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import trio
 
 from nodeagent.store import LocalStore
 from nodeagent.store.errors import CompactedError
-from nodeagent.store.mvcc import Op, Txn
+from nodeagent.store.mvcc import Op, OpKind, Txn
 
 
 def put(key: str, value: bytes = b"v") -> Txn:
-    return Txn(success=(Op("put", key, value),))
+    return Txn(success=(Op(OpKind.PUT, key, value),))
 
 
 async def start(nursery: trio.Nursery, path: Path, **kw: Any) -> LocalStore:

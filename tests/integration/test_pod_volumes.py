@@ -10,6 +10,7 @@ import socket
 import stat
 
 import pytest
+from waiting import needs_root
 
 from nodeagent.podmanager.volumes import VolumeError, Volumes, write_atomically
 
@@ -48,7 +49,7 @@ def test_empty_dir_is_one_directory_for_all_containers(vols):
                        paths)
 
 
-@pytest.mark.skipif(not ROOT, reason="mounting a tmpfs needs root")
+@needs_root("mounting a tmpfs")
 def test_memory_empty_dir_is_a_sized_tmpfs_and_teardown_unmounts(vols):
     paths = vols.setup(pod({"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}))
     assert os.path.ismount(paths["cache"])

@@ -5,7 +5,6 @@ through the launcher.  Root; namespaces and containers are the test's own."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,10 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import trio
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and containers need root")
+pytestmark = needs_root("namespaces and containers")
+
 
 from containers import build_bundle, remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402

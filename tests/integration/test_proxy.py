@@ -4,16 +4,16 @@ follow changes, and go away."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
-import pytest
 import trio
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import netns  # noqa: E402
+from waiting import until_async  # noqa: E402
 
 from netns.nft import NftRules  # noqa: E402
 from nodeagent.api.objects import ObjectStore  # noqa: E402
@@ -25,13 +25,6 @@ from nodeagent.store import LocalStore  # noqa: E402
 def backends(ns: str) -> str:
     return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "nodeagent"],
                           capture_output=True, text=True).stdout
-
-
-async def until(predicate, timeout_s: float = 10.0) -> None:
-    # The kernel's rules are outside Trio: there is no event to wait on, so poll.
-    with trio.fail_after(timeout_s):
-        while not predicate():  # noqa: ASYNC110
-            await trio.sleep(0.05)
 
 
 async def test_rules_follow_services_and_endpoints(tmp_path):
@@ -49,18 +42,18 @@ async def test_rules_follow_services_and_endpoints(tmp_path):
             await objects.create(svc, "default", {"metadata": {"name": "kubia"}, "spec": {
                 "clusterIP": "10.96.0.10", "selector": {"app": "kubia"},
                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-            await until(lambda: "10.96.0.10 . tcp . 80" in backends(ns))  # no endpoints: reject
+            await until_async(lambda: "10.96.0.10 . tcp . 80" in backends(ns))  # no endpoints: reject
             await objects.create(ep, "default", {"metadata": {"name": "kubia"}, "subsets": [{
                 "addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.1.6"}],
                 "ports": [{"name": "http", "port": 8080}]}]})
-            await until(lambda: ": 10.244.1.6 . 8080" in backends(ns))
+            await until_async(lambda: ": 10.244.1.6 . 8080" in backends(ns))
             await objects.patch(ep, "default", "kubia", {"subsets": [{
                 "addresses": [{"ip": "10.244.1.7"}], "ports": [{"name": "http", "port": 8080}]}]},
                                 "application/merge-patch+json")
-            await until(lambda: ": 10.244.1.7 . 8080" in backends(ns)
+            await until_async(lambda: ": 10.244.1.7 . 8080" in backends(ns)
                         and "10.244.1.5" not in backends(ns))
             await objects.delete(svc, "default", "kubia")
-            await until(lambda: "10.96.0.10" not in backends(ns))
+            await until_async(lambda: "10.96.0.10" not in backends(ns))
             nursery.cancel_scope.cancel()
     finally:
         rules.close()

@@ -11,7 +11,7 @@ import trio
 from test_raft_node import free_ports
 
 from nodeagent.store.errors import StoreUnavailableError
-from nodeagent.store.mvcc import Compare, Op, Txn
+from nodeagent.store.mvcc import Compare, Op, OpKind, Txn
 from nodeagent.store.raftstore import RaftStore
 
 
@@ -20,7 +20,7 @@ async def put(store: RaftStore, key: str, value: bytes, **compare: int):
     with trio.fail_after(20):
         while True:
             try:
-                return await store.txn(Txn(cmp, (Op("put", key, value),)))
+                return await store.txn(Txn(cmp, (Op(OpKind.PUT, key, value),)))
             except StoreUnavailableError:
                 await trio.sleep(0.05)
 

@@ -22,13 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "images"))
 
 from build import build  # noqa: E402
+from waiting import needs_root  # noqa: E402
 
 from runtime.images import ImageError, ImageStore  # noqa: E402
 from runtime.registry import RegistryClient, parse_reference  # noqa: E402
 
 REGISTRY = shutil.which("docker-registry") or ""
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="unpacking layers with whiteouts needs root"),
+    needs_root("unpacking layers with whiteouts"),
     pytest.mark.skipif(not REGISTRY, reason="Debian's docker-registry is not installed "
                        "(scripts/test installs it)"),
 ]

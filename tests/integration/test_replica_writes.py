@@ -10,7 +10,7 @@ import json
 import pytest
 
 from agentproc import AgentProcess
-from nodeagent.store.mvcc import Compare, Op, Txn
+from nodeagent.store.mvcc import Compare, Op, OpKind, Txn
 from nodeagent.store.wire import MEDIA_TYPE, decode_result
 
 SVC_KEY = "/registry/services/default/planted"
@@ -30,13 +30,13 @@ def _post(agent: AgentProcess, txn: Txn | bytes):
 
 
 @pytest.mark.parametrize("txn,code,words", [
-    (Txn((), (Op("put", SVC_KEY, _service("10.96.0.9 . tcp . 80 } } table ip evil {")),)),
+    (Txn((), (Op(OpKind.PUT, SVC_KEY, _service("10.96.0.9 . tcp . 80 } } table ip evil {")),)),
      422, "clusterIP"),
-    (Txn((), (Op("put", "/registry/pods/default/p", b"\xff not json"),)), 400, "not a JSON"),
-    (Txn((), (Op("put", "/etc/passwd", b"{}"),)), 400, "not an object's"),
-    (Txn((), (Op("put", "/registry/services/default/other", _service("10.96.0.9")),)), 400,
+    (Txn((), (Op(OpKind.PUT, "/registry/pods/default/p", b"\xff not json"),)), 400, "not a JSON"),
+    (Txn((), (Op(OpKind.PUT, "/etc/passwd", b"{}"),)), 400, "not an object's"),
+    (Txn((), (Op(OpKind.PUT, "/registry/services/default/other", _service("10.96.0.9")),)), 400,
      "do not match"),
-    (Txn((), (Op("delete_prefix", "/registry/"),)), 400, "delete_prefix"),
+    (Txn((), (Op(OpKind.DELETE_PREFIX, "/registry/"),)), 400, "delete_prefix"),
     (Txn((Compare("/nowhere", "mod", "=", 0),), ()), 400, "not an object's"),
     (b"\xc1garbage", 400, "malformed"),
 ])
@@ -52,7 +52,7 @@ def test_the_replica_stream_refuses_what_the_api_would_not_write(agent: AgentPro
 
 def test_the_replica_stream_takes_a_well_formed_write(agent: AgentProcess) -> None:
     r = _post(agent, Txn((Compare(SVC_KEY, "create", "=", 0),),
-                         (Op("put", SVC_KEY, _service("10.96.0.9")),)))
+                         (Op(OpKind.PUT, SVC_KEY, _service("10.96.0.9")),)))
     assert r.status_code == 200 and decode_result(r.content).succeeded
     with agent.client() as c:
         assert c.get("/api/v1/namespaces/default/services/planted").json()["spec"]["clusterIP"] \

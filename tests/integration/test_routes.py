@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import NetNS, netns  # noqa: E402
 

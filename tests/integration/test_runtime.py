@@ -15,12 +15,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from waiting import needs_root
 
 from containers import build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="containers need root (namespaces, mounts, pivot_root)")
+pytestmark = needs_root("containers (namespaces, mounts, pivot_root)")
 
 
 @pytest.fixture(scope="module")

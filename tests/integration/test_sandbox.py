@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import NetNS, netns  # noqa: E402
 

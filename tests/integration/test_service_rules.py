@@ -5,7 +5,6 @@ are only ever programmed inside the node namespace.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from waiting import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+pytestmark = needs_root("network namespaces")
 
 from pyroute2 import netns  # noqa: E402
 

@@ -17,7 +17,7 @@ from nodeagent.api.objects import ObjectStore
 from nodeagent.objects.kinds import PODS
 from nodeagent.store import LocalStore
 from nodeagent.store.errors import TxnRejectedError
-from nodeagent.store.mvcc import MVCC, Op, Txn
+from nodeagent.store.mvcc import MVCC, Op, OpKind, Txn
 from nodeagent.store.raftstore import RaftStore
 from nodeagent.store.wal import WAL
 
@@ -46,7 +46,7 @@ async def test_undecodable_entries_fail_alike_everywhere_and_survive_restarts(tm
         assert isinstance(result, TxnRejectedError)
         # A transaction that decodes, putting an object that is not JSON.
         with pytest.raises(TxnRejectedError, match="not JSON"):
-            await stores[2].txn(Txn((), (Op("put", "/registry/pods/default/p", b"\xff{"),)))
+            await stores[2].txn(Txn((), (Op(OpKind.PUT, "/registry/pods/default/p", b"\xff{"),)))
         last = await put(stores[3], "/k/after", b"2")
         for s in stores.values():
             await s.read_barrier()
@@ -68,8 +68,8 @@ async def test_lists_watches_and_gets_skip_an_object_that_does_not_decode(tmp_pa
     # A store written by an older version: a snapshot that holds a pod that is not JSON.
     old = MVCC()
     good = b'{"metadata":{"name":"good","namespace":"default"},"spec":{}}'
-    old.apply(Txn((), (Op("put", "/registry/pods/default/bad", b"\x00garbage"),
-                       Op("put", "/registry/pods/default/good", good))))
+    old.apply(Txn((), (Op(OpKind.PUT, "/registry/pods/default/bad", b"\x00garbage"),
+                       Op(OpKind.PUT, "/registry/pods/default/good", good))))
     wal = WAL(tmp_path, fsync=False)
     wal.recover()
     wal.save_snapshot(0, old.snapshot())

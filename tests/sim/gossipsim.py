@@ -11,6 +11,12 @@ as a process that is scheduled rarely does.
 What the tests measure comes from the events every member reports: when each
 member saw another fail, join, leave; ``false_failures`` counts members declared
 failed although they were never killed (a slow member is alive).
+
+After every step the stepped member's state is checked (``_check``): its own
+incarnation never goes down while its process lives, the incarnation it holds of each
+other member never goes down, and its counts by state match its table.  A broken
+invariant raises at the step that broke it, with the seed.  ``scenario(seed)`` is the
+many-seed test's run, replayable with a trace: ``scripts/sim gossip SEED``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ import random
 from dataclasses import dataclass, field
 
 from nodeagent.gossip.codec import decode, encode
-from nodeagent.gossip.config import GossipConfig, local
+from nodeagent.gossip.config import GossipConfig, lan, local
 from nodeagent.gossip.core import Gossip
-from nodeagent.gossip.messages import Address, MemberState, PushPull
+from nodeagent.gossip.messages import Address, EventKind, MemberState, PushPull
 
-__all__ = ["GossipSim"]
+__all__ = ["GossipSim", "scenario"]
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Node:
     phase: int = 0
     lag_ms: int = 0  # what reaches it waits this long (a backlog in front of a busy process)
     wake_at: int = -1  # the timer event queued for it (older ones are stale)
+    seen_incarnations: dict[str, int] = field(default_factory=dict)  # for the invariants
 
     def turn(self, at: int) -> int:
         """When a slow member gets to what arrived at ``at``."""
@@ -53,6 +60,7 @@ class GossipSim:
     loss: float = 0.0
     delay_ms: tuple[int, int] = (1, 5)
     wire: bool = False  # encode and decode every packet (slower; exercises the codec)
+    trace: bool = False  # print every member event as it happens
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -109,6 +117,7 @@ class GossipSim:
         core = Gossip(self.config, name, old.addr, rng=random.Random(self.rng.random()),
                       now_ms=self.now)
         old.core, old.alive = core, True
+        old.seen_incarnations = {}  # a new process: its own count starts again
         self.killed.discard(name)
         self._schedule_wake(old)
         seed = next(n for n in self.nodes.values() if n.alive and n.name != name)
@@ -221,23 +230,47 @@ class GossipSim:
                 continue
             self._push(self._arrival(dst), "exchange", (dst.name, state, node.name))
         for ev in rd.events:
-            if ev.kind == "user" and ev.user is not None:
+            if self.trace:
+                about = ev.member.name if ev.member else ev.user
+                print(f"{self.now:8d} ms  {node.name}: {ev.kind} {about}")
+            if ev.kind is EventKind.USER and ev.user is not None:
                 self.user_events[node.name].append(ev.user.payload)
                 continue
             assert ev.member is not None
             key = (node.name, ev.member.name)
-            if ev.kind == "failed":
+            if ev.kind is EventKind.FAILED:
                 self.failed_seen.setdefault(key, self.now)
                 if ev.member.name not in self.killed:
                     self.false_failures.append((self.now, node.name, ev.member.name))
-            elif ev.kind == "suspect" and ev.member.name not in self.killed:
+            elif ev.kind is EventKind.SUSPECT and ev.member.name not in self.killed:
                 self.false_suspicions += 1
-            elif ev.kind == "join":
+            elif ev.kind is EventKind.JOIN:
                 self.joined_seen[key] = self.now
                 self.failed_seen.pop(key, None)
-            elif ev.kind == "leave":
+            elif ev.kind is EventKind.LEAVE:
                 self.left_seen.setdefault(key, self.now)
+        self._check(node)
         self._schedule_wake(node)
+
+    def _check(self, node: Node) -> None:
+        """The invariants of one member's state, after each of its steps.  The whole table
+        is read in simulations of up to 100 members (O(N) a step); larger ones check the
+        member's own incarnation only."""
+        core, seen = node.core, node.seen_incarnations
+        where = f"seed {self.seed}, {self.now} ms, {node.name}"
+        assert core.incarnation >= seen.get(node.name, 0), \
+            f"{where}: own incarnation went down to {core.incarnation}"
+        seen[node.name] = core.incarnation
+        if len(self.nodes) > 100:
+            return
+        states: dict[MemberState, int] = {}
+        for name, m in core.members.items():
+            states[m.state] = states.get(m.state, 0) + 1
+            assert m.incarnation >= seen.get(name, 0), \
+                f"{where}: incarnation of {name} went down to {m.incarnation}"
+            seen[name] = m.incarnation
+        assert all(core.counts[st] == states.get(st, 0) for st in MemberState), \
+            f"{where}: counts {dict(core.counts)} but the table holds {states}"
 
     # --- views ------------------------------------------------------------------------------
 
@@ -259,3 +292,33 @@ class GossipSim:
     def all_see(self, member: str, states: set[MemberState]) -> bool:
         return all(self.state_of(n.name, member) in states for n in self.live()
                    if n.name != member)
+
+
+def scenario(seed: int, trace: bool = False) -> GossipSim:
+    """The many-seed test's run: 12 members join (2% loss), one is killed, two others are
+    cut off for 20 s; at the end the killed one is dead everywhere and the rest alive
+    everywhere.  AssertionError (naming the seed) if not."""
+    sim = GossipSim(12, seed, config=lan(), loss=0.02, trace=trace)
+    sim.join_all()
+    assert sim.until(sim.converged, 60_000) is not None, f"seed {seed}: did not converge"
+    victim, cut = f"m{seed % 12}", {f"m{(seed + 1) % 12}", f"m{(seed + 2) % 12}"}
+    if trace:
+        print(f"{sim.now:8d} ms  converged; killing {victim}")
+    sim.kill(victim)
+    sim.run_for(5_000)
+    if trace:
+        print(f"{sim.now:8d} ms  cutting off {sorted(cut)}")
+    sim.split(cut)
+    sim.run_for(20_000)
+    if trace:
+        print(f"{sim.now:8d} ms  healing")
+    sim.heal()
+    ok = sim.until(lambda: sim.all_see(victim, {MemberState.DEAD}) and sim.converged(), 120_000)
+    assert ok is not None, f"seed {seed}: did not settle (victim {victim}, cut {cut})"
+    return sim
+
+
+if __name__ == "__main__":
+    import sys
+    scenario(int(sys.argv[1]), trace=True)
+    print("ok")

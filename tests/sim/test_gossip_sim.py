@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 import pytest
-from gossipsim import GossipSim
+from gossipsim import GossipSim, scenario
 
 from nodeagent.gossip.config import lan, local
 from nodeagent.gossip.messages import MemberState
@@ -165,12 +165,4 @@ def test_many_seeds_kills_and_a_partition(first):
     """Per seed: 12 members, 2% loss; one killed, a partition of two for 20 s; at the end
     the killed one is dead everywhere and every other member alive everywhere."""
     for seed in range(first, min(first + 25, SEEDS)):
-        sim = joined(12, seed, loss=0.02)
-        victim, cut = f"m{seed % 12}", {f"m{(seed + 1) % 12}", f"m{(seed + 2) % 12}"}
-        sim.kill(victim)
-        sim.run_for(5_000)
-        sim.split(cut)
-        sim.run_for(20_000)
-        sim.heal()
-        ok = sim.until(lambda s=sim, v=victim: s.all_see(v, {DEAD}) and s.converged(), 120_000)
-        assert ok is not None, f"seed {seed}: did not settle (victim {victim}, cut {cut})"
+        scenario(seed)  # scripts/sim gossip SEED replays one with a trace

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.store.mvcc import MVCC, Op, Txn
+from nodeagent.store.mvcc import MVCC, Op, OpKind, Txn
 from nodeagent.store.wal import WAL
 
 SEEDS = range(40)
@@ -27,9 +27,9 @@ def random_txn(rng: random.Random) -> Txn:
     for _ in range(rng.randint(1, 3)):
         key = f"/k/{rng.randint(0, 20)}"
         if rng.random() < 0.75:
-            ops.append(Op("put", key, rng.randbytes(rng.randint(0, 64))))
+            ops.append(Op(OpKind.PUT, key, rng.randbytes(rng.randint(0, 64))))
         else:
-            ops.append(Op("delete", key))
+            ops.append(Op(OpKind.DELETE, key))
     return Txn(success=tuple(ops))
 
 

@@ -7,15 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodeagent.store.errors import CompactedError, FutureRevisionError
-from nodeagent.store.mvcc import MVCC, Compare, Op, Txn
+from nodeagent.store.mvcc import MVCC, Compare, Op, OpKind, Txn
 
 
 def put(key: str, value: bytes = b"v") -> Txn:
-    return Txn(success=(Op("put", key, value),))
+    return Txn(success=(Op(OpKind.PUT, key, value),))
 
 
 def delete(key: str) -> Txn:
-    return Txn(success=(Op("delete", key),))
+    return Txn(success=(Op(OpKind.DELETE, key),))
 
 
 def test_revisions_versions_and_create_revision():
@@ -44,18 +44,18 @@ def test_a_txn_that_writes_nothing_does_not_bump_the_revision():
 def test_compare_and_swap():
     m = MVCC()
     m.apply(put("/k", b"1"))
-    stale = Txn((Compare("/k", "mod", "=", 0),), (Op("put", "/k", b"x"),), ())
+    stale = Txn((Compare("/k", "mod", "=", 0),), (Op(OpKind.PUT, "/k", b"x"),), ())
     res, _ = m.apply(stale)
     assert not res.succeeded and m.get("/k").value == b"1"
-    fresh = Txn((Compare("/k", "mod", "=", 1),), (Op("put", "/k", b"2"),), ())
+    fresh = Txn((Compare("/k", "mod", "=", 1),), (Op(OpKind.PUT, "/k", b"2"),), ())
     res, _ = m.apply(fresh)
     assert res.succeeded and m.get("/k").value == b"2"
-    create_if_absent = Txn((Compare("/new", "version", "=", 0),), (Op("put", "/new", b"n"),),
-                           (Op("put", "/other", b"o"),))
+    create_if_absent = Txn((Compare("/new", "version", "=", 0),), (Op(OpKind.PUT, "/new", b"n"),),
+                           (Op(OpKind.PUT, "/other", b"o"),))
     assert m.apply(create_if_absent)[0].succeeded
     assert not m.apply(create_if_absent)[0].succeeded
     assert m.get("/other") is not None  # the failure branch ran
-    by_value = Txn((Compare("/k", "value", "=", b"2"),), (Op("delete", "/k"),), ())
+    by_value = Txn((Compare("/k", "value", "=", b"2"),), (Op(OpKind.DELETE, "/k"),), ())
     assert m.apply(by_value)[0].succeeded and m.get("/k") is None
 
 
@@ -95,7 +95,7 @@ def test_delete_prefix_emits_one_event_per_key_at_one_revision():
     m = MVCC()
     for k in ("/ns/a/1", "/ns/a/2", "/ns/b/1"):
         m.apply(put(k))
-    _, events = m.apply(Txn(success=(Op("delete_prefix", "/ns/a/"),)))
+    _, events = m.apply(Txn(success=(Op(OpKind.DELETE_PREFIX, "/ns/a/"),)))
     assert [(e.type, e.kv.key, e.revision) for e in events] == [
         ("DELETE", "/ns/a/1", 4), ("DELETE", "/ns/a/2", 4)]
     assert m.count("/ns/") == 1
@@ -115,8 +115,8 @@ def test_snapshot_restore_round_trip():
 
 
 def test_txn_encoding_round_trip():
-    t = Txn((Compare("/a", "value", "=", b"\x00\xff"),), (Op("put", "/a", b"\x01"),),
-            (Op("delete", "/b"),))
+    t = Txn((Compare("/a", "value", "=", b"\x00\xff"),), (Op(OpKind.PUT, "/a", b"\x01"),),
+            (Op(OpKind.DELETE, "/b"),))
     assert Txn.decode(t.encode()) == t
 
 

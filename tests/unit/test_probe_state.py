@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from probes.state import Kind, ProbeParams, ProbeState, Result, gated
+from probes.state import Kind, ProbeParams, ProbeState, Result
 
 
 def test_readiness_starts_failing_and_liveness_passing():
@@ -40,16 +40,6 @@ def test_liveness_failure_past_the_threshold_asks_for_a_restart_with_the_message
     s.record(False, 3, "HTTP probe failed with statuscode: 500")
     assert s.restart_requested and s.result is Result.FAILURE
     assert s.last_message == "HTTP probe failed with statuscode: 500"
-    s.restarted(now=50)
-    assert s.passing and not s.restart_requested and s.next_due() == 50
-
-
-def test_startup_gates_liveness_and_readiness():
-    states = {k: ProbeState(k, ProbeParams(), 0) for k in Kind}
-    assert gated(states) == {Kind.STARTUP}
-    states[Kind.STARTUP].record(True, 1)
-    assert gated(states) == {Kind.LIVENESS, Kind.READINESS}
-    assert gated({Kind.READINESS: states[Kind.READINESS]}) == {Kind.READINESS}
 
 
 def test_first_probes_are_spread_over_a_period():

@@ -21,23 +21,11 @@ from typing import Any
 import httpx
 import pytest
 from guests import power_off, running, sh
+from waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "http://192.168.56.11:6443"
 pytestmark = pytest.mark.skipif(running() is not None, reason=str(running()))
-
-
-def until(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            result = check()
-        except (httpx.HTTPError, KeyError, ValueError):
-            result = None
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s: {what}"
-        time.sleep(1)
 
 
 def get(path: str, api: str = API) -> Any:
