@@ -116,13 +116,23 @@ class ContainerState:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             raise LauncherFailed("BadAnswer", f"a container state is an object with an id, "
                                  f"not {str(raw)[:80]!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in raw.items() if k in _STATE_TYPES}
+        for name, value in fields.items():
+            want = _STATE_TYPES[name]
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise LauncherFailed("BadAnswer", f"container state {raw['id']!r}: {name} is "
+                                     f"{type(value).__name__}")
         try:
-            st = cls(**{k: v for k, v in raw.items() if k in known})
+            st = cls(**fields)
             st.status = ContainerStatus(st.status)
-        except (TypeError, ValueError) as exc:
-            raise LauncherFailed("BadAnswer", f"container state {raw.get('id')!r}: {exc}") from exc
+        except ValueError as exc:
+            raise LauncherFailed("BadAnswer", f"container state {raw['id']!r}: {exc}") from exc
         return st
+
+
+_STATE_TYPES: dict[str, type | tuple[type, ...]] = {
+    f.name: (int, type(None)) if f.name in ("exit_code", "signal") else
+    int if f.type == "int" else str for f in dataclasses.fields(ContainerState)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The hostile-input rows of scripts/bench/api.py (issue 17): what the caps cost on the normal
+"""The hostile-input rows of scripts/bench/api.py: what the caps cost on the normal
 path, and how a node's own calls fare while one client sends the worst the caps allow.
 
 The peer for both is the agent as it was before the caps (``BEFORE``, checked out into a

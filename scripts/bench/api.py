@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """API benchmark: one agent against a single-member etcd, on loopback, in the same run.
 
-Measures (issue 3):
+Measures:
   create  N pods with 16 concurrent clients: ops/s, p50/p99 latency, against etcd puts of the
           same bytes (gRPC through python-etcd3, and the HTTP JSON gateway); ratio to the best.
   list    N pods: latency (median of runs), against an etcd range over the same keys (gRPC).
@@ -9,7 +9,7 @@ Measures (issue 3):
           every watcher; etcd with the same watchers and writer (gRPC and HTTP gateway).
   rss     the agent's resident memory holding N pods, and etcd's holding the same values.
   caps    create ops/s and p99 with the hostile-input caps, against the same agent before
-          them (a git worktree of _hostile.BEFORE), alternating, in the same run (issue 17).
+          them (a git worktree of _hostile.BEFORE), alternating, in the same run.
   abuse   p99 of /readyz and of a node heartbeat while one client sends the worst requests
           the caps allow (largest body, deepest nesting, alias bomb, most patch ops, widest
           body, 100 watches), against the agent before the caps under the same abuse.

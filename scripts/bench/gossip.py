@@ -15,7 +15,7 @@ Measured, for N = 20 and 50 (--quick: 10 and 20):
              its namespace (a token bucket: this kernel has no netem): false "failed" events
              over 60 s (--quick: 6 members, 30 s)
 Ratios are peer/ours for times and costs (> 1: we do better).
-Targets (issue 9): detection and convergence ratio >= 1.0 (ours <= serf), CPU per member
+Targets: detection and convergence ratio >= 1.0 (ours <= serf), CPU per member
 <= 2x serf's.
 Usage: scripts/bench/gossip.py [--quick] [--out FILE]
 """

@@ -14,7 +14,7 @@ kubia image present.  Measured, in the same run:
               (nft), p99
   footprint   the agent's RSS and CPU (% of a core) over 20 s with 30 pods running and
               probed
-Targets (issue 7): p50 <= 0.5 s and p99 <= 2 s for 30 pods; endpoint change to rules
+Targets: p50 <= 0.5 s and p99 <= 2 s for 30 pods; endpoint change to rules
 p99 <= 1 s; RSS <= 80 MiB and idle CPU <= 2% with 30 pods.
 Usage: scripts/bench/pods.py [--quick] [--out FILE]   (root)
 """

@@ -15,7 +15,7 @@ Measured:
   memory     RSS of a member after N writes, snapshots on
 Each row's ratio is ours/peer for rates and peer/ours for times and sizes (> 1: we do
 better); the PySyncObj rows take the better of its two settings as the peer.
-Targets (issue 8): >= 2x PySyncObj and >= 0.3x etcd at 16 clients; failover median <=
+Targets: >= 2x PySyncObj and >= 0.3x etcd at 16 clients; failover median <=
 etcd's with the same timeouts and <= 500 ms at 150-300 ms.
 Usage: scripts/bench/raft.py [--quick] [--out FILE]
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runtime benchmark: our runtime against crun on the same OCI bundle, in the same run.
 
-Measures (issue 4):
+Measures:
   start   create + start until /bin/true has run and exited, N sequential runs: median, p99
   output  start until the container's first byte of output arrives (echo)
   burst   100 containers started at once, until all have exited: wall time
