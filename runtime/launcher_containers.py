@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from runtime.launch import StartFailed, begin
-from runtime.launcher_loop import LauncherLoop, Live, Setup, now_text, proc_start_time
+from runtime.launcher_loop import LauncherLoop
+from runtime.launcher_state import Live, Setup, now_text, proc_start_time
 from runtime.logs import CriLogWriter
 from runtime.protocol import ContainerState, ContainerStatus, LauncherError, LauncherFailed
 from runtime.spec import SpecError, spec_from_dict

@@ -16,7 +16,8 @@ from typing import Any
 
 from runtime.launch import StartFailed, spawn_exec
 from runtime.launcher_containers import output_pipes
-from runtime.launcher_loop import Exec, LauncherLoop, Live, available
+from runtime.launcher_loop import LauncherLoop
+from runtime.launcher_state import Exec, Live, available
 from runtime.protocol import ContainerStatus, LauncherFailed, encode_reply, exit_code_of
 from runtime.spec import ContainerSpec, spec_from_dict
 

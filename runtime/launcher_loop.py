@@ -20,13 +20,11 @@ import selectors
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.cgroups import CgroupDriver, detect
-from runtime.launch import Pending
-from runtime.logs import CriLogWriter, format_time
+from runtime.launcher_state import Exec, Live, available, now_text, proc_start_time
 from runtime.protocol import (
     ContainerState,
     ContainerStatus,
@@ -47,59 +45,6 @@ log = logging.getLogger("runtime.launcher")
 
 # An op the launcher serves for another library (the pods' sandboxes): request -> result.
 ExtraOp = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-@dataclass
-class Exec:
-    conn: socket.socket
-    fds: dict[int, str]
-    out: dict[str, bytearray]
-    timed_out: bool = False
-    attached: bool = False  # its ends went to the client: reply with the exit code only
-
-
-@dataclass
-class Setup:
-    conn: socket.socket
-    start: bool  # run: start the container as soon as it is held
-
-
-@dataclass
-class Live:
-    state: ContainerState
-    spec: dict[str, Any] | None = None
-    writer: CriLogWriter | None = None
-    fds: dict[int, str] = field(default_factory=dict)  # pipe read end -> stream
-    pidfd: int | None = None
-    waiters: list[socket.socket] = field(default_factory=list)
-    pending: Pending | None = None  # created, held before exec until start
-    setup: Setup | None = None  # being set up: who is waiting for the answer
-
-
-def available(fd: int) -> Iterator[bytes]:
-    """What a non-blocking pipe holds right now, up to its EOF."""
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            return
-        yield data
-
-
-def proc_start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat (clock ticks after boot); 0 if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    return int(data[data.rindex(b")") + 2:].split()[19])
-
-
-def now_text() -> str:
-    return format_time(time.time_ns())
 
 
 class LauncherLoop:
