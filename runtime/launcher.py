@@ -14,8 +14,9 @@ with a pidfd; their exit code is then unknown and recorded as such.
 Where things are: the wire protocol in runtime/protocol.py; the loop, reaping and
 state on disk in launcher_loop.py, and what it keeps of each container in
 launcher_state.py; container ops in launcher_containers.py; exec and attach in
-launcher_exec.py; the blocking client in runtime/client.py.  Ops for other libraries (the pods' network sandboxes, netns/launcher_ops.py) are handed in by
-whoever starts the launcher (``python -m runtime launcher``).
+launcher_exec.py; the blocking client in runtime/client.py.  Ops for other libraries
+(the pods' network sandboxes, netns/launcher_ops.py) are handed in by whoever starts
+the launcher (``python -m runtime launcher``).
 """
 
 from __future__ import annotations
