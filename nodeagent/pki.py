@@ -13,7 +13,8 @@ DER SubjectPublicKeyInfo, the value ``openssl x509 -pubkey | openssl pkey -pubin
 -outform der | sha256sum`` prints.
 
 Keys are written 0600 (nodeagent/fsutil.py), atomically; nothing here touches the
-network.  Issue 19 wires it into the agent; this module is the library under it.
+network.  The agent does not use it yet: this is the library the API's, Raft's and the
+replica stream's TLS will be built on.
 """
 
 from __future__ import annotations
