@@ -9,6 +9,7 @@ The answer follows from on_setup_pid and on_setup_held as the set-up reports in.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import selectors
@@ -22,7 +23,7 @@ from runtime.launch import StartFailed, begin
 from runtime.launcher_loop import LauncherLoop
 from runtime.launcher_state import Live, Setup, now_text, proc_start_time
 from runtime.logs import CriLogWriter
-from runtime.protocol import ContainerState, ContainerStatus, LauncherError, LauncherFailed
+from runtime.protocol import ContainerState, ContainerStatus, LauncherError, LauncherFailed, Stats
 from runtime.spec import SpecError, spec_from_dict
 
 __all__ = ["ContainerOps", "output_pipes"]
@@ -180,8 +181,7 @@ class ContainerOps(LauncherLoop):
         if not st.cgroup_path or self.cgroups is None or not self.cgroups.exists(st.cgroup_path):
             raise LauncherFailed("NoCgroup", f"container {st.id!r} has no cgroup")
         usage = self.cgroups.usage(st.cgroup_path)
-        return {"cpu_ns": usage.cpu_ns, "memory_bytes": usage.memory_bytes,
-                "oom_kills": usage.oom_kills}
+        return dataclasses.asdict(Stats(usage.cpu_ns, usage.memory_bytes, usage.oom_kills))
 
     def op_list(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         return {"containers": [v.state.to_dict() for v in self.live.values()]}

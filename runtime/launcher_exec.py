@@ -6,6 +6,7 @@ pods/exec and a terminal).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import selectors
@@ -18,7 +19,7 @@ from runtime.launch import StartFailed, spawn_exec
 from runtime.launcher_containers import output_pipes
 from runtime.launcher_loop import LauncherLoop
 from runtime.launcher_state import Exec, Live, available
-from runtime.protocol import ContainerStatus, LauncherFailed, encode_reply, exit_code_of
+from runtime.protocol import ContainerStatus, ExecResult, LauncherFailed, encode_reply, exit_code_of
 from runtime.spec import ContainerSpec, spec_from_dict
 
 __all__ = ["MAX_EXEC_OUTPUT", "ExecOps"]
@@ -163,6 +164,6 @@ class ExecOps(LauncherLoop):
         if ex.attached:
             self.reply(ex.conn, {"exit_code": code})
             return
-        self.reply(ex.conn, {"exit_code": code, "timed_out": ex.timed_out,
-                             "stdout": ex.out["stdout"].decode(errors="replace"),
-                             "stderr": ex.out["stderr"].decode(errors="replace")})
+        self.reply(ex.conn, dataclasses.asdict(ExecResult(
+            code, ex.out["stdout"].decode(errors="replace"),
+            ex.out["stderr"].decode(errors="replace"), ex.timed_out)))

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from runtime.cgroups import Resources
+if TYPE_CHECKING:  # the classifier is used by the API's models and nodectl, which need no
+    from runtime.cgroups import Resources  # cgroup driver (cgroupspy): loaded where used
 
 __all__ = ["ContainerResources", "container_cgroup", "pod_cgroup", "pod_resources", "qos_class"]
 
@@ -45,6 +47,7 @@ class ContainerResources:
         return self.memory_limit_bytes
 
     def as_resources(self, pids_limit: int | None = None) -> Resources:
+        from runtime.cgroups import Resources
         return Resources(cpu_request_milli=self.effective_cpu_request,
                          cpu_limit_milli=self.cpu_limit_milli,
                          memory_limit_bytes=self.memory_limit_bytes, pids_limit=pids_limit)
@@ -68,6 +71,7 @@ def qos_class(containers: Sequence[ContainerResources]) -> str:
 
 def pod_resources(containers: Sequence[ContainerResources],
                   pids_limit: int | None = None) -> Resources:
+    from runtime.cgroups import Resources
     cpu_requests = sum(c.effective_cpu_request or 0 for c in containers)
     all_cpu_limits = all(c.cpu_limit_milli is not None for c in containers)
     all_mem_limits = all(c.memory_limit_bytes is not None for c in containers)

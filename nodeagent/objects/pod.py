@@ -475,7 +475,8 @@ def default_pod_spec(spec: PodSpec) -> None:
 
 
 def _qos_class(spec: PodSpec) -> str:
-    return pod_qos_class([{"resources": c.resources.model_dump(exclude_none=True)}
+    return pod_qos_class([{"resources": {"requests": c.resources.requests,
+                                         "limits": c.resources.limits}}
                           if c.resources else {} for c in spec.containers or []])
 
 

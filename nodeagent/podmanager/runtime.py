@@ -146,11 +146,7 @@ class RuntimeClient:
         await self.call(Op.DELETE, id=cid, force=True)
 
     async def stats(self, cid: str) -> Stats:
-        reply = await self.call(Op.STATS, id=cid)
-        try:
-            return Stats(int(reply["cpu_ns"]), int(reply["memory_bytes"]), int(reply["oom_kills"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LauncherFailed("BadAnswer", f"stats of {cid}: {exc}") from exc
+        return Stats.from_dict(await self.call(Op.STATS, id=cid))
 
     async def exec(self, cid: str, args: list[str], timeout_s: float) -> tuple[int, str]:
         """(exit code, output); a command that outlives the timeout is killed (137)."""
@@ -167,13 +163,12 @@ class RuntimeClient:
         except LauncherUnavailable as exc:
             return ExecResult(126, stderr=str(exc))
         try:
-            reply = await conn.call(Op.EXEC, id=cid, args=args, timeout_s=timeout_s)
+            return ExecResult.from_dict(await conn.call(Op.EXEC, id=cid, args=args,
+                                                        timeout_s=timeout_s))
         except LauncherError as exc:
             return ExecResult(126, stderr=str(exc))
         finally:
             await conn.aclose()
-        return ExecResult(int(reply["exit_code"]), str(reply.get("stdout", "")),
-                          str(reply.get("stderr", "")), bool(reply.get("timed_out")))
 
     async def exec_attach(self, cid: str, args: list[str], *, stdin: bool,
                           tty: bool) -> ExecSession:
