@@ -116,14 +116,8 @@ class ContainerState:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             raise LauncherFailed("BadAnswer", f"a container state is an object with an id, "
                                  f"not {str(raw)[:80]!r}")
-        fields = {k: v for k, v in raw.items() if k in _STATE_TYPES}
-        for name, value in fields.items():
-            want = _STATE_TYPES[name]
-            if not isinstance(value, want) or isinstance(value, bool):
-                raise LauncherFailed("BadAnswer", f"container state {raw['id']!r}: {name} is "
-                                     f"{type(value).__name__}")
+        st: ContainerState = _typed(cls, raw, _STATE_TYPES)
         try:
-            st = cls(**fields)
             st.status = ContainerStatus(st.status)
         except ValueError as exc:
             raise LauncherFailed("BadAnswer", f"container state {raw['id']!r}: {exc}") from exc
@@ -142,12 +136,36 @@ class ExecResult:
     stderr: str = ""
     timed_out: bool = False
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExecResult:
+        return _typed(cls, raw, {"exit_code": int, "stdout": str, "stderr": str,
+                                 "timed_out": bool})
+
 
 @dataclass(frozen=True)
 class Stats:
     cpu_ns: int
     memory_bytes: int
     oom_kills: int
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Stats:
+        return _typed(cls, raw, {"cpu_ns": int, "memory_bytes": int, "oom_kills": int})
+
+
+def _typed(cls: Any, raw: dict[str, Any], types: dict[str, type | tuple[type, ...]]) -> Any:
+    """``cls`` from the answer's fields of these types (a bool is no int); LauncherFailed
+    naming a misfit."""
+    fields = {k: raw[k] for k in types if k in raw}
+    for name, value in fields.items():
+        want = types[name]
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+            what = f"{cls.__name__} {raw['id']!r}" if "id" in raw else cls.__name__
+            raise LauncherFailed("BadAnswer", f"{what}: {name} is {type(value).__name__}")
+    try:
+        return cls(**fields)
+    except TypeError as exc:  # a field missing
+        raise LauncherFailed("BadAnswer", f"{cls.__name__}: {exc}") from exc
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -197,6 +215,8 @@ def decode_request(line: bytes) -> tuple[Op, dict[str, Any]]:
         req = json.loads(line)
     except ValueError as exc:
         raise LauncherFailed("BadRequest", f"a request is one JSON object a line: {exc}") from exc
+    except RecursionError as exc:  # json nests by recursion: a line of "[[[[..." ends here
+        raise LauncherFailed("BadRequest", "a request nested too deep") from exc
     if not isinstance(req, dict) or not isinstance(req.get("op"), str):
         raise LauncherFailed("BadRequest", "a request is an object with an op")
     try:
@@ -217,7 +237,7 @@ def decode_reply(line: bytes) -> dict[str, Any]:
     """The result of an answer line; the LauncherError it carries, raised."""
     try:
         reply = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LauncherUnavailable(f"the launcher answered {line[:80]!r}") from exc
     if not isinstance(reply, dict):
         raise LauncherUnavailable(f"the launcher answered {line[:80]!r}")

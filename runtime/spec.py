@@ -316,5 +316,42 @@ def spec_from_dict(d: Any) -> ContainerSpec:
         spec = ContainerSpec(**fields)
     except (TypeError, ValueError) as exc:
         raise SpecError("spec", f"Invalid value: {exc}") from exc
+    _check_types(spec, "spec")
     spec.check()
     return spec
+
+
+_SCALARS: dict[str, type] = {"str": str, "int": int, "bool": bool}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Does ``value`` have the type the (string) annotation names?  The spec's own few:
+    scalars, ``X | None``, ``tuple[X, ...]`` and fixed tuples of scalars."""
+    annotation = annotation.strip()
+    if annotation.endswith("| None"):
+        return value is None or _fits(value, annotation[:-len("| None")])
+    if annotation in _SCALARS:
+        want = _SCALARS[annotation]
+        return isinstance(value, want) and (want is bool or not isinstance(value, bool))
+    if annotation.startswith("tuple[") and annotation.endswith(", ...]"):
+        inner = annotation[len("tuple["):-len(", ...]")]
+        return isinstance(value, tuple) and all(_fits(v, inner) for v in value)
+    if annotation.startswith("tuple[") and annotation.endswith("]"):
+        parts = annotation[len("tuple["):-1].split(", ")
+        return isinstance(value, tuple) and len(value) == len(parts) and \
+            all(_fits(v, t) for v, t in zip(value, parts, strict=True))
+    return True  # a nested dataclass: checked field by field by the caller
+
+
+def _check_types(obj: Any, path: str) -> None:
+    """A spec from the launcher's socket is JSON: every field must be of its type, or the
+    error is a SpecError naming it rather than a TypeError deep in the set-up."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{path}.{f.name}")
+        elif f.name == "mounts":
+            for i, m in enumerate(value):
+                _check_types(m, f"{path}.mounts[{i}]")
+        elif f.name != "extra" and not _fits(value, str(f.type)):
+            raise SpecError(f"{path}.{f.name}", f"Invalid value: {value!r:.80}: expected {f.type}")

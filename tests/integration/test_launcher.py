@@ -369,3 +369,27 @@ def test_init_reaps_orphans_and_forwards_signals(base_spec, launcher):
     # The shell is PID 2, not 1, so SIGTERM's default action kills it: no grace needed.
     assert read_logs(st["log_path"])[0].text == b"pid=2"
     assert st["exit_code"] == 143
+
+
+def test_hostile_lines_get_an_answer_and_leave_the_launcher_serving(launcher):
+    """An attacker's lines on the launcher's socket (root's, 0600, but the launcher must
+    not fall over for a buggy client either): deep nesting, a spec of the wrong shape, a
+    state id that walks the tree, a line over the 1 MiB cap with no newline."""
+    with launcher.client() as c:
+        c.sock.sendall(b'{"op": "list", "x": ' + b"[" * 200_000 + b"\n")
+        answer = c.sock.recv(65536)
+        assert b'"reason": "BadRequest"' in answer and b"nested" in answer, answer
+        for bad in ({"op": "run", "id": "a", "spec": [1, 2]},
+                    {"op": "run", "id": "b", "spec": {"rootfs": {"x": 1}, "args": ["sh"]}},
+                    {"op": "kill", "id": "/etc", "signal": 9},
+                    {"op": "exec", "id": "missing", "args": "sh"}):
+            with pytest.raises(LauncherError) as info:
+                c.call(**bad)
+            assert info.value.reason in ("BadRequest", "InvalidSpec", "NotFound"), info.value
+        assert c.call("list")["containers"] == []
+    with launcher.client() as c:
+        c.sock.sendall(b"x" * ((1 << 20) + 1))  # one byte over: all of it is read first
+        assert b"request too large" in c.sock.recv(65536)
+        assert c.sock.recv(65536) == b""  # and the connection is dropped
+    with launcher.client() as c:
+        assert c.call("list")["containers"] == []

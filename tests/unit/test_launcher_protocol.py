@@ -106,3 +106,23 @@ def test_no_state_makes_anything_but_a_launcher_error(raw):
         ContainerState.from_dict(raw)
     except LauncherError:
         pass
+
+
+def test_a_line_nested_past_the_stack_is_a_bad_request_not_a_crash():
+    deep = b"[" * 100_000
+    with pytest.raises(LauncherFailed, match="nested too deep"):
+        decode_request(b'{"op": "list", "x": ' + deep)
+    with pytest.raises(LauncherUnavailable):
+        decode_reply(deep)
+
+
+def test_exec_results_and_stats_are_decoded_with_their_types():
+    from runtime.protocol import ExecResult, Stats
+    assert ExecResult.from_dict({"exit_code": 3, "stdout": "a", "stderr": "", "timed_out": False,
+                                 "ok": True}) == ExecResult(3, "a", "", False)
+    assert Stats.from_dict({"cpu_ns": 1, "memory_bytes": 2, "oom_kills": 0}) == Stats(1, 2, 0)
+    for bad in ({"exit_code": "3"}, {"exit_code": True}, {}):
+        with pytest.raises(LauncherFailed):
+            ExecResult.from_dict(bad)
+    with pytest.raises(LauncherFailed):
+        Stats.from_dict({"cpu_ns": 1, "memory_bytes": 2.5, "oom_kills": 0})
