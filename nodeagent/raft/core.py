@@ -188,13 +188,26 @@ class Raft:
         still being applied, or it makes no sense for the current membership)."""
         return self.propose(change.encode(), EntryKind.CONF)
 
-    def bootstrap(self, voters: set[int]) -> bool:
+    def bootstrap(self, voters: set[int], addresses: dict[int, str] | None = None) -> bool:
         """Take the first membership of a server started without one (bootstrap_expect):
         every bootstrapping server found the same set, so they all start alike and an
-        election can follow.  False if this server has a membership already or is not in
-        ``voters``."""
-        if self.voters or self.learners or self.id not in voters:
+        election can follow.  False if this server has a membership or a log already, or
+        is not in ``voters``.
+
+        As etcd's Bootstrap, the membership is written into the log too: one ``voter``
+        entry per server at term 1, the same on every bootstrapping server (so their logs
+        match) and committed from the start.  A server added later replays them and knows
+        who votes; without them it learned only the changes after the bootstrap, and
+        counted a quorum of the wrong servers."""
+        if self.voters or self.learners or self.id not in voters or self.log.last_index():
             return False
+        addresses = addresses or {}
+        self.log.append([Entry(1, i, EntryKind.CONF,
+                               ConfChange("voter", v, addresses.get(v, "")).encode())
+                         for i, v in enumerate(sorted(voters), 1)])
+        self.log.commit_to(len(voters))
+        if self.term < 1:
+            self.term, self.vote = 1, 0
         self.voters = set(voters)
         return True
 
@@ -533,15 +546,20 @@ class Raft:
             return cc.node not in self.voters | self.learners
         if cc.op == "promote":
             return cc.node in self.learners
-        return cc.node in self.voters | self.learners and (
-            cc.node not in self.voters or len(self.voters) > 1)
+        if cc.op == "remove":
+            return cc.node in self.voters | self.learners and (
+                cc.node not in self.voters or len(self.voters) > 1)
+        return False  # "voter" is the bootstrap's, never a proposal
 
     def _apply_conf(self, e: Entry) -> None:
         try:
             cc = ConfChange.decode(e.data)
         except ValueError:
             return  # not one we could have accepted; nothing to change
-        if cc.op == "add_learner" and cc.node not in self.voters:
+        if cc.op == "voter":  # the bootstrap's (a leader never proposes one)
+            self.learners.discard(cc.node)
+            self.voters.add(cc.node)
+        elif cc.op == "add_learner" and cc.node not in self.voters:
             self.learners.add(cc.node)
         elif cc.op == "promote" and cc.node in self.learners:
             self.learners.discard(cc.node)

@@ -43,11 +43,11 @@ class ConfChange:
     server is removed.  Carried as the data of a CONF entry, with the new server's
     Raft address so every server's transport learns where it is."""
 
-    op: str  # add_learner | promote | remove
+    op: str  # add_learner | promote | remove; voter: the bootstrap's first members
     node: int
-    address: str = ""  # add_learner: HOST:PORT
+    address: str = ""  # add_learner and voter: HOST:PORT
 
-    OPS = ("add_learner", "promote", "remove")
+    OPS = ("add_learner", "promote", "remove", "voter")  # voter: the bootstrap's only
 
     def encode(self) -> bytes:
         return f"{self.op} {self.node} {self.address}".rstrip().encode()
