@@ -14,31 +14,46 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import psutil
 import trio
 
-from nodeagent.api.listen import ConnectionGate, ConnectionLimits, NodeAddresses, raise_fd_limit
+from nodeagent.api.authn import Authenticator, BootstrapTokens, StaticTokens
+from nodeagent.api.listen import (
+    ConnectionGate,
+    ConnectionLimits,
+    NodeAddresses,
+    TlsPeers,
+    raise_fd_limit,
+)
 from nodeagent.api.objects import ObjectStore
 from nodeagent.api.operator import OperatorApp
 from nodeagent.api.podlogs import PodLogs
+from nodeagent.api.raftadmin import add_peer
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
+from nodeagent.clusterpki import AgentPki, Contexts, raft_peer
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator.run import run_coordinator
+from nodeagent.credentials import ensure_credentials, renew
+from nodeagent.errors import ConfigError
 from nodeagent.fsutil import make_private_dir
+from nodeagent.join import JoinService
 from nodeagent.loopwatch import SlowSteps
 from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
-from nodeagent.objects.kinds import NAMESPACES, NODES
+from nodeagent.objects.kinds import NAMESPACES, NODES, SECRETS
 from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
 from nodeagent.proxy.service import RulesProgress
+from nodeagent.raft.transport import PeerTls
 from nodeagent.raftbootstrap import bootstrap, load_members
 from nodeagent.store import LocalStore
 from nodeagent.store.raftstore import RaftStore
@@ -86,8 +101,12 @@ async def run_agent(cfg: AgentConfig, *,
     sys.setswitchinterval(0.001)
     if cfg.loop_warn_ms:
         trio.lowlevel.add_instrument(SlowSteps(cfg.loop_warn_ms))
-    store = _store(cfg)
     addresses = node_addresses(cfg.pod_cidr or cfg.cluster_cidr)
+    # Credentials before anything that talks: the gossip key may come with them.
+    agent_pki = None if cfg.insecure_http else await ensure_credentials(cfg, addresses,
+                                                                        cfg.raft_listen)
+    contexts = Contexts(agent_pki) if agent_pki is not None else None
+    store = _store(cfg, contexts)
     membership = Membership(cfg, addresses) if cfg.gossip_listen else None
     async with trio.open_nursery() as nursery:
         if membership is not None:  # first: a copy finds its servers through it
@@ -99,21 +118,31 @@ async def run_agent(cfg: AgentConfig, *,
         if isinstance(store, LocalStore):
             await ensure_namespaces(objects)  # with Raft the leader does it (_lead)
         rules_applied = RulesProgress() if cfg.proxy else None
+        tls = TlsPeers(lambda: contexts.server) if contexts is not None else None
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
                      body_timeout_s=cfg.request_timeout_s, gossip=membership,
-                     server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}))
+                     server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}),
+                     tls=tls, **_security(cfg, agent_pki, objects, store, membership))
         gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),
                               trusted=NodeAddresses(objects))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
-                                            request_timeout_s=cfg.request_timeout_s, gate=gate))
+                                            request_timeout_s=cfg.request_timeout_s, gate=gate,
+                                            tls=tls))
         operator = OperatorApp(objects, gossip=membership)
+        operator.pki = agent_pki
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
+        if agent_pki is not None and contexts is not None and agent_pki.is_signer():
+            agent_pki.write_kubeconfig(_reachable(addrs[0], addresses))
+            nursery.start_soon(renew, cfg, addresses, contexts)
         if membership is not None:
             membership.announce(_reachable(addrs[0], addresses))
         if isinstance(store, RaftStore):
-            if cfg.raft_bootstrap_expect:
-                nursery.start_soon(bootstrap, store, cfg.raft_bootstrap_expect,
-                                   cfg.raft_seed_urls(), addrs[0], cfg.data_dir)
+            if cfg.raft_bootstrap_expect or cfg.raft_joins():
+                nursery.start_soon(partial(
+                    bootstrap, store, cfg.raft_bootstrap_expect, cfg.raft_seed_urls(),
+                    _reachable(addrs[0], addresses), cfg.data_dir,
+                    verify=contexts.client if contexts is not None else True,
+                    joined=cfg.raft_joins()))
             await nursery.start(_lead, store, objects, _coordinator(cfg, membership))
         elif isinstance(store, LocalStore) and cfg.coordinator:
             await nursery.start(_coordinator(cfg, membership), objects)
@@ -143,25 +172,74 @@ async def run_agent(cfg: AgentConfig, *,
 Store = LocalStore | RaftStore | RemoteStore
 
 
-def _store(cfg: AgentConfig) -> Store:
+def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore,
+              store: Store, membership: Membership | None) -> dict[str, Any]:
+    """The API's authenticator, its CA bundle for /cacerts and, on a server, the join
+    service; nothing with --insecure-http."""
+    if agent_pki is None:
+        return {}
+
+    def secret(namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return objects.get(SECRETS, namespace, name)
+        except ApiError:
+            return None
+
+    def gossip_keys() -> list[bytes]:
+        ring = membership.node.keyring if membership is not None else None
+        return ring.keys if ring is not None else []
+
+    async def add_server(raft: Any) -> None:
+        try:
+            add_peer(store, raft)
+        except ApiError as exc:
+            if exc.code != 409 or "a member already" not in exc.message:
+                raise
+
+    tokens = StaticTokens.load(cfg.token_auth_file) if cfg.token_auth_file else None
+    return {"authenticator": Authenticator(tokens=tokens, bootstrap=BootstrapTokens(secret)),
+            "ca_bundle": agent_pki.ca_cert.read_bytes,
+            "join": JoinService(agent_pki, gossip_keys, add_server)}
+
+
+def _store(cfg: AgentConfig, contexts: Contexts | None) -> Store:
     """The agent's own store; with a Raft id the replicated one; with servers a copy of
     theirs."""
     if cfg.servers or (cfg.gossip_listen and not cfg.raft_id):  # gossip tells the servers
-        return RemoteStore(cfg.server_urls(), history_revisions=cfg.history_revisions)
+        return RemoteStore(cfg.server_urls(), history_revisions=cfg.history_revisions,
+                           verify=contexts.client if contexts is not None else True)
     if not cfg.raft_id:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
                           history_revisions=cfg.history_revisions)
     peers = cfg.raft_peer_addresses()
     voters = tuple(sorted(set(peers) if cfg.raft_join else {cfg.raft_id, *peers}))
-    if cfg.raft_bootstrap_expect:  # what an earlier start found, if anything
+    if cfg.raft_bootstrap_expect or cfg.raft_joins():  # what an earlier start found, if any
         peers, bootstrapped = load_members(cfg.data_dir)
         voters = tuple(sorted(peers)) if bootstrapped else ()
         peers.pop(cfg.raft_id, None)
     return RaftStore(cfg.data_dir, node_id=cfg.raft_id, listen=cfg.raft_listen_address(),
-                     peers=peers, voters=voters,
+                     peers=peers, voters=voters, tls=_raft_tls(contexts),
                      fsync=cfg.fsync,
                      snapshot_every=cfg.snapshot_every, history_revisions=cfg.history_revisions,
                      tick_s=cfg.raft_tick_ms / 1000)
+
+
+def _raft_tls(contexts: Contexts | None) -> PeerTls | None:
+    """Mutual TLS for Raft, with the contexts as renewed (None: --insecure-http)."""
+    if contexts is None:
+        return None
+    if contexts.raft_server is None:
+        raise ConfigError("raft_id", "this server has no Raft certificate (pki/raft.crt): is "
+                          "the CA's key in its pki directory?")
+
+    def server() -> ssl.SSLContext:
+        assert contexts.raft_server is not None
+        return contexts.raft_server
+
+    def client() -> ssl.SSLContext:
+        assert contexts.raft_client is not None
+        return contexts.raft_client
+    return PeerTls(server=server, client=client, identify=raft_peer)
 
 
 async def _lead(store: RaftStore, objects: ObjectStore,

@@ -38,7 +38,29 @@ class AgentConfig:
     """Directory for the store's log and snapshots.  Must be on a disk that honours fsync."""
 
     api_listen: str = "127.0.0.1:6443"
-    """HOST:PORT the HTTP API listens on.  Plain HTTP: keep it on loopback until TLS exists."""
+    """HOST:PORT the API listens on: HTTPS, with the certificate of the cluster's CA
+    (<data_dir>/pki), every caller authenticated and authorized."""
+
+    insecure_http: bool = False
+    """Serve the API as plain HTTP with no authentication: anyone who reaches the port
+    may do anything.  For a throwaway agent on loopback only; no documented deployment
+    uses it."""
+
+    join_token: str = ""
+    """A token from 'nodeagent token create' on a server (NA1-...): how a new agent gets
+    its certificates and the gossip key.  Better given as join_token_file or in the
+    environment than on the command line (argv is world-readable in /proc)."""
+
+    join_token_file: str = ""
+    """A file holding join_token."""
+
+    join_url: str = ""
+    """The API URL of a server to join through.  Default: the first of servers (a node)
+    or raft_seeds (a server); an agent that finds the servers by gossip needs it."""
+
+    token_auth_file: str = ""
+    """Static bearer tokens for the API, as kube-apiserver's --token-auth-file: CSV lines
+    token,user,uid,"group1,group2"."""
 
     fsync: bool = True
     """fsync the log before acknowledging a write.  Off only for throwaway test stores:
@@ -134,9 +156,9 @@ class AgentConfig:
     this many servers with it; instead of raft_peers."""
 
     raft_seeds: str = ""
-    """With raft_bootstrap_expect: API URLs of other servers to find the rest through
-    ("http://10.0.0.1:6443,..."); one is enough, each server passes on whom it heard of,
-    and a server that others name needs none."""
+    """With raft_bootstrap_expect, or a server's join_token: API URLs of other servers to
+    find the rest through ("https://10.0.0.1:6443,..."); one is enough, each server passes
+    on whom it heard of, and a server that others name needs none."""
 
     node_labels: str = ""
     """Labels for this node, "key=value,key2=value2" (kubelet's --node-labels): on its
@@ -185,7 +207,7 @@ class AgentConfig:
 
     servers: str = ""
     """An agent that is not a Raft server: the servers' API URLs, comma-separated
-    ("http://10.0.0.1:6443,http://10.0.0.2:6443").  The agent keeps a copy of the store
+    ("https://10.0.0.1:6443,https://10.0.0.2:6443").  The agent keeps a copy of the store
     fed by one of them and writes through it; the servers' leader runs the coordinator."""
 
     def server_urls(self) -> list[str]:
@@ -227,6 +249,15 @@ class AgentConfig:
     def raft_peer_addresses(self) -> dict[int, tuple[str, int]]:
         """raft_peers parsed (validated at construction)."""
         return _raft_peers(self.raft_peers, self.raft_id)
+
+    def join_urls(self) -> list[str]:
+        """Where to join through (validated at construction)."""
+        return _urls("join_url", self.join_url) or self.server_urls() or self.raft_seed_urls()
+
+    def raft_joins(self) -> bool:
+        """A server that joins a running cluster with a token: it finds the members
+        through raft_seeds and is added by the join, never bootstrapping one itself."""
+        return bool(self.raft_id and self.join_token)
 
     def raft_listen_address(self) -> tuple[str, int]:
         """raft_listen parsed (validated at construction)."""
@@ -281,8 +312,35 @@ class AgentConfig:
         if self.servers and self.raft_id:
             raise ConfigError("servers", "a Raft server (raft_id) keeps the store itself; "
                               "servers is for agents that are not servers")
+        if self.join_token_file and not self.join_token:
+            try:
+                with open(self.join_token_file) as f:
+                    object.__setattr__(self, "join_token", f.read().strip())
+            except OSError as exc:
+                raise ConfigError("join_token_file", f"cannot read {self.join_token_file}: "
+                                  f"{exc.strerror}") from None
+        if self.join_token:
+            from nodeagent.join import JoinError, parse_join_token
+            try:
+                parse_join_token(self.join_token)
+            except JoinError as exc:
+                raise ConfigError("join_token", str(exc)) from None
+            if not (self.servers or self.raft_seeds or self.join_url):
+                raise ConfigError("join_token", "a joining agent needs a server to join "
+                                  "through: join_url, servers (a node) or raft_seeds (a "
+                                  "server)")
+        if self.join_token and self.insecure_http:
+            raise ConfigError("insecure_http", "an agent that joins with a token speaks TLS")
         self.server_urls()
         self.raft_seed_urls()
+        if not self.insecure_http:
+            for name, urls in (("servers", self.server_urls()),
+                               ("raft_seeds", self.raft_seed_urls()),
+                               ("join_url", _urls("join_url", self.join_url))):
+                for url in urls:
+                    if not url.startswith("https://"):
+                        raise ConfigError(name, f"{url!r}: the agents' APIs speak HTTPS "
+                                          "(https://...)")
         if self.raft_bootstrap_expect < 0:
             raise ConfigError("raft_bootstrap_expect", "must not be negative")
         if self.raft_bootstrap_expect:
@@ -317,7 +375,8 @@ class AgentConfig:
         if (self.gossip_join or self.gossip_key) and not self.gossip_listen:
             raise ConfigError("gossip_listen", "gossip_join and gossip_key need gossip_listen")
         if self.gossip_listen and not self.gossip_key and not self.gossip_insecure \
-                and not os.path.exists(os.path.join(self.data_dir, KEYRING_FILE)):
+                and not os.path.exists(os.path.join(self.data_dir, KEYRING_FILE)) \
+                and not self.join_token and self.insecure_http:
             host = self.gossip_listen.rpartition(":")[0].strip("[]")
             if host not in ("localhost", "::1") and not host.startswith("127."):
                 raise ConfigError("gossip_listen", f"gossip on {host} without a key would take "
@@ -336,7 +395,7 @@ def _urls(name: str, text: str) -> list[str]:
     for url in urls:
         scheme, _, rest = url.partition("://")
         if scheme not in ("http", "https") or parse_host_port(rest) is None:
-            raise ConfigError(name, f"{url!r} is not http://HOST:PORT")
+            raise ConfigError(name, f"{url!r} is not https://HOST:PORT")
     return urls
 
 

@@ -13,8 +13,7 @@ DER SubjectPublicKeyInfo, the value ``openssl x509 -pubkey | openssl pkey -pubin
 -outform der | sha256sum`` prints.
 
 Keys are written 0600 (nodeagent/fsutil.py), atomically; nothing here touches the
-network.  The agent does not use it yet: this is the library the API's, Raft's and the
-replica stream's TLS will be built on.
+network.  clusterpki.py lays these out in an agent's data directory.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nodeagent.fsutil import write_atomic
 
 __all__ = ["CA_DAYS", "LEAF_DAYS", "Issued", "PkiError", "ca_hash", "check", "client_context",
-           "identity", "issue_client", "issue_serving", "load", "make_ca", "save",
-           "server_context"]
+           "identity", "issue_client", "issue_peer", "issue_serving", "load", "make_ca", "save",
+           "server_context", "sign_client", "sign_serving"]
 
 CA_DAYS = 3650  # kubeadm's CA: ten years
 LEAF_DAYS = 365  # kubeadm's leaves: one year, renewed well before
@@ -97,28 +96,46 @@ def make_ca(name: str = "nodeagent-ca", *, days: int = CA_DAYS,
     return Issued(cert, key)
 
 
-def _leaf(ca: Issued, subject: x509.Name, usage: x509.ObjectIdentifier,
-          sans: list[x509.GeneralName], days: int, now: dt.datetime | None) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (_builder(subject, ca.cert.subject, key, days, now)
+def _sign(ca: Issued, subject: x509.Name, usages: list[x509.ObjectIdentifier],
+          sans: list[x509.GeneralName], days: int, now: dt.datetime | None,
+          public_key: ec.EllipticCurvePublicKey) -> x509.Certificate:
+    start = (now or _now()) - _BACKDATE
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.cert.subject)
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                              critical=False)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
                                             key_cert_sign=False, crl_sign=False,
                                             content_commitment=False, data_encipherment=False,
                                             key_agreement=False, encipher_only=False,
                                             decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                    ca.key.public_key()), critical=False))
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+    return builder.sign(ca.key, hashes.SHA256())
 
 
 def issue_serving(ca: Issued, cn: str, names: list[str], *, days: int = LEAF_DAYS,
                   now: dt.datetime | None = None) -> Issued:
     """A server certificate for ``names``: each an IP address or a DNS name (a SAN of its
     kind; clients check the address they dialled against them)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Issued(sign_serving(ca, key.public_key(), cn, names, days=days, now=now), key)
+
+
+def sign_serving(ca: Issued, public_key: ec.EllipticCurvePublicKey, cn: str,
+                 names: list[str], *, days: int = LEAF_DAYS,
+                 now: dt.datetime | None = None) -> x509.Certificate:
+    """issue_serving for a key the CA does not hold (a joining agent's)."""
+    return _sign(ca, _name(cn), [ExtendedKeyUsageOID.SERVER_AUTH], _sans(names), days, now,
+                 public_key)
+
+
+def _sans(names: list[str]) -> list[x509.GeneralName]:
     if not names:
         raise PkiError("a serving certificate needs at least one name or address")
     sans: list[x509.GeneralName] = []
@@ -129,16 +146,36 @@ def issue_serving(ca: Issued, cn: str, names: list[str], *, days: int = LEAF_DAY
             if not name or any(c.isspace() or c in "/@:" for c in name):
                 raise PkiError(f"{name!r} is neither an IP address nor a DNS name") from None
             sans.append(x509.DNSName(name))
-    return _leaf(ca, _name(cn), ExtendedKeyUsageOID.SERVER_AUTH, sans, days, now)
+    return sans
+
+
+def issue_peer(ca: Issued, cn: str, groups: tuple[str, ...], names: list[str], *,
+               days: int = LEAF_DAYS, now: dt.datetime | None = None) -> Issued:
+    """A certificate for both ends of a peer connection (Raft's): it serves as ``names``
+    and is a client with identity ``cn`` in ``groups``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign(ca, _name(cn, groups),
+                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                 _sans(names), days, now, key.public_key())
+    return Issued(cert, key)
 
 
 def issue_client(ca: Issued, user: str, groups: tuple[str, ...] = (), *,
                  days: int = LEAF_DAYS, now: dt.datetime | None = None) -> Issued:
     """A client certificate for ``user`` in ``groups`` (CN and O, as Kubernetes reads
     them: ``system:node:<name>`` in ``system:nodes`` for a node)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Issued(sign_client(ca, key.public_key(), user, groups, days=days, now=now), key)
+
+
+def sign_client(ca: Issued, public_key: ec.EllipticCurvePublicKey, user: str,
+                groups: tuple[str, ...] = (), *, days: int = LEAF_DAYS,
+                now: dt.datetime | None = None) -> x509.Certificate:
+    """issue_client for a key the CA does not hold (a joining agent's)."""
     if not user:
         raise PkiError("a client certificate needs a user name")
-    return _leaf(ca, _name(user, groups), ExtendedKeyUsageOID.CLIENT_AUTH, [], days, now)
+    return _sign(ca, _name(user, groups), [ExtendedKeyUsageOID.CLIENT_AUTH], [], days, now,
+                 public_key)
 
 
 def identity(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
@@ -180,25 +217,28 @@ def check(cert: x509.Certificate, now: dt.datetime | None = None) -> dt.timedelt
     return cert.not_valid_after_utc - (now or _now())
 
 
-def server_context(cert_path: Path, key_path: Path,
-                   client_cas: Path | None = None) -> ssl.SSLContext:
-    """TLS 1.2+ for a listener: its certificate, and with ``client_cas`` mutual TLS
-    (a client must show a certificate of one of those CAs)."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+def server_context(cert_path: Path, key_path: Path, client_cas: Path | None = None, *,
+                   required: bool = True) -> ssl.SSLContext:
+    """TLS 1.2+ for a listener: its certificate, and with ``client_cas`` mutual TLS (a
+    client must show a certificate of one of those CAs -- or, not ``required``, may show
+    none).  Only ``client_cas`` are trusted for clients, never the system's CAs."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION
     ctx.load_cert_chain(cert_path, key_path)
     if client_cas is not None:
         ctx.load_verify_locations(client_cas)
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
     return ctx
 
 
 def client_context(ca_path: Path, cert_path: Path | None = None,
                    key_path: Path | None = None) -> ssl.SSLContext:
-    """TLS 1.2+ for a client that trusts only the cluster's CA (not the system's), and
-    shows its own certificate when given one."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_path))
+    """TLS 1.2+ for a client that trusts only the cluster's CA (not the system's), checks
+    the server's name, and shows its own certificate when given one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies and checks names; no CAs yet
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(ca_path)
     if cert_path is not None and key_path is not None:
         ctx.load_cert_chain(cert_path, key_path)
     return ctx

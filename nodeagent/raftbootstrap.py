@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,12 @@ def _addresses(servers: dict[int, str]) -> dict[int, tuple[str, int]]:
 
 
 async def bootstrap(store: RaftStore, expect: int, seeds: list[str], api_url: str,
-                    data_dir: str) -> None:
-    """Run until this server has a membership (returns at once if it has one)."""
+                    data_dir: str, *, verify: ssl.SSLContext | bool = True,
+                    joined: bool = False) -> None:
+    """Run until this server has a membership (returns at once if it has one).  With
+    ``expect`` 0 (a server that joined with a token, and was added by the join) it never
+    bootstraps a cluster itself: it only finds the one it joined.  ``verify``: the TLS
+    context of the hellos (the cluster's CA, this server's certificate)."""
     node = store.node
     raft = node.raft
     assert raft is not None
@@ -91,7 +96,7 @@ async def bootstrap(store: RaftStore, expect: int, seeds: list[str], api_url: st
     log.info("raft: looking for %d servers (bootstrap_expect) through %s", expect,
              ", ".join(seeds) or "no one")
     told = False
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0, verify=verify) as client:
         while not (raft.voters or raft.learners):
             urls = {*seeds, *store.heard, *(api for _, api in store.discovered.values() if api)}
             cluster: dict[str, Any] | None = None
@@ -112,13 +117,13 @@ async def bootstrap(store: RaftStore, expect: int, seeds: list[str], api_url: st
                 if me in voters:  # bootstrapped by the others a moment ago: take theirs
                     _take(store, data_dir, {i: members[i] for i in voters}, address)
                 else:
-                    if not told:
+                    if not told and not joined:
                         log.warning("raft: found a cluster at %s (members %s) that does not "
                                     "count this server; on its leader, run: nodeagent raft "
                                     "add-peer %d %s", cluster_url, sorted(members), me, address)
                         told = True
                     _follow(store, data_dir, members)
-            elif len(store.discovered) >= expect:
+            elif expect and len(store.discovered) >= expect:
                 _take(store, data_dir, {i: a for i, (a, _) in store.discovered.items()}, address)
             await trio.sleep(ROUND_S)
     log.info("raft: a member now (voters %s, learners %s)", sorted(raft.voters),

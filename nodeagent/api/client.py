@@ -14,11 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from nodeagent.api.kubeconfig import DEFAULT_SERVER, Credentials
 from nodeagent.objects.kinds import Resource
 
-__all__ = ["Client", "ClientError", "ConnectionFailed"]
-
-DEFAULT_SERVER = "http://127.0.0.1:6443"
+__all__ = ["DEFAULT_SERVER", "Client", "ClientError", "ConnectionFailed"]
 
 
 class ClientError(Exception):
@@ -37,11 +36,18 @@ class ConnectionFailed(Exception):
 
 
 class Client:
-    def __init__(self, server: str = DEFAULT_SERVER, timeout_s: float = 30.0) -> None:
-        self.server = server.rstrip("/")
+    def __init__(self, server: str | Credentials = DEFAULT_SERVER,
+                 timeout_s: float = 30.0) -> None:
+        """``server``: the credentials of a kubeconfig (api/kubeconfig.py), or only a
+        server URL (no client credentials; the system's CAs)."""
+        creds = server if isinstance(server, Credentials) else Credentials(server=server)
+        self.credentials = creds
+        self.server = creds.server.rstrip("/")
         if "://" not in self.server:
-            self.server = "http://" + self.server
-        self._http = httpx.Client(base_url=self.server, timeout=timeout_s)
+            self.server = "https://" + self.server
+        verify = creds.ssl_context() if self.server.startswith("https://") else True
+        self._http = httpx.Client(base_url=self.server, timeout=timeout_s, verify=verify,
+                                  headers=creds.headers())
 
     def close(self) -> None:
         self._http.close()
@@ -79,10 +85,8 @@ class Client:
         try:
             resp = self._http.request(method, path, params=_clean(params), content=content,
                                       headers=headers)
-        except httpx.ConnectError:
-            host = urlsplit(self.server).netloc
-            raise ConnectionFailed(f"The connection to the server {host} was refused - did "
-                                   "you specify the right host or port?") from None
+        except httpx.ConnectError as exc:
+            raise self._connect_failed(exc) from None
         except httpx.TimeoutException:
             raise ConnectionFailed(f"Unable to connect to the server {self.server}: "
                                    "timeout") from None
@@ -90,6 +94,16 @@ class Client:
             raise ConnectionFailed(f"Unable to connect to the server {self.server}: "
                                    f"{exc}") from None
         return self._decode(resp)
+
+    def _connect_failed(self, exc: httpx.ConnectError) -> ConnectionFailed:
+        """kubectl's words: a refused connection, or TLS that failed (wrong CA, a name
+        the certificate does not have, a plain-HTTP server)."""
+        host = urlsplit(self.server).netloc
+        text = str(exc)
+        if "SSL" in text or "CERTIFICATE" in text or "certificate" in text:
+            return ConnectionFailed(f"Unable to connect to the server {host}: tls: {text}")
+        return ConnectionFailed(f"The connection to the server {host} was refused - did you "
+                                "specify the right host or port?")
 
     @staticmethod
     def _decode(resp: httpx.Response) -> Any:
@@ -145,10 +159,8 @@ class Client:
                 for line in resp.iter_lines():
                     if line.strip():
                         yield orjson.loads(line)
-        except httpx.ConnectError:
-            host = urlsplit(self.server).netloc
-            raise ConnectionFailed(f"The connection to the server {host} was refused - did "
-                                   "you specify the right host or port?") from None
+        except httpx.ConnectError as exc:
+            raise self._connect_failed(exc) from None
 
     def logs(self, namespace: str, pod: str, **params: Any) -> Iterator[bytes]:
         """A pod's log, as it arrives (follow keeps it open)."""
@@ -160,10 +172,8 @@ class Client:
                     resp.read()
                     self._decode(resp)
                 yield from resp.iter_bytes()
-        except httpx.ConnectError:
-            host = urlsplit(self.server).netloc
-            raise ConnectionFailed(f"The connection to the server {host} was refused - did "
-                                   "you specify the right host or port?") from None
+        except httpx.ConnectError as exc:
+            raise self._connect_failed(exc) from None
 
     def version(self) -> dict[str, Any]:
         return self.request("GET", "/version")

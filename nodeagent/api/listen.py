@@ -13,6 +13,12 @@ unreachable for everyone, and trio logged EMFILE ten times a second.  So:
 - accept failing for want of descriptors is logged at a bounded rate, and the agent
   raises its own descriptor limit at start (``raise_fd_limit``).
 
+With TLS (every listener but ``--insecure-http``'s) the handshake is ours, not
+hypercorn's: it runs in the connection's own task (hypercorn calls ``do_handshake``
+there, under its handshake timeout), and the client certificate it verified is kept in
+``TlsPeers`` under the client's address, which is how the application learns who is
+calling (hypercorn's ASGI scope carries no TLS details).
+
 The serving loop is hypercorn's ``worker_serve`` (hypercorn/trio/run.py, pinned) with
 its listeners wrapped; everything else about a connection is hypercorn's.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import errno
 import logging
 import resource
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,20 +37,22 @@ from typing import Any
 
 import orjson
 import trio
+from cryptography import x509
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
-from hypercorn.utils import repr_socket_addr, wrap_app
+from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
+from nodeagent import pki
 from nodeagent.api.status import ApiError
 from nodeagent.logs import ThrottledLog
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import NODES
 
-__all__ = ["ConnectionGate", "ConnectionLimits", "NodeAddresses", "loopback", "raise_fd_limit",
-           "serve_gated"]
+__all__ = ["ConnectionGate", "ConnectionLimits", "NodeAddresses", "TlsPeers", "loopback",
+           "raise_fd_limit", "serve_gated"]
 
 log = logging.getLogger("nodeagent.api")
 _throttled = ThrottledLog(log, interval_s=10.0)
@@ -152,10 +161,75 @@ class _GatedStream(trio.abc.HalfCloseableStream):
         await self.inner.aclose()
 
 
+Identity = tuple[str, tuple[str, ...]]  # (user, groups) of a client certificate
+
+
+class TlsPeers:
+    """The TLS side of the listeners: the context to serve with (``context()``, read at
+    each connection, so a renewed certificate is served from the next one on) and the
+    identity each connection's client certificate gave, by client address as the ASGI
+    scope's ``client`` has it."""
+
+    def __init__(self, context: Callable[[], ssl.SSLContext]) -> None:
+        self.context = context
+        self._by_peer: dict[tuple[str, int], Identity] = {}
+
+    def identity(self, client: Any) -> Identity | None:
+        return self._by_peer.get(tuple(client)) if client else None
+
+    def record(self, peer: tuple[str, int], der: bytes | None) -> None:
+        if der:
+            self._by_peer[peer] = pki.identity(x509.load_der_x509_certificate(der))
+
+    def forget(self, peer: tuple[str, int]) -> None:
+        self._by_peer.pop(peer, None)
+
+
+class _TlsStream(trio.abc.Stream):
+    """A server-side TLS connection as hypercorn's TCPServer uses one (``do_handshake``,
+    ``selected_alpn_protocol``, ``transport_stream.socket``) that records its client's
+    certificate in ``peers`` once verified, and forgets it when closed."""
+
+    def __init__(self, transport: _GatedStream, peers: TlsPeers) -> None:
+        self.transport_stream = transport
+        self._tls = trio.SSLStream(transport, peers.context(), server_side=True,
+                                   https_compatible=True)
+        self._peers = peers
+        sock = transport.socket
+        self._peer: tuple[str, int] | None = parse_socket_addr(
+            sock.family, sock.getpeername())
+
+    async def do_handshake(self) -> None:
+        await self._tls.do_handshake()
+        if self._peer is not None:
+            self._peers.record(self._peer, self._tls.getpeercert(binary_form=True))
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self._tls.selected_alpn_protocol()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._tls.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._tls.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._tls.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        if self._peer is not None:
+            self._peers.forget(self._peer)
+            self._peer = None
+        try:
+            await self._tls.aclose()
+        finally:
+            await self.transport_stream.aclose()
+
+
 class _GatedListener(trio.abc.Listener[trio.SocketStream]):
     def __init__(self, inner: trio.SocketListener, gate: ConnectionGate,
-                 nursery: trio.Nursery) -> None:
-        self.inner, self.gate, self.nursery = inner, gate, nursery
+                 nursery: trio.Nursery, tls: TlsPeers | None = None) -> None:
+        self.inner, self.gate, self.nursery, self.tls = inner, gate, nursery, tls
 
     async def accept(self) -> trio.SocketStream:
         while True:
@@ -174,19 +248,24 @@ class _GatedListener(trio.abc.Listener[trio.SocketStream]):
                 await stream.aclose()
                 continue
             if self.gate.admit(host):
-                return _GatedStream(stream, self.gate, host)  # type: ignore[return-value]
-            self.nursery.start_soon(_refuse, stream)
+                gated = _GatedStream(stream, self.gate, host)
+                if self.tls is not None:
+                    return _TlsStream(gated, self.tls)  # type: ignore[return-value]
+                return gated  # type: ignore[return-value]
+            # Over TLS an answer would need a handshake first: the refusal is the close.
+            self.nursery.start_soon(_refuse, stream, self.tls is None)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-async def _refuse(stream: trio.SocketStream) -> None:
-    with trio.move_on_after(1.0):
-        try:
-            await stream.send_all(_REFUSAL)
-        except (trio.BrokenResourceError, OSError):
-            pass
+async def _refuse(stream: trio.SocketStream, answer: bool) -> None:
+    if answer:
+        with trio.move_on_after(1.0):
+            try:
+                await stream.send_all(_REFUSAL)
+            except (trio.BrokenResourceError, OSError):
+                pass
     await stream.aclose()
 
 
@@ -231,8 +310,10 @@ def raise_fd_limit() -> int:
 
 
 async def serve_gated(app: Any, config: Config, gate: ConnectionGate, *,
+                      tls: TlsPeers | None = None,
                       task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """hypercorn.trio.serve (its worker_serve) with every listener behind ``gate``."""
+    """hypercorn.trio.serve (its worker_serve) with every listener behind ``gate``, and
+    with ``tls`` speaking TLS (the addresses reported are then https://)."""
     app = wrap_app(app, config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, config, lifespan_state)
@@ -246,8 +327,9 @@ async def serve_gated(app: Any, config: Config, gate: ConnectionGate, *,
             for sock in sockets.insecure_sockets:
                 sock.listen(config.backlog)
                 inner = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-                listeners.append(_GatedListener(inner, gate, server_nursery))
-                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+                listeners.append(_GatedListener(inner, gate, server_nursery, tls))
+                scheme = "https" if tls is not None else "http"
+                binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
             task_status.started(binds)
             try:
                 await trio.serve_listeners(

@@ -10,6 +10,9 @@ of mode 0600 in the agent's 0700 data dir (as Docker's socket is root's alone).
     GET    /gossip/keys                   the keyring's fingerprints, never the keys
     POST   /gossip/keys {"op", "key"}     install | use | remove a key everywhere
     POST   /gossip/events {"name", "payload"}  a user event to every member
+    GET    /tokens                        the join tokens (never their secrets)
+    POST   /tokens {"role", "ttlSeconds", "description"}  a new join token
+    DELETE /tokens/ID                     revoke a join token
 
 Until the API authenticates its clients, whoever reaches a TCP port is anyone; whoever
 reaches this socket is root on this machine.  ``nodeagent raft|snapshot|keys|event``
@@ -19,6 +22,8 @@ use it by default.  Between agents, only the replica stream and ``/raft/hello``
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -27,12 +32,17 @@ from starlette.responses import Response
 from nodeagent.api.raftadmin import add_peer, remove_peer, transfer_leader
 from nodeagent.api.server import ApiApp, json_response
 from nodeagent.api.status import ApiError
+from nodeagent.clusterpki import AgentPki
+from nodeagent.join import ROLES, JoinToken, make_token_secret, token_rows
+from nodeagent.objects.kinds import SECRETS
 
 __all__ = ["OperatorApp"]
 
 
 class OperatorApp(ApiApp):
     """Served on the operator socket only; shares the agent's store and membership."""
+
+    pki: AgentPki | None = None  # the agent's PKI (join tokens pin its CA); None: insecure
 
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
@@ -51,6 +61,8 @@ class OperatorApp(ApiApp):
             return await self._snapshot()
         if path.startswith("/gossip/"):
             return await self._gossip(request, path[len("/gossip/"):])
+        if path == "/tokens" or path.startswith("/tokens/"):
+            return await self._tokens(request, path[len("/tokens"):].lstrip("/"))
         raise ApiError(404, "NotFound", f"no such operator call ({method} {path})")
 
     async def _snapshot(self) -> Response:
@@ -62,6 +74,42 @@ class OperatorApp(ApiApp):
         if barrier is not None:
             await barrier()
         return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
+
+    async def _tokens(self, request: Request, ident: str) -> Response:
+        """Join tokens: Secrets of type bootstrap.kubernetes.io/token in kube-system
+        (join.py), made, listed and deleted here."""
+        method = request.method
+        if method == "GET" and not ident:
+            secrets = self.objects.list(SECRETS, "kube-system")["items"]
+            return json_response({"tokens": token_rows(secrets)})
+        if method == "POST" and not ident:
+            if self.pki is None or not self.pki.is_signer():
+                raise ApiError(409, "Conflict", "join tokens are made on a server (an agent "
+                               "holding the cluster's CA), not with --insecure-http")
+            body: Any = await self._plain_json(request)
+            if not isinstance(body, dict):
+                raise ApiError.bad_request('body: expected {"role": "node|server", ...}')
+            role, ttl = body.get("role", "node"), body.get("ttlSeconds", 86400)
+            if role not in ROLES:
+                raise ApiError.bad_request(f"role: {role!r} is not one of {', '.join(ROLES)}")
+            if type(ttl) is not int or not 60 <= ttl <= 365 * 86400:
+                raise ApiError.bad_request(f"ttlSeconds: {ttl!r} is not between 60 and "
+                                           f"{365 * 86400}")
+            description = body.get("description", "")
+            if not isinstance(description, str) or len(description) > 256:
+                raise ApiError.bad_request("description: expected a string of at most 256 "
+                                           "characters")
+            bootstrap, secret = make_token_secret(role, dt.timedelta(seconds=ttl), description)
+            await self.objects.create(SECRETS, "kube-system", secret)
+            token = JoinToken(self.pki.ca_hash(), bootstrap)
+            return json_response({"token": str(token), "id": bootstrap.split(".")[0],
+                                  "role": role, "expires": token_rows([secret])[0]["expires"]}, 201)
+        if method == "DELETE" and ident:
+            if not re.fullmatch(r"[a-z0-9]{6}", ident):
+                raise ApiError.bad_request(f"{ident!r} is not a token id (6 characters)")
+            await self.objects.delete(SECRETS, "kube-system", f"bootstrap-token-{ident}")
+            return json_response({"revoked": ident})
+        raise ApiError(404, "NotFound", f"no such token call ({method} /tokens/{ident})")
 
     async def _gossip(self, request: Request, what: str) -> Response:
         gossip = self._membership()

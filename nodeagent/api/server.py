@@ -25,7 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica
-from nodeagent.api.listen import ConnectionGate, ConnectionLimits, serve_gated
+from nodeagent.api.authn import ANONYMOUS, Authenticator, User
+from nodeagent.api.authz import (
+    Authorizer,
+    Decision,
+    default_authorizer,
+    forbidden_message,
+    request_attributes,
+)
+from nodeagent.api.listen import ConnectionGate, ConnectionLimits, TlsPeers, serve_gated
 from nodeagent.api.objects import (
     HEAVY_BYTES,
     FieldSelector,
@@ -77,15 +85,35 @@ class WatchLimits:
     """Watches all clients together may hold."""
 
 
+# What anyone may GET without credentials, as kube-apiserver's system:public-info-viewer
+# allows, and the CA bundle a joining agent checks against its token's pin (k3s's /cacerts).
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/cacerts"})
+INSECURE_USER = User("system:insecure", ("system:masters",))
+
+
 class ApiApp:
-    """ASGI application.  ``ready()`` decides /readyz; the agent sets it."""
+    """ASGI application.  ``ready()`` decides /readyz; the agent sets it.
+
+    With ``authenticator`` every request is authenticated (client certificate from
+    ``tls``, or bearer token) and authorized by ``authorizer``; an anonymous one gets 401
+    but on PUBLIC_PATHS, a forbidden one 403.  Without one (``--insecure-http``, and
+    tests of the HTTP layer alone) every caller may do everything."""
 
     def __init__(self, objects: ObjectStore, *, ready: Callable[[], bool] = lambda: True,
                  body_timeout_s: float = BODY_TIMEOUT_S, logs: PodLogs | None = None,
                  exec_: Exec | None = None, metrics: Any = None, gossip: Any = None,
                  server_names: frozenset[str] = frozenset(),
-                 watch_limits: WatchLimits = WatchLimits()) -> None:
+                 watch_limits: WatchLimits = WatchLimits(),
+                 authenticator: Authenticator | None = None,
+                 authorizer: Authorizer | None = None, tls: TlsPeers | None = None,
+                 ca_bundle: Callable[[], bytes] | None = None,
+                 join: Callable[[User, Any], Awaitable[Any]] | None = None) -> None:
         self.objects = objects
+        self.authenticator = authenticator
+        self.authorizer = authorizer or default_authorizer()
+        self.tls = tls
+        self.ca_bundle = ca_bundle  # the CAs' PEM, for /cacerts
+        self.join = join  # POST /join: (bootstrap user, body) -> credentials
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -114,6 +142,11 @@ class ApiApp:
                 log.warning("refused a WebSocket upgrade host=%r origin=%r", host, origin)
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            try:
+                self._check_websocket(scope)
+            except ApiError as exc:
+                await _refuse_websocket(send, exc)
+                return
             await serve_exec(scope, receive, send, self.objects, self.exec)
             return
         if scope["type"] != "http":
@@ -123,6 +156,7 @@ class ApiApp:
             if host is not None:
                 raise ApiError(403, "Forbidden", f"the Host {host!r} is not a name of this "
                                "server: use its address or one of its names")
+            scope["nodeagent.user"] = self._authenticate(scope)
             response = await self.dispatch(request)
         except ApiError as exc:
             response = error_response(exc)
@@ -138,11 +172,57 @@ class ApiApp:
                                                    "an internal error occurred"), 500)
         await response(scope, receive, send)
 
+    # --- who, and may they --------------------------------------------------------------
+
+    def _authenticate(self, scope: dict[str, Any]) -> User:
+        """The caller; 401 for an anonymous one outside PUBLIC_PATHS."""
+        if self.authenticator is None:
+            return INSECURE_USER
+        cert = self.tls.identity(scope.get("client")) if self.tls is not None else None
+        user = self.authenticator.authenticate(cert, scope.get("headers") or [])
+        path = scope.get("path", "").rstrip("/") or "/"
+        if user.anonymous and not (path in PUBLIC_PATHS and scope.get("method", "GET") in
+                                   ("GET", "HEAD")):
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def _authorize(self, request: Request, target: Target | None, path: str,
+                   websocket: bool = False) -> None:
+        """403 unless the caller may make this request (authz.py)."""
+        user: User = request.scope.get("nodeagent.user", ANONYMOUS)
+        if self.authenticator is None or (user.anonymous and path in PUBLIC_PATHS):
+            return
+        attrs = request_attributes(user, request.method, path, target,
+                                   watch=_truthy(request.query_params.get("watch")),
+                                   websocket=websocket)
+        decision, reason = self.authorizer.authorize(attrs)
+        if decision is not Decision.ALLOW:
+            details = {"name": attrs.name, "group": attrs.api_group, "kind": attrs.resource} \
+                if attrs.resource_request else None
+            raise ApiError(403, "Forbidden", forbidden_message(attrs, reason), details=details)
+
+    def _check_websocket(self, scope: dict[str, Any]) -> None:
+        """Authentication and authorization of an exec upgrade (``pods/exec``, create)."""
+        scope["nodeagent.user"] = self._authenticate(scope)
+        path = scope.get("path", "").rstrip("/") or "/"
+        request = Request({**scope, "type": "http", "method": "GET"})
+        self._authorize(request, parse_resource_path(path), path, websocket=True)
+
     # --- dispatch -------------------------------------------------------------------------
 
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         method = request.method
+        # metrics.k8s.io is served here, not from the kinds table (authorized as a path)
+        target = None if path.startswith("/apis/metrics.k8s.io/") else parse_resource_path(path)
+        self._authorize(request, target, path)
+        if target is not None:
+            return await self._resource(request, target, method)
+        if path == "/cacerts" and method in ("GET", "HEAD") and self.ca_bundle is not None:
+            return Response(self.ca_bundle(), media_type="application/x-pem-file")
+        if path == "/join" and method == "POST" and self.join is not None:
+            return json_response(await self.join(request.scope["nodeagent.user"],
+                                                 await self._plain_json(request)))
         view = self._cluster_view(path, method)
         if view is not None:
             return view
@@ -157,9 +237,9 @@ class ApiApp:
                                f"the server does not allow this method on the requested "
                                f"resource ({method} {path})")
             return await simple()
-        target = parse_resource_path(path)
-        if target is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _resource(self, request: Request, target: Target, method: str) -> Response:
         handler = {
             "GET": self.handle_get,
             "POST": self.handle_post,
@@ -515,6 +595,16 @@ def _parse_json(raw: bytes) -> Any:
         raise ApiError.bad_request(f"the request body: {exc}") from None
 
 
+async def _refuse_websocket(send: Any, exc: ApiError) -> None:
+    """Answer an upgrade with the error's code and Status (hypercorn's
+    websocket.http.response), as kube-apiserver answers a refused exec."""
+    body = orjson.dumps(exc.to_status())
+    await send({"type": "websocket.http.response.start", "status": exc.code,
+                "headers": [(b"content-type", JSON.encode()),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 async def _not_found() -> Response:
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -552,11 +642,12 @@ def _int_param(q: Any, name: str, default: int, minimum: int = 0) -> int:
 
 
 async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
-                    gate: ConnectionGate | None = None,
+                    gate: ConnectionGate | None = None, tls: TlsPeers | None = None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; reports the bound addresses once listening.  ``listen`` is
     HOST:PORT, or unix:PATH for a socket left 0600 (the operator socket).  Connections
-    over TCP pass ``gate`` (listen.py; default limits if None)."""
+    over TCP pass ``gate`` (listen.py; default limits if None), and with ``tls`` speak
+    TLS."""
     config = Config()
     config.bind = [listen]
     if listen.startswith("unix:"):
@@ -568,13 +659,14 @@ async def serve_api(app: ApiApp, listen: str, *, request_timeout_s: int = 30,
     # this.  (hypercorn's read_timeout would also cut long watches, where the client is
     # silent by design, so it stays off; stalled bodies get 408 from _raw_body.)
     config.keep_alive_timeout = float(request_timeout_s)
+    config.ssl_handshake_timeout = float(request_timeout_s)
     config.graceful_timeout = 5.0
     config.backlog = 1024
     config.h11_max_incomplete_size = 64 * 1024
     config.max_app_queue_size = 64
     if not listen.startswith("unix:"):
         gate = gate or ConnectionGate(ConnectionLimits())
-        await serve_gated(app, config, gate, task_status=task_status)
+        await serve_gated(app, config, gate, tls=tls, task_status=task_status)
         return
 
     class _Status:

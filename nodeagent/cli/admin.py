@@ -86,8 +86,18 @@ def main() -> None:
               "<data-dir>/operator.sock).")
 @click.option("--loop-warn-ms", type=int, help="Log every task step that holds the event loop "
               "longer than this many ms (default 0: off).")
-@click.option("--servers", help="Not a server: the servers' API URLs, http://HOST:PORT,... "
+@click.option("--servers", help="Not a server: the servers' API URLs, https://HOST:PORT,... "
               "(this agent copies the store from them and writes through them).")
+@click.option("--join-token", help="Join the cluster with this token ('nodeagent token "
+              "create' on a server); better --join-token-file or NODEAGENT_JOIN_TOKEN.")
+@click.option("--join-token-file", help="A file holding the join token.")
+@click.option("--join-url", help="A server's API URL to join through (default: the first of "
+              "--servers or --raft-seeds).")
+@click.option("--token-auth-file", help="Static bearer tokens for the API (kube-apiserver's "
+              'CSV: token,user,uid,"group1,group2").')
+@click.option("--insecure-http/--no-insecure-http", default=None, help="Serve the API as plain "
+              "HTTP with no authentication: anyone who reaches it may do anything (default: "
+              "HTTPS, every caller authenticated).")
 def run(config_file: str | None, **flags: object) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT."""
     from nodeagent.agent import run_agent
@@ -99,9 +109,13 @@ def run(config_file: str | None, **flags: object) -> None:
     except ConfigError as exc:
         raise click.UsageError(f"config: {exc}") from None
     setup_logging(cfg.name, cfg.log_level)
+    from nodeagent.join import JoinError
     try:
         os.makedirs(cfg.data_dir, exist_ok=True)
         trio.run(run_agent, cfg)
+    except (ConfigError, JoinError) as exc:
+        click.echo(f"nodeagent: {exc}", err=True)
+        sys.exit(1)
     except OSError as exc:
         click.echo(f"nodeagent: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}",
                    err=True)
@@ -332,6 +346,94 @@ def snapshot_restore(file: str, data_dir: str, raft_id: int, raft_voters: str) -
         raise click.ClickException(str(exc)) from None
     click.echo(f"Restored revision {backup.revision} ({backup.keys} keys) into {data_dir}"
                + (f" for Raft server {raft_id} of {list(voters)}" if raft_id else ""))
+
+
+_DATA_DIR = click.option("--data-dir", envvar="NODEAGENT_DATA_DIR", default="/var/lib/nodeagent",
+                         show_default=True, help="The agent's data directory (env "
+                         "NODEAGENT_DATA_DIR).")
+
+
+@main.group()
+def token() -> None:
+    """Join tokens: how a new agent gets its certificates ('nodeagent run --join-token')."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["node", "server"]), default="node", show_default=True,
+              help="node: a node's certificates; server: also the CA's key, for a new Raft "
+              "server.")
+@click.option("--ttl", default="24h", show_default=True, help="How long it works: 30m, 24h, 7d.")
+@click.option("--description", default="", help="What it is for (shown by 'token list').")
+@_SERVER
+def token_create(role: str, ttl: str, description: str, server: str) -> None:
+    """Print a new join token (it pins this cluster's CA)."""
+    answer = _raft_call("POST", server, "/tokens", {"role": role, "ttlSeconds": _seconds(ttl),
+                                                    "description": description})
+    click.echo(answer["token"])
+
+
+def _seconds(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise click.BadParameter(f"{text!r} is not a duration like 30m, 24h or 7d",
+                                 param_hint="--ttl")
+    return int(text[:-1]) * units[text[-1]]
+
+
+@token.command("list")
+@_SERVER
+def token_list(server: str) -> None:
+    """The join tokens (never their secrets)."""
+    rows = [["ID", "ROLE", "EXPIRES", "DESCRIPTION"]]
+    for t in _raft_call("GET", server, "/tokens")["tokens"]:
+        rows.append([t["id"], t["role"], t["expires"], t["description"]])
+    _table(rows)
+
+
+@token.command("revoke")
+@click.argument("ident", metavar="ID")
+@_SERVER
+def token_revoke(ident: str, server: str) -> None:
+    """Revoke join token ID: it joins no one from now on."""
+    _raft_call("DELETE", server, f"/tokens/{ident}")
+    click.echo(f"token {ident} revoked")
+
+
+@main.command()
+@_DATA_DIR
+def kubeconfig(data_dir: str) -> None:
+    """Print the admin kubeconfig (<data-dir>/admin.kubeconfig, a server's): for kubectl
+    and nodectl, as KUBECONFIG or ~/.kube/config."""
+    from nodeagent.clusterpki import AgentPki
+    path = AgentPki(data_dir).kubeconfig
+    try:
+        click.echo(path.read_text(), nl=False)
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror} (a server writes it when it "
+                                   "starts; are you root?)") from None
+
+
+@main.group()
+def certs() -> None:
+    """The agent's certificates (<data-dir>/pki)."""
+
+
+@certs.command("check")
+@_DATA_DIR
+def certs_check(data_dir: str) -> None:
+    """Every certificate with its expiry (kubeadm certs check-expiration)."""
+    from nodeagent.clusterpki import AgentPki
+    agent_pki = AgentPki(data_dir)
+    infos = agent_pki.certificates()
+    if not infos:
+        raise click.ClickException(f"no certificates in {agent_pki.dir} (are you root?)")
+    rows = [["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "RENEW", "SUBJECT"]]
+    for c in infos:
+        days = c.left.days
+        rows.append([c.name, c.not_after.strftime("%b %d, %Y %H:%M UTC"),
+                     f"{days}d" if days >= 0 else "EXPIRED", "due" if c.due else "no",
+                     c.subject])
+    _table(rows)
 
 
 def _add_runtime() -> None:

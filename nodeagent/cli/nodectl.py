@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import re
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import orjson
 
 from nodeagent import __version__
 from nodeagent.api.client import DEFAULT_SERVER, Client, ClientError, ConnectionFailed
+from nodeagent.api.kubeconfig import Credentials, KubeconfigError
+from nodeagent.api.kubeconfig import load as load_kubeconfig
 from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
@@ -41,14 +44,34 @@ class Failed(Exception):
 
 @dataclass
 class Ctx:
-    server: str
+    server: str | None  # --server / NODECTL_SERVER, over the kubeconfig's
     namespace: str | None
+    kubeconfig: str | None = None
     _client: Client | None = None
+    _creds: Credentials | None = None
+
+    @property
+    def credentials(self) -> Credentials:
+        if self._creds is None:
+            try:
+                self._creds = load_kubeconfig(self.kubeconfig, self.server)
+            except KubeconfigError as exc:
+                fail(f"error: {exc}")
+            if self.namespace is None:
+                self.namespace = self._creds.namespace
+        return self._creds
+
+    @property
+    def api_server(self) -> str:
+        return self.credentials.server
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.server)
+            try:
+                self._client = Client(self.credentials)
+            except KubeconfigError as exc:
+                fail(f"error: {exc}")
         return self._client
 
     def ns_for(self, res: Resource, all_namespaces: bool = False) -> str | None:
@@ -120,13 +143,18 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("-n", "--namespace", "namespace", default=None,
                   help="The namespace for this request (default: default).")
     @click.option("--server", "-s", "server", default=None, envvar="NODECTL_SERVER",
-                  help=f"The agent's API address (env NODECTL_SERVER; default {DEFAULT_SERVER}).")
+                  help="The API server's address, over the kubeconfig's (env NODECTL_SERVER; "
+                  f"default the kubeconfig's, else {DEFAULT_SERVER}).")
+    @click.option("--kubeconfig", "kubeconfig", default=None,
+                  help="The kubeconfig (default $KUBECONFIG, else ~/.kube/config, else this "
+                  "machine's agent's admin.kubeconfig).")
     @click.pass_context
     @functools.wraps(fn)
     def wrapper(click_ctx: click.Context, namespace: str | None, server: str | None,
-                **kw: Any) -> Any:
+                kubeconfig: str | None, **kw: Any) -> Any:
         parent: Ctx = click_ctx.obj
-        ctx = Ctx(server or parent.server, namespace or parent.namespace)
+        ctx = Ctx(server or parent.server, namespace or parent.namespace,
+                  kubeconfig or parent.kubeconfig)
         try:
             return fn(ctx, **kw)
         finally:
@@ -139,11 +167,16 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("-n", "--namespace", "namespace", default=None,
               help="The namespace for this request (default: default).")
 @click.option("--server", "-s", "server", default=None, envvar="NODECTL_SERVER",
-              help=f"The agent's API address (env NODECTL_SERVER; default {DEFAULT_SERVER}).")
+              help="The API server's address, over the kubeconfig's (env NODECTL_SERVER; "
+              f"default the kubeconfig's, else {DEFAULT_SERVER}).")
+@click.option("--kubeconfig", "kubeconfig", default=None,
+              help="The kubeconfig (default $KUBECONFIG, else ~/.kube/config, else this "
+              "machine's agent's admin.kubeconfig).")
 @click.pass_context
-def cli(click_ctx: click.Context, namespace: str | None, server: str | None) -> None:
+def cli(click_ctx: click.Context, namespace: str | None, server: str | None,
+        kubeconfig: str | None) -> None:
     """nodectl controls a nodeagent cluster, the way kubectl controls Kubernetes."""
-    click_ctx.obj = Ctx(server or DEFAULT_SERVER, namespace)
+    click_ctx.obj = Ctx(server, namespace, kubeconfig)
 
 
 # --- apply / create / delete -f ----------------------------------------------------------------
@@ -692,13 +725,17 @@ def exec_(ctx: Ctx, pod: str, command: tuple[str, ...], container: str | None, s
     query += [("container", container)] if container else []
     query += [("stdin", "true")] if stdin else []
     query += [("tty", "true")] if tty else []
-    base = ctx.server.replace("https://", "wss://").replace("http://", "ws://").rstrip("/")
+    base = ctx.client.server.replace("https://", "wss://").replace("http://", "ws://")
     url = f"{base}/api/v1/namespaces/{ctx.namespace or 'default'}/pods/{pod}/exec?{urlencode(query)}"
     status: Obj = {}
     try:
+        creds = ctx.credentials
+        tls = creds.ssl_context() if url.startswith("wss://") else None
         with connect(url, subprotocols=[Subprotocol("v5.channel.k8s.io"),
                                         Subprotocol("v4.channel.k8s.io")],
-                     open_timeout=10, max_size=None) as ws, _raw_terminal(tty):
+                     open_timeout=10, max_size=None, additional_headers=creds.headers(),
+                     ssl=tls if isinstance(tls, ssl.SSLContext) else None) as ws, \
+                _raw_terminal(tty):
             if stdin:
                 _send_stdin(ws, tty)
             for message in ws:

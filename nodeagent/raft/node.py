@@ -42,7 +42,7 @@ from nodeagent.raft.messages import (
     SnapshotMeta,
 )
 from nodeagent.raft.storage import RaftStorage
-from nodeagent.raft.transport import Transport
+from nodeagent.raft.transport import PeerTls, Transport
 
 __all__ = ["EntryTooLarge", "NotLeader", "RaftNode", "Timeout"]
 
@@ -93,13 +93,14 @@ class RaftNode:
                  peers: dict[int, tuple[str, int]], voters: tuple[int, ...],
                  apply: Callable[[bytes], Any], snapshot: Callable[[], bytes],
                  restore: Callable[[bytes], None], tick_s: float = 0.1,
-                 snapshot_entries: int = 10_000, rng: random.Random | None = None) -> None:
+                 snapshot_entries: int = 10_000, rng: random.Random | None = None,
+                 tls: PeerTls | None = None) -> None:
         self.config, self.storage = config, storage
         self.voters = voters
         self.apply_fn, self.snapshot_fn, self.restore_fn = apply, snapshot, restore
         self.tick_s, self.snapshot_entries = tick_s, snapshot_entries
         self.rng = rng or random.Random()
-        self.transport = Transport(config.id, listen, peers, self._deliver)
+        self.transport = Transport(config.id, listen, peers, self._deliver, tls=tls)
         largest_append = config.max_entry_bytes + config.max_append_bytes + 64 * 1024
         if largest_append > self.transport.max_frame:
             raise ValueError(f"max_entry_bytes + max_append_bytes ({largest_append} with "
@@ -252,7 +253,8 @@ class RaftNode:
             for peer, address in item[1].items():
                 if peer != self.config.id:
                     self.transport.set_peer(peer, address)
-            if kind == "bootstrap" and raft.bootstrap(set(item[1])):
+            if kind == "bootstrap" and raft.bootstrap(
+                    set(item[1]), {p: f"{h}:{port}" for p, (h, port) in item[1].items()}):
                 log.info("raft: bootstrapped with voters %s", sorted(item[1]))
 
     def _retry_parked(self) -> None:
@@ -347,7 +349,7 @@ class RaftNode:
             change = ConfChange.decode(data)
         except ValueError:
             return
-        if change.op == "add_learner" and change.address and change.node != self.config.id:
+        if change.op in ("add_learner", "voter") and change.address and change.node != self.config.id:
             host, _, port = change.address.rpartition(":")
             if port.isdigit():
                 self.transport.set_peer(change.node, (host, int(port)))

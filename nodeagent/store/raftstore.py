@@ -20,6 +20,7 @@ import trio
 from nodeagent.raft.core import Config
 from nodeagent.raft.node import EntryTooLarge, NotLeader, RaftNode, Timeout
 from nodeagent.raft.storage import RaftStorage
+from nodeagent.raft.transport import PeerTls
 from nodeagent.store.base import MVCCReads, Watch, apply_command
 from nodeagent.store.errors import StoreUnavailableError, TxnRejectedError, TxnTooLargeError
 from nodeagent.store.mvcc import MVCC, Txn, TxnResult, check_txn_size
@@ -36,7 +37,8 @@ class RaftStore(MVCCReads):
                  peers: dict[int, tuple[str, int]], voters: tuple[int, ...], fsync: bool = True,
                  snapshot_every: int = 10_000, history_revisions: int = 100_000,
                  watch_buffer: int = 1024, tick_s: float = 0.1, election_ticks: int = 10,
-                 write_timeout_s: float = 5.0, rng: random.Random | None = None) -> None:
+                 write_timeout_s: float = 5.0, rng: random.Random | None = None,
+                 tls: PeerTls | None = None) -> None:
         self.data_dir = data_dir
         self.mvcc = MVCC(history_revisions=history_revisions)
         self.watch_buffer = watch_buffer
@@ -46,7 +48,7 @@ class RaftStore(MVCCReads):
                              RaftStorage(os.path.join(data_dir, "raft"), fsync=fsync),
                              listen=listen, peers=peers, voters=voters, apply=self._apply,
                              snapshot=self.mvcc.snapshot, restore=self._restore, tick_s=tick_s,
-                             snapshot_entries=snapshot_every, rng=rng)
+                             snapshot_entries=snapshot_every, rng=rng, tls=tls)
         self.ready = trio.Event()
         # Servers found while finding the others (bootstrap_expect): id -> (Raft address,
         # API URL), each one having answered a hello itself (raftbootstrap); /raft shows

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from typing import Any
 
 import httpx
@@ -41,7 +42,10 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a snapshot of the whole store comes as 
 class RemoteStore(MVCCReads):
     def __init__(self, servers: list[str], *, history_revisions: int = 100_000,
                  watch_buffer: int = 1024, timeout_s: float = 5.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, verify: ssl.SSLContext | bool = True) -> None:
+        """``verify``: the TLS context of the calls to the servers (the cluster's CA and
+        this node's certificate)."""
+        self.verify = verify
         self.servers = [s.rstrip("/") for s in servers]  # empty: until gossip finds some
         self.mvcc = MVCC(history_revisions=history_revisions)
         self.watch_buffer = watch_buffer
@@ -75,7 +79,7 @@ class RemoteStore(MVCCReads):
         timeout = httpx.Timeout(self.timeout_s, read=KEEPALIVE_S * 3)
         failures = 0
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=timeout, verify=self.verify) as client:
                 self._client = client
                 while True:
                     await self._servers_known.wait()

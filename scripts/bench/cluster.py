@@ -218,7 +218,8 @@ def _watch_ready(lab: LabCluster, selector: str, want: int, t0: float, timeout_s
     import httpx
     via = next(i for i in sorted(lab.addresses) if f"node{i}" != exclude_node)
     ready_at: dict[str, float] = {}
-    with httpx.Client(base_url=lab.api(via), timeout=httpx.Timeout(10, read=timeout_s)) as h:
+    with httpx.Client(base_url=lab.api(via), timeout=httpx.Timeout(10, read=timeout_s),
+                      verify=lab.tls()) as h:
         listing = h.get("/api/v1/namespaces/default/pods", params={"labelSelector": selector}).json()
         for pod in listing["items"]:
             if podbench.ready(pod) and pod["spec"].get("nodeName") != exclude_node and \
@@ -253,8 +254,9 @@ def _write(lab: LabCluster, via: int, name: str) -> bool:
     short timeout let go: without that, one slow answer failed the whole run."""
     import httpx
     try:
-        return httpx.post(f"{lab.api(via)}/api/v1/namespaces/default/configmaps",
-                          json={"metadata": {"name": name}}, timeout=0.1).status_code in (201, 409)
+        return lab.http.post(f"{lab.api(via)}/api/v1/namespaces/default/configmaps",
+                             json={"metadata": {"name": name}},
+                             timeout=0.1).status_code in (201, 409)
     except httpx.HTTPError:
         return False
 

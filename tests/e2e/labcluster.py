@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -28,6 +29,7 @@ class LabCluster:
                     "LAB_SUBNET": subnet, "LAB_AGENT_ARGS": agent_args}
         base = subnet.rsplit(".", 1)[0]
         self.addresses = {i: f"{base}.{10 + i}" for i in range(1, nodes + 1)}
+        self._http: httpx.Client | None = None
 
     # --- the lab script ---------------------------------------------------------------
 
@@ -43,10 +45,32 @@ class LabCluster:
         until(self.settled, 60, "every agent up, one leader, every node Ready")
 
     def down(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         self.lab("down")
 
     def api(self, i: int) -> str:
-        return f"http://{self.addresses[i]}:6443"
+        return f"https://{self.addresses[i]}:6443"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The cluster admin's kubeconfig, which node1 wrote (every node trusts its CA)."""
+        return self.dir / "node1" / "data" / "admin.kubeconfig"
+
+    def tls(self) -> ssl.SSLContext:
+        """The cluster admin's TLS: trusts the cluster's CA, shows the admin certificate."""
+        from nodeagent.api.kubeconfig import load
+        ctx = load(str(self.kubeconfig)).ssl_context()
+        assert isinstance(ctx, ssl.SSLContext)
+        return ctx
+
+    @property
+    def http(self) -> httpx.Client:
+        """The cluster's admin, for any node's API (absolute URLs)."""
+        if self._http is None:
+            self._http = httpx.Client(verify=self.tls())
+        return self._http
 
     def agent_pid(self, i: int) -> int:
         return int((self.dir / f"node{i}" / "pid").read_text())
@@ -68,7 +92,7 @@ class LabCluster:
         """GET from node ``via``, or the first node that answers."""
         for i in ([via] if via else self.addresses):
             try:
-                r = httpx.get(self.api(i) + path, timeout=timeout_s)
+                r = self.http.get(self.api(i) + path, timeout=timeout_s)
                 if r.status_code == 200:
                     return r.json()
             except httpx.HTTPError:
@@ -77,7 +101,7 @@ class LabCluster:
 
     def raft(self, i: int) -> dict[str, Any] | None:
         try:
-            r = httpx.get(self.api(i) + "/raft", timeout=1)
+            r = self.http.get(self.api(i) + "/raft", timeout=1)
             return r.json() if r.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
@@ -123,7 +147,8 @@ class LabCluster:
 
     def nodectl(self, *args: str, stdin: str | None = None, via: int = 1) -> str:
         p = subprocess.run([str(ROOT / ".venv" / "bin" / "nodectl"), *args], input=stdin,
-                           env={**self.env, "NODECTL_SERVER": self.api(via)},
+                           env={**self.env, "NODECTL_SERVER": self.api(via),
+                                "KUBECONFIG": str(self.kubeconfig)},
                            capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             raise AssertionError(f"nodectl {' '.join(args)}: {p.stdout}\n{p.stderr}")

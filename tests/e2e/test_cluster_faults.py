@@ -107,7 +107,7 @@ def test_kill_9_of_the_leaders_agent_loses_nothing(lab):
         while not stop.is_set():
             name = f"w-{n}"
             try:
-                r = httpx.post(f"{lab.api(others[0])}/api/v1/namespaces/default/configmaps",
+                r = lab.http.post(f"{lab.api(others[0])}/api/v1/namespaces/default/configmaps",
                                json={"metadata": {"name": name}, "data": {"n": str(n)}}, timeout=3)
                 if r.status_code == 201:
                     acked.append(name)

@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 
-import httpx
-
 from agentproc import AgentProcess
 
 DEPLOY = """
@@ -39,7 +37,7 @@ spec:
 def nodectl(agent: AgentProcess, *args: str, ok: bool = True, stdin: str | None = None
             ) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", *args],
-                       env={**os.environ, "NODECTL_SERVER": agent.url}, input=stdin,
+                       env={**os.environ, **agent.nodectl_env()}, input=stdin,
                        capture_output=True, text=True, timeout=120)
     assert "Traceback" not in p.stderr, p.stderr
     assert (p.returncode == 0) == ok, f"nodectl {' '.join(args)}: {p.stdout}\n{p.stderr}"
@@ -51,7 +49,7 @@ class Kubelets(threading.Thread):
 
     def __init__(self, agent: AgentProcess) -> None:
         super().__init__(daemon=True)
-        self.http = httpx.Client(base_url=agent.url, timeout=10)
+        self.http = agent.client(timeout_s=10)
         self.stop = threading.Event()
         self.max_unavailable = 0
         self.seen_since: dict[str, float] = {}

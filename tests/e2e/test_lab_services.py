@@ -11,13 +11,13 @@ import time
 import uuid
 from collections import Counter
 
-import httpx
 import pytest
 from waiting import needs_root
 
 pytestmark = needs_root("the lab")
 
 
+from agentproc import admin_client, readyz  # noqa: E402
 from netlab import CLIENT, NAME_SERVER  # noqa: E402
 from netns.lab import Lab  # noqa: E402
 
@@ -36,14 +36,9 @@ def cluster(tmp_path):
             ["ip", "netns", "exec", lab.node_ns(1), sys.executable, "-m", "nodeagent", "run",
              "--name", "node1", "--data-dir", str(tmp_path / "data"), "--api-listen",
              f"{addr}:6443", "--proxy", "nft"], stdout=log, stderr=log))
-        api = f"http://{addr}:6443"
+        api = f"https://{addr}:6443"
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{api}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not readyz(tmp_path / "data", api):
             assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()
             time.sleep(0.1)
         pods = {"a": lab.pods(1).create("ep-a"), "b": lab.pods(2).create("ep-b"),
@@ -53,7 +48,7 @@ def cluster(tmp_path):
                                            sys.executable, "-c", NAME_SERVER, f"pod-{name}",
                                            "8080"]))
         time.sleep(0.5)
-        with httpx.Client(base_url=api, timeout=10) as http:
+        with admin_client(tmp_path / "data", api) as http:
             yield {"lab": lab, "http": http, "pods": pods}
     finally:
         for p in procs:

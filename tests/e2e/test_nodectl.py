@@ -16,7 +16,7 @@ SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
 
 class Nodectl:
     def __init__(self, agent: AgentProcess) -> None:
-        self.env = {**os.environ, "NODECTL_SERVER": agent.url}
+        self.env = {**os.environ, **agent.nodectl_env()}
 
     def __call__(self, *args: str, stdin: str | None = None,
                  ok: bool = True) -> subprocess.CompletedProcess[str]:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "images"))
 from build import build  # noqa: E402
 from waiting import until  # noqa: E402
 
+from agentproc import admin_client, readyz  # noqa: E402
 from containers import remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402
 from runtime.client import LauncherClient  # noqa: E402
@@ -76,7 +77,7 @@ class NodeAgent:
     def __init__(self, lab: Lab, tmp_path: Path, cgroup: str) -> None:
         self.lab, self.tmp_path, self.cgroup = lab, tmp_path, cgroup
         self.sock = str(tmp_path / "launcher.sock")
-        self.api = f"http://{lab.node_address(1)}:6443"
+        self.api = f"https://{lab.node_address(1)}:6443"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -90,10 +91,7 @@ class NodeAgent:
              "--images-dir", str(self.tmp_path / "images"), "--cgroup-parent", self.cgroup],
             stdout=log, stderr=log)
         deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api}/readyz", timeout=1).status_code == 200:
-                    return
+        while not readyz(self.tmp_path / "data", self.api):
             assert self.proc.poll() is None and time.monotonic() < deadline, \
                 (self.tmp_path / "agent.log").read_text()
             time.sleep(0.1)
@@ -124,9 +122,9 @@ def node(tmp_path):
         lab.up(1)
         assert lab.route_is_through_lab(lab.node_address(1))
         agent.start()
-        with httpx.Client(base_url=agent.api, timeout=10) as http:
+        with admin_client(tmp_path / "data", agent.api) as http:
             yield {"lab": lab, "http": http, "api": agent.api, "log": tmp_path / "agent.log",
-                   "sock": sock, "agent": agent}
+                   "sock": sock, "agent": agent, "kubeconfig": tmp_path / "data" / "admin.kubeconfig"}
     finally:
         if (tmp_path / "agent.log").exists():  # shown by pytest when the test failed
             print((tmp_path / "agent.log").read_text()[-6000:])
@@ -161,9 +159,14 @@ def unmount_below(path: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False)
 
 
+def env_of(n: dict) -> dict[str, str]:
+    """What points nodectl at the node's agent, as its admin."""
+    return {**os.environ, "NODECTL_SERVER": n["api"], "KUBECONFIG": str(n["kubeconfig"])}
+
+
 def nodectl(n: dict, *args: str, stdin: str | None = None) -> str:
     p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", *args], input=stdin,
-                       env={**os.environ, "NODECTL_SERVER": n["api"]}, capture_output=True,
+                       env=env_of(n), capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     return p.stdout
@@ -176,7 +179,7 @@ def in_terminal(n: dict, args: list[str], keys: bytes) -> tuple[str, int]:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "nodeagent.cli.nodectl", *args], stdin=slave,
                             stdout=slave, stderr=slave, start_new_session=True,
-                            env={**os.environ, "NODECTL_SERVER": n["api"]})
+                            env=env_of(n))
     os.close(slave)
     screen = b""
     try:
@@ -251,12 +254,12 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     assert "Received request from [::ffff:10.244.1.1]" in log, log  # the probes, from the node
     assert len(nodectl(node, "logs", name, "--tail", "1").splitlines()) == 1
     bad = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "logs", name, "-c", "nope"],
-                         env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                         env=env_of(node), capture_output=True,
                          text=True, timeout=30)
     assert bad.returncode != 0 and f"container nope is not valid for pod {name}" in bad.stderr
     follower = subprocess.Popen([sys.executable, "-m", "nodeagent.cli.nodectl", "logs", "-f",
                                  "--tail", "0", "--timestamps", name], stdout=subprocess.PIPE,
-                                env={**os.environ, "NODECTL_SERVER": node["api"]})
+                                env=env_of(node))
     try:
         time.sleep(1.5)  # readiness probes (every second) hit the pod: new lines follow
         followed = follower.stdout.read1(65536).decode()
@@ -267,7 +270,7 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     # exec: in the container, with its environment ($(VAR) expanded) and its exit code.
     run = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "exec", name, "--",
                           "sh", "-c", "echo $GREETING; hostname; echo oops >&2; exit 3"],
-                         env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                         env=env_of(node), capture_output=True,
                          text=True, timeout=30)
     assert run.returncode == 3, run.stderr
     assert run.stdout.splitlines() == [f"hi from {cluster_ip}", name]
@@ -284,7 +287,7 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     # top: usage from the pods' cgroups (sampled every 10 s; the first rate needs two).
     def top_pods() -> str | None:
         p = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "top", "pods"],
-                           env={**os.environ, "NODECTL_SERVER": node["api"]}, capture_output=True,
+                           env=env_of(node), capture_output=True,
                            text=True, timeout=30)
         return p.stdout if p.returncode == 0 and all(
             pod["metadata"]["name"] in p.stdout for pod in pods) else None

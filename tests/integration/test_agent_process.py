@@ -74,7 +74,7 @@ def test_ready_notification_and_clean_stop_on_sigterm(tmp_path):
             del os.environ["NOTIFY_SOCKET"]
         try:
             msg = notify.recv(4096).decode()
-            assert "READY=1" in msg and agent.url.removeprefix("http://") in msg
+            assert "READY=1" in msg and agent.url.removeprefix("https://") in msg
             assert agent.stop(signal.SIGTERM) == 0
             later = [notify.recv(4096).decode()]
             while later[-1].startswith("STATUS="):  # a STATUS update may come first
@@ -99,7 +99,7 @@ def test_cluster_settings_are_checked_with_the_setting_named():
     from nodeagent.errors import ConfigError
     bad = [
         ({"servers": "ftp://x:1"}, "servers"),
-        ({"servers": "http://h:1", "raft_id": 1, "raft_listen": "127.0.0.1:7000"}, "servers"),
+        ({"servers": "https://h:1", "raft_id": 1, "raft_listen": "127.0.0.1:7000"}, "servers"),
         ({"raft_bootstrap_expect": 3}, "raft_bootstrap_expect"),
         ({"raft_bootstrap_expect": 3, "raft_id": 1, "raft_listen": "127.0.0.1:7000",
           "raft_peers": "2=127.0.0.1:7001"}, "raft_bootstrap_expect"),
@@ -111,9 +111,14 @@ def test_cluster_settings_are_checked_with_the_setting_named():
         ({"gossip_listen": "127.0.0.1:7946", "gossip_profile": "fast"}, "gossip_profile"),
         ({"node_labels": "zone"}, "node_labels"),
         ({"node_labels": "bad key=x"}, "node_labels"),
-        # Gossip without a key beyond loopback takes anyone's packets: refused unless asked.
-        ({"gossip_listen": "10.0.0.1:7946"}, "gossip_listen"),
-        ({"gossip_listen": "0.0.0.0:7946"}, "gossip_listen"),
+        # Gossip without a key beyond loopback takes anyone's packets: refused unless asked
+        # (a secure agent makes the key, or gets it when it joins).
+        ({"gossip_listen": "10.0.0.1:7946", "insecure_http": True}, "gossip_listen"),
+        ({"gossip_listen": "0.0.0.0:7946", "insecure_http": True}, "gossip_listen"),
+        ({"servers": "http://10.0.0.1:6443"}, "servers"),  # the APIs speak HTTPS
+        ({"join_token": "not-a-token", "servers": "https://10.0.0.1:6443"}, "join_token"),
+        ({"join_token": "NA1-" + "a" * 64 + "-abcdef.0123456789abcdef"}, "join_token"),
+        ({"join_token_file": "/nonexistent"}, "join_token_file"),
         ({"gossip_listen": "127.0.0.1:7946", "gossip_key_file": "/nonexistent"},
          "gossip_key_file"),
         ({"operator_socket": "/tmp/" + "s" * 120}, "operator_socket"),

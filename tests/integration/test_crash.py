@@ -24,8 +24,9 @@ from nodeagent.store import LocalStore
 WRITERS = 8
 
 
-def write_until_dead(url: str, tag: str, acked: dict[str, int], lock: threading.Lock) -> None:
-    with httpx.Client(base_url=url, timeout=10) as http:
+def write_until_dead(agent: AgentProcess, tag: str, acked: dict[str, int],
+                     lock: threading.Lock) -> None:
+    with agent.client(timeout_s=10) as http:
         i = 0
         while True:
             name = f"{tag}-{threading.get_ident() % 100000}-{i}"
@@ -45,7 +46,7 @@ def write_until_dead(url: str, tag: str, acked: dict[str, int], lock: threading.
 def crash_round(agent: AgentProcess, tag: str, acked: dict[str, int], run_s: float) -> None:
     agent.start()
     lock = threading.Lock()
-    threads = [threading.Thread(target=write_until_dead, args=(agent.url, tag, acked, lock))
+    threads = [threading.Thread(target=write_until_dead, args=(agent, tag, acked, lock))
                for _ in range(WRITERS)]
     for t in threads:
         t.start()

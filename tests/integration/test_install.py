@@ -58,7 +58,8 @@ def test_the_unit_is_what_systemd_wants_and_verify_passes(installed):
     config = tomllib.loads((installed / "etc" / "agent.toml").read_text())
     assert config["raft_id"] == 1 and config["raft_bootstrap_expect"] == 1
     assert config["cluster_cidr"] == "10.244.0.0/16" and config["name"] == "n1"
-    assert config["gossip_insecure"] is True  # no key given: said, not silent
+    # No key given: the first server makes one (gossip is never plaintext by default).
+    assert "gossip_insecure" not in config and "gossip_key_file" not in config
     assert (installed / "etc" / "agent.toml").stat().st_mode & 0o777 == 0o600
     assert (installed / "var" / "images").is_dir()  # busybox and kubia imported
 
@@ -90,7 +91,7 @@ def test_the_installed_agent_talks_to_systemd_as_type_notify_with_a_watchdog(ins
             assert time.monotonic() < deadline, seen
             seen.append(notify.recv(4096).decode())
         ready = next(m for m in seen if m.startswith("READY=1"))
-        assert "STATUS=serving API on http://127.0.0.1:" in ready
+        assert "STATUS=serving API on https://127.0.0.1:" in ready
         assert seen.index(ready) < next(i for i, m in enumerate(seen) if m == "WATCHDOG=1")
         proc.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in seen:

@@ -17,12 +17,19 @@ import pytest
 from test_raft_node import free_ports
 from waiting import until
 
-from agentproc import AgentProcess
+from agentproc import AgentProcess, admin_tls, cluster_ca
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
               "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                        "template": {"metadata": {"labels": {"app": "web"}},
                                     "spec": {"containers": [{"name": "c", "image": "kubia"}]}}}}
+
+
+@pytest.fixture
+def http(tmp_path):
+    """The cluster's admin, for any of its agents (they share one CA)."""
+    with httpx.Client(verify=admin_tls(cluster_ca(tmp_path)), timeout=10) as client:
+        yield client
 
 
 @pytest.fixture
@@ -33,7 +40,7 @@ def agents(tmp_path):
         peers = ",".join(f"{j}=127.0.0.1:{ports[j - 1]}" for j in (1, 2, 3) if j != i)
         procs[i] = AgentProcess(tmp_path / f"a{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
                                 "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-peers",
-                                peers, "--raft-tick-ms", "20")
+                                peers, "--raft-tick-ms", "20", ca=cluster_ca(tmp_path))
     try:
         for p in procs.values():
             p.start()
@@ -57,22 +64,22 @@ def leader_of(agents) -> int:
     return running[0] if len(running) == 1 else 0
 
 
-def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents):
+def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents, http):
     def create(i: int, name: str) -> bool:
-        r = httpx.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": name}, "data": {"k": name}})
         return r.status_code == 201
     until(lambda: create(2, "first"), what="a write through agent 2")
     for i in (1, 3):  # reads anywhere are linearizable: the write is there at once
-        r = httpx.get(f"{agents[i].url}/api/v1/namespaces/default/configmaps/first", timeout=10)
+        r = http.get(f"{agents[i].url}/api/v1/namespaces/default/configmaps/first", timeout=10)
         assert r.status_code == 200 and r.json()["data"] == {"k": "first"}
     leader = until(lambda: leader_of(agents), what="one coordinator")
     # The coordinator (on the leader only) turns a Deployment into a ReplicaSet and pods.
     follower = next(i for i in agents if i != leader)
-    r = httpx.post(f"{agents[follower].url}/apis/apps/v1/namespaces/default/deployments",
+    r = http.post(f"{agents[follower].url}/apis/apps/v1/namespaces/default/deployments",
                    json=DEPLOYMENT, timeout=10)
     assert r.status_code == 201, r.text
-    until(lambda: len(httpx.get(f"{agents[follower].url}/api/v1/namespaces/default/pods",
+    until(lambda: len(http.get(f"{agents[follower].url}/api/v1/namespaces/default/pods",
                                 timeout=10).json()["items"]) == 2, what="two pods")
     # kill -9 the leader's agent: another agent leads and coordinates; writes go on.
     agents[leader].proc.send_signal(signal.SIGKILL)
@@ -82,18 +89,18 @@ def test_agents_replicate_and_the_leaders_coordinator_survives_its_death(agents)
         until(lambda n=n: create(survivors[n % 2], f"after{n}"), what=f"write {n} after the kill")
     new = until(lambda: leader_of({i: agents[i] for i in survivors}), what="a new coordinator")
     assert new in survivors
-    r = httpx.patch(f"{agents[survivors[0]].url}/apis/apps/v1/namespaces/default/deployments/web",
+    r = http.patch(f"{agents[survivors[0]].url}/apis/apps/v1/namespaces/default/deployments/web",
                     json={"spec": {"replicas": 3}}, timeout=10,
                     headers={"Content-Type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
-    until(lambda: len(httpx.get(f"{agents[survivors[1]].url}/api/v1/namespaces/default/pods",
+    until(lambda: len(http.get(f"{agents[survivors[1]].url}/api/v1/namespaces/default/pods",
                                 timeout=10).json()["items"]) == 3, what="scaled by the new leader")
-    names = {c["metadata"]["name"] for c in httpx.get(
+    names = {c["metadata"]["name"] for c in http.get(
         f"{agents[survivors[1]].url}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]}
     assert {"first", *(f"after{n}" for n in range(10))} <= names  # nothing acknowledged lost
 
 
-def test_a_stopping_leader_hands_leadership_over_first(agents):
+def test_a_stopping_leader_hands_leadership_over_first(agents, http):
     leader = until(lambda: leader_of(agents), what="one coordinator")
     agents[leader].stop(signal.SIGTERM)
     said = agents[leader].log_text()
@@ -106,7 +113,7 @@ def test_a_stopping_leader_hands_leadership_over_first(agents):
           what="the target as the only coordinator")
 
 
-def test_nodeagent_raft_lists_peers_and_moves_leadership(agents):
+def test_nodeagent_raft_lists_peers_and_moves_leadership(agents, http):
     import subprocess
     import sys
     leader = until(lambda: leader_of(agents), what="one coordinator")
@@ -129,7 +136,7 @@ def test_nodeagent_raft_lists_peers_and_moves_leadership(agents):
     until(lambda: leader_of(agents) == target, what=f"agent {target} leading")
 
 
-def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, tmp_path):
+def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, tmp_path, http):
     import subprocess
     import sys
     leader = until(lambda: leader_of(agents), what="one coordinator")
@@ -138,7 +145,7 @@ def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, 
                        for i, a in agents.items())
     fourth = AgentProcess(tmp_path / "a4", "node4", "--no-fsync", "--raft-id", "4", "--raft-join",
                           "--raft-listen", f"127.0.0.1:{port}", "--raft-peers", members,
-                          "--raft-tick-ms", "20")
+                          "--raft-tick-ms", "20", ca=cluster_ca(tmp_path))
     try:
         fourth.start()
 
@@ -157,7 +164,7 @@ def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, 
         until(lambda: members_now() == {1: "yes", 2: "yes", 3: "yes", 4: "yes"}, 20,
               what="server 4 promoted to voter")
         # The newcomer serves writes and (linearizable) reads like the others.
-        r = httpx.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "from-four"}})
         assert r.status_code == 201, r.text
         # Retire a follower: the cluster goes on with the other three.
@@ -165,14 +172,14 @@ def test_a_server_joins_as_a_learner_is_promoted_and_another_is_removed(agents, 
         assert raft_cli("remove-peer", str(gone)).returncode == 0
         until(lambda: set(members_now()) == {1, 2, 3, 4} - {gone}, 20, what=f"{gone} removed")
         agents[gone].close()
-        r = httpx.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{fourth.url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "after-removal"}})
         assert r.status_code == 201, r.text
     finally:
         fourth.close()
 
 
-def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(agents):
+def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(agents, http):
     """A client writes the whole time through whichever agent answers; the leader's agent
     is killed -9 three times (and started again from its disk).  Every write that was
     acknowledged is there at the end, on every agent."""
@@ -189,7 +196,7 @@ def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(
                 if not (a.proc and a.proc.poll() is None and a.url):
                     continue
                 try:
-                    r = httpx.post(f"{a.url}/api/v1/namespaces/default/configmaps", timeout=3,
+                    r = http.post(f"{a.url}/api/v1/namespaces/default/configmaps", timeout=3,
                                    json={"metadata": {"name": name}})
                 except httpx.HTTPError:
                     continue
@@ -217,52 +224,53 @@ def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(
         thread.join(10)
     assert len(acked) > 20, acked
     for i in (1, 2, 3):
-        have = {c["metadata"]["name"] for c in httpx.get(
+        have = {c["metadata"]["name"] for c in http.get(
             f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=10).json()["items"]}
         lost = [n for n in acked if n not in have]
         assert not lost, f"agent {i} lacks acknowledged writes {lost[:10]}"
 
 
-def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_path):
+def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_path, http):
     """An agent started with --servers keeps a copy of the store: its API serves
     linearizable reads and watches from the copy and writes through a server; it runs no
     coordinator; when the server it follows is killed it goes on with another, and a watch
     on its API does not notice."""
     until(lambda: leader_of(agents), what="one coordinator")
     client = AgentProcess(tmp_path / "client", "client", "--no-fsync", "--servers",
-                          ",".join(a.url for a in agents.values()))
+                          ",".join(a.url for a in agents.values()), "--join-token-file",
+                          str(agents[1].join_token()))
     try:
         client.start()
-        r = httpx.post(f"{agents[1].url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{agents[1].url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "on-server"}, "data": {"k": "1"}})
         assert r.status_code == 201, r.text
         # Read right after a write elsewhere: the client's API is linearizable.
-        r = httpx.get(f"{client.url}/api/v1/namespaces/default/configmaps/on-server", timeout=10)
+        r = http.get(f"{client.url}/api/v1/namespaces/default/configmaps/on-server", timeout=10)
         assert r.status_code == 200 and r.json()["data"] == {"k": "1"}, r.text
-        assert r.json()["metadata"]["resourceVersion"] == httpx.get(
+        assert r.json()["metadata"]["resourceVersion"] == http.get(
             f"{agents[2].url}/api/v1/namespaces/default/configmaps/on-server",
             timeout=10).json()["metadata"]["resourceVersion"]
         # Writes through the client land on every server.
-        r = httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "via-client"}})
         assert r.status_code == 201, r.text
         for a in agents.values():
-            assert httpx.get(f"{a.url}/api/v1/namespaces/default/configmaps/via-client",
+            assert http.get(f"{a.url}/api/v1/namespaces/default/configmaps/via-client",
                              timeout=10).status_code == 200
         # A watch on the client's API, then the server it follows is killed -9.
         followed = client.log_text().split("store copy: following ")[1].split()[0]
         victim = next(i for i, a in agents.items() if a.url == followed)
         rv = r.json()["metadata"]["resourceVersion"]
         seen: list[str] = []
-        with httpx.stream("GET", f"{client.url}/api/v1/namespaces/default/configmaps",
+        with http.stream("GET", f"{client.url}/api/v1/namespaces/default/configmaps",
                           params={"watch": "1", "resourceVersion": rv}, timeout=30) as watch:
             agents[victim].proc.send_signal(signal.SIGKILL)
             agents[victim].proc.wait()
             survivor = next(i for i in agents if i != victim)
-            until(lambda: httpx.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
+            until(lambda: http.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
                                      "configmaps", json={"metadata": {"name": "after-kill"}},
                                      timeout=5).status_code == 201, what="a write after the kill")
-            r = until(lambda: httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps",
+            r = until(lambda: http.post(f"{client.url}/api/v1/namespaces/default/configmaps",
                                          json={"metadata": {"name": "client-after-kill"}},
                                          timeout=10).status_code in (201, 409),
                       what="a write through the client after the kill")
@@ -278,7 +286,7 @@ def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_pat
         client.close()
 
 
-def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joins(tmp_path):
+def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joins(tmp_path, http):
     """No static member list: server 1 knows no one, 2 and 3 know server 1's API; once
     the three found each other they form one cluster; a restarted server keeps its
     membership; a fourth that finds the cluster asks to be added and becomes a voter."""
@@ -288,33 +296,33 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
         extra = ("--raft-seeds", ",".join(seeds)) if seeds else ()
         return AgentProcess(tmp_path / f"b{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
                             "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-tick-ms", "20",
-                            "--raft-bootstrap-expect", "3", *extra)
+                            "--raft-bootstrap-expect", "3", *extra, ca=cluster_ca(tmp_path))
     procs = {1: server(1)}
     try:
         procs[1].start()
         time.sleep(0.5)  # alone it waits: no cluster of one
-        assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["members"] == []
+        assert http.get(f"{procs[1].url}/raft", timeout=5).json()["members"] == []
         for bad, field in (({"id": "x"}, "id"), ({"id": 7, "address": "nowhere"}, "address"),
                            ({"id": 7, "address": "h:1", "api": "ftp://x"}, "api"), ([], "body")):
-            r = httpx.post(f"{procs[1].url}/raft/hello", json=bad, timeout=5)
+            r = http.post(f"{procs[1].url}/raft/hello", json=bad, timeout=5)
             assert r.status_code == 400 and r.json()["message"].startswith(field), r.text
         # A hello that names a server nobody can reach counts for nothing: a server is
         # counted once it answered itself (a forged one once became a voter).
         forged = {"id": 9, "address": "127.0.0.1:1", "api": "http://127.0.0.1:1"}
-        assert httpx.post(f"{procs[1].url}/raft/hello", json=forged, timeout=5).status_code == 200
+        assert http.post(f"{procs[1].url}/raft/hello", json=forged, timeout=5).status_code == 200
         time.sleep(1.0)  # two bootstrap rounds
-        assert httpx.get(f"{procs[1].url}/raft", timeout=5).json()["known"] == [
+        assert http.get(f"{procs[1].url}/raft", timeout=5).json()["known"] == [
             {"id": 1, "address": f"127.0.0.1:{ports[0]}", "api": procs[1].url}]
         for i in (2, 3):
             procs[i] = server(i, procs[1].url).start()
 
         def voters(a: AgentProcess) -> set[int]:
-            st = httpx.get(f"{a.url}/raft", timeout=5).json()
+            st = http.get(f"{a.url}/raft", timeout=5).json()
             return {m["id"] for m in st["members"] if m["voter"]}
         for a in procs.values():
             until(lambda a=a: voters(a) == {1, 2, 3}, what=f"{a.name} in the cluster of three")
         leader = until(lambda: leader_of(procs), what="one coordinator")
-        r = httpx.post(f"{procs[2].url}/api/v1/namespaces/default/configmaps", timeout=10,
+        r = http.post(f"{procs[2].url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "bootstrapped"}})
         assert r.status_code == 201, r.text
         # A restart does not bootstrap again: the membership was saved.
@@ -334,7 +342,7 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
                              capture_output=True, text=True, timeout=30)
         assert add.returncode == 0, add.stderr
         until(lambda: voters(procs[leader]) == {1, 2, 3, 4}, 30, what="server 4 a voter")
-        r = httpx.get(f"{procs[4].url}/api/v1/namespaces/default/configmaps/bootstrapped",
+        r = http.get(f"{procs[4].url}/api/v1/namespaces/default/configmaps/bootstrapped",
                       timeout=10)
         assert r.status_code == 200, r.text
     finally:
@@ -342,14 +350,19 @@ def test_servers_started_with_bootstrap_expect_form_a_cluster_and_a_late_one_joi
             p.close()
 
 
-def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
+def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path, http):
     """Servers with bootstrap_expect and no seed list but gossip form a cluster; an agent
     that is not a server, given only one gossip address, finds the servers and works
     through them; 'nodeagent members' shows everyone; a killed agent is seen failed and a
     stopped one as left."""
+    import base64
+    import os
     import subprocess
     import sys
     raft_ports, gossip_ports = free_ports(3), free_ports(5)
+    key = tmp_path / "gossip.key"  # the servers of a cluster formed at once share one
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
+    key.chmod(0o600)
 
     def gossip(i: int, *more: str) -> tuple[str, ...]:
         seed = () if i == 1 else ("--gossip-join", f"127.0.0.1:{gossip_ports[0]}")
@@ -361,16 +374,20 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
             procs[i] = AgentProcess(tmp_path / f"g{i}", f"node{i}", "--no-fsync", "--raft-id",
                                     str(i), "--raft-listen", f"127.0.0.1:{raft_ports[i - 1]}",
                                     "--raft-tick-ms", "20", "--raft-bootstrap-expect", "3",
-                                    *gossip(i)).start()
+                                    "--gossip-key-file", str(key), *gossip(i),
+                                    ca=cluster_ca(tmp_path)).start()
         leader = until(lambda: leader_of(procs), what="a leader, bootstrapped through gossip")
-        # The client knows one gossip address and nothing else; it starts once it found a
-        # server and copied the store.
+        # The client knows one gossip address and a server to join through (which hands it
+        # its certificates and the gossip key); it starts once it found a server by gossip
+        # and copied the store.
         client = procs[4] = AgentProcess(tmp_path / "g4", "client", "--no-fsync",
-                                         "--node-labels", "zone=a,disk=ssd", *gossip(4)).start()
-        r = httpx.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
+                                         "--node-labels", "zone=a,disk=ssd", "--join-url",
+                                         procs[1].url, "--join-token-file",
+                                         str(procs[1].join_token()), *gossip(4)).start()
+        r = http.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
                        json={"metadata": {"name": "via-gossip"}})
         assert r.status_code == 201, r.text
-        assert httpx.get(f"{procs[leader].url}/api/v1/namespaces/default/configmaps/via-gossip",
+        assert http.get(f"{procs[leader].url}/api/v1/namespaces/default/configmaps/via-gossip",
                          timeout=10).status_code == 200
 
         def members(via: int = 1) -> dict[str, tuple[str, str]]:
@@ -384,7 +401,7 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
                 "node3": ("alive", "server"), "client": ("alive", "client")}
         # Both views asked below: node2 may hear of the client a moment after node1.
         until(lambda: members() == four and members(2) == four, what="four members alive")
-        rows = {m["name"]: m for m in httpx.get(f"{procs[2].url}/gossip/members",
+        rows = {m["name"]: m for m in http.get(f"{procs[2].url}/gossip/members",
                                                   timeout=10).json()["members"]}
         assert rows["client"]["labels"] == {"zone": "a", "disk": "ssd"}
         assert rows[f"node{leader}"]["raft"].startswith(f"{leader}=127.0.0.1:")
@@ -402,7 +419,7 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
                              timeout=30)
         assert bad.returncode != 0 and "name" in bad.stderr
         # On the network API the operator's calls are not served at all.
-        assert httpx.post(f"{client.url}/gossip/events", json={"name": "x"},
+        assert http.post(f"{client.url}/gossip/events", json={"name": "x"},
                           timeout=10).status_code == 404
         procs[4].proc.send_signal(signal.SIGKILL)
         procs[4].proc.wait()
@@ -427,7 +444,7 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path):
             p.close()
 
 
-def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
+def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path, http):
     """Agents gossip encrypted; 'nodeagent keys install|use|remove' through one agent
     rotates every agent's keyring (the change travels as an encrypted gossip event);
     nobody is suspected meanwhile, and an agent that has only the new key joins."""
@@ -452,7 +469,7 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
                             "--raft-listen", f"127.0.0.1:{raft_ports[i - 1]}", "--raft-tick-ms",
                             "20", "--raft-bootstrap-expect", "3", "--gossip-listen",
                             f"127.0.0.1:{gossip_ports[i - 1]}", "--gossip-profile", "local",
-                            "--gossip-key-file", str(key), *seed)
+                            "--gossip-key-file", str(key), *seed, ca=cluster_ca(tmp_path))
 
     def cli(*args: str, via: AgentProcess) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "nodeagent", *args, "--socket",
@@ -489,32 +506,33 @@ def test_gossip_keys_rotate_across_agents_without_losing_anyone(tmp_path):
         procs[4] = AgentProcess(tmp_path / "k4", "client", "--no-fsync", "--gossip-listen",
                                 f"127.0.0.1:{gossip_ports[3]}", "--gossip-profile", "local",
                                 "--gossip-key-file", str(files["new"]), "--gossip-join",
-                                f"127.0.0.1:{gossip_ports[0]}").start()
+                                f"127.0.0.1:{gossip_ports[0]}", "--join-url", procs[1].url,
+                                "--join-token-file", str(procs[1].join_token())).start()
         until(lambda: "client=alive" in statuses(procs[1]), what="the newcomer alive")
     finally:
         for p in procs.values():
             p.close()
 
 
-def test_watches_go_on_across_a_leader_change_resuming_from_their_resource_version(agents):
+def test_watches_go_on_across_a_leader_change_resuming_from_their_resource_version(agents, http):
     """A client watching through the leader's API, whose leader is then killed, starts the
     watch again on another agent from the last resourceVersion it saw (what kubectl and
     informers do): it gets every change since, once each, in order, though a new leader
     committed some of them; and a watch on a follower's API is not even interrupted."""
     import json
     import threading
-    until(lambda: httpx.get(f"{agents[1].url}/api/v1/namespaces/default", timeout=5)
+    until(lambda: http.get(f"{agents[1].url}/api/v1/namespaces/default", timeout=5)
           .status_code == 200, what="the default namespace")
     leader = until(lambda: leader_of(agents), what="a leader")
     follower = next(i for i in agents if i != leader)
-    rv = httpx.get(f"{agents[leader].url}/api/v1/namespaces/default/configmaps",
+    rv = http.get(f"{agents[leader].url}/api/v1/namespaces/default/configmaps",
                    timeout=10).json()["metadata"]["resourceVersion"]
     seen: dict[str, list[str]] = {"leader": [], "follower": []}
     last_rv = {"leader": rv}
 
     def watch(who: str, url: str, since: str) -> None:
         try:
-            with httpx.stream("GET", f"{url}/api/v1/namespaces/default/configmaps",
+            with http.stream("GET", f"{url}/api/v1/namespaces/default/configmaps",
                               params={"watch": "1", "resourceVersion": since},
                               timeout=httpx.Timeout(10, read=30)) as resp:
                 for line in resp.iter_lines():
@@ -532,7 +550,7 @@ def test_watches_go_on_across_a_leader_change_resuming_from_their_resource_versi
     on_leader.start()
 
     def create(i: int, name: str) -> bool:
-        r = httpx.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=5,
+        r = http.post(f"{agents[i].url}/api/v1/namespaces/default/configmaps", timeout=5,
                        json={"metadata": {"name": name}})
         return r.status_code == 201
     for n in range(10):

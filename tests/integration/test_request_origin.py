@@ -15,7 +15,7 @@ EXEC = "/api/v1/namespaces/default/pods/nope/exec?command=sh"
 
 
 def _ws(agent: AgentProcess, **kw):
-    return connect("ws" + agent.url.removeprefix("http") + EXEC,
+    return connect("wss" + agent.url.removeprefix("https") + EXEC, ssl=agent.tls(),
                    subprotocols=["v4.channel.k8s.io"], open_timeout=5, **kw)  # type: ignore[list-item]
 
 
@@ -26,8 +26,8 @@ def test_a_websocket_from_a_foreign_origin_is_refused(shared_agent: AgentProcess
 
 
 def test_a_websocket_from_no_origin_or_its_own_origin_is_served(shared_agent: AgentProcess) -> None:
-    host = shared_agent.url.removeprefix("http://")
-    for kw in ({}, {"origin": f"http://{host}"}):
+    host = shared_agent.url.removeprefix("https://")
+    for kw in ({}, {"origin": f"https://{host}"}):
         with _ws(shared_agent, **kw) as ws:
             message = ws.recv(timeout=5)
             assert isinstance(message, bytes) and message[0] == 3  # the error channel

@@ -11,7 +11,7 @@ import sys
 from test_raft_agents import agents, until  # noqa: F401  (the fixture)
 from test_raft_node import free_ports
 
-from agentproc import AgentProcess
+from agentproc import AgentProcess, cluster_ca
 
 
 def nodeagent(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -80,7 +80,7 @@ def test_a_backup_of_a_running_cluster_restores_into_one_agent_and_a_new_cluster
         peers = ",".join(f"{j}=127.0.0.1:{ports[j - 1]}" for j in (1, 2, 3) if j != i)
         new[i] = AgentProcess(tmp_path / f"r{i}", f"node{i}", "--no-fsync", "--raft-id", str(i),
                               "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-peers", peers,
-                              "--raft-tick-ms", "20")
+                              "--raft-tick-ms", "20", ca=cluster_ca(tmp_path / "new"))
         nodeagent("snapshot", "restore", str(backup), "--data-dir", str(new[i].data_dir),
                   "--raft-id", str(i), "--raft-voters", "1,2,3")
     try:
