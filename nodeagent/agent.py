@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 import trio
 
+from nodeagent.api import rbacdefaults
 from nodeagent.api.authn import Authenticator, BootstrapTokens, StaticTokens
 from nodeagent.api.listen import (
     ConnectionGate,
@@ -81,6 +82,7 @@ def sd_notify(message: str) -> None:
 
 
 async def ensure_namespaces(objects: ObjectStore) -> None:
+    """The built-in namespaces and the default RBAC policy, whichever is missing."""
     res = NAMESPACES
     assert res is not None
     for name in BUILTIN_NAMESPACES:
@@ -89,6 +91,7 @@ async def ensure_namespaces(objects: ObjectStore) -> None:
         except ApiError as exc:
             if exc.code != 409:
                 raise
+    await rbacdefaults.ensure_defaults(objects)
 
 
 async def run_agent(cfg: AgentConfig, *,

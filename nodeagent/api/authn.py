@@ -21,7 +21,6 @@ import base64
 import csv
 import datetime as dt
 import hmac
-import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,7 +102,11 @@ class StaticTokens:
         except OSError as exc:
             raise ConfigError("token_auth_file", f"cannot read {path}: {exc.strerror}") from None
         users: dict[str, User] = {}
-        for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                row = next(csv.reader([line]), [])
+            except csv.Error as exc:
+                raise ConfigError("token_auth_file", f"{path} line {n}: {exc}") from None
             if not row or row[0].startswith("#"):
                 continue
             if len(row) < 3 or not row[0].strip() or not row[1].strip():

@@ -15,7 +15,7 @@ Authorizers, in order:
    ``POST /raft/hello`` (servers finding each other) for Raft servers only.
 4. Agents (``system:nodes``): every other request.  The Node authorizer that narrows
    this to what a node's own pods need is not written yet.
-5. Everyone else: denied until RBAC is in.
+5. RBAC (rbac.py) for everyone else.
 
 An authorizer answers ALLOW, DENY or NO_OPINION; all having none is a denial.
 """
@@ -30,8 +30,8 @@ from nodeagent.api.authn import BOOTSTRAPPERS, User
 from nodeagent.api.routes import Target
 from nodeagent.clusterpki import ADMIN_GROUP, NODE_GROUP, SERVER_GROUP
 
-__all__ = ["Attributes", "Authorizer", "Decision", "Union", "default_authorizer",
-           "forbidden_message", "request_attributes"]
+__all__ = ["Attributes", "Authorizer", "Decision", "Union", "chain", "forbidden_message",
+           "request_attributes"]
 
 
 class Decision(enum.Enum):
@@ -151,5 +151,6 @@ class Union:
         return Decision.DENY, "; ".join(reasons)
 
 
-def default_authorizer() -> Union:
-    return Union(SuperUser(), Bootstrap(), AgentPaths(), Nodes())
+def chain(*more: Authorizer) -> Union:
+    """The authorizers in their order, RBAC (``more``) last."""
+    return Union(SuperUser(), Bootstrap(), AgentPaths(), Nodes(), *more)

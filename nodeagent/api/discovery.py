@@ -7,7 +7,9 @@ import sys
 from typing import Any
 
 from nodeagent import __version__
-from nodeagent.objects.kinds import RESOURCES, groups
+from nodeagent.api.reviews import REVIEWS
+from nodeagent.objects.kinds import RESOURCES
+from nodeagent.objects.kinds import groups as kind_groups
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 # The Kubernetes API level our objects and paths follow.
@@ -30,15 +32,20 @@ def api_versions() -> dict[str, Any]:
     return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
 
 
+def groups() -> list[str]:
+    """Every API group served: the kinds' and the reviews' (create-only)."""
+    return sorted(set(kind_groups()) | {r.group for r in REVIEWS})
+
+
 def _group_doc(name: str) -> dict[str, Any]:
-    version = next(r.version for r in RESOURCES if r.group == name)
+    version = next((r.version for r in RESOURCES if r.group == name), "v1")
     gv = {"groupVersion": f"{name}/{version}", "version": version}
     return {"name": name, "versions": [gv], "preferredVersion": gv}
 
 
 def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group_doc(g) for g in sorted(groups())]}
+            "groups": [_group_doc(g) for g in groups()]}
 
 
 def api_group(name: str) -> dict[str, Any] | None:
@@ -63,6 +70,10 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             rows.append({"name": f"{r.plural}/status", "singularName": "",
                          "namespaced": r.namespaced, "kind": r.kind,
                          "verbs": ["get", "patch", "update"]})
+    if version == "v1":
+        rows.extend({"name": r.plural, "singularName": r.kind.lower(),
+                     "namespaced": r.namespaced, "kind": r.kind, "verbs": ["create"]}
+                    for r in REVIEWS if r.group == group)
     if not rows:
         return None
     gv = f"{group}/{version}" if group else version

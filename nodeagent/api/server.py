@@ -24,12 +24,14 @@ from hypercorn.trio import serve
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from nodeagent.api import discovery, replica
+from nodeagent.api import discovery, replica, reviews
+from nodeagent.api import protobuf as pb
 from nodeagent.api.authn import ANONYMOUS, Authenticator, User
 from nodeagent.api.authz import (
+    Attributes,
     Authorizer,
     Decision,
-    default_authorizer,
+    chain,
     forbidden_message,
     request_attributes,
 )
@@ -45,6 +47,7 @@ from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.raftadmin import hello, raft_status
+from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
@@ -110,7 +113,8 @@ class ApiApp:
                  join: Callable[[User, Any], Awaitable[Any]] | None = None) -> None:
         self.objects = objects
         self.authenticator = authenticator
-        self.authorizer = authorizer or default_authorizer()
+        self.rbac = Rbac(objects)
+        self.authorizer = authorizer or chain(self.rbac)
         self.tls = tls
         self.ca_bundle = ca_bundle  # the CAs' PEM, for /cacerts
         self.join = join  # POST /join: (bootstrap user, body) -> credentials
@@ -192,9 +196,13 @@ class ApiApp:
         user: User = request.scope.get("nodeagent.user", ANONYMOUS)
         if self.authenticator is None or (user.anonymous and path in PUBLIC_PATHS):
             return
-        attrs = request_attributes(user, request.method, path, target,
-                                   watch=_truthy(request.query_params.get("watch")),
-                                   websocket=websocket)
+        self._authorize_attributes(request_attributes(
+            user, request.method, path, target, watch=_truthy(request.query_params.get("watch")),
+            websocket=websocket))
+
+    def _authorize_attributes(self, attrs: Attributes) -> None:
+        if self.authenticator is None:
+            return
         decision, reason = self.authorizer.authorize(attrs)
         if decision is not Decision.ALLOW:
             details = {"name": attrs.name, "group": attrs.api_group, "kind": attrs.resource} \
@@ -213,6 +221,9 @@ class ApiApp:
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         method = request.method
+        review = reviews.match(path)
+        if review is not None:
+            return await self._review(request, *review)
         # metrics.k8s.io is served here, not from the kinds table (authorized as a path)
         target = None if path.startswith("/apis/metrics.k8s.io/") else parse_resource_path(path)
         self._authorize(request, target, path)
@@ -253,6 +264,20 @@ class ApiApp:
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
+
+    async def _review(self, request: Request, review: reviews.Review,
+                      namespace: str) -> Response:
+        """An access or rules review (reviews.py): create-only, answered, not stored."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{review.plural} can only be created")
+        user: User = request.scope.get("nodeagent.user", ANONYMOUS)
+        self._authorize_attributes(Attributes(user, "create", True, api_group=review.group,
+                                              api_version="v1", resource=review.plural,
+                                              namespace=namespace, path=request.url.path))
+        body = await self._body(request, protobuf=True)
+        return json_response(reviews.answer(
+            review, namespace, body, user, self.authorizer,
+            lambda u, ns: list(self.rbac.policy().rules_for(u, ns))), 201)
 
     def _cluster_view(self, path: str, method: str) -> Response | None:
         """GET /raft and GET /gossip/members: read-only, on the API and the operator socket."""
@@ -538,8 +563,12 @@ class ApiApp:
         raw = await self._raw_body(request)
         return await off_loop(len(raw) > HEAVY_BYTES, _parse_json, raw)
 
-    async def _body(self, request: Request, patch: bool = False) -> Any:
+    async def _body(self, request: Request, patch: bool = False, protobuf: bool = False) -> Any:
+        """The body as a JSON value.  ``protobuf``: the request's kind is one protobuf.py
+        reads (kubectl sends those as protobuf)."""
         ctype = _content_type(request)
+        if protobuf and ctype == pb.MEDIA_TYPE:
+            return pb.decode(await self._raw_body(request))
         if ctype and not patch and ctype not in JSON_TYPES | YAML_TYPES:
             raise ApiError(415, "UnsupportedMediaType",
                            f'the body of the request was in an unknown format - accepted media '

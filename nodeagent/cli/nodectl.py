@@ -972,6 +972,62 @@ def rollout_resume(ctx: Ctx, target: str) -> None:
 # --- version / api-resources -----------------------------------------------------------------------
 
 
+@cli.group()
+def auth() -> None:
+    """What the server lets you do: can-i, whoami."""
+
+
+@auth.command("can-i")
+@click.argument("verb")
+@click.argument("what", required=False)
+@click.option("-A", "--all-namespaces", "all_ns", is_flag=True,
+              help="In every namespace (a cluster-wide permission).")
+@click.option("--subresource", default="", help="A subresource: log, exec, status, scale...")
+@click.option("--list", "as_list", is_flag=True, help="Everything you may do in the namespace.")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing: the exit code answers.")
+@common
+def auth_can_i(ctx: Ctx, verb: str, what: str | None, all_ns: bool, subresource: str,
+               as_list: bool, quiet: bool) -> None:
+    """Ask whether an action is allowed: 'auth can-i create pods', 'auth can-i get
+    pods/kubia -n team', 'auth can-i get /healthz'; exit 0 for yes, 1 for no."""
+    from nodeagent.cli import auth as auth_ops
+    ns = "" if all_ns else (ctx.namespace or "default")
+    if as_list:
+        answer = ctx.client.request("POST", "/apis/authorization.k8s.io/v1/"
+                                    "selfsubjectrulesreviews",
+                                    body={"apiVersion": "authorization.k8s.io/v1",
+                                          "kind": "SelfSubjectRulesReview",
+                                          "spec": {"namespace": ns}})
+        table_rows = auth_ops.rules_table(answer.get("status") or {})
+        click.echo(format_rows(table_rows))
+        return
+    if not what:
+        fail("error: you must specify two arguments: verb resource or verb resource/resourceName")
+    review, warning = auth_ops.access_review(verb, what, ns, subresource)
+    if warning and not quiet:
+        click.echo(warning, err=True)
+    answer = ctx.client.request("POST", "/apis/authorization.k8s.io/v1/"
+                                "selfsubjectaccessreviews", body=review)
+    status = answer.get("status") or {}
+    allowed = bool(status.get("allowed"))
+    if not quiet:
+        reason = status.get("reason") or ""
+        click.echo("yes" if allowed else ("no - " + reason if reason else "no"))
+    if not allowed:
+        raise SystemExit(1)
+
+
+@auth.command("whoami")
+@common
+def auth_whoami(ctx: Ctx) -> None:
+    """Who the server takes you for (a SelfSubjectReview)."""
+    from nodeagent.cli import auth as auth_ops
+    answer = ctx.client.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                body={"apiVersion": "authentication.k8s.io/v1",
+                                      "kind": "SelfSubjectReview"})
+    click.echo(format_rows(auth_ops.whoami_table(answer.get("status") or {})))
+
+
 @cli.command()
 @click.option("--client", "client_only", is_flag=True, help="Only the client version.")
 @common

@@ -15,12 +15,14 @@ from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret
 from nodeagent.objects.meta import Model
 from nodeagent.objects.networking import Ingress
 from nodeagent.objects.pod import Pod
+from nodeagent.objects.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from nodeagent.objects.service import Endpoints, Service
 from nodeagent.objects.storage import PersistentVolume, PersistentVolumeClaim
 from nodeagent.objects.validation import (
     dns1035_label_errors,
     dns1123_label_errors,
     dns1123_subdomain_errors,
+    path_segment_errors,
 )
 
 __all__ = ["RESOURCES", "Resource", "by_kind", "by_plural", "lookup"]
@@ -92,9 +94,21 @@ DEPLOYMENTS = Resource("Deployment", "deployments", "deployment", "apps", "v1", 
 INGRESSES = Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
                      ("ing",), other_versions=("extensions/v1beta1", "networking.k8s.io/v1beta1"))
 
+_RBAC = "rbac.authorization.k8s.io"
+ROLES = Resource("Role", "roles", "role", _RBAC, "v1", True, Role, has_status=False,
+                 name_check=path_segment_errors)
+CLUSTER_ROLES = Resource("ClusterRole", "clusterroles", "clusterrole", _RBAC, "v1", False,
+                         ClusterRole, has_status=False, name_check=path_segment_errors)
+ROLE_BINDINGS = Resource("RoleBinding", "rolebindings", "rolebinding", _RBAC, "v1", True,
+                         RoleBinding, has_status=False, name_check=path_segment_errors)
+CLUSTER_ROLE_BINDINGS = Resource("ClusterRoleBinding", "clusterrolebindings",
+                                 "clusterrolebinding", _RBAC, "v1", False, ClusterRoleBinding,
+                                 has_status=False, name_check=path_segment_errors)
+
 RESOURCES: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, EVENTS, PERSISTENT_VOLUMES,
-    PERSISTENT_VOLUME_CLAIMS, REPLICASETS, DEPLOYMENTS, INGRESSES)
+    PERSISTENT_VOLUME_CLAIMS, REPLICASETS, DEPLOYMENTS, INGRESSES, ROLES, CLUSTER_ROLES,
+    ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
 
 _BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {r.kind: r for r in RESOURCES}

@@ -23,6 +23,7 @@ __all__ = [
     "dns1123_subdomain_errors",
     "label_key_errors",
     "label_value_errors",
+    "path_segment_errors",
     "port_name_errors",
     "port_number_errors",
 ]
@@ -153,6 +154,20 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
                     "characters, '-' or '.', and must start and end with an alphanumeric "
                     "character (e.g. 'example.com', regex used for validation is "
                     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+    return errs
+
+
+def path_segment_errors(value: str) -> list[str]:
+    """What a name must be when it goes in a URL and nothing more (apimachinery's
+    ValidatePathSegmentName): RBAC's names, like system:controller:x."""
+    errs = []
+    if value in (".", ".."):
+        errs.append(f'may not be \'{value}\'')
+    for bad in ("/", "%"):
+        if bad in value:
+            errs.append(f"may not contain '{bad}'")
+    if len(value) > 253:
+        errs.append("must be no more than 253 characters")
     return errs
 
 
