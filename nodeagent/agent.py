@@ -53,6 +53,7 @@ from nodeagent.objects.kinds import NAMESPACES, NODES, SECRETS
 from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
+from nodeagent.podmanager.secrets import RemoteSecrets
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.raft.transport import PeerTls
 from nodeagent.raftbootstrap import bootstrap, load_members
@@ -156,7 +157,7 @@ async def run_agent(cfg: AgentConfig, *,
         sd_notify(f"READY=1\nSTATUS={serving}" + ("; starting the node" if cfg.launcher_socket else ""))
         nursery.start_soon(_watchdog, store)
         if cfg.launcher_socket:
-            await _run_pods(cfg, objects, app, addresses, rules_applied, nursery)
+            await _run_pods(cfg, objects, app, addresses, rules_applied, nursery, contexts)
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
         # What start-up made (modules, classes, the store as recovered) lives as long as the
@@ -285,7 +286,8 @@ def _coordinator(cfg: AgentConfig, membership: Membership | None
 
 
 async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, addresses: list[str],
-                    rules_applied: RulesProgress | None, nursery: trio.Nursery) -> None:
+                    rules_applied: RulesProgress | None, nursery: trio.Nursery,
+                    contexts: Contexts | None) -> None:
     """This node's pod manager, its usage metrics, its Node and, in a cluster with a pod
     network, its routes to the other nodes' pods.  The Node is offered to the scheduler
     after the pod manager runs -- unless the coordinator must first give the Node its
@@ -298,7 +300,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     if registered_first:
         await nursery.start(reporter.run)
         cidr = await _assigned_cidr(objects, cfg.name)
-    pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr)
+    pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr, contexts)
     usage = Metrics(cfg.name, pods.runtime)
     app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
     app.exec, app.metrics = pods.exec, usage
@@ -331,7 +333,8 @@ async def _assigned_cidr(objects: ObjectStore, name: str) -> str:
 
 
 async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[str],
-                       rules_applied: RulesProgress | None, cidr: str) -> PodManager:
+                       rules_applied: RulesProgress | None, cidr: str,
+                       contexts: Contexts | None) -> PodManager:
     """Connect to (or start) the launcher and build the pod manager around it."""
     launcher = await ensure_launcher(cfg.launcher_socket, os.path.join(cfg.data_dir, "containers"))
     known = (await launcher.call(Op.LIST)).get("containers") or []
@@ -344,7 +347,16 @@ async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[s
                       ImageStore(cfg.images_dir or os.path.join(cfg.data_dir, "images")),
                       os.path.join(cfg.data_dir, "kubelet"), net=net,
                       node_ip=addresses[0] if addresses else "127.0.0.1",
-                      cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied)
+                      cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied,
+                      secrets=_remote_secrets(objects.store, contexts))
+
+
+def _remote_secrets(store: Any, contexts: Contexts | None) -> RemoteSecrets | None:
+    """A node that is not a server asks a server for its pods' Secrets (its copy holds
+    none: api/replica.py)."""
+    if not isinstance(store, RemoteStore) or contexts is None:
+        return None
+    return RemoteSecrets(lambda: store.server, contexts.client)
 
 
 def _reachable(url: str, addresses: list[str]) -> str:

@@ -13,8 +13,8 @@ Authorizers, in order:
 2. Bootstrap tokens may join, and nothing else.
 3. The agents' own paths: the replica stream (``/replica/...``) is for nodes, and
    ``POST /raft/hello`` (servers finding each other) for Raft servers only.
-4. Agents (``system:nodes``): every other request.  The Node authorizer that narrows
-   this to what a node's own pods need is not written yet.
+4. The Raft servers' node credentials may do anything; any other node's, what the Node
+   authorizer allows (nodeauth.py).
 5. RBAC (rbac.py) for everyone else.
 
 An authorizer answers ALLOW, DENY or NO_OPINION; all having none is a denial.
@@ -131,11 +131,6 @@ class AgentPaths:
         return Decision.NO_OPINION, ""
 
 
-class Nodes:
-    def authorize(self, a: Attributes) -> tuple[Decision, str]:
-        return (Decision.ALLOW, "") if NODE_GROUP in a.user.groups else (Decision.NO_OPINION, "")
-
-
 class Union:
     def __init__(self, *authorizers: Authorizer) -> None:
         self.authorizers = authorizers
@@ -152,5 +147,6 @@ class Union:
 
 
 def chain(*more: Authorizer) -> Union:
-    """The authorizers in their order, RBAC (``more``) last."""
-    return Union(SuperUser(), Bootstrap(), AgentPaths(), Nodes(), *more)
+    """The authorizers in their order: these, then ``more`` (the servers', the Node
+    authorizer and RBAC, which read the store)."""
+    return Union(SuperUser(), Bootstrap(), AgentPaths(), *more)

@@ -48,6 +48,7 @@ from nodeagent.store import (
     StoreClosedError,
     StoreUnavailableError,
     Txn,
+    TxnForbiddenError,
     TxnRejectedError,
     TxnResult,
     TxnTooLargeError,
@@ -653,6 +654,8 @@ class ObjectStore:
             raise ApiError(413, "RequestEntityTooLarge", str(exc)) from None
         except TxnRejectedError as exc:
             raise ApiError.bad_request(str(exc)) from None
+        except TxnForbiddenError as exc:
+            raise ApiError(403, "Forbidden", f"this agent is not a server, and {exc}") from None
 
     async def read_barrier(self) -> None:
         """With a replicated store, wait until reads here see every write committed before

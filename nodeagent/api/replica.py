@@ -40,10 +40,16 @@ from nodeagent.store.errors import StoreError, TxnTooLargeError
 from nodeagent.store.mvcc import Event, OpKind, Txn, check_txn_size
 from nodeagent.store.wire import KEEPALIVE_S, MEDIA_TYPE, encode_result, event_rows, pack
 
-__all__ = ["MEDIA_TYPE", "barrier", "check_command", "stream", "txn"]
+__all__ = ["MEDIA_TYPE", "SECRETS_PREFIX", "barrier", "check_command", "resource_of", "stream",
+           "txn"]
+
+SECRETS_PREFIX = "/registry/secrets/"
 
 
-def stream(objects: ObjectStore, revision_param: str) -> Response:
+def stream(objects: ObjectStore, revision_param: str, *, secrets: bool = True) -> Response:
+    """``secrets`` False (a copy for a node that is not a server): no Secret is sent, in
+    the state or among the changes; a change left with nothing to send still moves the
+    copy's revision on (a "rev" message), so its read barriers are not held up."""
     try:
         revision = int(revision_param or "0")
         if revision < 0:
@@ -52,8 +58,9 @@ def stream(objects: ObjectStore, revision_param: str) -> Response:
         raise ApiError.bad_request(f"revision: {revision_param!r} is not a revision") from exc
     store: Any = objects.store
     snapshot = b""
+    exclude = () if secrets else (SECRETS_PREFIX,)
     if revision == 0 or revision < store.compact_revision:
-        snapshot = store.mvcc.snapshot()
+        snapshot = store.mvcc.snapshot(exclude=exclude)
         revision = store.revision
     # No await between the snapshot and the watch: nothing applied in between is missed.
     watch, backlog = store.watch("", revision + 1)
@@ -63,7 +70,7 @@ def stream(objects: ObjectStore, revision_param: str) -> Response:
             if snapshot:
                 yield pack({"t": "snap", "state": snapshot})
             if backlog:
-                yield pack({"t": "ev", "e": event_rows(backlog)})
+                yield _changes(backlog, exclude)
             while True:
                 batch: list[Event] | None = None
                 with trio.move_on_after(KEEPALIVE_S):
@@ -79,11 +86,23 @@ def stream(objects: ObjectStore, revision_param: str) -> Response:
                         batch = batch + watch.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                yield pack({"t": "ev", "e": event_rows(batch)})
+                yield _changes(batch, exclude)
         finally:
             watch.close()
 
     return StreamingResponse(body(), media_type=MEDIA_TYPE)
+
+
+def _changes(events: list[Event], exclude: tuple[str, ...]) -> bytes:
+    """An "ev" message of ``events`` but those under ``exclude``; with nothing left, a
+    "rev" message with their last revision."""
+    if exclude:
+        kept = [e for e in events if not e.kv.key.startswith(exclude)]
+        if len(kept) < len(events):
+            last = max(e.kv.mod_revision for e in events)
+            return (pack({"t": "ev", "e": event_rows(kept)}) if kept else b"") + \
+                pack({"t": "rev", "r": last})
+    return pack({"t": "ev", "e": event_rows(events)})
 
 
 # Compares or ops in one transaction from another agent: the API writes a handful.
@@ -103,10 +122,15 @@ def _decode_checked(body: bytes) -> Txn:
     return command
 
 
-async def txn(objects: ObjectStore, body: bytes) -> Response:
+async def txn(objects: ObjectStore, body: bytes, node: str | None = None) -> Response:
+    """``node``: a node that is not a server sent it, and may write only what
+    nodeauth.check_txn lets a node write."""
     # A large one is decoded and checked off the loop, as large API bodies are: a 1 MB
     # array of a million empty arrays held the loop 150 ms.
     command = await off_loop(len(body) > HEAVY_BYTES, _decode_checked, body)
+    if node is not None:
+        from nodeagent.api.nodeauth import check_txn
+        check_txn(objects, node, command)
     result = await objects.txn(command)  # 503 when no leader takes it
     return Response(encode_result(result), media_type=MEDIA_TYPE)
 
@@ -116,7 +140,7 @@ _ALLOCATION_KEY = re.compile(re.escape(ALLOCATIONS) + r"(clusterip/[0-9a-f.:]{1,
                              r"|nodeport/(TCP|UDP|SCTP)/[0-9]{1,5})")
 
 
-def _resource_of(key: str) -> tuple[Resource | None, str | None, str]:
+def resource_of(key: str) -> tuple[Resource | None, str | None, str]:
     """(resource, namespace, name) of an object's key; (None, None, "") for an allocation
     key; ApiError for any other key: the stream writes API objects, nothing else."""
     if _ALLOCATION_KEY.fullmatch(key):
@@ -133,11 +157,11 @@ def check_command(command: Txn) -> None:
     only, and every object put decodes and passes the same validation as a create, named
     and namespaced as its key says.  Raises ApiError 400/422 naming what is wrong."""
     for cmp in command.compares:
-        _resource_of(cmp.key)
+        resource_of(cmp.key)
     for op in command.success + command.failure:
         if op.kind is OpKind.DELETE_PREFIX:
             raise ApiError.bad_request("delete_prefix is not a write agents make")
-        res, namespace, name = _resource_of(op.key)
+        res, namespace, name = resource_of(op.key)
         if op.kind is not OpKind.PUT or res is None:
             continue
         obj = load_stored(op.value, op.key)

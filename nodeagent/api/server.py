@@ -36,6 +36,7 @@ from nodeagent.api.authz import (
     request_attributes,
 )
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, TlsPeers, serve_gated
+from nodeagent.api.nodeauth import NodeAuthorizer, Servers, node_name
 from nodeagent.api.objects import (
     HEAVY_BYTES,
     FieldSelector,
@@ -51,6 +52,7 @@ from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
+from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.kinds import PODS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
@@ -114,7 +116,7 @@ class ApiApp:
         self.objects = objects
         self.authenticator = authenticator
         self.rbac = Rbac(objects)
-        self.authorizer = authorizer or chain(self.rbac)
+        self.authorizer = authorizer or chain(Servers(), NodeAuthorizer(objects), self.rbac)
         self.tls = tls
         self.ca_bundle = ca_bundle  # the CAs' PEM, for /cacerts
         self.join = join  # POST /join: (bootstrap user, body) -> credentials
@@ -296,13 +298,18 @@ class ApiApp:
 
     async def _replica(self, request: Request, what: str) -> Response:
         method = request.method
+        # A node that is no server gets a copy without Secrets, and writes as itself.
+        user: User = request.scope.get("nodeagent.user", INSECURE_USER)
+        node = node_name(user) if SERVER_GROUP not in user.groups and \
+            self.authenticator is not None else None
         if what == "stream" and method == "GET":
-            return replica.stream(self.objects, request.query_params.get("revision", "0"))
+            return replica.stream(self.objects, request.query_params.get("revision", "0"),
+                                  secrets=node is None)
         if what == "txn" and method == "POST":
             if _content_type(request) != replica.MEDIA_TYPE:
                 raise ApiError(415, "UnsupportedMediaType",
                                f"a transaction is sent as {replica.MEDIA_TYPE}")
-            return await replica.txn(self.objects, await self._raw_body(request))
+            return await replica.txn(self.objects, await self._raw_body(request), node)
         if what == "barrier" and method == "POST":
             return await replica.barrier(self.objects)
         raise ApiError(404, "NotFound", f"no such replica call ({method} /replica/{what})")

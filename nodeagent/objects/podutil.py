@@ -11,9 +11,24 @@ from typing import Any
 from nodeagent.objects.quantity import parse_quantity
 from runtime.qos import ContainerResources, qos_class
 
-__all__ = ["REVISION", "condition", "container_resources", "controller_of", "default_pull_policy",
-           "int_or_percent", "is_active", "is_available", "is_ready", "owner_ref", "parse_time",
-           "pod_qos_class", "restarts", "revision_of", "tolerates"]
+__all__ = [
+    "REVISION",
+    "condition",
+    "container_resources",
+    "controller_of",
+    "default_pull_policy",
+    "int_or_percent",
+    "is_active",
+    "is_available",
+    "is_ready",
+    "owner_ref",
+    "parse_time",
+    "pod_qos_class",
+    "pod_references",
+    "restarts",
+    "revision_of",
+    "tolerates",
+]
 
 Obj = dict[str, Any]
 
@@ -134,3 +149,38 @@ def pod_qos_class(containers: Iterable[Obj]) -> str:
     """Kubernetes' QoS class of a pod from its containers (cpu and memory only, as
     GetPodQOS): the one classifier, for the API's status.qosClass and the pod's cgroup."""
     return qos_class([container_resources(c) for c in containers])
+
+
+def pod_references(pod: dict[str, Any]) -> set[tuple[str, str]]:
+    """(kind, name) of every Secret, ConfigMap and PersistentVolumeClaim a pod names."""
+    spec = pod.get("spec") or {}
+    out: set[tuple[str, str]] = set()
+
+    def add(kind: str, name: Any) -> None:
+        if isinstance(name, str) and name:
+            out.add((kind, name))
+    for v in spec.get("volumes") or []:
+        add("secrets", (v.get("secret") or {}).get("secretName"))
+        add("configmaps", (v.get("configMap") or {}).get("name"))
+        add("persistentvolumeclaims", (v.get("persistentVolumeClaim") or {}).get("claimName"))
+        for source in (v.get("projected") or {}).get("sources") or []:
+            add("secrets", (source.get("secret") or {}).get("name"))
+            add("configmaps", (source.get("configMap") or {}).get("name"))
+    for c in _containers(spec):
+        for e in c.get("env") or []:
+            ref = e.get("valueFrom") or {}
+            add("secrets", (ref.get("secretKeyRef") or {}).get("name"))
+            add("configmaps", (ref.get("configMapKeyRef") or {}).get("name"))
+        for e in c.get("envFrom") or []:
+            add("secrets", (e.get("secretRef") or {}).get("name"))
+            add("configmaps", (e.get("configMapRef") or {}).get("name"))
+    for ref in spec.get("imagePullSecrets") or []:
+        add("secrets", ref.get("name") if isinstance(ref, dict) else None)
+    return out
+
+
+def _containers(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                yield c

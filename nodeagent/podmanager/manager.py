@@ -42,6 +42,7 @@ from nodeagent.objects.kinds import CONFIGMAPS, ENDPOINTS, PODS, SECRETS, SERVIC
 from nodeagent.objects.podutil import default_pull_policy, parse_time, pod_qos_class
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import Attempt, ExecSession, RuntimeClient
+from nodeagent.podmanager.secrets import RemoteSecrets
 from nodeagent.podmanager.spec import (
     container_id,
     container_spec,
@@ -104,13 +105,17 @@ class PodManager:
     def __init__(self, objects: Objects, node: str, runtime: RuntimeClient, images: ImageStore,
                  state_dir: str, *, net: dict[str, Any] | None, node_ip: str = "",
                  registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent",
-                 rules_applied: RulesProgress | None = None) -> None:
+                 rules_applied: RulesProgress | None = None,
+                 secrets: RemoteSecrets | None = None) -> None:
         self.objects, self.node, self.runtime, self.images = objects, node, runtime, images
         # The pod network (cidr, bridge, netns_prefix, ipam_dir); None: pods share the
         # node's network namespace and address (as hostNetwork pods do).
         self.net, self.node_ip, self.cgroup_parent = net, node_ip, cgroup_parent
         self.registry = registry or RegistryClient(images)
         self.rules_applied = rules_applied  # this node's service rules' progress
+        # A node that is not a server asks a server for its pods' Secrets (its copy has
+        # none); None: they are in the store.
+        self.secrets = secrets
         self.state_dir = state_dir
         self.volumes = Volumes(os.path.join(state_dir, "pods"), self._lookup)
         self.events = EventRecorder(objects, "kubelet", node)
@@ -237,6 +242,8 @@ class PodManager:
                                          f"Failed to create pod sandbox: {exc}")
                 await self._write_status(w, pod)
                 return 5.0
+        if self.secrets is not None and await self.secrets.prefetch(pod):
+            self._config_generation += 1
         try:
             # A pod's volumes follow its (immutable) spec and the ConfigMaps and Secrets it
             # names: set up once, then again only after one of those changed.
@@ -689,6 +696,8 @@ class PodManager:
     # --- lookups --------------------------------------------------------------------------
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        if kind == "Secret" and self.secrets is not None:
+            return self.secrets.get(namespace, name)
         res = CONFIGMAPS if kind == "ConfigMap" else SECRETS
         try:
             return self.objects.get(res, namespace, name)

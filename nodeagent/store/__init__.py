@@ -8,6 +8,7 @@ from nodeagent.store.errors import (
     StoreClosedError,
     StoreError,
     StoreUnavailableError,
+    TxnForbiddenError,
     TxnRejectedError,
     TxnTooLargeError,
 )
@@ -17,5 +18,6 @@ from nodeagent.store.mvcc import MVCC, Compare, Event, EventType, KeyValue, Op, 
 __all__ = [
     "MVCC", "CompactedError", "Compare", "CorruptLogError", "Event", "EventType", "FutureRevisionError",
     "KeyValue", "KeyValueStore", "LocalStore", "Op", "OpKind", "StoreClosedError", "StoreError",
-    "StoreUnavailableError", "Txn", "TxnRejectedError", "TxnResult", "TxnTooLargeError", "Watch",
+    "StoreUnavailableError", "Txn", "TxnForbiddenError", "TxnRejectedError", "TxnResult",
+    "TxnTooLargeError", "Watch",
 ]

@@ -53,3 +53,8 @@ class TxnTooLargeError(StoreError):
 
 class TxnRejectedError(StoreError):
     pass
+
+
+class TxnForbiddenError(StoreError):
+    """The server a store copy writes through refused the write for this agent's
+    credential (a node writes only its own Node, its pods' status and events)."""

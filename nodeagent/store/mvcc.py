@@ -369,11 +369,12 @@ class MVCC:
 
     # --- snapshots ----------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, exclude: tuple[str, ...] = ()) -> bytes:
+        """The state as bytes (restore takes them); keys under ``exclude`` left out."""
         return msgpack.packb({
             "revision": self.revision,
             "kvs": [[kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version]
-                    for kv in self._kv.values()],
+                    for kv in self._kv.values() if not (exclude and kv.key.startswith(exclude))],
         }, use_bin_type=True)
 
     def restore(self, data: bytes) -> None:

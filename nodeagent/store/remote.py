@@ -28,7 +28,7 @@ import msgpack
 import trio
 
 from nodeagent.store.base import MVCCReads, Watch
-from nodeagent.store.errors import StoreError, StoreUnavailableError
+from nodeagent.store.errors import StoreError, StoreUnavailableError, TxnForbiddenError
 from nodeagent.store.mvcc import MVCC, Txn, TxnResult
 from nodeagent.store.wire import KEEPALIVE_S, MEDIA_TYPE, decode_result, revisions
 
@@ -126,7 +126,13 @@ class RemoteStore(MVCCReads):
         elif kind == "ev":
             for revision, changes in revisions(message.get("e")):
                 self._publish(self.mvcc.install(revision, changes))
-        elif kind != "rev":
+        elif kind == "rev":
+            # The server's revision, with nothing this copy holds changed up to it (a
+            # keep-alive, or changes to what a node's copy is not sent).
+            revision = message.get("r")
+            if type(revision) is int and revision > self.mvcc.revision:
+                self._publish(self.mvcc.install(revision, []))
+        else:
             raise StoreError(f"unknown message from the server: {str(message)[:80]}")
         self._advanced.set()
         self._advanced = trio.Event()
@@ -165,6 +171,8 @@ class RemoteStore(MVCCReads):
                 message = resp.text[:200]
             if resp.status_code == 503:
                 raise StoreUnavailableError(f"{server}: {message}")
+            if resp.status_code == 403:
+                raise TxnForbiddenError(f"{server}: {message}")
             raise StoreError(f"{server}{path}: {resp.status_code} {message}")
         raise StoreUnavailableError(f"no server answered ({', '.join(self.servers)})")
 

@@ -232,9 +232,10 @@ def test_no_acknowledged_write_is_lost_while_leaders_are_killed_again_and_again(
 
 def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_path, http):
     """An agent started with --servers keeps a copy of the store: its API serves
-    linearizable reads and watches from the copy and writes through a server; it runs no
-    coordinator; when the server it follows is killed it goes on with another, and a watch
-    on its API does not notice."""
+    linearizable reads and watches from the copy; it runs no coordinator; a write through
+    it is its node's own, and the servers refuse what a node may not write; when the
+    server it follows is killed it goes on with another, and a watch on its API does not
+    notice."""
     until(lambda: leader_of(agents), what="one coordinator")
     client = AgentProcess(tmp_path / "client", "client", "--no-fsync", "--servers",
                           ",".join(a.url for a in agents.values()), "--join-token-file",
@@ -250,13 +251,15 @@ def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_pat
         assert r.json()["metadata"]["resourceVersion"] == http.get(
             f"{agents[2].url}/api/v1/namespaces/default/configmaps/on-server",
             timeout=10).json()["metadata"]["resourceVersion"]
-        # Writes through the client land on every server.
+        # A write through the client is the client node's own: the servers refuse it (a
+        # node writes its own Node, its pods' status and events), with the reason.
         r = http.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
-                       json={"metadata": {"name": "via-client"}})
+                      json={"metadata": {"name": "via-client"}})
+        assert r.status_code == 403 and "this agent is not a server" in r.json()["message"], \
+            r.text
+        r = http.post(f"{agents[1].url}/api/v1/namespaces/default/configmaps", timeout=10,
+                      json={"metadata": {"name": "via-server"}})
         assert r.status_code == 201, r.text
-        for a in agents.values():
-            assert http.get(f"{a.url}/api/v1/namespaces/default/configmaps/via-client",
-                             timeout=10).status_code == 200
         # A watch on the client's API, then the server it follows is killed -9.
         followed = client.log_text().split("store copy: following ")[1].split()[0]
         victim = next(i for i, a in agents.items() if a.url == followed)
@@ -270,10 +273,10 @@ def test_an_agent_that_is_not_a_server_works_through_the_servers(agents, tmp_pat
             until(lambda: http.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
                                      "configmaps", json={"metadata": {"name": "after-kill"}},
                                      timeout=5).status_code == 201, what="a write after the kill")
-            r = until(lambda: http.post(f"{client.url}/api/v1/namespaces/default/configmaps",
-                                         json={"metadata": {"name": "client-after-kill"}},
-                                         timeout=10).status_code in (201, 409),
-                      what="a write through the client after the kill")
+            r = until(lambda: http.post(f"{agents[survivor].url}/api/v1/namespaces/default/"
+                                        "configmaps", json={"metadata": {"name": "client-after-kill"}},
+                                        timeout=10).status_code in (201, 409),
+                      what="another write after the kill")
             for line in watch.iter_lines():
                 seen.append(line)
                 if "client-after-kill" in line:
@@ -384,11 +387,12 @@ def test_agents_find_each_other_by_gossip_with_one_seed(tmp_path, http):
                                          "--node-labels", "zone=a,disk=ssd", "--join-url",
                                          procs[1].url, "--join-token-file",
                                          str(procs[1].join_token()), *gossip(4)).start()
-        r = http.post(f"{client.url}/api/v1/namespaces/default/configmaps", timeout=10,
-                       json={"metadata": {"name": "via-gossip"}})
+        # Its copy follows the server it found: a write to the leader is read through it.
+        r = http.post(f"{procs[leader].url}/api/v1/namespaces/default/configmaps", timeout=10,
+                      json={"metadata": {"name": "via-gossip"}})
         assert r.status_code == 201, r.text
-        assert http.get(f"{procs[leader].url}/api/v1/namespaces/default/configmaps/via-gossip",
-                         timeout=10).status_code == 200
+        assert http.get(f"{client.url}/api/v1/namespaces/default/configmaps/via-gossip",
+                        timeout=10).status_code == 200
 
         def members(via: int = 1) -> dict[str, tuple[str, str]]:
             out = subprocess.run([sys.executable, "-m", "nodeagent", "members", "--socket",
