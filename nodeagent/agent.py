@@ -23,7 +23,9 @@ from typing import Any
 import psutil
 import trio
 
+from nodeagent import apiservers
 from nodeagent.api import rbacdefaults
+from nodeagent.api.audit import AuditLog
 from nodeagent.api.authn import Authenticator, BootstrapTokens, StaticTokens
 from nodeagent.api.listen import (
     ConnectionGate,
@@ -133,11 +135,15 @@ async def run_agent(cfg: AgentConfig, *,
                                             request_timeout_s=cfg.request_timeout_s, gate=gate,
                                             tls=tls))
         operator = OperatorApp(objects, gossip=membership)
-        operator.pki = agent_pki
+        operator.pki, operator.name = agent_pki, cfg.name
+        operator.peer_tls = contexts.client if contexts is not None else None
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
         if agent_pki is not None and contexts is not None and agent_pki.is_signer():
             agent_pki.write_kubeconfig(_reachable(addrs[0], addresses))
             nursery.start_soon(renew, cfg, addresses, contexts)
+            if not isinstance(store, RemoteStore):  # a server: in the servers' registry
+                nursery.start_soon(apiservers.announce, store, cfg.name,
+                                   _reachable(addrs[0], addresses), cfg.raft_id)
         if membership is not None:
             membership.announce(_reachable(addrs[0], addresses))
         if isinstance(store, RaftStore):
@@ -201,9 +207,12 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
                 raise
 
     tokens = StaticTokens.load(cfg.token_auth_file) if cfg.token_auth_file else None
+    signer = agent_pki.is_signer()
     return {"authenticator": Authenticator(tokens=tokens, bootstrap=BootstrapTokens(secret)),
             "ca_bundle": agent_pki.ca_cert.read_bytes,
-            "join": JoinService(agent_pki, gossip_keys, add_server)}
+            "join": JoinService(agent_pki, gossip_keys, add_server),
+            "take_encryption": partial(apiservers.take_config, agent_pki) if signer else None,
+            "audit": AuditLog(os.path.join(cfg.data_dir, "audit.log"))}
 
 
 def _store(cfg: AgentConfig, contexts: Contexts | None) -> Store:

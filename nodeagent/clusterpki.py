@@ -8,6 +8,7 @@
     admin.crt/.key    client: the cluster's administrator (admin.kubeconfig holds it)
     raft.crt/.key     a Raft server's, both ends of its Raft connections: raft:<id> in
                       nodeagent:servers, which every message it sends must be from
+    encryption-config.yaml  a server's: the keys Secrets are encrypted with in the store
 
 The first server makes the CA (``init_ca``) as k3s's and Swarm's first manager do; a
 server that joins receives it; a node that joins receives its certificates signed and
@@ -115,6 +116,8 @@ class AgentPki:
         self.ca_cert = self.dir / "ca.crt"
         self.ca_key = self.dir / "ca.key"
         self.kubeconfig = self.data_dir / "admin.kubeconfig"
+        # The keys Secrets are sealed with in the store (api/encryption.py): servers only.
+        self.encryption_config = self.dir / "encryption-config.yaml"
         self.api_url = ""  # where the admin kubeconfig points (the agent sets it)
 
     def cert(self, which: str) -> Path:

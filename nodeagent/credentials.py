@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from nodeagent.api import encryption
 from nodeagent.clusterpki import AgentPki, Contexts
 from nodeagent.config import AgentConfig
 from nodeagent.errors import ConfigError
@@ -75,10 +76,19 @@ async def ensure_credentials(cfg: AgentConfig, addresses: list[str],
         else:
             agent_pki.init_ca()
             log.info("made the cluster's CA (%s)", agent_pki.ca_hash())
+            encryption.Keys.new().save(agent_pki.encryption_config)
+            log.info("made the key Secrets are encrypted with (%s)", encryption.CONFIG_FILE)
             if cfg.gossip_listen and not cfg.gossip_key and not cfg.gossip_insecure:
                 _save_keyring(cfg, [os.urandom(32)])
                 log.info("made the gossip key (%s)", KEYRING_FILE)
     if agent_pki.is_signer():
+        if not agent_pki.encryption_config.exists():
+            if cfg.raft_peers or cfg.raft_bootstrap_expect > 1 or cfg.raft_join:
+                raise ConfigError("raft_id", "the servers of a cluster formed at once share "
+                                  "the key Secrets are encrypted with: copy the first one's "
+                                  f"pki/{encryption.CONFIG_FILE} into {agent_pki.dir}")
+            encryption.Keys.new().save(agent_pki.encryption_config)  # a lone agent's
+        encryption.install(encryption.Keys.load(agent_pki.encryption_config))
         issued = agent_pki.ensure_leaves(cfg.name, addresses, _listen_host(cfg),
                                          raft_id=cfg.raft_id)
         if issued:

@@ -12,7 +12,8 @@ expires; authn.BootstrapTokens).  The new agent:
    token and a CSR for a key it made and keeps;
 3. gets, as a node: its client certificate (``system:node:<name>``) and serving
    certificate signed, and the gossip keys; as a server (a server token) also the CA's
-   key, with which it signs its own certificates from then on.  A server that gives its
+   key, with which it signs its own certificates from then on, and the keys Secrets are
+   encrypted with in the store.  A server that gives its
    Raft id and address is added to Raft as a learner (the leader promotes it once caught
    up).
 
@@ -158,6 +159,7 @@ class JoinService:
         ca = self.pki.ca()
         if role == "server":
             answer["caKey"] = self.pki.ca_key.read_text()
+            answer["encryptionConfig"] = self.pki.encryption_config.read_text()
             raft = body.get("raft")
             if raft is not None:
                 await self.add_server(raft)
@@ -259,6 +261,9 @@ async def _join_one(agent_pki: AgentPki, url: str, token: JoinToken, name: str,
                                 serialization.NoEncryption())
     ca_key = answer.get("caKey")
     agent_pki.install(answer["ca"].encode(), ca_key.encode() if ca_key else None)
+    if answer.get("encryptionConfig"):
+        from nodeagent.fsutil import write_atomic
+        write_atomic(agent_pki.encryption_config, answer["encryptionConfig"].encode())
     if not ca_key:
         agent_pki.write_leaf("node", answer["node"].encode(), key_pem)
         agent_pki.write_leaf("server", answer["server"].encode(), key_pem)

@@ -36,5 +36,22 @@ class SlowSteps(trio.abc.Instrument):
         held = time.perf_counter() - self._started
         if held > self.threshold_s:
             self.worst_s = max(self.worst_s, held)
-            self._log.log(task.name, "event loop held for %.0f ms by task %s",
-                          held * 1000, task.name)
+            self._log.log(task.name, "event loop held for %.0f ms by task %s (it now waits "
+                          "at %s)", held * 1000, task.name, _waiting_at(task))
+
+
+def _waiting_at(task: trio.lowlevel.Task) -> str:
+    """Where the task stopped after its step: the innermost await of its coroutine chain
+    (what the slow step led up to)."""
+    coro: object = task.coro
+    where = "?"
+    for _ in range(100):
+        frame = next((f for a in ("cr_frame", "ag_frame", "gi_frame")
+                      if (f := getattr(coro, a, None)) is not None), None)
+        if frame is not None:
+            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+        coro = next((c for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                     if (c := getattr(coro, a, None)) is not None), None)
+        if coro is None:
+            break
+    return where

@@ -63,12 +63,15 @@ def readyz(data_dir: Path, url: str) -> bool:
 
 
 def cluster_ca(workdir: Path) -> Path:
-    """A CA for the servers of one test cluster (made once per directory): what
-    ``ca=`` hands each agent, as an operator copies pki/ca.crt and pki/ca.key."""
+    """A CA and a Secrets encryption key for the servers of one test cluster (made once per
+    directory): what ``ca=`` hands each agent, as an operator copies pki/ca.crt, ca.key and
+    encryption-config.yaml."""
     where = workdir / "cluster-ca"
     if not (where / "ca.crt").exists():
+        from nodeagent.api.encryption import Keys
         where.mkdir(parents=True, exist_ok=True)
         pki.save(pki.make_ca(), where / "ca.crt", where / "ca.key")
+        Keys.new().save(where / "encryption-config.yaml")
     return where
 
 
@@ -89,7 +92,7 @@ class AgentProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.ca is not None and not (self.data_dir / "pki" / "ca.crt").exists():
             (self.data_dir / "pki").mkdir(mode=0o700, parents=True, exist_ok=True)
-            for name in ("ca.crt", "ca.key"):
+            for name in ("ca.crt", "ca.key", "encryption-config.yaml"):
                 shutil.copyfile(self.ca / name, self.data_dir / "pki" / name)
                 os.chmod(self.data_dir / "pki" / name, 0o600)
         log = open(self.log_path, "ab")

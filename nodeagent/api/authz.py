@@ -11,8 +11,9 @@ Authorizers, in order:
 1. ``system:masters`` may do anything (kube-apiserver's superuser group; the admin
    kubeconfig's certificate is in it).
 2. Bootstrap tokens may join, and nothing else.
-3. The agents' own paths: the replica stream (``/replica/...``) is for nodes, and
-   ``POST /raft/hello`` (servers finding each other) for Raft servers only.
+3. The agents' own paths: the replica stream (``/replica/...``) is for nodes;
+   ``POST /raft/hello`` (servers finding each other) and ``POST /encryption-config`` (a
+   rotated key for Secrets) for Raft servers only.
 4. The Raft servers' node credentials may do anything; any other node's, what the Node
    authorizer allows (nodeauth.py).
 5. RBAC (rbac.py) for everyone else.
@@ -128,6 +129,9 @@ class AgentPaths:
         if a.path == "/raft/hello":
             return (Decision.ALLOW, "") if SERVER_GROUP in a.user.groups else \
                 (Decision.DENY, "only Raft servers look for each other")
+        if a.path == "/encryption-config":
+            return (Decision.ALLOW, "") if SERVER_GROUP in a.user.groups else \
+                (Decision.DENY, "only Raft servers hand each other the keys of Secrets")
         return Decision.NO_OPINION, ""
 
 

@@ -198,6 +198,9 @@ class _TlsStream(trio.abc.Stream):
         sock = transport.socket
         self._peer: tuple[str, int] | None = parse_socket_addr(
             sock.family, sock.getpeername())
+        # The hot path, bound straight to the TLS stream's (no frame of ours per call).
+        self.send_all = self._tls.send_all  # type: ignore[method-assign]
+        self.receive_some = self._tls.receive_some  # type: ignore[method-assign]
 
     async def do_handshake(self) -> None:
         await self._tls.do_handshake()

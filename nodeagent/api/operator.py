@@ -13,6 +13,8 @@ of mode 0600 in the agent's 0700 data dir (as Docker's socket is root's alone).
     GET    /tokens                        the join tokens (never their secrets)
     POST   /tokens {"role", "ttlSeconds", "description"}  a new join token
     DELETE /tokens/ID                     revoke a join token
+    POST   /secrets/rotate-key            a new key for Secrets on every server, and every
+                                          Secret sealed again with it
 
 Until the API authenticates its clients, whoever reaches a TCP port is anyone; whoever
 reaches this socket is root on this machine.  ``nodeagent raft|snapshot|keys|event``
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import ssl
 from typing import Any
 
 from starlette.requests import Request
@@ -43,6 +46,8 @@ class OperatorApp(ApiApp):
     """Served on the operator socket only; shares the agent's store and membership."""
 
     pki: AgentPki | None = None  # the agent's PKI (join tokens pin its CA); None: insecure
+    name = ""  # the agent's node name (its entry in the servers' registry)
+    peer_tls: ssl.SSLContext | None = None  # its calls to the other servers
 
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
@@ -61,6 +66,13 @@ class OperatorApp(ApiApp):
             return await self._snapshot()
         if path.startswith("/gossip/"):
             return await self._gossip(request, path[len("/gossip/"):])
+        if path == "/secrets/rotate-key" and method == "POST":
+            if self.pki is None or self.peer_tls is None or not self.pki.is_signer():
+                raise ApiError(409, "Conflict", "the keys of Secrets are a server's (an agent "
+                               "holding the cluster's CA), not with --insecure-http")
+            from nodeagent.apiservers import rotate_key
+            return json_response(await rotate_key(self.objects, self.pki, self.name,
+                                                  self.peer_tls))
         if path == "/tokens" or path.startswith("/tokens/"):
             return await self._tokens(request, path[len("/tokens"):].lstrip("/"))
         raise ApiError(404, "NotFound", f"no such operator call ({method} {path})")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nodeagent.api import discovery, replica, reviews
 from nodeagent.api import protobuf as pb
+from nodeagent.api.audit import AuditLog, received_at
 from nodeagent.api.authn import ANONYMOUS, Authenticator, User
 from nodeagent.api.authz import (
     Attributes,
@@ -112,7 +113,9 @@ class ApiApp:
                  authenticator: Authenticator | None = None,
                  authorizer: Authorizer | None = None, tls: TlsPeers | None = None,
                  ca_bundle: Callable[[], bytes] | None = None,
-                 join: Callable[[User, Any], Awaitable[Any]] | None = None) -> None:
+                 join: Callable[[User, Any], Awaitable[Any]] | None = None,
+                 take_encryption: Callable[[bytes], Any] | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.objects = objects
         self.authenticator = authenticator
         self.rbac = Rbac(objects)
@@ -120,6 +123,8 @@ class ApiApp:
         self.tls = tls
         self.ca_bundle = ca_bundle  # the CAs' PEM, for /cacerts
         self.join = join  # POST /join: (bootstrap user, body) -> credentials
+        self.take_encryption = take_encryption  # POST /encryption-config (apiservers.py)
+        self.audit = audit  # every request's who, what and answer (audit.py)
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -148,15 +153,19 @@ class ApiApp:
                 log.warning("refused a WebSocket upgrade host=%r origin=%r", host, origin)
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            received = received_at()
             try:
                 self._check_websocket(scope)
             except ApiError as exc:
+                self._audit(scope, exc.code, received)
                 await _refuse_websocket(send, exc)
                 return
+            self._audit(scope, 101, received)
             await serve_exec(scope, receive, send, self.objects, self.exec)
             return
         if scope["type"] != "http":
             return
+        received = received_at()
         request = Request(scope, receive)
         try:
             if host is not None:
@@ -176,7 +185,13 @@ class ApiApp:
             log.exception("internal error method=%s path=%s", request.method, request.url.path)
             response = json_response(status_object(500, "InternalError",
                                                    "an internal error occurred"), 500)
+        self._audit(scope, response.status_code, received)
         await response(scope, receive, send)
+
+    def _audit(self, scope: dict[str, Any], code: int, received: str) -> None:
+        if self.audit is not None:
+            self.audit.record(scope, scope.get("nodeagent.user"), code,
+                              scope.get("nodeagent.attrs"), received)
 
     # --- who, and may they --------------------------------------------------------------
 
@@ -200,9 +215,12 @@ class ApiApp:
             return
         self._authorize_attributes(request_attributes(
             user, request.method, path, target, watch=_truthy(request.query_params.get("watch")),
-            websocket=websocket))
+            websocket=websocket), request.scope)
 
-    def _authorize_attributes(self, attrs: Attributes) -> None:
+    def _authorize_attributes(self, attrs: Attributes,
+                              scope: MutableMapping[str, Any] | None = None) -> None:
+        if scope is not None:
+            scope["nodeagent.attrs"] = attrs  # for the audit log
         if self.authenticator is None:
             return
         decision, reason = self.authorizer.authorize(attrs)
@@ -216,7 +234,10 @@ class ApiApp:
         scope["nodeagent.user"] = self._authenticate(scope)
         path = scope.get("path", "").rstrip("/") or "/"
         request = Request({**scope, "type": "http", "method": "GET"})
-        self._authorize(request, parse_resource_path(path), path, websocket=True)
+        try:
+            self._authorize(request, parse_resource_path(path), path, websocket=True)
+        finally:
+            scope["nodeagent.attrs"] = request.scope.get("nodeagent.attrs")
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -233,6 +254,9 @@ class ApiApp:
             return await self._resource(request, target, method)
         if path == "/cacerts" and method in ("GET", "HEAD") and self.ca_bundle is not None:
             return Response(self.ca_bundle(), media_type="application/x-pem-file")
+        if path == "/encryption-config" and method == "POST" and \
+                self.take_encryption is not None:
+            return json_response(self.take_encryption(await self._raw_body(request)))
         if path == "/join" and method == "POST" and self.join is not None:
             return json_response(await self.join(request.scope["nodeagent.user"],
                                                  await self._plain_json(request)))
@@ -275,7 +299,8 @@ class ApiApp:
         user: User = request.scope.get("nodeagent.user", ANONYMOUS)
         self._authorize_attributes(Attributes(user, "create", True, api_group=review.group,
                                               api_version="v1", resource=review.plural,
-                                              namespace=namespace, path=request.url.path))
+                                              namespace=namespace, path=request.url.path),
+                                   request.scope)
         body = await self._body(request, protobuf=True)
         return json_response(reviews.answer(
             review, namespace, body, user, self.authorizer,

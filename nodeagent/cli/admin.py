@@ -399,6 +399,25 @@ def token_revoke(ident: str, server: str) -> None:
     click.echo(f"token {ident} revoked")
 
 
+@main.group()
+def secrets() -> None:
+    """Secrets at rest: encrypted in the store with keys outside it (pki/encryption-config.yaml)."""
+
+
+@secrets.command("rotate-key")
+@_SERVER
+def secrets_rotate_key(server: str) -> None:
+    """A new key for Secrets on every server, then every Secret encrypted again with it
+    (the old keys stay, to read older backups).  Run it on a server."""
+    r = _operator_request("POST", server, "/secrets/rotate-key", timeout_s=300)
+    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code >= 400:
+        raise click.ClickException(answer.get("message") or f"{server}: HTTP {r.status_code}")
+    click.echo(f"primary key now {answer['primary']} on {', '.join(answer['servers'])}; "
+               f"{answer['rewritten']} Secrets encrypted again (keys: "
+               f"{', '.join(answer['keys'])})")
+
+
 @main.command()
 @_DATA_DIR
 def kubeconfig(data_dir: str) -> None:

@@ -148,8 +148,20 @@ class Capabilities(Model):
     drop: list[str] | None = None
 
 
+class SeccompProfile(Model):
+    type: str
+    localhost_profile: str | None = None
+
+
+class Sysctl(Model):
+    name: str
+    value: str
+
+
 class SecurityContext(Model):
     capabilities: Capabilities | None = None
+    seccomp_profile: SeccompProfile | None = None
+    proc_mount: str | None = None
     privileged: bool | None = None
     run_as_user: int | None = None
     run_as_group: int | None = None
@@ -319,6 +331,8 @@ class PodSecurityContext(Model):
     run_as_non_root: bool | None = None
     fs_group: int | None = None
     supplemental_groups: list[int] | None = None
+    seccomp_profile: SeccompProfile | None = None
+    sysctls: list[Sysctl] | None = None
 
 
 class PodSpec(Model):
@@ -490,6 +504,9 @@ PROTOCOLS = ["SCTP", "TCP", "UDP"]
 
 def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
     errs: list[FieldError] = []
+    if spec.security_context is not None and spec.security_context.sysctls:
+        errs.append(path.child("securityContext").child("sysctls").forbidden(
+            "sysctls are not supported by this runtime: it would not set them"))
     volume_names: set[str] = set()
     for i, v in enumerate(spec.volumes or []):
         vp = path.child("volumes").index(i)
@@ -589,6 +606,12 @@ def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | Downwar
 
 def validate_container(c: Container, path: Path, volumes: set[str], init: bool) -> list[FieldError]:
     errs: list[FieldError] = []
+    if c.security_context is not None and c.security_context.privileged:
+        # Silently running it unprivileged would be a lie; this runtime gives no container
+        # the host's devices and every capability.
+        errs.append(path.child("securityContext").child("privileged").forbidden(
+            "privileged containers are not supported by this runtime: set it false or "
+            "leave it out, and add the capabilities the container needs"))
     errs.extend(path.child("name").invalid(c.name, e) for e in dns1123_label_errors(c.name))
     if not c.image:
         errs.append(path.child("image").required())

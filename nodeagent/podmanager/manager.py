@@ -234,7 +234,7 @@ class PodManager:
         w.started_at = w.started_at or (pod.get("status") or {}).get("startTime") or now_rfc3339()
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return None  # finished: nothing runs again
-        if w.sandbox is None and self.net is not None:
+        if w.sandbox is None and self.net is not None and not spec.get("hostNetwork"):
             try:
                 w.sandbox = await self.runtime.create_sandbox(self.net, w.uid)
             except LauncherError as exc:
@@ -671,6 +671,9 @@ class PodManager:
         if w.sandbox is not None:
             status["podIP"] = w.sandbox.ip
             status["podIPs"] = [{"ip": w.sandbox.ip}]
+        elif (pod.get("spec") or {}).get("hostNetwork") and self.node_ip:
+            status["podIP"] = self.node_ip  # the node's network is the pod's
+            status["podIPs"] = [{"ip": self.node_ip}]
         if self.node_ip:
             status["hostIPs"] = [{"ip": self.node_ip}]
         status = {k: v for k, v in status.items() if v is not None}

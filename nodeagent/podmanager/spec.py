@@ -88,6 +88,10 @@ def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: 
         readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
         mounts=tuple(mounts),
         join_namespaces=(("net", netns_path),) if netns_path else (),
+        # hostPID and hostIPC: the container keeps the host's (node's) namespaces.
+        namespaces=tuple(ns for ns in base.namespaces
+                         if not (ns == "pid" and spec.get("hostPID"))
+                         and not (ns == "ipc" and spec.get("hostIPC"))),
         capabilities=_capabilities(container),
         no_new_privileges=sc.get("allowPrivilegeEscalation") is not True,
         cgroup_path=cgroup_path,

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,16 @@ class Agent:
     proc: subprocess.Popen[bytes]
     url: str
     data_dir: str
+    tls: ssl.SSLContext | None = None  # the admin's (the agent's admin kubeconfig); None: HTTP
+
+    def http(self, **kw: Any) -> Any:
+        """An httpx.Client calling as the cluster's admin."""
+        import httpx
+        return httpx.Client(base_url=self.url, verify=self.tls or True, **kw)
+
+    def ahttp(self, **kw: Any) -> Any:
+        import httpx
+        return httpx.AsyncClient(base_url=self.url, verify=self.tls or True, **kw)
 
 
 def start_agent(*extra: str, tree: str | None = None) -> Agent:
@@ -137,11 +148,46 @@ def start_agent(*extra: str, tree: str | None = None) -> Agent:
         text = Path(log).read_text(errors="replace") if os.path.exists(log) else ""
         m = re.search(r"agent ready .*api=(\S+)", text)
         if m:
-            return Agent(proc, m.group(1), os.path.join(work, "data"))
+            data = os.path.join(work, "data")
+            return Agent(proc, m.group(1), data, _admin_tls(data) if m.group(1).startswith(
+                "https://") else None)
         if proc.poll() is not None:
             raise SystemExit(f"agent exited:\n{text}")
         time.sleep(0.05)
     raise SystemExit("agent did not start")
+
+
+def _admin_tls(data_dir: str) -> ssl.SSLContext:
+    from nodeagent.api.kubeconfig import load
+    ctx = load(os.path.join(data_dir, "admin.kubeconfig")).ssl_context()
+    assert isinstance(ctx, ssl.SSLContext)
+    return ctx
+
+
+@dataclass
+class Certs:
+    """A CA and, signed by it, a serving certificate for 127.0.0.1 and a client one: how
+    a peer runs with TLS and client certificates (etcd's --client-cert-auth)."""
+    dir: str
+
+    @classmethod
+    def make(cls, where: str) -> Certs:
+        from nodeagent import pki
+        ca = pki.make_ca("bench-ca")
+        d = Path(where)
+        pki.save(ca, d / "ca.crt", d / "ca.key")
+        pki.save(pki.issue_peer(ca, "server", (), ["127.0.0.1", "localhost"]),
+                 d / "server.crt", d / "server.key")
+        pki.save(pki.issue_client(ca, "root"), d / "client.crt", d / "client.key")
+        return cls(where)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def client_context(self) -> ssl.SSLContext:
+        from nodeagent import pki
+        return pki.client_context(Path(self.path("ca.crt")), Path(self.path("client.crt")),
+                                  Path(self.path("client.key")))
 
 
 @dataclass
@@ -149,30 +195,62 @@ class Etcd:
     proc: subprocess.Popen[bytes]
     host: str
     port: int
+    certs: Certs | None = None  # TLS with client certificates
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.certs else 'http'}://{self.host}:{self.port}"
+
+    def grpc(self, **kw: Any) -> Any:
+        """A python-etcd3 client (over TLS with a client certificate when etcd has one)."""
+        import etcd3
+        if self.certs is not None:
+            kw.update(ca_cert=self.certs.path("ca.crt"), cert_key=self.certs.path("client.key"),
+                      cert_cert=self.certs.path("client.crt"))
+        return etcd3.client(host=self.host, port=self.port, **kw)
+
+    def http(self, **kw: Any) -> Any:
+        import httpx
+        verify = self.certs.client_context() if self.certs else True
+        return httpx.Client(base_url=self.url, verify=verify, **kw)
+
+    def ahttp(self, **kw: Any) -> Any:
+        import httpx
+        verify = self.certs.client_context() if self.certs else True
+        return httpx.AsyncClient(base_url=self.url, verify=verify, **kw)
 
 
-def start_etcd() -> Etcd:
+def start_etcd(tls: bool = False) -> Etcd:
+    """A single-member etcd on loopback; ``tls``: clients over TLS with client
+    certificates (--client-cert-auth), and its peer URL over TLS too."""
     binary = ensure_apt("etcd-server", "etcd")
     work = tempdir("bench-etcd-")
     client, peer = free_port(), free_port()
-    proc = spawn([binary, "--name", "bench", "--data-dir", os.path.join(work, "data"),
-                  "--listen-client-urls", f"http://127.0.0.1:{client}",
-                  "--advertise-client-urls", f"http://127.0.0.1:{client}",
-                  "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                  "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                  "--initial-cluster", f"bench=http://127.0.0.1:{peer}",
-                  "--log-level", "error", "--logger", "zap",
-                  "--quota-backend-bytes", str(4 * 1024**3)], os.path.join(work, "etcd.log"))
+    certs = Certs.make(work) if tls else None
+    scheme = "https" if tls else "http"
+    argv = [binary, "--name", "bench", "--data-dir", os.path.join(work, "data"),
+            "--listen-client-urls", f"{scheme}://127.0.0.1:{client}",
+            "--advertise-client-urls", f"{scheme}://127.0.0.1:{client}",
+            "--listen-peer-urls", f"{scheme}://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"{scheme}://127.0.0.1:{peer}",
+            "--initial-cluster", f"bench={scheme}://127.0.0.1:{peer}",
+            "--log-level", "error", "--logger", "zap",
+            "--quota-backend-bytes", str(4 * 1024**3)]
+    if certs is not None:
+        for side in ("", "peer-"):
+            argv += [f"--{side}cert-file", certs.path("server.crt"),
+                     f"--{side}key-file", certs.path("server.key"),
+                     f"--{side}trusted-ca-file", certs.path("ca.crt"),
+                     f"--{side}client-cert-auth"]
+    proc = spawn(argv, os.path.join(work, "etcd.log"))
+    etcd = Etcd(proc, "127.0.0.1", client, certs)
     import httpx
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{client}/health", timeout=1).status_code == 200:
-                return Etcd(proc, "127.0.0.1", client)
+            with etcd.http(timeout=1) as h:
+                if h.get("/health").status_code == 200:
+                    return etcd
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:

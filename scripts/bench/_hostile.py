@@ -172,7 +172,9 @@ def rows(res: c.Results, quick: bool, bodies: list[bytes],
         return
     peer_name = f"the same agent before the caps ({BEFORE})"
     seconds = 10.0 if quick else 30.0
-    ours, before = c.start_agent(), start_before(tree)
+    # Both over plain HTTP (ours --insecure-http): what is compared is the caps, not TLS
+    # (whose cost api.py measures on its own).
+    ours, before = c.start_agent("--insecure-http"), start_before(tree)
     print(f"abuse: ours, {seconds:g} s", file=sys.stderr)
     ready, beats, counts = under_abuse(ours, seconds)
     print(f"abuse: before the caps, {seconds:g} s", file=sys.stderr)
@@ -186,7 +188,7 @@ def rows(res: c.Results, quick: bool, bodies: list[bytes],
 
     # A fresh pair for the creates: the abuse left the first pair's stores unlike.
     import httpx
-    ours, before = c.start_agent(), start_before(tree)
+    ours, before = c.start_agent("--insecure-http"), start_before(tree)
     for agent in (ours, before):
         httpx.post(f"{agent.url}/api/v1/namespaces", json={"metadata": {"name": "bench"}})
     rounds = 2 if quick else 4

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """API benchmark: one agent against a single-member etcd, on loopback, in the same run.
 
-Measures:
+Measures (ours with TLS and a client certificate, as every agent serves; etcd with TLS
+and client certificates, --client-cert-auth):
+  first   GET /version on a new connection, handshake included (median), and over plain
+          HTTP for both (ours --insecure-http) as extra fields.
   create  N pods with 16 concurrent clients: ops/s, p50/p99 latency, against etcd puts of the
           same bytes (gRPC through python-etcd3, and the HTTP JSON gateway); ratio to the best.
+          The same over plain HTTP for both (the ratio before TLS), and TLS's cost to ours
+          (TLS against our plain HTTP; target at most 15%).
   list    N pods: latency (median of runs), against an etcd range over the same keys (gRPC).
   watch   W watchers, U updates: p99 delay from write acknowledged to the event received by
           every watcher; etcd with the same watchers and writer (gRPC and HTTP gateway).
@@ -31,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -94,10 +100,8 @@ def run_clients(n: int, make_op: Callable[[], Callable[[int], None]]) -> tuple[f
 
 
 def ours_create(agent: c.Agent, bodies: list[bytes]) -> tuple[float, list[float]]:
-    import httpx
-
     def make() -> Callable[[int], None]:
-        http = httpx.Client(base_url=agent.url, timeout=60)
+        http = agent.http(timeout=60)
 
         def op(i: int) -> None:
             r = http.post("/api/v1/namespaces/bench/pods", content=bodies[i],
@@ -109,10 +113,8 @@ def ours_create(agent: c.Agent, bodies: list[bytes]) -> tuple[float, list[float]
 
 
 def etcd_grpc_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[float, list[float]]:
-    import etcd3
-
     def make() -> Callable[[int], None]:
-        client = etcd3.client(host=etcd.host, port=etcd.port)
+        client = etcd.grpc()
 
         def op(i: int) -> None:
             client.put(f"{prefix}kubia-{i:05d}", bodies[i])
@@ -121,10 +123,8 @@ def etcd_grpc_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[fl
 
 
 def etcd_http_create(etcd: c.Etcd, bodies: list[bytes], prefix: str) -> tuple[float, list[float]]:
-    import httpx
-
     def make() -> Callable[[int], None]:
-        http = httpx.Client(base_url=etcd.url, timeout=60)
+        http = etcd.http(timeout=60)
 
         def op(i: int) -> None:
             key = base64.b64encode(f"{prefix}kubia-{i:05d}".encode()).decode()
@@ -175,10 +175,9 @@ def time_runs(fn: Callable[[], int], runs: int) -> tuple[float, int]:
     return c.median(times), count
 
 
-def ours_list(agent: c.Agent) -> int:
-    import httpx
+def ours_list(http: Any) -> int:
     import orjson
-    r = httpx.get(f"{agent.url}/api/v1/namespaces/bench/pods", timeout=60)
+    r = http.get("/api/v1/namespaces/bench/pods", timeout=60)
     return len(orjson.loads(r.content)["items"])
 
 
@@ -255,8 +254,7 @@ def ours_watch(agent: c.Agent, n_watchers: int, n_updates: int,
 
     async def main() -> tuple[list[float], list[float]]:
         limits = httpx.Limits(max_connections=n_watchers + 10, max_keepalive_connections=20)
-        async with httpx.AsyncClient(base_url=agent.url, timeout=httpx.Timeout(60, read=None),
-                                     limits=limits) as http:
+        async with agent.ahttp(timeout=httpx.Timeout(60, read=None), limits=limits) as http:
             r = await http.post("/api/v1/namespaces/bench/configmaps",
                                 json={"metadata": {"name": "watched"}, "data": {"n": "0"}})
             start_rv = r.json()["metadata"]["resourceVersion"]
@@ -295,8 +293,7 @@ def etcd_http_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
 
     async def main() -> tuple[list[float], list[float]]:
         limits = httpx.Limits(max_connections=n_watchers + 10, max_keepalive_connections=20)
-        async with httpx.AsyncClient(base_url=etcd.url, timeout=httpx.Timeout(60, read=None),
-                                     limits=limits) as http:
+        async with etcd.ahttp(timeout=httpx.Timeout(60, read=None), limits=limits) as http:
             r = await http.post("/v3/kv/put", json={"key": key, "value": ""})
             start = int(r.json()["header"]["revision"]) + 1
 
@@ -325,13 +322,12 @@ def etcd_http_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
 def etcd_grpc_watch(etcd: c.Etcd, n_watchers: int, n_updates: int,
                     rate_hz: float) -> tuple[list[float], list[float]]:
     """python-etcd3: each watcher its own client (own gRPC channel), callbacks on its thread."""
-    import etcd3
-    writer = etcd3.client(host=etcd.host, port=etcd.port)
+    writer = etcd.grpc()
     start = writer.put("/watched-grpc", b"").header.revision + 1
     received: list[dict[int, float]] = [{} for _ in range(n_watchers)]
     clients = []
     for w in range(n_watchers):
-        cl = etcd3.client(host=etcd.host, port=etcd.port)
+        cl = etcd.grpc()
         seen = received[w]
 
         def cb(resp, seen=seen) -> None:
@@ -370,61 +366,115 @@ def rss_mib(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def first_request(make: Callable[[], Any], runs: int) -> float:
+    """Median seconds of one GET /version on a new connection (a new client each time: the
+    TCP and, over TLS, the handshake with its certificates, then the request)."""
+    times = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        with make() as h:
+            if h.get("/version").status_code != 200:
+                raise RuntimeError("GET /version failed")
+        times.append(time.perf_counter() - t0)
+    return c.median(times[1:])
+
+
+def create_rows(res: c.Results, n: int, agent: c.Agent, plain: c.Agent, etcd: c.Etcd,
+                etcd_plain: c.Etcd, bodies: list[bytes]) -> float:
+    """The create rows: ours with TLS against etcd with TLS and client certificates; ours
+    over plain HTTP against plain etcd (the ratio before TLS); TLS's cost to each.
+    Returns the best TLS peer's create rate."""
+    def best(grpc: tuple[float, list[float]], http: tuple[float, list[float]],
+             tls: str) -> tuple[float, list[float], str, float, str]:
+        rows = sorted([(grpc[0], grpc[1], f"etcd gRPC{tls} (python-etcd3)"),
+                       (http[0], http[1], f"etcd HTTP gateway{tls}")], key=lambda x: -x[0])
+        return rows[0][0], rows[0][1], rows[0][2], rows[1][0], rows[1][2]
+
+    print("create: ours (TLS, client certificate)", file=sys.stderr)
+    ours_rate, ours_lat = ours_create(agent, bodies)
+    print("create: ours (plain HTTP, --insecure-http)", file=sys.stderr)
+    plain_rate, plain_lat = ours_create(plain, bodies)
+    print("create: etcd gRPC (TLS, client certificate)", file=sys.stderr)
+    grpc = etcd_grpc_create(etcd, bodies, "/registry/pods/bench/")
+    print("create: etcd HTTP gateway (TLS, client certificate)", file=sys.stderr)
+    http = etcd_http_create(etcd, bodies, "/gateway/pods/bench/")
+    print("create: etcd gRPC and HTTP gateway (plain)", file=sys.stderr)
+    grpc_plain = etcd_grpc_create(etcd_plain, bodies, "/registry/pods/bench/")
+    http_plain = etcd_http_create(etcd_plain, bodies, "/gateway/pods/bench/")
+    best_rate, best_lat, best_name, other_rate, other_name = best(grpc, http, " TLS")
+    bp_rate, _bp_lat, bp_name, _, _ = best(grpc_plain, http_plain, "")
+    res.add(f"create {n} pods, {CLIENTS} clients", "ops/s", ours_rate, best_rate,
+            higher_is_better=True, n=n, peer_name=best_name,
+            target="ratio to etcd with TLS >= ours plain / etcd plain",
+            etcd_grpc=round(grpc[0], 1), etcd_http=round(http[0], 1), tls=True)
+    res.add("create p50", "ms", c.percentile(ours_lat, 50) * 1e3, c.percentile(best_lat, 50) * 1e3,
+            higher_is_better=False, n=n, peer_name=best_name)
+    res.add("create p99", "ms", c.percentile(ours_lat, 99) * 1e3, c.percentile(best_lat, 99) * 1e3,
+            higher_is_better=False, n=n, peer_name=best_name)
+    res.add(f"create {n} pods (other etcd API)", "ops/s", ours_rate, other_rate,
+            higher_is_better=True, n=n, peer_name=other_name)
+    res.add(f"create {n} pods, {CLIENTS} clients, both plain HTTP", "ops/s", plain_rate, bp_rate,
+            higher_is_better=True, n=n, peer_name=bp_name,
+            note="ours --insecure-http against etcd without TLS: the ratio before TLS",
+            ours_p99_ms=round(c.percentile(plain_lat, 99) * 1e3, 2))
+    res.add("TLS's cost: our create ops/s with TLS against our plain HTTP", "ops/s", ours_rate,
+            plain_rate, higher_is_better=True, n=n, peer_name="ours, plain HTTP",
+            target="ratio >= 0.85 (at most 15% overhead)",
+            overhead_pct=round((1 - ours_rate / plain_rate) * 100, 1),
+            etcd_overhead_pct=round((1 - best_rate / bp_rate) * 100, 1))
+    return best_rate
+
+
 def main() -> None:
     a = c.args(__doc__.splitlines()[1])
     c.ensure_bench_extra()
-    import etcd3
 
     n = 2_000 if a.quick else 10_000
     watchers, updates = (20, 200) if a.quick else (100, 1_000)
     rate_hz = 100.0
     list_runs = 5 if a.quick else 9
+    first_runs = 20 if a.quick else 50
     res = c.Results()
     bodies = [pod_body(i) for i in range(n)]
     print(f"pods={n} (~{sum(map(len, bodies)) // n} bytes each), clients={CLIENTS}, "
           f"watchers={watchers}, updates={updates} at {rate_hz:g}/s", file=sys.stderr)
 
-    agent = c.start_agent()
-    etcd = c.start_etcd()
-    import httpx
-    httpx.post(f"{agent.url}/api/v1/namespaces", json={"metadata": {"name": "bench"}}).raise_for_status()
+    agent, plain = c.start_agent(), c.start_agent("--insecure-http")
+    etcd, etcd_plain = c.start_etcd(tls=True), c.start_etcd()
+    for one in (agent, plain):
+        with one.http() as h:
+            h.post("/api/v1/namespaces", json={"metadata": {"name": "bench"}}).raise_for_status()
 
-    print("create: ours", file=sys.stderr)
-    ours_rate, ours_lat = ours_create(agent, bodies)
-    print("create: etcd gRPC", file=sys.stderr)
-    grpc_rate, grpc_lat = etcd_grpc_create(etcd, bodies, "/registry/pods/bench/")
-    print("create: etcd HTTP gateway", file=sys.stderr)
-    http_rate, http_lat = etcd_http_create(etcd, bodies, "/gateway/pods/bench/")
-    best_rate, best_lat, best_name = max([(grpc_rate, grpc_lat, "etcd gRPC (python-etcd3)"),
-                                          (http_rate, http_lat, "etcd HTTP gateway")],
-                                         key=lambda x: x[0])
-    res.add(f"create {n} pods, {CLIENTS} clients", "ops/s", ours_rate, best_rate,
-            higher_is_better=True, n=n, peer_name=best_name, target="ratio >= 0.5",
-            etcd_grpc=round(grpc_rate, 1), etcd_http=round(http_rate, 1))
-    res.add("create p50", "ms", c.percentile(ours_lat, 50) * 1e3, c.percentile(best_lat, 50) * 1e3,
-            higher_is_better=False, n=n, peer_name=best_name)
-    res.add("create p99", "ms", c.percentile(ours_lat, 99) * 1e3, c.percentile(best_lat, 99) * 1e3,
-            higher_is_better=False, n=n, peer_name=best_name)
-    other_rate, other_name = ((http_rate, "etcd HTTP gateway") if best_rate == grpc_rate
-                              else (grpc_rate, "etcd gRPC (python-etcd3)"))
-    res.add(f"create {n} pods (other etcd API)", "ops/s", ours_rate, other_rate,
-            higher_is_better=True, n=n, peer_name=other_name)
+    print("first request on a new connection", file=sys.stderr)
+    res.add("first request on a new connection (TLS handshake included)", "ms",
+            first_request(lambda: agent.http(timeout=10), first_runs) * 1e3,
+            first_request(lambda: etcd.http(timeout=10), first_runs) * 1e3,
+            higher_is_better=False, n=first_runs, peer_name="etcd HTTP gateway, TLS",
+            note="GET /version with the client certificate, a new client each time",
+            ours_plain_ms=round(first_request(lambda: plain.http(timeout=10), first_runs) * 1e3, 2),
+            etcd_plain_ms=round(first_request(lambda: etcd_plain.http(timeout=10), first_runs) * 1e3,
+                                2))
+    best_rate = create_rows(res, n, agent, plain, etcd, etcd_plain, bodies)
+    for done in (plain, etcd_plain):  # the plain ones have said what they had to
+        done.proc.kill()
+        done.proc.wait()
 
     print("create: trivial ASGI app on hypercorn (HTTP stack ceiling)", file=sys.stderr)
     ceiling = ceiling_create(bodies)
     res.add("HTTP stack ceiling: trivial app on hypercorn", "ops/s", ceiling, best_rate,
-            higher_is_better=True, n=n, peer_name=best_name,
-            note="no store, no decoding: what the HTTP server and this generator allow")
+            higher_is_better=True, n=n, peer_name="the best etcd with TLS",
+            note="no store, no decoding, no TLS: what the HTTP server and this generator allow")
 
     print("list", file=sys.stderr)
-    ours_list_s, count = time_runs(lambda: ours_list(agent), list_runs)
+    with agent.http(timeout=60) as h:
+        ours_list_s, count = time_runs(lambda: ours_list(h), list_runs)
     assert count == n, f"listed {count} pods, created {n}"
-    client = etcd3.client(host=etcd.host, port=etcd.port, grpc_options=[
+    client = etcd.grpc(grpc_options=[
         ("grpc.max_receive_message_length", 256 * 2**20)])  # 10k pods is more than 4 MiB
     etcd_list_s, ecount = time_runs(lambda: etcd_list(client, "/registry/pods/bench/"), list_runs)
     assert ecount == n
     res.add(f"list {n} pods", "ms", ours_list_s * 1e3, etcd_list_s * 1e3, higher_is_better=False,
-            n=list_runs, peer_name="etcd gRPC range", target="<= 300 ms")
+            n=list_runs, peer_name="etcd gRPC range, TLS", target="<= 300 ms")
 
     ours_rss, etcd_rss = rss_mib(agent.proc.pid), rss_mib(etcd.proc.pid)
     res.add(f"RSS holding {n} pods", "MiB", ours_rss, etcd_rss, higher_is_better=False, n=1,
@@ -436,7 +486,7 @@ def main() -> None:
     http_d = etcd_http_watch(etcd, watchers, updates, rate_hz)
     print("watch: etcd gRPC", file=sys.stderr)
     grpc_d = etcd_grpc_watch(etcd, watchers, updates, rate_hz)
-    best, best_dn = min([(grpc_d, "etcd gRPC (python-etcd3)"), (http_d, "etcd HTTP gateway")],
+    best, best_dn = min([(grpc_d, "etcd gRPC TLS (python-etcd3)"), (http_d, "etcd HTTP gateway TLS")],
                         key=lambda x: c.percentile(x[0][1], 99))
     p99 = lambda d: c.percentile(d, 99) * 1e3  # noqa: E731
     p50 = lambda d: c.percentile(d, 50) * 1e3  # noqa: E731

@@ -68,7 +68,11 @@ class Node:
                                  check=True).stdout
         self.api = next(line for line in exports.splitlines()
                         if line.startswith("export NODECTL_SERVER=")).split("=", 1)[1]
-        self.http = httpx.Client(base_url=self.api, timeout=30)
+        kubeconfig = next(line for line in exports.splitlines()
+                          if line.startswith("export KUBECONFIG=")).split("=", 1)[1]
+        from nodeagent.api.kubeconfig import load
+        self.tls = load(kubeconfig).ssl_context()  # the cluster admin's
+        self.http = httpx.Client(base_url=self.api, timeout=30, verify=self.tls)
         self.dir = subprocess.run([LAB, "dir", "1"], env=env, capture_output=True, text=True,
                                   check=True).stdout.strip()
         self.ns = f"{env['LAB_PREFIX']}-node1"
@@ -85,7 +89,8 @@ class Node:
         rv = self.http.get("/api/v1/namespaces/default/pods").json()["metadata"]["resourceVersion"]
 
         def watch() -> None:
-            with httpx.Client(base_url=self.api, timeout=httpx.Timeout(30, read=None)) as h, \
+            with httpx.Client(base_url=self.api, timeout=httpx.Timeout(30, read=None),
+                              verify=self.tls) as h, \
                     h.stream("GET", "/api/v1/namespaces/default/pods",
                              params={"watch": "1", "resourceVersion": rv,
                                      "labelSelector": "app=bench"}) as resp:
@@ -106,7 +111,8 @@ class Node:
         # One client per creator, made and connected before the clock starts: making an
         # httpx client (its TLS context) costs ~10 ms of CPU, which 30 at once would put
         # on the agent's account on this 2-core machine.
-        clients = {n: httpx.Client(base_url=self.api, timeout=30) for n in names}
+        clients = {n: httpx.Client(base_url=self.api, timeout=30, verify=self.tls)
+                   for n in names}
         for h in clients.values():
             h.get("/readyz")
 

@@ -584,12 +584,14 @@ def test_init_containers_crash_loops_completion_and_image_errors(node):
 
 
 def test_pre_stop_hook_runs_before_the_container_stops_and_host_path_is_shared(node, tmp_path):
-    """preStop, then SIGTERM: the hook writes into a hostPath the test reads from outside."""
+    """preStop, then SIGTERM: the hook writes into a hostPath the test reads from outside.
+    A hostPath is refused where Pod Security's default (baseline) holds, and runs in a
+    namespace labelled privileged; so do the host's network and PID namespaces."""
     shared = tmp_path / "host-share"
     manifest = f"""
 apiVersion: v1
 kind: Pod
-metadata: {{name: hooked}}
+metadata: {{name: hooked, namespace: NAMESPACE}}
 spec:
   terminationGracePeriodSeconds: 5
   volumes: [{{name: share, hostPath: {{path: "{shared}", type: DirectoryOrCreate}}}}]
@@ -607,13 +609,39 @@ spec:
         exec: {{command: ["sh", "-c", "echo prestop >> /share/log"]}}
 """
     http = node["http"]
-    nodectl(node, "apply", "-f", "-", stdin=manifest)
+    refused = subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "apply", "-f", "-"],
+                             input=manifest.replace("NAMESPACE", "default"), env=env_of(node),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and 'violates PodSecurity "baseline:latest": hostPath ' \
+        'volumes (volume "share")' in refused.stderr, refused.stderr
+    assert http.post("/api/v1/namespaces", json={"metadata": {"name": "hosty", "labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}}).status_code == 201
+    nodectl(node, "apply", "-f", "-", stdin=manifest.replace("NAMESPACE", "hosty"))
+    host = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-host"},
+            "spec": {"hostNetwork": True, "hostPID": True,
+                     "volumes": [{"name": "share", "hostPath": {"path": str(shared)}}],
+                     "containers": [{"name": "c", "image": "kubia:latest",
+                                     "imagePullPolicy": "IfNotPresent",
+                                     "command": ["sh", "-c", "cat /proc/net/dev > /share/netdev; "
+                                                 "ls /proc | grep -c '^[0-9]' > /share/pids; "
+                                                 "sleep 3600"],
+                                     "volumeMounts": [{"name": "share", "mountPath": "/share"}]}]}}
+    r = http.post("/api/v1/namespaces/hosty/pods", json=host)
+    assert r.status_code == 201, r.text
     until(lambda: (shared / "log").exists() and "up" in (shared / "log").read_text(), 60,
           "the container writing to the hostPath")
-    nodectl(node, "delete", "pod", "hooked")
-    until(lambda: http.get("/api/v1/namespaces/default/pods/hooked").status_code == 404, 30,
+    until(lambda: (shared / "pids").exists() and (shared / "pids").read_text().strip(), 60,
+          "the host-namespaces pod")
+    assert "cni0" in (shared / "netdev").read_text()  # the node's bridge: its network
+    assert int((shared / "pids").read_text()) > 10  # the node's processes, not its own few
+    on_host = http.get("/api/v1/namespaces/hosty/pods/on-host").json()
+    until(lambda: http.get("/api/v1/namespaces/hosty/pods/on-host").json()["status"].get(
+        "podIP") == on_host["status"].get("hostIP"), 30, "its pod IP, the node's")
+    nodectl(node, "delete", "pod", "hooked", "-n", "hosty")
+    until(lambda: http.get("/api/v1/namespaces/hosty/pods/hooked").status_code == 404, 30,
           "the pod gone")
     assert (shared / "log").read_text().split() == ["up", "prestop", "term"]
+    http.delete("/api/v1/namespaces/hosty/pods/on-host", params={"gracePeriodSeconds": "0"})
 
 
 REGISTRY = shutil.which("docker-registry")

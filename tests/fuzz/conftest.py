@@ -10,6 +10,7 @@ it never answered 5xx.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,10 @@ class FuzzAgent(AgentProcess):
 
     def start(self, timeout_s: float = 20.0) -> FuzzAgent:
         super().start(timeout_s)
-        self._checked = len(self.log_text())  # start-up is not a request
+        # Start-up is not a request: its last step (a full collection, then "agent ready")
+        # is reported just after the ready line, so the count starts a moment later.
+        time.sleep(0.3)
+        self._checked = len(self.log_text())
         return self
 
     def check_healthy(self) -> None:

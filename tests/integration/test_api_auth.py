@@ -245,3 +245,27 @@ def test_real_kubectl_and_nodectl_work_with_the_admin_kubeconfig(secured: AgentP
     out = subprocess.run([*nodectl, "--kubeconfig", str(tmp_path / "missing"), "get", "pods"],
                          env=bare, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "missing: no such file" in out.stderr, out.stderr
+
+
+def test_the_audit_log_says_who_did_what_with_what_answer(secured: AgentProcess) -> None:
+    """JSON lines, 0600, no bodies: a Secret's value never reaches it."""
+    import json
+    with secured.client() as admin:
+        r = admin.post("/api/v1/namespaces/default/secrets", json={
+            "metadata": {"name": "audited"}, "stringData": {"k": "audit-me-not"}})
+        assert r.status_code == 201
+    with secured.anonymous() as anon:
+        assert anon.get("/api/v1/namespaces/default/secrets/audited").status_code == 401
+    log = secured.data_dir / "audit.log"
+    assert log.stat().st_mode & 0o777 == 0o600
+    text = log.read_text()
+    assert "audit-me-not" not in text and "/readyz" not in text
+    events = [json.loads(line) for line in text.splitlines()]
+    created = [e for e in events if e["verb"] == "create" and
+               e.get("objectRef") == {"resource": "secrets", "namespace": "default",
+                                      "apiVersion": "v1"}]
+    assert created and created[-1]["user"]["username"] == "admin"
+    assert created[-1]["responseStatus"]["code"] == 201
+    refused = [e for e in events if e["requestURI"].endswith("/secrets/audited")
+               and e["responseStatus"]["code"] == 401]
+    assert refused and refused[-1]["user"]["username"] == "system:anonymous"

@@ -10,7 +10,7 @@ import pytest
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.scheduler import Scheduler, pod_requests
 from nodeagent.nodestatus import NodeReporter
-from nodeagent.objects.kinds import EVENTS, NODES, PODS, SERVICES
+from nodeagent.objects.kinds import EVENTS, NAMESPACES, NODES, PODS, SERVICES
 
 
 def pod(name: str, cpu: str | None = None, **spec) -> dict:
@@ -160,6 +160,9 @@ async def test_node_affinity_host_ports_and_reasons_counted_per_node(objects):
     await objects.create(PODS, "default", pod("likes-b", affinity=affinity(preferred=[
         {"weight": 80, "preference": {"matchExpressions": [
             {"key": "gen", "operator": "In", "values": ["5"]}]}}])))
+    # Host ports need a namespace Pod Security lets have them.
+    await objects.patch(NAMESPACES, None, "default", {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}}, "application/merge-patch+json")
     port = [{"name": "app", "image": "kubia:latest", "ports": [{"containerPort": 8080,
                                                                   "hostPort": 8080}]}]
     for name in ("port-1", "port-2", "port-3"):
