@@ -38,6 +38,7 @@ from nodeagent.api.objects import ObjectStore
 from nodeagent.api.operator import OperatorApp
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.raftadmin import add_peer
+from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import AgentPki, Contexts, raft_peer
@@ -212,7 +213,8 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
             "ca_bundle": agent_pki.ca_cert.read_bytes,
             "join": JoinService(agent_pki, gossip_keys, add_server),
             "take_encryption": partial(apiservers.take_config, agent_pki) if signer else None,
-            "audit": AuditLog(os.path.join(cfg.data_dir, "audit.log"))}
+            "audit": AuditLog(os.path.join(cfg.data_dir, "audit.log")),
+            "rate_limits": RateLimits()}
 
 
 def _store(cfg: AgentConfig, contexts: Contexts | None) -> Store:

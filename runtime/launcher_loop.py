@@ -136,9 +136,13 @@ class LauncherLoop:
         self._reattach()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
-        os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
+        private_parent(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(self.socket_path)
+        old = os.umask(0o177)  # made 0600: no moment in which others may connect
+        try:
+            listener.bind(self.socket_path)
+        finally:
+            os.umask(old)
         os.chmod(self.socket_path, 0o600)
         listener.listen(1024)  # bursts: a client per pod being started at once
         listener.setblocking(False)
@@ -362,3 +366,17 @@ class LauncherLoop:
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(st.pid, sig)
+
+
+def private_parent(socket_path: str) -> None:
+    """The socket's directory, root's alone (0700): whoever reaches the socket runs
+    anything as root on this machine.  Made so if missing; a directory others may write
+    to (/tmp) is refused -- the socket needs one of its own."""
+    parent = os.path.dirname(os.path.abspath(socket_path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    st = os.stat(parent)
+    if st.st_mode & 0o002:
+        raise SystemExit(f"launcher: {parent} is writable by everyone: put the socket in a "
+                         "directory of its own")
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(parent, 0o700)

@@ -49,6 +49,7 @@ from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.raftadmin import hello, raft_status
+from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.status import ApiError, status_object
@@ -115,7 +116,8 @@ class ApiApp:
                  ca_bundle: Callable[[], bytes] | None = None,
                  join: Callable[[User, Any], Awaitable[Any]] | None = None,
                  take_encryption: Callable[[bytes], Any] | None = None,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None,
+                 rate_limits: RateLimits | None = None) -> None:
         self.objects = objects
         self.authenticator = authenticator
         self.rbac = Rbac(objects)
@@ -125,6 +127,7 @@ class ApiApp:
         self.join = join  # POST /join: (bootstrap user, body) -> credentials
         self.take_encryption = take_encryption  # POST /encryption-config (apiservers.py)
         self.audit = audit  # every request's who, what and answer (audit.py)
+        self.rate_limits = rate_limits  # requests per identity (ratelimit.py)
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -205,6 +208,12 @@ class ApiApp:
         if user.anonymous and not (path in PUBLIC_PATHS and scope.get("method", "GET") in
                                    ("GET", "HEAD")):
             raise ApiError(401, "Unauthorized", "Unauthorized")
+        if self.rate_limits is not None and path not in PUBLIC_PATHS:
+            retry = self.rate_limits.take(user)
+            if retry is not None:
+                scope["nodeagent.user"] = user
+                raise ApiError.too_many(f"too many requests from {user.name}: try again in "
+                                        f"{retry.after_s}s", retry.after_s)
         return user
 
     def _authorize(self, request: Request, target: Target | None, path: str,

@@ -269,3 +269,24 @@ def test_the_audit_log_says_who_did_what_with_what_answer(secured: AgentProcess)
     refused = [e for e in events if e["requestURI"].endswith("/secrets/audited")
                and e["responseStatus"]["code"] == 401]
     assert refused and refused[-1]["user"]["username"] == "system:anonymous"
+
+
+def test_a_noisy_client_gets_429_and_a_node_still_gets_through(secured: AgentProcess,
+                                                               tmp_path: Path) -> None:
+    from nodeagent.join import join, parse_join_token
+    joined = AgentPki(tmp_path / "node")
+    trio.run(join, joined, [secured.url], parse_join_token(secured.join_token().read_text()),
+             "busy-node", [])
+    node = httpx.Client(base_url=secured.url, timeout=5,
+                        verify=_client_tls(secured, joined.cert("node"), joined.key("node")))
+    codes = []
+    with secured.anonymous() as anon, node:
+        for _ in range(300):
+            r = anon.get("/api/v1/namespaces", headers={"Authorization": "Bearer s3cr3t-plain"})
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) >= 1
+                assert r.json()["details"]["retryAfterSeconds"] >= 1
+        assert codes.count(429) > 50, codes  # dave may do nothing, but is limited first
+        assert node.get("/api/v1/nodes").status_code == 200  # its own budget
+        assert anon.get("/healthz").status_code == 200  # health is never limited

@@ -393,3 +393,29 @@ def test_hostile_lines_get_an_answer_and_leave_the_launcher_serving(launcher):
         assert c.sock.recv(65536) == b""  # and the connection is dropped
     with launcher.client() as c:
         assert c.call("list")["containers"] == []
+
+
+def test_the_socket_is_roots_alone_in_a_private_directory(tmp_path: Path) -> None:
+    """Whoever reaches the launcher's socket runs anything as root: 0600, in a 0700
+    directory (made so, or narrowed to it); a directory everyone may write to is refused."""
+    import stat
+    where = tmp_path / "shared"
+    where.mkdir(mode=0o755)
+    os.chmod(where, 0o755)
+    lp = LauncherProc(where)
+    lp.start()
+    try:
+        assert stat.S_IMODE(os.stat(lp.sock).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(where).st_mode) == 0o700
+        assert os.stat(lp.sock).st_uid == os.getuid()
+    finally:
+        assert lp.proc is not None
+        lp.proc.terminate()
+        lp.proc.wait(10)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o1777)
+    p = subprocess.run([sys.executable, "-m", "runtime", "launcher", "--state-dir",
+                        str(tmp_path / "s2"), "--socket", str(open_dir / "l.sock")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "writable by everyone" in p.stderr, p.stderr
