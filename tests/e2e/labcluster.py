@@ -184,6 +184,7 @@ class Client:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()  # a failure is dated by when its request was sent
             try:
                 r = httpx.get(self.url, timeout=self.timeout_s)
                 if r.status_code == 200:
@@ -191,7 +192,7 @@ class Client:
                     who = r.text.strip().rsplit(" ", 1)[-1]
                     self.answered_by[who] = self.answered_by.get(who, 0) + 1
                 else:
-                    self.failures.append((time.monotonic(), f"HTTP {r.status_code}"))
+                    self.failures.append((started, f"HTTP {r.status_code}"))
             except httpx.HTTPError as exc:
-                self.failures.append((time.monotonic(), type(exc).__name__))
+                self.failures.append((started, type(exc).__name__))
             time.sleep(self.pause_s)
