@@ -99,6 +99,13 @@ def _role_ref_errors(ref: RoleRef, kinds: list[str]) -> list[FieldError]:
     return errs
 
 
+def _role_ref_kept(old: RoleRef, new: RoleRef) -> list[FieldError]:
+    """A binding's roleRef never changes (Kubernetes: delete and create it again)."""
+    if old != new:
+        return [Path("roleRef").invalid(new.dump(), "cannot change roleRef")]
+    return []
+
+
 class Role(Model):
     api_version: Literal["rbac.authorization.k8s.io/v1"] = "rbac.authorization.k8s.io/v1"
     kind: Literal["Role"] = "Role"
@@ -132,9 +139,7 @@ class RoleBinding(Model):
                                                                   ["Role", "ClusterRole"])
 
     def check_update(self, old: RoleBinding) -> list[FieldError]:
-        if old.role_ref != self.role_ref:
-            return [Path("roleRef").invalid(self.role_ref.dump(), "cannot change roleRef")]
-        return []
+        return _role_ref_kept(old.role_ref, self.role_ref)
 
 
 class ClusterRoleBinding(Model):
@@ -148,6 +153,4 @@ class ClusterRoleBinding(Model):
         return _subjects_errors(self.subjects) + _role_ref_errors(self.role_ref, ["ClusterRole"])
 
     def check_update(self, old: ClusterRoleBinding) -> list[FieldError]:
-        if old.role_ref != self.role_ref:
-            return [Path("roleRef").invalid(self.role_ref.dump(), "cannot change roleRef")]
-        return []
+        return _role_ref_kept(old.role_ref, self.role_ref)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from test_raft_node import free_ports
+from test_raft_agents import agents  # noqa: F401  (the fixture)
 from waiting import until
 
 from agentproc import AgentProcess, admin_tls, cluster_ca
@@ -98,25 +96,8 @@ def test_a_value_no_key_opens_is_skipped_not_a_crash(tmp_path: Path) -> None:
         agent.close()
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[dict[int, AgentProcess]]:
-    ports = free_ports(3)
-    procs = {}
-    for i in (1, 2, 3):
-        peers = ",".join(f"{j}=127.0.0.1:{ports[j - 1]}" for j in (1, 2, 3) if j != i)
-        procs[i] = AgentProcess(tmp_path / f"s{i}", f"node{i}", "--raft-id", str(i),
-                                "--raft-listen", f"127.0.0.1:{ports[i - 1]}", "--raft-peers",
-                                peers, "--raft-tick-ms", "20", ca=cluster_ca(tmp_path))
-    try:
-        for p in procs.values():
-            p.start()
-        yield procs
-    finally:
-        for p in procs.values():
-            p.close()
-
-
-def test_servers_hold_no_value_and_rotate_the_key_together(servers, tmp_path: Path) -> None:
+def test_servers_hold_no_value_and_rotate_the_key_together(agents, tmp_path: Path) -> None:  # noqa: F811
+    servers = agents  # three Raft servers with one CA and one key (test_raft_agents)
     import httpx
     with httpx.Client(verify=admin_tls(cluster_ca(tmp_path)), timeout=10) as http:
         until(lambda: http.post(f"{servers[1].url}/api/v1/namespaces/default/configmaps",
