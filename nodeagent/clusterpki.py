@@ -27,10 +27,12 @@ import ipaddress
 import os
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from nodeagent import pki
 from nodeagent.fsutil import make_private_dir, write_atomic
@@ -168,7 +170,7 @@ class AgentPki:
 
     # --- issuing and renewing ---------------------------------------------------------
 
-    def serving_names(self, name: str, addresses: list[str], extra: list[str] = ()  # type: ignore[assignment]
+    def serving_names(self, name: str, addresses: Sequence[str], extra: Sequence[str] = ()
                       ) -> list[str]:
         """What a serving certificate names: the node and host names, loopback, the node's
         addresses, the kubernetes Service's names and ClusterIP, and ``extra`` (the
@@ -179,7 +181,7 @@ class AgentPki:
                  *addresses, *KUBERNETES_NAMES, cluster_ip, *extra]
         return [n for n in dict.fromkeys(names) if n and n not in ("0.0.0.0", "::")]
 
-    def ensure_leaves(self, name: str, addresses: list[str], extra: list[str] = (),  # type: ignore[assignment]
+    def ensure_leaves(self, name: str, addresses: Sequence[str], extra: Sequence[str] = (),
                       now: dt.datetime | None = None, raft_id: int = 0) -> list[str]:
         """Issue, with the CA's key, each leaf this agent needs that is missing, due for
         renewal, or does not say what it should (its names, its identity); returns those
@@ -199,9 +201,10 @@ class AgentPki:
             wanted["raft"] = (lambda: pki.issue_peer(ca, raft_user(raft_id), (SERVER_GROUP,),
                                                      names, now=now),
                               (raft_user(raft_id), (SERVER_GROUP,)))
+        cas = self.ca_certs()  # read once for every leaf
         issued = []
         for which, (make, identity) in wanted.items():
-            current = self._current(which)
+            current = self._current(which, cas)
             if current is not None and not _due(current, now) and (
                     which not in ("server", "raft") or set(names) <= _sans(current)) and (
                     identity is None or pki.identity(current) == identity):
@@ -211,13 +214,13 @@ class AgentPki:
             issued.append(which)
         return issued
 
-    def _current(self, which: str) -> x509.Certificate | None:
+    def _current(self, which: str, cas: list[x509.Certificate]) -> x509.Certificate | None:
         try:
             cert = pki.load(self.cert(which), self.key(which)).cert
         except pki.PkiError:
             return None
         # A leaf of another CA (the CA was replaced) is as good as missing.
-        if not any(cert.issuer == ca.subject and _signed_by(cert, ca) for ca in self.ca_certs()):
+        if not any(cert.issuer == ca.subject and _signed_by(cert, ca) for ca in cas):
             return None
         return cert
 
@@ -247,7 +250,7 @@ class AgentPki:
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, Exception):  # InvalidSignature is not a ValueError
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from nodeagent import pki
-from nodeagent.api.authn import BOOTSTRAP_TOKEN_TYPE, User
+from nodeagent.api.authn import BOOTSTRAP_TOKEN_TYPE, User, secret_data
 from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import NODE_GROUP, AgentPki, node_user
 
@@ -112,20 +112,13 @@ def token_rows(secrets_list: list[dict[str, Any]]) -> list[dict[str, str]]:
     for obj in secrets_list:
         if obj.get("type") != BOOTSTRAP_TOKEN_TYPE:
             continue
-        data = {k: _b64(v) for k, v in (obj.get("data") or {}).items()}
+        data = secret_data(obj.get("data"))
         groups = data.get("auth-extra-groups", "")
         role = next((r for r in ROLES if ROLE_GROUP.format(role=r) in groups), "?")
         rows.append({"id": data.get("token-id", "?"), "role": role,
                      "expires": data.get("expiration", "?"),
                      "description": data.get("description", "")})
     return rows
-
-
-def _b64(value: Any) -> str:
-    try:
-        return base64.b64decode(str(value)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return "?"
 
 
 # --- the server's side ----------------------------------------------------------------

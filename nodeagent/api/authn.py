@@ -38,6 +38,7 @@ __all__ = [
     "User",
     "bearer_token",
     "parse_bootstrap_token",
+    "secret_data",
 ]
 
 AUTHENTICATED = "system:authenticated"
@@ -150,7 +151,7 @@ class BootstrapTokens:
         obj = self.get_secret("kube-system", f"bootstrap-token-{token_id}")
         if not obj or obj.get("type") != BOOTSTRAP_TOKEN_TYPE:
             return None
-        data = _decoded(obj.get("data"))
+        data = secret_data(obj.get("data"))
         if data.get("token-id") != token_id or data.get("usage-bootstrap-authentication") != "true":
             return None
         if not hmac.compare_digest(data.get("token-secret", "").encode(), secret.encode()):
@@ -173,7 +174,8 @@ def expiration(data: Mapping[str, str]) -> dt.datetime | None:
     return when if when.tzinfo is not None else None
 
 
-def _decoded(data: Any) -> dict[str, str]:
+def secret_data(data: Any) -> dict[str, str]:
+    """A Secret's ``data`` decoded (a value that is not base64 text is left out)."""
     out: dict[str, str] = {}
     if isinstance(data, dict):
         for key, value in data.items():
