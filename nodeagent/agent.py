@@ -39,6 +39,7 @@ from nodeagent.api.operator import OperatorApp
 from nodeagent.api.podlogs import PodLogs
 from nodeagent.api.raftadmin import add_peer
 from nodeagent.api.ratelimit import RateLimits
+from nodeagent.api.satokens import ServiceAccountTokens, TokenSigner
 from nodeagent.api.server import ApiApp, serve_api
 from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import AgentPki, Contexts, raft_peer
@@ -52,10 +53,11 @@ from nodeagent.join import JoinService
 from nodeagent.loopwatch import SlowSteps
 from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
-from nodeagent.objects.kinds import NAMESPACES, NODES, SECRETS
+from nodeagent.objects.kinds import NAMESPACES, NODES, SECRETS, by_kind
 from nodeagent.podmanager.manager import PodManager
 from nodeagent.podmanager.metrics import Metrics
 from nodeagent.podmanager.runtime import RuntimeClient
+from nodeagent.podmanager.satokens import PodTokens
 from nodeagent.podmanager.secrets import RemoteSecrets
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.raft.transport import PeerTls
@@ -154,9 +156,9 @@ async def run_agent(cfg: AgentConfig, *,
                     _reachable(addrs[0], addresses), cfg.data_dir,
                     verify=contexts.client if contexts is not None else True,
                     joined=cfg.raft_joins()))
-            await nursery.start(_lead, store, objects, _coordinator(cfg, membership))
+            await nursery.start(_lead, store, objects, _coordinator(cfg, membership, agent_pki))
         elif isinstance(store, LocalStore) and cfg.coordinator:
-            await nursery.start(_coordinator(cfg, membership), objects)
+            await nursery.start(_coordinator(cfg, membership, agent_pki), objects)
         # Started, for systemd, once the API serves: the pods wait for the cluster (a pod
         # CIDR from its coordinator), and a server booting while the others are still down
         # must not be killed for a start timeout (etcd's long-standing trap with Type=notify).
@@ -164,7 +166,8 @@ async def run_agent(cfg: AgentConfig, *,
         sd_notify(f"READY=1\nSTATUS={serving}" + ("; starting the node" if cfg.launcher_socket else ""))
         nursery.start_soon(_watchdog, store)
         if cfg.launcher_socket:
-            await _run_pods(cfg, objects, app, addresses, rules_applied, nursery, contexts)
+            await _run_pods(cfg, objects, app, addresses, rules_applied, nursery, contexts,
+                            _reachable(addrs[0], addresses))
         if cfg.proxy:
             await nursery.start(_proxy, objects, cfg.proxy, addresses, rules_applied)
         # What start-up made (modules, classes, the store as recovered) lives as long as the
@@ -207,9 +210,19 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
             if exc.code != 409 or "a member already" not in exc.message:
                 raise
 
+    def find(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        res = by_kind(kind)
+        return objects.find(res, namespace, name) if res is not None else None
+
     tokens = StaticTokens.load(cfg.token_auth_file) if cfg.token_auth_file else None
     signer = agent_pki.is_signer()
-    return {"authenticator": Authenticator(tokens=tokens, bootstrap=BootstrapTokens(secret)),
+    # Pods get tokens, which the servers sign and check (api/satokens.py).
+    objects.service_account_tokens = True
+    token_signer = TokenSigner(agent_pki.ca_keys) if signer else None
+    service_accounts = ServiceAccountTokens(token_signer, find) if token_signer else None
+    return {"authenticator": Authenticator(tokens=tokens, bootstrap=BootstrapTokens(secret),
+                                           service_accounts=service_accounts),
+            "token_signer": token_signer,
             "ca_bundle": agent_pki.ca_cert.read_bytes,
             "join": JoinService(agent_pki, gossip_keys, add_server),
             "take_encryption": partial(apiservers.take_config, agent_pki) if signer else None,
@@ -286,19 +299,20 @@ async def _lead(store: RaftStore, objects: ObjectStore,
         log.info("raft leadership lost: coordinator stopped")
 
 
-def _coordinator(cfg: AgentConfig, membership: Membership | None
-                 ) -> Callable[..., Awaitable[None]]:
+def _coordinator(cfg: AgentConfig, membership: Membership | None,
+                 agent_pki: AgentPki | None) -> Callable[..., Awaitable[None]]:
     members = membership.states if membership is not None else None
     changed = membership.wait_changed if membership is not None else None
     return partial(run_coordinator, members=members, members_changed=changed,
                    cluster_cidr=cfg.cluster_cidr,
                    node_cidr_mask=cfg.node_cidr_mask,
-                   unreachable_toleration_s=cfg.unreachable_toleration_s)
+                   unreachable_toleration_s=cfg.unreachable_toleration_s,
+                   ca_bundle=agent_pki.ca_cert.read_bytes if agent_pki is not None else None)
 
 
 async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, addresses: list[str],
                     rules_applied: RulesProgress | None, nursery: trio.Nursery,
-                    contexts: Contexts | None) -> None:
+                    contexts: Contexts | None, api_url: str) -> None:
     """This node's pod manager, its usage metrics, its Node and, in a cluster with a pod
     network, its routes to the other nodes' pods.  The Node is offered to the scheduler
     after the pod manager runs -- unless the coordinator must first give the Node its
@@ -311,7 +325,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     if registered_first:
         await nursery.start(reporter.run)
         cidr = await _assigned_cidr(objects, cfg.name)
-    pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr, contexts)
+    pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr, contexts, api_url)
     usage = Metrics(cfg.name, pods.runtime)
     app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
     app.exec, app.metrics = pods.exec, usage
@@ -345,7 +359,7 @@ async def _assigned_cidr(objects: ObjectStore, name: str) -> str:
 
 async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[str],
                        rules_applied: RulesProgress | None, cidr: str,
-                       contexts: Contexts | None) -> PodManager:
+                       contexts: Contexts | None, api_url: str) -> PodManager:
     """Connect to (or start) the launcher and build the pod manager around it."""
     launcher = await ensure_launcher(cfg.launcher_socket, os.path.join(cfg.data_dir, "containers"))
     known = (await launcher.call(Op.LIST)).get("containers") or []
@@ -359,7 +373,8 @@ async def _pod_manager(cfg: AgentConfig, objects: ObjectStore, addresses: list[s
                       os.path.join(cfg.data_dir, "kubelet"), net=net,
                       node_ip=addresses[0] if addresses else "127.0.0.1",
                       cgroup_parent=cfg.cgroup_parent, rules_applied=rules_applied,
-                      secrets=_remote_secrets(objects.store, contexts))
+                      secrets=_remote_secrets(objects.store, contexts),
+                      tokens=_pod_tokens(objects.store, contexts, api_url))
 
 
 def _remote_secrets(store: Any, contexts: Contexts | None) -> RemoteSecrets | None:
@@ -368,6 +383,17 @@ def _remote_secrets(store: Any, contexts: Contexts | None) -> RemoteSecrets | No
     if not isinstance(store, RemoteStore) or contexts is None:
         return None
     return RemoteSecrets(lambda: store.server, contexts.client)
+
+
+def _pod_tokens(store: Any, contexts: Contexts | None, api_url: str) -> PodTokens | None:
+    """Pods' ServiceAccount tokens, asked of this agent's own API on a server, of the
+    server a copy follows otherwise (None with --insecure-http: no tokens)."""
+    if contexts is None:
+        return None
+    client = contexts.client
+    if isinstance(store, RemoteStore):
+        return PodTokens(lambda: store.server, client)
+    return PodTokens(lambda: api_url, client)
 
 
 def _reachable(url: str, addresses: list[str]) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from nodeagent import pki
 from nodeagent.fsutil import make_private_dir, write_atomic
@@ -121,6 +122,7 @@ class AgentPki:
         # The keys Secrets are sealed with in the store (api/encryption.py): servers only.
         self.encryption_config = self.dir / "encryption-config.yaml"
         self.api_url = ""  # where the admin kubeconfig points (the agent sets it)
+        self._ca_keys: tuple[int, list[ec.EllipticCurvePrivateKey]] | None = None
 
     def cert(self, which: str) -> Path:
         return self.dir / f"{which}.crt"
@@ -141,6 +143,17 @@ class AgentPki:
     def ca(self) -> pki.Issued:
         """The signing CA (the first certificate of ca.crt) with its key."""
         return pki.load(self.ca_cert, self.ca_key)
+
+    def ca_keys(self) -> list[ec.EllipticCurvePrivateKey]:
+        """The CA keys held, the signing one first: what ServiceAccount tokens are signed
+        and checked with (api/satokens.py).  Read again only when the file changes."""
+        try:
+            stamp = self.ca_key.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if self._ca_keys is None or self._ca_keys[0] != stamp:
+            self._ca_keys = (stamp, [self.ca().key])
+        return self._ca_keys[1]
 
     def ca_certs(self) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(self.ca_cert.read_bytes())

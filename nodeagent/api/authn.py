@@ -4,6 +4,7 @@
   (listen.TlsPeers): the CN is the user, each O a group.
 - **Static bearer tokens** from ``--token-auth-file``: kube-apiserver's CSV,
   ``token,user,uid,"group1,group2"``.
+- **ServiceAccount tokens**: the signed, bound JWTs of TokenRequest (api/satokens.py).
 - **Bootstrap tokens** (``<id>.<secret>``, kubeadm's): a Secret
   ``kube-system/bootstrap-token-<id>`` of type ``bootstrap.kubernetes.io/token``.  They
   authenticate ``system:bootstrap:<id>`` in ``system:bootstrappers`` (and the Secret's
@@ -24,7 +25,7 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nodeagent.errors import ConfigError
 
@@ -186,11 +187,17 @@ def secret_data(data: Any) -> dict[str, str]:
     return out
 
 
+class TokenAuthenticator(Protocol):
+    def authenticate(self, token: str) -> User | None: ...
+
+
 class Authenticator:
     def __init__(self, *, tokens: StaticTokens | None = None,
-                 bootstrap: BootstrapTokens | None = None) -> None:
+                 bootstrap: BootstrapTokens | None = None,
+                 service_accounts: TokenAuthenticator | None = None) -> None:
         self.tokens = tokens
         self.bootstrap = bootstrap
+        self.service_accounts = service_accounts
 
     def authenticate(self, cert: tuple[str, tuple[str, ...]] | None,
                      headers: list[tuple[bytes, bytes]]) -> User:
@@ -210,6 +217,10 @@ class Authenticator:
     def _token(self, token: str) -> User | None:
         if self.tokens is not None:
             user = self.tokens.authenticate(token)
+            if user is not None:
+                return user
+        if self.service_accounts is not None:
+            user = self.service_accounts.authenticate(token)
             if user is not None:
                 return user
         if self.bootstrap is not None:

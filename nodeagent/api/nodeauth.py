@@ -8,6 +8,8 @@ store, and run the coordinator, so they are not narrowed (``Servers``).  Any oth
   bound to it names (volumes, projected sources, env, envFrom, imagePullSecrets) and no
   others ("no relationship found between node 'a' and this object", as the Node
   authorizer says); nodes, pods, services, endpoints, events and namespaces it may read;
+- asks for the tokens of the ServiceAccounts its pods run as, bound to those pods
+  (serviceaccounts.py checks the binding);
 - writes its own Node (and its status), the status of pods bound to it, and deletes
   those pods once they are done; events it may create.  Anything else is refused.
 
@@ -76,6 +78,13 @@ class NodeAuthorizer:
             return Decision.DENY, f"no relationship found between node '{node}' and this object"
         if a.api_group != "":
             return Decision.DENY, "a node may not touch this kind"
+        if a.resource == "serviceaccounts" and a.subresource == "token" and a.verb == "create":
+            # Bound to which pod, the request's body says: serviceaccounts.token_request
+            # checks that pod is this node's.
+            if any((p.get("spec") or {}).get("serviceAccountName", "default") == a.name
+                   for p in self._pods(node, a.namespace)):
+                return Decision.ALLOW, ""
+            return Decision.DENY, f"no relationship found between node '{node}' and this object"
         if a.verb in READ and a.resource in ("nodes", "pods", "services", "endpoints", "events",
                                               "namespaces") and a.subresource in ("", "status"):
             return Decision.ALLOW, ""
@@ -100,12 +109,12 @@ class NodeAuthorizer:
         except ApiError:
             return None
 
+    def _pods(self, node: str, namespace: str) -> list[dict[str, Any]]:
+        return list(self.objects.list(PODS, namespace or None,
+                                      field_selector=f"spec.nodeName={node}")["items"])
+
     def _referenced(self, node: str, namespace: str, resource: str, name: str) -> bool:
-        for pod in self.objects.list(PODS, namespace, field_selector=f"spec.nodeName={node}")[
-                "items"]:
-            if (resource, name) in pod_references(pod):
-                return True
-        return False
+        return any((resource, name) in pod_references(pod) for pod in self._pods(node, namespace))
 
 
 def check_txn(objects: Objects, node: str, command: Txn) -> None:

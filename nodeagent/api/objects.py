@@ -25,7 +25,7 @@ import jsonpatch
 import orjson
 import trio
 
-from nodeagent.api import encryption, podsecurity
+from nodeagent.api import encryption, podsecurity, serviceaccounts
 from nodeagent.api.allocator import SERVICE_CIDR, Allocations, ServiceAllocator
 from nodeagent.api.status import ApiError
 from nodeagent.logs import ThrottledLog
@@ -229,6 +229,14 @@ class ObjectStore:
     def __init__(self, store: KeyValueStore, *, service_cidr: str = SERVICE_CIDR) -> None:
         self.store = store
         self.allocator = ServiceAllocator(store, service_cidr)
+        # Pods get their ServiceAccount's token mounted (serviceaccounts.py): on once the
+        # cluster signs tokens, off with --insecure-http.
+        self.service_account_tokens = False
+
+    def find(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none."""
+        kv = self.store.get(res.key(namespace, name))
+        return decode_kv(kv) if kv is not None else None
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -321,6 +329,12 @@ class ObjectStore:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
             body = {k: v for k, v in body.items() if k != "status"}
+        if res is PODS and self.service_account_tokens and isinstance(body, dict) and \
+                isinstance(body.get("spec"), dict):
+            body = {**body, "spec": copy.deepcopy(body["spec"])}
+            ns_of = (body.get("metadata") or {}).get("namespace") if \
+                isinstance(body.get("metadata"), dict) else None
+            serviceaccounts.admit_pod(body, str(ns_of or namespace or "default"), self.find)
         model, obj = await off_loop(heavy, decode_object, res, body)
         meta = obj["metadata"]
         if res.namespaced:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import Resource, by_plural
 
-SUBRESOURCES = ("status", "finalize", "binding", "log", "exec")
+SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def parse_resource_path(path: str) -> Target | None:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource "
                        f"({plural}/status)")
     if (sub == "finalize" and res.kind != "Namespace") or \
-            (sub in ("binding", "log", "exec") and res.kind != "Pod"):
+            (sub in ("binding", "log", "exec") and res.kind != "Pod") or \
+            (sub == "token" and res.kind != "ServiceAccount"):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if name is not None and not name:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -10,6 +10,7 @@ exist to keep that path unused.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections import Counter
@@ -24,7 +25,7 @@ from hypercorn.trio import serve
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from nodeagent.api import discovery, replica, reviews
+from nodeagent.api import discovery, replica, reviews, serviceaccounts
 from nodeagent.api import protobuf as pb
 from nodeagent.api.audit import AuditLog, received_at
 from nodeagent.api.authn import ANONYMOUS, Authenticator, User
@@ -52,6 +53,7 @@ from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
+from nodeagent.api.satokens import TokenSigner
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
@@ -117,7 +119,8 @@ class ApiApp:
                  join: Callable[[User, Any], Awaitable[Any]] | None = None,
                  take_encryption: Callable[[bytes], Any] | None = None,
                  audit: AuditLog | None = None,
-                 rate_limits: RateLimits | None = None) -> None:
+                 rate_limits: RateLimits | None = None,
+                 token_signer: TokenSigner | None = None) -> None:
         self.objects = objects
         self.authenticator = authenticator
         self.rbac = Rbac(objects)
@@ -128,6 +131,7 @@ class ApiApp:
         self.take_encryption = take_encryption  # POST /encryption-config (apiservers.py)
         self.audit = audit  # every request's who, what and answer (audit.py)
         self.rate_limits = rate_limits  # requests per identity (ratelimit.py)
+        self.token_signer = token_signer  # ServiceAccount tokens (a server's: satokens.py)
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -406,6 +410,9 @@ class ApiApp:
             await self.objects.bind(self._ns(t) or "", t.name, body)
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                   "status": "Success", "code": 201}, 201)
+        if t.subresource == "token" and t.name is not None:
+            return json_response(self._token_request(request, t, await self._body(request)),
+                                 201)
         if t.name is not None:
             raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
                            "in the body")
@@ -413,6 +420,14 @@ class ApiApp:
         obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
                                         dry_run=_dry_run(request), heavy=_heavy(request))
         return json_response(obj, 201)
+
+    def _token_request(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
+        if self.token_signer is None:
+            raise ApiError(404, "NotFound", "this agent signs no ServiceAccount tokens: ask a "
+                           "server (one that holds the cluster CA's key)")
+        return serviceaccounts.token_request(
+            self.token_signer, self.objects.find, request.scope.get("nodeagent.user", ANONYMOUS),
+            self._ns(t) or "default", t.name or "", body, dt.datetime.now(dt.UTC))
 
     async def handle_put(self, request: Request, t: Target) -> Response:
         if t.name is None:

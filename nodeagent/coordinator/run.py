@@ -17,6 +17,7 @@ from nodeagent.coordinator import (
     endpoints,
     eventttl,
     garbage,
+    kubernetesservice,
     loadbalancer,
     namespaces,
     nodeipam,
@@ -24,6 +25,7 @@ from nodeagent.coordinator import (
     noexecute,
     replicaset,
     scheduler,
+    serviceaccounts,
 )
 from nodeagent.objects.access import Objects
 from nodeagent.reconcile import Controller, reconcile
@@ -37,11 +39,13 @@ async def run_coordinator(objects: Objects, *, members: Callable[[], dict[str, s
                           members_changed: Callable[[], Awaitable[None]] | None = None,
                           cluster_cidr: str = "", node_cidr_mask: int = 24,
                           unreachable_toleration_s: float = 30.0,
+                          ca_bundle: Callable[[], bytes] | None = None,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """``members``: gossip's member states by name, when the agents gossip (the node
     lifecycle controller needs them; ``members_changed`` returns when they change);
     ``cluster_cidr``: the pod network that Nodes get
-    their blocks of (none handed out without it)."""
+    their blocks of (none handed out without it); ``ca_bundle``: the cluster CAs' PEM,
+    published to every namespace for pods (None: the cluster has no CA)."""
     store = objects.store
     async with trio.open_nursery() as nursery:
         await nursery.start(namespaces.run, objects)
@@ -56,6 +60,10 @@ async def run_coordinator(objects: Objects, *, members: Callable[[], dict[str, s
             ("loadbalancer", loadbalancer.PREFIXES, loadbalancer.LoadBalancerController(objects),
              0.02),
             ("event-ttl", eventttl.PREFIXES, eventttl.EventExpiry(objects), 0.02),
+            ("serviceaccount", serviceaccounts.PREFIXES,
+             serviceaccounts.ServiceAccounts(objects, ca_bundle), 0.02),
+            ("kubernetes-service", kubernetesservice.PREFIXES,
+             kubernetesservice.KubernetesService(objects, members), 0.02),
             ("taint-eviction", noexecute.PREFIXES, noexecute.TaintEviction(
                 objects, default_toleration_s=unreachable_toleration_s), 0.02),
         ]

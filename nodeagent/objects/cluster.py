@@ -1,4 +1,4 @@
-"""Namespace, Node, ConfigMap, Secret and Event."""
+"""Namespace, Node, ConfigMap, Secret, ServiceAccount and Event."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from nodeagent.objects.meta import Model, ObjectMeta, ObjectReference, ResourceList
+from nodeagent.objects.meta import (
+    LocalObjectReference,
+    Model,
+    ObjectMeta,
+    ObjectReference,
+    ResourceList,
+)
 from nodeagent.objects.validation import FieldError, Path, dns1123_label_errors
 
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -226,6 +232,21 @@ def _immutable_data(old: ConfigMap | Secret, new: ConfigMap | Secret) -> list[Fi
     if old.data != new.data:
         errs.append(Path("data").forbidden("field is immutable when `immutable` is set"))
     return errs
+
+
+# --- ServiceAccount ----------------------------------------------------------------------
+
+
+class ServiceAccount(Model):
+    """An identity for a pod's processes (``system:serviceaccount:<ns>:<name>``).  Its
+    tokens are not stored: they are signed on request (TokenRequest, api/satokens.py)."""
+
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["ServiceAccount"] = "ServiceAccount"
+    metadata: ObjectMeta
+    secrets: list[ObjectReference] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    automount_service_account_token: bool | None = None
 
 
 # --- Event -------------------------------------------------------------------------------

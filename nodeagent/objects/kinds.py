@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nodeagent.objects.apps import Deployment, ReplicaSet
-from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret
+from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret, ServiceAccount
 from nodeagent.objects.meta import Model
 from nodeagent.objects.networking import Ingress
 from nodeagent.objects.pod import Pod
@@ -81,6 +81,8 @@ ENDPOINTS = Resource("Endpoints", "endpoints", "endpoints", "", "v1", True, Endp
 CONFIGMAPS = Resource("ConfigMap", "configmaps", "configmap", "", "v1", True, ConfigMap, ("cm",),
                       has_status=False)
 SECRETS = Resource("Secret", "secrets", "secret", "", "v1", True, Secret, (), has_status=False)
+SERVICE_ACCOUNTS = Resource("ServiceAccount", "serviceaccounts", "serviceaccount", "", "v1", True,
+                            ServiceAccount, ("sa",), has_status=False)
 EVENTS = Resource("Event", "events", "event", "", "v1", True, Event, ("ev",), has_status=False)
 PERSISTENT_VOLUMES = Resource("PersistentVolume", "persistentvolumes", "persistentvolume", "",
                               "v1", False, PersistentVolume, ("pv",))
@@ -106,7 +108,8 @@ CLUSTER_ROLE_BINDINGS = Resource("ClusterRoleBinding", "clusterrolebindings",
                                  has_status=False, name_check=path_segment_errors)
 
 RESOURCES: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, EVENTS, PERSISTENT_VOLUMES,
+    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS, EVENTS,
+    PERSISTENT_VOLUMES,
     PERSISTENT_VOLUME_CLAIMS, REPLICASETS, DEPLOYMENTS, INGRESSES, ROLES, CLUSTER_ROLES,
     ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
 

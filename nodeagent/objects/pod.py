@@ -254,8 +254,37 @@ class DownwardAPIVolumeSource(Model):
     default_mode: int | None = None
 
 
+class ServiceAccountTokenProjection(Model):
+    audience: str | None = None
+    expiration_seconds: int | None = 3600
+    path: str
+
+
+class KeysProjection(Model):
+    """A ConfigMap's or Secret's keys in a projected volume."""
+
+    name: str | None = None
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+    default_mode: None = None  # a projection has none: the volume's
+
+
+class VolumeProjection(Model):
+    secret: KeysProjection | None = None
+    config_map: KeysProjection | None = None
+    downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
+    service_account_token: ServiceAccountTokenProjection | None = None
+
+
+class ProjectedVolumeSource(Model):
+    sources: list[VolumeProjection] | None = None
+    default_mode: int | None = 0o644
+
+
 VOLUME_SOURCES = ("empty_dir", "host_path", "config_map", "secret", "persistent_volume_claim",
-                  "gce_persistent_disk", "nfs", "downward_api")
+                  "gce_persistent_disk", "nfs", "downward_api", "projected")
+# A token lives at least ten minutes (the apiserver's minimum for a projected one).
+MIN_TOKEN_SECONDS = 600
 
 
 class Volume(Model):
@@ -268,6 +297,7 @@ class Volume(Model):
     gce_persistent_disk: GCEPersistentDiskVolumeSource | None = None
     nfs: NFSVolumeSource | None = None
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
+    projected: ProjectedVolumeSource | None = None
 
 
 class Toleration(Model):
@@ -346,6 +376,7 @@ class PodSpec(Model):
     node_selector: dict[str, str] | None = None
     service_account_name: str | None = None
     service_account: str | None = None
+    automount_service_account_token: bool | None = None
     node_name: str | None = None
     host_network: bool | None = None
     host_pid: bool | None = Field(default=None, alias="hostPID")
@@ -525,6 +556,8 @@ def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
                            ("downwardAPI", v.downward_api)):
             if src is not None:
                 errs.extend(_projection_errors(src, vp.child(field)))
+        if v.projected is not None:
+            errs.extend(_projected_errors(v.projected, vp.child("projected")))
     if not spec.containers:
         errs.append(path.child("containers").required())
     names: set[str] = set()
@@ -591,8 +624,8 @@ def local_path_errors(value: str, path: Path) -> list[FieldError]:
     return errs
 
 
-def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | DownwardAPIVolumeSource,
-                       path: Path) -> list[FieldError]:
+def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | DownwardAPIVolumeSource
+                       | KeysProjection, path: Path) -> list[FieldError]:
     errs = mode_errors(src.default_mode, path.child("defaultMode"))
     items: list[KeyToPath | DownwardAPIVolumeFile] = list(src.items or [])
     for j, item in enumerate(items):
@@ -601,6 +634,44 @@ def _projection_errors(src: ConfigMapVolumeSource | SecretVolumeSource | Downwar
             errs.append(ip.child("key").required())
         errs.extend(local_path_errors(item.path, ip.child("path")))
         errs.extend(mode_errors(item.mode, ip.child("mode")))
+    return errs
+
+
+def _projected_errors(src: ProjectedVolumeSource, path: Path) -> list[FieldError]:
+    """Each source one kind; every path in the volume once (the apiserver's checks)."""
+    errs = mode_errors(src.default_mode, path.child("defaultMode"))
+    seen: set[str] = set()
+    for i, source in enumerate(src.sources or []):
+        sp = path.child("sources").index(i)
+        kinds = [k for k in ("secret", "config_map", "downward_api", "service_account_token")
+                 if getattr(source, k) is not None]
+        if len(kinds) != 1:
+            errs.append(sp.forbidden("must specify exactly 1 of secret, configMap, downwardAPI "
+                                     "or serviceAccountToken"))
+            continue
+        paths: list[str] = []
+        for field, inner in (("secret", source.secret), ("configMap", source.config_map),
+                             ("downwardAPI", source.downward_api)):
+            if inner is not None:
+                errs.extend(_projection_errors(inner, sp.child(field)))
+                paths.extend(item.path for item in inner.items or [])
+        token = source.service_account_token
+        if token is not None:
+            tp = sp.child("serviceAccountToken")
+            errs.extend(local_path_errors(token.path, tp.child("path")))
+            if token.expiration_seconds is not None and \
+                    token.expiration_seconds < MIN_TOKEN_SECONDS:
+                errs.append(tp.child("expirationSeconds").invalid(
+                    token.expiration_seconds, "may not specify a duration less than 10 minutes"))
+            if token.expiration_seconds is not None and token.expiration_seconds > 2**32:
+                errs.append(tp.child("expirationSeconds").invalid(
+                    token.expiration_seconds, "may not specify a duration larger than 2^32 "
+                    "seconds"))
+            paths.append(token.path)
+        for p in paths:
+            if p in seen:
+                errs.append(sp.invalid(p, "conflicting duplicate paths"))
+            seen.add(p)
     return errs
 
 

@@ -18,6 +18,7 @@ CreateContainerConfigError.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -25,7 +26,8 @@ from typing import Any
 
 from nodeagent.objects.quantity import parse_quantity
 
-__all__ = ["EnvError", "command_line", "container_env", "expand", "service_env"]
+__all__ = ["EnvError", "command_line", "container_env", "downward_file", "expand",
+           "service_env"]
 
 Obj = dict[str, Any]
 # (kind "ConfigMap"/"Secret", namespace, name) -> the object, or None if there is none
@@ -38,6 +40,11 @@ class EnvError(Exception):
 
 def _env_name(name: str) -> str:
     return name.upper().replace("-", "_")
+
+
+def _is_master(svc: Obj) -> bool:
+    return svc["metadata"].get("namespace") == "default" and \
+        svc["metadata"].get("name") == "kubernetes"
 
 
 def service_env(services: list[Obj]) -> dict[str, str]:
@@ -79,6 +86,16 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         name = m.group(2)
         return env[name] if name in env else m.group(0)
     return _REF.sub(sub, text)
+
+
+def downward_file(pod: Obj, path: str) -> str:
+    """A downwardAPI volume file's content: a fieldRef's value, where ``metadata.labels``
+    and ``metadata.annotations`` may also be whole (``key="value"`` lines, sorted, as
+    kubelet writes them)."""
+    if path in ("metadata.labels", "metadata.annotations"):
+        values = pod["metadata"].get(path.split(".")[1]) or {}
+        return "\n".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(values.items()))
+    return _field(pod, path)
 
 
 def _field(pod: Obj, path: str) -> str:
@@ -123,8 +140,10 @@ def container_env(pod: Obj, container: Obj, lookup: Lookup,
     """The container's environment (without the image's, which goes under it)."""
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
-    if (pod.get("spec") or {}).get("enableServiceLinks", True):
-        env.update(service_env(services))
+    # The kubernetes Service's variables always (kubelet's master service), the other
+    # Services' of the namespace with service links on.
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True)
+    env.update(service_env([s for s in services if links or _is_master(s)]))
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
         for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):

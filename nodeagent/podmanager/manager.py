@@ -42,6 +42,7 @@ from nodeagent.objects.kinds import CONFIGMAPS, ENDPOINTS, PODS, SECRETS, SERVIC
 from nodeagent.objects.podutil import default_pull_policy, parse_time, pod_qos_class
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import Attempt, ExecSession, RuntimeClient
+from nodeagent.podmanager.satokens import PodTokens
 from nodeagent.podmanager.secrets import RemoteSecrets
 from nodeagent.podmanager.spec import (
     container_id,
@@ -106,7 +107,8 @@ class PodManager:
                  state_dir: str, *, net: dict[str, Any] | None, node_ip: str = "",
                  registry: RegistryClient | None = None, cgroup_parent: str = "nodeagent",
                  rules_applied: RulesProgress | None = None,
-                 secrets: RemoteSecrets | None = None) -> None:
+                 secrets: RemoteSecrets | None = None,
+                 tokens: PodTokens | None = None) -> None:
         self.objects, self.node, self.runtime, self.images = objects, node, runtime, images
         # The pod network (cidr, bridge, netns_prefix, ipam_dir); None: pods share the
         # node's network namespace and address (as hostNetwork pods do).
@@ -116,8 +118,9 @@ class PodManager:
         # A node that is not a server asks a server for its pods' Secrets (its copy has
         # none); None: they are in the store.
         self.secrets = secrets
+        self.tokens = tokens  # the pods' ServiceAccount tokens (None: the cluster has none)
         self.state_dir = state_dir
-        self.volumes = Volumes(os.path.join(state_dir, "pods"), self._lookup)
+        self.volumes = Volumes(os.path.join(state_dir, "pods"), self._lookup, self._token)
         self.events = EventRecorder(objects, "kubelet", node)
         self.backoff = RestartBackoff()
         self.prober = Prober(os.path.join(state_dir, "probes.json"), self._probe_changed)
@@ -244,6 +247,8 @@ class PodManager:
                 return 5.0
         if self.secrets is not None and await self.secrets.prefetch(pod):
             self._config_generation += 1
+        if self.tokens is not None and await self.tokens.refresh(pod):
+            w.volumes_at = -1  # a new token: this pod's volumes are written again
         try:
             # A pod's volumes follow its (immutable) spec and the ConfigMaps and Secrets it
             # names: set up once, then again only after one of those changed.
@@ -291,6 +296,9 @@ class PodManager:
                     again = wait if again is None else min(again, wait)
             await self._ensure_probes(w, pod)
         await self._write_status(w, pod)
+        due = self.tokens.next_refresh(pod) if self.tokens is not None else None
+        if due is not None:
+            again = due if again is None else min(again, due)
         return again
 
     async def _maybe_start(self, w: PodWorker, pod: Obj, c: Obj,
@@ -584,6 +592,8 @@ class PodManager:
                 await self.runtime.delete_sandbox(self.net, w.uid)
         w.sandbox = None
         self.backoff.forget_prefix(f"{w.uid}/")
+        if self.tokens is not None:
+            self.tokens.forget(set(self.workers) - {w.uid})
 
     # --- status ---------------------------------------------------------------------------
 
@@ -698,6 +708,11 @@ class PodManager:
 
     # --- lookups --------------------------------------------------------------------------
 
+    def _token(self, pod: Obj, source: Obj) -> tuple[str | None, str]:
+        if self.tokens is None:
+            return None, "this node gets no ServiceAccount tokens"
+        return self.tokens.get(pod, source), self.tokens.error(pod)
+
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         if kind == "Secret" and self.secrets is not None:
             return self.secrets.get(namespace, name)
@@ -708,7 +723,16 @@ class PodManager:
             return None
 
     def _services(self, pod: Obj) -> list[Obj]:
-        return self.objects.list(SERVICES, pod["metadata"]["namespace"])["items"]
+        """The Services whose variables a container gets: its namespace's, and the
+        ``kubernetes`` Service wherever it runs."""
+        ns = pod["metadata"]["namespace"]
+        services = list(self.objects.list(SERVICES, ns)["items"])
+        if ns != "default":
+            try:
+                services.append(self.objects.get(SERVICES, "default", "kubernetes"))
+            except ApiError:
+                pass
+        return services
 
     def _hosts_file(self, w: PodWorker, pod: Obj) -> Mount:
         """/etc/hosts with the pod's own name, as kubelet writes it."""

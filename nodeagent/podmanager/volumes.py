@@ -1,5 +1,6 @@
-"""Pod volumes on the node: emptyDir, hostPath, configMap and secret, and the mounts
-that put them into containers.
+"""Pod volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI and
+projected (ServiceAccount tokens among them), and the mounts that put them into
+containers.
 
 Each volume of a pod lives under ``<pods dir>/<pod uid>/volumes/<kind>/<name>``
 (kubelet's layout), shared by all the pod's containers, so two containers of
@@ -28,6 +29,7 @@ from typing import Any
 from nodeagent.objects.pod import local_path_errors, mode_errors
 from nodeagent.objects.quantity import parse_quantity
 from nodeagent.objects.validation import Path
+from nodeagent.podmanager.env import EnvError, downward_file
 from runtime import syscalls as sc
 from runtime.spec import Mount
 
@@ -36,7 +38,10 @@ __all__ = ["VolumeError", "Volumes"]
 Obj = dict[str, Any]
 Lookup = Callable[[str, str, str], Obj | None]
 KINDS = {"emptyDir": "kubernetes.io~empty-dir", "hostPath": "kubernetes.io~host-path",
-         "configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret"}
+         "configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret",
+         "downwardAPI": "kubernetes.io~downward-api", "projected": "kubernetes.io~projected"}
+# (pod, serviceAccountToken source) -> the token, or None with the reason
+Tokens = Callable[[Obj, Obj], tuple[str | None, str]]
 
 
 class VolumeError(Exception):
@@ -193,13 +198,32 @@ def _sub_path(volume: str, root: str, sub: str) -> str:
 def read_only_volumes(pod: Obj) -> frozenset[str]:
     """The pod's volumes that containers only ever read (the agent projects them)."""
     return frozenset(v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
-                     if "configMap" in v or "secret" in v or "downwardAPI" in v)
+                     if "configMap" in v or "secret" in v or "downwardAPI" in v
+                     or "projected" in v)
+
+
+def _downward(pod: Obj, items: list[Obj] | None) -> tuple[dict[str, bytes], dict[str, int]]:
+    files: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    for item in items or []:
+        if item.get("resourceFieldRef"):
+            raise VolumeError(f"downwardAPI item {item.get('path')!r}: resourceFieldRef is not "
+                              "supported in volumes; use it in env")
+        try:
+            files[item["path"]] = downward_file(pod, (item.get("fieldRef") or {}).get(
+                "fieldPath", "")).encode()
+        except EnvError as exc:
+            raise VolumeError(f"downwardAPI item {item.get('path')!r}: {exc}") from None
+        if item.get("mode") is not None:
+            modes[item["path"]] = item["mode"]
+    return files, modes
 
 
 class Volumes:
-    def __init__(self, pods_dir: str, lookup: Lookup) -> None:
+    def __init__(self, pods_dir: str, lookup: Lookup, tokens: Tokens | None = None) -> None:
         self.pods_dir = pods_dir
         self.lookup = lookup
+        self.tokens = tokens  # ServiceAccount tokens, as the pod manager holds them
 
     def path(self, pod_uid: str, kind: str, name: str) -> str:
         return os.path.join(self.pods_dir, pod_uid, "volumes", KINDS[kind], name)
@@ -240,11 +264,56 @@ class Volumes:
                 modes = {i["path"]: i["mode"] for i in items or [] if i.get("mode") is not None}
                 write_atomically(path, files, modes, src.get("defaultMode", 0o644))
                 out[name] = path
+            elif "projected" in vol or "downwardAPI" in vol:
+                kind = "projected" if "projected" in vol else "downwardAPI"
+                src = vol[kind] or {}
+                files, modes = self._projected(pod, src) if kind == "projected" else \
+                    _downward(pod, src.get("items"))
+                path = self.path(uid, kind, name)
+                os.makedirs(path, mode=0o755, exist_ok=True)
+                if kind == "projected" and not os.path.ismount(path):
+                    with contextlib.suppress(OSError):  # tokens and secrets: never on disk
+                        self._tmpfs(path, None)
+                mode = src.get("defaultMode")
+                write_atomically(path, files, modes, 0o644 if mode is None else mode)
+                out[name] = path
             else:
                 kinds = sorted(set(vol) - {"name"})
                 raise VolumeError(f"volume {name!r}: {', '.join(kinds) or 'no source'} volumes "
                                   "are not supported")
         return out
+
+    def _projected(self, pod: Obj, src: Obj) -> tuple[dict[str, bytes], dict[str, int]]:
+        """The files of a projected volume, from each of its sources."""
+        ns = pod["metadata"]["namespace"]
+        files: dict[str, bytes] = {}
+        modes: dict[str, int] = {}
+        for source in src.get("sources") or []:
+            if source.get("serviceAccountToken") is not None:
+                token_src = source["serviceAccountToken"]
+                if self.tokens is None:
+                    raise VolumeError("this node cannot get ServiceAccount tokens")
+                token, why = self.tokens(pod, token_src)
+                if token is None:
+                    raise VolumeError(f"failed to fetch token: {why}")
+                files[token_src["path"]] = token.encode()
+            elif source.get("downwardAPI") is not None:
+                more, more_modes = _downward(pod, source["downwardAPI"].get("items"))
+                files.update(more)
+                modes.update(more_modes)
+            else:
+                kind = "configMap" if source.get("configMap") is not None else "secret"
+                ref = source.get(kind) or {}
+                obj = self.lookup("ConfigMap" if kind == "configMap" else "Secret", ns,
+                                  ref.get("name") or "")
+                if obj is None:
+                    if ref.get("optional"):
+                        continue
+                    raise VolumeError(f'{kind.lower()} "{ref.get("name")}" not found')
+                files.update(_projected(kind, obj, ref.get("items")))
+                modes.update({i["path"]: i["mode"] for i in ref.get("items") or []
+                              if i.get("mode") is not None})
+        return files, modes
 
     @staticmethod
     def _tmpfs(path: str, size: int | None) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import select
 import shutil
+import ssl
 import struct
 import subprocess
 import sys
@@ -711,3 +712,83 @@ def test_images_are_pulled_from_a_registry_and_a_missing_one_backs_off(node, tmp
     finally:
         registry.terminate()
         registry.wait(10)
+
+
+
+KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
+# A pod that calls the API as programs in pods do: real kubectl (a static binary, mounted
+# from the host, so the namespace allows hostPath), configured by nothing but what the
+# pod was given -- the mounted token and CA, and the kubernetes Service's variables.
+# (busybox's wget cannot speak TLS to a server that refuses SHA-1 signatures.)
+API_CALLER = f"""
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: tools
+  labels: {{pod-security.kubernetes.io/enforce: privileged}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: caller, namespace: tools}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: kubectl, hostPath: {{path: "{KUBECTL}", type: File}}}}]
+  containers:
+  - name: app
+    image: kubia:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    env: [{{name: HOME, value: /tmp}}]
+    volumeMounts: [{{name: kubectl, mountPath: /bin/kubectl, readOnly: true}}]
+"""
+
+
+def test_a_pod_calls_the_api_with_its_service_account_token(node):
+    """The token works from inside a real pod, through the kubernetes Service (kubectl
+    checks the server against the mounted CA), and RBAC decides what it may do; it dies
+    with its pod."""
+    http = node["http"]
+    nodectl(node, "apply", "-f", "-", stdin=API_CALLER)
+    until(lambda: (http.get("/api/v1/namespaces/tools/pods/caller").json().get("status") or {})
+          .get("phase") == "Running", 60, "the caller pod running")
+
+    def in_pod(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nodeagent.cli.nodectl", "exec", "-n",
+                               "tools", "caller", "--", *argv], env=env_of(node),
+                              capture_output=True, text=True, timeout=60)
+    env = in_pod("env").stdout
+    assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in env and "KUBERNETES_SERVICE_PORT=443" in env
+    sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert set(in_pod("ls", sa_dir).stdout.split()) == {"ca.crt", "namespace", "token"}
+    assert in_pod("cat", f"{sa_dir}/namespace").stdout == "tools"
+    ca_file = node["kubeconfig"].parent / "pki" / "ca.crt"
+    assert in_pod("cat", f"{sa_dir}/ca.crt").stdout == ca_file.read_text()
+    # No RoleBinding yet: the API knows who it is, and says no.
+    denied = in_pod("kubectl", "get", "pods")
+    assert denied.returncode != 0
+    assert 'User "system:serviceaccount:tools:default" cannot list resource "pods"' in \
+        denied.stdout + denied.stderr, denied
+    whoami = in_pod("kubectl", "auth", "whoami").stdout
+    rows = {line.split()[0] + (line.split()[1] if line.startswith("Extra") else ""):
+            line.split()[-1] for line in whoami.splitlines()[1:] if line.strip()}
+    assert rows["Username"] == "system:serviceaccount:tools:default", whoami
+    assert rows["Extra:authentication.kubernetes.io/pod-name"] == "[caller]", whoami
+    http.post("/apis/rbac.authorization.k8s.io/v1/namespaces/tools/rolebindings", json={
+        "metadata": {"name": "default-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "tools"}],
+    }).raise_for_status()
+    listed = until(lambda: (lambda p: p.stdout if p.returncode == 0 else None)(
+        in_pod("kubectl", "get", "pods", "-o", "name")), 30, "the list allowed")
+    assert listed.split() == ["pod/caller"]
+    forbidden = in_pod("kubectl", "get", "pods", "-n", "default")
+    assert forbidden.returncode != 0 and "forbidden" in forbidden.stderr
+    # The token, taken out of the pod, works until the pod is gone.
+    token = in_pod("cat", f"{sa_dir}/token").stdout
+    with httpx.Client(base_url=node["api"], verify=ssl.create_default_context(cafile=ca_file),
+                      headers={"Authorization": f"Bearer {token}"}) as stolen:
+        assert stolen.get("/api/v1/namespaces/tools/pods").status_code == 200
+        nodectl(node, "delete", "pod", "caller", "-n", "tools")
+        until(lambda: stolen.get("/api/v1/namespaces/tools/pods").status_code == 401, 30,
+              "the token to die with its pod")
