@@ -325,6 +325,8 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     if registered_first:
         await nursery.start(reporter.run)
         cidr = await _assigned_cidr(objects, cfg.name)
+    if cidr:
+        await _fence_pods(cfg, cfg.cluster_cidr or cidr, api_url)
     pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr, contexts, api_url)
     usage = Metrics(cfg.name, pods.runtime)
     app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
@@ -336,6 +338,24 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     if cfg.cluster_cidr and cidr:
         from nodeagent import noderoutes  # pyroute2: only for nodes that route
         await nursery.start(noderoutes.run, objects, cfg.name, cidr)
+
+
+async def _fence_pods(cfg: AgentConfig, cidr: str, api_url: str) -> None:
+    """Pods reach this node's API only as the kubernetes Service, and its Raft and gossip
+    ports not at all (netns/podguard.py)."""
+    from netns import podguard
+    from netns.libnft import NftError
+    guard = podguard.Guard(cidr=cidr, bridge="cni0",
+                           api_port=podguard.ports_of([api_url.removeprefix("https://")
+                                                       .removeprefix("http://")])[0],
+                           closed_ports=podguard.ports_of([cfg.raft_listen, cfg.gossip_listen]))
+    try:
+        await trio.to_thread.run_sync(podguard.apply, guard)
+    except (NftError, OSError, ValueError) as exc:
+        log.error("pods are NOT fenced off this node's agent ports: %s", exc)
+        return
+    log.info("pods fenced: API port %d only as the kubernetes Service, ports %s closed to %s",
+             guard.api_port, ",".join(map(str, guard.closed_ports)) or "none", cidr)
 
 
 async def _assigned_cidr(objects: ObjectStore, name: str) -> str:

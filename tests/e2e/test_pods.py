@@ -784,6 +784,10 @@ def test_a_pod_calls_the_api_with_its_service_account_token(node):
     assert listed.split() == ["pod/caller"]
     forbidden = in_pod("kubectl", "get", "pods", "-n", "default")
     assert forbidden.returncode != 0 and "forbidden" in forbidden.stderr
+    # The node's API port straight, not as the Service: fenced off (netns/podguard.py).
+    direct = in_pod("sh", "-c", f'kubectl --server {node["api"]} --token "$(cat {sa_dir}/token)" '
+                    f"--certificate-authority {sa_dir}/ca.crt --request-timeout=2s get --raw /api")
+    assert direct.returncode != 0 and "Unable to connect" in direct.stderr, direct.stderr
     # The token, taken out of the pod, works until the pod is gone.
     token = in_pod("cat", f"{sa_dir}/token").stdout
     with httpx.Client(base_url=node["api"], verify=ssl.create_default_context(cafile=ca_file),
