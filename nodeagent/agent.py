@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import trio
 
-from nodeagent import apiservers
+from nodeagent import apiservers, carotation
 from nodeagent.api import rbacdefaults
 from nodeagent.api.audit import AuditLog
 from nodeagent.api.authn import Authenticator, BootstrapTokens, StaticTokens
@@ -46,10 +46,10 @@ from nodeagent.clusterpki import AgentPki, Contexts, raft_peer
 from nodeagent.config import AgentConfig
 from nodeagent.containers import ensure_launcher
 from nodeagent.coordinator.run import run_coordinator
-from nodeagent.credentials import ensure_credentials, renew
+from nodeagent.credentials import CaFollower, ensure_credentials, renew, renew_now
 from nodeagent.errors import ConfigError
 from nodeagent.fsutil import make_private_dir
-from nodeagent.join import JoinService
+from nodeagent.join import JoinService, RenewService
 from nodeagent.loopwatch import SlowSteps
 from nodeagent.membership import Membership
 from nodeagent.nodestatus import NodeReporter
@@ -62,6 +62,7 @@ from nodeagent.podmanager.secrets import RemoteSecrets
 from nodeagent.proxy.service import RulesProgress
 from nodeagent.raft.transport import PeerTls
 from nodeagent.raftbootstrap import bootstrap, load_members
+from nodeagent.reconcile import reconcile
 from nodeagent.store import LocalStore
 from nodeagent.store.raftstore import RaftStore
 from nodeagent.store.remote import RemoteStore
@@ -131,7 +132,8 @@ async def run_agent(cfg: AgentConfig, *,
         app = ApiApp(objects, ready=lambda: store.ready.is_set(),
                      body_timeout_s=cfg.request_timeout_s, gossip=membership,
                      server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}),
-                     tls=tls, **_security(cfg, agent_pki, objects, store, membership))
+                     tls=tls, **_security(cfg, agent_pki, objects, store, membership, contexts,
+                                          addresses))
         gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),
                               trusted=NodeAddresses(objects))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
@@ -139,8 +141,16 @@ async def run_agent(cfg: AgentConfig, *,
                                             tls=tls))
         operator = OperatorApp(objects, gossip=membership)
         operator.pki, operator.name = agent_pki, cfg.name
-        operator.peer_tls = contexts.client if contexts is not None else None
+        if contexts is not None:
+            operator.peer_tls = lambda: contexts.client
+            operator.ca_changed = partial(renew_now, cfg, addresses, contexts)
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
+        if contexts is not None:
+            follower = CaFollower(cfg, addresses, contexts, objects,
+                                  (lambda: store.server) if isinstance(store, RemoteStore)
+                                  else (lambda: ""))
+            await nursery.start(partial(reconcile, coalesce_s=0.1, resync_s=3600.0),
+                                "certificates", store, follower.prefixes, follower.sync)
         if agent_pki is not None and contexts is not None and agent_pki.is_signer():
             agent_pki.write_kubeconfig(_reachable(addrs[0], addresses))
             nursery.start_soon(renew, cfg, addresses, contexts)
@@ -187,10 +197,11 @@ Store = LocalStore | RaftStore | RemoteStore
 
 
 def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore,
-              store: Store, membership: Membership | None) -> dict[str, Any]:
+              store: Store, membership: Membership | None, contexts: Contexts | None,
+              addresses: list[str]) -> dict[str, Any]:
     """The API's authenticator, its CA bundle for /cacerts and, on a server, the join
     service; nothing with --insecure-http."""
-    if agent_pki is None:
+    if agent_pki is None or contexts is None:
         return {}
 
     def secret(namespace: str, name: str) -> dict[str, Any] | None:
@@ -226,6 +237,9 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
             "ca_bundle": agent_pki.ca_cert.read_bytes,
             "join": JoinService(agent_pki, gossip_keys, add_server),
             "take_encryption": partial(apiservers.take_config, agent_pki) if signer else None,
+            "take_ca_step": partial(carotation.take, agent_pki, changed=partial(
+                renew_now, cfg, addresses, contexts)) if signer else None,
+            "renew": RenewService(agent_pki) if signer else None,
             "audit": AuditLog(os.path.join(cfg.data_dir, "audit.log")),
             "rate_limits": RateLimits()}
 
@@ -235,7 +249,7 @@ def _store(cfg: AgentConfig, contexts: Contexts | None) -> Store:
     theirs."""
     if cfg.servers or (cfg.gossip_listen and not cfg.raft_id):  # gossip tells the servers
         return RemoteStore(cfg.server_urls(), history_revisions=cfg.history_revisions,
-                           verify=contexts.client if contexts is not None else True)
+                           verify=(lambda: contexts.client) if contexts is not None else True)
     if not cfg.raft_id:
         return LocalStore(cfg.data_dir, fsync=cfg.fsync, snapshot_every=cfg.snapshot_every,
                           history_revisions=cfg.history_revisions)
@@ -402,7 +416,7 @@ def _remote_secrets(store: Any, contexts: Contexts | None) -> RemoteSecrets | No
     none: api/replica.py)."""
     if not isinstance(store, RemoteStore) or contexts is None:
         return None
-    return RemoteSecrets(lambda: store.server, contexts.client)
+    return RemoteSecrets(lambda: store.server, lambda: contexts.client)
 
 
 def _pod_tokens(store: Any, contexts: Contexts | None, api_url: str) -> PodTokens | None:
@@ -410,7 +424,8 @@ def _pod_tokens(store: Any, contexts: Contexts | None, api_url: str) -> PodToken
     server a copy follows otherwise (None with --insecure-http: no tokens)."""
     if contexts is None:
         return None
-    client = contexts.client
+    def client() -> ssl.SSLContext:
+        return contexts.client
     if isinstance(store, RemoteStore):
         return PodTokens(lambda: store.server, client)
     return PodTokens(lambda: api_url, client)

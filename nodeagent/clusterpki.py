@@ -1,7 +1,11 @@
 """An agent's share of the cluster PKI, as files under ``<data_dir>/pki``.
 
-    ca.crt            the CAs this agent trusts (one; two while the CA is rotated)
-    ca.key            the CA's key: servers only (they sign for joining agents)
+    ca.crt            the CAs this agent trusts, the one that signs first (one; two while
+                      the CA is rotated: carotation.py)
+    ca.key            the signing CA's key: servers only (they sign for joining agents)
+    ca-next.key       while a rotation starts: the new CA's key, not signing yet
+    ca-old.key        while a rotation ends: the old CA's key (ServiceAccount tokens it
+                      signed still verify)
     server.crt/.key   serving: the API and Raft ports, this agent's names and addresses
     node.crt/.key     client: system:node:<name> in system:nodes (its calls to servers),
                       and in nodeagent:servers on a server
@@ -46,6 +50,7 @@ __all__ = [
     "AgentPki",
     "CertInfo",
     "Contexts",
+    "due",
     "kubeconfig",
     "node_user",
     "raft_id_of",
@@ -98,7 +103,7 @@ class CertInfo:
     due: bool  # would be renewed now
 
 
-def _due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
+def due(cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
     return pki.check(cert, now) < life * RENEW_FRACTION
 
@@ -118,11 +123,13 @@ class AgentPki:
         self.dir = self.data_dir / "pki"
         self.ca_cert = self.dir / "ca.crt"
         self.ca_key = self.dir / "ca.key"
+        self.ca_next_key = self.dir / "ca-next.key"
+        self.ca_old_key = self.dir / "ca-old.key"
         self.kubeconfig = self.data_dir / "admin.kubeconfig"
         # The keys Secrets are sealed with in the store (api/encryption.py): servers only.
         self.encryption_config = self.dir / "encryption-config.yaml"
         self.api_url = ""  # where the admin kubeconfig points (the agent sets it)
-        self._ca_keys: tuple[int, list[ec.EllipticCurvePrivateKey]] | None = None
+        self._ca_keys: tuple[tuple[int, int], list[ec.EllipticCurvePrivateKey]] | None = None
 
     def cert(self, which: str) -> Path:
         return self.dir / f"{which}.crt"
@@ -148,18 +155,36 @@ class AgentPki:
         """The CA keys held, the signing one first: what ServiceAccount tokens are signed
         and checked with (api/satokens.py).  Read again only when the file changes."""
         try:
-            stamp = self.ca_key.stat().st_mtime_ns
+            stamp = (self.ca_key.stat().st_mtime_ns,
+                     self.ca_old_key.stat().st_mtime_ns if self.ca_old_key.exists() else 0)
         except FileNotFoundError:
             return []
         if self._ca_keys is None or self._ca_keys[0] != stamp:
-            self._ca_keys = (stamp, [self.ca().key])
+            keys = [self.ca().key]
+            if self.ca_old_key.exists():
+                keys.append(pki.load_key(self.ca_old_key))
+            self._ca_keys = (stamp, keys)
         return self._ca_keys[1]
 
     def ca_certs(self) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(self.ca_cert.read_bytes())
 
     def ca_hash(self) -> str:
+        """The signing CA's hash (a join token pins it)."""
         return pki.ca_hash(self.ca_certs()[0])
+
+    def trusted_hashes(self) -> list[str]:
+        return [pki.ca_hash(c) for c in self.ca_certs()]
+
+    def leaf_ca_hash(self, which: str = "node") -> str:
+        """The hash of the CA of ca.crt that signed this agent's ``which`` leaf ("" if
+        none of them did)."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert(which).read_bytes())
+        except (OSError, ValueError):
+            return ""
+        return next((pki.ca_hash(ca) for ca in self.ca_certs()
+                     if cert.issuer == ca.subject and _signed_by(cert, ca)), "")
 
     def init_ca(self) -> bool:
         """Make the cluster's CA unless there is one; True if made."""
@@ -218,7 +243,7 @@ class AgentPki:
         issued = []
         for which, (make, identity) in wanted.items():
             current = self._current(which, cas)
-            if current is not None and not _due(current, now) and (
+            if current is not None and not due(current, now) and (
                     which not in ("server", "raft") or set(names) <= _sans(current)) and (
                     identity is None or pki.identity(current) == identity):
                 continue
@@ -232,8 +257,9 @@ class AgentPki:
             cert = pki.load(self.cert(which), self.key(which)).cert
         except pki.PkiError:
             return None
-        # A leaf of another CA (the CA was replaced) is as good as missing.
-        if not any(cert.issuer == ca.subject and _signed_by(cert, ca) for ca in cas):
+        # A leaf of another CA than the signing one (the CA is being replaced) is as good
+        # as missing.
+        if not (cert.issuer == cas[0].subject and _signed_by(cert, cas[0])):
             return None
         return cert
 
@@ -256,7 +282,7 @@ class AgentPki:
             for i, cert in enumerate(certs):
                 out.append(CertInfo(which if i == 0 else f"{which} (previous)", path,
                                     cert.subject.rfc4514_string(), cert.not_valid_after_utc,
-                                    pki.check(cert, now), which != "ca" and _due(cert, now)))
+                                    pki.check(cert, now), which != "ca" and due(cert, now)))
         return out
 
 

@@ -8,7 +8,12 @@ it has; then keep its certificates fresh.
   and ``pki/ca.key`` (kubeadm's manual certificate distribution) or a join token.
 - A join token: join.py gets the CA, this node's certificates and the gossip keys.
 - A server (it holds the CA's key) issues or renews its own certificates at every
-  start and hourly after (``renew``); a node's are renewed by a new join for now.
+  start and hourly after (``renew``), and at once when a CA rotation reaches it.
+- Every agent follows the cluster's CA bundle (``CaFollower``): a node takes a changed
+  bundle from its copy of the store (kube-system's ``kube-root-ca.crt``, which a CA
+  rotation writes) and asks a server for new certificates (``POST /renew``, a CSR for a
+  key it keeps) when its own are due or were signed by a CA that no longer signs; each
+  agent says on its Node which CAs it trusts and which one signed it (carotation.py).
 """
 
 from __future__ import annotations
@@ -20,22 +25,30 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import trio
+from cryptography import x509
 
+from nodeagent import pki
 from nodeagent.api import encryption
-from nodeagent.clusterpki import AgentPki, Contexts
+from nodeagent.api.status import ApiError
+from nodeagent.carotation import BUNDLE, node_annotations
+from nodeagent.clusterpki import AgentPki, Contexts, due
 from nodeagent.config import AgentConfig
 from nodeagent.errors import ConfigError
 from nodeagent.fsutil import write_atomic
 from nodeagent.gossip.keyring import KEYRING_FILE
 from nodeagent.join import join, parse_join_token
+from nodeagent.objects.kinds import CONFIGMAPS, NODES
 
-__all__ = ["ensure_credentials", "renew"]
+__all__ = ["CaFollower", "ensure_credentials", "renew", "renew_now"]
 
 log = logging.getLogger("nodeagent.credentials")
 
 RENEW_CHECK_S = 3600.0
+FOLLOW_CHECK_S = 60.0  # a node looks at its certificates' age this often
 
 
 def _keyring_path(cfg: AgentConfig) -> Path:
@@ -105,27 +118,129 @@ async def ensure_credentials(cfg: AgentConfig, addresses: list[str],
     return agent_pki
 
 
-async def renew(cfg: AgentConfig, addresses: list[str], contexts: Contexts,
-                renewed: Callable[[], None] = lambda: None,
-                every_s: float = RENEW_CHECK_S) -> None:
-    """On a server: renew what is due, hourly, and reload the contexts so that new
-    connections get the new certificates and open ones keep theirs."""
+def renew_now(cfg: AgentConfig, addresses: list[str], contexts: Contexts) -> list[str]:
+    """On a server: issue what is due or no longer of the signing CA, and reload the
+    contexts so that new connections get the new certificates and open ones keep theirs.
+    Returns what was issued."""
     agent_pki = contexts.pki
+    if not agent_pki.is_signer():
+        return []
+    issued = agent_pki.ensure_leaves(cfg.name, addresses, _listen_host(cfg),
+                                     raft_id=cfg.raft_id)
+    contexts.reload()  # also when only the trusted CAs changed
+    if agent_pki.api_url:  # the CAs it trusts may have changed too
+        agent_pki.write_kubeconfig(agent_pki.api_url)
+    if issued:
+        log.info("renewed certificates: %s", ", ".join(issued))
+    return issued
+
+
+async def renew(cfg: AgentConfig, addresses: list[str], contexts: Contexts,
+                every_s: float = RENEW_CHECK_S) -> None:
+    """On a server: renew_now, hourly."""
     while True:
         await trio.sleep(every_s)
-        if not agent_pki.is_signer():
-            continue
         try:
-            issued = await trio.to_thread.run_sync(functools.partial(
-                agent_pki.ensure_leaves, cfg.name, addresses, _listen_host(cfg),
-                raft_id=cfg.raft_id))
-        except (OSError, ValueError) as exc:
+            await trio.to_thread.run_sync(functools.partial(renew_now, cfg, addresses, contexts))
+        except (OSError, ValueError, pki.PkiError) as exc:
             log.warning("certificate renewal failed (retrying in %.0fs): %s", every_s, exc)
-            continue
-        if issued:
-            contexts.reload()
-            if "admin" in issued and agent_pki.api_url:
-                agent_pki.write_kubeconfig(agent_pki.api_url)
-            renewed()
-            log.info("renewed certificates: %s", ", ".join(issued))
+
+
+class CaFollower:
+    """Every agent's watch on the cluster's CA (see the module's docstring).  ``server()``:
+    the API a node renews through (a server's, which signs)."""
+
+    def __init__(self, cfg: AgentConfig, addresses: list[str], contexts: Contexts,
+                 objects: Any, server: Callable[[], str]) -> None:
+        self.cfg, self.addresses, self.contexts = cfg, addresses, contexts
+        self.objects, self.server = objects, server
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [CONFIGMAPS.key("kube-system", BUNDLE), NODES.key(None, self.cfg.name)]
+
+    async def sync(self) -> float | None:
+        agent_pki = self.contexts.pki
+        if not agent_pki.is_signer():
+            self._take_bundle()
+            if self._due():
+                await self._renew()
+        await self._annotate()
+        return RENEW_CHECK_S if agent_pki.is_signer() else FOLLOW_CHECK_S
+
+    def _take_bundle(self) -> None:
+        try:
+            bundle = (self.objects.get(CONFIGMAPS, "kube-system", BUNDLE).get("data") or {}
+                      ).get("ca.crt") or ""
+        except ApiError:
+            return
+        agent_pki = self.contexts.pki
+        current = agent_pki.ca_cert.read_text()
+        if not bundle or bundle == current:
+            return
+        try:
+            cas = x509.load_pem_x509_certificates(bundle.encode())
+        except ValueError:
+            log.warning("kube-system/%s holds no PEM CA bundle: ignored", BUNDLE)
+            return
+        if not {pki.ca_hash(c) for c in cas} & set(agent_pki.trusted_hashes()) or len(cas) > 2:
+            log.warning("kube-system/%s shares no CA with the ones this agent trusts: ignored",
+                        BUNDLE)
+            return
+        write_atomic(agent_pki.ca_cert, bundle.encode())
+        self.contexts.reload()
+        log.info("now trusting the CA(s) %s", ", ".join(agent_pki.trusted_hashes()))
+
+    def _due(self) -> bool:
+        agent_pki = self.contexts.pki
+        signing = agent_pki.ca_hash()
+        for which in ("node", "server"):
+            try:
+                cert = x509.load_pem_x509_certificate(agent_pki.cert(which).read_bytes())
+            except (OSError, ValueError):
+                return True
+            if agent_pki.leaf_ca_hash(which) != signing or due(cert):
+                return True
+        return False
+
+    async def _renew(self) -> None:
+        from nodeagent.join import csr_for, key_pem
+        agent_pki = self.contexts.pki
+        key, csr = csr_for(self.cfg.name)
+        url = self.server()
+        if not url:
+            return
+        try:
+            async with httpx.AsyncClient(verify=self.contexts.client, timeout=10.0) as client:
+                resp = await client.post(f"{url}/renew", json={"csr": csr,
+                                                               "addresses": self.addresses})
+        except httpx.HTTPError as exc:
+            log.warning("certificate renewal through %s failed: %s", url, exc)
+            return
+        if resp.status_code != 200:
+            log.warning("certificate renewal through %s refused: HTTP %d %s", url,
+                        resp.status_code, resp.text[:200])
+            return
+        answer = resp.json()
+        agent_pki.write_leaf("node", answer["node"].encode(), key_pem(key))
+        agent_pki.write_leaf("server", answer["server"].encode(), key_pem(key))
+        self.contexts.reload()
+        log.info("renewed certificates: node, server (signed by %s)", agent_pki.leaf_ca_hash())
+
+    async def _annotate(self) -> None:
+        wanted = node_annotations(self.contexts.pki)
+        try:
+            node = self.objects.get(NODES, None, self.cfg.name)
+        except ApiError:
+            return  # no Node (an agent without pods): the servers' pushes cover servers
+        if all((node["metadata"].get("annotations") or {}).get(k) == v
+               for k, v in wanted.items()):
+            return
+        try:
+            await self.objects.patch(NODES, None, self.cfg.name,
+                                     {"metadata": {"annotations": wanted}},
+                                     "application/merge-patch+json")
+        except ApiError as exc:
+            log.warning("could not say on Node %s which CAs it trusts: %s", self.cfg.name,
+                        exc.message)
 

@@ -47,7 +47,10 @@ __all__ = [
     "ROLES",
     "JoinError",
     "JoinToken",
+    "RenewService",
+    "csr_for",
     "join",
+    "key_pem",
     "make_token_secret",
     "parse_join_token",
     "token_rows",
@@ -159,10 +162,7 @@ class JoinService:
             log.info("join: server %s joined with token %s", name, user.name)
             return answer
         public_key = _csr_key(body.get("csr"))
-        addresses = body.get("addresses") or []
-        if not isinstance(addresses, list) or len(addresses) > 32 or not all(
-                isinstance(a, str) and _is_ip(a) for a in addresses):
-            raise ApiError.bad_request("addresses: expected a list of at most 32 IP addresses")
+        addresses = _addresses(body.get("addresses"))
         names = [name, "localhost", "127.0.0.1", "::1", *addresses]
         answer["node"] = pki.sign_client(ca, public_key, node_user(name), (NODE_GROUP,)) \
             .public_bytes(serialization.Encoding.PEM).decode()
@@ -170,6 +170,61 @@ class JoinService:
             .public_bytes(serialization.Encoding.PEM).decode()
         log.info("join: node %s joined with token %s", name, user.name)
         return answer
+
+
+class RenewService:
+    """``POST /renew``, a node's certificates before they expire or after the CA changed
+    (carotation.py): a CSR for a key the node made, signed for the identity its current
+    certificate proves -- never one the body names -- with the CA that signs now; the
+    answer carries the CA bundle too.  Servers renew their own (they hold the key)."""
+
+    def __init__(self, agent_pki: AgentPki) -> None:
+        self.pki = agent_pki
+
+    def __call__(self, user: User, body: Any) -> dict[str, Any]:
+        from nodeagent.api.nodeauth import node_name
+        name = node_name(user)
+        if name is None:
+            raise ApiError(403, "Forbidden", "only a node renews its certificates here")
+        if not self.pki.is_signer():
+            raise ApiError(503, "ServiceUnavailable", "this agent is not a server (it holds "
+                           "no CA key): renew through a server")
+        if not isinstance(body, dict):
+            raise ApiError.bad_request('body: expected {"csr": ..., "addresses": [...]}')
+        public_key = _csr_key(body.get("csr"))
+        addresses = _addresses(body.get("addresses"))
+        ca = self.pki.ca()
+        groups = tuple(g for g in user.groups if g == NODE_GROUP)
+        log.info("renew: new certificates for node %s", name)
+        return {"ca": self.pki.ca_cert.read_text(),
+                "node": pki.sign_client(ca, public_key, node_user(name), groups)
+                .public_bytes(serialization.Encoding.PEM).decode(),
+                "server": pki.sign_serving(ca, public_key, name,
+                                           [name, "localhost", "127.0.0.1", "::1", *addresses])
+                .public_bytes(serialization.Encoding.PEM).decode()}
+
+
+def _addresses(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 32 or not all(
+            isinstance(a, str) and _is_ip(a) for a in value):
+        raise ApiError.bad_request("addresses: expected a list of at most 32 IP addresses")
+    return value
+
+
+def csr_for(name: str) -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A new key and a CSR (PEM) for a node's certificates."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_user(name))]))
+           .sign(key, hashes.SHA256()))
+    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def _is_ip(text: str) -> bool:
@@ -230,14 +285,11 @@ async def _join_one(agent_pki: AgentPki, url: str, token: JoinToken, name: str,
                         f"token's {token.ca_hash}: refusing to send it the token")
     ca_pem = resp.content
     # 2. The join, over TLS verified against that CA.
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_user(name))]))
-           .sign(key, hashes.SHA256()))
+    key, csr_pem = csr_for(name)
     verified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     verified.load_verify_locations(cadata=ca_pem.decode())
     body: dict[str, Any] = {"name": name, "addresses": addresses,
-                            "csr": csr.public_bytes(serialization.Encoding.PEM).decode()}
+                            "csr": csr_pem}
     if raft is not None:
         body["raft"] = raft
     async with httpx.AsyncClient(verify=verified, timeout=30.0) as client:
@@ -250,16 +302,14 @@ async def _join_one(agent_pki: AgentPki, url: str, token: JoinToken, name: str,
             message = resp.text[:200]
         raise JoinError(f"{url} refused the join: HTTP {resp.status_code} {message}")
     answer = resp.json()
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
     ca_key = answer.get("caKey")
     agent_pki.install(answer["ca"].encode(), ca_key.encode() if ca_key else None)
     if answer.get("encryptionConfig"):
         from nodeagent.fsutil import write_atomic
         write_atomic(agent_pki.encryption_config, answer["encryptionConfig"].encode())
     if not ca_key:
-        agent_pki.write_leaf("node", answer["node"].encode(), key_pem)
-        agent_pki.write_leaf("server", answer["server"].encode(), key_pem)
+        agent_pki.write_leaf("node", answer["node"].encode(), key_pem(key))
+        agent_pki.write_leaf("server", answer["server"].encode(), key_pem(key))
     log.info("joined the cluster through %s as %s", url,
              "a server" if ca_key else f"node {name}")
     return [base64.b64decode(k) for k in answer.get("gossipKeys") or []]

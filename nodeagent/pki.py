@@ -199,14 +199,33 @@ def save(issued: Issued, cert_path: Path, key_path: Path) -> None:
     write_atomic(cert_path, issued.cert_pem)
 
 
+def load_key(key_path: Path) -> ec.EllipticCurvePrivateKey:
+    return key_from_pem(_read(key_path), str(key_path))
+
+
+def key_from_pem(pem: bytes, what: str = "the key") -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError as exc:
+        raise PkiError(f"{what}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{what}: not an ECDSA key")
+    return key
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PkiError(f"{path}: {exc.strerror}") from exc
+
+
 def load(cert_path: Path, key_path: Path) -> Issued:
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise PkiError(f"{cert_path} / {key_path}: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{key_path}: not an ECDSA key")
+        cert = x509.load_pem_x509_certificate(_read(cert_path))
+    except ValueError as exc:
+        raise PkiError(f"{cert_path}: {exc}") from exc
+    key = load_key(key_path)
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise PkiError(f"{key_path} is not the key of {cert_path}")
     return Issued(cert, key)

@@ -12,8 +12,10 @@ Authorizers, in order:
    kubeconfig's certificate is in it).
 2. Bootstrap tokens may join, and nothing else.
 3. The agents' own paths: the replica stream (``/replica/...``) is for nodes;
-   ``POST /raft/hello`` (servers finding each other) and ``POST /encryption-config`` (a
-   rotated key for Secrets) for Raft servers only.
+   ``POST /raft/hello`` (servers finding each other), ``POST /encryption-config`` (a
+   rotated key for Secrets) and ``POST /ca-rotation`` (a step of a CA rotation) for Raft
+   servers only; ``POST /renew`` (new certificates for the caller's own identity) for
+   nodes.
 4. The Raft servers' node credentials may do anything; any other node's, what the Node
    authorizer allows (nodeauth.py).
 5. RBAC (rbac.py) for everyone else.
@@ -132,6 +134,12 @@ class AgentPaths:
         if a.path == "/encryption-config":
             return (Decision.ALLOW, "") if SERVER_GROUP in a.user.groups else \
                 (Decision.DENY, "only Raft servers hand each other the keys of Secrets")
+        if a.path == "/ca-rotation":
+            return (Decision.ALLOW, "") if SERVER_GROUP in a.user.groups else \
+                (Decision.DENY, "only Raft servers hand each other the cluster's CA")
+        if a.path == "/renew":
+            return (Decision.ALLOW, "") if NODE_GROUP in a.user.groups else \
+                (Decision.DENY, "only a node renews its own certificates")
         return Decision.NO_OPINION, ""
 
 

@@ -13,6 +13,8 @@ of mode 0600 in the agent's 0700 data dir (as Docker's socket is root's alone).
     GET    /tokens                        the join tokens (never their secrets)
     POST   /tokens {"role", "ttlSeconds", "description"}  a new join token
     DELETE /tokens/ID                     revoke a join token
+    POST   /certs/rotate-ca[?finish=true]  the cluster CA replaced, a step at a time
+                                          (carotation.py)
     POST   /secrets/rotate-key            a new key for Secrets on every server, and every
                                           Secret sealed again with it
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -47,7 +50,8 @@ class OperatorApp(ApiApp):
 
     pki: AgentPki | None = None  # the agent's PKI (join tokens pin its CA); None: insecure
     name = ""  # the agent's node name (its entry in the servers' registry)
-    peer_tls: ssl.SSLContext | None = None  # its calls to the other servers
+    peer_tls: Callable[[], ssl.SSLContext] | None = None  # its calls to the other servers
+    ca_changed: Callable[[], object] | None = None  # a CA step taken here (renew now)
 
     async def dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
@@ -72,7 +76,20 @@ class OperatorApp(ApiApp):
                                "holding the cluster's CA), not with --insecure-http")
             from nodeagent.apiservers import rotate_key
             return json_response(await rotate_key(self.objects, self.pki, self.name,
-                                                  self.peer_tls))
+                                                  self.peer_tls()))
+        if path == "/certs/rotate-ca" and method == "POST":
+            if self.pki is None or self.peer_tls is None or not self.pki.is_signer():
+                raise ApiError(409, "Conflict", "the CA is rotated on a server (an agent "
+                               "holding the cluster's CA), not with --insecure-http")
+            from nodeagent.carotation import rotate
+            q = request.query_params
+            timeout = q.get("timeoutSeconds", "300")
+            if not timeout.isdigit() or not 1 <= int(timeout) <= 3600:
+                raise ApiError.bad_request(f"timeoutSeconds: {timeout!r} is not 1..3600")
+            return json_response(await rotate(
+                self.objects, self.pki, self.name, self.peer_tls(),
+                self.ca_changed or (lambda: None),
+                finish=q.get("finish") in ("1", "true"), timeout_s=float(timeout)))
         if path == "/tokens" or path.startswith("/tokens/"):
             return await self._tokens(request, path[len("/tokens"):].lstrip("/"))
         raise ApiError(404, "NotFound", f"no such operator call ({method} {path})")

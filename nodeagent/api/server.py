@@ -120,7 +120,9 @@ class ApiApp:
                  take_encryption: Callable[[bytes], Any] | None = None,
                  audit: AuditLog | None = None,
                  rate_limits: RateLimits | None = None,
-                 token_signer: TokenSigner | None = None) -> None:
+                 token_signer: TokenSigner | None = None,
+                 take_ca_step: Callable[[bytes], Any] | None = None,
+                 renew: Callable[[User, Any], Any] | None = None) -> None:
         self.objects = objects
         self.authenticator = authenticator
         self.rbac = Rbac(objects)
@@ -132,6 +134,8 @@ class ApiApp:
         self.audit = audit  # every request's who, what and answer (audit.py)
         self.rate_limits = rate_limits  # requests per identity (ratelimit.py)
         self.token_signer = token_signer  # ServiceAccount tokens (a server's: satokens.py)
+        self.take_ca_step = take_ca_step  # POST /ca-rotation (a server's: carotation.py)
+        self.renew = renew  # POST /renew: a node's new certificates (a server's: join.py)
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -270,6 +274,11 @@ class ApiApp:
         if path == "/encryption-config" and method == "POST" and \
                 self.take_encryption is not None:
             return json_response(self.take_encryption(await self._raw_body(request)))
+        if path == "/ca-rotation" and method == "POST" and self.take_ca_step is not None:
+            return json_response(self.take_ca_step(await self._raw_body(request)))
+        if path == "/renew" and method == "POST" and self.renew is not None:
+            return json_response(self.renew(request.scope["nodeagent.user"],
+                                            await self._plain_json(request)))
         if path == "/join" and method == "POST" and self.join is not None:
             return json_response(await self.join(request.scope["nodeagent.user"],
                                                  await self._plain_json(request)))

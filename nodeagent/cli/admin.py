@@ -136,7 +136,7 @@ _SERVER = click.option("--socket", "server", envvar="NODEAGENT_SOCKET",
 
 
 def _operator_request(method: str, socket_path: str, path: str, *, body: object = None,
-                      timeout_s: float = 10) -> Any:
+                      timeout_s: float = 10, params: dict[str, str] | None = None) -> Any:
     """One call on an agent's operator socket (api/operator.py); ClickException for an
     agent that does not answer."""
     import httpx
@@ -144,7 +144,7 @@ def _operator_request(method: str, socket_path: str, path: str, *, body: object 
     try:
         with httpx.Client(transport=transport, base_url="http://localhost",
                           timeout=timeout_s) as client:
-            return client.request(method, path, json=body)
+            return client.request(method, path, json=body, params=params)
     except httpx.HTTPError as exc:
         raise click.ClickException(
             f"cannot reach the agent's operator socket {socket_path}: {exc} (is the agent "
@@ -453,6 +453,33 @@ def certs_check(data_dir: str) -> None:
                      f"{days}d" if days >= 0 else "EXPIRED", "due" if c.due else "no",
                      c.subject])
     _table(rows)
+
+
+@certs.command("rotate-ca")
+@click.option("--finish", is_flag=True, help="End the rotation: the old CA trusted nowhere "
+              "any more (once every node has certificates of the new one and the new admin "
+              "kubeconfig is handed out).")
+@click.option("--timeout", "timeout_s", type=click.IntRange(1, 3600), default=300,
+              show_default=True, help="How long to wait for the nodes at each step (seconds).")
+@_SERVER
+def certs_rotate_ca(finish: bool, timeout_s: int, server: str) -> None:
+    """Replace the cluster's CA, with both trusted in between: every agent trusts the new
+    CA, then it signs (every agent gets new certificates), then --finish.  Run it again
+    to go on from where it stopped.  Run it on a server."""
+    r = _operator_request("POST", server, "/certs/rotate-ca",
+                          params={"finish": "true" if finish else "false",
+                                  "timeoutSeconds": str(timeout_s)},
+                          timeout_s=2 * timeout_s + 60)
+    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code >= 400:
+        raise click.ClickException(answer.get("message") or f"{server}: HTTP {r.status_code}")
+    click.echo(f"phase: {answer['phase']}; the CA that signs: {answer['ca']}")
+    if answer.get("servers"):
+        click.echo(f"servers: {', '.join(answer['servers'])}")
+    if answer.get("message"):
+        click.echo(answer["message"])
+    if answer.get("waitingFor"):
+        raise SystemExit(2)
 
 
 def _add_runtime() -> None:

@@ -50,8 +50,9 @@ def _key(pod: Obj, source: Obj) -> tuple[str, str, int]:
 class PodTokens:
     """``server()``: the API to ask; ``verify``: the node's client TLS (its certificate)."""
 
-    def __init__(self, server: Callable[[], str], verify: ssl.SSLContext | bool) -> None:
+    def __init__(self, server: Callable[[], str], verify: Callable[[], ssl.SSLContext]) -> None:
         self.server, self.verify = server, verify
+        self._context: ssl.SSLContext | None = None
         self._held: dict[tuple[str, str, int], Held] = {}
         self._errors: dict[str, str] = {}
         self._client: httpx.AsyncClient | None = None
@@ -103,8 +104,10 @@ class PodTokens:
             del self._errors[uid]
 
     async def _request(self, pod: Obj, source: Obj, seconds: int) -> Held:
-        if self._client is None:
-            self._client = httpx.AsyncClient(verify=self.verify, timeout=10.0)
+        if self._client is None or self._context is not self.verify():
+            # The node's TLS as it is now (renewed certificates, a rotated CA).
+            self._context = self.verify()
+            self._client = httpx.AsyncClient(verify=self._context, timeout=10.0)
         meta = pod["metadata"]
         sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
         spec: Obj = {"expirationSeconds": seconds,

@@ -27,9 +27,10 @@ Obj = dict[str, Any]
 
 
 class RemoteSecrets:
-    def __init__(self, server: Callable[[], str], verify: ssl.SSLContext,
+    def __init__(self, server: Callable[[], str], verify: Callable[[], ssl.SSLContext],
                  ttl_s: float = 30.0) -> None:
         self.server, self.verify, self.ttl_s = server, verify, ttl_s
+        self._context: ssl.SSLContext | None = None
         self._cache: dict[tuple[str, str], tuple[Obj | None, float]] = {}
         self._client: httpx.AsyncClient | None = None
 
@@ -62,8 +63,10 @@ class RemoteSecrets:
             del self._cache[key]
 
     async def _fetch(self, namespace: str, name: str) -> Obj | None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(verify=self.verify, timeout=10.0)
+        if self._client is None or self._context is not self.verify():
+            # The node's TLS as it is now (renewed certificates, a rotated CA).
+            self._context = self.verify()
+            self._client = httpx.AsyncClient(verify=self._context, timeout=10.0)
         url = f"{self.server()}/api/v1/namespaces/{namespace}/secrets/{name}"
         try:
             resp = await self._client.get(url)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -42,9 +43,11 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a snapshot of the whole store comes as 
 class RemoteStore(MVCCReads):
     def __init__(self, servers: list[str], *, history_revisions: int = 100_000,
                  watch_buffer: int = 1024, timeout_s: float = 5.0,
-                 rng: random.Random | None = None, verify: ssl.SSLContext | bool = True) -> None:
+                 rng: random.Random | None = None,
+                 verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext] = True) -> None:
         """``verify``: the TLS context of the calls to the servers (the cluster's CA and
-        this node's certificate)."""
+        this node's certificate); a callable is asked again for each new connection, so
+        renewed certificates and a rotated CA are taken up."""
         self.verify = verify
         self.servers = [s.rstrip("/") for s in servers]  # empty: until gossip finds some
         self.mvcc = MVCC(history_revisions=history_revisions)
@@ -79,23 +82,29 @@ class RemoteStore(MVCCReads):
         timeout = httpx.Timeout(self.timeout_s, read=KEEPALIVE_S * 3)
         failures = 0
         try:
-            async with httpx.AsyncClient(timeout=timeout, verify=self.verify) as client:
-                self._client = client
-                while True:
-                    await self._servers_known.wait()
-                    try:
-                        await self._follow(client, task_status)
-                        failures = 0  # the server ended the stream: resume at once
-                    except (httpx.HTTPError, StoreError, ValueError) as exc:  # ValueError: msgpack's
-                        failures += 1
-                        if failures == 1 or failures % 30 == 0:
-                            log.warning("store copy: server %s: %s (%d tries); trying the next",
-                                        self.server, exc or type(exc).__name__, failures)
-                        self._server += 1
-                        await trio.sleep(min(1.0, 0.05 * failures))
+            while True:  # a client per TLS context: a new one once the context changed
+                context = self._context()
+                async with httpx.AsyncClient(timeout=timeout, verify=context) as client:
+                    self._client = client
+                    while context is self._context():
+                        await self._servers_known.wait()
+                        try:
+                            await self._follow(client, task_status)
+                            failures = 0  # the server ended the stream: resume at once
+                        except (httpx.HTTPError, StoreError, ValueError) as exc:  # msgpack's
+                            failures += 1
+                            if failures == 1 or failures % 30 == 0:
+                                log.warning("store copy: server %s: %s (%d tries); trying the "
+                                            "next", self.server, exc or type(exc).__name__,
+                                            failures)
+                            self._server += 1
+                            await trio.sleep(min(1.0, 0.05 * failures))
         finally:
             self._client = None
             self._close_watches()
+
+    def _context(self) -> ssl.SSLContext | bool:
+        return self.verify() if callable(self.verify) else self.verify
 
     async def _follow(self, client: httpx.AsyncClient, task_status: trio.TaskStatus[None]) -> None:
         async with client.stream("GET", f"{self.server}/replica/stream",

@@ -180,7 +180,7 @@ def test_a_nodes_pod_manager_gets_its_pods_secrets_from_a_server(cluster: dict,
     ctx = cluster["node-a-tls"]  # node-a's own TLS (its certificate)
 
     async def main() -> None:
-        source = RemoteSecrets(lambda: server.url, ctx, ttl_s=0)
+        source = RemoteSecrets(lambda: server.url, lambda: ctx, ttl_s=0)
         assert await source.prefetch(pod_a)
         got = source.get("default", "a-secret")
         assert got is not None and got["data"]["k"] == "YQ=="

@@ -14,6 +14,8 @@ from serialshell import run as serial_run
 
 VMLAB_DIR = Path(os.environ.get("VMLAB_DIR", "/var/lib/nodeagent-vmlab"))
 SSH_CONFIG = os.environ.get("VMLAB_SSH_CONFIG", "")
+# The cluster admin's kubeconfig (VM 1's, copied out by scripts/vmlab).
+KUBECONFIG = Path(os.environ.get("VMLAB_KUBECONFIG", str(VMLAB_DIR / "admin.kubeconfig")))
 
 
 def running() -> str | None:

@@ -20,16 +20,26 @@ from typing import Any
 
 import httpx
 import pytest
-from guests import power_off, running, sh
+from guests import KUBECONFIG, power_off, running, sh
 from waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
-API = "http://192.168.56.11:6443"
+API = "https://192.168.56.11:6443"
 pytestmark = pytest.mark.skipif(running() is not None, reason=str(running()))
 
 
+def _admin() -> httpx.Client:
+    """The cluster's admin, as VM 1's admin kubeconfig (which the lab copied out) says."""
+    from nodeagent.api.kubeconfig import load
+    return httpx.Client(verify=load(str(KUBECONFIG)).ssl_context(), timeout=10)
+
+
+ADMIN = _admin() if running() is None else None
+
+
 def get(path: str, api: str = API) -> Any:
-    r = httpx.get(api + path, timeout=10)
+    assert ADMIN is not None
+    r = ADMIN.get(api + path)
     r.raise_for_status()
     return r.json()
 
@@ -41,7 +51,8 @@ def ready_nodes(api: str = API) -> set[str]:
 
 def nodectl(*args: str, stdin: str | None = None) -> str:
     p = subprocess.run([str(ROOT / ".venv" / "bin" / "nodectl"), "--server", API, *args],
-                       input=stdin, capture_output=True, text=True, timeout=120)
+                       input=stdin, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "KUBECONFIG": str(KUBECONFIG)})
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -60,7 +71,7 @@ def test_three_vms_form_a_cluster_with_systemd_running_the_agent():
     for n in nodes:  # the guests' own Debian kernel, not this machine's
         info = n["status"]["nodeInfo"]
         assert info["osImage"].startswith("Debian GNU/Linux 12") and info["kernelVersion"] != host_kernel
-    leaders = [i for i in (1, 2, 3) if get("/raft", f"http://192.168.56.1{i}:6443")["role"] == "leader"]
+    leaders = [i for i in (1, 2, 3) if get("/raft", f"https://192.168.56.1{i}:6443")["role"] == "leader"]
     assert len(leaders) == 1
 
 
