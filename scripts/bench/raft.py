@@ -2,13 +2,18 @@
 """Raft benchmark: three servers on loopback, ours against etcd and PySyncObj in the same run.
 
 Each system is a 3-member cluster of real processes holding a key-value map:
-  ours       scripts/bench/_raftkv.py (nodeagent.raft: core, storage with fsync, TCP)
-  etcd       Debian's etcd-server 3.4, driven through its gRPC API (python-etcd3)
+  ours       scripts/bench/_raftkv.py (nodeagent.raft: core, storage with fsync, TCP),
+             with TLS: Raft as mutual TLS as the agent runs it (messages bound to their
+             sender's certificate) and clients showing a certificate of the cluster's CA
+  etcd       Debian's etcd-server 3.4, driven through its gRPC API (python-etcd3); with
+             TLS: peer and client TLS, both with client certificates (--client-cert-auth)
   PySyncObj  scripts/bench/_pysyncobj_kv.py, with and without batching (no journal: it
              never fsyncs, so ours is also run without fsync for that comparison)
 One Python load generator drives all of them (threads, one connection each).
-Measured:
-  writes     1 and 16 concurrent clients: ops/s, p50 and p99 latency
+Measured (TLS on both sides unless a row says plain):
+  writes     1 and 16 concurrent clients: ops/s, p50 and p99 latency; TLS against etcd
+             with TLS, plain against plain, and what TLS costs us (ours TLS / ours plain)
+  first put  a new connection's first write, the TLS handshake included
   failover   kill -9 the leader, time until a write succeeds again (median, max), with
              etcd's default timeouts (heartbeat 100 ms, election 1000 ms) and with a
              150-300 ms election timeout (heartbeat 15 ms)
@@ -26,6 +31,7 @@ import functools
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -34,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -114,6 +120,15 @@ class Cluster:
 class FramedCluster(Cluster):
     """Ours and PySyncObj: the length-framed msgpack protocol of _raftkv.py."""
 
+    def __init__(self, name: str, members: list[Member],
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(name, members)
+        self.tls = tls  # the client's TLS (ours with TLS)
+
+    def _connect(self, address: tuple[str, int], timeout_s: float) -> socket.socket:
+        sock = socket.create_connection(address, timeout=timeout_s)
+        return self.tls.wrap_socket(sock, server_hostname=address[0]) if self.tls else sock
+
     def client(self, timeout_s: float = 3.0,
                first: Member | None = None) -> Callable[[bytes, bytes], bool]:
         import msgpack
@@ -135,7 +150,7 @@ class FramedCluster(Cluster):
                 if state["sock"] is None:
                     m = order[0]
                     try:
-                        state["sock"] = socket.create_connection(m.client, timeout=timeout_s + 1)
+                        state["sock"] = self._connect(m.client, timeout_s + 1)
                     except OSError:
                         order.append(order.pop(0))
                         continue
@@ -163,15 +178,31 @@ class FramedCluster(Cluster):
 
     def leads(self, m: Member) -> bool:
         import msgpack
-        with socket.create_connection(m.client, timeout=1) as s:
+        with self._connect(m.client, 1) as s:
             s.sendall(frame(msgpack.packb(["status"])))
             data = s.recv(1024)
         return bool(data) and bool(msgpack.unpackb(data[4:])[1])
 
 
-def ours(tick_ms: float, election_ticks: int, fsync: bool = True) -> Cluster:
+def cluster_certs(work: str) -> ssl.SSLContext:
+    """Our cluster's PKI as the agent makes it: a CA, each server's Raft certificate
+    (raft:<id> in nodeagent:servers), and the bench client's; returns the client's TLS."""
+    from nodeagent import pki
+    from nodeagent.clusterpki import SERVER_GROUP, raft_user
+    d = Path(work)
+    ca = pki.make_ca()
+    pki.save(ca, d / "ca.crt", d / "ca.key")
+    for i in (1, 2, 3):
+        pki.save(pki.issue_peer(ca, raft_user(i), (SERVER_GROUP,), ["127.0.0.1", "localhost"]),
+                 d / f"raft-{i}.crt", d / f"raft-{i}.key")
+    pki.save(pki.issue_client(ca, "bench"), d / "client.crt", d / "client.key")
+    return pki.client_context(d / "ca.crt", d / "client.crt", d / "client.key")
+
+
+def ours(tick_ms: float, election_ticks: int, fsync: bool = True, tls: bool = True) -> Cluster:
     work = c.tempdir("bench-raft-ours-")
     raft = [c.free_port() for _ in range(3)]
+    client_tls = cluster_certs(work) if tls else None
     members = []
     for i in range(3):
         peers = ",".join(f"{j + 1}=127.0.0.1:{raft[j]}" for j in range(3) if j != i)
@@ -179,9 +210,11 @@ def ours(tick_ms: float, election_ticks: int, fsync: bool = True) -> Cluster:
         argv = [sys.executable, str(HERE / "_raftkv.py"), "--id", str(i + 1), "--dir",
                 os.path.join(work, f"n{i + 1}"), "--raft", f"127.0.0.1:{raft[i]}", "--peers", peers,
                 "--client", f"{client[0]}:{client[1]}", "--tick-ms", str(tick_ms),
-                "--election-ticks", str(election_ticks)] + ([] if fsync else ["--no-fsync"])
+                "--election-ticks", str(election_ticks)] + ([] if fsync else ["--no-fsync"]) + \
+            (["--tls", work] if tls else [])
         members.append(Member(argv, os.path.join(work, f"n{i + 1}.log"), client))
-    return FramedCluster("ours" + ("" if fsync else " (no fsync)"), members)
+    return FramedCluster("ours" + ("" if fsync else " (no fsync)") + (" TLS" if tls else ""),
+                         members, client_tls)
 
 
 def pysyncobj(batch: bool, heartbeat_ms: float, election_ms: float) -> Cluster:
@@ -199,9 +232,19 @@ def pysyncobj(batch: bool, heartbeat_ms: float, election_ms: float) -> Cluster:
 
 
 class EtcdCluster(Cluster):
+    def __init__(self, name: str, members: list[Member], certs: c.Certs | None) -> None:
+        super().__init__(name, members)
+        self.certs = certs
+
+    def _grpc(self, m: Member, timeout_s: float) -> Any:
+        import etcd3
+        tls = {} if self.certs is None else {
+            "ca_cert": self.certs.path("ca.crt"), "cert_key": self.certs.path("client.key"),
+            "cert_cert": self.certs.path("client.crt")}
+        return etcd3.client(host=m.client[0], port=m.client[1], timeout=timeout_s, **tls)
+
     def client(self, timeout_s: float = 3.0,
                first: Member | None = None) -> Callable[[bytes, bytes], bool]:
-        import etcd3
         state: dict[str, object] = {"i": self.members.index(first) if first else 0,
                                     "client": None}
 
@@ -209,8 +252,7 @@ class EtcdCluster(Cluster):
             for _ in range(6):
                 if state["client"] is None:
                     m = self.members[int(state["i"]) % 3]  # type: ignore[call-overload]
-                    state["client"] = etcd3.client(host=m.client[0], port=m.client[1],
-                                                   timeout=timeout_s)
+                    state["client"] = self._grpc(m, timeout_s)
                 try:
                     state["client"].put(key, value)  # type: ignore[attr-defined]
                     return True
@@ -221,30 +263,37 @@ class EtcdCluster(Cluster):
         return put
 
     def leads(self, m: Member) -> bool:
-        import etcd3
-        st = etcd3.client(host=m.client[0], port=m.client[1], timeout=1).status()
+        st = self._grpc(m, 1).status()
         return bool(st.leader is not None and st.leader.client_urls and
                     st.leader.client_urls[0].endswith(f":{m.client[1]}"))
 
 
-def etcd(heartbeat_ms: int, election_ms: int) -> Cluster:
+def etcd(heartbeat_ms: int, election_ms: int, tls: bool = True) -> Cluster:
     binary = c.ensure_apt("etcd-server", "etcd")
     work = c.tempdir("bench-raft-etcd-")
+    certs = c.Certs.make(work) if tls else None
+    scheme = "https" if tls else "http"
     peer = [c.free_port() for _ in range(3)]
-    initial = ",".join(f"m{i + 1}=http://127.0.0.1:{peer[i]}" for i in range(3))
+    initial = ",".join(f"m{i + 1}={scheme}://127.0.0.1:{peer[i]}" for i in range(3))
     members = []
     for i in range(3):
         client = ("127.0.0.1", c.free_port())
         argv = [binary, "--name", f"m{i + 1}", "--data-dir", os.path.join(work, f"m{i + 1}"),
-                "--listen-client-urls", f"http://127.0.0.1:{client[1]}",
-                "--advertise-client-urls", f"http://127.0.0.1:{client[1]}",
-                "--listen-peer-urls", f"http://127.0.0.1:{peer[i]}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer[i]}",
+                "--listen-client-urls", f"{scheme}://127.0.0.1:{client[1]}",
+                "--advertise-client-urls", f"{scheme}://127.0.0.1:{client[1]}",
+                "--listen-peer-urls", f"{scheme}://127.0.0.1:{peer[i]}",
+                "--initial-advertise-peer-urls", f"{scheme}://127.0.0.1:{peer[i]}",
                 "--initial-cluster", initial, "--initial-cluster-state", "new",
                 "--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms),
                 "--log-level", "error", "--logger", "zap"]
+        if certs is not None:
+            for side in ("", "peer-"):
+                argv += [f"--{side}cert-file", certs.path("server.crt"),
+                         f"--{side}key-file", certs.path("server.key"),
+                         f"--{side}trusted-ca-file", certs.path("ca.crt"),
+                         f"--{side}client-cert-auth"]
         members.append(Member(argv, os.path.join(work, f"m{i + 1}.log"), client))
-    return EtcdCluster("etcd", members)
+    return EtcdCluster("etcd" + (" TLS" if tls else ""), members, certs)
 
 
 def load(cluster: Cluster, clients: int, total: int) -> tuple[float, float, float]:
@@ -302,6 +351,19 @@ def failover(cluster: Cluster, times: int) -> list[float]:
     return out
 
 
+def first_put(cluster: Cluster, times: int) -> list[float]:
+    """Seconds from nothing to a first write acknowledged, on a new connection to the
+    leader each time."""
+    leader = cluster.leader()
+    out = []
+    for i in range(times):
+        t0 = time.perf_counter()
+        if not cluster.client(first=leader)(f"first{i}".encode(), b"x"):
+            raise SystemExit(f"{cluster.name}: a first write failed")
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def rss_after(cluster: Cluster, writes: int) -> float:
     put = cluster.client()
     value = b"v" * 256
@@ -332,9 +394,11 @@ def main() -> None:
 
     # Writes: each system in its fastest honest setting; ours with and without fsync.
     systems: dict[str, Callable[[], Cluster]] = {
-        "ours": lambda: ours(100, 10),
-        "ours (no fsync)": lambda: ours(100, 10, fsync=False),
-        "etcd": lambda: etcd(100, 1000),
+        "ours TLS": lambda: ours(100, 10),
+        "ours": lambda: ours(100, 10, tls=False),
+        "ours (no fsync)": lambda: ours(100, 10, fsync=False, tls=False),
+        "etcd TLS": lambda: etcd(100, 1000),
+        "etcd": lambda: etcd(100, 1000, tls=False),
         "PySyncObj (no batching)": lambda: pysyncobj(False, 100, 1000),
         "PySyncObj (batching)": lambda: pysyncobj(True, 100, 1000),
     }
@@ -352,11 +416,22 @@ def main() -> None:
     for clients in (1, 16):
         w = {k: v[clients] for k, v in writes.items()}
         pso = max(w["PySyncObj (no batching)"][0], w["PySyncObj (batching)"][0])
+        n = ops1 if clients == 1 else ops16
+        res.add(f"writes/s, {clients} client(s), TLS, vs etcd TLS (gRPC)", "ops/s",
+                w["ours TLS"][0], w["etcd TLS"][0], higher_is_better=True, n=n,
+                peer_name="etcd 3.4, 3 members, peer and client TLS with client certificates",
+                target=">= 0.3x" if clients == 16 else "",
+                p50_ms=round(w["ours TLS"][1], 2), p99_ms=round(w["ours TLS"][2], 2),
+                peer_p50_ms=round(w["etcd TLS"][1], 2), peer_p99_ms=round(w["etcd TLS"][2], 2))
         res.add(f"writes/s, {clients} client(s), vs etcd (gRPC)", "ops/s", w["ours"][0],
-                w["etcd"][0], higher_is_better=True, n=ops1 if clients == 1 else ops16,
-                peer_name="etcd 3.4, 3 members", target=">= 0.3x" if clients == 16 else "",
+                w["etcd"][0], higher_is_better=True, n=n,
+                peer_name="etcd 3.4, 3 members, both plain", note="both without TLS",
                 p50_ms=round(w["ours"][1], 2), p99_ms=round(w["ours"][2], 2),
                 peer_p50_ms=round(w["etcd"][1], 2), peer_p99_ms=round(w["etcd"][2], 2))
+        res.add(f"TLS cost: writes/s, {clients} client(s), ours TLS vs ours plain", "ops/s",
+                w["ours TLS"][0], w["ours"][0], higher_is_better=True, n=n,
+                peer_name="ours without TLS, same run",
+                etcd_tls_vs_plain=round(w["etcd TLS"][0] / w["etcd"][0], 3))
         res.add(f"writes/s, {clients} client(s), no fsync, vs PySyncObj (best)", "ops/s",
                 w["ours (no fsync)"][0], pso, higher_is_better=True,
                 n=ops1 if clients == 1 else ops16, peer_name="PySyncObj 0.3.17, best of batching "
@@ -377,6 +452,14 @@ def main() -> None:
                 peer_name="etcd 3.4, same timeouts", target=target,
                 max_ours=round(max(ours_f), 3), max_peer=round(max(etcd_f), 3),
                 runs_ours=[round(x, 3) for x in ours_f], runs_peer=[round(x, 3) for x in etcd_f])
+    # A new connection's first write, the TLS handshake included.
+    first = {name: measured(make, lambda cl: first_put(cl, 10 if quick else 50))
+             for name, make in (("ours", lambda: ours(100, 10)), ("etcd", lambda: etcd(100, 1000)))}
+    res.add("first write on a new connection (TLS handshake included): median", "ms",
+            c.percentile(first["ours"], 50) * 1000, c.percentile(first["etcd"], 50) * 1000,
+            higher_is_better=False, n=len(first["ours"]), peer_name="etcd 3.4 TLS, gRPC "
+            "channel made for it", p99_ours_ms=round(c.percentile(first["ours"], 99) * 1000, 2),
+            p99_peer_ms=round(c.percentile(first["etcd"], 99) * 1000, 2))
     # Memory of a member after many writes (snapshots on).
     mem = {name: measured(make, lambda cl: rss_after(cl, mem_writes))
            for name, make in (("ours", lambda: ours(100, 10)), ("etcd", lambda: etcd(100, 1000)),
