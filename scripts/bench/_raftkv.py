@@ -59,6 +59,12 @@ class KV:
 async def serve_clients(node: RaftNode, listen: tuple[str, int],
                         tls: ssl.SSLContext | None) -> None:
     async def handle(stream: trio.abc.Stream) -> None:
+        try:
+            await serve_one(stream)
+        except trio.BrokenResourceError:
+            pass  # a client gone without closing its TLS: only its connection ends
+
+    async def serve_one(stream: trio.abc.Stream) -> None:
         async with stream:
             async for data in read_frames(stream, 1 << 20):
                 req = msgpack.unpackb(data)

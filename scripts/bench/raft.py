@@ -127,6 +127,9 @@ class FramedCluster(Cluster):
 
     def _connect(self, address: tuple[str, int], timeout_s: float) -> socket.socket:
         sock = socket.create_connection(address, timeout=timeout_s)
+        # As gRPC does: a small write (a TLS handshake's last flight, then a request) is
+        # not held back waiting for the ACK of the one before.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.tls.wrap_socket(sock, server_hostname=address[0]) if self.tls else sock
 
     def client(self, timeout_s: float = 3.0,
