@@ -15,6 +15,7 @@ import signal
 import stat
 from collections.abc import Callable
 
+from runtime import seccomp
 from runtime import syscalls as sc
 from runtime.protocol import exit_code_of
 from runtime.spec import CAPABILITY_NUMBERS, RLIMITS, ContainerSpec, Mount
@@ -275,6 +276,11 @@ def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None =
                          f"{exc.strerror}") from exc
     drop_privileges(spec)
     os.umask(CONTAINER_UMASK)  # not the agent's 077 (runc's default for a process)
+    if spec.seccomp:  # last: after it, this process may no longer mount or unshare
+        try:
+            seccomp.install(spec.seccomp)
+        except (OSError, ValueError) as exc:
+            raise SetupError("StartError", f"seccomp: {exc}") from exc
     env = {k: v for k, _, v in (e.partition("=") for e in spec.env)}
     if before_exec is not None:
         before_exec()

@@ -25,6 +25,7 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime import seccomp
 from runtime import syscalls as sc
 from runtime.cgroups import CgroupDriver, detect
 from runtime.container_init import CONTAINER_UMASK, SetupError, setup_and_exec
@@ -364,6 +365,11 @@ def spawn_exec(target_pid: int, spec: ContainerSpec, args: tuple[str, ...],
                     os.chdir(exec_spec.cwd)
                     drop_privileges(exec_spec)
                     os.umask(CONTAINER_UMASK)
+                    if exec_spec.seccomp:  # an exec session is held to the container's filter
+                        try:
+                            seccomp.install(exec_spec.seccomp)
+                        except (OSError, ValueError) as exc:
+                            raise SetupError("StartError", f"seccomp: {exc}") from exc
                     environ = {k: v for k, _, v in (e.partition("=") for e in exec_spec.env)}
                     os.execve(exe, list(exec_spec.args), environ)
                 except SetupError as exc:

@@ -93,6 +93,8 @@ class ContainerSpec:
     join_namespaces: tuple[tuple[str, str], ...] = ()
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
     no_new_privileges: bool = True
+    # "RuntimeDefault": the built-in seccomp filter (runtime/seccomp.py); "": none.
+    seccomp: str = ""
     rlimits: tuple[tuple[str, int, int], ...] = (("RLIMIT_NOFILE", 1048576, 1048576),)
     masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
@@ -113,6 +115,9 @@ class ContainerSpec:
             raise SpecError("process.args", "Required value: a container needs a command")
         if not os.path.isabs(self.cwd):
             raise SpecError("process.cwd", f"Invalid value: {self.cwd!r}: must be absolute")
+        if self.seccomp not in ("", "RuntimeDefault"):
+            raise SpecError("seccomp", f'Unsupported value: {self.seccomp!r}: supported values: '
+                            '"RuntimeDefault", "" (none)')
         if not os.path.isdir(self.rootfs):
             raise SpecError("root.path", f"Not found: {self.rootfs!r}: not a directory")
         for i, ns in enumerate(self.namespaces):
@@ -194,6 +199,9 @@ def load_bundle(bundle: str, container_id: str = "") -> ContainerSpec:
     process = _get(cfg, "process", dict, {})
     root = _get(cfg, "root", dict, {})
     linux = _get(cfg, "linux", dict, {})
+    if "seccomp" in linux:
+        raise SpecError("linux.seccomp", "Unsupported value: this runtime runs no seccomp "
+                        "profile of a bundle's (only its built-in RuntimeDefault, for pods)")
     rootfs = _get(root, "root.path", str, "rootfs")
     if not os.path.isabs(rootfs):
         rootfs = os.path.join(os.path.abspath(bundle), rootfs)

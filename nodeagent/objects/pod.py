@@ -534,7 +534,7 @@ PROTOCOLS = ["SCTP", "TCP", "UDP"]
 
 
 def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
-    errs: list[FieldError] = []
+    errs: list[FieldError] = seccomp_errors(spec.security_context, path)
     if spec.security_context is not None and spec.security_context.sysctls:
         errs.append(path.child("securityContext").child("sysctls").forbidden(
             "sysctls are not supported by this runtime: it would not set them"))
@@ -675,8 +675,21 @@ def _projected_errors(src: ProjectedVolumeSource, path: Path) -> list[FieldError
     return errs
 
 
+SECCOMP_TYPES = ["RuntimeDefault", "Unconfined"]
+
+
+def seccomp_errors(sc: SecurityContext | PodSecurityContext | None, path: Path
+                   ) -> list[FieldError]:
+    """Localhost profiles cannot be run here: refused by name, not run unfiltered."""
+    profile = sc.seccomp_profile if sc is not None else None
+    if profile is None or profile.type in SECCOMP_TYPES:
+        return []
+    return [path.child("securityContext").child("seccompProfile").child("type").unsupported(
+        profile.type, SECCOMP_TYPES)]
+
+
 def validate_container(c: Container, path: Path, volumes: set[str], init: bool) -> list[FieldError]:
-    errs: list[FieldError] = []
+    errs: list[FieldError] = seccomp_errors(c.security_context, path)
     if c.security_context is not None and c.security_context.privileged:
         # Silently running it unprivileged would be a lie; this runtime gives no container
         # the host's devices and every capability.

@@ -64,6 +64,14 @@ def _capabilities(container: Obj) -> tuple[str, ...]:
     return tuple(base + [full(c) for c in caps.get("add") or [] if full(c) not in base])
 
 
+def _seccomp(pod: Obj, container: Obj) -> str:
+    """The container's seccompProfile, else the pod's, else RuntimeDefault: kubelet's
+    --seccomp-default, as Docker runs every container.  Unconfined: none."""
+    profile = ((container.get("securityContext") or {}).get("seccompProfile") or
+               ((pod.get("spec") or {}).get("securityContext") or {}).get("seccompProfile") or {})
+    return "" if profile.get("type") == "Unconfined" else "RuntimeDefault"
+
+
 def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: dict[str, str],
                    argv: list[str], mounts: list[Mount], netns_path: str | None,
                    cgroup_path: str) -> ContainerSpec:
@@ -94,6 +102,7 @@ def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: 
                          and not (ns == "ipc" and spec.get("hostIPC"))),
         capabilities=_capabilities(container),
         no_new_privileges=sc.get("allowPrivilegeEscalation") is not True,
+        seccomp=_seccomp(pod, container),
         cgroup_path=cgroup_path,
         resources=container_resources(container).as_resources(),
     )

@@ -6,6 +6,7 @@ them) sees no failure."""
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import subprocess
 import sys
@@ -38,6 +39,11 @@ def _ctx(kubeconfig_text: str, path: Path) -> ssl.SSLContext:
 def _hashes(pem: bytes) -> list[str]:
     from cryptography import x509
     return [pki.ca_hash(c) for c in x509.load_pem_x509_certificates(pem)]
+
+
+def _trusts(agent: AgentProcess, hashes: list[str]) -> bool:
+    """The agent trusts exactly these CAs, the signing one first."""
+    return _hashes((agent.data_dir / "pki" / "ca.crt").read_bytes()) == hashes
 
 
 def rotate(server: AgentProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,8 +110,7 @@ def test_the_ca_is_replaced_with_both_trusted_in_between(cluster: dict, tmp_path
     assert both[0] == old[0] and len(both) == 2
     new = both[1]
     for agent in (s2, node):
-        until(lambda a=agent: _hashes((a.data_dir / "pki" / "ca.crt").read_bytes()) == both,
-              20, f"{agent.name} trusting both CAs")
+        until(functools.partial(_trusts, agent, both), 20, f"{agent.name} trusting both CAs")
     until(lambda: annotation("node-c", TRUSTED) == ",".join(both), 20, "node-c saying so")
     ca_data = yaml.safe_load(s1.kubeconfig.read_text())["clusters"][0]["cluster"][
         "certificate-authority-data"]
@@ -172,8 +177,8 @@ def test_the_ca_is_replaced_with_both_trusted_in_between(cluster: dict, tmp_path
         finished.stdout + finished.stderr
     assert not (s1.data_dir / "pki" / "ca-old.key").exists()
     for agent in (s1, s2, node):
-        until(lambda a=agent: _hashes((a.data_dir / "pki" / "ca.crt").read_bytes()) == [new],
-              30, f"{agent.name} trusting only the new CA")
+        until(functools.partial(_trusts, agent, [new]), 30,
+              f"{agent.name} trusting only the new CA")
     fresh_ctx = _ctx(new_admin, tmp_path / "new.kubeconfig")
     with httpx.Client(verify=fresh_ctx, timeout=10) as c:
         for s in (s1, s2):

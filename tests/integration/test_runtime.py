@@ -211,3 +211,33 @@ def test_a_limit_the_runtime_cannot_enforce_is_refused_by_name(bundle):
     linux = {**cfg.get("linux", {}), "resources": {"blockIO": {"weight": 10}}}
     p = run(bundle, "true", linux=linux)
     assert p.returncode == 1 and "linux.resources.blockIO" in p.stderr, p.stderr
+
+
+def test_the_runtime_default_seccomp_filter_refuses_what_containers_have_no_business_doing(
+        bundle):
+    """Namespaces are the usual first step out of a container: under RuntimeDefault a new
+    user namespace is refused (EPERM), where without a filter the same container makes
+    one; ordinary work is untouched.  An OCI bundle's own profile is refused by name."""
+    from runtime.launch import start, wait
+    from runtime.spec import SpecError, load_bundle
+    spec = load_bundle(str(bundle))
+
+    def status(seccomp: str, script: str) -> int:
+        started = start(type(spec)(**{**spec.__dict__, "args": ("sh", "-c", script),
+                                      "seccomp": seccomp}))
+        return wait(started)
+    assert status("", "unshare -U true") == 0
+    assert status("RuntimeDefault", "unshare -U true") != 0
+    assert status("RuntimeDefault", "unshare -U true 2>&1 | grep -q 'Operation not permitted'") \
+        == 0
+    assert status("RuntimeDefault", "grep -q '^Seccomp:.2' /proc/self/status && ls / >/dev/null "
+                  "&& echo hi | grep -q hi && sleep 0") == 0  # filtered, and works
+    assert status("", "grep -q '^Seccomp:.0' /proc/self/status") == 0
+    cfg = json.loads((bundle / "config.json").read_text())
+    work = bundle.parent / f"seccomp-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    (work / "rootfs").symlink_to(bundle / "rootfs")
+    (work / "config.json").write_text(json.dumps({**cfg, "linux": {
+        **cfg.get("linux", {}), "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}))
+    with pytest.raises(SpecError, match=r"linux\.seccomp"):
+        load_bundle(str(work))
