@@ -134,6 +134,8 @@ async def run_agent(cfg: AgentConfig, *,
                      server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}),
                      tls=tls, **_security(cfg, agent_pki, objects, store, membership, contexts,
                                           addresses))
+        if isinstance(store, RemoteStore) and contexts is not None:
+            app.secrets_at = lambda: store.server  # its copy holds no Secrets
         gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),
                               trusted=NodeAddresses(objects))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,

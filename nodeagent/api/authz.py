@@ -81,6 +81,27 @@ def request_attributes(user: User, method: str, path: str, target: Target | None
                       namespace=target.namespace or "", name=target.name or "", path=path)
 
 
+METRICS_PREFIX = ("apis", "metrics.k8s.io", "v1beta1")
+
+
+def metrics_attributes(user: User, path: str) -> Attributes | None:
+    """A metrics.k8s.io read as the resource request it is (``pods`` or ``nodes`` in
+    metrics.k8s.io, RBAC's system:aggregated-metrics-reader), not a path any
+    authenticated user may GET; None for its discovery paths."""
+    parts = [p for p in path.split("/") if p]
+    if tuple(parts[:3]) != METRICS_PREFIX or len(parts) == 3:
+        return None
+    rest, namespace = parts[3:], ""
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if not rest or rest[0] not in ("pods", "nodes") or len(rest) > 2:
+        return None
+    name = rest[1] if len(rest) == 2 else ""
+    return Attributes(user, "get" if name else "list", True, api_group="metrics.k8s.io",
+                      api_version="v1beta1", resource=rest[0], namespace=namespace, name=name,
+                      path=path)
+
+
 def forbidden_message(a: Attributes, reason: str = "") -> str:
     """kube-apiserver's wording, which kubectl and people read."""
     who = f'User "{a.user.name}"'

@@ -83,6 +83,9 @@ CLUSTER_ROLES_DEFAULT: list[dict[str, Any]] = [
     _role("system:aggregate-to-admin", _ADMIN, _to("admin")),
     _role("system:aggregate-to-edit", _EDIT, _to("admin", "edit")),
     _role("system:aggregate-to-view", _VIEW, _to("admin", "edit", "view")),
+    # metrics-server's: what kubectl top reads, for whoever may view the cluster's pods.
+    _role("system:aggregated-metrics-reader",
+          [_rule(["metrics.k8s.io"], ["pods", "nodes"], READ)], _to("admin", "edit", "view")),
     _role("system:basic-user", [_rule(["authorization.k8s.io"],
                                       ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
                                       ["create"]),

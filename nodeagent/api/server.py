@@ -35,6 +35,7 @@ from nodeagent.api.authz import (
     Decision,
     chain,
     forbidden_message,
+    metrics_attributes,
     request_attributes,
 )
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, TlsPeers, serve_gated
@@ -57,7 +58,7 @@ from nodeagent.api.satokens import TokenSigner
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.watch import EventEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
-from nodeagent.objects.kinds import PODS
+from nodeagent.objects.kinds import PODS, SECRETS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 log = logging.getLogger("nodeagent.api")
@@ -136,6 +137,8 @@ class ApiApp:
         self.token_signer = token_signer  # ServiceAccount tokens (a server's: satokens.py)
         self.take_ca_step = take_ca_step  # POST /ca-rotation (a server's: carotation.py)
         self.renew = renew  # POST /renew: a node's new certificates (a server's: join.py)
+        # A node that is no server holds no Secrets (api/replica.py): where to ask instead.
+        self.secrets_at: Callable[[], str] | None = None
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
@@ -264,9 +267,16 @@ class ApiApp:
         review = reviews.match(path)
         if review is not None:
             return await self._review(request, *review)
-        # metrics.k8s.io is served here, not from the kinds table (authorized as a path)
-        target = None if path.startswith("/apis/metrics.k8s.io/") else parse_resource_path(path)
-        self._authorize(request, target, path)
+        # metrics.k8s.io is served here, not from the kinds table; authorized as the
+        # resources it reads (authz.metrics_attributes), its discovery as a path.
+        metrics = path.startswith("/apis/metrics.k8s.io/")
+        target = None if metrics else parse_resource_path(path)
+        attrs = metrics_attributes(request.scope.get("nodeagent.user", ANONYMOUS), path) \
+            if metrics and self.authenticator is not None else None
+        if attrs is not None:
+            self._authorize_attributes(attrs, request.scope)
+        else:
+            self._authorize(request, target, path)
         if target is not None:
             return await self._resource(request, target, method)
         if path == "/cacerts" and method in ("GET", "HEAD") and self.ca_bundle is not None:
@@ -309,6 +319,10 @@ class ApiApp:
         if handler is None:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on "
                            f"the requested resource ({method})")
+        if target.resource is SECRETS and self.secrets_at is not None:
+            raise ApiError(503, "ServiceUnavailable", "this agent holds no Secrets: a node that "
+                           "is not a server keeps only what its own pods need, and asks a "
+                           f"server for that; ask a server ({self.secrets_at() or 'any'})")
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)

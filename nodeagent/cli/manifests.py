@@ -165,23 +165,42 @@ def last_applied(live: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def apply_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+def apply_patch(previous: dict[str, Any], desired: dict[str, Any],
+                live: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON merge patch taking the live object to ``desired``.
 
     Three-way as kubectl apply: fields the user set before (``previous``, from
     the annotation) and has now removed are deleted (null); fields set by
-    others (status, defaults, controllers) are left alone; everything in
-    ``desired`` is set.  Lists are replaced whole, which is merge-patch
-    semantics (kubectl's strategic merge would merge some lists by key).
+    others (status, defaults, controllers, admission) are left alone; a field of
+    ``desired`` is sent when it changed since ``previous`` or the live object no
+    longer has it.  Lists are replaced whole when sent, which is merge-patch
+    semantics (kubectl's strategic merge would merge some lists by key): a list
+    the user did not change and the live object still holds (with what admission
+    added, such as a pod's token volume) is not sent.
     """
+    live = live if isinstance(live, dict) else {}
     patch: dict[str, Any] = {}
     for key, value in desired.items():
-        old = previous.get(key)
+        old, now = previous.get(key), live.get(key)
         if isinstance(value, dict) and isinstance(old, dict):
-            patch[key] = apply_patch(old, value)
-        else:
+            inner = apply_patch(old, value, now if isinstance(now, dict) else None)
+            if inner or not isinstance(now, dict):
+                patch[key] = inner
+        elif value != old or not covered(value, now):
             patch[key] = value
     for key in previous:
         if key not in desired:
             patch[key] = None
     return patch
+
+
+def covered(desired: Any, live: Any) -> bool:
+    """Does ``live`` hold everything ``desired`` says?  Objects: each field covered; lists
+    of objects: each item covered by one of live's (admission and defaults add fields and
+    items); anything else: equal."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(covered(v, live.get(k))
+                                              for k, v in desired.items())
+    if isinstance(desired, list) and desired and all(isinstance(x, dict) for x in desired):
+        return isinstance(live, list) and all(any(covered(x, y) for y in live) for x in desired)
+    return bool(desired == live)

@@ -207,7 +207,7 @@ def _apply_one(ctx: Ctx, m: manifests.Manifest) -> str:
             raise
         ctx.client.create(m.res, ns, desired)
         return "created"
-    patch = manifests.apply_patch(manifests.last_applied(live), desired)
+    patch = manifests.apply_patch(manifests.last_applied(live), desired, live)
     patch.pop("status", None)
     out = ctx.client.patch(m.res, ns, name, patch)
     same = out["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion")

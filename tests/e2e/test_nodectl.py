@@ -122,7 +122,10 @@ def test_get_output_forms_and_selectors(nodectl):
     none = nodectl("-n", "sel", "get", "pods")
     assert none.stderr.strip() == "No resources found in sel namespace."
     assert nodectl("-n", "sel", "delete", "cm", "-l", "app=kubia").stdout.count("deleted") == 2
-    assert nodectl("-n", "sel", "delete", "cm", "--all").stdout == 'configmap "c" deleted\n'
+    # Every namespace holds kube-root-ca.crt too (the controller makes it again), as in
+    # Kubernetes.
+    assert sorted(nodectl("-n", "sel", "delete", "cm", "--all").stdout.splitlines()) == \
+        ['configmap "c" deleted', 'configmap "kube-root-ca.crt" deleted']
     nodectl("delete", "ns", "sel")
 
 
@@ -181,8 +184,9 @@ def test_watch_prints_changes(nodectl, shared_agent):
         for n in ("w1", "w2"):
             nodectl("-n", "watched", "create", "-f", "-", stdin=(
                 f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {n}}}\n"))
-        lines = [proc.stdout.readline().strip() for _ in range(2)]
-        assert lines == ["configmap/w1", "configmap/w2"]
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        # What the namespace held when the watch began (its CA bundle), then the new ones.
+        assert lines == ["configmap/kube-root-ca.crt", "configmap/w1", "configmap/w2"]
     finally:
         proc.kill()
         proc.wait()

@@ -210,5 +210,9 @@ def test_a_node_copy_follows_writes_it_is_not_sent(cluster: dict, tmp_path_facto
             assert c.get("/api/v1/namespaces/default/pods/pod-a").status_code == 200
             assert time.monotonic() - started < 3  # the barrier did not time out (5 s)
             assert c.get("/api/v1/namespaces/default/secrets").status_code == 403
+        # Even the admin gets no empty list from a copy without Secrets: where to ask.
+        with server.client() as admin:
+            r = admin.get(f"{node.url}/api/v1/namespaces/default/secrets")
+            assert r.status_code == 503 and server.url in r.json()["message"], r.text
     finally:
         node.close()

@@ -200,3 +200,29 @@ def test_aggregation_and_subject_access_reviews(agent: AgentProcess, tmp_path: P
         r = admin.put(f"{RBAC}/clusterrolebindings/cluster-admin", json=crb)
         assert r.status_code == 422 and "roleRef" in r.text
     assert yaml.safe_load(carol.read_text())["users"][0]["name"] == "carol"
+
+
+def test_pod_metrics_are_read_as_resources_not_as_a_path(agent: AgentProcess,
+                                                         tmp_path: Path) -> None:
+    """metrics.k8s.io was a path every authenticated user could GET (system:discovery
+    allows /apis/*): it is pods and nodes in that group now, which view grants through
+    system:aggregated-metrics-reader, and nobody else reads."""
+    erin, dave = _user(agent, tmp_path, "erin"), _user(agent, tmp_path, "dave")
+    with agent.client() as admin:
+        assert admin.post(f"{RBAC}/namespaces/team/rolebindings", json=_binding(
+            "RoleBinding", "erin-view", "ClusterRole", "view",
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "erin"})
+        ).status_code == 201
+        assert admin.get(f"{RBAC}/clusterroles/system:aggregated-metrics-reader"
+                         ).status_code == 200
+    team = "/apis/metrics.k8s.io/v1beta1/namespaces/team/pods"
+    with _http(agent, erin) as c:
+        # Allowed: this agent runs no pods, so the answer is 503 rather than metrics.
+        assert c.get(team).status_code == 503
+        assert c.get("/apis/metrics.k8s.io/v1beta1/namespaces/other/pods").status_code == 403
+        assert c.get("/apis/metrics.k8s.io/v1beta1/nodes").status_code == 403
+        assert c.get("/apis/metrics.k8s.io/v1beta1").status_code != 403  # discovery
+    with _http(agent, dave) as c:
+        r = c.get(team)
+        assert r.status_code == 403, r.text
+        assert 'cannot list resource "pods" in API group "metrics.k8s.io"' in r.json()["message"]

@@ -16,6 +16,27 @@ def test_apply_patch_removes_what_the_user_removed_and_keeps_the_rest():
         "spec": {"replicas": 2, "paused": True}}
 
 
+def test_apply_patch_leaves_what_admission_added_and_restores_what_drifted():
+    """A pod applied again unchanged: its containers, to which admission added the token's
+    mount and the defaults added a pull policy, are not sent (a list would be replaced
+    whole, and a pod's spec may not change); a field someone else changed is set back."""
+    manifest = {"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}
+    live = {"metadata": {"name": "p", "uid": "u"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Always",
+                        "volumeMounts": [{"name": "kube-api-access-x",
+                                          "mountPath": "/var/run/secrets/kubernetes.io"}]}],
+        "volumes": [{"name": "kube-api-access-x", "projected": {}}],
+        "restartPolicy": "Never", "serviceAccountName": "default"}}
+    assert apply_patch(manifest, manifest, live) == {}
+    drifted = {**live, "spec": {**live["spec"], "restartPolicy": "Always"}}
+    assert apply_patch(manifest, manifest, drifted) == {"spec": {"restartPolicy": "Never"}}
+    changed = {**manifest, "spec": {**manifest["spec"], "containers": [
+        {"name": "c", "image": "busybox:2"}]}}
+    assert apply_patch(manifest, changed, live) == {"spec": {"containers": [
+        {"name": "c", "image": "busybox:2"}]}}
+
+
 def test_last_applied_round_trip_excludes_itself():
     obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
     annotated = with_last_applied(obj)
