@@ -29,7 +29,7 @@ from nodeagent.store.base import SERVERS_PREFIX
 from nodeagent.store.errors import StoreError
 from nodeagent.store.mvcc import Compare, Op, OpKind, Txn
 
-__all__ = ["announce", "rotate_key", "servers", "take_config"]
+__all__ = ["announce", "rotate_key", "servers", "take_config", "to_other_servers"]
 
 log = logging.getLogger("nodeagent.apiservers")
 CONFIG_PATH = "/encryption-config"  # POST: a server hands another its new configuration
@@ -91,24 +91,33 @@ def take_config(agent_pki: AgentPki, body: bytes) -> dict[str, Any]:
     return {"primary": keys.primary, "keys": [n for n, _ in keys.keys]}
 
 
-async def rotate_key(objects: Any, agent_pki: AgentPki, me: str,
-                     tls: ssl.SSLContext) -> dict[str, Any]:
-    """A new primary key on every server, then every Secret sealed again under it."""
-    keys = encryption.Keys.load(agent_pki.encryption_config).rotated()
-    body = keys.to_yaml()
+async def to_other_servers(objects: Any, me: str, tls: ssl.SSLContext, path: str, body: bytes,
+                           content_type: str, what: str) -> list[str]:
+    """POST ``body`` to ``path`` on every server but this one, with this server's node
+    credential; their names.  ApiError 503 naming the first that did not take it (those
+    before it did: the caller's step must be one that can be sent again)."""
     others = {n: u for n, u in servers(objects.store).items() if n != me}
-    async with httpx.AsyncClient(verify=tls, timeout=10.0) as client:
+    async with httpx.AsyncClient(verify=tls, timeout=30.0) as client:
         for name, url in sorted(others.items()):
             try:
-                r = await client.post(url + CONFIG_PATH, content=body,
-                                      headers={"Content-Type": "application/yaml"})
+                r = await client.post(url + path, content=body,
+                                      headers={"Content-Type": content_type})
             except httpx.HTTPError as exc:
                 raise ApiError(503, "ServiceUnavailable", f"server {name} ({url}) did not take "
-                               f"the new key: {exc}; nothing was rewritten, run it again") from exc
+                               f"{what}: {exc}; run it again") from exc
             if r.status_code != 200:
-                raise ApiError(503, "ServiceUnavailable", f"server {name} ({url}) refused the "
-                               f"new key: HTTP {r.status_code} {r.text[:200]}; nothing was "
-                               "rewritten, run it again")
+                raise ApiError(503, "ServiceUnavailable", f"server {name} ({url}) refused "
+                               f"{what}: HTTP {r.status_code} {r.text[:300]}; run it again")
+    return sorted(others)
+
+
+async def rotate_key(objects: Any, agent_pki: AgentPki, me: str,
+                     tls: ssl.SSLContext) -> dict[str, Any]:
+    """A new primary key on every server, then every Secret sealed again under it (nothing
+    is rewritten unless every server took the key)."""
+    keys = encryption.Keys.load(agent_pki.encryption_config).rotated()
+    others = await to_other_servers(objects, me, tls, CONFIG_PATH, keys.to_yaml(),
+                                    "application/yaml", "the new key")
     keys.save(agent_pki.encryption_config)
     encryption.install(keys)
     rewritten = await _reseal(objects)

@@ -31,7 +31,6 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -133,19 +132,9 @@ def _step(bundle: list[x509.Certificate], key: Any, next_key: Any = None,
 async def _everywhere(objects: Any, agent_pki: AgentPki, me: str, tls: ssl.SSLContext,
                       step: dict[str, Any], changed: Callable[[], object]) -> list[str]:
     """The step on every other server, then on this one, then published to the nodes."""
-    others = {n: u for n, u in apiservers.servers(objects.store).items() if n != me}
     body = json.dumps(step).encode()
-    async with httpx.AsyncClient(verify=tls, timeout=30.0) as client:
-        for name, url in sorted(others.items()):
-            try:
-                r = await client.post(url + ROTATION_PATH, content=body,
-                                      headers={"Content-Type": "application/json"})
-            except httpx.HTTPError as exc:
-                raise ApiError(503, "ServiceUnavailable", f"server {name} ({url}) did not take "
-                               f"the CA step: {exc}; run the rotation again") from exc
-            if r.status_code != 200:
-                raise ApiError(503, "ServiceUnavailable", f"server {name} ({url}) refused the CA "
-                               f"step: HTTP {r.status_code} {r.text[:300]}; run it again")
+    others = await apiservers.to_other_servers(objects, me, tls, ROTATION_PATH, body,
+                                               "application/json", "the CA step")
     take(agent_pki, body, changed)
     await publish(objects, step["bundle"])
     return sorted([me, *others])

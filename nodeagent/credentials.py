@@ -162,30 +162,43 @@ class CaFollower:
     async def sync(self) -> float | None:
         agent_pki = self.contexts.pki
         if not agent_pki.is_signer():
-            self._take_bundle()
+            await self._take_bundle()
             if self._due():
                 await self._renew()
         await self._annotate()
         return RENEW_CHECK_S if agent_pki.is_signer() else FOLLOW_CHECK_S
 
-    def _take_bundle(self) -> None:
+    async def _take_bundle(self) -> None:
+        """A changed kube-system/kube-root-ca.crt is only the signal: the bundle itself is
+        asked of a server over TLS this agent already trusts (whoever may write ConfigMaps
+        in kube-system must not be able to make nodes trust a CA of theirs)."""
         try:
-            bundle = (self.objects.get(CONFIGMAPS, "kube-system", BUNDLE).get("data") or {}
-                      ).get("ca.crt") or ""
+            published = (self.objects.get(CONFIGMAPS, "kube-system", BUNDLE).get("data") or {}
+                         ).get("ca.crt") or ""
         except ApiError:
             return
         agent_pki = self.contexts.pki
-        current = agent_pki.ca_cert.read_text()
-        if not bundle or bundle == current:
+        if not published or published == agent_pki.ca_cert.read_text():
+            return
+        url = self.server()
+        try:
+            async with httpx.AsyncClient(verify=self.contexts.client, timeout=10.0) as client:
+                resp = await client.get(f"{url}/cacerts")
+        except httpx.HTTPError as exc:
+            log.warning("the cluster's CA changed; asking %s for it failed: %s", url, exc)
+            return
+        bundle = resp.text if resp.status_code == 200 and len(resp.content) <= 65536 else ""
+        if bundle != published:
+            log.warning("kube-system/%s differs from the CAs the server %s serves: ignored "
+                        "until they agree", BUNDLE, url)
             return
         try:
             cas = x509.load_pem_x509_certificates(bundle.encode())
         except ValueError:
-            log.warning("kube-system/%s holds no PEM CA bundle: ignored", BUNDLE)
             return
-        if not {pki.ca_hash(c) for c in cas} & set(agent_pki.trusted_hashes()) or len(cas) > 2:
-            log.warning("kube-system/%s shares no CA with the ones this agent trusts: ignored",
-                        BUNDLE)
+        if len(cas) > 2 or not {pki.ca_hash(c) for c in cas} & set(agent_pki.trusted_hashes()):
+            log.warning("the server %s serves CAs that share none with the ones this agent "
+                        "trusts: ignored", url)
             return
         write_atomic(agent_pki.ca_cert, bundle.encode())
         self.contexts.reload()

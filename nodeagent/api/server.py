@@ -231,8 +231,9 @@ class ApiApp:
                    websocket: bool = False) -> None:
         """403 unless the caller may make this request (authz.py)."""
         user: User = request.scope.get("nodeagent.user", ANONYMOUS)
-        if self.authenticator is None or (user.anonymous and path in PUBLIC_PATHS):
-            return
+        if self.authenticator is None or (path in PUBLIC_PATHS and
+                                          request.method in ("GET", "HEAD")):
+            return  # system:public-info-viewer's, bound to everyone (and /cacerts)
         self._authorize_attributes(request_attributes(
             user, request.method, path, target, watch=_truthy(request.query_params.get("watch")),
             websocket=websocket), request.scope)

@@ -184,6 +184,16 @@ class Certs:
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
+    def etcd_args(self) -> list[str]:
+        """etcd's flags for TLS with client certificates on its client and peer URLs."""
+        out: list[str] = []
+        for side in ("", "peer-"):
+            out += [f"--{side}cert-file", self.path("server.crt"),
+                    f"--{side}key-file", self.path("server.key"),
+                    f"--{side}trusted-ca-file", self.path("ca.crt"),
+                    f"--{side}client-cert-auth"]
+        return out
+
     def client_context(self) -> ssl.SSLContext:
         from nodeagent import pki
         return pki.client_context(Path(self.path("ca.crt")), Path(self.path("client.crt")),
@@ -237,11 +247,7 @@ def start_etcd(tls: bool = False) -> Etcd:
             "--log-level", "error", "--logger", "zap",
             "--quota-backend-bytes", str(4 * 1024**3)]
     if certs is not None:
-        for side in ("", "peer-"):
-            argv += [f"--{side}cert-file", certs.path("server.crt"),
-                     f"--{side}key-file", certs.path("server.key"),
-                     f"--{side}trusted-ca-file", certs.path("ca.crt"),
-                     f"--{side}client-cert-auth"]
+        argv += certs.etcd_args()
     proc = spawn(argv, os.path.join(work, "etcd.log"))
     etcd = Etcd(proc, "127.0.0.1", client, certs)
     import httpx

@@ -290,11 +290,7 @@ def etcd(heartbeat_ms: int, election_ms: int, tls: bool = True) -> Cluster:
                 "--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms),
                 "--log-level", "error", "--logger", "zap"]
         if certs is not None:
-            for side in ("", "peer-"):
-                argv += [f"--{side}cert-file", certs.path("server.crt"),
-                         f"--{side}key-file", certs.path("server.key"),
-                         f"--{side}trusted-ca-file", certs.path("ca.crt"),
-                         f"--{side}client-cert-auth"]
+            argv += certs.etcd_args()
         members.append(Member(argv, os.path.join(work, f"m{i + 1}.log"), client))
     return EtcdCluster("etcd" + (" TLS" if tls else ""), members, certs)
 

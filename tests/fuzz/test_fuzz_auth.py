@@ -5,6 +5,8 @@ crash, never a traceback, and anything that is not a valid credential is anonymo
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from nodeagent import pki
 from nodeagent.api import protobuf
 from nodeagent.api.authn import StaticTokens, bearer_token
+from nodeagent.api.satokens import ISSUER, ServiceAccountTokens, TokenSigner
 from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import AgentPki
 from nodeagent.errors import ConfigError
@@ -22,6 +25,7 @@ from nodeagent.errors import ConfigError
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
+FUZZ_CA = pki.make_ca("fuzz")
 HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e),
                       max_size=200)
 
@@ -95,6 +99,57 @@ def test_any_names_in_a_client_certificate_are_a_user_never_a_crash(fuzz_agent, 
                    content=protobuf.MAGIC + b"\x0a\x02\x0a\x00\x12\x00",
                    headers={"Content-Type": protobuf.MEDIA_TYPE})
         assert r.status_code < 500
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=4), max_leaves=20)
+CLAIMS = st.fixed_dictionaries({}, optional={
+    "iss": st.sampled_from([ISSUER, "", "https://evil"]) | JSON_VALUES,
+    "aud": st.sampled_from([[ISSUER], ISSUER, ["x"]]) | JSON_VALUES,
+    "sub": st.sampled_from(["system:serviceaccount:default:default"]) | JSON_VALUES,
+    "exp": st.integers(0, 2**40) | JSON_VALUES, "iat": JSON_VALUES, "nbf": JSON_VALUES,
+    "kubernetes.io": st.fixed_dictionaries({}, optional={
+        "namespace": st.sampled_from(["default"]) | JSON_VALUES,
+        "serviceaccount": st.fixed_dictionaries({}, optional={
+            "name": st.sampled_from(["default"]) | JSON_VALUES,
+            "uid": JSON_VALUES}) | JSON_VALUES,
+        "pod": JSON_VALUES}) | JSON_VALUES})
+JWTS = st.one_of(
+    # Well-formed JWTs with hostile headers and claims, signed by nobody we trust.
+    st.tuples(st.fixed_dictionaries({"alg": st.sampled_from(["ES256", "none", "HS256", "RS256",
+                                                             "", "es256"]) | JSON_VALUES},
+                                    optional={"kid": JSON_VALUES, "typ": JSON_VALUES}),
+              CLAIMS, st.binary(max_size=80))
+    .map(lambda t: ".".join([_b64(json.dumps(t[0]).encode()), _b64(json.dumps(t[1]).encode()),
+                             _b64(t[2])])),
+    # Three dotted parts of anything, and deep nesting in the header.
+    st.lists(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e),
+                     max_size=60), min_size=3, max_size=3).map(".".join),
+    st.integers(1, 3000).map(lambda n: _b64(b"[" * n + b"]" * n) + ".e30.AAAA"))
+
+
+@SETTINGS
+@given(token=JWTS)
+def test_hostile_jwts_are_refused_never_a_crash(token: str) -> None:
+    """The ServiceAccount authenticator itself, on tokens shaped like ours."""
+    signer = TokenSigner(lambda: [FUZZ_CA.key])
+    authn = ServiceAccountTokens(signer, lambda kind, ns, name: {
+        "metadata": {"name": name, "namespace": ns, "uid": "u"}})
+    assert authn.authenticate(token) is None
+
+
+@SETTINGS
+@given(token=JWTS)
+def test_hostile_jwts_get_401_from_the_agent(fuzz_agent, token: str) -> None:
+    with fuzz_agent.anonymous(timeout_s=10) as anon:
+        r = anon.get("/api", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, (token[:100], r.status_code, r.text[:200])
 
 
 def test_the_agent_stayed_healthy(fuzz_agent) -> None:
