@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 from nodeagent.api.status import ApiError
+from nodeagent.coordinator.listcache import ListCache
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import ENDPOINTS, PODS, SERVICES
 from nodeagent.objects.podutil import is_ready
@@ -106,10 +107,11 @@ def _comparable(subsets: list[Obj]) -> list[Obj]:
 class EndpointsController:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
+        self._pods = ListCache(objects.store, PODS)  # read, never changed here
 
     async def sync(self) -> float | None:
         pods_by_ns: dict[str, list[Obj]] = defaultdict(list)
-        for pod in self.objects.list(PODS, None)["items"]:
+        for pod in self._pods.items():
             phase = (pod.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed") or pod["metadata"].get("deletionTimestamp"):
                 continue

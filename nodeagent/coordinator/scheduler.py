@@ -32,6 +32,7 @@ import orjson
 import trio
 
 from nodeagent.api.status import ApiError
+from nodeagent.coordinator.listcache import ListCache
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import NODES, PODS
@@ -159,20 +160,40 @@ class Scheduler:
         self.events = EventRecorder(objects, SCHEDULER)
         self._reported: dict[str, str] = {}  # pod uid -> last FailedScheduling message
         self._start = 0  # where the next pod's search for feasible nodes begins
+        self._pods = ListCache(objects.store, PODS)  # read, never changed here
+        # Pods found to fit nowhere, by uid, with the cluster they were tried against: not
+        # tried again until a node or the set of bound pods changes (kube-scheduler's
+        # unschedulable queue, which cluster events move pods out of).
+        self._parked: dict[str, tuple[int, int, str]] = {}
 
     async def sync(self) -> float | None:
-        nodes = [NodeInfo.of(n) for n in self.objects.list(NODES, None)["items"]]
+        nodes_raw = self.objects.list(NODES, None)["items"]
+        nodes = [NodeInfo.of(n) for n in nodes_raw]
         by_name = {n.name: n for n in nodes}
         pending = []
-        for pod in self.objects.list(PODS, None)["items"]:
+        bound: list[str] = []
+        for pod in self._pods.items():
             node = (pod.get("spec") or {}).get("nodeName")
             if node:
+                if is_active(pod):
+                    bound.append(pod["metadata"]["uid"])
                 if node in by_name and is_active(pod):
                     ref = controller_of(pod)
                     by_name[node].place(pod_requests(pod), _host_ports(pod),
                                         ref["uid"] if ref else None)
             elif is_active(pod) and (pod["spec"].get("schedulerName") or SCHEDULER) == SCHEDULER:
                 pending.append(pod)
+        # What a parked pod waits for: another node or node state, or room freed.
+        cluster = (hash(tuple((n["metadata"]["name"], n["metadata"].get("resourceVersion"))
+                              for n in nodes_raw)),
+                   hash(frozenset(bound)))
+        # ...or a change of its own (a toleration added); a parked pod no longer pending
+        # (deleted, bound by hand) is forgotten.
+        waiting = {p["metadata"]["uid"]: (*cluster, p["metadata"].get("resourceVersion", ""))
+                   for p in pending}
+        self._parked = {uid: seen for uid, seen in self._parked.items()
+                        if waiting.get(uid) == seen}
+        pending = [p for p in pending if p["metadata"]["uid"] not in self._parked]
         pending.sort(key=lambda p: (-int(p["spec"].get("priority") or 0),
                                     p["metadata"].get("creationTimestamp", "")))
         static: dict[bytes, tuple[list[NodeInfo], Counter[str]]] = {}
@@ -184,6 +205,7 @@ class Scheduler:
                 if node is not None:
                     nursery.start_soon(self._bind, pod, node)
                 else:
+                    self._parked[pod["metadata"]["uid"]] = waiting[pod["metadata"]["uid"]]
                     nursery.start_soon(self._unschedulable, pod, why)
         return None
 
