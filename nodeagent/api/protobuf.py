@@ -53,6 +53,12 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta", False),
                                2: ("spec", "SelfSubjectRulesReviewSpec", False)},
     "SelfSubjectReview": {1: ("metadata", "ObjectMeta", False)},
+    "BoundObjectReference": {1: ("kind", "string", False), 2: ("apiVersion", "string", False),
+                             3: ("name", "string", False), 4: ("uid", "string", False)},
+    "TokenRequestSpec": {1: ("audiences", "string", True),
+                         3: ("boundObjectRef", "BoundObjectReference", False),
+                         4: ("expirationSeconds", "int", False)},
+    "TokenRequest": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "TokenRequestSpec", False)},
     "MapEntry": {1: ("key", "string", False), 2: ("value", "ExtraValue", False)},
     "ExtraValue": {1: ("items", "string", True)},
 }
@@ -60,7 +66,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
 SCHEMAS = {("authorization.k8s.io/v1", k): k for k in
            ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
             "SelfSubjectRulesReview")} | {
-    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview"}
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest"}
 
 
 def _varint(data: bytes, i: int, where: str) -> tuple[int, int]:
@@ -116,7 +123,9 @@ def _message(name: str, data: bytes, where: str) -> dict[str, Any]:
         if kind in ("int", "bool"):
             if wire != 0:
                 raise ApiError.bad_request(f"protobuf body: {path}: expected a varint")
-            decoded: Any = bool(value) if kind == "bool" else value
+            # int64 and int32 are two's complement varints: the top bit makes one negative
+            decoded: Any = bool(value) if kind == "bool" else \
+                value - (1 << 64) if value >= 1 << 63 else value
         else:
             if wire != 2:
                 raise ApiError.bad_request(f"protobuf body: {path}: expected bytes")

@@ -435,8 +435,9 @@ class ApiApp:
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                   "status": "Success", "code": 201}, 201)
         if t.subresource == "token" and t.name is not None:
-            return json_response(self._token_request(request, t, await self._body(request)),
-                                 201)
+            # kubectl create token sends it as protobuf
+            return json_response(self._token_request(
+                request, t, await self._body(request, protobuf=True)), 201)
         if t.name is not None:
             raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
                            "in the body")
