@@ -593,7 +593,28 @@ class ApiApp:
         store = self.objects.store
         prefix = t.resource.prefix(t.namespace)
         initial: list[bytes] = []
-        if rv in (None, "", "0"):
+        initial_end: int | None = None
+        bookmarks = _truthy(q.get("allowWatchBookmarks"))
+        watch_list = _truthy(q.get("sendInitialEvents"))
+        if watch_list and (not bookmarks or q.get("resourceVersionMatch") != "NotOlderThan"):
+            raise ApiError(422, "Invalid", "sendInitialEvents: Forbidden: sendInitialEvents "
+                           "requires allowWatchBookmarks=true and resourceVersionMatch="
+                           "NotOlderThan")
+        if watch_list:
+            # WatchList: the state now (no older than resourceVersion) as ADDED, then the
+            # bookmark that ends it, then changes.
+            try:
+                at_least = int(rv) if rv not in (None, "") else 0
+            except ValueError:
+                raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
+            items, _more, revision = store.range(prefix)
+            if at_least > revision:
+                raise ApiError(504, "Timeout", f"Too large resource version: {at_least}, "
+                               f"current resource version: {revision}")
+            watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
+            initial = initial_lines(items, sel, fsel, self.encoder)
+            initial_end = revision
+        elif rv in (None, "", "0"):
             # Current state as ADDED events, then changes: read and register in one step.
             items, _more, revision = store.range(prefix)
             watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
@@ -605,8 +626,8 @@ class ApiApp:
                 raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
             watch, backlog = self.objects.watch(t.resource, t.namespace, start)
         body = stream(t.resource, watch, initial, backlog, sel, fsel, self.encoder,
-                      timeout_s=timeout_s, bookmarks=_truthy(q.get("allowWatchBookmarks")),
-                      current_revision=lambda: store.revision)
+                      timeout_s=timeout_s, bookmarks=bookmarks,
+                      current_revision=lambda: store.revision, initial_end=initial_end)
         return StreamingResponse(body, media_type=JSON,
                                  headers={"Transfer-Encoding": "chunked",
                                           "Cache-Control": "no-cache"})

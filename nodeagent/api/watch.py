@@ -14,6 +14,7 @@ import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from enum import StrEnum
+from typing import Any
 
 import orjson
 import trio
@@ -91,23 +92,33 @@ def event_lines(events: list[Event], sel: Selector, fsel: FieldSelector,
     return out
 
 
-def bookmark_line(res: Resource, revision: int) -> bytes:
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def bookmark_line(res: Resource, revision: int, initial_end: bool = False) -> bytes:
+    """A BOOKMARK; ``initial_end``: the one that closes a WatchList's initial events
+    (only that one carries the annotation, as kube-apiserver sends it)."""
+    meta: dict[str, Any] = {"resourceVersion": str(revision)}
+    if initial_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
     return orjson.dumps({"type": WatchEvent.BOOKMARK, "object": {
-        "kind": res.kind, "apiVersion": res.api_version,
-        "metadata": {"resourceVersion": str(revision),
-                     "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n"
+        "kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}) + b"\n"
 
 
 async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: list[Event],
                  sel: Selector, fsel: FieldSelector, enc: EventEncoder, *,
-                 timeout_s: float | None, bookmarks: bool, current_revision) -> AsyncIterator[bytes]:
-    """The body of a watch response.  ``current_revision()`` gives the store's revision."""
+                 timeout_s: float | None, bookmarks: bool, current_revision,
+                 initial_end: int | None = None) -> AsyncIterator[bytes]:
+    """The body of a watch response.  ``current_revision()`` gives the store's revision;
+    ``initial_end``: a WatchList (sendInitialEvents) whose initial events are the state at
+    that revision, closed by the bookmark that says so -- at once, not on the timer."""
     if timeout_s is None:
         timeout_s = DEFAULT_TIMEOUT_S * (1 + random.random())
     try:
         with trio.move_on_after(timeout_s):
-            if initial:
-                yield b"".join(initial)
+            if initial or initial_end is not None:
+                end = [bookmark_line(res, initial_end, True)] if initial_end is not None else []
+                yield b"".join([*initial, *end])
             lines = event_lines(backlog, sel, fsel, enc)
             if lines:
                 yield b"".join(lines)
