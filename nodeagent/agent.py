@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import trio
@@ -134,8 +135,10 @@ async def run_agent(cfg: AgentConfig, *,
                      server_names=frozenset({cfg.name.lower(), socket.gethostname().lower()}),
                      tls=tls, **_security(cfg, agent_pki, objects, store, membership, contexts,
                                           addresses))
+        # With a PKI, pods get ServiceAccount tokens; a copy holds no Secrets.
+        objects.service_account_tokens = contexts is not None
         if isinstance(store, RemoteStore) and contexts is not None:
-            app.secrets_at = lambda: store.server  # its copy holds no Secrets
+            app.secrets_at = lambda: store.server
         gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),
                               trusted=NodeAddresses(objects))
         addrs = await nursery.start(partial(serve_api, app, cfg.api_listen,
@@ -145,7 +148,8 @@ async def run_agent(cfg: AgentConfig, *,
         operator.pki, operator.name = agent_pki, cfg.name
         if contexts is not None:
             operator.peer_tls = lambda: contexts.client
-            operator.ca_changed = partial(renew_now, cfg, addresses, contexts)
+            operator.ca_changed = partial(renew_now, cfg, addresses, contexts,
+                                          trust_changed=True)
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
         if contexts is not None:
             follower = CaFollower(cfg, addresses, contexts, objects,
@@ -229,8 +233,7 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
 
     tokens = StaticTokens.load(cfg.token_auth_file) if cfg.token_auth_file else None
     signer = agent_pki.is_signer()
-    # Pods get tokens, which the servers sign and check (api/satokens.py).
-    objects.service_account_tokens = True
+    # The servers sign and check ServiceAccount tokens (api/satokens.py).
     token_signer = TokenSigner(agent_pki.ca_keys) if signer else None
     service_accounts = ServiceAccountTokens(token_signer, find) if token_signer else None
     return {"authenticator": Authenticator(tokens=tokens, bootstrap=BootstrapTokens(secret),
@@ -240,7 +243,7 @@ def _security(cfg: AgentConfig, agent_pki: AgentPki | None, objects: ObjectStore
             "join": JoinService(agent_pki, gossip_keys, add_server),
             "take_encryption": partial(apiservers.take_config, agent_pki) if signer else None,
             "take_ca_step": partial(carotation.take, agent_pki, changed=partial(
-                renew_now, cfg, addresses, contexts)) if signer else None,
+                renew_now, cfg, addresses, contexts, trust_changed=True)) if signer else None,
             "renew": RenewService(agent_pki) if signer else None,
             "audit": AuditLog(os.path.join(cfg.data_dir, "audit.log")),
             "rate_limits": RateLimits()}
@@ -362,8 +365,7 @@ async def _fence_pods(cfg: AgentConfig, cidr: str, api_url: str) -> None:
     from netns import podguard
     from netns.libnft import NftError
     guard = podguard.Guard(cidr=cidr, bridge="cni0",
-                           api_port=podguard.ports_of([api_url.removeprefix("https://")
-                                                       .removeprefix("http://")])[0],
+                           api_port=urlsplit(api_url).port or 443,
                            closed_ports=podguard.ports_of([cfg.raft_listen, cfg.gossip_listen]))
     try:
         await trio.to_thread.run_sync(podguard.apply, guard)
@@ -426,11 +428,8 @@ def _pod_tokens(store: Any, contexts: Contexts | None, api_url: str) -> PodToken
     server a copy follows otherwise (None with --insecure-http: no tokens)."""
     if contexts is None:
         return None
-    def client() -> ssl.SSLContext:
-        return contexts.client
-    if isinstance(store, RemoteStore):
-        return PodTokens(lambda: store.server, client)
-    return PodTokens(lambda: api_url, client)
+    remote = isinstance(store, RemoteStore)
+    return PodTokens(lambda: store.server if remote else api_url, lambda: contexts.client)
 
 
 def _reachable(url: str, addresses: list[str]) -> str:

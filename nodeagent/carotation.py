@@ -40,6 +40,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import AgentPki
 from nodeagent.fsutil import write_atomic
 from nodeagent.objects.kinds import CONFIGMAPS, NAMESPACES, NODES
+from nodeagent.objects.yamljson import DocumentError, load_json
 
 __all__ = ["ROTATION_PATH", "SIGNED", "TRUSTED", "node_annotations", "rotate", "take"]
 
@@ -76,11 +77,12 @@ def take(agent_pki: AgentPki, body: bytes, changed: Callable[[], object]) -> dic
     if len(body) > MAX_BODY:
         raise ApiError.bad_request(f"a CA step is at most {MAX_BODY} bytes")
     try:
-        step = json.loads(body)
+        step = load_json(body)
         bundle = x509.load_pem_x509_certificates(step["bundle"].encode())
         keys = {name: pki.key_from_pem(step[name].encode(), name) if step.get(name) else None
                 for name in ("key", "nextKey", "previousKey")}
-    except (ValueError, KeyError, TypeError, AttributeError, pki.PkiError) as exc:
+    except (DocumentError, ValueError, KeyError, TypeError, AttributeError,
+            pki.PkiError) as exc:
         raise ApiError.bad_request(f"a CA step: {exc}") from None
     _check(agent_pki, bundle, keys)
     apply(agent_pki, bundle, keys)
@@ -93,18 +95,27 @@ def _check(agent_pki: AgentPki, bundle: list[x509.Certificate],
     if not 1 <= len(bundle) <= 2:
         raise ApiError.bad_request("bundle: one CA, or two while rotating")
     for cert in bundle:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not constraints.ca:
+        try:
+            ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            ca = False
+        if not ca:
             raise ApiError.bad_request(f"bundle: {cert.subject.rfc4514_string()} is not a CA")
     hashes = [pki.ca_hash(c) for c in bundle]
     if not set(hashes) & set(agent_pki.trusted_hashes()):
         raise ApiError.bad_request("bundle: it shares no CA with the ones this server trusts")
-    publics = [c.public_key().public_numbers() for c in bundle]  # type: ignore[union-attr]
-    if keys["key"] is None or keys["key"].public_key().public_numbers() != publics[0]:
+    publics = [_spki(c.public_key()) for c in bundle]
+    if keys["key"] is None or _spki(keys["key"].public_key()) != publics[0]:
         raise ApiError.bad_request("key: not the key of the bundle's first (signing) CA")
     for name in ("nextKey", "previousKey"):
-        if keys[name] is not None and keys[name].public_key().public_numbers() not in publics:
+        if keys[name] is not None and _spki(keys[name].public_key()) not in publics:
             raise ApiError.bad_request(f"{name}: not the key of a CA of the bundle")
+
+
+def _spki(public: Any) -> bytes:
+    """A public key as it is compared: its DER SubjectPublicKeyInfo (any algorithm)."""
+    return bytes(public.public_bytes(serialization.Encoding.DER,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def apply(agent_pki: AgentPki, bundle: list[x509.Certificate], keys: dict[str, Any]) -> None:

@@ -183,6 +183,10 @@ class AgentPki:
             cert = x509.load_pem_x509_certificate(self.cert(which).read_bytes())
         except (OSError, ValueError):
             return ""
+        return self.issuer_hash(cert)
+
+    def issuer_hash(self, cert: x509.Certificate) -> str:
+        """The hash of the CA of ca.crt that signed ``cert`` ("" if none of them did)."""
         return next((pki.ca_hash(ca) for ca in self.ca_certs()
                      if cert.issuer == ca.subject and _signed_by(cert, ca)), "")
 

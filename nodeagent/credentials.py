@@ -118,17 +118,21 @@ async def ensure_credentials(cfg: AgentConfig, addresses: list[str],
     return agent_pki
 
 
-def renew_now(cfg: AgentConfig, addresses: list[str], contexts: Contexts) -> list[str]:
+def renew_now(cfg: AgentConfig, addresses: list[str], contexts: Contexts,
+              trust_changed: bool = False) -> list[str]:
     """On a server: issue what is due or no longer of the signing CA, and reload the
     contexts so that new connections get the new certificates and open ones keep theirs.
-    Returns what was issued."""
+    ``trust_changed``: the CAs trusted changed (a CA rotation's step), so the contexts and
+    the admin kubeconfig are made again even if no certificate is.  Returns what was
+    issued."""
     agent_pki = contexts.pki
     if not agent_pki.is_signer():
         return []
     issued = agent_pki.ensure_leaves(cfg.name, addresses, _listen_host(cfg),
                                      raft_id=cfg.raft_id)
-    contexts.reload()  # also when only the trusted CAs changed
-    if agent_pki.api_url:  # the CAs it trusts may have changed too
+    if issued or trust_changed:
+        contexts.reload()
+    if agent_pki.api_url and ("admin" in issued or trust_changed):
         agent_pki.write_kubeconfig(agent_pki.api_url)
     if issued:
         log.info("renewed certificates: %s", ", ".join(issued))
@@ -217,7 +221,7 @@ class CaFollower:
         return False
 
     async def _renew(self) -> None:
-        from nodeagent.join import csr_for, key_pem
+        from nodeagent.join import JoinError, csr_for, key_pem, renewed_leaves
         agent_pki = self.contexts.pki
         key, csr = csr_for(self.cfg.name)
         url = self.server()
@@ -227,16 +231,14 @@ class CaFollower:
             async with httpx.AsyncClient(verify=self.contexts.client, timeout=10.0) as client:
                 resp = await client.post(f"{url}/renew", json={"csr": csr,
                                                                "addresses": self.addresses})
-        except httpx.HTTPError as exc:
+            if resp.status_code != 200:
+                raise JoinError(f"HTTP {resp.status_code} {resp.text[:200]}")
+            node, server = renewed_leaves(agent_pki, self.cfg.name, key, resp.json())
+        except (httpx.HTTPError, ValueError, JoinError) as exc:
             log.warning("certificate renewal through %s failed: %s", url, exc)
             return
-        if resp.status_code != 200:
-            log.warning("certificate renewal through %s refused: HTTP %d %s", url,
-                        resp.status_code, resp.text[:200])
-            return
-        answer = resp.json()
-        agent_pki.write_leaf("node", answer["node"].encode(), key_pem(key))
-        agent_pki.write_leaf("server", answer["server"].encode(), key_pem(key))
+        agent_pki.write_leaf("node", node, key_pem(key))
+        agent_pki.write_leaf("server", server, key_pem(key))
         self.contexts.reload()
         log.info("renewed certificates: node, server (signed by %s)", agent_pki.leaf_ca_hash())
 

@@ -53,6 +53,7 @@ __all__ = [
     "key_pem",
     "make_token_secret",
     "parse_join_token",
+    "renewed_leaves",
     "token_rows",
 ]
 
@@ -220,6 +221,38 @@ def csr_for(name: str) -> tuple[ec.EllipticCurvePrivateKey, str]:
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_user(name))]))
            .sign(key, hashes.SHA256()))
     return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def renewed_leaves(agent_pki: AgentPki, name: str, key: ec.EllipticCurvePrivateKey,
+                   answer: Any) -> tuple[bytes, bytes]:
+    """The node and serving certificates (PEM) of a ``/renew`` answer, once checked: each
+    for the key this node made and signed by a CA it trusts, the node one naming this
+    node.  JoinError otherwise, and nothing is to be written: a bad answer must not leave
+    the node without certificates that work."""
+    wanted = key.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    out: list[bytes] = []
+    for which in ("node", "server"):
+        pem = answer.get(which) if isinstance(answer, dict) else None
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode()) if isinstance(pem, str) \
+                else None
+        except ValueError:
+            cert = None
+        if cert is None:
+            raise JoinError(f"the renewal answered no {which} certificate")
+        if cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo) \
+                != wanted:
+            raise JoinError(f"the renewed {which} certificate is not for this node's key")
+        if not agent_pki.issuer_hash(cert):
+            raise JoinError(f"the renewed {which} certificate is signed by no CA this node "
+                            "trusts")
+        if which == "node" and pki.identity(cert) != (node_user(name), (NODE_GROUP,)):
+            raise JoinError(f"the renewed node certificate names {pki.identity(cert)}, not "
+                            f"node {name}")
+        out.append(pem.encode())  # type: ignore[union-attr]
+    return out[0], out[1]
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

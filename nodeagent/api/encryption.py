@@ -33,12 +33,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nodeagent.fsutil import write_atomic
 from nodeagent.store.base import SEALED_KEYS, SEALED_PREFIX
 
-__all__ = ["CONFIG_FILE", "ENCRYPTED_PREFIX", "EncryptionError", "Keys", "active", "install",
-           "seal", "unseal"]
+__all__ = ["CONFIG_FILE", "EncryptionError", "Keys", "active", "install", "seal", "unseal"]
 
-ENCRYPTED_PREFIX = SEALED_PREFIX  # Kubernetes' own
 CONFIG_FILE = "encryption-config.yaml"  # in <data_dir>/pki
-RESOURCES = SEALED_KEYS
 NONCE_BYTES = 12
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
 
@@ -126,11 +123,11 @@ class Transformer:
     def seal(self, key: str, data: bytes) -> bytes:
         name = self.keys.primary
         nonce = os.urandom(NONCE_BYTES)
-        return (ENCRYPTED_PREFIX + name.encode() + b":" + nonce
+        return (SEALED_PREFIX + name.encode() + b":" + nonce
                 + self._aeads[name].encrypt(nonce, data, key.encode()))
 
     def open(self, key: str, value: bytes) -> bytes | None:
-        rest = value[len(ENCRYPTED_PREFIX):]
+        rest = value[len(SEALED_PREFIX):]
         name, sep, sealed = rest.partition(b":")
         aead = self._aeads.get(name.decode(errors="replace")) if sep else None
         if aead is None or len(sealed) < NONCE_BYTES + 16:
@@ -142,9 +139,9 @@ class Transformer:
 
     def sealed_with(self, value: bytes) -> str | None:
         """The name of the key ``value`` was sealed with (None: not sealed)."""
-        if not value.startswith(ENCRYPTED_PREFIX):
+        if not value.startswith(SEALED_PREFIX):
             return None
-        return value[len(ENCRYPTED_PREFIX):].partition(b":")[0].decode(errors="replace")
+        return value[len(SEALED_PREFIX):].partition(b":")[0].decode(errors="replace")
 
 
 _active: Transformer | None = None
@@ -162,7 +159,7 @@ def active() -> Transformer | None:
 
 def seal(key: str, data: bytes) -> bytes:
     """The bytes to store for ``data`` at ``key``: sealed for a Secret when keys are set."""
-    if _active is not None and key.startswith(RESOURCES):
+    if _active is not None and key.startswith(SEALED_KEYS):
         return _active.seal(key, data)
     return data
 
@@ -170,6 +167,6 @@ def seal(key: str, data: bytes) -> bytes:
 def unseal(key: str, value: bytes) -> bytes | None:
     """The stored bytes opened (as they are when not sealed); None for a sealed value that
     no key opens."""
-    if not value.startswith(ENCRYPTED_PREFIX):
+    if not value.startswith(SEALED_PREFIX):
         return value
     return _active.open(key, value) if _active is not None else None

@@ -329,12 +329,10 @@ class ObjectStore:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
             body = {k: v for k, v in body.items() if k != "status"}
-        if res is PODS and self.service_account_tokens and isinstance(body, dict) and \
-                isinstance(body.get("spec"), dict):
-            body = {**body, "spec": copy.deepcopy(body["spec"])}
-            ns_of = (body.get("metadata") or {}).get("namespace") if \
-                isinstance(body.get("metadata"), dict) else None
-            serviceaccounts.admit_pod(body, str(ns_of or namespace or "default"), self.find)
+        if res is PODS and self.service_account_tokens and isinstance(body, dict):
+            meta = body.get("metadata")
+            ns = meta.get("namespace") if isinstance(meta, dict) else None
+            body = serviceaccounts.admit_pod(body, str(ns or namespace or "default"), self.find)
         model, obj = await off_loop(heavy, decode_object, res, body)
         meta = obj["metadata"]
         if res.namespaced:

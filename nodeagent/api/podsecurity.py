@@ -14,8 +14,9 @@ The checks are the standards' own (v1.29 "latest"), on the fields this project s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
+
+from nodeagent.objects.podutil import containers_of
 
 __all__ = ["LABEL", "LEVELS", "level_of", "violations"]
 
@@ -44,13 +45,6 @@ def level_of(namespace: dict[str, Any] | None, name: str) -> str:
     return EXEMPT.get(name, DEFAULT_LEVEL)
 
 
-def _containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, dict):
-                yield c
-
-
 def _names(items: list[str]) -> str:
     return ", ".join(f'"{i}"' for i in items)
 
@@ -60,13 +54,13 @@ def _baseline(spec: dict[str, Any]) -> list[str]:
     host = [f"{f}=true" for f in ("hostNetwork", "hostPID", "hostIPC") if spec.get(f) is True]
     if host:
         out.append(f"host namespaces ({', '.join(host)})")
-    privileged = [c.get("name", "") for c in _containers(spec)
+    privileged = [c.get("name", "") for c in containers_of(spec)
                   if (c.get("securityContext") or {}).get("privileged") is True]
     if privileged:
         out.append(f"privileged (container{'s' if len(privileged) > 1 else ''} "
                    f"{_names(privileged)} must not set securityContext.privileged=true)")
     caps: dict[str, list[str]] = {}
-    for c in _containers(spec):
+    for c in containers_of(spec):
         for cap in ((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or []:
             if str(cap).removeprefix("CAP_") not in BASELINE_CAPS:
                 caps.setdefault(c.get("name", ""), []).append(str(cap))
@@ -80,14 +74,14 @@ def _baseline(spec: dict[str, Any]) -> list[str]:
         out.append(f"hostPath volumes (volume{'s' if len(host_paths) > 1 else ''} "
                    f"{_names(host_paths)})")
     ports = []
-    for c in _containers(spec):
+    for c in containers_of(spec):
         for p in c.get("ports") or []:
             if p.get("hostPort"):
                 ports.append(str(p["hostPort"]))
     if ports:
         out.append(f"hostPort (container{'s' if len(ports) > 1 else ''} uses hostPort "
                    f"{', '.join(ports)})")
-    unconfined = [c.get("name", "") for c in _containers(spec)
+    unconfined = [c.get("name", "") for c in containers_of(spec)
                   if ((c.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
                   == "Unconfined"]
     if ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type") == \
@@ -102,7 +96,7 @@ def _baseline(spec: dict[str, Any]) -> list[str]:
               if s.get("name") not in SAFE_SYSCTLS]
     if unsafe:
         out.append(f"forbidden sysctls ({', '.join(unsafe)})")
-    proc = [c.get("name", "") for c in _containers(spec)
+    proc = [c.get("name", "") for c in containers_of(spec)
             if (c.get("securityContext") or {}).get("procMount") not in (None, "Default")]
     if proc:
         out.append(f"procMount (containers {_names(proc)} must not set "
@@ -119,7 +113,7 @@ def _restricted(spec: dict[str, Any]) -> list[str]:
                    f"{_names(bad_volumes)})")
     pod_sc = spec.get("securityContext") or {}
     escalation, non_root, root_uid, seccomp, caps_drop, caps_add = [], [], [], [], [], []
-    for c in _containers(spec):
+    for c in containers_of(spec):
         sc, name = c.get("securityContext") or {}, c.get("name", "")
         if sc.get("allowPrivilegeEscalation") is not False:
             escalation.append(name)

@@ -75,24 +75,26 @@ class Bound:
 
 class TokenSigner:
     """Signs with the first CA key's token key, verifies with any (``ca_keys``: the CA
-    keys this server holds, newest first)."""
+    keys this server holds, newest first; the same list object until they change, as
+    AgentPki.ca_keys keeps it)."""
 
     def __init__(self, ca_keys: Callable[[], list[ec.EllipticCurvePrivateKey]]) -> None:
         self.ca_keys = ca_keys
-        self._cache: tuple[tuple[bytes, ...], list[ec.EllipticCurvePrivateKey]] | None = None
+        self._from: list[ec.EllipticCurvePrivateKey] | None = None
+        self._keys: list[tuple[ec.EllipticCurvePrivateKey, str]] = []  # (token key, kid)
 
-    def _keys(self) -> list[ec.EllipticCurvePrivateKey]:
+    def keys(self) -> list[tuple[ec.EllipticCurvePrivateKey, str]]:
+        """Each token key with its kid, derived once per set of CA keys."""
         cas = self.ca_keys()
-        ident = tuple(k.public_key().public_bytes(serialization.Encoding.X962,
-                                                  serialization.PublicFormat.CompressedPoint)
-                      for k in cas)
-        if self._cache is None or self._cache[0] != ident:
-            self._cache = (ident, [signing_key(k) for k in cas])
-        return self._cache[1]
+        if cas is not self._from:
+            derived = [signing_key(k) for k in cas]
+            self._keys = [(k, key_id(k.public_key())) for k in derived]
+            self._from = cas
+        return self._keys
 
     def issue(self, namespace: str, sa: Obj, audiences: list[str], seconds: int,
               bound: Bound | None, now: dt.datetime) -> tuple[str, dt.datetime]:
-        key = self._keys()[0]
+        key, kid = self.keys()[0]
         issued = int(now.timestamp())
         expires = issued + seconds
         private: dict[str, Any] = {
@@ -107,21 +109,19 @@ class TokenSigner:
                       namespace, sa["metadata"]["name"]),
                   "iat": issued, "nbf": issued, "exp": expires, "jti": str(uuid.uuid4()),
                   "kubernetes.io": private}
-        token = jwt.encode(claims, key, algorithm="ES256",
-                           headers={"kid": key_id(key.public_key())})
+        token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
         return token, dt.datetime.fromtimestamp(expires, dt.UTC)
 
     def verify(self, token: str, audiences: tuple[str, ...], now: dt.datetime) -> Obj | None:
         """The claims if the token is ours, for one of ``audiences``, and current."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            for key in self._keys():
-                public = key.public_key()
-                if kid is not None and kid != key_id(public):
+            for key, key_kid in self.keys():
+                if kid is not None and kid != key_kid:
                     continue
                 try:
                     claims = jwt.decode(
-                        token, public, algorithms=["ES256"], audience=list(audiences),
+                        token, key.public_key(), algorithms=["ES256"], audience=list(audiences),
                         issuer=ISSUER, leeway=0,
                         options={"require": ["exp", "iat", "iss", "aud", "sub"],
                                  "verify_iat": False})

@@ -600,25 +600,23 @@ class ApiApp:
             raise ApiError(422, "Invalid", "sendInitialEvents: Forbidden: sendInitialEvents "
                            "requires allowWatchBookmarks=true and resourceVersionMatch="
                            "NotOlderThan")
+        at_least = 0
         if watch_list:
-            # WatchList: the state now (no older than resourceVersion) as ADDED, then the
-            # bookmark that ends it, then changes.
             try:
                 at_least = int(rv) if rv not in (None, "") else 0
             except ValueError:
                 raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
+        if watch_list or rv in (None, "", "0"):
+            # Current state as ADDED events, then changes: read and register in one step.
+            # A WatchList (sendInitialEvents) wants that state no older than resourceVersion
+            # and ends it with a bookmark.
             items, _more, revision = store.range(prefix)
             if at_least > revision:
                 raise ApiError(504, "Timeout", f"Too large resource version: {at_least}, "
                                f"current resource version: {revision}")
             watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
             initial = initial_lines(items, sel, fsel, self.encoder)
-            initial_end = revision
-        elif rv in (None, "", "0"):
-            # Current state as ADDED events, then changes: read and register in one step.
-            items, _more, revision = store.range(prefix)
-            watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
-            initial = initial_lines(items, sel, fsel, self.encoder)
+            initial_end = revision if watch_list else None
         else:
             try:
                 start = int(rv) + 1

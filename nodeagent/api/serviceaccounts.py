@@ -44,36 +44,38 @@ TOKEN_SECONDS = 3607  # kubelet's projected token: an hour and 7 s (its refresh 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def admit_pod(body: Any, namespace: str, get: Get) -> None:
-    """Mutate a pod's body in place: its ServiceAccount, and the volume of its token.
-    Raises ApiError 403 for a ServiceAccount that does not exist."""
+def admit_pod(body: Any, namespace: str, get: Get) -> Any:
+    """A pod's body as admitted: its ServiceAccount named, and the volume of its token
+    added and mounted.  A new body: only the parts changed are copied (the caller's stays
+    as it was).  Raises ApiError 403 for a ServiceAccount that does not exist."""
     if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
-        return  # decoding will say what is wrong with it
-    spec = body["spec"]
-    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_SA
+        return body  # decoding will say what is wrong with it
+    name = body["spec"].get("serviceAccountName") or body["spec"].get("serviceAccount") or \
+        DEFAULT_SA
     if not isinstance(name, str):
-        return
-    spec["serviceAccountName"] = spec["serviceAccount"] = name
+        return body
+    spec = {**body["spec"], "serviceAccountName": name, "serviceAccount": name}
+    admitted = {**body, "spec": spec}
     sa = get(SERVICE_ACCOUNTS, namespace, name)
     if sa is None and name != DEFAULT_SA:
-        pod = (body.get("metadata") or {}).get("name") or \
-            (body.get("metadata") or {}).get("generateName") or ""
+        meta = body.get("metadata")
+        pod = (meta.get("name") or meta.get("generateName") or "") if isinstance(meta, dict) \
+            else ""
         raise ApiError(403, "Forbidden", f'pods "{pod}" is forbidden: error looking up service '
                        f'account {namespace}/{name}: serviceaccount "{name}" not found',
                        details={"name": str(pod), "kind": "pods"})
     automount = spec.get("automountServiceAccountToken")
     if automount is None and sa is not None:
         automount = sa.get("automountServiceAccountToken")
-    if automount is False:
-        return
-    containers = [c for key in ("initContainers", "containers")
-                  for c in spec.get(key) or [] if isinstance(c, dict)]
-    if not containers or any(isinstance(m, dict) and m.get("mountPath") in (
-            MOUNT_PATH, MOUNT_PATH + "/") for c in containers for m in c.get("volumeMounts") or []):
-        return  # the pod mounts something of its own there
+    groups = [key for key in ("initContainers", "containers") if isinstance(spec.get(key), list)]
+    containers = [c for key in groups for c in spec[key] if isinstance(c, dict)]
     volumes = spec.get("volumes")
-    if volumes is not None and not isinstance(volumes, list):
-        return
+    if automount is False or not containers or (volumes is not None and
+                                                not isinstance(volumes, list)) or any(
+            isinstance(m, dict) and m.get("mountPath") in (MOUNT_PATH, MOUNT_PATH + "/")
+            for c in containers if isinstance(c.get("volumeMounts"), list)
+            for m in c["volumeMounts"]):
+        return admitted  # no token wanted, or the pod mounts something of its own there
     volume = "kube-api-access-" + "".join(secrets.choice(_ALPHABET) for _ in range(5))
     spec["volumes"] = [*(volumes or []), {"name": volume, "projected": {
         "defaultMode": 0o644,
@@ -84,12 +86,16 @@ def admit_pod(body: Any, namespace: str, get: Get) -> None:
             {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
                 "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
         ]}}]
-    for c in containers:
-        mounts = c.get("volumeMounts")
-        if mounts is not None and not isinstance(mounts, list):
-            continue
-        c["volumeMounts"] = [*(mounts or []), {"name": volume, "readOnly": True,
-                                              "mountPath": MOUNT_PATH}]
+    mount = {"name": volume, "readOnly": True, "mountPath": MOUNT_PATH}
+
+    def mounted(c: Any) -> Any:
+        mounts = c.get("volumeMounts") if isinstance(c, dict) else None
+        if not isinstance(c, dict) or (mounts is not None and not isinstance(mounts, list)):
+            return c  # decoding will say what is wrong with it
+        return {**c, "volumeMounts": [*(mounts or []), mount]}
+    for key in groups:
+        spec[key] = [mounted(c) for c in spec[key]]
+    return admitted
 
 
 def token_request(signer: TokenSigner, get: Get, user: User, namespace: str, name: str,
@@ -103,8 +109,8 @@ def token_request(signer: TokenSigner, get: Get, user: User, namespace: str, nam
     if not isinstance(spec, dict):
         raise _invalid(name, "spec", spec, "must be an object")
     audiences = spec.get("audiences") or list(API_AUDIENCES)
-    if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences) \
-            or len(audiences) > 16:
+    if not isinstance(audiences, list) or len(audiences) > 16 or \
+            not all(isinstance(a, str) and a for a in audiences):
         raise _invalid(name, "spec.audiences", audiences,
                                      "must be a list of up to 16 non-empty strings")
     seconds = spec.get("expirationSeconds", 3600)

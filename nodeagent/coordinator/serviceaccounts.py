@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from nodeagent.api.serviceaccounts import DEFAULT_SA, ROOT_CA_CONFIGMAP
 from nodeagent.api.status import ApiError
 from nodeagent.objects.access import Objects
-from nodeagent.objects.kinds import CONFIGMAPS, NAMESPACES, SERVICE_ACCOUNTS
+from nodeagent.objects.kinds import CONFIGMAPS, NAMESPACES, SERVICE_ACCOUNTS, Resource
 
 __all__ = ["ServiceAccounts"]
 
@@ -47,9 +48,9 @@ class ServiceAccounts:
         # The bundle changes only on a CA rotation, which writes no object: look again.
         return 60.0 if bundle is not None else None
 
-    async def _create(self, res: object, namespace: str, body: dict) -> None:
+    async def _create(self, res: Resource, namespace: str, body: dict[str, Any]) -> None:
         try:
-            await self.objects.create(res, namespace, body)  # type: ignore[arg-type]
+            await self.objects.create(res, namespace, body)
             log.info("namespace=%s created %s %s", namespace, body.get("kind") or "serviceaccount",
                      body["metadata"]["name"])
         except ApiError as exc:

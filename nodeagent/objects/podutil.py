@@ -15,6 +15,7 @@ __all__ = [
     "REVISION",
     "condition",
     "container_resources",
+    "containers_of",
     "controller_of",
     "default_pull_policy",
     "int_or_percent",
@@ -166,7 +167,7 @@ def pod_references(pod: dict[str, Any]) -> set[tuple[str, str]]:
         for source in (v.get("projected") or {}).get("sources") or []:
             add("secrets", (source.get("secret") or {}).get("name"))
             add("configmaps", (source.get("configMap") or {}).get("name"))
-    for c in _containers(spec):
+    for c in containers_of(spec):
         for e in c.get("env") or []:
             ref = e.get("valueFrom") or {}
             add("secrets", (ref.get("secretKeyRef") or {}).get("name"))
@@ -179,7 +180,8 @@ def pod_references(pod: dict[str, Any]) -> set[tuple[str, str]]:
     return out
 
 
-def _containers(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def containers_of(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every container of a pod spec: init, regular and ephemeral (the dicts only)."""
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             if isinstance(c, dict):

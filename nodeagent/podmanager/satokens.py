@@ -90,11 +90,13 @@ class PodTokens:
 
     def next_refresh(self, pod: Obj) -> float | None:
         """Seconds until one of the pod's tokens is due (None: it has none)."""
-        due = [held.refresh_at for source in token_sources(pod)
-               if (held := self._held.get(_key(pod, source))) is not None]
-        if not due and token_sources(pod):
-            return 1.0
-        return max(0.0, min(due) - time.monotonic()) if due else None
+        sources = token_sources(pod)
+        if not sources:
+            return None
+        held = [self._held.get(_key(pod, source)) for source in sources]
+        if any(h is None for h in held):
+            return 1.0  # one not had yet: ask again soon
+        return max(0.0, min(h.refresh_at for h in held if h) - time.monotonic())
 
     def forget(self, keep: set[str]) -> None:
         """Drop the tokens of pods (uids) no longer here."""

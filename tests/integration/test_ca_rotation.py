@@ -197,11 +197,51 @@ def test_the_ca_is_replaced_with_both_trusted_in_between(cluster: dict, tmp_path
         assert r.status_code == 401  # signed with the old CA's key, which is gone
 
 
+def _hostile_steps(server: AgentProcess) -> list[tuple[bytes, str]]:
+    """CA steps an attacker would try: nested deep, a "CA" without BasicConstraints, a
+    bundle with an Ed25519 CA and keys that are not its."""
+    import datetime as dt
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evil")])
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(key: object, public: object, ca: bool | None) -> str:
+        b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+             .public_key(public).serial_number(7).not_valid_before(now)  # type: ignore[arg-type]
+             .not_valid_after(now + dt.timedelta(days=1)))
+        if ca is not None:
+            b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+        return b.sign(key, algorithm).public_bytes(  # type: ignore[arg-type]
+            serialization.Encoding.PEM).decode()
+    ec_key, ed_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    ec_pem = ec_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+    ours = (server.data_dir / "pki" / "ca.crt").read_text()
+    return [
+        (b"[" * 30_000 + b"]" * 30_000, "a CA step"),
+        (json.dumps({"bundle": cert(ec_key, ec_key.public_key(), None), "key": ec_pem}).encode(),
+         "is not a CA"),
+        (json.dumps({"bundle": ours + cert(ed_key, ed_key.public_key(), True), "key": ec_pem,
+                     "nextKey": ec_pem}).encode(), "key: not the key"),
+    ]
+
+
 def test_a_rotation_step_is_refused_from_anyone_but_a_server(cluster: dict) -> None:
     s1, node = cluster["servers"][1], cluster["node"]
     body = {"bundle": "x", "key": "y"}
     r = cluster["admin"].post(f"{s1.url}/ca-rotation", json=body)
     assert r.status_code == 400  # the admin may (a superuser), but the step is nonsense
+    # Hostile steps, even from the admin: a 400 naming what is wrong, never a 500.
+    for hostile, says in _hostile_steps(s1):
+        r = cluster["admin"].post(f"{s1.url}/ca-rotation", content=hostile,
+                                  headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and says in r.json()["message"], (says, r.text[:300])
     node_ctx = pki.client_context(node.data_dir / "pki" / "ca.crt",
                                   node.data_dir / "pki" / "node.crt",
                                   node.data_dir / "pki" / "node.key")
