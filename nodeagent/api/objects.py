@@ -28,6 +28,7 @@ import trio
 from nodeagent.api import encryption, podsecurity, serviceaccounts
 from nodeagent.api.allocator import SERVICE_CIDR, Allocations, ServiceAllocator
 from nodeagent.api.status import ApiError
+from nodeagent.api.strategicpatch import PatchError, strategic_merge_patch
 from nodeagent.logs import ThrottledLog
 from nodeagent.objects.codec import (
     DecodeError,
@@ -433,9 +434,17 @@ class ObjectStore:
         if content_type == "application/json-patch+json":
             mutate = json_patch(patch)
             heavy = True  # its copies grow the object while it applies: in a thread
-        else:
-            # merge-patch (RFC 7386).  Strategic merge patch is read as a merge patch:
-            # lists are replaced, not merged by key (documented difference from Kubernetes).
+        elif content_type == "application/strategic-merge-patch+json":
+            if not isinstance(patch, dict):
+                raise ApiError.bad_request("strategic merge patch must be a JSON object")
+
+            def mutate(cur: dict[str, Any]) -> Any:
+                try:
+                    return strategic_merge_patch(cur, patch, res.model)
+                except PatchError as exc:
+                    raise ApiError(exc.status, "BadRequest" if exc.status == 400
+                                   else "Invalid", str(exc)) from None
+        else:  # merge-patch (RFC 7386)
             if not isinstance(patch, dict):
                 raise ApiError.bad_request("merge patch must be a JSON object")
 

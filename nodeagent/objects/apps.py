@@ -8,13 +8,15 @@ The selector is required and immutable, and must match the template's labels.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from nodeagent.objects.meta import (
+    RETAIN_KEYS,
     IntOrString,
     LabelSelector,
     Model,
     ObjectMeta,
+    merge_by,
     validate_selector,
 )
 from nodeagent.objects.pod import PodSpec, PodTemplateSpec, default_pod_spec, validate_pod_spec
@@ -45,7 +47,7 @@ class ReplicaSetStatus(Model):
     ready_replicas: int | None = None
     available_replicas: int | None = None
     observed_generation: int | None = None
-    conditions: list[ReplicaSetCondition] | None = None
+    conditions: Annotated[list[ReplicaSetCondition] | None, merge_by("type")] = None
 
 
 def _default_template(template: PodTemplateSpec | None) -> None:
@@ -131,7 +133,7 @@ class DeploymentSpec(Model):
     replicas: int = 1
     selector: LabelSelector | None = None
     template: PodTemplateSpec | None = None
-    strategy: DeploymentStrategy | None = None
+    strategy: Annotated[DeploymentStrategy | None, RETAIN_KEYS] = None
     min_ready_seconds: int = 0
     revision_history_limit: int = 10
     paused: bool | None = None
@@ -154,7 +156,7 @@ class DeploymentStatus(Model):
     ready_replicas: int | None = None
     available_replicas: int | None = None
     unavailable_replicas: int | None = None
-    conditions: list[DeploymentCondition] | None = None
+    conditions: Annotated[list[DeploymentCondition] | None, merge_by("type")] = None
     collision_count: int | None = None
 
 

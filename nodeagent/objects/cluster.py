@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from nodeagent.objects.meta import (
     ObjectMeta,
     ObjectReference,
     ResourceList,
+    merge_by,
 )
 from nodeagent.objects.validation import FieldError, Path, dns1123_label_errors
 
@@ -74,7 +75,7 @@ class Taint(Model):
 
 class NodeSpec(Model):
     pod_cidr: str | None = Field(default=None, alias="podCIDR")
-    pod_cidrs: list[str] | None = Field(default=None, alias="podCIDRs")
+    pod_cidrs: Annotated[list[str] | None, merge_by()] = Field(default=None, alias="podCIDRs")
     provider_id: str | None = Field(default=None, alias="providerID")
     unschedulable: bool | None = None
     taints: list[Taint] | None = None
@@ -119,8 +120,8 @@ class NodeStatus(Model):
     capacity: ResourceList | None = None
     allocatable: ResourceList | None = None
     phase: str | None = None
-    conditions: list[NodeCondition] | None = None
-    addresses: list[NodeAddress] | None = None
+    conditions: Annotated[list[NodeCondition] | None, merge_by("type")] = None
+    addresses: Annotated[list[NodeAddress] | None, merge_by("type")] = None
     daemon_endpoints: NodeDaemonEndpoints | None = None
     node_info: NodeSystemInfo | None = None
 
@@ -244,7 +245,7 @@ class ServiceAccount(Model):
     api_version: Literal["v1"] = "v1"
     kind: Literal["ServiceAccount"] = "ServiceAccount"
     metadata: ObjectMeta
-    secrets: list[ObjectReference] | None = None
+    secrets: Annotated[list[ObjectReference] | None, merge_by("name")] = None
     image_pull_secrets: list[LocalObjectReference] | None = None
     automount_service_account_token: bool | None = None
 

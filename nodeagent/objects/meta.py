@@ -9,6 +9,7 @@ validation (422 Invalid), and it keeps messages in Kubernetes' words.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -22,6 +23,26 @@ from nodeagent.objects.validation import (
     validate_annotations,
     validate_labels,
 )
+
+
+@dataclass(frozen=True)
+class PatchMerge:
+    """A field's strategic-merge-patch strategy, as Kubernetes' Go struct tags give it
+    (``patchStrategy:"merge" patchMergeKey:"name"``): a list merged element by element,
+    keyed by ``key`` (None for a list of scalars, merged as a set).  ``retain_keys`` marks
+    the elements (or, without ``merge``, the object) whose patches may carry
+    ``$retainKeys``.  Read by the patcher (api/strategicpatch.py) and by OpenAPI."""
+
+    key: str | None = None
+    merge: bool = True
+    retain_keys: bool = False
+
+
+def merge_by(key: str | None = None, *, retain_keys: bool = False) -> PatchMerge:
+    return PatchMerge(key, True, retain_keys)
+
+
+RETAIN_KEYS = PatchMerge(None, merge=False, retain_keys=True)
 
 
 class Model(BaseModel):
@@ -83,8 +104,8 @@ class ObjectMeta(Model):
     deletion_grace_period_seconds: int | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
-    owner_references: list[OwnerReference] | None = None
-    finalizers: list[str] | None = None
+    owner_references: Annotated[list[OwnerReference] | None, merge_by("uid")] = None
+    finalizers: Annotated[list[str] | None, merge_by()] = None
     managed_fields: list[ManagedFieldsEntry] | None = None
     self_link: str | None = None
 

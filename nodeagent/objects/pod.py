@@ -8,7 +8,7 @@ ClusterFirst, probe timeout/period/success/failure 1/10/1/3.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,7 @@ from nodeagent.objects.meta import (
     ObjectMeta,
     QuantityStr,
     ResourceList,
+    merge_by,
 )
 from nodeagent.objects.podutil import default_pull_policy, pod_qos_class
 from nodeagent.objects.quantity import parse_quantity
@@ -176,11 +177,11 @@ class Container(Model):
     command: list[str] | None = None
     args: list[str] | None = None
     working_dir: str | None = None
-    ports: list[ContainerPort] | None = None
-    env: list[EnvVar] | None = None
+    ports: Annotated[list[ContainerPort] | None, merge_by("containerPort")] = None
+    env: Annotated[list[EnvVar] | None, merge_by("name")] = None
     env_from: list[EnvFromSource] | None = None
     resources: ResourceRequirements | None = None
-    volume_mounts: list[VolumeMount] | None = None
+    volume_mounts: Annotated[list[VolumeMount] | None, merge_by("mountPath")] = None
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
@@ -366,9 +367,9 @@ class PodSecurityContext(Model):
 
 
 class PodSpec(Model):
-    containers: list[Container] | None = None
-    init_containers: list[Container] | None = None
-    volumes: list[Volume] | None = None
+    containers: Annotated[list[Container] | None, merge_by("name")] = None
+    init_containers: Annotated[list[Container] | None, merge_by("name")] = None
+    volumes: Annotated[list[Volume] | None, merge_by("name", retain_keys=True)] = None
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
     active_deadline_seconds: int | None = None
@@ -389,7 +390,7 @@ class PodSpec(Model):
     priority: int | None = None
     priority_class_name: str | None = None
     security_context: PodSecurityContext | None = None
-    image_pull_secrets: list[LocalObjectReference] | None = None
+    image_pull_secrets: Annotated[list[LocalObjectReference] | None, merge_by("name")] = None
     enable_service_links: bool = True
 
 
@@ -448,13 +449,15 @@ class PodIP(Model):
 
 class PodStatus(Model):
     phase: str | None = None
-    conditions: list[PodCondition] | None = None
+    conditions: Annotated[list[PodCondition] | None, merge_by("type")] = None
     message: str | None = None
     reason: str | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
-    host_ips: list[PodIP] | None = Field(default=None, alias="hostIPs")
+    host_ips: Annotated[list[PodIP] | None, merge_by("ip")] = Field(default=None,
+                                                                     alias="hostIPs")
     pod_ip: str | None = Field(default=None, alias="podIP")
-    pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
+    pod_ips: Annotated[list[PodIP] | None, merge_by("ip")] = Field(default=None,
+                                                                   alias="podIPs")
     start_time: str | None = None
     container_statuses: list[ContainerStatus] | None = None
     init_container_statuses: list[ContainerStatus] | None = None

@@ -10,11 +10,11 @@ transaction (api/allocator.py).
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from nodeagent.objects.meta import IntOrString, Model, ObjectMeta, ObjectReference
+from nodeagent.objects.meta import IntOrString, Model, ObjectMeta, ObjectReference, merge_by
 from nodeagent.objects.validation import (
     FieldError,
     Path,
@@ -48,7 +48,7 @@ class SessionAffinityConfig(Model):
 
 
 class ServiceSpec(Model):
-    ports: list[ServicePort] | None = None
+    ports: Annotated[list[ServicePort] | None, merge_by("port")] = None
     selector: dict[str, str] | None = None
     cluster_ip: str | None = Field(default=None, alias="clusterIP")
     cluster_ips: list[str] | None = Field(default=None, alias="clusterIPs")
