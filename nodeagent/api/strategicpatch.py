@@ -255,9 +255,11 @@ def _merge_ordered_lists(original: dict[str, Any], patch: dict[str, Any],
         name = directive[len(SET_ORDER):]
         meta = field_meta(schema, name)
         key = meta.strategy.key if meta.strategy else None
-        have_original = isinstance(original.get(name), list)
-        have_patch = isinstance(patch.get(name), list)
-        _check_order(patch.get(name) if have_patch else [], order, key, directive)
+        live_list = original.get(name)
+        patch_list = patch.get(name)
+        have_original = isinstance(live_list, list)
+        have_patch = isinstance(patch_list, list)
+        _check_order(patch_list if isinstance(patch_list, list) else [], order, key, directive)
         if have_original and have_patch:
             merged = _merge_list_field(original[name], patch[name], meta, False)
         elif have_original:
@@ -271,7 +273,7 @@ def _merge_ordered_lists(original: dict[str, Any], patch: dict[str, Any],
             raise PatchError("cannot order a list of maps without its merge key", 422)
         items, server_only = _partition(merged, order, key)
         original[name] = _normalize(items, server_only, order,
-                                    original.get(name) if have_original else [], key)
+                                    live_list if isinstance(live_list, list) else [], key)
 
 
 def _check_order(patch_list: list[Any], order: list[Any], key: str | None,
@@ -331,7 +333,7 @@ def _partition(merged: list[Any], order: list[Any],
 
 
 def _sorted_by(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
-    index = {}
+    index: dict[Any, int] = {}
     for i, o in enumerate(order):
         index.setdefault(_id(o, key), i)
     return sorted(items, key=lambda m: index.get(_id(m, key), len(order)))
@@ -345,7 +347,7 @@ def _normalize(items: list[Any], server_only: list[Any], order: list[Any],
     right = _sorted_by(items, order, key)
     right = [r for r in right if not (isinstance(r, dict) and r.get(DIRECTIVE) == "delete")]
     left = _sorted_by(server_only, server_order, key)
-    live = {}
+    live: dict[Any, int] = {}
     for i, o in enumerate(server_order):
         live.setdefault(_id(o, key), i)
     out: list[Any] = []
