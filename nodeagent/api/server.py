@@ -47,6 +47,7 @@ from nodeagent.api.objects import (
     off_loop,
     parse_label_selector,
 )
+from nodeagent.api.openapi import serve_openapi
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
@@ -56,7 +57,8 @@ from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.satokens import TokenSigner
 from nodeagent.api.status import ApiError, status_object
-from nodeagent.api.watch import EventEncoder, initial_lines, stream
+from nodeagent.api.tables import table_version, to_table
+from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.kinds import PODS, SECRETS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
@@ -300,6 +302,8 @@ class ApiApp:
             return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
+        if path.startswith("/openapi/") and method in ("GET", "HEAD"):
+            return serve_openapi(request, path)
         simple = self._simple_routes(path)
         if simple is not None:
             if method not in ("GET", "HEAD"):
@@ -413,6 +417,7 @@ class ApiApp:
         q = request.query_params
         if t.subresource == "log" and t.name is not None:
             return await self._pod_log(self.objects.get(t.resource, self._ns(t), t.name), q)
+        table = table_version(request.headers.get("accept", ""))
         if t.name is None:
             if _truthy(q.get("watch")):
                 return self._watch(request, t)
@@ -421,12 +426,22 @@ class ApiApp:
                 t.resource, t.namespace, label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"), limit=limit,
                 continue_token=q.get("continue"), resource_version=q.get("resourceVersion"),
-                raw=True)
+                raw=table is None)
+            if table is not None:
+                return json_response(to_table(
+                    t.resource.kind, result["items"], result["metadata"], version=table,
+                    include=q.get("includeObject", "PartialObjectMetadata")))
             return json_response(result)
         if _truthy(q.get("watch")):
             raise ApiError.bad_request("watch of a single object: use a list watch with "
                                        "fieldSelector=metadata.name=NAME")
-        return json_response(self.objects.get(t.resource, self._ns(t), t.name))
+        obj = self.objects.get(t.resource, self._ns(t), t.name)
+        if table is not None and t.subresource is None:
+            meta = {"resourceVersion": (obj.get("metadata") or {}).get("resourceVersion", "")}
+            return json_response(to_table(t.resource.kind, [obj], meta, version=table,
+                                          include=q.get("includeObject",
+                                                        "PartialObjectMetadata")))
+        return json_response(obj)
 
     async def handle_post(self, request: Request, t: Target) -> Response:
         if t.subresource == "binding" and t.name is not None:
@@ -600,6 +615,9 @@ class ApiApp:
             raise ApiError(422, "Invalid", "sendInitialEvents: Forbidden: sendInitialEvents "
                            "requires allowWatchBookmarks=true and resourceVersionMatch="
                            "NotOlderThan")
+        table = table_version(request.headers.get("accept", ""))
+        encoder = self.encoder if table is None else TableEncoder(
+            t.resource.kind, table, q.get("includeObject", "PartialObjectMetadata"))
         at_least = 0
         if watch_list:
             try:
@@ -615,7 +633,7 @@ class ApiApp:
                 raise ApiError(504, "Timeout", f"Too large resource version: {at_least}, "
                                f"current resource version: {revision}")
             watch, backlog = self.objects.watch(t.resource, t.namespace, revision + 1)
-            initial = initial_lines(items, sel, fsel, self.encoder)
+            initial = initial_lines(items, sel, fsel, encoder)
             initial_end = revision if watch_list else None
         else:
             try:
@@ -623,7 +641,7 @@ class ApiApp:
             except ValueError:
                 raise ApiError.bad_request(f'invalid resource version "{rv}"') from None
             watch, backlog = self.objects.watch(t.resource, t.namespace, start)
-        body = stream(t.resource, watch, initial, backlog, sel, fsel, self.encoder,
+        body = stream(t.resource, watch, initial, backlog, sel, fsel, encoder,
                       timeout_s=timeout_s, bookmarks=bookmarks,
                       current_revision=lambda: store.revision, initial_end=initial_end)
         return StreamingResponse(body, media_type=JSON,

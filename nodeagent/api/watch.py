@@ -20,6 +20,7 @@ import orjson
 import trio
 
 from nodeagent.api.objects import FieldSelector, load_stored, raw_json
+from nodeagent.api.tables import to_table
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
@@ -58,6 +59,25 @@ class EventEncoder:
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return data
+
+
+class TableEncoder(EventEncoder):
+    """One watch's events as Tables of one row (``kubectl get -w``): the columns come
+    with the first event only, as the apiserver sends them."""
+
+    def __init__(self, kind: str, version: str, include: str) -> None:
+        super().__init__(size=64)
+        self.kind, self.version, self.include = kind, version, include
+        self.headers = True
+
+    def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
+        raw = raw_json(kv.value, revision, kv.key)
+        if raw is None:
+            return b""
+        table = to_table(self.kind, [orjson.loads(raw)], {"resourceVersion": str(revision)},
+                         version=self.version, include=self.include, headers=self.headers)
+        self.headers = False
+        return b'{"type":"%s","object":%s}\n' % (etype.encode(), orjson.dumps(table))
 
 
 def _matches(kv: KeyValue | None, sel: Selector, fsel: FieldSelector) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeagent.cli.printers import age, endpoints_text, format_rows
+from nodeagent.api.tables import age, endpoints_text
+from nodeagent.cli.printers import format_rows
 
 Obj = dict[str, Any]
 
@@ -152,7 +153,7 @@ def _service(o: Obj, out: _Out, endpoints: Obj | None) -> None:
 def _workload(o: Obj, out: _Out) -> None:
     spec, st = o.get("spec") or {}, o.get("status") or {}
     sel = spec.get("selector") or {}
-    from nodeagent.cli.printers import _selector_text
+    from nodeagent.api.tables import _selector_text
     out.kv("Selector", _selector_text(sel))
     if o.get("kind") == "Deployment":
         out.kv("Replicas", f"{spec.get('replicas', 0)} desired | {st.get('updatedReplicas') or 0} "

@@ -107,3 +107,133 @@ def test_python_client_patch_is_strategic(agent: AgentProcess, api: k8s.ApiClien
         "containers": [{"name": "kubia", "env": [{"name": "C", "value": "3"}]}]}}}})
     kubia, sidecar = containers(agent, "pyclient")
     assert [e["name"] for e in kubia["env"]] == ["C", "A"] and sidecar["image"] == "busybox:1"
+
+
+def manifest(name: str, image: str, *, extra_env: bool = False) -> str:
+    env = '\n        - {name: B, value: "2"}' if extra_env else ""
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: main
+        image: {image}
+        ports:
+        - containerPort: 8080
+        env:
+        - {{name: A, value: "1"}}{env}
+      - name: sidecar
+        image: busybox:1
+"""
+
+
+def test_kubectl_apply_create_replace_and_diff(agent: AgentProcess) -> None:
+    """These fetched OpenAPI first and failed with "failed to download openapi"."""
+    out = kubectl(agent, "apply", "-f", "-", stdin=manifest("applied", "kubia:v1"))
+    assert "deployment.apps/applied created" in out.stdout
+    assert "warning" not in out.stderr.lower(), out.stderr
+    # A second apply sends a three-way strategic patch ($setElementOrder and all).
+    out = kubectl(agent, "apply", "-f", "-", stdin=manifest("applied", "kubia:v2",
+                                                            extra_env=True))
+    assert "configured" in out.stdout and "warning" not in out.stderr.lower(), out.stderr
+    main, sidecar = containers(agent, "applied")
+    assert main["image"] == "kubia:v2" and [e["name"] for e in main["env"]] == ["A", "B"]
+    assert sidecar["name"] == "sidecar"
+    diff = kubectl(agent, "diff", "-f", "-", stdin=manifest("applied", "kubia:v3"),
+                   check=False)
+    assert diff.returncode == 1 and "+        image: kubia:v3" in diff.stdout, diff.stderr
+    assert containers(agent, "applied")[0]["image"] == "kubia:v2"  # diff changed nothing
+    kubectl(agent, "create", "-f", "-", stdin=manifest("created", "kubia:v1"))
+    kubectl(agent, "replace", "-f", "-", stdin=manifest("created", "kubia:v9"))
+    assert containers(agent, "created")[0]["image"] == "kubia:v9"
+
+
+def test_server_side_validation_names_the_unknown_field(agent: AgentProcess) -> None:
+    bad = manifest("strict", "kubia:v1").replace("        image:", "        imagee: x\n"
+                                                 "        image:", 1)
+    out = kubectl(agent, "apply", "--validate=strict", "-f", "-", stdin=bad, check=False)
+    assert out.returncode != 0 and "imagee" in out.stderr, out.stderr
+
+
+def test_kubectl_explain(agent: AgentProcess) -> None:
+    out = kubectl(agent, "explain", "deployment.spec.template.spec.containers")
+    assert "KIND:       Deployment" in out.stdout and "FIELD: containers" in out.stdout
+    assert "image\t<string>" in out.stdout or "image" in out.stdout
+    out = kubectl(agent, "explain", "pods", "--recursive")
+    assert "containerPort" in out.stdout
+
+
+def test_openapi_documents_carry_etag_and_gzip(agent: AgentProcess) -> None:
+    with agent.client() as admin:
+        root = admin.get("/openapi/v3")
+        assert root.status_code == 200
+        url = root.json()["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        doc = admin.get(url, headers={"Accept-Encoding": "gzip"})
+        assert doc.status_code == 200 and doc.headers["content-encoding"] == "gzip"
+        assert "immutable" in doc.headers["cache-control"]
+        schemas = doc.json()["components"]["schemas"]
+        containers_prop = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+        assert containers_prop["x-kubernetes-patch-merge-key"] == "name"
+        again = admin.get(url, headers={"If-None-Match": doc.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+        v2 = admin.get("/openapi/v2")
+        assert v2.status_code == 200 and "io.k8s.api.apps.v1.Deployment" in v2.json()[
+            "definitions"]
+    with agent.anonymous() as anon:
+        assert anon.get("/openapi/v2").status_code == 401
+
+
+def test_kubectl_get_prints_the_servers_columns(agent: AgentProcess) -> None:
+    """kubectl asks for Tables; without them it printed only NAME and AGE."""
+    make_deployment(agent, "tables")
+    out = kubectl(agent, "get", "deployments", "-o", "wide").stdout.splitlines()
+    assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS",
+                              "IMAGES", "SELECTOR"]
+    row = next(line.split() for line in out if line.startswith("tables "))
+    assert row[1:4] == ["0/0", "0", "0"] and row[5:] == ["kubia,sidecar", "kubia:v1,busybox:1",
+                                                          "app=kubia"]
+    with agent.client() as admin:
+        r = admin.get("/api/v1/namespaces", headers={
+            "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+        table = r.json()
+        assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+        assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Status", "Age"]
+        default = next(row for row in table["rows"] if row["cells"][0] == "default")
+        assert default["cells"][1] == "Active"
+        assert default["object"]["kind"] == "PartialObjectMetadata"
+    out = kubectl(agent, "get", "namespaces", "default", "--show-labels").stdout
+    assert "kubernetes.io/metadata.name=default" in out or "LABELS" in out
+
+
+def test_kubectl_get_watch_prints_rows(agent: AgentProcess) -> None:
+    proc = subprocess.Popen(
+        [shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl", "get",
+         "configmaps", "-w", "--request-timeout=5s"],
+        env={**os.environ, "KUBECONFIG": str(agent.kubeconfig), "HOME": str(agent.workdir)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        header = proc.stdout.readline().split()
+        assert header == ["NAME", "DATA", "AGE"]
+        with agent.client() as admin:
+            assert admin.post("/api/v1/namespaces/default/configmaps", json={
+                "metadata": {"name": "watched"}, "data": {"a": "1", "b": "2"}}
+            ).status_code == 201
+        for _ in range(10):
+            line = proc.stdout.readline().split()
+            if line and line[0] == "watched":
+                assert line[1] == "2"
+                break
+        else:
+            raise AssertionError("no row for the new ConfigMap")
+    finally:
+        proc.kill()
+        proc.communicate()
