@@ -8,6 +8,7 @@ from typing import Any
 
 from nodeagent import __version__
 from nodeagent.api.reviews import REVIEWS
+from nodeagent.api.scale import SCALABLE
 from nodeagent.objects.kinds import RESOURCES
 from nodeagent.objects.kinds import groups as kind_groups
 
@@ -66,6 +67,10 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         if r.categories:
             row["categories"] = list(r.categories)
         rows.append(row)
+        if r.kind in SCALABLE:
+            rows.append({"name": f"{r.plural}/scale", "singularName": "",
+                         "namespaced": r.namespaced, "group": "autoscaling", "version": "v1",
+                         "kind": "Scale", "verbs": ["get", "patch", "update"]})
         if r.has_status:
             rows.append({"name": f"{r.plural}/status", "singularName": "",
                          "namespaced": r.namespaced, "kind": r.kind,

@@ -155,7 +155,13 @@ FIELD_SELECTORS = {
     "involvedObject.name": ("involvedObject", "name"),
     "involvedObject.kind": ("involvedObject", "kind"),
     "involvedObject.uid": ("involvedObject", "uid"),
+    "involvedObject.namespace": ("involvedObject", "namespace"),
+    "involvedObject.apiVersion": ("involvedObject", "apiVersion"),
+    "involvedObject.resourceVersion": ("involvedObject", "resourceVersion"),
+    "involvedObject.fieldPath": ("involvedObject", "fieldPath"),
     "reason": ("reason",),
+    "reportingComponent": ("reportingComponent",),
+    "source": ("source", "component"),
     "type": ("type",),
 }
 

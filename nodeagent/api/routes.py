@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nodeagent.api.scale import SCALABLE
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import Resource, by_plural
 
-SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token")
+SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token", "scale")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def parse_resource_path(path: str) -> Target | None:
                        f"({plural}/status)")
     if (sub == "finalize" and res.kind != "Namespace") or \
             (sub in ("binding", "log", "exec") and res.kind != "Pod") or \
-            (sub == "token" and res.kind != "ServiceAccount"):
+            (sub == "token" and res.kind != "ServiceAccount") or \
+            (sub == "scale" and res.kind not in SCALABLE):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if name is not None and not name:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -44,6 +44,8 @@ from nodeagent.api.objects import (
     HEAVY_BYTES,
     FieldSelector,
     ObjectStore,
+    json_patch,
+    merge_patch,
     off_loop,
     parse_label_selector,
 )
@@ -56,6 +58,7 @@ from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.satokens import TokenSigner
+from nodeagent.api.scale import replicas_of, scale_of
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.tables import table_version, to_table
 from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
@@ -436,6 +439,8 @@ class ApiApp:
             raise ApiError.bad_request("watch of a single object: use a list watch with "
                                        "fieldSelector=metadata.name=NAME")
         obj = self.objects.get(t.resource, self._ns(t), t.name)
+        if t.subresource == "scale":
+            return json_response(scale_of(obj))
         if table is not None and t.subresource is None:
             meta = {"resourceVersion": (obj.get("metadata") or {}).get("resourceVersion", "")}
             return json_response(to_table(t.resource.kind, [obj], meta, version=table,
@@ -473,6 +478,8 @@ class ApiApp:
         if t.name is None:
             raise ApiError(405, "MethodNotAllowed", "PUT needs an object name")
         body = await self._body(request)
+        if t.subresource == "scale":
+            return await self._scale(request, t, body, None)
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
                                         dry_run=_dry_run(request), heavy=_heavy(request))
@@ -490,11 +497,43 @@ class ApiApp:
                            f'unknown format - accepted media types include: '
                            f'{", ".join(sorted(PATCH_TYPES))}')
         body = await self._body(request, patch=True)
+        if t.subresource == "scale":
+            return await self._scale(request, t, body, ctype)
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                        subresource=sub, dry_run=_dry_run(request),
                                        heavy=_heavy(request))
         return json_response(obj)
+
+    async def _scale(self, request: Request, t: Target, body: Any,
+                     patch_type: str | None) -> Response:
+        """PUT or PATCH of ``scale``: the Scale (patched, for a PATCH) gives the object's
+        new ``spec.replicas``; a resourceVersion in it is a precondition on the object."""
+        name = t.name or ""
+        current = scale_of(self.objects.get(t.resource, self._ns(t), name))
+        if patch_type == "application/json-patch+json":
+            wanted = json_patch(body)(current)
+        elif patch_type is not None:
+            if not isinstance(body, dict):
+                raise ApiError.bad_request("a patch of scale must be a JSON object")
+            wanted = merge_patch(current, body)
+        else:
+            wanted = body
+        try:
+            replicas = replicas_of(wanted)
+        except ValueError as exc:
+            raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: {exc}'
+                           ) from None
+        rv = ((wanted.get("metadata") or {}).get("resourceVersion") if patch_type is None
+              else (body.get("metadata") or {}).get("resourceVersion")
+              if isinstance(body, dict) else None)
+        change: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if rv:
+            change["metadata"] = {"resourceVersion": rv}
+        obj = await self.objects.patch(t.resource, self._ns(t), name, change,
+                                       "application/merge-patch+json",
+                                       dry_run=_dry_run(request))
+        return json_response(scale_of(obj))
 
     async def handle_delete(self, request: Request, t: Target) -> Response:
         q = request.query_params

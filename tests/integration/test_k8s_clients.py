@@ -237,3 +237,51 @@ def test_kubectl_get_watch_prints_rows(agent: AgentProcess) -> None:
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_kubectl_scale_and_the_python_clients_scale(agent: AgentProcess,
+                                                     api: k8s.ApiClient) -> None:
+    make_deployment(agent, "scaled")
+    out = kubectl(agent, "scale", "deployment/scaled", "--replicas=3")
+    assert "deployment.apps/scaled scaled" in out.stdout
+    apps = k8s.AppsV1Api(api)
+    scale = apps.read_namespaced_deployment_scale("scaled", "default")
+    assert scale.spec.replicas == 3 and scale.status.selector == "app=kubia"
+    apps.patch_namespaced_deployment_scale("scaled", "default", {"spec": {"replicas": 1}})
+    assert apps.read_namespaced_deployment("scaled", "default").spec.replicas == 1
+    # the rest of the object is untouched, and a stale precondition is a conflict
+    assert [c["name"] for c in containers(agent, "scaled")] == ["kubia", "sidecar"]
+    stale = kubectl(agent, "scale", "deployment/scaled", "--replicas=2",
+                    "--resource-version=1", check=False)
+    assert stale.returncode != 0 and "resource version" in stale.stderr, stale.stderr
+    with agent.client() as admin:
+        r = admin.put("/apis/apps/v1/namespaces/default/deployments/scaled/scale", json={
+            "kind": "Scale", "metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}})
+        assert r.status_code == 409
+        assert admin.get("/apis/apps/v1/namespaces/default/deployments/scaled").json()[
+            "spec"]["replicas"] == 1
+        r = admin.put("/apis/apps/v1/namespaces/default/deployments/scaled/scale",
+                      json={"kind": "Scale", "spec": {"replicas": -1}})
+        assert r.status_code == 422 and "spec.replicas" in r.json()["message"]
+        r = admin.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt/scale")
+        assert r.status_code == 404
+        found = admin.get("/apis/apps/v1").json()["resources"]
+        row = next(x for x in found if x["name"] == "deployments/scale")
+        assert (row["group"], row["version"], row["kind"]) == ("autoscaling", "v1", "Scale")
+
+
+def test_kubectl_describe_shows_the_objects_events(agent: AgentProcess) -> None:
+    make_deployment(agent, "described")
+    with agent.client() as admin:
+        uid = admin.get("/apis/apps/v1/namespaces/default/deployments/described").json()[
+            "metadata"]["uid"]
+        r = admin.post("/api/v1/namespaces/default/events", json={
+            "metadata": {"name": "described.1"}, "type": "Normal",
+            "reason": "ScalingReplicaSet", "message": "Scaled up replica set described-1 to 1",
+            "source": {"component": "deployment-controller"}, "count": 1,
+            "involvedObject": {"kind": "Deployment", "namespace": "default",
+                               "name": "described", "uid": uid, "apiVersion": "apps/v1"}})
+        assert r.status_code == 201, r.text
+    out = kubectl(agent, "describe", "deployment", "described").stdout
+    assert "ScalingReplicaSet" in out and "Events:  <none>" not in out
+    assert "Scaled up replica set described-1 to 1" in out
