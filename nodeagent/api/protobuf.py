@@ -1,73 +1,58 @@
-"""Kubernetes' protobuf bodies, read into the JSON the handlers take.
+"""Kubernetes' protobuf bodies (``application/vnd.kubernetes.protobuf``), read into the
+JSON the handlers take and written from the JSON they give.
 
-kubectl sends some requests as ``application/vnd.kubernetes.protobuf``: the four bytes
-``k8s\\0`` and a ``runtime.Unknown`` (its TypeMeta, and the object's own message as
-``raw``).  The wire format is protobuf's (varints, length-delimited fields); what each
-field is comes from a table per message, written from the published ``.proto`` files
-of k8s.io/api (generated.proto), field numbers as there.  Only the kinds in SCHEMAS are
-read; any other is a 415 naming it, as before.
+A body is the four bytes ``k8s\\0`` and a ``runtime.Unknown``: the TypeMeta, and the
+object's own message as ``raw``.  The wire format is protobuf's (varints,
+length-delimited fields); what each field is comes from the tables of protoschema.py.
+kubectl's typed clients (create deployment, configmap, secret, namespace, service;
+drain's DELETE; create token) send their bodies so, and client-go asks for protobuf
+answers first.
 
-Bodies are capped upstream (3 MiB); nesting is bounded by the tables (no message here
-holds itself), a field of the wrong wire type or running past the end is a 400 naming it.
+Reading follows Go's encoder: a non-pointer scalar is always sent, so a zero string,
+number or false there means "not set" and is dropped, as the JSON omits it; a pointer
+field keeps its zero.  A field this server does not read, sent with a value, is a 400
+naming it: dropping it would lose what the client set.  Writing answers with a 406 when
+an object holds a field the tables cannot say (the caller then answers in JSON).
+
+Bodies are capped upstream (3 MiB); nesting is bounded by the tables (no message holds
+itself); a field of the wrong wire type or running past the end is a 400 naming it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 from typing import Any
 
+import orjson
+
+from nodeagent.api.protoschema import KINDS, MESSAGES
 from nodeagent.api.status import ApiError
 
-__all__ = ["MEDIA_TYPE", "SCHEMAS", "decode"]
+__all__ = ["MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list", "wants_protobuf"]
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
+SCALARS = {"s", "i", "b", "y"}
 
-# message -> {field number: (json name, type, repeated)}; a type is "string", "bool",
-# "int", "bytes", "map<string,strings>" or another message of this table.
-Field = tuple[str, str, bool]
-MESSAGES: dict[str, dict[int, Field]] = {
-    "Unknown": {1: ("typeMeta", "TypeMeta", False), 2: ("raw", "bytes", False),
-                3: ("contentEncoding", "string", False), 4: ("contentType", "string", False)},
-    "TypeMeta": {1: ("apiVersion", "string", False), 2: ("kind", "string", False)},
-    "ObjectMeta": {1: ("name", "string", False), 2: ("generateName", "string", False),
-                   3: ("namespace", "string", False)},
-    "ResourceAttributes": {1: ("namespace", "string", False), 2: ("verb", "string", False),
-                           3: ("group", "string", False), 4: ("version", "string", False),
-                           5: ("resource", "string", False), 6: ("subresource", "string", False),
-                           7: ("name", "string", False)},
-    "NonResourceAttributes": {1: ("path", "string", False), 2: ("verb", "string", False)},
-    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes", False),
-                                    2: ("nonResourceAttributes", "NonResourceAttributes", False)},
-    "SubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes", False),
-                                2: ("nonResourceAttributes", "NonResourceAttributes", False),
-                                3: ("user", "string", False), 4: ("groups", "string", True),
-                                5: ("extra", "map<string,strings>", False),
-                                6: ("uid", "string", False)},
-    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", False)},
-    "SelfSubjectAccessReview": {1: ("metadata", "ObjectMeta", False),
-                                2: ("spec", "SelfSubjectAccessReviewSpec", False)},
-    "SubjectAccessReview": {1: ("metadata", "ObjectMeta", False),
-                            2: ("spec", "SubjectAccessReviewSpec", False)},
-    "LocalSubjectAccessReview": {1: ("metadata", "ObjectMeta", False),
-                                 2: ("spec", "SubjectAccessReviewSpec", False)},
-    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta", False),
-                               2: ("spec", "SelfSubjectRulesReviewSpec", False)},
-    "SelfSubjectReview": {1: ("metadata", "ObjectMeta", False)},
-    "BoundObjectReference": {1: ("kind", "string", False), 2: ("apiVersion", "string", False),
-                             3: ("name", "string", False), 4: ("uid", "string", False)},
-    "TokenRequestSpec": {1: ("audiences", "string", True),
-                         3: ("boundObjectRef", "BoundObjectReference", False),
-                         4: ("expirationSeconds", "int", False)},
-    "TokenRequest": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "TokenRequestSpec", False)},
-    "MapEntry": {1: ("key", "string", False), 2: ("value", "ExtraValue", False)},
-    "ExtraValue": {1: ("items", "string", True)},
-}
-# The top-level kinds read, by apiVersion and kind.
-SCHEMAS = {("authorization.k8s.io/v1", k): k for k in
-           ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
-            "SelfSubjectRulesReview")} | {
-    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
-    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest"}
+
+class EncodeError(Exception):
+    """An object that protobuf cannot carry whole (a field without a number)."""
+
+
+def wants_protobuf(accept: str) -> bool:
+    """client-go's typed clients ask ``application/vnd.kubernetes.protobuf, */*``: the
+    first type named decides."""
+    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first == MEDIA_TYPE
+
+
+def kind_message(api_version: str, kind: str) -> str | None:
+    return KINDS.get((api_version, kind))
+
+
+# --- reading ---------------------------------------------------------------------------------
 
 
 def _varint(data: bytes, i: int, where: str) -> tuple[int, int]:
@@ -111,42 +96,115 @@ def _fields(data: bytes, where: str) -> list[tuple[int, int, Any]]:
     return out
 
 
+def _signed(value: int) -> int:
+    # int64 and int32 are two's complement varints: the top bit makes one negative
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _text(value: bytes, where: str) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise ApiError.bad_request(f"protobuf body: {where}: not UTF-8") from None
+
+
+def _time(data: bytes, where: str, micro: bool) -> str | None:
+    parts = {n: v for n, w, v in _fields(data, where) if w == 0}
+    seconds, nanos = _signed(parts.get(1, 0)), parts.get(2, 0)
+    if seconds == 0 and nanos == 0:
+        return None  # Go's zero Time: JSON null
+    try:
+        t = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ApiError.bad_request(f"protobuf body: {where}: time out of range") from None
+    if micro:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos // 1000:06d}Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _special(kind: str, value: Any, wire: int, where: str) -> Any:
+    """A value of a scalar or well-known type, as JSON has it."""
+    if kind in ("i", "b"):
+        if wire != 0:
+            raise ApiError.bad_request(f"protobuf body: {where}: expected a varint")
+        return bool(value) if kind == "b" else _signed(value)
+    if wire != 2:
+        raise ApiError.bad_request(f"protobuf body: {where}: expected bytes")
+    if kind == "s":
+        return _text(value, where)
+    if kind == "y":
+        return base64.b64encode(value).decode()
+    if kind in ("Time", "MicroTime"):
+        return _time(value, where, kind == "MicroTime")
+    if kind == "Quantity":
+        found = [v for n, w, v in _fields(value, where) if n == 1 and w == 2]
+        return _text(found[-1], where) if found else "0"
+    if kind == "IntOrString":
+        parts = {n: v for n, w, v in _fields(value, where) if (w == 2) == (n == 3)}
+        if parts.get(1, 0) == 0:
+            return _signed(parts.get(2, 0))
+        return _text(parts.get(3, b""), where)
+    if kind == "FieldsV1":
+        raw = next((v for n, w, v in _fields(value, where) if n == 1 and w == 2), b"{}")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError.bad_request(f"protobuf body: {where}: not JSON") from None
+    if kind == "strings":
+        return [_text(v, where) for n, w, v in _fields(value, where) if n == 1 and w == 2]
+    return _message(kind, value, where)
+
+
+def _zero(wire: int, value: Any, depth: int = 0) -> bool:
+    """A value that Go sends for a field left unset: 0, "", or a message of such (a
+    status struct with a zero Time in it); depth-capped."""
+    if wire != 2:
+        return value == 0
+    if not value:
+        return True
+    if depth > 8:
+        return False
+    try:
+        return all(_zero(w, v, depth + 1) for _n, w, v in _fields(value, ""))
+    except ApiError:
+        return False  # not a message: a string with something in it
+
+
 def _message(name: str, data: bytes, where: str) -> dict[str, Any]:
     schema = MESSAGES[name]
     out: dict[str, Any] = {}
     for number, wire, value in _fields(data, where):
         field = schema.get(number)
-        if field is None:
-            continue  # a field we do not read (newer than our table), as protobuf skips it
-        key, kind, repeated = field
-        path = f"{where}.{key}"
-        if kind in ("int", "bool"):
-            if wire != 0:
-                raise ApiError.bad_request(f"protobuf body: {path}: expected a varint")
-            # int64 and int32 are two's complement varints: the top bit makes one negative
-            decoded: Any = bool(value) if kind == "bool" else \
-                value - (1 << 64) if value >= 1 << 63 else value
-        else:
+        if field is None or field.kind == "-":
+            if _zero(wire, value):
+                continue  # Go sends unset non-pointer fields as zeros
+            what = f" ({field.name})" if field is not None else ""
+            raise ApiError.bad_request(
+                f"protobuf body: {where}: field {number}{what} of {name} is not supported by "
+                f"this server: send the object as application/json")
+        path = f"{where}.{field.name}"
+        if field.kind.startswith("{"):
             if wire != 2:
-                raise ApiError.bad_request(f"protobuf body: {path}: expected bytes")
-            if kind == "string":
-                try:
-                    decoded = value.decode()
-                except UnicodeDecodeError:
-                    raise ApiError.bad_request(f"protobuf body: {path}: not UTF-8") from None
-            elif kind == "bytes":
-                decoded = value
-            elif kind == "map<string,strings>":
-                entry = _message("MapEntry", value, path)
-                out.setdefault(key, {})[entry.get("key", "")] = \
-                    (entry.get("value") or {}).get("items", [])
-                continue
-            else:
-                decoded = _message(kind, value, path)
-        if repeated:
-            out.setdefault(key, []).append(decoded)
-        else:
-            out[key] = decoded
+                raise ApiError.bad_request(f"protobuf body: {path}: expected a map entry")
+            entry = {n: (w, v) for n, w, v in _fields(value, path)}
+            if 1 in entry and entry[1][0] != 2:
+                raise ApiError.bad_request(f"protobuf body: {path}: a map key must be a "
+                                           "string")
+            key = _text(entry[1][1], path) if 1 in entry else ""
+            w, v = entry.get(2, (2, b""))
+            out.setdefault(field.name, {})[key] = _special(field.kind[1:-1], v, w, path)
+            continue
+        decoded = _special(field.kind, value, wire, path)
+        if field.inline:
+            out.update(decoded)
+            continue
+        if field.repeated:
+            out.setdefault(field.name, []).append(decoded)
+            continue
+        if decoded is None or (field.kind in SCALARS and not field.pointer
+                               and decoded in ("", 0, False)):
+            continue
+        out[field.name] = decoded
     return out
 
 
@@ -158,10 +216,188 @@ def decode(body: bytes) -> dict[str, Any]:
     unknown = _message("Unknown", body[len(MAGIC):], "Unknown")
     type_meta = unknown.get("typeMeta") or {}
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
-    schema = SCHEMAS.get((api_version, kind))
-    if schema is None:
-        raise ApiError(415, "UnsupportedMediaType", f"{MEDIA_TYPE} is read for "
-                       f"{', '.join(sorted(k for _, k in SCHEMAS))}, not {kind or 'this body'} "
-                       f"({api_version}): send application/json")
-    obj = _message(schema, unknown.get("raw", b""), kind)
+    message = kind_message(api_version, kind)
+    if message is None:
+        raise ApiError(415, "UnsupportedMediaType", f"{MEDIA_TYPE} is not read for "
+                       f"{kind or 'this body'} ({api_version}): send application/json")
+    raw = base64.b64decode(unknown.get("raw", ""))
+    obj = _message(message, raw, kind)
     return {"apiVersion": api_version, "kind": kind, **obj}
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    value &= (1 << 64) - 1
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def _put_bytes(out: bytearray, number: int, data: bytes) -> None:
+    _put_varint(out, number << 3 | 2)
+    _put_varint(out, len(data))
+    out += data
+
+
+def _put_int(out: bytearray, number: int, value: int) -> None:
+    _put_varint(out, number << 3)
+    _put_varint(out, value)
+
+
+def _encode_time(value: Any, where: str) -> bytes:
+    try:
+        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise EncodeError(f"{where}: not a time: {value!r}") from exc
+    seconds = int(t.timestamp())
+    out = bytearray()
+    _put_int(out, 1, seconds)
+    if t.microsecond:
+        _put_int(out, 2, t.microsecond * 1000)
+    return bytes(out)
+
+
+def _encode_value(out: bytearray, number: int, kind: str, value: Any, where: str) -> None:
+    if kind == "s":
+        if not isinstance(value, str):
+            raise EncodeError(f"{where}: expected a string")
+        _put_bytes(out, number, value.encode())
+    elif kind == "i":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EncodeError(f"{where}: expected an integer")
+        _put_int(out, number, value)
+    elif kind == "b":
+        if not isinstance(value, bool):
+            raise EncodeError(f"{where}: expected a bool")
+        _put_int(out, number, int(value))
+    elif kind == "y":
+        try:
+            _put_bytes(out, number, base64.b64decode(value, validate=True))
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise EncodeError(f"{where}: not base64") from exc
+    elif kind in ("Time", "MicroTime"):
+        _put_bytes(out, number, _encode_time(value, where))
+    elif kind == "Quantity":
+        inner = bytearray()
+        _put_bytes(inner, 1, str(value).encode())
+        _put_bytes(out, number, bytes(inner))
+    elif kind == "IntOrString":
+        inner = bytearray()
+        if isinstance(value, int) and not isinstance(value, bool):
+            _put_int(inner, 1, 0)
+            _put_int(inner, 2, value)
+        else:
+            _put_int(inner, 1, 1)
+            _put_bytes(inner, 3, str(value).encode())
+        _put_bytes(out, number, bytes(inner))
+    elif kind == "FieldsV1":
+        inner = bytearray()
+        _put_bytes(inner, 1, orjson.dumps(value))
+        _put_bytes(out, number, bytes(inner))
+    elif kind == "strings":
+        inner = bytearray()
+        for item in value or []:
+            _put_bytes(inner, 1, str(item).encode())
+        _put_bytes(out, number, bytes(inner))
+    elif kind == "-":
+        raise EncodeError(f"{where}: not carried as protobuf here")
+    else:
+        if not isinstance(value, dict):
+            raise EncodeError(f"{where}: expected an object")
+        _put_bytes(out, number, _encode_message(kind, value, where))
+
+
+def _names(message: str) -> set[str]:
+    """The JSON names a message's fields take, its inline members' included."""
+    names: set[str] = set()
+    for f in MESSAGES[message].values():
+        names |= _names(f.kind) if f.inline else {f.name}
+    return names
+
+
+def _encode_message(message: str, obj: dict[str, Any], where: str,
+                    type_meta: bool = False) -> bytes:
+    schema = MESSAGES[message]
+    used: set[str] = {"apiVersion", "kind"} if type_meta else set()
+    out = bytearray()
+    for number in sorted(schema):
+        field = schema[number]
+        path = f"{where}.{field.name}"
+        if field.inline:
+            members = _names(field.kind)
+            part = {k: v for k, v in obj.items() if k in members}
+            used |= members
+            if part:
+                _put_bytes(out, number, _encode_message(field.kind, part, path))
+            continue
+        used.add(field.name)
+        value = obj.get(field.name)
+        if value is None:
+            continue
+        if field.kind.startswith("{"):
+            if not isinstance(value, dict):
+                raise EncodeError(f"{path}: expected a map")
+            for key in sorted(value):
+                entry = bytearray()
+                _put_bytes(entry, 1, str(key).encode())
+                _encode_value(entry, 2, field.kind[1:-1], value[key], f"{path}[{key}]")
+                _put_bytes(out, number, bytes(entry))
+        elif field.repeated:
+            if not isinstance(value, list):
+                raise EncodeError(f"{path}: expected a list")
+            for i, item in enumerate(value):
+                _encode_value(out, number, field.kind, item, f"{path}[{i}]")
+        else:
+            _encode_value(out, number, field.kind, value, path)
+    extra = set(obj) - used
+    if extra:
+        raise EncodeError(f"{where}: {', '.join(sorted(extra))} not in {message}")
+    return bytes(out)
+
+
+def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    meta = bytearray()
+    _put_bytes(meta, 1, api_version.encode())
+    _put_bytes(meta, 2, kind.encode())
+    unknown = bytearray()
+    _put_bytes(unknown, 1, bytes(meta))
+    _put_bytes(unknown, 2, raw)
+    _put_bytes(unknown, 3, b"")
+    _put_bytes(unknown, 4, b"")
+    return MAGIC + bytes(unknown)
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """An object as a protobuf body; EncodeError if its kind or a field has no message."""
+    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    message = kind_message(api_version, kind)
+    if message is None:
+        raise EncodeError(f"no protobuf message for {kind} ({api_version})")
+    return _envelope(api_version, kind, _encode_message(message, obj, kind, type_meta=True))
+
+
+def encode_list(obj: dict[str, Any]) -> bytes:
+    """A list (``PodList`` ...) as a protobuf body: ListMeta, then each item's message."""
+    api_version, list_kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    message = kind_message(api_version, list_kind.removesuffix("List"))
+    if message is None or not list_kind.endswith("List"):
+        raise EncodeError(f"no protobuf message for {list_kind} ({api_version})")
+    out = bytearray()
+    out += _encode_list_meta(obj.get("metadata") or {})
+    for i, item in enumerate(obj.get("items") or []):
+        _put_bytes(out, 2, _encode_message(message, item, f"items[{i}]", type_meta=True))
+    return _envelope(api_version, list_kind, bytes(out))
+
+
+def _encode_list_meta(meta: dict[str, Any]) -> bytes:
+    out = bytearray()
+    _put_bytes(out, 1, _encode_message("ListMeta", meta, "metadata"))
+    return bytes(out)
+

@@ -82,6 +82,18 @@ def json_response(obj: Any, code: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=code, media_type=JSON)
 
 
+def reply(request: Request, obj: Any, code: int = 200) -> Response:
+    """An object or list in the form the client asked for first: protobuf for client-go's
+    typed clients when every field has a number there, else JSON (which they take too)."""
+    if pb.wants_protobuf(request.headers.get("accept", "")) and isinstance(obj, dict):
+        try:
+            body = pb.encode_list(obj) if "items" in obj else pb.encode(obj)
+        except pb.EncodeError:
+            return json_response(obj, code)
+        return Response(body, status_code=code, media_type=pb.MEDIA_TYPE)
+    return json_response(obj, code)
+
+
 def error_response(exc: ApiError) -> Response:
     response = json_response(exc.to_status(), exc.code)
     if exc.code == 429 and exc.details:
@@ -345,7 +357,7 @@ class ApiApp:
                                               api_version="v1", resource=review.plural,
                                               namespace=namespace, path=request.url.path),
                                    request.scope)
-        body = await self._body(request, protobuf=True)
+        body = await self._body(request)
         return json_response(reviews.answer(
             review, namespace, body, user, self.authorizer,
             lambda u, ns: list(self.rbac.policy().rules_for(u, ns))), 201)
@@ -429,12 +441,12 @@ class ApiApp:
                 t.resource, t.namespace, label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"), limit=limit,
                 continue_token=q.get("continue"), resource_version=q.get("resourceVersion"),
-                raw=table is None)
+                raw=table is None and not pb.wants_protobuf(request.headers.get("accept", "")))
             if table is not None:
                 return json_response(to_table(
                     t.resource.kind, result["items"], result["metadata"], version=table,
                     include=q.get("includeObject", "PartialObjectMetadata")))
-            return json_response(result)
+            return reply(request, result)
         if _truthy(q.get("watch")):
             raise ApiError.bad_request("watch of a single object: use a list watch with "
                                        "fieldSelector=metadata.name=NAME")
@@ -446,7 +458,7 @@ class ApiApp:
             return json_response(to_table(t.resource.kind, [obj], meta, version=table,
                                           include=q.get("includeObject",
                                                         "PartialObjectMetadata")))
-        return json_response(obj)
+        return reply(request, obj)
 
     async def handle_post(self, request: Request, t: Target) -> Response:
         if t.subresource == "binding" and t.name is not None:
@@ -457,14 +469,14 @@ class ApiApp:
         if t.subresource == "token" and t.name is not None:
             # kubectl create token sends it as protobuf
             return json_response(self._token_request(
-                request, t, await self._body(request, protobuf=True)), 201)
+                request, t, await self._body(request)), 201)
         if t.name is not None:
             raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
                            "in the body")
         body = await self._body(request)
         obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
                                         dry_run=_dry_run(request), heavy=_heavy(request))
-        return json_response(obj, 201)
+        return reply(request, obj, 201)
 
     def _token_request(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
         if self.token_signer is None:
@@ -483,7 +495,7 @@ class ApiApp:
         sub = "status" if t.subresource == "status" else None
         obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
                                         dry_run=_dry_run(request), heavy=_heavy(request))
-        return json_response(obj)
+        return reply(request, obj)
 
     async def handle_patch(self, request: Request, t: Target) -> Response:
         if t.name is None:
@@ -503,7 +515,7 @@ class ApiApp:
         obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                        subresource=sub, dry_run=_dry_run(request),
                                        heavy=_heavy(request))
-        return json_response(obj)
+        return reply(request, obj)
 
     async def _scale(self, request: Request, t: Target, body: Any,
                      patch_type: str | None) -> Response:
@@ -541,10 +553,12 @@ class ApiApp:
         raw = await self._raw_body(request)
         if raw.strip():
             ctype = _content_type(request)
-            if ctype not in JSON_TYPES | YAML_TYPES:
+            if ctype not in JSON_TYPES | YAML_TYPES | {pb.MEDIA_TYPE}:
                 raise ApiError(415, "UnsupportedMediaType", "DeleteOptions must be sent as "
-                               f"application/json or application/yaml (got {ctype!r})")
-            parsed = await self._parse(request, raw, ctype)
+                               f"application/json, application/yaml or {pb.MEDIA_TYPE} "
+                               f"(got {ctype!r})")
+            parsed = pb.decode(raw) if ctype == pb.MEDIA_TYPE else \
+                await self._parse(request, raw, ctype)
             if not isinstance(parsed, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts = parsed
@@ -564,7 +578,7 @@ class ApiApp:
             t.resource, self._ns(t), t.name, grace_period_s=grace,
             preconditions_uid=pre.get("uid"), preconditions_rv=pre.get("resourceVersion"),
             dry_run=dry, propagation=propagation)
-        return json_response(obj)
+        return reply(request, obj)
 
     async def _delete_collection(self, request: Request, t: Target, grace: int | None,
                                  dry: bool) -> Response:
@@ -720,11 +734,11 @@ class ApiApp:
         raw = await self._raw_body(request)
         return await off_loop(len(raw) > HEAVY_BYTES, _parse_json, raw)
 
-    async def _body(self, request: Request, patch: bool = False, protobuf: bool = False) -> Any:
-        """The body as a JSON value.  ``protobuf``: the request's kind is one protobuf.py
-        reads (kubectl sends those as protobuf)."""
+    async def _body(self, request: Request, patch: bool = False) -> Any:
+        """The body as a JSON value: JSON, YAML, or protobuf for the kinds protobuf.py
+        reads (kubectl's typed clients send those)."""
         ctype = _content_type(request)
-        if protobuf and ctype == pb.MEDIA_TYPE:
+        if not patch and ctype == pb.MEDIA_TYPE:
             return pb.decode(await self._raw_body(request))
         if ctype and not patch and ctype not in JSON_TYPES | YAML_TYPES:
             raise ApiError(415, "UnsupportedMediaType",

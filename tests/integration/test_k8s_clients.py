@@ -286,3 +286,64 @@ def test_kubectl_describe_shows_the_objects_events(agent: AgentProcess) -> None:
     out = kubectl(agent, "describe", "deployment", "described").stdout
     assert "ScalingReplicaSet" in out and "Events:  <none>" not in out
     assert "Scaled up replica set described-1 to 1" in out
+
+
+def test_kubectls_typed_create_commands_send_protobuf(agent: AgentProcess) -> None:
+    """kubectl create <kind> sends protobuf bodies and reads protobuf answers (it names
+    the object it was answered with): they failed with 415 before."""
+    kubectl(agent, "create", "namespace", "typed")
+    steps = [
+        (["create", "deployment", "web", "--image=kubia:v1", "--replicas=0", "--port=8080"],
+         "deployment.apps/web created"),
+        (["create", "configmap", "settings", "--from-literal=a=1", "--from-literal=b=2"],
+         "configmap/settings created"),
+        (["create", "secret", "generic", "creds", "--from-literal=password=hunter2"],
+         "secret/creds created"),
+        (["create", "service", "clusterip", "web", "--tcp=80:8080"], "service/web created"),
+        (["create", "serviceaccount", "robot"], "serviceaccount/robot created"),
+        (["create", "role", "reader", "--verb=get,list", "--resource=pods"],
+         "role.rbac.authorization.k8s.io/reader created"),
+        (["create", "rolebinding", "robot-reads", "--role=reader",
+          "--serviceaccount=typed:robot"],
+         "rolebinding.rbac.authorization.k8s.io/robot-reads created"),
+        (["expose", "deployment", "web", "--name=web2", "--port=80", "--target-port=8080"],
+         "service/web2 exposed"),
+    ]
+    for args, said in steps:
+        out = kubectl(agent, "-n", "typed", *args)
+        assert said in out.stdout, (args, out.stdout, out.stderr)
+    with agent.client() as admin:
+        base = "/api/v1/namespaces/typed"
+        assert admin.get(f"{base}/configmaps/settings").json()["data"] == {"a": "1", "b": "2"}
+        assert admin.get(f"{base}/secrets/creds").json()["data"] == {
+            "password": "aHVudGVyMg=="}
+        port = admin.get(f"{base}/services/web").json()["spec"]["ports"][0]
+        assert (port["port"], port["targetPort"]) == (80, 8080)
+        web = admin.get("/apis/apps/v1/namespaces/typed/deployments/web").json()
+        assert web["spec"]["replicas"] == 0  # an explicit zero, not the default 1
+        assert web["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+            {"containerPort": 8080, "protocol": "TCP"}]
+    out = kubectl(agent, "-n", "typed", "delete", "configmap", "settings")
+    assert 'configmap "settings" deleted' in out.stdout
+
+
+def test_protobuf_answers_and_delete_options(agent: AgentProcess) -> None:
+    from nodeagent.api import protobuf as pb
+    with agent.client() as admin:
+        assert admin.post("/api/v1/namespaces/default/configmaps", json={
+            "metadata": {"name": "pb", "labels": {"x": "y"}}, "data": {"k": "v"}}
+        ).status_code == 201
+        accept = {"Accept": "application/vnd.kubernetes.protobuf, */*"}
+        one = admin.get("/api/v1/namespaces/default/configmaps/pb", headers=accept)
+        assert one.headers["content-type"] == pb.MEDIA_TYPE
+        got = pb.decode(one.content)
+        assert got["data"] == {"k": "v"} and got["metadata"]["labels"] == {"x": "y"}
+        listed = admin.get("/api/v1/namespaces/default/configmaps", headers=accept)
+        assert listed.headers["content-type"] == pb.MEDIA_TYPE
+        options = pb._envelope("v1", "DeleteOptions", bytes([0x08, 0x00]))  # grace 0
+        gone = admin.request("DELETE", "/api/v1/namespaces/default/configmaps/pb",
+                             content=options, headers={"Content-Type": pb.MEDIA_TYPE})
+        assert gone.status_code == 200, gone.text
+        bad = admin.post("/api/v1/namespaces/default/configmaps", content=b"k8s\x00\xff",
+                         headers={"Content-Type": pb.MEDIA_TYPE})
+        assert bad.status_code == 400 and "protobuf body" in bad.json()["message"]
