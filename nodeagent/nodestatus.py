@@ -36,7 +36,7 @@ MAX_PODS = 110
 MEMORY_AVAILABLE_MIN = 100 * 1024 * 1024
 DISK_FREE_MIN = 0.10
 PIDS_USED_MAX = 0.90
-VERSION = "v1.29.0-nodeagent"
+VERSION = "v1.37.0-nodeagent"
 
 
 def _pid_use() -> float:

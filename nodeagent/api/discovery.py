@@ -13,19 +13,32 @@ from nodeagent.objects.kinds import RESOURCES
 from nodeagent.objects.kinds import groups as kind_groups
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-# The Kubernetes API level our objects and paths follow.
-KUBE_MAJOR, KUBE_MINOR = "1", "29"
+# The Kubernetes API level our objects and paths follow, and the release we report:
+# kubectl warns when the server is more than one minor release from it, so we name the
+# release whose kubectl the project pins and tests with (1.37).
+KUBE_MAJOR, KUBE_MINOR = "1", "37"
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+# When this build of the API was made; /version's buildDate.
+_BUILD_DATE = "2026-12-06T00:00:00Z"
 
 
 def version_info() -> dict[str, Any]:
+    """/version with every field of Kubernetes' version.Info."""
     return {
         "major": KUBE_MAJOR,
         "minor": KUBE_MINOR,
+        "emulationMajor": KUBE_MAJOR,
+        "emulationMinor": KUBE_MINOR,
+        "minCompatibilityMajor": KUBE_MAJOR,
+        "minCompatibilityMinor": str(int(KUBE_MINOR) - 1),
         "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0+nodeagent.{__version__}",
-        "nodeagentVersion": __version__,
+        "gitCommit": f"nodeagent-{__version__}",
+        "gitTreeState": "clean",
+        "buildDate": _BUILD_DATE,
         "goVersion": f"python{sys.version_info.major}.{sys.version_info.minor}",
         "compiler": "cpython",
-        "platform": f"{platform.system().lower()}/{platform.machine()}",
+        "platform": f"{platform.system().lower()}/{_GOARCH.get(platform.machine(), platform.machine())}",
+        "nodeagentVersion": __version__,
     }
 
 

@@ -514,6 +514,8 @@ def _mutable_blanked(spec: PodSpec | None) -> dict[str, Any]:
 
 
 def default_pod_spec(spec: PodSpec) -> None:
+    if spec.security_context is None:  # Kubernetes defaults it to {} (kubectl debug reads it)
+        spec.security_context = PodSecurityContext()
     for c in (spec.containers or []) + (spec.init_containers or []):
         if c.image_pull_policy is None:
             c.image_pull_policy = default_pull_policy(c.image or "")

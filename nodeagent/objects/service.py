@@ -62,6 +62,8 @@ class ServiceSpec(Model):
     internal_traffic_policy: str = "Cluster"
     publish_not_ready_addresses: bool | None = None
     allocate_load_balancer_node_ports: bool | None = None
+    ip_families: list[str] | None = None
+    ip_family_policy: str | None = None
 
 
 class LoadBalancerIngress(Model):
@@ -100,6 +102,11 @@ class Service(Model):
             s.session_affinity_config = cfg
         if s.type in ("NodePort", "LoadBalancer") and s.external_traffic_policy is None:
             s.external_traffic_policy = "Cluster"
+        if s.type != "ExternalName":  # a single-stack IPv4 cluster, as Kubernetes says it
+            if s.ip_families is None:
+                s.ip_families = ["IPv4"]
+            if s.ip_family_policy is None:
+                s.ip_family_policy = "SingleStack"
         if self.status is None:
             self.status = ServiceStatus(load_balancer=LoadBalancerStatus())
 
@@ -145,6 +152,16 @@ class Service(Model):
                         p.node_port, "provided port is not in the valid range. "
                         f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
         errs.extend(validate_labels(s.selector, sp.child("selector")))
+        for i, family in enumerate(s.ip_families or []):
+            if family != "IPv4":
+                errs.append(sp.child("ipFamilies").index(i).invalid(
+                    family, "not configured on this cluster: it is single-stack IPv4"
+                    if family == "IPv6" else "must be IPv4 or IPv6"))
+        if s.ip_family_policy not in (None, "SingleStack", "PreferDualStack"):
+            errs.append(sp.child("ipFamilyPolicy").invalid(
+                s.ip_family_policy, "this cluster is not configured for dual-stack services"
+                if s.ip_family_policy == "RequireDualStack"
+                else "must be SingleStack, PreferDualStack or RequireDualStack"))
         if s.session_affinity not in ("None", "ClientIP"):
             errs.append(sp.child("sessionAffinity").unsupported(
                 s.session_affinity, ["ClientIP", "None"]))

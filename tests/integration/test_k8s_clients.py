@@ -347,3 +347,35 @@ def test_protobuf_answers_and_delete_options(agent: AgentProcess) -> None:
         bad = admin.post("/api/v1/namespaces/default/configmaps", content=b"k8s\x00\xff",
                          headers={"Content-Type": pb.MEDIA_TYPE})
         assert bad.status_code == 400 and "protobuf body" in bad.json()["message"]
+
+
+def test_version_has_every_field_and_no_skew_warning(agent: AgentProcess) -> None:
+    out = kubectl(agent, "version", "-o", "json")
+    server = json.loads(out.stdout)["serverVersion"]
+    for field in ("major", "minor", "gitVersion", "gitCommit", "gitTreeState", "buildDate",
+                  "goVersion", "compiler", "platform", "emulationMajor", "emulationMinor",
+                  "minCompatibilityMajor", "minCompatibilityMinor"):
+        assert server.get(field), field
+    assert "WARNING" not in out.stderr and "skew" not in out.stderr, out.stderr
+
+
+def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    pod = core.create_namespaced_pod("default", {
+        "metadata": {"name": "defaults"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
+    spec = pod.spec
+    assert spec.security_context is not None and spec.scheduler_name == "default-scheduler"
+    assert spec.dns_policy == "ClusterFirst" and spec.restart_policy == "Always"
+    c = spec.containers[0]
+    assert (c.termination_message_path, c.termination_message_policy,
+            c.image_pull_policy) == ("/dev/termination-log", "File", "IfNotPresent")
+    svc = core.create_namespaced_service("default", {
+        "metadata": {"name": "defaults"}, "spec": {"ports": [{"port": 80}]}})
+    assert svc.spec.ip_families == ["IPv4"] and svc.spec.ip_family_policy == "SingleStack"
+    assert svc.spec.session_affinity == "None"
+    assert svc.spec.internal_traffic_policy == "Cluster"
+    bad = kubectl(agent, "create", "-f", "-", check=False, stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "v6"},
+        "spec": {"ipFamilies": ["IPv6"], "ports": [{"port": 80}]}}))
+    assert bad.returncode != 0 and "spec.ipFamilies[0]" in bad.stderr, bad.stderr
