@@ -361,17 +361,20 @@ def test_version_has_every_field_and_no_skew_warning(agent: AgentProcess) -> Non
 
 def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient) -> None:
     core = k8s.CoreV1Api(api)
-    pod = core.create_namespaced_pod("default", {
-        "metadata": {"name": "defaults"},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
+    pod = core.create_namespaced_pod("default", k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="defaults"),
+        spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="c", image="busybox:1")])))
     spec = pod.spec
-    assert spec.security_context is not None and spec.scheduler_name == "default-scheduler"
+    assert spec is not None and spec.security_context is not None
+    assert spec.scheduler_name == "default-scheduler"
     assert spec.dns_policy == "ClusterFirst" and spec.restart_policy == "Always"
     c = spec.containers[0]
     assert (c.termination_message_path, c.termination_message_policy,
             c.image_pull_policy) == ("/dev/termination-log", "File", "IfNotPresent")
-    svc = core.create_namespaced_service("default", {
-        "metadata": {"name": "defaults"}, "spec": {"ports": [{"port": 80}]}})
+    svc = core.create_namespaced_service("default", k8s.V1Service(
+        metadata=k8s.V1ObjectMeta(name="defaults"),
+        spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])))
+    assert svc.spec is not None
     assert svc.spec.ip_families == ["IPv4"] and svc.spec.ip_family_policy == "SingleStack"
     assert svc.spec.session_affinity == "None"
     assert svc.spec.internal_traffic_policy == "Cluster"
