@@ -44,7 +44,7 @@ QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 _PACKAGES = {
     "pod": CORE, "cluster": CORE, "service": CORE, "storage": CORE,
     "apps": "io.k8s.api.apps.v1", "networking": "io.k8s.api.networking.v1",
-    "rbac": "io.k8s.api.rbac.v1", "meta": META,
+    "rbac": "io.k8s.api.rbac.v1", "meta": META, "replication": CORE,
 }
 # meta.py holds a few core/v1 types that every kind shares.
 _CORE_IN_META = {"ObjectReference", "LocalObjectReference"}

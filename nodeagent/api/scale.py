@@ -1,4 +1,5 @@
-"""The ``scale`` subresource (autoscaling/v1 Scale) of Deployments and ReplicaSets.
+"""The ``scale`` subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets and
+ReplicationControllers.
 
 kubectl scale, autoscalers and the Python client's ``patch_..._scale`` read and write a
 workload's replica count through it without knowing its kind: GET gives
@@ -14,7 +15,7 @@ from nodeagent.objects.selectors import selector_from_dict
 
 __all__ = ["SCALABLE", "replicas_of", "scale_of"]
 
-SCALABLE = frozenset({"Deployment", "ReplicaSet"})
+SCALABLE = frozenset({"Deployment", "ReplicaSet", "ReplicationController"})
 API_VERSION = "autoscaling/v1"
 
 
@@ -23,7 +24,9 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     selector = spec.get("selector")
     out_status: dict[str, Any] = {"replicas": int(status.get("replicas") or 0)}
-    if selector:
+    if selector and obj.get("kind") == "ReplicationController":  # a plain label map
+        out_status["selector"] = str(selector_from_dict({"matchLabels": selector}))
+    elif selector:
         out_status["selector"] = str(selector_from_dict(selector))
     return {"kind": "Scale", "apiVersion": API_VERSION,
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",

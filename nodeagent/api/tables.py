@@ -151,6 +151,16 @@ def replicaset_row(r: Obj) -> tuple[Row, Row]:
     return row, [names, images, _selector_text(spec.get("selector"))]
 
 
+def replicationcontroller_row(r: Obj) -> tuple[Row, Row]:
+    spec, st = r.get("spec") or {}, r.get("status") or {}
+    names, images = _containers((spec.get("template") or {}).get("spec"))
+    sel = spec.get("selector") or {}
+    row = [_meta(r).get("name", ""), str(spec.get("replicas", 0)), str(st.get("replicas") or 0),
+           str(st.get("readyReplicas") or 0), age(_meta(r).get("creationTimestamp"))]
+    return row, [names, images, ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+                 or "<none>"]
+
+
 def endpoints_text(e: Obj, limit: int = 3) -> str:
     eps = []
     for sub in e.get("subsets") or []:
@@ -297,6 +307,9 @@ PRINTERS: dict[str, Printer] = {
                    _cols("Containers", "Images", "Selector"), deployment_row),
     "ReplicaSet": (_cols("Name", "Desired", "Current", "Ready", "Age"),
                    _cols("Containers", "Images", "Selector"), replicaset_row),
+    "ReplicationController": (_cols("Name", "Desired", "Current", "Ready", "Age"),
+                              _cols("Containers", "Images", "Selector"),
+                              replicationcontroller_row),
     "Endpoints": (_cols("Name", "Endpoints", "Age"), [], endpoints_row),
     "Namespace": (_cols("Name", "Status", "Age"), [], namespace_row),
     "Node": (_cols("Name", "Status", "Roles", "Age", "Version"),

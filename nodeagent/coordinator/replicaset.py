@@ -1,4 +1,5 @@
 """ReplicaSet controller: as many active pods as ``spec.replicas``, and a true status.
+The same controller keeps ReplicationControllers, whose selector is a label map.
 
 Each pass, per ReplicaSet: adopt orphan pods its selector matches and release
 owned pods it no longer matches (ownerReferences, written with the pod's
@@ -28,7 +29,7 @@ from nodeagent.api.status import ApiError
 from nodeagent.coordinator.garbage import set_owner_refs
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
-from nodeagent.objects.kinds import PODS, REPLICASETS
+from nodeagent.objects.kinds import PODS, REPLICASETS, REPLICATION_CONTROLLERS, Resource
 from nodeagent.objects.podutil import (
     condition,
     controller_of,
@@ -41,11 +42,12 @@ from nodeagent.objects.podutil import (
 )
 from nodeagent.objects.selectors import selector_from_dict
 
-__all__ = ["PREFIXES", "ReplicaSetController"]
+__all__ = ["PREFIXES", "RC_PREFIXES", "ReplicaSetController"]
 
 log = logging.getLogger("nodeagent.replicaset")
 
 PREFIXES = (REPLICASETS.prefix(None), PODS.prefix(None))
+RC_PREFIXES = (REPLICATION_CONTROLLERS.prefix(None), PODS.prefix(None))
 MAX_BATCH = 500
 Obj = dict[str, Any]
 
@@ -72,15 +74,26 @@ def pod_from_template(owner: Obj, kind: str, api_version: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec") or {}}
 
 
+def _selector(owner: Obj) -> Any:
+    """A ReplicaSet's LabelSelector, or a ReplicationController's label map."""
+    sel = (owner.get("spec") or {}).get("selector")
+    if owner.get("kind") == "ReplicationController":
+        return selector_from_dict({"matchLabels": sel} if sel else None)
+    return selector_from_dict(sel)
+
+
 class ReplicaSetController:
-    def __init__(self, objects: Objects, *, clock: Any = time.time) -> None:
+    def __init__(self, objects: Objects, *, clock: Any = time.time,
+                 resource: Resource = REPLICASETS) -> None:
         self.objects = objects
-        self.events = EventRecorder(objects, "replicaset-controller")
+        self.resource = resource
+        self.events = EventRecorder(objects, "replicaset-controller" if resource is REPLICASETS
+                                    else "replication-controller")
         self.clock = clock
 
     async def sync(self) -> float | None:
         """One pass over every ReplicaSet; returns when to look again (minReadySeconds)."""
-        replicasets = self.objects.list(REPLICASETS, None)["items"]
+        replicasets = self.objects.list(self.resource, None)["items"]
         if not replicasets:
             return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         pods_by_ns: dict[str, list[Obj]] = defaultdict(list)
@@ -98,7 +111,7 @@ class ReplicaSetController:
     async def sync_one(self, rs: Obj, pods: list[Obj]) -> float | None:
         meta, spec = rs["metadata"], rs.get("spec") or {}
         uid = meta["uid"]
-        selector = selector_from_dict(spec.get("selector"))
+        selector = _selector(rs)
         owned: list[Obj] = []
         for pod in pods:
             ref = controller_of(pod)
@@ -109,7 +122,8 @@ class ReplicaSetController:
                 else:
                     await self._set_owner(pod, None, uid)
             elif ref is None and selector.matches(labels) and is_active(pod):
-                if await self._set_owner(pod, owner_ref(rs, "apps/v1", "ReplicaSet"), uid):
+                if await self._set_owner(pod, owner_ref(rs, self.resource.api_version,
+                                                         self.resource.kind), uid):
                     owned.append(pod)
         active = [p for p in owned if is_active(p)]
         want = int(spec.get("replicas", 1))
@@ -135,8 +149,8 @@ class ReplicaSetController:
 
         async def one() -> None:
             try:
-                pod = await self.objects.create(PODS, ns, pod_from_template(rs, "ReplicaSet",
-                                                                           "apps/v1"))
+                pod = await self.objects.create(PODS, ns, pod_from_template(
+                    rs, self.resource.kind, self.resource.api_version))
             except ApiError as exc:
                 failed.append(exc.message)
                 return
@@ -186,7 +200,8 @@ class ReplicaSetController:
         if {k: v for k, v in old.items() if v not in (0, None)} != \
                 {k: v for k, v in status.items() if v not in (0, None)}:
             try:
-                await self.objects.update(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"],
+                await self.objects.update(self.resource, rs["metadata"]["namespace"],
+                                          rs["metadata"]["name"],
                                           {**rs, "status": status}, subresource="status")
             except ApiError as exc:
                 if exc.code not in (404, 409):

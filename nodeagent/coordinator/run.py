@@ -28,6 +28,7 @@ from nodeagent.coordinator import (
     serviceaccounts,
 )
 from nodeagent.objects.access import Objects
+from nodeagent.objects.kinds import REPLICATION_CONTROLLERS
 from nodeagent.reconcile import Controller, reconcile
 
 __all__ = ["run_coordinator"]
@@ -54,6 +55,8 @@ async def run_coordinator(objects: Objects, *, members: Callable[[], dict[str, s
             ("scheduler", scheduler.PREFIXES, scheduler.Scheduler(objects), 0.02),
             ("deployment", deployment.PREFIXES, deployment.DeploymentController(objects), 0.02),
             ("replicaset", replicaset.PREFIXES, replicaset.ReplicaSetController(objects), 0.02),
+            ("replicationcontroller", replicaset.RC_PREFIXES, replicaset.ReplicaSetController(
+                objects, resource=REPLICATION_CONTROLLERS), 0.02),
             ("endpoints", endpoints.PREFIXES, endpoints.EndpointsController(objects), 0.02),
             ("garbage-collector", garbage.PREFIXES, garbage.GarbageCollector(objects),
              garbage.COALESCE_S),

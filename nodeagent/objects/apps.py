@@ -50,14 +50,14 @@ class ReplicaSetStatus(Model):
     conditions: Annotated[list[ReplicaSetCondition] | None, merge_by("type")] = None
 
 
-def _default_template(template: PodTemplateSpec | None) -> None:
+def default_template(template: PodTemplateSpec | None) -> None:
     if template is not None:
         if template.spec is None:
             template.spec = PodSpec()
         default_pod_spec(template.spec)
 
 
-def _validate_workload(replicas: int, selector: LabelSelector | None,
+def validate_workload(replicas: int, selector: LabelSelector | None,
                        template: PodTemplateSpec | None, min_ready: int,
                        restart_always: bool = True) -> list[FieldError]:
     sp = Path("spec")
@@ -104,13 +104,13 @@ class ReplicaSet(Model):
     def apply_defaults(self) -> None:
         if self.spec is None:
             self.spec = ReplicaSetSpec()
-        _default_template(self.spec.template)
+        default_template(self.spec.template)
         if self.status is None:
             self.status = ReplicaSetStatus()
 
     def check(self) -> list[FieldError]:
         s = self.spec or ReplicaSetSpec()
-        return _validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
+        return validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
 
     def check_update(self, old: ReplicaSet) -> list[FieldError]:
         if old.spec and self.spec and old.spec.selector != self.spec.selector:
@@ -201,13 +201,13 @@ class Deployment(Model):
             if ru.max_surge is None:
                 ru.max_surge = "25%"
             s.strategy.rolling_update = ru
-        _default_template(s.template)
+        default_template(s.template)
         if self.status is None:
             self.status = DeploymentStatus()
 
     def check(self) -> list[FieldError]:
         s = self.spec or DeploymentSpec()
-        errs = _validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
+        errs = validate_workload(s.replicas, s.selector, s.template, s.min_ready_seconds)
         sp = Path("spec")
         strat = s.strategy or DeploymentStrategy()
         stp = sp.child("strategy")

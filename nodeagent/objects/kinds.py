@@ -16,6 +16,7 @@ from nodeagent.objects.meta import Model
 from nodeagent.objects.networking import Ingress
 from nodeagent.objects.pod import Pod
 from nodeagent.objects.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
+from nodeagent.objects.replication import ReplicationController
 from nodeagent.objects.service import Endpoints, Service
 from nodeagent.objects.storage import PersistentVolume, PersistentVolumeClaim
 from nodeagent.objects.validation import (
@@ -91,6 +92,9 @@ PERSISTENT_VOLUME_CLAIMS = Resource("PersistentVolumeClaim", "persistentvolumecl
                                     ("pvc",))
 REPLICASETS = Resource("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ReplicaSet,
                        ("rs",), categories=("all",))
+REPLICATION_CONTROLLERS = Resource("ReplicationController", "replicationcontrollers",
+                                   "replicationcontroller", "", "v1", True,
+                                   ReplicationController, ("rc",), categories=("all",))
 DEPLOYMENTS = Resource("Deployment", "deployments", "deployment", "apps", "v1", True, Deployment,
                        ("deploy",), categories=("all",))
 INGRESSES = Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
@@ -109,9 +113,8 @@ CLUSTER_ROLE_BINDINGS = Resource("ClusterRoleBinding", "clusterrolebindings",
 
 RESOURCES: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS, EVENTS,
-    PERSISTENT_VOLUMES,
-    PERSISTENT_VOLUME_CLAIMS, REPLICASETS, DEPLOYMENTS, INGRESSES, ROLES, CLUSTER_ROLES,
-    ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
+    PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, REPLICASETS, REPLICATION_CONTROLLERS,
+    DEPLOYMENTS, INGRESSES, ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
 
 _BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {r.kind: r for r in RESOURCES}

@@ -9,7 +9,11 @@ and client certificates, --client-cert-auth):
           same bytes (gRPC through python-etcd3, and the HTTP JSON gateway); ratio to the best.
           The same over plain HTTP for both (the ratio before TLS), and TLS's cost to ours
           (TLS against our plain HTTP; target at most 15%).
-  list    N pods: latency (median of runs), against an etcd range over the same keys (gRPC).
+  list    N pods: latency (median of runs), against an etcd range over the same keys (gRPC);
+          and the same list as a Table (kubectl get) and as protobuf (client-go's typed
+          clients), each against the JSON list of the same agent.
+  apply   kubectl apply -f examples/kubia.yaml into a fresh namespace, wall time, against
+          the same objects made through the official Python client.
   watch   W watchers, U updates: p99 delay from write acknowledged to the event received by
           every watcher; etcd with the same watchers and writer (gRPC and HTTP gateway).
   rss     the agent's resident memory holding N pods, and etcd's holding the same values.
@@ -179,6 +183,51 @@ def ours_list(http: Any) -> int:
     import orjson
     r = http.get("/api/v1/namespaces/bench/pods", timeout=60)
     return len(orjson.loads(r.content)["items"])
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf, */*"
+
+
+def ours_list_as(http: Any, accept: str) -> tuple[int, int]:
+    """(status, bytes) of the pod list in the form ``accept`` asks for, read whole (not
+    parsed: what the server and the wire cost, which is what the forms differ in)."""
+    r = http.get("/api/v1/namespaces/bench/pods", headers={"Accept": accept}, timeout=60)
+    r.raise_for_status()
+    return r.status_code, len(r.content)
+
+
+def apply_runs(agent: c.Agent, runs: int) -> tuple[float, float]:
+    """Median wall time of ``kubectl apply -f examples/kubia.yaml`` into a fresh namespace,
+    and of the same objects made through the official Python client (create_from_yaml)."""
+    import shutil
+    import subprocess
+
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes import utils as k8s_utils
+    kubeconfig = os.path.join(agent.data_dir, "admin.kubeconfig")
+    examples = str(Path(__file__).resolve().parents[2] / "examples" / "kubia.yaml")
+    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl"
+    cfg = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": agent.data_dir}
+    ours, peer = [], []
+    with agent.http() as h, k8s.ApiClient(cfg) as api:
+        for i in range(runs + 1):  # the first of each warms caches (discovery, OpenAPI)
+            for who in ("kubectl", "python"):
+                ns = f"apply-{who}-{i}"
+                h.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).raise_for_status()
+                t0 = time.perf_counter()
+                if who == "kubectl":
+                    subprocess.run([kubectl, "apply", "-n", ns, "-f", examples], env=env,
+                                   check=True, capture_output=True, timeout=60)
+                else:
+                    k8s_utils.create_from_yaml(api, examples, namespace=ns)
+                took = time.perf_counter() - t0
+                if i:
+                    (ours if who == "kubectl" else peer).append(took)
+    return c.median(ours), c.median(peer)
 
 
 def etcd_list(client, prefix: str) -> int:
@@ -507,6 +556,26 @@ def main() -> None:
     assert ecount == n
     res.add(f"list {n} pods", "ms", ours_list_s * 1e3, etcd_list_s * 1e3, higher_is_better=False,
             n=list_runs, peer_name="etcd gRPC range, TLS", target="<= 300 ms")
+
+    print("list as a Table and as protobuf", file=sys.stderr)
+    with agent.http(timeout=60) as h:
+        forms = {name: time_runs(lambda a=accept: ours_list_as(h, a)[1], list_runs)
+                 for name, accept in (("JSON", "application/json"), ("Table", TABLE),
+                                      ("protobuf", PROTOBUF))}
+    json_s, json_bytes = forms["JSON"]
+    for name in ("Table", "protobuf"):
+        took, size = forms[name]
+        res.add(f"list {n} pods as {'a ' if name == 'Table' else ''}{name}", "ms", took * 1e3,
+                json_s * 1e3, higher_is_better=False, n=list_runs,
+                peer_name="the same list as JSON, same agent", bytes=size,
+                json_bytes=json_bytes, note="received whole, not parsed")
+
+    print("kubectl apply of the examples", file=sys.stderr)
+    kubectl_s, python_s = apply_runs(agent, 3 if a.quick else 7)
+    res.add("kubectl apply -f examples/kubia.yaml, wall time", "ms", kubectl_s * 1e3,
+            python_s * 1e3, higher_is_better=False, n=3 if a.quick else 7,
+            peer_name="the same objects through the official Python client",
+            note="into a fresh namespace each run; kubectl's time includes its start")
 
     ours_rss, etcd_rss = rss_mib(agent.proc.pid), rss_mib(etcd.proc.pid)
     res.add(f"RSS holding {n} pods", "MiB", ours_rss, etcd_rss, higher_is_better=False, n=1,

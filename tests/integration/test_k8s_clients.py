@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from waiting import until
 
 from agentproc import AgentProcess
 
@@ -382,3 +383,53 @@ def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient)
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "v6"},
         "spec": {"ipFamilies": ["IPv6"], "ports": [{"port": 80}]}}))
     assert bad.returncode != 0 and "spec.ipFamilies[0]" in bad.stderr, bad.stderr
+
+
+KUBIA_RC = """apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: kubia
+spec:
+  replicas: 3
+  selector:
+    app: kubia-rc
+  template:
+    metadata:
+      labels:
+        app: kubia-rc
+    spec:
+      containers:
+      - name: kubia
+        image: luksa/kubia
+        ports:
+        - containerPort: 8080
+"""
+
+
+def test_the_seeds_replication_controller(agent: AgentProcess) -> None:
+    """kubia-rc.yaml as the seeds write it: created, its pods made and owned, scaled by
+    kubectl scale rc, listed with kubectl's columns, deleted with its pods."""
+
+
+    def pods() -> list[dict[str, Any]]:
+        with agent.client() as admin:
+            return [p for p in admin.get("/api/v1/namespaces/default/pods", params={
+                "labelSelector": "app=kubia-rc"}).json()["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+    kubectl(agent, "create", "-f", "-", stdin=KUBIA_RC)
+    until(lambda: len(pods()) == 3, timeout_s=20, what="three pods of the RC")
+    owner = pods()[0]["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["apiVersion"], owner["controller"]) == (
+        "ReplicationController", "v1", True)
+    until(lambda: kubectl(agent, "get", "rc", "kubia").stdout.split()[6:9] == ["3", "3", "0"],
+          timeout_s=20, what="status replicas 3")
+    header = kubectl(agent, "get", "rc", "kubia").stdout.split()[:5]
+    assert header == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    out = kubectl(agent, "scale", "rc", "kubia", "--replicas=1")
+    assert "replicationcontroller/kubia scaled" in out.stdout
+    until(lambda: len(pods()) == 1, timeout_s=20, what="scaled down to one pod")
+    with agent.client() as admin:
+        rc = admin.get("/api/v1/namespaces/default/replicationcontrollers/kubia").json()
+        assert rc["metadata"]["labels"] == {"app": "kubia-rc"}  # defaulted from the template
+    kubectl(agent, "delete", "rc", "kubia")
+    until(lambda: not pods(), timeout_s=30, what="the RC's pods collected")
