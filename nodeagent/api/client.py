@@ -82,6 +82,8 @@ class Client:
         if body is not None:
             content = orjson.dumps(body)
             headers["Content-Type"] = content_type
+            # as kubectl's --validate=strict: a misspelt field is an error, not a warning
+            params = {"fieldValidation": "Strict", **(params or {})}
         try:
             resp = self._http.request(method, path, params=_clean(params), content=content,
                                       headers=headers)

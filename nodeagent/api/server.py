@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.tables import table_version, to_table
 from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
+from nodeagent.objects.codec import FIELD_VALIDATION
 from nodeagent.objects.kinds import PODS, SECRETS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
@@ -92,6 +93,34 @@ def reply(request: Request, obj: Any, code: int = 200) -> Response:
             return json_response(obj, code)
         return Response(body, status_code=code, media_type=pb.MEDIA_TYPE)
     return json_response(obj, code)
+
+
+FIELD_VALIDATIONS = ("Strict", "Warn", "Ignore")
+
+
+@contextlib.contextmanager
+def field_validation(request: Request) -> Iterator[list[str]]:
+    """The write's fieldValidation (Warn unless said, as Kubernetes'), in force while its
+    body is decoded; yields the warnings to send."""
+    value = request.query_params.get("fieldValidation") or "Warn"
+    if value not in FIELD_VALIDATIONS:
+        raise ApiError.bad_request(f'fieldValidation: invalid value "{value}": must be one '
+                                   f'of {", ".join(FIELD_VALIDATIONS)}')
+    warnings: list[str] = []
+    token = FIELD_VALIDATION.set((value, warnings))
+    try:
+        yield warnings
+    finally:
+        FIELD_VALIDATION.reset(token)
+
+
+def warned(response: Response, warnings: list[str]) -> Response:
+    """Kubernetes' Warning headers (RFC 7234 code 299), which kubectl prints."""
+    for text in dict.fromkeys(warnings):
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = escaped.encode("ascii", "backslashreplace").decode()[:1024]
+        response.headers.append("Warning", f'299 - "{escaped}"')
+    return response
 
 
 def error_response(exc: ApiError) -> Response:
@@ -474,9 +503,10 @@ class ApiApp:
             raise ApiError(405, "MethodNotAllowed", "POST is for collections: the name goes "
                            "in the body")
         body = await self._body(request)
-        obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
-                                        dry_run=_dry_run(request), heavy=_heavy(request))
-        return reply(request, obj, 201)
+        with field_validation(request) as warnings:
+            obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
+                                            dry_run=_dry_run(request), heavy=_heavy(request))
+        return warned(reply(request, obj, 201), warnings)
 
     def _token_request(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
         if self.token_signer is None:
@@ -493,9 +523,11 @@ class ApiApp:
         if t.subresource == "scale":
             return await self._scale(request, t, body, None)
         sub = "status" if t.subresource == "status" else None
-        obj = await self.objects.update(t.resource, self._ns(t), t.name, body, subresource=sub,
-                                        dry_run=_dry_run(request), heavy=_heavy(request))
-        return reply(request, obj)
+        with field_validation(request) as warnings:
+            obj = await self.objects.update(t.resource, self._ns(t), t.name, body,
+                                            subresource=sub, dry_run=_dry_run(request),
+                                            heavy=_heavy(request))
+        return warned(reply(request, obj), warnings)
 
     async def handle_patch(self, request: Request, t: Target) -> Response:
         if t.name is None:
@@ -512,10 +544,11 @@ class ApiApp:
         if t.subresource == "scale":
             return await self._scale(request, t, body, ctype)
         sub = "status" if t.subresource == "status" else None
-        obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
-                                       subresource=sub, dry_run=_dry_run(request),
-                                       heavy=_heavy(request))
-        return reply(request, obj)
+        with field_validation(request) as warnings:
+            obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
+                                           subresource=sub, dry_run=_dry_run(request),
+                                           heavy=_heavy(request))
+        return warned(reply(request, obj), warnings)
 
     async def _scale(self, request: Request, t: Target, body: Any,
                      patch_type: str | None) -> Response:

@@ -11,6 +11,8 @@ Two kinds of failure, as in the Kubernetes apiserver:
 
 from __future__ import annotations
 
+import copy
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,8 +22,14 @@ from nodeagent.objects.meta import Model, validate_meta
 from nodeagent.objects.networking import convert_v1beta1
 from nodeagent.objects.validation import FieldError, Path
 
-__all__ = ["DecodeError", "InvalidError", "decode", "normalize", "validate_create",
-           "validate_update"]
+__all__ = ["FIELD_VALIDATION", "DecodeError", "InvalidError", "decode", "normalize",
+           "validate_create", "validate_update"]
+
+# The request's fieldValidation (Strict, Warn or Ignore) and, for Warn, the warnings it
+# gathers: set by the API server around a write, read where bodies are decoded (threads
+# included: Trio runs them in a copy of the caller's context).
+FIELD_VALIDATION: ContextVar[tuple[str, list[str]]] = ContextVar(
+    "field_validation", default=("Strict", []))
 
 
 class DecodeError(ValueError):
@@ -70,8 +78,10 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return str(p)
 
 
-def _translate(kind: str, api_version: str, exc: ValidationError) -> Exception:
+def _translate(kind: str, api_version: str, exc: ValidationError,
+               res: Resource | None = None) -> Exception:
     unknown: list[str] = []
+    unsupported: list[str] = []
     type_errs: dict[str, FieldError] = {}
     invalid: dict[str, FieldError] = {}
     for err in exc.errors(include_url=False):
@@ -79,7 +89,11 @@ def _translate(kind: str, api_version: str, exc: ValidationError) -> Exception:
         t = err["type"]
         value = err.get("input")
         if t == "extra_forbidden":
-            unknown.append(path)
+            loc = tuple(seg for seg in err["loc"] if not _is_branch_tag(seg))
+            if res is not None and kubernetes_field(res, loc):
+                unsupported.append(path)
+            else:
+                unknown.append(path)
         elif t == "missing":
             invalid.setdefault(path, FieldError(path, "FieldValueRequired", "", None, False))
         elif t in _TYPE_WORDS or t.endswith("_type"):
@@ -98,8 +112,10 @@ def _translate(kind: str, api_version: str, exc: ValidationError) -> Exception:
             msg = err["msg"].removeprefix("Value error, ")
             shown = value if isinstance(value, (str, int, float, bool)) else str(value)
             invalid[path] = FieldError(path, "FieldValueInvalid", msg, shown)
-    if unknown or type_errs:
+    if unknown or unsupported or type_errs:
         parts = [f'unknown field "{u}"' for u in unknown]
+        parts += [f'field "{u}" is one of Kubernetes\' that this server does not support '
+                  "(refused, not dropped)" for u in unsupported]
         parts += [str(e) for e in type_errs.values()]
         return DecodeError(f'{kind} in version "{api_version}" cannot be handled as a {kind}: '
                            f"strict decoding error: {', '.join(parts)}",
@@ -131,7 +147,72 @@ def decode(res: Resource, data: Any) -> Model:
     try:
         return res.model.model_validate(data)
     except ValidationError as exc:
-        raise _translate(res.kind, res.version, exc) from exc
+        dropped = _droppable(res, data, exc)
+        if not dropped:
+            raise _translate(res.kind, res.version, exc, res) from exc
+    # Warn and Ignore drop fields that are not Kubernetes' (and say so, for Warn), as the
+    # apiserver does; a field of Kubernetes' that this server lacks is never dropped.
+    directive, warnings = FIELD_VALIDATION.get()
+    data = copy.deepcopy(data)
+    for loc in dropped:
+        _remove(data, loc)
+        if directive == "Warn":
+            warnings.append(f'unknown field "{_format_loc(loc)}"')
+    try:
+        return res.model.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(res.kind, res.version, exc, res) from exc
+
+
+def _droppable(res: Resource, data: Any, exc: ValidationError) -> list[tuple[Any, ...]]:
+    """The unknown fields a Warn or Ignore request may drop: none if any error is of
+    another type, or if any unknown field is one of Kubernetes' (refused as unsupported,
+    never silently lost)."""
+    directive, _ = FIELD_VALIDATION.get()
+    if directive == "Strict":
+        return []
+    errors = exc.errors(include_url=False)
+    if any(e["type"] != "extra_forbidden" for e in errors):
+        return []
+    locs = [tuple(seg for seg in e["loc"] if not _is_branch_tag(seg)) for e in errors]
+    if any(kubernetes_field(res, loc) for loc in locs):
+        return []
+    return locs
+
+
+def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
+    """Whether a field path is one of Kubernetes' own for the kind, by its protobuf
+    messages; True also where they cannot tell (a field is dropped only when surely not
+    Kubernetes')."""
+    from nodeagent.api.protoschema import KINDS, MESSAGES
+    message = KINDS.get((res.api_version, res.kind))
+    names = [seg for seg in loc if isinstance(seg, str)]
+    for i, name in enumerate(names):
+        if message is None or message not in MESSAGES:
+            return True
+        members = _members(MESSAGES, message)
+        if name not in members:
+            return False
+        if i == len(names) - 1:
+            return True
+        message = members[name]
+    return True
+
+
+def _members(messages: dict[str, Any], message: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in messages[message].values():
+        if f.inline and f.kind in messages:
+            out.update(_members(messages, f.kind))
+        else:
+            out[f.name] = f.kind
+    return out
+
+
+def _remove(data: Any, loc: tuple[Any, ...]) -> None:
+    for seg in loc[:-1]:
+        data = data[seg]
+    del data[loc[-1]]
 
 
 def normalize(res: Resource, data: Any) -> tuple[Model, dict[str, Any]]:

@@ -184,7 +184,8 @@ def test_bad_input_gets_clear_4xx(http, ns):
     yaml_pod = b"apiVersion: v1\nkind: Pod\nmetadata: {name: y}\nspec:\n  containers: [{name: c, image: x}]\n"
     r = http.post(url, content=yaml_pod, headers={"Content-Type": "application/yaml"})
     assert r.status_code == 201
-    r = http.post(url, json={**pod("z"), "spec": {"containers": [], "bogus": 1}})
+    r = http.post(url, json={**pod("z"), "spec": {"containers": [], "bogus": 1}},
+                  params={"fieldValidation": "Strict"})
     assert r.status_code == 400 and 'unknown field "spec.bogus"' in r.json()["message"]
     r = http.post(url, json={**pod("y2"), "metadata": {"name": "y2", "namespace": "other"}})
     assert r.status_code == 400 and "does not match the namespace" in r.json()["message"]

@@ -433,3 +433,27 @@ def test_the_seeds_replication_controller(agent: AgentProcess) -> None:
         assert rc["metadata"]["labels"] == {"app": "kubia-rc"}  # defaulted from the template
     kubectl(agent, "delete", "rc", "kubia")
     until(lambda: not pods(), timeout_s=30, what="the RC's pods collected")
+
+
+def test_field_validation_strict_warn_and_ignore(agent: AgentProcess) -> None:
+    typo = manifest("fv-warn", "kubia:v1").replace("        image:", "        imagee: x\n"
+                                                   "        image:", 1)
+    out = kubectl(agent, "apply", "--validate=warn", "-f", "-", stdin=typo)
+    assert "created" in out.stdout
+    assert 'unknown field "spec.template.spec.containers[0].imagee"' in out.stderr, out.stderr
+    out = kubectl(agent, "apply", "--validate=false", "-f", "-",
+                  stdin=typo.replace("fv-warn", "fv-ignore"))
+    assert "created" in out.stdout and "unknown field" not in out.stderr, out.stderr
+    assert "imagee" not in json.dumps(containers(agent, "fv-ignore"))
+    # A field Kubernetes has but this server does not act on is never dropped.
+    spread = manifest("fv-spread", "kubia:v1").replace(
+        "      containers:", "      topologySpreadConstraints:\n      - maxSkew: 1\n"
+        "        topologyKey: zone\n        whenUnsatisfiable: DoNotSchedule\n"
+        "      containers:", 1)
+    out = kubectl(agent, "apply", "--validate=false", "-f", "-", stdin=spread, check=False)
+    assert out.returncode != 0 and "topologySpreadConstraints" in out.stderr
+    assert "not support" in out.stderr, out.stderr
+    with agent.client() as admin:
+        r = admin.post("/api/v1/namespaces/default/configmaps",
+                       params={"fieldValidation": "Loose"}, json={"metadata": {"name": "x"}})
+        assert r.status_code == 400 and "fieldValidation" in r.json()["message"]
