@@ -42,6 +42,18 @@ def version_info() -> dict[str, Any]:
     }
 
 
+# Subresources other than status and scale: (name, kind, verbs, group, version), the
+# group and version named only where they are not the parent's.
+_SUBRESOURCES: dict[str, tuple[tuple[str, str, list[str], str, str], ...]] = {
+    "Pod": (("binding", "Binding", ["create"], "", ""),
+            ("eviction", "Eviction", ["create"], "policy", "v1"),
+            ("exec", "PodExecOptions", ["create", "get"], "", ""),
+            ("log", "Pod", ["get"], "", "")),
+    "ServiceAccount": (("token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"),),
+    "Namespace": (("finalize", "Namespace", ["update"], "", ""),),
+}
+
+
 def api_versions() -> dict[str, Any]:
     return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
 
@@ -80,6 +92,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         if r.categories:
             row["categories"] = list(r.categories)
         rows.append(row)
+        rows.extend({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                     "kind": kind, "verbs": verbs, **({"group": g, "version": v} if g else {})}
+                    for sub, kind, verbs, g, v in _SUBRESOURCES.get(r.kind, ()))
         if r.kind in SCALABLE:
             rows.append({"name": f"{r.plural}/scale", "singularName": "",
                          "namespaced": r.namespaced, "group": "autoscaling", "version": "v1",

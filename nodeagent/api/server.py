@@ -495,6 +495,8 @@ class ApiApp:
             await self.objects.bind(self._ns(t) or "", t.name, body)
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                   "status": "Success", "code": 201}, 201)
+        if t.subresource == "eviction" and t.name is not None:
+            return json_response(await self._evict(request, t, await self._body(request)), 201)
         if t.subresource == "token" and t.name is not None:
             # kubectl create token sends it as protobuf
             return json_response(self._token_request(
@@ -507,6 +509,31 @@ class ApiApp:
             obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
                                             dry_run=_dry_run(request), heavy=_heavy(request))
         return warned(reply(request, obj, 201), warnings)
+
+    async def _evict(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
+        """POST pods/NAME/eviction (policy/v1 Eviction): the pod is deleted with the
+        Eviction's deleteOptions (kubectl drain's way).  No PodDisruptionBudgets exist
+        here, so none can refuse it."""
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
+            raise ApiError.bad_request("the body must be a policy/v1 Eviction")
+        name = (body.get("metadata") or {}).get("name")
+        if name not in (None, t.name):
+            raise ApiError.bad_request(f"name in the Eviction ({name}) does not match the "
+                                       f"pod's ({t.name})")
+        opts = body.get("deleteOptions") or {}
+        if not isinstance(opts, dict):
+            raise ApiError.bad_request("deleteOptions must be an object")
+        grace = opts.get("gracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise ApiError.bad_request("deleteOptions.gracePeriodSeconds must be an integer")
+        pre = opts["preconditions"] if isinstance(opts.get("preconditions"), dict) else {}
+        await self.objects.delete(PODS, self._ns(t), t.name or "", grace_period_s=grace,
+                                  preconditions_uid=pre.get("uid"),
+                                  preconditions_rv=pre.get("resourceVersion"),
+                                  dry_run=_dry_run(request) or opts.get("dryRun") == ["All"],
+                                  propagation=opts.get("propagationPolicy"))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
 
     def _token_request(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
         if self.token_signer is None:

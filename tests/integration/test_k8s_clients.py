@@ -457,3 +457,25 @@ def test_field_validation_strict_warn_and_ignore(agent: AgentProcess) -> None:
         r = admin.post("/api/v1/namespaces/default/configmaps",
                        params={"fieldValidation": "Loose"}, json={"metadata": {"name": "x"}})
         assert r.status_code == 400 and "fieldValidation" in r.json()["message"]
+
+
+def test_eviction_and_every_subresource_in_discovery(agent: AgentProcess,
+                                                     api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_pod("default", k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="evicted"),
+        spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="c", image="busybox:1")])))
+    core.create_namespaced_pod_eviction("evicted", "default", k8s.V1Eviction(
+        metadata=k8s.V1ObjectMeta(name="evicted"),
+        delete_options=k8s.V1DeleteOptions(grace_period_seconds=0)))
+    until(lambda: core.list_namespaced_pod(
+        "default", field_selector="metadata.name=evicted").items == [], timeout_s=20,
+        what="the evicted pod gone")
+    with agent.client() as admin:
+        names = {r["name"]: r for r in admin.get("/api/v1").json()["resources"]}
+        for sub in ("pods/eviction", "pods/exec", "pods/log", "pods/binding", "pods/status",
+                    "serviceaccounts/token", "namespaces/finalize",
+                    "replicationcontrollers/scale"):
+            assert sub in names, sub
+        assert (names["pods/eviction"]["group"], names["pods/eviction"]["kind"]) == (
+            "policy", "Eviction")
