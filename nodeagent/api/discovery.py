@@ -111,3 +111,69 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         return None
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": rows}
+
+
+# --- aggregated discovery (apidiscovery.k8s.io/v2) --------------------------------------------
+
+_AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery version an Accept header asks for first (kubectl's default:
+    v2, then v2beta1), or None for the plain documents."""
+    for part in accept.split(","):
+        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+        if params.get("g") == "apidiscovery.k8s.io" and \
+                params.get("as") == "APIGroupDiscoveryList" and params.get("v") in ("v2",
+                                                                                 "v2beta1"):
+            return params["v"]
+    return None
+
+
+def aggregated_media_type(version: str) -> str:
+    return _AGGREGATED.format(v=version)
+
+
+def _resource_doc(group: str, version: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """One version's resources as APIResourceDiscovery, subresources under their parent."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        name = row["name"]
+        kind = {"group": row.get("group", group), "version": row.get("version", version),
+                "kind": row["kind"]}
+        if "/" not in name:
+            doc: dict[str, Any] = {
+                "resource": name, "responseKind": kind,
+                "scope": "Namespaced" if row["namespaced"] else "Cluster",
+                "singularResource": row.get("singularName", ""), "verbs": row["verbs"]}
+            for key in ("shortNames", "categories"):
+                if row.get(key):
+                    doc[key] = row[key]
+            out[name] = doc
+        else:
+            parent, sub = name.split("/", 1)
+            out.setdefault(parent, {"resource": parent, "verbs": []}).setdefault(
+                "subresources", []).append({"subresource": sub, "responseKind": kind,
+                                            "verbs": row["verbs"]})
+    return list(out.values())
+
+
+def aggregated(core: bool, version: str) -> dict[str, Any]:
+    """/api (core) or /apis as one APIGroupDiscoveryList: every group, version and
+    resource in one answer, as kubectl asks first (one request instead of one a group)."""
+    items = []
+    for group in ([""] if core else groups()):
+        if group:
+            doc = api_group(group)
+            versions = [v["version"] for v in (doc or {}).get("versions", [])]
+        else:
+            versions = ["v1"]
+        vdocs = []
+        for v in versions:
+            rl = resource_list(group, v)
+            vdocs.append({"version": v, "resources": _resource_doc(
+                group, v, rl["resources"] if rl else []), "freshness": "Current"})
+        items.append({"metadata": {"name": group, "creationTimestamp": None},
+                      "versions": vdocs})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
+            "metadata": {}, "items": items}

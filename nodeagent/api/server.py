@@ -346,6 +346,11 @@ class ApiApp:
             return json_response(hello(self.objects.store, await self._plain_json(request)))
         if path.startswith("/replica/"):
             return await self._replica(request, path[len("/replica/"):])
+        if path in ("/api", "/apis") and method in ("GET", "HEAD"):
+            agg = discovery.aggregated_version(request.headers.get("accept", ""))
+            if agg is not None:
+                return Response(orjson.dumps(discovery.aggregated(path == "/api", agg)),
+                                media_type=discovery.aggregated_media_type(agg))
         if path.startswith("/openapi/") and method in ("GET", "HEAD"):
             return serve_openapi(request, path)
         simple = self._simple_routes(path)

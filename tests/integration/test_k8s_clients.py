@@ -479,3 +479,27 @@ def test_eviction_and_every_subresource_in_discovery(agent: AgentProcess,
             assert sub in names, sub
         assert (names["pods/eviction"]["group"], names["pods/eviction"]["kind"]) == (
             "policy", "Eviction")
+
+
+def test_aggregated_discovery(agent: AgentProcess) -> None:
+    """kubectl asks /api and /apis for apidiscovery.k8s.io/v2 first: one answer for all."""
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+              "application/json")
+    with agent.client() as admin:
+        r = admin.get("/apis", headers={"Accept": accept})
+        assert r.headers["content-type"].startswith(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+        apps = next(g for g in r.json()["items"] if g["metadata"]["name"] == "apps")
+        deployments = next(x for x in apps["versions"][0]["resources"]
+                           if x["resource"] == "deployments")
+        assert deployments["scope"] == "Namespaced" and deployments["shortNames"] == ["deploy"]
+        assert {"subresource": "scale", "responseKind": {
+            "group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": ["get", "patch", "update"]} in deployments["subresources"]
+        core = admin.get("/api", headers={"Accept": accept}).json()
+        assert core["items"][0]["versions"][0]["version"] == "v1"
+        assert admin.get("/apis").json()["kind"] == "APIGroupList"  # plain when not asked
+    rows = kubectl(agent, "api-resources").stdout.splitlines()
+    assert any(line.split()[:5] == ["replicationcontrollers", "rc", "v1", "true",
+                                    "ReplicationController"] for line in rows), rows[:5]
