@@ -58,13 +58,24 @@ def api_versions() -> dict[str, Any]:
     return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
 
 
+METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
+# metrics.k8s.io, as metrics-server serves it: read-only, from the agents' cgroup stats.
+_METRICS_ROWS = [
+    {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics",
+     "verbs": ["get", "list"]},
+    {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics",
+     "verbs": ["get", "list"]},
+]
+
+
 def groups() -> list[str]:
-    """Every API group served: the kinds' and the reviews' (create-only)."""
-    return sorted(set(kind_groups()) | {r.group for r in REVIEWS})
+    """Every API group served: the kinds', the reviews' (create-only), metrics."""
+    return sorted(set(kind_groups()) | {r.group for r in REVIEWS} | {METRICS_GROUP})
 
 
 def _group_doc(name: str) -> dict[str, Any]:
-    version = next((r.version for r in RESOURCES if r.group == name), "v1")
+    version = METRICS_VERSION if name == METRICS_GROUP else \
+        next((r.version for r in RESOURCES if r.group == name), "v1")
     gv = {"groupVersion": f"{name}/{version}", "version": version}
     return {"name": name, "versions": [gv], "preferredVersion": gv}
 
@@ -81,6 +92,9 @@ def api_group(name: str) -> dict[str, Any] | None:
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    if (group, version) == (METRICS_GROUP, METRICS_VERSION):
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}", "resources": _METRICS_ROWS}
     rows: list[dict[str, Any]] = []
     for r in RESOURCES:
         if r.group != group or r.version != version:

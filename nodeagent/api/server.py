@@ -123,6 +123,13 @@ def warned(response: Response, warnings: list[str]) -> Response:
     return response
 
 
+def _one_metrics(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
+    found = next((m for m in items if m["metadata"]["name"] == name), None)
+    if found is None:
+        raise ApiError(404, "NotFound", f'{what}.metrics.k8s.io "{name}" not found')
+    return found
+
+
 def error_response(exc: ApiError) -> Response:
     response = json_response(exc.to_status(), exc.code)
     if exc.code == 429 and exc.details:
@@ -670,14 +677,24 @@ class ApiApp:
             raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
                            "the request (get pods.metrics.k8s.io): this agent runs no pods")
         pods_res = PODS
-        if rest == ["nodes"]:
+        if not rest:
+            return json_response(discovery.resource_list(discovery.METRICS_GROUP,
+                                                         discovery.METRICS_VERSION))
+        if rest[0] == "nodes" and len(rest) <= 2:
+            nodes = [self.metrics.node_metrics()]
+            if len(rest) == 2:
+                return json_response(_one_metrics(nodes, rest[1], "nodes"))
             return json_response({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
-                                  "metadata": {}, "items": [self.metrics.node_metrics()]})
-        if rest == ["pods"] or (len(rest) == 3 and rest[0] == "namespaces" and rest[2] == "pods"):
-            ns = rest[1] if len(rest) == 3 else None
+                                  "metadata": {}, "items": nodes})
+        if rest == ["pods"] or (len(rest) in (3, 4) and rest[0] == "namespaces"
+                                and rest[2] == "pods"):
+            ns = rest[1] if len(rest) >= 3 else None
             pods = self.objects.list(pods_res, ns)["items"]
+            items = self.metrics.pod_metrics(pods)
+            if len(rest) == 4:
+                return json_response(_one_metrics(items, rest[3], "pods"))
             return json_response({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
-                                  "metadata": {}, "items": self.metrics.pod_metrics(pods)})
+                                  "metadata": {}, "items": items})
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     async def _pod_log(self, pod: dict[str, Any], query: Any) -> Response:

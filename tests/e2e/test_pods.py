@@ -295,6 +295,15 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     top = until(top_pods, 40, "pod metrics")
     assert top.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], top
     assert nodectl(node, "top", "nodes").splitlines()[1].split()[0] == "node1"
+    # and real kubectl top, through metrics.k8s.io's discovery as metrics-server serves it
+    kubectl_bin = shutil.which("kubectl", path=os.path.dirname(sys.executable))
+    assert kubectl_bin
+    kenv = {**env_of(node), "HOME": str(node["kubeconfig"].parent)}
+    for what, names in (("pods", [p["metadata"]["name"] for p in pods]), ("nodes", ["node1"])):
+        k = subprocess.run([kubectl_bin, "top", what], env=kenv, capture_output=True,
+                           text=True, timeout=30)
+        assert k.returncode == 0 and all(n in k.stdout for n in names), (k.stdout, k.stderr)
+        assert "CPU(cores)" in k.stdout.splitlines()[0]
     # A deleted pod is replaced; the Deployment keeps 2 ready.
     victim = pods[0]["metadata"]["name"]
     nodectl(node, "delete", "pod", victim)
