@@ -117,10 +117,25 @@ def field_validation(request: Request) -> Iterator[list[str]]:
 def warned(response: Response, warnings: list[str]) -> Response:
     """Kubernetes' Warning headers (RFC 7234 code 299), which kubectl prints."""
     for text in dict.fromkeys(warnings):
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-        escaped = escaped.encode("ascii", "backslashreplace").decode()[:1024]
-        response.headers.append("Warning", f'299 - "{escaped}"')
+        response.headers.append("Warning", f'299 - "{_header_quoted(text)[:1024]}"')
     return response
+
+
+def _header_quoted(text: str) -> str:
+    """A quoted-string's inside for a header: quotes and backslashes escaped, control
+    and non-ASCII characters as escapes (a field name is the client's, and may hold any)."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code > 0x7E:
+            out.append(ch.encode("ascii", "backslashreplace").decode())
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _one_metrics(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
