@@ -314,14 +314,7 @@ def _find(items: list[Any], key: str, value: Any) -> int:
 
 
 def _dedup(items: list[Any]) -> list[Any]:
-    seen: set[Any] = set()
-    out = []
-    for v in items:
-        h = _hashable(v)
-        if h not in seen:
-            seen.add(h)
-            out.append(v)
-    return out
+    return list({_hashable(v): v for v in items}.values())  # first places, equal values
 
 
 def _partition(merged: list[Any], order: list[Any],

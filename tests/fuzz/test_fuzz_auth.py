@@ -37,16 +37,39 @@ def test_any_authorization_header_is_a_token_or_none(raw: bytes) -> None:
     assert token is None or (isinstance(token, str) and token and len(token) <= 8192)
 
 
-@settings(max_examples=500, deadline=None)
+
+
+def _kind_bodies() -> st.SearchStrategy[bytes]:
+    from nodeagent.api.protoschema import KINDS
+    kinds = sorted(KINDS)
+    deployment = protobuf.encode({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}}}})
+
+    def flip(data: bytes, at: int, bit: int) -> bytes:
+        i = at % len(data)
+        return data[:i] + bytes([data[i] ^ (1 << bit)]) + data[i + 1:]
+    return st.one_of(
+        st.tuples(st.sampled_from(kinds), st.binary(max_size=400)).map(
+            lambda kr: protobuf._envelope(kr[0][0], kr[0][1], kr[1])),
+        st.tuples(st.integers(0, 10_000), st.integers(0, 7)).map(
+            lambda ab: flip(deployment, *ab)))
+
+
+@settings(max_examples=800, deadline=None)
 @given(st.one_of(st.binary(max_size=300),
-                 st.binary(max_size=300).map(lambda b: protobuf.MAGIC + b)))
+                 st.binary(max_size=300).map(lambda b: protobuf.MAGIC + b), _kind_bodies()))
 def test_any_protobuf_body_decodes_or_is_refused_by_a_4xx(raw: bytes) -> None:
+    """Bytes, bytes in the envelope, random messages inside a valid envelope of each kind,
+    and bit flips of a real Deployment: the table-driven reader answers 400/415 or JSON."""
     try:
         out = protobuf.decode(raw)
     except ApiError as exc:
         assert exc.code in (400, 415), exc
         return
     assert isinstance(out, dict) and out["kind"]
+    json.dumps(out)
 
 
 @settings(max_examples=200, deadline=None,
@@ -154,35 +177,3 @@ def test_hostile_jwts_get_401_from_the_agent(fuzz_agent, token: str) -> None:
 
 def test_the_agent_stayed_healthy(fuzz_agent) -> None:
     fuzz_agent.check_healthy()
-
-
-def _kind_bodies() -> st.SearchStrategy[bytes]:
-    from nodeagent.api.protoschema import KINDS
-    kinds = sorted(KINDS)
-    deployment = protobuf.encode({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-        "spec": {"replicas": 2, "template": {"spec": {"containers": [
-            {"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}}}})
-
-    def flip(data: bytes, at: int, bit: int) -> bytes:
-        i = at % len(data)
-        return data[:i] + bytes([data[i] ^ (1 << bit)]) + data[i + 1:]
-    return st.one_of(
-        st.tuples(st.sampled_from(kinds), st.binary(max_size=400)).map(
-            lambda kr: protobuf._envelope(kr[0][0], kr[0][1], kr[1])),
-        st.tuples(st.integers(0, 10_000), st.integers(0, 7)).map(
-            lambda ab: flip(deployment, *ab)))
-
-
-@settings(max_examples=500, deadline=None)
-@given(_kind_bodies())
-def test_any_body_of_a_served_kind_decodes_or_is_refused_by_a_4xx(raw: bytes) -> None:
-    """Random messages inside a valid envelope of each kind, and bit flips of a real
-    Deployment: the whole table-driven reader is reached, and answers 400/415 or JSON."""
-    try:
-        out = protobuf.decode(raw)
-    except ApiError as exc:
-        assert exc.code in (400, 415), exc
-        return
-    assert isinstance(out, dict) and out["kind"]
-    json.dumps(out)
