@@ -37,8 +37,6 @@ def test_any_authorization_header_is_a_token_or_none(raw: bytes) -> None:
     assert token is None or (isinstance(token, str) and token and len(token) <= 8192)
 
 
-
-
 def _kind_bodies() -> st.SearchStrategy[bytes]:
     from nodeagent.api.protoschema import KINDS
     kinds = sorted(KINDS)
