@@ -212,7 +212,8 @@ def apply_runs(agent: c.Agent, runs: int) -> tuple[float, float]:
     cfg = k8s.Configuration()
     k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
     env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": agent.data_dir}
-    ours, peer = [], []
+    ours: list[float] = []
+    peer: list[float] = []
     with agent.http() as h, k8s.ApiClient(cfg) as api:
         for i in range(runs + 1):  # the first of each warms caches (discovery, OpenAPI)
             for who in ("kubectl", "python"):
@@ -559,9 +560,12 @@ def main() -> None:
 
     print("list as a Table and as protobuf", file=sys.stderr)
     with agent.http(timeout=60) as h:
-        forms = {name: time_runs(lambda a=accept: ours_list_as(h, a)[1], list_runs)
-                 for name, accept in (("JSON", "application/json"), ("Table", TABLE),
-                                      ("protobuf", PROTOBUF))}
+        forms: dict[str, tuple[float, int]] = {}
+        for name, accept in (("JSON", "application/json"), ("Table", TABLE),
+                             ("protobuf", PROTOBUF)):
+            def size_of(accept: str = accept) -> int:
+                return ours_list_as(h, accept)[1]
+            forms[name] = time_runs(size_of, list_runs)
     json_s, json_bytes = forms["JSON"]
     for name in ("Table", "protobuf"):
         took, size = forms[name]
