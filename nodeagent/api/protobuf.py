@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from nodeagent.api.protoschema import KINDS, MESSAGES
 from nodeagent.api.status import ApiError
+from nodeagent.objects.protoschema import KINDS, MESSAGES
 
 __all__ = ["MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list", "wants_protobuf"]
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.meta import Model, validate_meta
 from nodeagent.objects.networking import convert_v1beta1
+from nodeagent.objects.protoschema import KINDS, MESSAGES
 from nodeagent.objects.validation import FieldError, Path
 
 __all__ = ["FIELD_VALIDATION", "DecodeError", "InvalidError", "decode", "normalize",
@@ -184,7 +185,6 @@ def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
     """Whether a field path is one of Kubernetes' own for the kind, by its protobuf
     messages; True also where they cannot tell (a field is dropped only when surely not
     Kubernetes')."""
-    from nodeagent.api.protoschema import KINDS, MESSAGES
     message = KINDS.get((res.api_version, res.kind))
     names = [seg for seg in loc if isinstance(seg, str)]
     for i, name in enumerate(names):

@@ -38,7 +38,7 @@ def test_any_authorization_header_is_a_token_or_none(raw: bytes) -> None:
 
 
 def _kind_bodies() -> st.SearchStrategy[bytes]:
-    from nodeagent.api.protoschema import KINDS
+    from nodeagent.objects.protoschema import KINDS
     kinds = sorted(KINDS)
     deployment = protobuf.encode({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},

@@ -10,10 +10,10 @@ import pytest
 from pydantic import BaseModel
 
 from nodeagent.api import protobuf as pb
-from nodeagent.api.protoschema import MESSAGES, ProtoField
 from nodeagent.api.status import ApiError
 from nodeagent.api.strategicpatch import _value_model
 from nodeagent.objects.kinds import RESOURCES, Resource
+from nodeagent.objects.protoschema import MESSAGES, ProtoField
 
 
 def _members(message: str) -> dict[str, ProtoField]:
