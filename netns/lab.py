@@ -16,12 +16,14 @@ with the prefix, also after a crash half-way.  Nothing here programs netfilter.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import subprocess
 import sys
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 from netns.ipam import Ipam
 from netns.routes import reconcile_routes
@@ -151,7 +153,12 @@ class Lab:
         with IPRoute() as host:
             found = host.link_lookup(ifname=self.host_link)
             if found:
-                host.link("del", index=found[0])
+                try:
+                    host.link("del", index=found[0])
+                except NetlinkError as exc:
+                    # ENODEV: the kernel removed it meanwhile, with its peer's namespace
+                    if exc.code != errno.ENODEV:
+                        raise
 
     def route_is_through_lab(self, address: str) -> bool:
         """What the host must check before it sends to a lab address (`ip route get`)."""
