@@ -207,7 +207,12 @@ def apply_runs(agent: c.Agent, runs: int) -> tuple[float, float]:
     from kubernetes import config as k8s_config
     from kubernetes import utils as k8s_utils
     kubeconfig = os.path.join(agent.data_dir, "admin.kubeconfig")
-    examples = str(Path(__file__).resolve().parents[2] / "examples" / "kubia.yaml")
+    # Without the NodePort Service's fixed port: each run applies into a new namespace,
+    # and a node port is the cluster's, not the namespace's.
+    text = (Path(__file__).resolve().parents[2] / "examples" / "kubia.yaml").read_text()
+    examples = os.path.join(c.tempdir("bench-apply-"), "kubia.yaml")
+    Path(examples).write_text("".join(line for line in text.splitlines(keepends=True)
+                                      if "nodePort:" not in line))
     kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl"
     cfg = k8s.Configuration()
     k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
