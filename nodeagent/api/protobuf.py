@@ -23,12 +23,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 from typing import Any
 
 import orjson
 
+from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
-from nodeagent.objects.protoschema import KINDS, MESSAGES
+from nodeagent.objects.protoschema import KINDS, MESSAGES, ProtoField, members
 
 __all__ = ["MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list", "wants_protobuf"]
 
@@ -44,8 +46,7 @@ class EncodeError(Exception):
 def wants_protobuf(accept: str) -> bool:
     """client-go's typed clients ask ``application/vnd.kubernetes.protobuf, */*``: the
     first type named decides."""
-    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
-    return first == MEDIA_TYPE
+    return media_ranges(accept)[0][0] == MEDIA_TYPE
 
 
 def kind_message(api_version: str, kind: str) -> str | None:
@@ -213,15 +214,14 @@ def decode(body: bytes) -> dict[str, Any]:
     read here, 400 for bytes that are not a body."""
     if not body.startswith(MAGIC):
         raise ApiError.bad_request("protobuf body: it does not start with the k8s\\0 envelope")
-    unknown = _message("Unknown", body[len(MAGIC):], "Unknown")
-    type_meta = unknown.get("typeMeta") or {}
+    envelope = {n: v for n, w, v in _fields(body[len(MAGIC):], "Unknown") if w == 2}
+    type_meta = _message("TypeMeta", envelope.get(1, b""), "Unknown.typeMeta")
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     message = kind_message(api_version, kind)
     if message is None:
         raise ApiError(415, "UnsupportedMediaType", f"{MEDIA_TYPE} is not read for "
                        f"{kind or 'this body'} ({api_version}): send application/json")
-    raw = base64.b64decode(unknown.get("raw", ""))
-    obj = _message(message, raw, kind)
+    obj = _message(message, envelope.get(2, b""), kind)
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
@@ -314,26 +314,23 @@ def _encode_value(out: bytearray, number: int, kind: str, value: Any, where: str
         _put_bytes(out, number, _encode_message(kind, value, where))
 
 
-def _names(message: str) -> set[str]:
-    """The JSON names a message's fields take, its inline members' included."""
-    names: set[str] = set()
-    for f in MESSAGES[message].values():
-        names |= _names(f.kind) if f.inline else {f.name}
-    return names
+@functools.cache
+def _in_order(message: str) -> tuple[ProtoField, ...]:
+    """A message's fields in number order, as Go writes them."""
+    return tuple(MESSAGES[message][n] for n in sorted(MESSAGES[message]))
 
 
 def _encode_message(message: str, obj: dict[str, Any], where: str,
                     type_meta: bool = False) -> bytes:
-    schema = MESSAGES[message]
     used: set[str] = {"apiVersion", "kind"} if type_meta else set()
     out = bytearray()
-    for number in sorted(schema):
-        field = schema[number]
+    for field in _in_order(message):
+        number = field.number
         path = f"{where}.{field.name}"
         if field.inline:
-            members = _names(field.kind)
-            part = {k: v for k, v in obj.items() if k in members}
-            used |= members
+            names = members(field.kind).keys()
+            part = {k: v for k, v in obj.items() if k in names}
+            used |= names
             if part:
                 _put_bytes(out, number, _encode_message(field.kind, part, path))
             continue

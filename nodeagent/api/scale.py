@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeagent.objects.selectors import selector_from_dict
+from nodeagent.objects.selectors import workload_selector
 
 __all__ = ["SCALABLE", "replicas_of", "scale_of"]
 
@@ -22,12 +22,9 @@ API_VERSION = "autoscaling/v1"
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    selector = spec.get("selector")
     out_status: dict[str, Any] = {"replicas": int(status.get("replicas") or 0)}
-    if selector and obj.get("kind") == "ReplicationController":  # a plain label map
-        out_status["selector"] = str(selector_from_dict({"matchLabels": selector}))
-    elif selector:
-        out_status["selector"] = str(selector_from_dict(selector))
+    if spec.get("selector"):
+        out_status["selector"] = str(workload_selector(obj))
     return {"kind": "Scale", "apiVersion": API_VERSION,
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                               "creationTimestamp") if k in meta},

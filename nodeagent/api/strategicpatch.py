@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nodeagent.objects.meta import PatchMerge
+from nodeagent.objects.meta import PatchMerge, patch_merge_of
 
 __all__ = ["PatchError", "strategic_merge_patch"]
 
@@ -81,7 +81,7 @@ def _value_model(annotation: Any) -> Schema:
 def _fields(model: type[BaseModel]) -> dict[str, FieldMeta]:
     out: dict[str, FieldMeta] = {}
     for name, info in model.model_fields.items():
-        strategy = next((m for m in info.metadata if isinstance(m, PatchMerge)), None)
+        strategy = patch_merge_of(info)
         out[info.alias or name] = FieldMeta(_value_model(info.annotation), strategy)
     return out
 

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from nodeagent.api.accept import media_ranges
+
 Row = list[str]
 Obj = dict[str, Any]
 
@@ -338,8 +340,7 @@ _DEFAULT: Printer = ([_NAME, _CREATED], [], created_at_row)
 def table_version(accept: str) -> str | None:
     """The Table version an Accept header asks for (``application/json;as=Table;v=v1;
     g=meta.k8s.io``, kubectl's first choice), or None for a plain list."""
-    for part in accept.split(","):
-        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+    for _media, params in media_ranges(accept):
         if params.get("as") == "Table" and params.get("g", "meta.k8s.io") == "meta.k8s.io" \
                 and params.get("v", "v1") in ("v1", "v1beta1"):
             return params.get("v", "v1")

@@ -71,10 +71,11 @@ class TableEncoder(EventEncoder):
         self.headers = True
 
     def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
-        raw = raw_json(kv.value, revision, kv.key)
-        if raw is None:
+        obj = load_stored(kv.value, kv.key)
+        if obj is None:
             return b""
-        table = to_table(self.kind, [orjson.loads(raw)], {"resourceVersion": str(revision)},
+        obj["metadata"]["resourceVersion"] = str(revision)
+        table = to_table(self.kind, [obj], {"resourceVersion": str(revision)},
                          version=self.version, include=self.include, headers=self.headers)
         self.headers = False
         return b'{"type":"%s","object":%s}\n' % (etype.encode(), orjson.dumps(table))

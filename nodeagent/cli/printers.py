@@ -13,50 +13,22 @@ from typing import Any
 
 import yaml
 
-from nodeagent.api.tables import (
-    Obj,
-    Row,
-    _meta,
-    age,
-    configmap_row,
-    deployment_row,
-    endpoints_row,
-    event_row,
-    ingress_row,
-    namespace_row,
-    node_row,
-    pod_row,
-    pv_row,
-    pvc_row,
-    replicaset_row,
-    secret_row,
-    service_row,
-)
+from nodeagent.api.tables import PRINTERS, Obj, Row, _meta, age, event_row
 
+
+def _upper(cols: list[tuple[str, str, str]]) -> list[str]:
+    return [name.upper() for name, _type, _desc in cols]
+
+
+# The server's columns (api/tables.py), in kubectl's capitals, for the kinds nodectl has
+# always printed so; a Node's wide row adds its gossip state, and events stay narrow.
 TABLES: dict[str, tuple[list[str], list[str], Callable[[Obj], tuple[Row, Row]]]] = {
-    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-            ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], pod_row),
-    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"],
-                service_row),
-    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-                   ["CONTAINERS", "IMAGES", "SELECTOR"], deployment_row),
-    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-                   ["CONTAINERS", "IMAGES", "SELECTOR"], replicaset_row),
-    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], endpoints_row),
-    "Namespace": (["NAME", "STATUS", "AGE"], [], namespace_row),
-    "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME",
-              "GOSSIP"],
-             node_row),
-    "ConfigMap": (["NAME", "DATA", "AGE"], [], configmap_row),
-    "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], secret_row),
-    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], event_row),
-    "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS",
-                          "CLAIM", "STORAGECLASS", "REASON", "AGE"], [], pv_row),
-    "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
-                               "STORAGECLASS", "AGE"], [], pvc_row),
-    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], ingress_row),
-}
+    kind: (_upper(PRINTERS[kind][0]), _upper(PRINTERS[kind][1]), PRINTERS[kind][2])
+    for kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Endpoints", "Namespace",
+                 "Node", "ConfigMap", "Secret", "PersistentVolume", "PersistentVolumeClaim",
+                 "Ingress")}
+TABLES["Node"][1].append("GOSSIP")
+TABLES["Event"] = (_upper(PRINTERS["Event"][0]), [], event_row)
 
 
 def table(kind: str, items: list[Obj], *, wide: bool = False, with_namespace: bool = False,

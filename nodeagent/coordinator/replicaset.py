@@ -27,6 +27,7 @@ import trio
 
 from nodeagent.api.status import ApiError
 from nodeagent.coordinator.garbage import set_owner_refs
+from nodeagent.coordinator.listcache import ListCache
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import PODS, REPLICASETS, REPLICATION_CONTROLLERS, Resource
@@ -40,7 +41,7 @@ from nodeagent.objects.podutil import (
     parse_time,
     restarts,
 )
-from nodeagent.objects.selectors import selector_from_dict
+from nodeagent.objects.selectors import workload_selector
 
 __all__ = ["PREFIXES", "RC_PREFIXES", "ReplicaSetController"]
 
@@ -74,14 +75,6 @@ def pod_from_template(owner: Obj, kind: str, api_version: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec") or {}}
 
 
-def _selector(owner: Obj) -> Any:
-    """A ReplicaSet's LabelSelector, or a ReplicationController's label map."""
-    sel = (owner.get("spec") or {}).get("selector")
-    if owner.get("kind") == "ReplicationController":
-        return selector_from_dict({"matchLabels": sel} if sel else None)
-    return selector_from_dict(sel)
-
-
 class ReplicaSetController:
     def __init__(self, objects: Objects, *, clock: Any = time.time,
                  resource: Resource = REPLICASETS) -> None:
@@ -90,6 +83,7 @@ class ReplicaSetController:
         self.events = EventRecorder(objects, "replicaset-controller" if resource is REPLICASETS
                                     else "replication-controller")
         self.clock = clock
+        self._pods = ListCache(objects.store, PODS)  # read, never changed here
 
     async def sync(self) -> float | None:
         """One pass over every ReplicaSet; returns when to look again (minReadySeconds)."""
@@ -97,7 +91,7 @@ class ReplicaSetController:
         if not replicasets:
             return None  # a burst of bare pods wakes this too: do not decode them all for nothing
         pods_by_ns: dict[str, list[Obj]] = defaultdict(list)
-        for pod in self.objects.list(PODS, None)["items"]:
+        for pod in self._pods.items():
             pods_by_ns[pod["metadata"]["namespace"]].append(pod)
         again: float | None = None
         for rs in replicasets:
@@ -111,7 +105,7 @@ class ReplicaSetController:
     async def sync_one(self, rs: Obj, pods: list[Obj]) -> float | None:
         meta, spec = rs["metadata"], rs.get("spec") or {}
         uid = meta["uid"]
-        selector = _selector(rs)
+        selector = workload_selector(rs)
         owned: list[Obj] = []
         for pod in pods:
             ref = controller_of(pod)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.meta import Model, validate_meta
 from nodeagent.objects.networking import convert_v1beta1
-from nodeagent.objects.protoschema import KINDS, MESSAGES
+from nodeagent.objects.protoschema import KINDS, MESSAGES, members
 from nodeagent.objects.validation import FieldError, Path
 
 __all__ = ["FIELD_VALIDATION", "DecodeError", "InvalidError", "decode", "normalize",
@@ -190,23 +190,13 @@ def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
     for i, name in enumerate(names):
         if message is None or message not in MESSAGES:
             return True
-        members = _members(MESSAGES, message)
-        if name not in members:
+        fields = members(message)
+        if name not in fields:
             return False
         if i == len(names) - 1:
             return True
-        message = members[name]
+        message = fields[name].kind
     return True
-
-
-def _members(messages: dict[str, Any], message: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for f in messages[message].values():
-        if f.inline and f.kind in messages:
-            out.update(_members(messages, f.kind))
-        else:
-            out[f.name] = f.kind
-    return out
 
 
 def _remove(data: Any, loc: tuple[Any, ...]) -> None:

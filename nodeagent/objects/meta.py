@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 from nodeagent.objects.quantity import QuantityError, parse_quantity
 from nodeagent.objects.validation import (
@@ -43,6 +44,11 @@ def merge_by(key: str | None = None, *, retain_keys: bool = False) -> PatchMerge
 
 
 RETAIN_KEYS = PatchMerge(None, merge=False, retain_keys=True)
+
+
+def patch_merge_of(info: FieldInfo) -> PatchMerge | None:
+    """A model field's PatchMerge, if it has one."""
+    return next((m for m in info.metadata if isinstance(m, PatchMerge)), None)
 
 
 class Model(BaseModel):

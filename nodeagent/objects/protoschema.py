@@ -15,9 +15,10 @@ is refused, naming it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "MESSAGES", "ProtoField"]
+__all__ = ["KINDS", "MESSAGES", "ProtoField", "members"]
 
 _TABLES = """
 Affinity: nodeAffinity=1:NodeAffinity podAffinity=2:PodAffinity podAntiAffinity=3:PodAntiAffinity
@@ -323,6 +324,19 @@ def _parse(text: str) -> dict[str, dict[int, ProtoField]]:
 
 
 MESSAGES = _parse(_TABLES)
+
+
+@functools.cache
+def members(message: str) -> dict[str, ProtoField]:
+    """A message's fields by JSON name, its inline (embedded) messages' fields flattened
+    in, as JSON has them."""
+    out: dict[str, ProtoField] = {}
+    for f in MESSAGES[message].values():
+        if f.inline:
+            out.update(members(f.kind))
+        else:
+            out[f.name] = f
+    return out
 
 # The kinds read and written as protobuf: (apiVersion, kind) -> message.
 KINDS: dict[tuple[str, str], str] = {

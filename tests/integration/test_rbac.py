@@ -7,7 +7,6 @@ from the same decisions, and so does a SubjectAccessReview asked by the admin.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from agentproc import AgentProcess
+from agentproc import AgentProcess, kubectl_binary
 from nodeagent import pki
 from nodeagent.clusterpki import AgentPki, kubeconfig
 
@@ -61,8 +60,7 @@ def _binding(kind: str, name: str, role_kind: str, role: str, subject: dict) -> 
 
 
 def _tools(kubeconfig_path: Path, tmp: Path) -> tuple[list[str], list[str], dict[str, str]]:
-    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert kubectl
+    kubectl = kubectl_binary()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig_path), "HOME": str(tmp)}
     env.pop("NODECTL_SERVER", None)
     return [kubectl], [sys.executable, "-m", "nodeagent.cli.nodectl"], env

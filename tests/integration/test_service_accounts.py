@@ -233,20 +233,10 @@ def test_a_node_asks_only_for_its_own_pods_tokens(admin: httpx.Client, server: A
 
 def test_kubectl_create_token(server: AgentProcess) -> None:
     """Real kubectl, which sends its TokenRequest as protobuf."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert kubectl
-    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "HOME": str(server.workdir)}
-    p = subprocess.run([kubectl, "create", "token", "default", "--duration", "20m",
-                        "--audience", "vault"], env=env, capture_output=True, text=True,
-                       timeout=60)
+    p = server.kubectl("create", "token", "default", "--duration", "20m", "--audience", "vault")
     assert p.returncode == 0, p.stderr
     claims = jwt.decode(p.stdout.strip(), options={"verify_signature": False})
     assert claims["aud"] == ["vault"] and claims["exp"] - claims["iat"] == 1200
     assert claims["sub"] == "system:serviceaccount:default:default"
-    p = subprocess.run([kubectl, "create", "token", "nobody"], env=env, capture_output=True,
-                       text=True, timeout=60)
+    p = server.kubectl("create", "token", "nobody")
     assert p.returncode != 0 and 'serviceaccounts "nobody" not found' in p.stderr, p.stderr

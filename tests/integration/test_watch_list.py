@@ -7,10 +7,7 @@ for it.  Periodic bookmarks carry no such annotation."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -78,13 +75,7 @@ def test_an_empty_list_still_gets_its_bookmark_and_bad_asks_are_refused(
 def test_kubectl_wait_and_delete_do_not_stall(agent: AgentProcess) -> None:
     """kubectl's watches ask for WatchList: they finish well within their own timeouts,
     which are far below the 60 s the bookmark used to take."""
-    kubectl = shutil.which("kubectl", path=os.path.dirname(sys.executable))
-    assert kubectl
-    env = {**os.environ, "KUBECONFIG": str(agent.kubeconfig), "HOME": str(agent.workdir)}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([kubectl, *args], env=env, capture_output=True, text=True,
-                              timeout=60)
+    run = agent.kubectl
     waiter: list[subprocess.CompletedProcess[str]] = []
     thread = threading.Thread(target=lambda: waiter.append(run(
         "wait", "--for=jsonpath={.data.ready}=yes", "configmap/one", "--timeout=15s")))

@@ -13,17 +13,7 @@ from nodeagent.api import protobuf as pb
 from nodeagent.api.status import ApiError
 from nodeagent.api.strategicpatch import _value_model
 from nodeagent.objects.kinds import RESOURCES, Resource
-from nodeagent.objects.protoschema import MESSAGES, ProtoField
-
-
-def _members(message: str) -> dict[str, ProtoField]:
-    out: dict[str, ProtoField] = {}
-    for f in MESSAGES[message].values():
-        if f.inline:
-            out.update(_members(f.kind))
-        else:
-            out[f.name] = f
-    return out
+from nodeagent.objects.protoschema import MESSAGES, members
 
 
 def _missing(model: type[BaseModel], message: str, where: str, seen: set[str]) -> list[str]:
@@ -31,7 +21,7 @@ def _missing(model: type[BaseModel], message: str, where: str, seen: set[str]) -
     if key in seen:
         return []
     seen.add(key)
-    fields = _members(message)
+    fields = members(message)
     gaps: list[str] = []
     for name, info in model.model_fields.items():
         json_name = info.alias or name
