@@ -114,10 +114,20 @@ def field_validation(request: Request) -> Iterator[list[str]]:
         FIELD_VALIDATION.reset(token)
 
 
+# At most this many Warning headers, each at most this long, then one saying how many
+# more: a body with thousands of unknown fields made a header block no client would read.
+MAX_WARNINGS, MAX_WARNING_CHARS = 32, 256
+
+
 def warned(response: Response, warnings: list[str]) -> Response:
     """Kubernetes' Warning headers (RFC 7234 code 299), which kubectl prints."""
-    for text in dict.fromkeys(warnings):
-        response.headers.append("Warning", f'299 - "{_header_quoted(text)[:1024]}"')
+    unique = list(dict.fromkeys(warnings))
+    shown = unique[:MAX_WARNINGS]
+    if len(unique) > MAX_WARNINGS:
+        shown.append(f"{len(unique) - MAX_WARNINGS} more warnings left out")
+    for text in shown:
+        response.headers.append(
+            "Warning", f'299 - "{_header_quoted(text[:MAX_WARNING_CHARS])}"')
     return response
 
 

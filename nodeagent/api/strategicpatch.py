@@ -165,7 +165,7 @@ def _merge_slice(original: list[Any], patch: list[Any], meta: FieldMeta,
     maps = _element_kind(original, patch)
     if not maps:
         if delete_list:
-            doomed = [_hashable(v) for v in patch]
+            doomed = {_hashable(v) for v in patch}
             return [v for v in original if _hashable(v) not in doomed]
         merged = _dedup([*original, *patch])
         return _normalize(*_partition(merged, patch, None), patch, original, None)
@@ -174,13 +174,20 @@ def _merge_slice(original: list[Any], patch: list[Any], meta: FieldMeta,
     server_order = list(original)
     original, patch = _special_elements(original, patch, key)
     merged = list(original)
+    # Where each key's element is (the first, as Kubernetes finds it): a lookup, not a scan,
+    # so a list of n elements patched by m costs n + m, not n * m (20,000 by 20,000 took 26 s).
+    at: dict[Any, int] = {}
+    for i, element in enumerate(merged):
+        if isinstance(element, dict) and key in element:
+            at.setdefault(_hashable(element[key]), i)
     for item in patch:
         if key not in item:
             raise PatchError(f"map: {item} does not contain declared merge key: {key}", 422)
-        at = _find(merged, key, item[key])
-        if at >= 0:
-            merged[at] = _merge_map(merged[at], item, meta.schema)
+        found = at.get(_hashable(item[key]))
+        if found is not None:
+            merged[found] = _merge_map(merged[found], item, meta.schema)
         else:
+            at[_hashable(item[key])] = len(merged)
             merged.append(_without_directives(item))
     return _normalize(*_partition(merged, patch, key), patch, server_order, key)
 
@@ -205,6 +212,7 @@ def _special_elements(original: list[Any], patch: list[Any],
     the patch's other elements the whole list."""
     rest: list[Any] = []
     replace = False
+    doomed: set[Any] = set()
     for item in patch:
         directive = item.get(DIRECTIVE)
         if directive is None:
@@ -213,8 +221,7 @@ def _special_elements(original: list[Any], patch: list[Any],
             if key not in item:
                 raise PatchError(f"map: {item} does not contain declared merge key: {key}",
                                  422)
-            original = [o for o in original
-                        if not (isinstance(o, dict) and o.get(key) == item[key])]
+            doomed.add(_hashable(item[key]))
         elif directive == "replace":
             replace = True
         elif directive == "merge":
@@ -223,6 +230,9 @@ def _special_elements(original: list[Any], patch: list[Any],
             raise PatchError(f"Unable to find {DIRECTIVE}: {directive!r} in map")
     if replace:
         return [_without_directives(i) for i in rest], []
+    if doomed:
+        original = [o for o in original
+                    if not (isinstance(o, dict) and key in o and _hashable(o[key]) in doomed)]
     return original, rest
 
 
@@ -280,7 +290,7 @@ def _check_order(patch_list: list[Any], order: list[Any], key: str | None,
                  directive: str) -> None:
     """Every element the patch names is in the order list (ErrBadPatchFormatForSetElement
     OrderList), so the order is complete for them."""
-    wanted = [_id(o, key) for o in order]
+    wanted = {_id(o, key) for o in order}
     for item in patch_list:
         if isinstance(item, dict) and item.get(DIRECTIVE) is not None:
             continue
@@ -304,13 +314,6 @@ def _hashable(v: Any) -> Any:
     if isinstance(v, list):
         return ("list", tuple(_hashable(x) for x in v))
     return (type(v).__name__ if isinstance(v, bool) else "v", v)
-
-
-def _find(items: list[Any], key: str, value: Any) -> int:
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and item.get(key) == value:
-            return i
-    return -1
 
 
 def _dedup(items: list[Any]) -> list[Any]:

@@ -225,3 +225,21 @@ def test_malformed_patches_are_refused_with_the_reason(patch: Any, status: int) 
 def test_a_patch_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(PatchError):
         strategic_merge_patch(two_containers(), ["not", "a", "map"], Pod)
+
+
+def test_long_lists_merge_by_key_lookup() -> None:
+    """20,000 containers patched by 20,000 (half new, half changed, some deleted): found
+    by a loose review to take 26 s of CPU when each patch element scanned the list; the
+    result is checked here, and the suite would show the time if the scan came back."""
+    n = 20_000
+    original = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": f"c{i}", "image": "old"} for i in range(n)]}}
+    patch = {"spec": {"containers": [
+        *({"name": f"c{i}", "image": "new"} for i in range(0, n, 2)),
+        *({"name": f"c{i}", "$patch": "delete"} for i in range(1, n, 4)),
+        *({"name": f"d{i}", "image": "added"} for i in range(n // 2))]}}
+    out = strategic_merge_patch(original, patch, Pod)["spec"]["containers"]
+    by_name = {c["name"]: c["image"] for c in out}
+    assert len(out) == n - n // 4 + n // 2 == len(by_name)
+    assert by_name["c0"] == "new" and by_name["c3"] == "old" and "c1" not in by_name
+    assert by_name[f"d{n // 2 - 1}"] == "added"
