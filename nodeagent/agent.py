@@ -349,7 +349,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     pods = await _pod_manager(cfg, objects, addresses, rules_applied, cidr, contexts, api_url)
     usage = Metrics(cfg.name, pods.runtime)
     app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
-    app.exec, app.metrics = pods.exec, usage
+    app.exec, app.attach, app.dial, app.metrics = pods.exec, pods.attach, pods.dial, usage
     await nursery.start(pods.run)
     await nursery.start(usage.run)
     if not registered_first:

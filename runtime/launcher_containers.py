@@ -23,7 +23,14 @@ from runtime.launch import StartFailed, begin
 from runtime.launcher_loop import LauncherLoop
 from runtime.launcher_state import Live, Setup, now_text, proc_start_time
 from runtime.logs import CriLogWriter
-from runtime.protocol import ContainerState, ContainerStatus, LauncherError, LauncherFailed, Stats
+from runtime.protocol import (
+    ContainerState,
+    ContainerStatus,
+    LauncherError,
+    LauncherFailed,
+    Stats,
+    encode_reply,
+)
 from runtime.spec import SpecError, spec_from_dict
 
 __all__ = ["ContainerOps", "output_pipes"]
@@ -83,12 +90,21 @@ class ContainerOps(LauncherLoop):
         if spec.cgroup_path and self.cgroups is not None and self.cgroups.exists(spec.cgroup_path):
             with contextlib.suppress(OSError):
                 st.oom_kills_before = self.cgroups.usage(spec.cgroup_path).oom_kills
+        stdin_r = -1
+        if req.get("stdin") is True:  # kept open for pods/attach (a container's stdin: true)
+            stdin_r, live.stdin_w = os.pipe2(os.O_CLOEXEC)
+            live.stdin_once = req.get("stdin_once") is True
         try:
             with output_pipes() as (stdio, (out_r, err_r)):
+                if stdin_r >= 0:
+                    stdio = (stdin_r, *stdio[1:])
                 pending = begin(spec, self.cgroups, stdio=stdio, hold=True)
         except StartFailed as exc:
             self._failed(live, exc)
             raise _failure(exc) from exc
+        finally:
+            if stdin_r >= 0:
+                os.close(stdin_r)
         live.pending, live.setup = pending, Setup(conn, start)
         self.setting_up[pending.mid] = None
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
@@ -171,6 +187,29 @@ class ContainerOps(LauncherLoop):
         st.finished_at = now_text()
         self.close_log(live)
         self.save(st)
+
+    def op_attach(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        """The write end of a running container's stdin, passed as SCM_RIGHTS
+        (pods/attach).  With stdinOnce the launcher lets go of its own end, so the
+        container reads EOF when that one attached client closes it."""
+        live = self.get(req)
+        if live.state.status != ContainerStatus.RUNNING:
+            raise LauncherFailed("NotRunning", f"container {live.state.id!r} is not running")
+        if live.stdin_w is None:
+            raise LauncherFailed("NoStdin", f"container {live.state.id!r} takes no stdin "
+                                 "(its spec does not set stdin, or stdinOnce was used)")
+        fd = live.stdin_w
+        try:
+            conn.setblocking(True)
+            socket.send_fds(conn, [encode_reply({"fds": 1})], [fd])
+            conn.setblocking(False)
+        except OSError:
+            self.drop(conn)
+            return None
+        if live.stdin_once:
+            os.close(fd)
+            live.stdin_w = None
+        return None
 
     def op_state(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         return {"state": self.get(req).state.to_dict()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import os
 import selectors
@@ -15,6 +16,7 @@ import socket
 import struct
 from typing import Any
 
+from runtime import syscalls as sc
 from runtime.launch import StartFailed, spawn_exec
 from runtime.launcher_containers import output_pipes
 from runtime.launcher_loop import LauncherLoop
@@ -135,6 +137,48 @@ class ExecOps(LauncherLoop):
         finally:
             for fd in ours:
                 os.close(fd)
+        return None
+
+    def op_port_dial(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
+        """A TCP connection to 127.0.0.1:port in the container's network namespace, handed
+        to the client while it connects (the client waits for it, not this loop).  The
+        socket is made in that namespace and the launcher steps straight back: it is
+        single-threaded, so nothing else runs meanwhile."""
+        live = self.get(req)
+        port = req.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise LauncherFailed("BadRequest", "port must be an integer in 1..65535")
+        if live.state.status != ContainerStatus.RUNNING:
+            raise LauncherFailed("NotRunning", f"container {live.state.id!r} is not running")
+        try:
+            theirs = os.open(f"/proc/{live.state.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise LauncherFailed("NotRunning", f"container {live.state.id!r}: "
+                                 f"{exc.strerror}") from exc
+        home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(theirs, sc.CLONE_NEWNET)
+            try:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            finally:
+                sc.setns(home, sc.CLONE_NEWNET)
+        except OSError as exc:
+            raise LauncherFailed("DialError", f"socket in the pod's network: {exc}") from exc
+        finally:
+            os.close(theirs)
+            os.close(home)
+        with sock:
+            sock.setblocking(False)
+            code = sock.connect_ex(("127.0.0.1", port))
+            if code not in (0, errno.EINPROGRESS):
+                raise LauncherFailed("DialError", f"connect to 127.0.0.1:{port}: "
+                                     f"{os.strerror(code)}")
+            try:
+                conn.setblocking(True)
+                socket.send_fds(conn, [encode_reply({"fds": 1})], [sock.fileno()])
+                conn.setblocking(False)
+            except OSError:
+                self.drop(conn)
         return None
 
     def on_exec_out(self, fd: int, pid: int) -> None:

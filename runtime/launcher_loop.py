@@ -253,6 +253,9 @@ class LauncherLoop:
         live.waiters.clear()
 
     def close_log(self, live: Live) -> None:
+        if live.stdin_w is not None:  # it exited (or never started): nothing reads it
+            os.close(live.stdin_w)
+            live.stdin_w = None
         if live.writer is not None:
             live.writer.close()
             live.writer = None

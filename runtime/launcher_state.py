@@ -43,6 +43,8 @@ class Live:
     waiters: list[socket.socket] = field(default_factory=list)
     pending: Pending | None = None  # created, held before exec until start
     setup: Setup | None = None  # being set up: who is waiting for the answer
+    stdin_w: int | None = None  # the write end of its stdin, kept for attach
+    stdin_once: bool = False
 
 
 def available(fd: int) -> Iterator[bytes]:

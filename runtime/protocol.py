@@ -4,7 +4,7 @@ One JSON object per line over a Unix stream socket; each request gets one answer
 A request is ``{"op": OP, ...arguments}``; an answer is ``{"ok": true, ...result}`` or
 ``{"ok": false, "reason", "message"}``.  The ops and their arguments:
 
-- ``create`` {id, spec, log_path?}: set the container up and hold it before exec;
+- ``create`` {id, spec, log_path?, stdin?, stdin_once?}: set the container up and hold it before exec;
   ``start`` {id}: let it exec; ``run``: both.  Each answers with its ``state``.
 - ``state`` {id}, ``list``, ``wait`` {id} (answers once the container exited), ``stats`` {id}.
 - ``kill`` {id, signal, all?}, ``stop`` {id, grace_s} (SIGTERM, then SIGKILL to the
@@ -15,6 +15,12 @@ A request is ``{"op": OP, ...arguments}``; an answer is ``{"ok": true, ...result
   as SCM_RIGHTS (stdin's write end if asked, stdout's and stderr's read ends, or one
   terminal master with tty), then a second line with its exit code.  Closing the
   connection hangs the command up, as closing a terminal does.
+- ``attach`` {id}: answers with the write end of the running container's stdin as
+  SCM_RIGHTS (``run``/``create`` with ``stdin: true`` keep it; ``stdin_once`` hands it
+  out once).
+- ``port_dial`` {id, port}: answers at once with a TCP socket connecting (non-blocking)
+  to 127.0.0.1:port in the running container's network namespace, passed as SCM_RIGHTS
+  (pods/portforward, as kubelet dials inside the pod's namespace).
 - ``sandbox_bridge`` {net}, ``sandbox_create`` {net, pod_uid}, ``sandbox_delete``
   {net, pod_uid}, ``sandbox_reconcile`` {net, live}: the pods' network sandboxes, made
   by the launcher because making a network namespace forks (net is {cidr, bridge?,
@@ -74,6 +80,8 @@ class Op(StrEnum):
     DELETE = "delete"
     EXEC = "exec"
     EXEC_ATTACH = "exec_attach"
+    PORT_DIAL = "port_dial"
+    ATTACH = "attach"
     SANDBOX_BRIDGE = "sandbox_bridge"
     SANDBOX_CREATE = "sandbox_create"
     SANDBOX_DELETE = "sandbox_delete"

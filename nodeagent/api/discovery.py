@@ -49,10 +49,13 @@ def version_info() -> dict[str, Any]:
 # Subresources other than status and scale: (name, kind, verbs, group, version), the
 # group and version named only where they are not the parent's.
 _SUBRESOURCES: dict[str, tuple[tuple[str, str, list[str], str, str], ...]] = {
-    "Pod": (("binding", "Binding", ["create"], "", ""),
+    "Pod": (("attach", "PodAttachOptions", ["create", "get"], "", ""),
+            ("binding", "Binding", ["create"], "", ""),
+            ("ephemeralcontainers", "Pod", ["get", "patch", "update"], "", ""),
             ("eviction", "Eviction", ["create"], "policy", "v1"),
             ("exec", "PodExecOptions", ["create", "get"], "", ""),
-            ("log", "Pod", ["get"], "", "")),
+            ("log", "Pod", ["get"], "", ""),
+            ("portforward", "PodPortForwardOptions", ["create", "get"], "", "")),
     "ServiceAccount": (("token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"),),
     "Namespace": (("finalize", "Namespace", ["update"], "", ""),),
 }

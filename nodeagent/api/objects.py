@@ -480,6 +480,8 @@ class ObjectStore:
             current, obj = await off_loop(heavy or len(kv.value) > HEAVY_BYTES, prepare)
             if obj is None:  # nothing changed: no write, same resourceVersion
                 return current
+            if subresource == "ephemeralcontainers":
+                self._admit_pod_security(obj)  # a debugger is held to the namespace's level
             if dry_run:
                 return obj
             if _finalized(obj):
@@ -509,6 +511,15 @@ class ObjectStore:
             merged = copy.deepcopy(current)
             merged["status"] = desired.get("status")
             desired = merged
+        elif subresource == "ephemeralcontainers":
+            # Only the pod's ephemeral containers change (and only by additions).
+            merged = copy.deepcopy(current)
+            spec = desired.get("spec")
+            added = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+            merged.setdefault("spec", {}).pop("ephemeralContainers", None)
+            if added is not None:
+                merged["spec"]["ephemeralContainers"] = added
+            desired = merged
         model, obj = decode_object(res, desired)
         meta, old_meta = obj["metadata"], old["metadata"]
         for fixed in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
@@ -530,7 +541,7 @@ class ObjectStore:
         elif res.has_status and subresource is None:
             obj.pop("status", None)
         try:
-            validate_update(res, model, old_model)
+            validate_update(res, model, old_model, subresource)
         except InvalidError as exc:
             raise ApiError.from_invalid(res, exc) from None
         # validate_update may normalise fields (a Service keeps its clusterIP).

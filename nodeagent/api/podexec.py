@@ -1,4 +1,5 @@
-"""``pods/{name}/exec`` over WebSocket with Kubernetes' channel protocol.
+"""``pods/{name}/exec`` and ``pods/{name}/attach`` over WebSocket with Kubernetes'
+channel protocol.
 
 kubectl (and nodectl) open a WebSocket with subprotocol ``v4.channel.k8s.io``
 (or v5); each binary message starts with its channel: 0 stdin, 1 stdout,
@@ -9,6 +10,10 @@ container, so it sees the container's filesystem, namespaces and cgroup; its
 stdio (or its terminal, with tty) is handed to this process and streamed both
 ways as it comes, so ``exec -it POD -- sh`` is a shell and ``-- tail -f`` follows.
 A client that goes away hangs the command up.
+
+``attach`` speaks the same protocol to a container's own process: its output from now
+on, and its stdin when the container keeps one (``stdin: true``); the session ends
+when the container does.
 """
 
 from __future__ import annotations
@@ -67,7 +72,9 @@ def _status(code: int, argv: list[str], message: str | None = None) -> bytes:
 
 
 async def serve_exec(scope: dict[str, Any], receive: Any, send: Any, objects: Any,
-                     run: Exec | None) -> None:
+                     run: Exec | None, subresource: str = "exec") -> None:
+    """``run`` starts the exec'd command, or (``subresource`` attach) attaches to the
+    container's process, the command ignored."""
     ws = WebSocket(scope, receive, send)
     offered = scope.get("subprotocols") or []
     protocol = next((p for p in PROTOCOLS if p in offered), None)
@@ -79,23 +86,25 @@ async def serve_exec(scope: dict[str, Any], receive: Any, send: Any, objects: An
     argv = query.get("command") or []
     try:
         target = parse_resource_path(scope["path"])
-        if target is None or target.resource.kind != "Pod" or target.subresource != "exec" \
-                or target.name is None:
-            raise ApiError(404, "NotFound", "exec is a pods subresource: "
-                           "/api/v1/namespaces/NS/pods/NAME/exec")
+        if target is None or target.resource.kind != "Pod" or \
+                target.subresource != subresource or target.name is None:
+            raise ApiError(404, "NotFound", f"{subresource} is a pods subresource: "
+                           f"/api/v1/namespaces/NS/pods/NAME/{subresource}")
         pod = objects.get(target.resource, target.namespace or "default", target.name)
         if run is None:
             raise ApiError(404, "NotFound", "this agent runs no pods")
-        if not argv:
+        if not argv and subresource == "exec":
             raise ApiError.bad_request("you must specify at least one command for the container")
-        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        spec = pod.get("spec") or {}
+        names = [c["name"] for c in spec.get("containers") or []]
         container = (query.get("container") or [""])[0]
         if not container:
             if len(names) != 1:
                 raise ApiError.bad_request(f"a container name must be specified for pod "
                                            f"{target.name}, choose one of: [{' '.join(names)}]")
             container = names[0]
-        if container not in names:
+        debuggers = [c["name"] for c in spec.get("ephemeralContainers") or []]
+        if container not in names + debuggers:
             raise ApiError.bad_request(f"container {container} is not valid for pod {target.name}")
         stdin, tty = _flag(query, "stdin"), _flag(query, "tty")
         session = await run(pod, container, argv, stdin, tty)

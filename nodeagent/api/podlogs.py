@@ -54,7 +54,8 @@ class PodLogs:
     def container(self, pod: Obj, requested: str | None) -> str:
         spec = pod.get("spec") or {}
         names = [c["name"] for c in spec.get("containers") or []]
-        init = [c["name"] for c in spec.get("initContainers") or []]
+        init = [c["name"] for c in [*(spec.get("initContainers") or []),
+                                    *(spec.get("ephemeralContainers") or [])]]
         name = pod["metadata"]["name"]
         if not requested:
             if len(names) == 1:
@@ -96,6 +97,19 @@ class PodLogs:
 
 async def _follow(path: str, stamps: bool, left: int | None) -> AsyncIterator[bytes]:
     """New complete lines of the file (following rotation), until the client goes."""
+    async for lines in follow_lines(path):
+        out = b"".join(_render(line, stamps) for line in lines)
+        if left is not None:
+            out, left = out[:left], left - len(out[:left])
+        if out:
+            yield out
+        if left is not None and left <= 0:
+            return
+
+
+async def follow_lines(path: str) -> AsyncIterator[list[LogLine]]:
+    """The lines written to a container's log file from now on (following rotation), as
+    they come; kubectl logs -f and pods/attach read them."""
     st = os.stat(path)
     pos, inode = st.st_size, st.st_ino
     partial = b""
@@ -113,14 +127,10 @@ async def _follow(path: str, stamps: bool, left: int | None) -> AsyncIterator[by
         complete, _, rest = (partial + data).rpartition(b"\n")
         pos += len(data)
         partial = rest
-        out = b"".join(_render(line, stamps) for raw in complete.split(b"\n") if raw
-                       for line in [parse_line(raw + b"\n")] if line is not None)
-        if left is not None:
-            out, left = out[:left], left - len(out[:left])
-        if out:
-            yield out
-        if left is not None and left <= 0:
-            return
+        lines = [line for raw in complete.split(b"\n") if raw
+                 for line in [parse_line(raw + b"\n")] if line is not None]
+        if lines:
+            yield lines
 
 
 def _read_at(path: str, pos: int, size: int) -> bytes:

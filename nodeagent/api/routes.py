@@ -14,7 +14,10 @@ from nodeagent.api.scale import SCALABLE
 from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import Resource, by_plural
 
-SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token", "scale", "eviction")
+SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token", "scale", "eviction",
+                "ephemeralcontainers", "attach", "portforward")
+POD_SUBRESOURCES = ("binding", "log", "exec", "eviction", "ephemeralcontainers", "attach",
+                    "portforward")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def parse_resource_path(path: str) -> Target | None:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource "
                        f"({plural}/status)")
     if (sub == "finalize" and res.kind != "Namespace") or \
-            (sub in ("binding", "log", "exec", "eviction") and res.kind != "Pod") or \
+            (sub in POD_SUBRESOURCES and res.kind != "Pod") or \
             (sub == "token" and res.kind != "ServiceAccount") or \
             (sub == "scale" and res.kind not in SCALABLE):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")

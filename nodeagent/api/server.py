@@ -24,6 +24,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
 
 from nodeagent.api import discovery, replica, reviews, serviceaccounts
 from nodeagent.api import protobuf as pb
@@ -53,6 +54,8 @@ from nodeagent.api.openapi import serve_openapi
 from nodeagent.api.origin import foreign_host, foreign_origin
 from nodeagent.api.podexec import Exec, serve_exec
 from nodeagent.api.podlogs import PodLogs
+from nodeagent.api.portforward import PROTOCOL as PORT_FORWARD
+from nodeagent.api.portforward import Dial, check_target, serve_portforward
 from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
@@ -66,6 +69,8 @@ from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.codec import FIELD_VALIDATION
 from nodeagent.objects.kinds import PODS, SECRETS
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
+
+STREAMING = ("exec", "attach", "portforward")  # pods' subresources served over WebSocket
 
 log = logging.getLogger("nodeagent.api")
 
@@ -247,6 +252,8 @@ class ApiApp:
         self.secrets_at: Callable[[], str] | None = None
         self.logs = logs  # this node's pods' logs; None: it runs no pods
         self.exec = exec_  # runs a command in a pod's container (pods/exec)
+        self.attach: Exec | None = None  # a pod's container's own stdio (pods/attach)
+        self.dial: Dial | None = None  # a connection into a pod's network (portforward)
         self.metrics = metrics  # this node's usage (podmanager.metrics.Metrics), or None
         self.gossip = gossip  # membership.Membership, or None without gossip
         self.ready = ready
@@ -275,13 +282,25 @@ class ApiApp:
                 return
             received = received_at()
             try:
-                self._check_websocket(scope)
+                target = self._check_websocket(scope)
+                pod = self._port_forward_target(target) \
+                    if target.subresource == "portforward" else None
             except ApiError as exc:
                 self._audit(scope, exc.code, received)
                 await _refuse_websocket(send, exc)
                 return
             self._audit(scope, 101, received)
-            await serve_exec(scope, receive, send, self.objects, self.exec)
+            if pod is not None and self.dial is not None:
+                ws = WebSocket(scope, receive, send)
+                if PORT_FORWARD not in (scope.get("subprotocols") or []):
+                    await ws.close(code=1002, reason=f"subprotocol {PORT_FORWARD} is required")
+                    return
+                await ws.accept(subprotocol=PORT_FORWARD)
+                await serve_portforward(ws, pod, self.dial)
+            elif target.subresource == "attach":
+                await serve_exec(scope, receive, send, self.objects, self.attach, "attach")
+            else:
+                await serve_exec(scope, receive, send, self.objects, self.exec)
             return
         if scope["type"] != "http":
             return
@@ -356,15 +375,29 @@ class ApiApp:
                 if attrs.resource_request else None
             raise ApiError(403, "Forbidden", forbidden_message(attrs, reason), details=details)
 
-    def _check_websocket(self, scope: dict[str, Any]) -> None:
-        """Authentication and authorization of an exec upgrade (``pods/exec``, create)."""
+    def _check_websocket(self, scope: dict[str, Any]) -> Target:
+        """Authentication and authorization of an upgrade (``pods/exec``, ``attach`` or
+        ``portforward``, each a create); the pod subresource it is for."""
         scope["nodeagent.user"] = self._authenticate(scope)
         path = scope.get("path", "").rstrip("/") or "/"
         request = Request({**scope, "type": "http", "method": "GET"})
+        target = parse_resource_path(path)
         try:
-            self._authorize(request, parse_resource_path(path), path, websocket=True)
+            self._authorize(request, target, path, websocket=True)
         finally:
             scope["nodeagent.attrs"] = request.scope.get("nodeagent.attrs")
+        if target is None or target.resource.kind != "Pod" or target.name is None or \
+                target.subresource not in STREAMING:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return target
+
+    def _port_forward_target(self, t: Target) -> dict[str, Any]:
+        """The running pod a port-forward is for, refused (before the upgrade) otherwise."""
+        pod = self.objects.get(t.resource, self._ns(t), t.name or "")
+        if self.dial is None:
+            raise ApiError(404, "NotFound", "this agent runs no pods")
+        check_target(pod)
+        return pod
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -437,6 +470,11 @@ class ApiApp:
             raise ApiError(503, "ServiceUnavailable", "this agent holds no Secrets: a node that "
                            "is not a server keeps only what its own pods need, and asks a "
                            f"server for that; ask a server ({self.secrets_at() or 'any'})")
+        if target.subresource in STREAMING:
+            # kubectl's SPDY fallback (POST with Upgrade: SPDY/3.1) lands here too: the
+            # HTTP server upgrades to WebSocket only.
+            raise ApiError.bad_request(f"{target.subresource} is served over a WebSocket "
+                                       "upgrade: Upgrade request required")
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
@@ -608,7 +646,7 @@ class ApiApp:
         body = await self._body(request)
         if t.subresource == "scale":
             return await self._scale(request, t, body, None)
-        sub = "status" if t.subresource == "status" else None
+        sub = t.subresource if t.subresource in ("status", "ephemeralcontainers") else None
         with field_validation(request) as warnings:
             obj = await self.objects.update(t.resource, self._ns(t), t.name, body,
                                             subresource=sub, dry_run=_dry_run(request),
@@ -629,7 +667,7 @@ class ApiApp:
         body = await self._body(request, patch=True)
         if t.subresource == "scale":
             return await self._scale(request, t, body, ctype)
-        sub = "status" if t.subresource == "status" else None
+        sub = t.subresource if t.subresource in ("status", "ephemeralcontainers") else None
         with field_validation(request) as warnings:
             obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                            subresource=sub, dry_run=_dry_run(request),

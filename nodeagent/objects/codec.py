@@ -229,13 +229,16 @@ def validate_create(res: Resource, obj: Model) -> None:
         raise InvalidError(res.kind, _name(obj), _dedupe(errs))
 
 
-def validate_update(res: Resource, obj: Model, old: Model) -> None:
-    """Raise InvalidError for a bad update: the create rules plus immutable fields."""
+def validate_update(res: Resource, obj: Model, old: Model, subresource: str | None = None
+                    ) -> None:
+    """Raise InvalidError for a bad update: the create rules plus immutable fields (a
+    subresource that may change what the object's own update may not has its own rules)."""
     errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
     check = getattr(obj, "check", None)
     if check is not None:
         errs.extend(check())
-    upd = getattr(obj, "check_update", None)
+    upd = getattr(obj, "check_ephemeral_update" if subresource == "ephemeralcontainers"
+                  else "check_update", None)
     if upd is not None:
         errs.extend(upd(old))
     if errs:

@@ -195,6 +195,15 @@ class Container(Model):
     tty: bool | None = None
 
 
+class EphemeralContainer(Container):
+    """A container added to a running pod (``pods/ephemeralcontainers``, kubectl debug):
+    never restarted, never probed, and with no ports or resources of its own.  With
+    ``targetContainerName`` it shares that container's process namespace, so it sees
+    (and may trace) its processes."""
+
+    target_container_name: str | None = None
+
+
 class KeyToPath(Model):
     key: str
     path: str
@@ -369,6 +378,7 @@ class PodSecurityContext(Model):
 class PodSpec(Model):
     containers: Annotated[list[Container] | None, merge_by("name")] = None
     init_containers: Annotated[list[Container] | None, merge_by("name")] = None
+    ephemeral_containers: Annotated[list[EphemeralContainer] | None, merge_by("name")] = None
     volumes: Annotated[list[Volume] | None, merge_by("name", retain_keys=True)] = None
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
@@ -461,6 +471,7 @@ class PodStatus(Model):
     start_time: str | None = None
     container_statuses: list[ContainerStatus] | None = None
     init_container_statuses: list[ContainerStatus] | None = None
+    ephemeral_container_statuses: list[ContainerStatus] | None = None
     qos_class: str | None = None
     nominated_node_name: str | None = None
 
@@ -500,6 +511,20 @@ class Pod(Model):
                 "`spec.terminationGracePeriodSeconds`")]
         return []
 
+    def check_ephemeral_update(self, old: Pod) -> list[FieldError]:
+        """``pods/ephemeralcontainers``: containers may be added, never changed or removed
+        (a running one could not be changed; its status would lie)."""
+        new = {e.name: e for e in (self.spec.ephemeral_containers if self.spec else None) or []}
+        errs = []
+        for e in (old.spec.ephemeral_containers if old.spec else None) or []:
+            if e.name not in new:
+                errs.append(Path("spec").child("ephemeralContainers").forbidden(
+                    f'existing ephemeral containers "{e.name}" may not be removed'))
+            elif new[e.name] != e:
+                errs.append(Path("spec").child("ephemeralContainers").forbidden(
+                    f'existing ephemeral containers "{e.name}" may not be changed'))
+        return errs
+
 
 def _mutable_blanked(spec: PodSpec | None) -> dict[str, Any]:
     d = spec.dump() if spec else {}
@@ -516,7 +541,8 @@ def _mutable_blanked(spec: PodSpec | None) -> dict[str, Any]:
 def default_pod_spec(spec: PodSpec) -> None:
     if spec.security_context is None:  # Kubernetes defaults it to {} (kubectl debug reads it)
         spec.security_context = PodSecurityContext()
-    for c in (spec.containers or []) + (spec.init_containers or []):
+    for c in [*(spec.containers or []), *(spec.init_containers or []),
+              *(spec.ephemeral_containers or [])]:
         if c.image_pull_policy is None:
             c.image_pull_policy = default_pull_policy(c.image or "")
         for probe in (c.liveness_probe, c.readiness_probe, c.startup_probe):
@@ -574,6 +600,13 @@ def validate_pod_spec(spec: PodSpec, path: Path) -> list[FieldError]:
                 errs.append(cp.child("name").duplicate(c.name))
             names.add(c.name)
             errs.extend(validate_container(c, cp, volume_names, init=group != "containers"))
+    targets = set(names)
+    for i, e in enumerate(spec.ephemeral_containers or []):
+        ep = path.child("ephemeralContainers").index(i)
+        if e.name in names:
+            errs.append(ep.child("name").duplicate(e.name))
+        names.add(e.name)
+        errs.extend(validate_ephemeral_container(e, ep, volume_names, targets))
     if spec.restart_policy not in RESTART_POLICIES:
         errs.append(path.child("restartPolicy").unsupported(spec.restart_policy, RESTART_POLICIES))
     if spec.dns_policy not in DNS_POLICIES:
@@ -764,6 +797,33 @@ def validate_container(c: Container, path: Path, volumes: set[str], init: bool) 
     if c.termination_message_policy not in ("File", "FallbackToLogsOnError"):
         errs.append(path.child("terminationMessagePolicy").unsupported(
             c.termination_message_policy, ["File", "FallbackToLogsOnError"]))
+    return errs
+
+
+# Fields an ephemeral container may not set (Kubernetes' validateEphemeralContainers): it
+# is never probed or restarted, and it takes no resources or ports of its own.
+EPHEMERAL_FORBIDDEN = (("ports", "ports"), ("livenessProbe", "liveness_probe"),
+                       ("readinessProbe", "readiness_probe"), ("startupProbe", "startup_probe"),
+                       ("lifecycle", "lifecycle"))
+
+
+def validate_ephemeral_container(e: EphemeralContainer, path: Path, volumes: set[str],
+                                 targets: set[str]) -> list[FieldError]:
+    errs = validate_container(e, path, volumes, init=True)
+    errs = [err for err in errs if not any(err.path.startswith(f"{path}.{camel}")
+                                           for camel, _ in EPHEMERAL_FORBIDDEN)]
+    for camel, attr in EPHEMERAL_FORBIDDEN:
+        if getattr(e, attr):
+            errs.append(path.child(camel).forbidden("cannot be set for an Ephemeral Container"))
+    if e.resources is not None and (e.resources.limits or e.resources.requests):
+        errs.append(path.child("resources").forbidden(
+            "cannot be set for an Ephemeral Container"))
+    for i, m in enumerate(e.volume_mounts or []):
+        if m.sub_path:
+            errs.append(path.child("volumeMounts").index(i).child("subPath").forbidden(
+                "cannot be set for an Ephemeral Container"))
+    if e.target_container_name is not None and e.target_container_name not in targets:
+        errs.append(path.child("targetContainerName").not_found(e.target_container_name))
     return errs
 
 

@@ -60,6 +60,7 @@ EnvFromSource: prefix=1 configMapRef=2:ConfigMapEnvSource secretRef=3:SecretEnvS
 EnvVar: name=1 value=2 valueFrom=3:EnvVarSource
 EnvVarSource: fieldRef=1:ObjectFieldSelector resourceFieldRef=2:ResourceFieldSelector
     configMapKeyRef=3:ConfigMapKeySelector secretKeyRef=4:SecretKeySelector
+EphemeralContainer: ephemeralContainerCommon=1^:Container targetContainerName=2
 Event: metadata=1:ObjectMeta involvedObject=2:ObjectReference reason=3 message=4
     source=5:EventSource firstTimestamp=6:Time lastTimestamp=7:Time count=8:i type=9
     eventTime=10:MicroTime series=11:EventSeries action=12 related=13:ObjectReference
@@ -138,7 +139,7 @@ PodSecurityContext: seLinuxOptions=1:- windowsOptions=8:- runAsUser=2?:i runAsGr
     seccompProfile=10:SeccompProfile appArmorProfile=11:- supplementalGroupsPolicy=12?
     seLinuxChangePolicy=13?
 PodSpec: volumes=1*:Volume initContainers=20*:Container containers=2*:Container
-    ephemeralContainers=34*:- restartPolicy=3 terminationGracePeriodSeconds=4?:i
+    ephemeralContainers=34*:EphemeralContainer restartPolicy=3 terminationGracePeriodSeconds=4?:i
     activeDeadlineSeconds=5?:i dnsPolicy=6 nodeSelector=7:{s} serviceAccountName=8 serviceAccount=9
     automountServiceAccountToken=21?:b nodeName=10 hostNetwork=11:b hostPID=12:b hostIPC=13:b
     shareProcessNamespace=27?:b securityContext=14:PodSecurityContext

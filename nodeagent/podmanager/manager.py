@@ -23,6 +23,7 @@ of pods no longer bound here are removed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -40,6 +41,7 @@ from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
 from nodeagent.objects.kinds import CONFIGMAPS, ENDPOINTS, PODS, SECRETS, SERVICES
 from nodeagent.objects.podutil import default_pull_policy, parse_time, pod_qos_class
+from nodeagent.podmanager.attach import AttachSession
 from nodeagent.podmanager.env import EnvError, command_line, container_env
 from nodeagent.podmanager.runtime import Attempt, ExecSession, RuntimeClient
 from nodeagent.podmanager.satokens import PodTokens
@@ -78,6 +80,7 @@ RESYNC_S = 10.0
 SANDBOX_SWEEP_S = 60.0
 PULL_PROGRESS_S = 5.0
 MIB = 1 << 20
+DIAL_TIMEOUT_S = 10.0  # pods/portforward: a connect inside the pod network
 PROXY_MARGIN_S = 0.5  # for other nodes' proxies to apply an endpoint removal
 Obj = dict[str, Any]
 
@@ -294,6 +297,12 @@ class PodManager:
                 wait = await self._maybe_start(w, pod, c, latest, policy, now)
                 if wait is not None:
                     again = wait if again is None else min(again, wait)
+            # Ephemeral containers (kubectl debug): each started once, never restarted.
+            for c in spec.get("ephemeralContainers") or []:
+                if not attempts.get(c["name"]):
+                    wait = await self._maybe_start(w, pod, c, [], "Never", now)
+                    if wait is not None:
+                        again = wait if again is None else min(again, wait)
             await self._ensure_probes(w, pod)
         await self._write_status(w, pod)
         due = self.tokens.next_refresh(pod) if self.tokens is not None else None
@@ -320,6 +329,13 @@ class PodManager:
                 w.waiting[name] = ("CrashLoopBackOff",
                                    self.backoff.message(key, name, pod["metadata"]["name"]))
                 return left
+        pid_namespace = None
+        if target := c.get("targetContainerName"):
+            shared = self.runtime.running(w.uid).get(target)
+            if shared is None or not shared.pid:
+                w.waiting[name] = ("ContainerCreating", f"container {target} is not running")
+                return 1.0
+            pid_namespace = f"/proc/{shared.pid}/ns/pid"  # its processes are the debugger's
         image = await self._image(w, pod, c)
         if image is None:
             return max(0.5, w.image_retry_at.get(c["image"], now + 1) - now)
@@ -328,7 +344,7 @@ class PodManager:
         except EnvError as exc:
             w.waiting[name] = ("CreateContainerConfigError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
-                                     f"spec.containers{{{name}}}")
+                                     _field_of(pod, name))
             return 5.0
         cid = container_id(w.uid, name, attempt)
         try:
@@ -338,14 +354,15 @@ class PodManager:
         except (ImageError, VolumeError, OSError) as exc:
             w.waiting[name] = ("CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
-                                     f"spec.containers{{{name}}}")
+                                     _field_of(pod, name))
             return 5.0
         qos = pod_qos_class(pod["spec"].get("containers") or [])
         spec = container_spec(
             pod, c, image, rootfs=rootfs, env=env,
             argv=command_line(c, env, image.entrypoint, image.cmd), mounts=mounts,
             netns_path=w.sandbox.path if w.sandbox else None,
-            cgroup_path=container_cgroup(pod_cgroup(self.cgroup_parent, qos, w.uid), cid))
+            cgroup_path=container_cgroup(pod_cgroup(self.cgroup_parent, qos, w.uid), cid),
+            pid_namespace=pid_namespace)
         if not spec.args:
             w.waiting[name] = ("CreateContainerError", "no command specified")
             return 5.0
@@ -355,27 +372,28 @@ class PodManager:
         log_dir = os.path.join(self.state_dir, "logs", _log_dir(pod), name)
         os.makedirs(log_dir, exist_ok=True)
         try:
-            await self.runtime.run(cid, spec_to_dict(spec), os.path.join(log_dir, f"{attempt}.log"))
+            await self.runtime.run(cid, spec_to_dict(spec), os.path.join(log_dir, f"{attempt}.log"),
+                                   stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")))
         except LauncherError as exc:
             w.waiting[name] = ("RunContainerError" if exc.reason != "InvalidSpec"
                                else "CreateContainerError", str(exc))
             self._event(pod, "Warning", "Failed", f"Error: {exc}",
-                                     f"spec.containers{{{name}}}")
+                                     _field_of(pod, name))
             if latest:
                 self.backoff.exited(key, now, now)
             return 5.0
         w.waiting.pop(name, None)
         self._event(pod, "Normal", "Created", f"Created container {name}",
-                                 f"spec.containers{{{name}}}")
+                                 _field_of(pod, name))
         self._event(pod, "Normal", "Started", f"Started container {name}",
-                                 f"spec.containers{{{name}}}")
+                                 _field_of(pod, name))
         return None
 
     async def _image(self, w: PodWorker, pod: Obj, c: Obj) -> Image | None:
         ref = c["image"]
         name = normalize_name(ref)
         policy = c.get("imagePullPolicy") or default_pull_policy(ref)
-        field_path = f"spec.containers{{{c['name']}}}"
+        field_path = _field_of(pod, c['name'])
         have: Image | None = None
         with contextlib.suppress(ImageError):
             have = self.images.get(name)
@@ -502,6 +520,45 @@ class PodManager:
         except LauncherError as exc:
             raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from exc
 
+    async def attach(self, pod: Obj, container: str, argv: list[str], stdin: bool,
+                     tty: bool) -> AttachSession:
+        """Attach to the container's own process (pods/attach): its output from now on and,
+        if its spec keeps one, its stdin.  ``argv`` is not used (exec's signature)."""
+        attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
+        if not attempts or attempts[0].state.status != ContainerStatus.RUNNING:
+            raise ApiError.bad_request(f'container {container} is not running in pod '
+                                       f'{pod["metadata"]["name"]}')
+        st = attempts[0].state
+        writer = None
+        if stdin:
+            try:
+                writer = await self.runtime.attach_stdin(st.id)
+            except LauncherError as exc:
+                raise ApiError.bad_request(
+                    f"container {container} in pod {pod['metadata']['name']} takes no stdin "
+                    f"(set stdin: true in its spec): {exc}") from exc
+
+        def running() -> bool:
+            now = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
+            return bool(now) and now[0].state.id == st.id and \
+                now[0].state.status == ContainerStatus.RUNNING
+        return AttachSession(st.log_path, writer, tty, running)
+
+    async def dial(self, pod: Obj, port: int) -> trio.SocketStream:
+        """A connection to the port inside the pod's network namespace (pods/portforward):
+        through any running container of the pod, as they share the namespace."""
+        running = self.runtime.running(pod["metadata"]["uid"])
+        if not running:
+            raise ApiError.bad_request(f'pod {pod["metadata"]["name"]} has no running '
+                                       "container: it cannot be forwarded to")
+        try:
+            with trio.fail_after(DIAL_TIMEOUT_S):
+                return await self.runtime.dial(next(iter(running.values())).id, port)
+        except trio.TooSlowError:
+            raise OSError(errno.ETIMEDOUT, f"no answer in {DIAL_TIMEOUT_S:g}s") from None
+        except LauncherError as exc:
+            raise OSError(errno.ECONNREFUSED, str(exc)) from exc
+
     # --- stopping -------------------------------------------------------------------------
 
     async def _terminate(self, w: PodWorker, pod: Obj) -> None:
@@ -622,7 +679,8 @@ class PodManager:
                                         _mono(st.finished_at, now))
 
     def _records(self, w: PodWorker, pod: Obj, containers: list[Obj],
-                 init: bool = False) -> list[ContainerRecord]:
+                 init: bool = False, ephemeral: bool = False) -> list[ContainerRecord]:
+        """Each container's status; an ephemeral one is never ready and never restarts."""
         history = self.runtime.of_pod(w.uid)
         out = []
         for c in containers:
@@ -644,8 +702,9 @@ class PodManager:
                 readiness = self.prober.passing(w.uid, c["name"], Kind.READINESS)
                 startup = self.prober.passing(w.uid, c["name"], Kind.STARTUP)
                 rec.started = startup is not False
-                rec.ready = not init and rec.started and readiness is not False
-            elif st.status == ContainerStatus.EXITED and self._restarts(pod, st, init):
+                rec.ready = not init and not ephemeral and rec.started and readiness is not False
+            elif st.status == ContainerStatus.EXITED and not ephemeral and \
+                    self._restarts(pod, st, init):
                 # Waiting for its next attempt; the one that ended is the last state.
                 rec.last_state = {"terminated": _terminated(st)}
                 key = f"{w.uid}/{c['name']}"
@@ -664,6 +723,7 @@ class PodManager:
         spec = pod.get("spec") or {}
         init = self._records(w, pod, spec.get("initContainers") or [], init=True)
         main = self._records(w, pod, spec.get("containers") or [])
+        debuggers = self._records(w, pod, spec.get("ephemeralContainers") or [], ephemeral=True)
         policy = spec.get("restartPolicy", "Always")
         old = pod.get("status") or {}
         initialized = all(r.state == "terminated" and r.exit_code == 0 for r in init)
@@ -678,6 +738,8 @@ class PodManager:
         }
         if init:
             status["initContainerStatuses"] = [container_status(r) for r in init]
+        if debuggers:
+            status["ephemeralContainerStatuses"] = [container_status(r) for r in debuggers]
         if w.sandbox is not None:
             status["podIP"] = w.sandbox.ip
             status["podIPs"] = [{"ip": w.sandbox.ip}]
@@ -745,6 +807,14 @@ class PodManager:
                     "::1\tlocalhost ip6-localhost ip6-loopback\n"
                     f"{ip}\t{name}\n")
         return Mount("/etc/hosts", "bind", path, ("rbind",))
+
+
+def _field_of(pod: Obj, name: str) -> str:
+    """The container's field path, as events name it: ``spec.initContainers{setup}``."""
+    for key in ("initContainers", "ephemeralContainers"):
+        if any(c.get("name") == name for c in pod["spec"].get(key) or []):
+            return f"spec.{key}{{{name}}}"
+    return f"spec.containers{{{name}}}"
 
 
 def _rv(pod: Obj) -> int:

@@ -131,11 +131,14 @@ class RuntimeClient:
         raise LauncherUnavailable(f"the launcher did not answer {op} in {CALL_TIMEOUT_S:g}s",
                                   "Timeout")
 
-    async def run(self, cid: str, spec: dict[str, Any], log_path: str) -> ContainerState:
+    async def run(self, cid: str, spec: dict[str, Any], log_path: str, *, stdin: bool = False,
+                  stdin_once: bool = False) -> ContainerState:
         """Start a container; its state is noted here until the next relist (a relist per
-        start would list 30 times for 30 starts)."""
-        st = ContainerState.from_dict((await self.call(Op.RUN, id=cid, spec=spec,
-                                                       log_path=log_path)).get("state"))
+        start would list 30 times for 30 starts).  ``stdin``: its stdin is kept open for
+        pods/attach."""
+        st = ContainerState.from_dict((await self.call(
+            Op.RUN, id=cid, spec=spec, log_path=log_path, stdin=stdin,
+            stdin_once=stdin_once)).get("state"))
         self.containers[cid] = st
         return st
 
@@ -173,11 +176,39 @@ class RuntimeClient:
     async def exec_attach(self, cid: str, args: list[str], *, stdin: bool,
                           tty: bool) -> ExecSession:
         """Start a command whose stdio this process streams (pods/exec); see ExecSession."""
+        sock, fds, rest = await self._passing_fds(Op.EXEC_ATTACH, id=cid, args=args,
+                                                  stdin=stdin, tty=tty)
+        return ExecSession(sock, rest, fds, stdin=stdin, tty=tty)
+
+    async def attach_stdin(self, cid: str) -> trio.lowlevel.FdStream:
+        """The write end of a running container's stdin (pods/attach)."""
+        sock, fds, _ = await self._passing_fds(Op.ATTACH, id=cid)
+        sock.close()
+        return trio.lowlevel.FdStream(fds[0])
+
+    async def dial(self, cid: str, port: int) -> trio.SocketStream:
+        """A TCP connection to 127.0.0.1:port in the container's network namespace
+        (pods/portforward); OSError if nothing listens there."""
+        sock, fds, _ = await self._passing_fds(Op.PORT_DIAL, id=cid, port=port)
+        sock.close()
+        conn = trio.socket.from_stdlib_socket(socket.socket(fileno=fds[0]))
+        try:
+            await trio.lowlevel.wait_writable(conn)  # the launcher started the connect
+            code = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+        except BaseException:
+            conn.close()
+            raise
+        return trio.SocketStream(conn)
+
+    async def _passing_fds(self, op: Op, **args: Any) -> tuple[Any, list[int], bytes]:
+        """Ask the launcher for descriptors (SCM_RIGHTS) on a connection of its own:
+        (that connection, the descriptors, what followed the answer line)."""
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             await sock.connect(self.socket_path)
-            await sock.send(encode_request(Op.EXEC_ATTACH, id=cid, args=args, stdin=stdin,
-                                           tty=tty))
+            await sock.send(encode_request(op, **args))
             with trio.fail_after(CALL_TIMEOUT_S):
                 data, ancdata, _, _ = await sock.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
         except (OSError, trio.TooSlowError) as exc:
@@ -190,13 +221,13 @@ class RuntimeClient:
         try:
             reply = decode_reply(line)
             if len(fds) != reply.get("fds"):
-                raise LauncherFailed("BadAnswer", "the launcher passed no stdio")
+                raise LauncherFailed("BadAnswer", "the launcher passed no descriptors")
         except LauncherError:
             for fd in fds:
                 os.close(fd)
             sock.close()
             raise
-        return ExecSession(sock, rest, fds, stdin=stdin, tty=tty)
+        return sock, fds, rest
 
     async def relist(self) -> set[str]:
         """Refresh ``containers``; returns the pod uids whose containers changed."""

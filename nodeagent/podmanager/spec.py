@@ -74,7 +74,9 @@ def _seccomp(pod: Obj, container: Obj) -> str:
 
 def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: dict[str, str],
                    argv: list[str], mounts: list[Mount], netns_path: str | None,
-                   cgroup_path: str) -> ContainerSpec:
+                   cgroup_path: str, pid_namespace: str | None = None) -> ContainerSpec:
+    """``pid_namespace``: a running container's (``/proc/PID/ns/pid``), joined by an
+    ephemeral container that targets it."""
     meta, spec = pod["metadata"], pod.get("spec") or {}
     merged: dict[str, str] = {}
     for item in image.env:
@@ -95,7 +97,8 @@ def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: 
         hostname=spec.get("hostname") or meta["name"],
         readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
         mounts=tuple(mounts),
-        join_namespaces=(("net", netns_path),) if netns_path else (),
+        join_namespaces=((("network", netns_path),) if netns_path else ())
+        + ((("pid", pid_namespace),) if pid_namespace else ()),
         # hostPID and hostIPC: the container keeps the host's (node's) namespaces.
         namespaces=tuple(ns for ns in base.namespaces
                          if not (ns == "pid" and spec.get("hostPID"))

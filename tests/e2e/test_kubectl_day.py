@@ -6,11 +6,14 @@ count it prints, stay true)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from test_pods import KUBIA, env_of, node, ready_pods  # noqa: F401  (node is a fixture)
 from waiting import needs_root, until
 
@@ -18,9 +21,9 @@ from agentproc import kubectl_binary
 
 pytestmark = needs_root("a lab node (namespaces, cgroups, veths)")
 
-# What this server does not serve yet (issue 20 lists them): these must fail, until they
-# are built and moved out of this set.
-NOT_YET = {"port-forward", "attach", "debug"}
+# What this server does not serve yet: these must fail, until they are built and moved
+# out of this set.
+NOT_YET: set[str] = set()
 
 
 class Day:
@@ -46,6 +49,10 @@ class Day:
             ok, detail = False, f"timed out after {timeout:g} s"
         self.results[name] = (ok, detail)
         return detail if ok else ""
+
+    def background(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([self.binary, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     def until_step(self, name: str, *args: str, expect: str = "", within_s: float = 60
                    ) -> str:
@@ -80,6 +87,10 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
              expect="env updated")
     day.step("rollout status (v2)", "rollout", "status", "deployment/kubia",
              "--timeout=120s", expect="successfully rolled out", timeout=150)
+    day.step("set image", "set", "image", "deployment/kubia", "kubia=kubia:v2",
+             expect="image updated")
+    day.step("rollout status (image)", "rollout", "status", "deployment/kubia",
+             "--timeout=120s", expect="successfully rolled out", timeout=150)
     day.step("rollout history", "rollout", "history", "deployment/kubia", expect="REVISION")
     day.step("rollout undo", "rollout", "undo", "deployment/kubia", expect="rolled back")
     day.step("rollout status (undone)", "rollout", "status", "deployment/kubia",
@@ -100,9 +111,12 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     day.step("top nodes", "top", "nodes", expect="node1")
     until(lambda: ready_pods(http), 90, "a ready pod after the rollouts")
     pod = ready_pods(http)[0]["metadata"]["name"]
-    day.step("port-forward", "port-forward", pod, "18080:8080", timeout=10)
-    day.step("attach", "attach", pod, timeout=10)
-    day.step("debug", "debug", pod, "--image=kubia:latest", "--", "true", timeout=20)
+    reach_and_attach(day, pod)
+    day.step("debug", "debug", pod, "--image=kubia:latest", "--target=kubia",
+             "--profile=baseline", "--", "true", expect="Defaulting debug container name")
+    day.until_step("debug (ran)", "get", "pod", pod, "-o",
+                   "jsonpath={.status.ephemeralContainerStatuses[0].state.terminated.reason}",
+                   expect="Completed", within_s=60)
     day.step("cordon", "cordon", "node1", expect="cordoned")
     day.step("drain", "drain", "node1", "--ignore-daemonsets", "--delete-emptydir-data",
              "--timeout=90s", expect="drained", timeout=120)
@@ -123,3 +137,37 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     assert not now_working, f"these work now: move them out of NOT_YET: {now_working}"
 
 
+
+
+def reach_and_attach(day: Day, pod: str) -> None:
+    """port-forward to the pod, an HTTP request through it, and attach: the request shows
+    in what the attached container writes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    forward = day.background("port-forward", f"pod/{pod}", f"{port}:8080")
+    attach = None
+    try:
+        ok, detail = False, ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ok:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+                ok, detail = pod in answer, answer
+            except httpx.HTTPError as exc:
+                detail = str(exc)
+                time.sleep(0.5)
+        day.results["port-forward"] = (ok, detail)
+        attach = day.background("attach", pod)
+        time.sleep(2)  # attached before the request
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        time.sleep(2)
+    finally:
+        for proc in (attach, forward):
+            if proc is not None:
+                proc.terminate()
+        out = [proc.communicate(timeout=10)[0] if proc else "" for proc in (attach, forward)]
+    day.results["attach"] = ("Received request" in out[0], out[0][-400:])
+    if not ok:
+        day.results["port-forward"] = (False, f"{detail[-200:]} / kubectl: {out[1][-300:]}")

@@ -119,7 +119,9 @@ def node(tmp_path):
     sock, cgroup = agent.sock, agent.cgroup
     try:
         layouts = build(str(tmp_path / "layouts"))
-        ImageStore(str(tmp_path / "images")).import_oci_layout(layouts["kubia:latest"])
+        store = ImageStore(str(tmp_path / "images"))
+        store.import_oci_layout(layouts["kubia:latest"])
+        store.import_oci_layout(layouts["kubia:latest"], name="kubia:v2")  # for set image
         lab.up(1)
         assert lab.route_is_through_lab(lab.node_address(1))
         agent.start()

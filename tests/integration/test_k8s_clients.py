@@ -468,6 +468,7 @@ def test_eviction_and_every_subresource_in_discovery(agent: AgentProcess,
     with agent.client() as admin:
         names = {r["name"]: r for r in admin.get("/api/v1").json()["resources"]}
         for sub in ("pods/eviction", "pods/exec", "pods/log", "pods/binding", "pods/status",
+                    "pods/attach", "pods/portforward", "pods/ephemeralcontainers",
                     "serviceaccounts/token", "namespaces/finalize",
                     "replicationcontrollers/scale"):
             assert sub in names, sub
@@ -509,3 +510,66 @@ def test_thousands_of_unknown_fields_get_a_bounded_set_of_warnings(agent: AgentP
         warnings = r.headers.get_list("warning")
         assert len(warnings) == 33 and "4968 more warnings left out" in warnings[-1]
         assert all(len(w) < 1100 for w in warnings)
+
+
+def test_ephemeral_containers_are_added_never_changed(agent: AgentProcess,
+                                                      api: k8s.ApiClient) -> None:
+    """pods/ephemeralcontainers, as kubectl debug and the Python client use it: added by a
+    strategic patch, then kept as they are; the pod's own update cannot touch them."""
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_pod("default", k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="debugged"),
+        spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="app", image="busybox:1")])))
+    debugger = {"name": "dbg", "image": "busybox:1", "command": ["sleep", "1"],
+                "targetContainerName": "app"}
+    pod = core.patch_namespaced_pod_ephemeralcontainers(
+        "debugged", "default", {"spec": {"ephemeralContainers": [debugger]}})
+    [added] = pod.spec.ephemeral_containers  # type: ignore[union-attr,misc]
+    assert (added.name, added.target_container_name, added.image_pull_policy) == (
+        "dbg", "app", "IfNotPresent")
+    with agent.client() as admin:
+        url = "/api/v1/namespaces/default/pods/debugged/ephemeralcontainers"
+        merge = {"Content-Type": "application/merge-patch+json"}
+        for change, says in (
+                ([{**debugger, "image": "busybox:2"}], 'existing ephemeral containers "dbg" '
+                                                       "may not be changed"),
+                ([], 'existing ephemeral containers "dbg" may not be removed'),
+                ([debugger, {"name": "p", "image": "b:1", "ports": [{"containerPort": 1}]}],
+                 "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an "
+                 "Ephemeral Container"),
+                ([debugger, {"name": "t", "image": "b:1", "targetContainerName": "nope"}],
+                 'spec.ephemeralContainers[1].targetContainerName: Not found: "nope"'),
+                ([debugger, {"name": "app", "image": "b:1"}],
+                 'spec.ephemeralContainers[1].name: Duplicate value: "app"')):
+            r = admin.patch(url, content=json.dumps({"spec": {"ephemeralContainers": change}}),
+                            headers=merge)
+            assert r.status_code == 422 and says in r.json()["message"], (change, r.text)
+        # The pod's own update: ephemeral containers are not its to change.
+        r = admin.patch("/api/v1/namespaces/default/pods/debugged", headers=merge,
+                        content=json.dumps({"spec": {"ephemeralContainers": None}}))
+        assert r.status_code == 422 and "pod updates may not change" in r.text, r.text
+        got = admin.get(url).json()
+        assert [c["name"] for c in got["spec"]["ephemeralContainers"]] == ["dbg"]
+        # The streaming subresources are WebSocket upgrades only.
+        for sub in ("exec", "attach", "portforward"):
+            r = admin.post(f"/api/v1/namespaces/default/pods/debugged/{sub}")
+            assert r.status_code == 400 and "Upgrade request required" in r.text, (sub, r.text)
+
+
+def test_kubectl_debug_is_held_to_the_namespaces_pod_security(agent: AgentProcess) -> None:
+    """kubectl debug's default profile (general) adds SYS_PTRACE, which the baseline level
+    (this project's default) refuses, naming it; --profile=baseline is admitted."""
+    with agent.client() as admin:
+        r = admin.post("/api/v1/namespaces/default/pods", json={
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "traced"},
+            "spec": {"containers": [{"name": "app", "image": "busybox:1"}]}})
+        assert r.status_code == 201, r.text
+    refused = kubectl(agent, "debug", "traced", "--image=busybox:1", "--target=app", "--",
+                      "true", check=False)
+    assert refused.returncode != 0 and "SYS_PTRACE" in refused.stderr, refused.stderr
+    done = kubectl(agent, "debug", "traced", "--image=busybox:1", "--target=app",
+                   "--profile=baseline", "--", "true")
+    assert "Defaulting debug container name to debugger-" in done.stdout + done.stderr
+    got = kubectl(agent, "get", "pod", "traced", "-o", "json")
+    [debugger] = json.loads(got.stdout)["spec"]["ephemeralContainers"]
+    assert debugger["targetContainerName"] == "app" and debugger["command"] == ["true"]
