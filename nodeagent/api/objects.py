@@ -27,6 +27,13 @@ import trio
 
 from nodeagent.api import encryption, podsecurity, serviceaccounts
 from nodeagent.api.allocator import SERVICE_CIDR, Allocations, ServiceAllocator
+from nodeagent.api.managedfields import (
+    Conflict,
+    FieldsError,
+    Manager,
+    apply_config,
+    track_update,
+)
 from nodeagent.api.status import ApiError
 from nodeagent.api.strategicpatch import PatchError, strategic_merge_patch
 from nodeagent.logs import ThrottledLog
@@ -63,6 +70,7 @@ __all__ = ["FieldSelector", "ObjectStore"]
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: no accidental words
 MAX_CAS_RETRIES = 16
+INTERNAL = Manager("nodeagent")  # the agents' own controllers, writing in-process
 
 
 def now_rfc3339() -> str:
@@ -329,9 +337,12 @@ class ObjectStore:
     # --- create ---------------------------------------------------------------------------
 
     async def create(self, res: Resource, namespace: str | None, body: Any,
-                     *, dry_run: bool = False, heavy: bool = False) -> dict[str, Any]:
+                     *, dry_run: bool = False, heavy: bool = False,
+                     manager: Manager = INTERNAL,
+                     managed: builtins.list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """``heavy``: a large body (over HEAVY_BYTES), decoded and validated in a thread (a
-        Pod of 3,000 containers held the event loop for 150 ms)."""
+        Pod of 3,000 containers held the event loop for 150 ms).  The creator owns every
+        field it set (``managed``: the managed fields an apply worked out instead)."""
         if res.has_status and res.kind != "Node" and isinstance(body, dict) and "status" in body:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
@@ -366,6 +377,10 @@ class ObjectStore:
         meta.pop("deletionGracePeriodSeconds", None)
         meta.pop("selfLink", None)
         meta.pop("managedFields", None)
+        meta["managedFields"] = managed if managed is not None else track_update(
+            None, obj, res.model, manager, res.api_version, meta["creationTimestamp"])
+        if not meta["managedFields"]:
+            meta.pop("managedFields")
         if res.has_status:
             meta["generation"] = 1
         else:
@@ -418,7 +433,7 @@ class ObjectStore:
 
     async def update(self, res: Resource, namespace: str | None, name: str, body: Any,
                      *, subresource: str | None = None, dry_run: bool = False,
-                     heavy: bool = False) -> dict[str, Any]:
+                     heavy: bool = False, manager: Manager = INTERNAL) -> dict[str, Any]:
         """PUT: replace the object (or its status), optimistic on resourceVersion if given."""
         if not isinstance(body, dict):
             raise ApiError.bad_request(f"the object provided is not a {res.kind}")
@@ -432,11 +447,13 @@ class ObjectStore:
         rv = meta.get("resourceVersion")
         expected = _parse_rv(rv) if rv not in (None, "") else None
         return await self._update(res, namespace, name, lambda _cur: body, expected,
-                                  subresource=subresource, dry_run=dry_run, heavy=heavy)
+                                  subresource=subresource, dry_run=dry_run, heavy=heavy,
+                                  manager=manager)
 
     async def patch(self, res: Resource, namespace: str | None, name: str, patch: Any,
                     content_type: str, *, subresource: str | None = None,
-                    dry_run: bool = False, heavy: bool = False) -> dict[str, Any]:
+                    dry_run: bool = False, heavy: bool = False,
+                    manager: Manager = INTERNAL) -> dict[str, Any]:
         if content_type == "application/json-patch+json":
             mutate = json_patch(patch)
             heavy = True  # its copies grow the object while it applies: in a thread
@@ -460,11 +477,57 @@ class ObjectStore:
         rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
         expected = _parse_rv(rv) if rv not in (None, "") else None
         return await self._update(res, namespace, name, mutate, expected,
-                                  subresource=subresource, dry_run=dry_run, heavy=heavy)
+                                  subresource=subresource, dry_run=dry_run, heavy=heavy,
+                                  manager=manager)
+
+    async def apply(self, res: Resource, namespace: str | None, name: str, config: Any, *,
+                    manager: Manager, force: bool, dry_run: bool = False,
+                    heavy: bool = False) -> tuple[dict[str, Any], bool]:
+        """Server-side apply (managedfields.py): (the object, whether it was created)."""
+        _check_apply_config(res, name, config)
+
+        def merge(cur: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return strategic_merge_patch(cur, cfg, res.model)
+            except PatchError as exc:
+                raise ApiError(exc.status, "BadRequest" if exc.status == 400 else "Invalid",
+                               str(exc)) from None
+
+        def mutate(cur: dict[str, Any] | None) -> dict[str, Any]:
+            try:
+                return apply_config(cur, config, res.model, manager, res.api_version,
+                                    now_rfc3339(), force, merge)
+            except Conflict as exc:
+                raise _conflict_error(res, name, exc) from None
+            except FieldsError as exc:
+                raise ApiError(422, "Invalid", f"{res.kind} {name!r} is invalid: "
+                               f"metadata.managedFields: Invalid value: {exc}") from None
+
+        for _ in range(MAX_CAS_RETRIES):
+            if self.store.get(res.key(namespace, name)) is None:
+                obj = mutate(None)
+                managed = obj["metadata"].pop("managedFields")
+                obj["metadata"]["name"] = name
+                try:
+                    return await self.create(res, namespace, obj, dry_run=dry_run, heavy=heavy,
+                                             managed=managed), True
+                except ApiError as exc:
+                    if exc.reason != "AlreadyExists":
+                        raise
+                    continue  # created meanwhile: applied to it instead
+            try:
+                return await self._update(res, namespace, name, mutate, None,
+                                          subresource=manager.subresource, dry_run=dry_run,
+                                          heavy=heavy, manager=manager), False
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise  # deleted meanwhile: created instead
+        raise ApiError.conflict(res, name)
 
     async def _update(self, res: Resource, namespace: str | None, name: str, mutate,
                       expected_rv: int | None, *, subresource: str | None,
-                      dry_run: bool, heavy: bool = False) -> dict[str, Any]:
+                      dry_run: bool, heavy: bool = False,
+                      manager: Manager = INTERNAL) -> dict[str, Any]:
         key = res.key(namespace, name)
         for _ in range(MAX_CAS_RETRIES):
             kv = self.store.get(key)
@@ -474,7 +537,8 @@ class ObjectStore:
                 raise ApiError.conflict(res, name)
             def prepare(kv: KeyValue = kv) -> tuple[dict[str, Any], dict[str, Any] | None]:
                 current = decode_kv(kv)
-                return current, self._prepare_update(res, current, mutate(current), subresource)
+                return current, self._prepare_update(res, current, mutate(current), subresource,
+                                                     manager)
             # A large object or patch is worked on in a thread (compare-and-swap below makes
             # a change meanwhile a retry, as ever).
             current, obj = await off_loop(heavy or len(kv.value) > HEAVY_BYTES, prepare)
@@ -502,7 +566,8 @@ class ObjectStore:
         raise ApiError.conflict(res, name)
 
     def _prepare_update(self, res: Resource, current: dict[str, Any], desired: Any,
-                        subresource: str | None) -> dict[str, Any] | None:
+                        subresource: str | None, manager: Manager = INTERNAL
+                        ) -> dict[str, Any] | None:
         if not isinstance(desired, dict):
             raise ApiError.bad_request(f"the object provided is not a {res.kind}")
         old_model, old = normalize(res, current)
@@ -551,6 +616,21 @@ class ObjectStore:
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if not res.has_status:
             obj.pop("status", None)
+        if manager.operation != "Apply":
+            # Managed fields the writer sent replace the old ones ([] clears them); the
+            # fields this update changed are then its manager's.
+            sent = desired.get("metadata") if isinstance(desired.get("metadata"), dict) else {}
+            if "managedFields" not in sent:
+                meta["managedFields"] = old_meta.get("managedFields")
+            try:
+                meta["managedFields"] = track_update(
+                    old, obj, res.model, Manager(manager.name, subresource=subresource),
+                    res.api_version, now_rfc3339())
+            except FieldsError as exc:
+                raise ApiError(422, "Invalid", f'{res.kind} "{meta["name"]}" is invalid: '
+                               f"metadata.managedFields: Invalid value: {exc}") from None
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
         meta.pop("resourceVersion", None)
         old_cmp = {**old, "metadata": {k: v for k, v in old_meta.items() if k != "resourceVersion"}}
         if obj == old_cmp:
@@ -872,3 +952,50 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[k] = merge_patch(out.get(k), v)
     return out
+
+
+def _check_apply_config(res: Resource, name: str, config: Any) -> None:
+    """An apply configuration names its kind and object, and nothing of the server's."""
+    if not isinstance(config, dict):
+        raise ApiError.bad_request("an apply configuration is a YAML or JSON object")
+    for field, want in (("apiVersion", res.api_version), ("kind", res.kind)):
+        if not config.get(field):
+            raise ApiError.bad_request(f"{field} must be set in an apply configuration")
+        if config[field] != want:
+            raise ApiError.bad_request(f"{field} {config[field]!r} does not match the "
+                                       f"request's {want!r}")
+    meta = config.get("metadata")
+    if not isinstance(meta, dict) or meta.get("name") not in (None, name):
+        raise ApiError.bad_request(f"metadata.name must be {name!r}, as on the URL")
+    if meta.get("managedFields") is not None:
+        raise ApiError.bad_request("metadata.managedFields must be nil in an apply "
+                                   "configuration")
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(key, str) and key.startswith("$"):
+                raise ApiError.bad_request(f"{key!r}: patch directives have no place in an "
+                                           "apply configuration")
+            stack.append(value)
+
+
+def _conflict_error(res: Resource, name: str, exc: Conflict) -> ApiError:
+    """409 naming each field and its manager, as the apiserver words it."""
+    owners = sorted({(m, v) for _, m, v in exc.fields})
+    n = len(exc.fields)
+    if n == 1:
+        path, m, v = exc.fields[0]
+        text = f'conflict with "{m}" using {v}: {path}'
+    else:
+        text = "conflicts with " + "; ".join(
+            f'"{m}" using {v}:\n' + "\n".join(f"- {p}" for p, mm, vv in exc.fields
+                                               if (mm, vv) == (m, v)) for m, v in owners)
+    return ApiError(409, "Conflict", f"Apply failed with {n} conflict{'s' if n > 1 else ''}: "
+                    f"{text}", details={
+                        "name": name, "group": res.group, "kind": res.plural,
+                        "causes": [{"reason": "FieldManagerConflict",
+                                    "message": f'conflict with "{m}" using {v}',
+                                    "field": p} for p, m, v in exc.fields]})

@@ -40,6 +40,7 @@ from nodeagent.api.authz import (
     request_attributes,
 )
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, TlsPeers, serve_gated
+from nodeagent.api.managedfields import MAX_MANAGER_CHARS, Manager, manager_name
 from nodeagent.api.nodeauth import NodeAuthorizer, Servers, node_name
 from nodeagent.api.objects import (
     HEAVY_BYTES,
@@ -82,6 +83,7 @@ JSON_TYPES = {"application/json", "application/merge-patch+json", "application/j
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml"}
 PATCH_TYPES = {"application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json"}
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def json_response(obj: Any, code: int = 200) -> Response:
@@ -611,7 +613,8 @@ class ApiApp:
         body = await self._body(request)
         with field_validation(request) as warnings:
             obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
-                                            dry_run=_dry_run(request), heavy=_heavy(request))
+                                            dry_run=_dry_run(request), heavy=_heavy(request),
+                                            manager=_manager(request))
         return warned(reply(request, obj, 201), warnings)
 
     async def _evict(self, request: Request, t: Target, body: Any) -> dict[str, Any]:
@@ -650,16 +653,15 @@ class ApiApp:
         with field_validation(request) as warnings:
             obj = await self.objects.update(t.resource, self._ns(t), t.name, body,
                                             subresource=sub, dry_run=_dry_run(request),
-                                            heavy=_heavy(request))
+                                            heavy=_heavy(request), manager=_manager(request))
         return warned(reply(request, obj), warnings)
 
     async def handle_patch(self, request: Request, t: Target) -> Response:
         if t.name is None:
             raise ApiError(405, "MethodNotAllowed", "PATCH needs an object name")
         ctype = _content_type(request)
-        if ctype == "application/apply-patch+yaml":
-            raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported; "
-                           "use nodectl apply (client side) or a merge patch")
+        if ctype == APPLY_PATCH:
+            return await self._apply(request, t)
         if ctype not in PATCH_TYPES:
             raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an '
                            f'unknown format - accepted media types include: '
@@ -671,8 +673,30 @@ class ApiApp:
         with field_validation(request) as warnings:
             obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                            subresource=sub, dry_run=_dry_run(request),
-                                           heavy=_heavy(request))
+                                           heavy=_heavy(request), manager=_manager(request))
         return warned(reply(request, obj), warnings)
+
+    async def _apply(self, request: Request, t: Target) -> Response:
+        """Server-side apply (kubectl apply --server-side): the body is the configuration
+        (YAML or JSON); ``fieldManager`` is required, ``force`` takes conflicting fields."""
+        if t.subresource not in (None, "status"):
+            raise ApiError(415, "UnsupportedMediaType", f"{t.subresource} takes no apply patch")
+        raw = await self._raw_body(request)
+        if not raw.strip():
+            raise ApiError.bad_request("the request body is empty")
+        config = await self._parse(request, raw, "application/yaml")
+        if not request.query_params.get("fieldManager"):
+            raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: "
+                           "fieldManager: Required value: is required for apply patch")
+        force = request.query_params.get("force", "false")
+        if force not in ("true", "false"):
+            raise ApiError.bad_request(f"force must be true or false, not {force!r}")
+        who = Manager(_manager(request).name, "Apply", t.subresource)
+        with field_validation(request) as warnings:
+            obj, created = await self.objects.apply(
+                t.resource, self._ns(t, creating=True), t.name or "", config, manager=who,
+                force=force == "true", dry_run=_dry_run(request), heavy=_heavy(request))
+        return warned(reply(request, obj, 201 if created else 200), warnings)
 
     async def _scale(self, request: Request, t: Target, body: Any,
                      patch_type: str | None) -> Response:
@@ -967,6 +991,15 @@ async def _refuse_websocket(send: Any, exc: ApiError) -> None:
 
 async def _not_found() -> Response:
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _manager(request: Request) -> Manager:
+    """The writer's field manager: ``fieldManager``, else named by its User-Agent."""
+    name = request.query_params.get("fieldManager")
+    if name is not None and (len(name) > MAX_MANAGER_CHARS or not name.isprintable()):
+        raise ApiError(422, "Invalid", "fieldManager: Invalid value: must be at most "
+                       f"{MAX_MANAGER_CHARS} printable characters")
+    return Manager(manager_name(name, request.headers.get("user-agent", "")))
 
 
 def _heavy(request: Request) -> bool:

@@ -573,3 +573,70 @@ def test_kubectl_debug_is_held_to_the_namespaces_pod_security(agent: AgentProces
     got = kubectl(agent, "get", "pod", "traced", "-o", "json")
     [debugger] = json.loads(got.stdout)["spec"]["ephemeralContainers"]
     assert debugger["targetContainerName"] == "app" and debugger["command"] == ["true"]
+
+
+def ssa_manifest(replicas: int, env: list[dict[str, str]]) -> str:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ssa"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "ssa"}},
+                 "template": {"metadata": {"labels": {"app": "ssa"}}, "spec": {"containers": [
+                     {"name": "web", "image": "kubia:v1", "env": env}]}}}})
+
+
+def managers(agent: AgentProcess, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    got = json.loads(kubectl(agent, "get", "deployment", name, "-o", "json",
+                             "--show-managed-fields").stdout)
+    return {(e["manager"], e["operation"]): e for e in got["metadata"]["managedFields"]}
+
+
+def test_server_side_apply_conflicts_force_and_removal(agent: AgentProcess) -> None:
+    """kubectl apply --server-side: the applier owns its fields; another manager's change
+    of one is a 409 naming it, --force-conflicts takes it; a field the applier drops from
+    its configuration is removed; an update's manager owns what it changed."""
+    a, b = {"name": "A", "value": "1"}, {"name": "B", "value": "2"}
+    done = kubectl(agent, "apply", "--server-side", "-f", "-", stdin=ssa_manifest(1, [a, b]))
+    assert "deployment.apps/ssa serverside-applied" in done.stdout, done.stdout
+    owned = managers(agent, "ssa")[("kubectl", "Apply")]["fieldsV1"]
+    assert "f:replicas" in owned["f:spec"]
+    web = owned["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}']
+    assert set(web["f:env"]) == {'k:{"name":"A"}', 'k:{"name":"B"}'}
+    # Another manager wanting another replica count: a conflict naming field and owner.
+    refused = kubectl(agent, "apply", "--server-side", "--field-manager=ops", "-f", "-",
+                      stdin=ssa_manifest(3, [a, b]), check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert 'conflict with "kubectl" using apps/v1: .spec.replicas' in refused.stderr, \
+        refused.stderr
+    kubectl(agent, "apply", "--server-side", "--field-manager=ops", "--force-conflicts",
+            "-f", "-", stdin=ssa_manifest(3, [a, b]))
+    both = managers(agent, "ssa")
+    assert "f:replicas" in both[("ops", "Apply")]["fieldsV1"]["f:spec"]
+    assert "f:replicas" not in both[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+    # The first applier drops B: still ops's (it applied B too), so it stays.
+    kubectl(agent, "apply", "--server-side", "-f", "-", stdin=ssa_manifest(3, [a]))
+    env = containers(agent, "ssa")[0]["env"]
+    assert [e["name"] for e in env] == ["A", "B"], env
+    # Both drop it: gone.
+    kubectl(agent, "apply", "--server-side", "--field-manager=ops", "-f", "-",
+            stdin=ssa_manifest(3, [a]))
+    assert [e["name"] for e in containers(agent, "ssa")[0]["env"]] == ["A"]
+    # An update's manager (kubectl label: kubectl-label) owns the field it set.
+    kubectl(agent, "label", "deployment", "ssa", "team=blue")
+    labels = managers(agent, "ssa")[("kubectl-label", "Update")]["fieldsV1"]
+    assert labels == {"f:metadata": {"f:labels": {".": {}, "f:team": {}}}}, labels
+
+
+def test_server_side_apply_refuses_what_is_no_configuration(agent: AgentProcess) -> None:
+    with agent.client() as admin:
+        url = "/apis/apps/v1/namespaces/default/deployments/ssa-bad"
+        apply = {"Content-Type": "application/apply-patch+yaml"}
+        for query, body, code, says in (
+                ("", ssa_manifest(1, []), 422, "fieldManager: Required value"),
+                ("?fieldManager=x", "kind: Deployment\nmetadata: {name: ssa-bad}\n", 400,
+                 "apiVersion must be set"),
+                ("?fieldManager=x", ssa_manifest(1, []).replace('"ssa"', '"ssa-bad"', 1)
+                 .replace('"replicas"', '"$patch": "replace", "replicas"'), 400,
+                 "patch directives"),
+                ("?fieldManager=x&force=maybe", ssa_manifest(1, []), 400, "force must be"),
+                ("?fieldManager=" + "m" * 129, ssa_manifest(1, []), 422, "at most 128")):
+            r = admin.patch(url + query, content=body, headers=apply)
+            assert r.status_code == code and says in r.text, (query, r.text)
