@@ -338,11 +338,10 @@ class ObjectStore:
 
     async def create(self, res: Resource, namespace: str | None, body: Any,
                      *, dry_run: bool = False, heavy: bool = False,
-                     manager: Manager = INTERNAL,
                      managed: builtins.list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """``heavy``: a large body (over HEAVY_BYTES), decoded and validated in a thread (a
-        Pod of 3,000 containers held the event loop for 150 ms).  The creator owns every
-        field it set (``managed``: the managed fields an apply worked out instead)."""
+        Pod of 3,000 containers held the event loop for 150 ms).  ``managed``: the managed
+        fields of an apply that creates the object (a plain create records none)."""
         if res.has_status and res.kind != "Node" and isinstance(body, dict) and "status" in body:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
@@ -377,10 +376,8 @@ class ObjectStore:
         meta.pop("deletionGracePeriodSeconds", None)
         meta.pop("selfLink", None)
         meta.pop("managedFields", None)
-        meta["managedFields"] = managed if managed is not None else track_update(
-            None, obj, res.model, manager, res.api_version, meta["creationTimestamp"])
-        if not meta["managedFields"]:
-            meta.pop("managedFields")
+        if managed:  # created by an apply (a plain create tracks nothing: managedfields.py)
+            meta["managedFields"] = managed
         if res.has_status:
             meta["generation"] = 1
         else:
@@ -616,12 +613,12 @@ class ObjectStore:
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if not res.has_status:
             obj.pop("status", None)
-        if manager.operation != "Apply":
-            # Managed fields the writer sent replace the old ones ([] clears them); the
-            # fields this update changed are then its manager's.
-            sent = desired.get("metadata") if isinstance(desired.get("metadata"), dict) else {}
-            if "managedFields" not in sent:
-                meta["managedFields"] = old_meta.get("managedFields")
+        sent = desired.get("metadata") if isinstance(desired.get("metadata"), dict) else {}
+        if "managedFields" not in sent:
+            meta["managedFields"] = old_meta.get("managedFields")
+        if manager.operation != "Apply" and meta.get("managedFields"):
+            # An applied object: the fields this update changed are its manager's (managed
+            # fields the writer sent replace the old ones first; [] clears them).
             try:
                 meta["managedFields"] = track_update(
                     old, obj, res.model, Manager(manager.name, subresource=subresource),

@@ -613,8 +613,7 @@ class ApiApp:
         body = await self._body(request)
         with field_validation(request) as warnings:
             obj = await self.objects.create(t.resource, self._ns(t, creating=True), body,
-                                            dry_run=_dry_run(request), heavy=_heavy(request),
-                                            manager=_manager(request))
+                                            dry_run=_dry_run(request), heavy=_heavy(request))
         return warned(reply(request, obj, 201), warnings)
 
     async def _evict(self, request: Request, t: Target, body: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Field ownership as the apiserver's structured-merge-diff keeps it (the cases of the
 "Server-Side Apply" documentation): FieldsV1 as kubectl shows it, an update taking the
-fields it changed, conflicts, forcing, co-ownership, and removal of dropped fields."""
+fields it changed, conflicts, forcing, co-ownership, removal of dropped fields, and the
+first apply to an object that was never applied."""
 
 from __future__ import annotations
 
@@ -99,6 +100,16 @@ def test_an_update_takes_the_fields_it_changed() -> None:
     with pytest.raises(mf.Conflict) as caught:
         apply(new, deployment(replicas=1, labels={"x": "y"}), "kubectl")
     assert caught.value.fields == [(".spec.replicas", "scaler", V)]
+
+
+def test_the_first_apply_finds_the_fields_before_it_owned_by_before_first_apply() -> None:
+    created = deployment(replicas=2)  # a plain create: no managed fields
+    with pytest.raises(mf.Conflict) as caught:
+        apply(created, deployment(replicas=3), "kubectl")
+    assert caught.value.fields == [(".spec.replicas", mf.BEFORE_FIRST_APPLY, V)]
+    same = apply(created, deployment(replicas=2), "kubectl")
+    assert {e["manager"] for e in same["metadata"]["managedFields"]} == {
+        "kubectl", mf.BEFORE_FIRST_APPLY}
 
 
 def test_an_update_that_changes_nothing_records_nothing() -> None:
