@@ -32,6 +32,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -41,6 +42,8 @@ from nodeagent.api.status import ApiError
 from nodeagent.clusterpki import AgentPki
 from nodeagent.join import ROLES, JoinToken, make_token_secret, token_rows
 from nodeagent.objects.kinds import SECRETS
+
+NAMESPACE_WAIT_S = 10.0  # kube-system, made by the first leader
 
 __all__ = ["OperatorApp"]
 
@@ -104,6 +107,20 @@ class OperatorApp(ApiApp):
             await barrier()
         return Response(encode(store.mvcc.snapshot()), media_type="application/octet-stream")
 
+    async def _create_in_kube_system(self, secret: dict[str, Any]) -> None:
+        """A token asked for as the cluster forms (just after the first election) waits for
+        the leader to make kube-system, rather than failing that it does not exist."""
+        with trio.move_on_after(NAMESPACE_WAIT_S):
+            while True:
+                try:
+                    await self.objects.create(SECRETS, "kube-system", secret)
+                    return
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                await trio.sleep(0.2)
+        await self.objects.create(SECRETS, "kube-system", secret)  # its error, then
+
     async def _tokens(self, request: Request, ident: str) -> Response:
         """Join tokens: Secrets of type bootstrap.kubernetes.io/token in kube-system
         (join.py), made, listed and deleted here."""
@@ -129,7 +146,7 @@ class OperatorApp(ApiApp):
                 raise ApiError.bad_request("description: expected a string of at most 256 "
                                            "characters")
             bootstrap, secret = make_token_secret(role, dt.timedelta(seconds=ttl), description)
-            await self.objects.create(SECRETS, "kube-system", secret)
+            await self._create_in_kube_system(secret)
             token = JoinToken(self.pki.ca_hash(), bootstrap)
             return json_response({"token": str(token), "id": bootstrap.split(".")[0],
                                   "role": role, "expires": token_rows([secret])[0]["expires"]}, 201)
