@@ -7,7 +7,7 @@ store, and run the coordinator, so they are not narrowed (``Servers``).  Any oth
 - reads, through the API, the Secrets, ConfigMaps and PersistentVolumeClaims that a pod
   bound to it names (volumes, projected sources, env, envFrom, imagePullSecrets) and no
   others ("no relationship found between node 'a' and this object", as the Node
-  authorizer says); nodes, pods, services, endpoints, events and namespaces it may read;
+  authorizer says); nodes, pods, services, endpoints(lices), events and namespaces it may read;
 - asks for the tokens of the ServiceAccounts its pods run as, bound to those pods
   (serviceaccounts.py checks the binding);
 - writes its own Node (and its status), the status of pods bound to it, and deletes
@@ -86,7 +86,8 @@ class NodeAuthorizer:
                 return Decision.ALLOW, ""
             return Decision.DENY, f"no relationship found between node '{node}' and this object"
         if a.verb in READ and a.resource in ("nodes", "pods", "services", "endpoints", "events",
-                                              "namespaces") and a.subresource in ("", "status"):
+                                              "namespaces", "endpointslices") and \
+                a.subresource in ("", "status"):
             return Decision.ALLOW, ""
         if a.resource == "nodes" and a.verb in ("create", "update", "patch") and \
                 a.subresource in ("", "status"):

@@ -46,6 +46,7 @@ _PACKAGES = {
     "pod": CORE, "cluster": CORE, "service": CORE, "storage": CORE,
     "apps": "io.k8s.api.apps.v1", "networking": "io.k8s.api.networking.v1",
     "rbac": "io.k8s.api.rbac.v1", "meta": META, "replication": CORE,
+    "discovery": "io.k8s.api.discovery.v1",
 }
 # meta.py holds a few core/v1 types that every kind shares.
 _CORE_IN_META = {"ObjectReference", "LocalObjectReference"}

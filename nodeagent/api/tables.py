@@ -180,6 +180,17 @@ def endpoints_row(e: Obj) -> tuple[Row, Row]:
     return [_meta(e).get("name", ""), endpoints_text(e), age(_meta(e).get("creationTimestamp"))], []
 
 
+def endpointslice_row(e: Obj) -> tuple[Row, Row]:
+    ports = [str(p["port"]) if p.get("port") is not None else "<unset>"
+             for p in e.get("ports") or []]
+    addresses = [a for ep in e.get("endpoints") or [] for a in ep.get("addresses") or []]
+    shown = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..."
+                                       if len(addresses) > 3 else "")
+    return [_meta(e).get("name", ""), str(e.get("addressType", "")),
+            ",".join(ports) or "<unset>", shown or "<unset>",
+            age(_meta(e).get("creationTimestamp"))], []
+
+
 def namespace_row(n: Obj) -> tuple[Row, Row]:
     return [_meta(n).get("name", ""), (n.get("status") or {}).get("phase", "Active"),
             age(_meta(n).get("creationTimestamp"))], []
@@ -313,6 +324,8 @@ PRINTERS: dict[str, Printer] = {
                               _cols("Containers", "Images", "Selector"),
                               replicationcontroller_row),
     "Endpoints": (_cols("Name", "Endpoints", "Age"), [], endpoints_row),
+    "EndpointSlice": (_cols("Name", "AddressType", "Ports", "Endpoints", "Age"), [],
+                      endpointslice_row),
     "Namespace": (_cols("Name", "Status", "Age"), [], namespace_row),
     "Node": (_cols("Name", "Status", "Roles", "Age", "Version"),
              _cols("Internal-IP", "External-IP", "OS-Image", "Kernel-Version",

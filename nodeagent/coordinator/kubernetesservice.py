@@ -107,8 +107,8 @@ class KubernetesService:
                                       {**svc, "spec": {**spec, "ports": ports}})
 
     async def _endpoints(self, subsets: list[Obj]) -> None:
-        body: Obj = {"metadata": {"name": NAME, "labels": {
-            "endpointslice.kubernetes.io/skip-mirror": "true"}}, "subsets": subsets}
+        # Mirrored into an EndpointSlice by the endpoints controller (the proxy reads slices).
+        body: Obj = {"metadata": {"name": NAME}, "subsets": subsets}
         try:
             current = self.objects.get(ENDPOINTS, NAMESPACE, NAME)
         except ApiError as exc:
@@ -120,7 +120,7 @@ class KubernetesService:
                 if exc2.code != 409:
                     raise
             return
-        if current.get("subsets") != subsets:
+        if current.get("subsets") != subsets or current["metadata"].get("labels"):
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             await self.objects.update(ENDPOINTS, NAMESPACE, NAME, body)
             log.info("kubernetes Endpoints now %s",

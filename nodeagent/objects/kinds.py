@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from nodeagent.objects.apps import Deployment, ReplicaSet
 from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret, ServiceAccount
+from nodeagent.objects.discovery import EndpointSlice
 from nodeagent.objects.meta import Model
 from nodeagent.objects.networking import Ingress
 from nodeagent.objects.pod import Pod
@@ -100,6 +101,9 @@ DEPLOYMENTS = Resource("Deployment", "deployments", "deployment", "apps", "v1", 
 INGRESSES = Resource("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, Ingress,
                      ("ing",), other_versions=("extensions/v1beta1", "networking.k8s.io/v1beta1"))
 
+ENDPOINT_SLICES = Resource("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io",
+                           "v1", True, EndpointSlice, (), has_status=False)
+
 _RBAC = "rbac.authorization.k8s.io"
 ROLES = Resource("Role", "roles", "role", _RBAC, "v1", True, Role, has_status=False,
                  name_check=path_segment_errors)
@@ -114,7 +118,8 @@ CLUSTER_ROLE_BINDINGS = Resource("ClusterRoleBinding", "clusterrolebindings",
 RESOURCES: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS, EVENTS,
     PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, REPLICASETS, REPLICATION_CONTROLLERS,
-    DEPLOYMENTS, INGRESSES, ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
+    DEPLOYMENTS, INGRESSES, ENDPOINT_SLICES, ROLES, CLUSTER_ROLES, ROLE_BINDINGS,
+    CLUSTER_ROLE_BINDINGS)
 
 _BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {r.kind: r for r in RESOURCES}

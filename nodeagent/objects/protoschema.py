@@ -270,6 +270,16 @@ IngressRuleValue: http=1:HTTPIngressRuleValue
 HTTPIngressRuleValue: paths=1*:HTTPIngressPath
 HTTPIngressPath: path=1 backend=2:IngressBackend pathType=3?
 IngressStatus: loadBalancer=1:LoadBalancerStatus
+EndpointSlice: metadata=1:ObjectMeta addressType=4 endpoints=2*:SliceEndpoint
+    ports=3*:SliceEndpointPort
+SliceEndpoint: addresses=1*:s conditions=2:SliceEndpointConditions hostname=3?
+    targetRef=4:ObjectReference deprecatedTopology=5:{s} nodeName=6? zone=7?
+    hints=8:SliceEndpointHints
+SliceEndpointConditions: ready=1?:b serving=2?:b terminating=3?:b
+SliceEndpointHints: forZones=1*:SliceForZone forNodes=2*:SliceForNode
+SliceEndpointPort: name=1? protocol=2? port=3?:i appProtocol=4?
+SliceForZone: name=1
+SliceForNode: name=1
 Scale: metadata=1:ObjectMeta spec=2:ScaleSpec status=3:ScaleStatus
 ScaleSpec: replicas=1:i
 ScaleStatus: replicas=1:i selector=2
@@ -349,6 +359,7 @@ KINDS: dict[tuple[str, str], str] = {
     **{("rbac.authorization.k8s.io/v1", k): k for k in (
         "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice",
     ("autoscaling/v1", "Scale"): "Scale",
     ("policy/v1", "Eviction"): "Eviction",
     **{(v, "DeleteOptions"): "DeleteOptions" for v in ("v1", "meta.k8s.io/v1")},

@@ -46,6 +46,7 @@ class FieldError:
         "FieldValueDuplicate": "Duplicate value",
         "FieldValueForbidden": "Forbidden",
         "FieldValueTooLong": "Too long",
+        "FieldValueTooMany": "Too many",
         "FieldValueNotFound": "Not found",
         "FieldValueTypeInvalid": "Invalid value",
     }
@@ -119,6 +120,10 @@ class Path:
     def too_long(self, limit: int) -> FieldError:
         return FieldError(self.text, "FieldValueTooLong",
                           f"must have at most {limit} bytes", None, False)
+
+    def too_many(self, count: int, limit: int) -> FieldError:
+        return FieldError(self.text, "FieldValueTooMany", f"must have at most {limit} items",
+                          count)
 
     def not_found(self, value: Any, detail: str = "") -> FieldError:
         return FieldError(self.text, "FieldValueNotFound", detail, value)

@@ -1,7 +1,8 @@
-"""The service proxy: keeps this node's service rules equal to the Services and Endpoints.
+"""The service proxy: keeps this node's service rules equal to the Services and their
+EndpointSlices.
 
 Level-triggered, in reconcile's loop like the controllers: every pass lists Services
-and Endpoints, turns them into service ports (netns/rules.py) and syncs the rules
+and EndpointSlices (their ready endpoints), turns them into service ports (netns/rules.py) and syncs the rules
 backend, which applies only what changed.  Store events wake it (coalesced for a
 moment so a rollout's burst is one sync); a timer resyncs anyway.  A failed apply
 leaves the previous rules in force (the backends are transactional) and is retried
@@ -21,7 +22,8 @@ from netns.nft import RulesError
 from netns.rules import ServicePort, service_ports
 from nodeagent.events import EventRecorder
 from nodeagent.objects.access import Objects
-from nodeagent.objects.kinds import ENDPOINTS, SERVICES
+from nodeagent.objects.discovery import SERVICE_NAME
+from nodeagent.objects.kinds import ENDPOINT_SLICES, SERVICES
 from nodeagent.reconcile import reconcile
 
 log = logging.getLogger("nodeagent.proxy")
@@ -38,9 +40,28 @@ def desired_ports(objects: Objects,
     """The service ports of every Service; one whose values are no addresses or ports
     is left out and appended to ``rejected`` with the reason."""
     services = objects.list(SERVICES, None)["items"]
-    endpoints = {(e["metadata"].get("namespace", ""), e["metadata"].get("name", "")): e
-                 for e in objects.list(ENDPOINTS, None)["items"]}
-    return service_ports(services, endpoints, rejected)
+    return service_ports(services, endpoints_of(objects.list(ENDPOINT_SLICES, None)["items"]),
+                         rejected)
+
+
+def endpoints_of(slices: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each Service's slices as the subsets the rules are made from: the ready endpoints
+    (a condition left out means ready, as Kubernetes reads it) with the slice's ports."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        service = (meta.get("labels") or {}).get(SERVICE_NAME)
+        if not service or sl.get("addressType") != "IPv4":
+            continue
+        ready = [{"ip": address} for e in sl.get("endpoints") or []
+                 if (e.get("conditions") or {}).get("ready") is not False
+                 for address in e.get("addresses") or []]
+        ports = [{"name": p.get("name") or "", "port": p["port"],
+                  "protocol": p.get("protocol") or "TCP"}
+                 for p in sl.get("ports") or [] if p.get("port") is not None]
+        out.setdefault((meta.get("namespace", ""), service), {"subsets": []})["subsets"].append(
+            {"addresses": ready, "ports": ports})
+    return out
 
 
 class RejectedServices:
@@ -66,8 +87,8 @@ class RejectedServices:
 
 
 class RulesProgress:
-    """The store revision this node's rules reflect: every Service and Endpoints change up
-    to it is in the kernel.  The pod manager waits on it before stopping a pod, so no
+    """The store revision this node's rules reflect: every Service and EndpointSlice change
+    up to it is in the kernel.  The pod manager waits on it before stopping a pod, so no
     request of this node is sent to a pod that is going away."""
 
     def __init__(self) -> None:
@@ -88,7 +109,7 @@ async def run(objects: Objects, rules: RulesBackend, *, resync_s: float = 60.0,
               retry_max_s: float = 5.0, applied: RulesProgress | None = None,
               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Keep the rules in step with the store, in reconcile's loop like every controller:
-    woken by Services and Endpoints, coalesced, resynced, a failed apply retried with
+    woken by Services and EndpointSlices, coalesced, resynced, a failed apply retried with
     back-off."""
     rejected_services = RejectedServices(objects)
 
@@ -103,6 +124,7 @@ async def run(objects: Objects, rules: RulesBackend, *, resync_s: float = 60.0,
         if mode != "noop":
             log.info("service rules %s ports=%d", mode, len(ports))
 
-    await reconcile("proxy", objects.store, (SERVICES.prefix(None), ENDPOINTS.prefix(None)),
+    await reconcile("proxy", objects.store, (SERVICES.prefix(None),
+                                             ENDPOINT_SLICES.prefix(None)),
                     sync, resync_s=resync_s, coalesce_s=COALESCE_S, retry_max_s=retry_max_s,
                     expected=(RulesError,), task_status=task_status)

@@ -74,6 +74,9 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     pod = (ready_pods(http) or [{"metadata": {"name": "none"}}])[0]["metadata"]["name"]
     day.step("describe (events)", "describe", "deployment", "kubia",
              expect="ScalingReplicaSet")
+    day.step("describe service", "describe", "service", "kubia", expect=":8080")
+    day.step("get endpointslices", "get", "endpointslices", "-l",
+             "kubernetes.io/service-name=kubia", expect="IPv4")
     day.step("logs", "logs", pod, "--tail=5")
     day.step("exec", "exec", pod, "--", "hostname", expect=pod)
     target = tmp_path / "hosts.txt"

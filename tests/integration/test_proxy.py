@@ -1,6 +1,6 @@
 """The service proxy against a real store and real rules in a namespace the test makes:
-Services and Endpoints written through the API's object layer show up as kernel rules,
-follow changes, and go away."""
+Services and EndpointSlices written through the API's object layer show up as kernel
+rules (ready endpoints only), follow changes, and go away."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from waiting import until_async  # noqa: E402
 
 from netns.nft import NftRules  # noqa: E402
 from nodeagent.api.objects import ObjectStore  # noqa: E402
-from nodeagent.objects.kinds import ENDPOINTS, NAMESPACES, SERVICES  # noqa: E402
+from nodeagent.objects.kinds import ENDPOINT_SLICES, NAMESPACES, SERVICES  # noqa: E402
 from nodeagent.proxy import service as proxy  # noqa: E402
 from nodeagent.store import LocalStore  # noqa: E402
 
@@ -38,17 +38,23 @@ async def test_rules_follow_services_and_endpoints(tmp_path):
             objects = ObjectStore(store)
             await objects.create(NAMESPACES, None, {"metadata": {"name": "default"}})
             await nursery.start(proxy.run, objects, rules)
-            svc, ep = SERVICES, ENDPOINTS
+            svc, sl = SERVICES, ENDPOINT_SLICES
             await objects.create(svc, "default", {"metadata": {"name": "kubia"}, "spec": {
                 "clusterIP": "10.96.0.10", "selector": {"app": "kubia"},
                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
             await until_async(lambda: "10.96.0.10 . tcp . 80" in backends(ns))  # no endpoints: reject
-            await objects.create(ep, "default", {"metadata": {"name": "kubia"}, "subsets": [{
-                "addresses": [{"ip": "10.244.1.5"}, {"ip": "10.244.1.6"}],
-                "ports": [{"name": "http", "port": 8080}]}]})
+            labels = {"kubernetes.io/service-name": "kubia"}
+            await objects.create(sl, "default", {
+                "metadata": {"name": "kubia-a", "labels": labels}, "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": [{"addresses": ["10.244.1.5"]},  # no conditions: ready
+                              {"addresses": ["10.244.1.6"], "conditions": {"ready": True}},
+                              {"addresses": ["10.244.1.9"], "conditions": {
+                                  "ready": False, "serving": True, "terminating": True}}]})
             await until_async(lambda: ": 10.244.1.6 . 8080" in backends(ns))
-            await objects.patch(ep, "default", "kubia", {"subsets": [{
-                "addresses": [{"ip": "10.244.1.7"}], "ports": [{"name": "http", "port": 8080}]}]},
+            assert "10.244.1.5" in backends(ns) and "10.244.1.9" not in backends(ns)
+            await objects.patch(sl, "default", "kubia-a", {"endpoints": [
+                {"addresses": ["10.244.1.7"], "conditions": {"ready": True}}]},
                                 "application/merge-patch+json")
             await until_async(lambda: ": 10.244.1.7 . 8080" in backends(ns)
                         and "10.244.1.5" not in backends(ns))
