@@ -150,7 +150,12 @@ def decode(res: Resource, data: Any) -> Model:
     except ValidationError as exc:
         dropped = _droppable(res, data, exc)
         if not dropped:
-            raise _translate(res.kind, res.version, exc, res) from exc
+            error = _translate(res.kind, res.version, exc, res)
+            meta = data["metadata"]
+            if isinstance(error, InvalidError) and isinstance(meta, dict):  # name the object
+                error = InvalidError(error.kind, str(meta.get("name") or
+                                                     meta.get("generateName") or ""), error.errors)
+            raise error from exc
     # Warn and Ignore drop fields that are not Kubernetes' (and say so, for Warn), as the
     # apiserver does; a field of Kubernetes' that this server lacks is never dropped.
     directive, warnings = FIELD_VALIDATION.get()
