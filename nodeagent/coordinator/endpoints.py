@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from nodeagent.api.status import ApiError
@@ -70,11 +71,9 @@ def _address(pod: Obj) -> Obj:
     return addr
 
 
-def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
-    spec = service.get("spec") or {}
-    publish_all = bool(spec.get("publishNotReadyAddresses"))
-    # (resolved ports) -> ready addresses, not-ready addresses
-    groups: dict[tuple, tuple[list[Obj], list[Obj]]] = defaultdict(lambda: ([], []))
+def _served(spec: Obj, pods: list[Obj]) -> Iterator[tuple[Obj, tuple]]:
+    """(pod, its resolved ports, sorted) for each pod with an IP that serves the Service's
+    ports (a named targetPort the pod lacks leaves that port out)."""
     for pod in pods:
         if not (pod.get("status") or {}).get("podIP"):
             continue
@@ -85,7 +84,16 @@ def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
                 ports.append((p.get("name") or "", number, p.get("protocol", "TCP")))
         if not ports and spec.get("ports"):
             continue
-        ready, not_ready = groups[tuple(sorted(ports))]
+        yield pod, tuple(sorted(ports))
+
+
+def desired_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
+    spec = service.get("spec") or {}
+    publish_all = bool(spec.get("publishNotReadyAddresses"))
+    # (resolved ports) -> ready addresses, not-ready addresses
+    groups: dict[tuple, tuple[list[Obj], list[Obj]]] = defaultdict(lambda: ([], []))
+    for pod, ports in _served(spec, pods):
+        ready, not_ready = groups[ports]
         (ready if publish_all or is_ready(pod) else not_ready).append(_address(pod))
     subsets = []
     for port_set, (ready, not_ready) in sorted(groups.items()):
@@ -107,16 +115,7 @@ def desired_slices(service: Obj, pods: list[Obj]) -> list[Obj]:
     spec = service.get("spec") or {}
     publish_all = bool(spec.get("publishNotReadyAddresses"))
     groups: dict[tuple, list[Obj]] = defaultdict(list)
-    for pod in pods:
-        if not (pod.get("status") or {}).get("podIP"):
-            continue
-        ports = []
-        for p in spec.get("ports") or []:
-            number = _target_port(p, pod)
-            if number is not None:
-                ports.append((p.get("name") or "", number, p.get("protocol", "TCP")))
-        if not ports and spec.get("ports"):
-            continue
+    for pod, ports in _served(spec, pods):
         address = _address(pod)
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
         serving = is_ready(pod)
@@ -126,7 +125,7 @@ def desired_slices(service: Obj, pods: list[Obj]) -> list[Obj]:
                          "targetRef": address["targetRef"]}
         if "nodeName" in address:
             endpoint["nodeName"] = address["nodeName"]
-        groups[tuple(sorted(ports))].append(endpoint)
+        groups[ports].append(endpoint)
     slices = []
     for port_set, endpoints in sorted(groups.items()):
         endpoints.sort(key=lambda e: e["addresses"][0])
