@@ -23,14 +23,7 @@ from runtime.launch import StartFailed, begin
 from runtime.launcher_loop import LauncherLoop
 from runtime.launcher_state import Live, Setup, now_text, proc_start_time
 from runtime.logs import CriLogWriter
-from runtime.protocol import (
-    ContainerState,
-    ContainerStatus,
-    LauncherError,
-    LauncherFailed,
-    Stats,
-    encode_reply,
-)
+from runtime.protocol import ContainerState, ContainerStatus, LauncherError, LauncherFailed, Stats
 from runtime.spec import SpecError, spec_from_dict
 
 __all__ = ["ContainerOps", "output_pipes"]
@@ -185,7 +178,7 @@ class ContainerOps(LauncherLoop):
         st.status, st.reason, st.message = ContainerStatus.EXITED, exc.reason, str(exc)
         st.exit_code = exc.exit_code
         st.finished_at = now_text()
-        self.close_log(live)
+        self.close_io(live)
         self.save(st)
 
     def op_attach(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any] | None:
@@ -198,16 +191,8 @@ class ContainerOps(LauncherLoop):
         if live.stdin_w is None:
             raise LauncherFailed("NoStdin", f"container {live.state.id!r} takes no stdin "
                                  "(its spec does not set stdin, or stdinOnce was used)")
-        fd = live.stdin_w
-        try:
-            conn.setblocking(True)
-            socket.send_fds(conn, [encode_reply({"fds": 1})], [fd])
-            conn.setblocking(False)
-        except OSError:
-            self.drop(conn)
-            return None
-        if live.stdin_once:
-            os.close(fd)
+        if self.pass_fds(conn, {}, [live.stdin_w]) and live.stdin_once:
+            os.close(live.stdin_w)
             live.stdin_w = None
         return None
 

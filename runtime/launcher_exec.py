@@ -21,7 +21,7 @@ from runtime.launch import StartFailed, spawn_exec
 from runtime.launcher_containers import output_pipes
 from runtime.launcher_loop import LauncherLoop
 from runtime.launcher_state import Exec, Live, available
-from runtime.protocol import ContainerStatus, ExecResult, LauncherFailed, encode_reply, exit_code_of
+from runtime.protocol import ContainerStatus, ExecResult, LauncherFailed, exit_code_of
 from runtime.spec import ContainerSpec, spec_from_dict
 
 __all__ = ["MAX_EXEC_OUTPUT", "ExecOps"]
@@ -129,11 +129,7 @@ class ExecOps(LauncherLoop):
                 os.close(fd)
         self.execs[started.pid] = Exec(conn, {}, {}, attached=True)
         try:
-            conn.setblocking(True)
-            socket.send_fds(conn, [encode_reply({"pid": started.pid, "fds": len(ours)})], ours)
-            conn.setblocking(False)
-        except OSError:
-            self.drop(conn)
+            self.pass_fds(conn, {"pid": started.pid}, ours)
         finally:
             for fd in ours:
                 os.close(fd)
@@ -173,12 +169,7 @@ class ExecOps(LauncherLoop):
             if code not in (0, errno.EINPROGRESS):
                 raise LauncherFailed("DialError", f"connect to 127.0.0.1:{port}: "
                                      f"{os.strerror(code)}")
-            try:
-                conn.setblocking(True)
-                socket.send_fds(conn, [encode_reply({"fds": 1})], [sock.fileno()])
-                conn.setblocking(False)
-            except OSError:
-                self.drop(conn)
+            self.pass_fds(conn, {}, [sock.fileno()])
         return None
 
     def on_exec_out(self, fd: int, pid: int) -> None:

@@ -246,14 +246,15 @@ class LauncherLoop:
         else:
             st.exit_code = 137 if reason == "Unknown" else st.exit_code
             st.reason, st.message = reason, message
-        self.close_log(live)
+        self.close_io(live)
         self.save(st)
         for w in live.waiters:
             self.reply(w, {"state": st.to_dict()})
         live.waiters.clear()
 
-    def close_log(self, live: Live) -> None:
-        if live.stdin_w is not None:  # it exited (or never started): nothing reads it
+    def close_io(self, live: Live) -> None:
+        """The container ended (or never started): its log and kept stdin are closed."""
+        if live.stdin_w is not None:
             os.close(live.stdin_w)
             live.stdin_w = None
         if live.writer is not None:
@@ -327,6 +328,18 @@ class LauncherLoop:
             conn.setblocking(False)
         except OSError:
             self.drop(conn)
+
+    def pass_fds(self, conn: socket.socket, result: dict[str, Any], fds: list[int]) -> bool:
+        """Answer with descriptors (SCM_RIGHTS) beside the line; False (the client dropped)
+        if the client is gone.  The caller still owns and closes its copies."""
+        try:
+            conn.setblocking(True)
+            socket.send_fds(conn, [encode_reply({**result, "fds": len(fds)})], fds)
+            conn.setblocking(False)
+            return True
+        except OSError:
+            self.drop(conn)
+            return False
 
     def reply(self, conn: socket.socket, result: dict[str, Any]) -> None:
         self._send(conn, encode_reply(result))

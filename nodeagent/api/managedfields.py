@@ -22,6 +22,7 @@ emptied map or a removed element has an owner to be removed by.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -119,9 +120,9 @@ def field_values(obj: dict[str, Any], schema: Schema) -> dict[Path, Any]:
 
 
 def _walk_map(d: dict[str, Any], schema: Schema, at: Path, out: dict[Path, Any]) -> None:
-    if len(out) > MAX_PATHS:
-        raise _TooMany
     for key, value in d.items():
+        if len(out) > MAX_PATHS:
+            raise _TooMany
         _walk(value, field_meta(schema, key), (*at, f"f:{key}"), out)
 
 
@@ -167,8 +168,8 @@ def _get(obj: Any, path: Path) -> tuple[bool, Any]:
             if not found:
                 return False, None
             cur = found[0]
-        elif kind == "v" and isinstance(cur, list) and json.loads(arg) in cur:
-            cur = json.loads(arg)
+        elif kind == "v" and isinstance(cur, list) and (value := json.loads(arg)) in cur:
+            cur = value
         else:
             return False, None
     return True, cur
@@ -332,8 +333,7 @@ def track_update(old: dict[str, Any] | None, new: dict[str, Any], schema: type[B
     entries = entries_of(new.get("metadata") or {})
     before = field_values(_owned_part(old or {}, who.subresource), schema)
     after = field_values(_owned_part(new, who.subresource), schema)
-    changed = {p for p, v in after.items() if before.get(p, _MISSING) is not v
-               and before.get(p, _MISSING) != v}
+    changed = {p for p, v in after.items() if before.get(p, _MISSING) != v}
     gone = before.keys() - after.keys()
     for e in entries:
         e.paths -= changed | gone
@@ -355,10 +355,11 @@ def apply_config(live: dict[str, Any] | None, config: dict[str, Any], schema: ty
     current = field_values(_owned_part(live or {}, who.subresource), schema)
     if live is not None and not entries and current:
         entries = [Entry(BEFORE_FIRST_APPLY, "Update", api_version, now, set(current))]
+    mine = _mine(entries, who)
     conflicts: list[tuple[str, str, str]] = []
     taken: dict[int, set[Path]] = {}
     for i, e in enumerate(entries):
-        if e.manager == who.name and e.operation == "Apply" and e.subresource == who.subresource:
+        if e is mine:
             continue
         for p in sorted(e.paths & new_set):
             if wanted[p] is _NODE:
@@ -370,8 +371,7 @@ def apply_config(live: dict[str, Any] | None, config: dict[str, Any], schema: ty
         raise Conflict(conflicts)
     for i, paths in taken.items():
         entries[i].paths -= paths
-    result = merge(live, config) if live is not None else json.loads(json.dumps(config))
-    mine = _mine(entries, who)
+    result = merge(live, config) if live is not None else copy.deepcopy(config)
     others = set().union(*(e.paths for e in entries if e is not mine))
     held = {o[:n] for o in others for n in range(1, len(o) + 1)}  # and their ancestors
     _remove_all(result, [p for p in (mine.paths if mine else set()) - new_set

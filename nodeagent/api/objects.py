@@ -71,6 +71,10 @@ __all__ = ["FieldSelector", "ObjectStore"]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: no accidental words
 MAX_CAS_RETRIES = 16
 INTERNAL = Manager("nodeagent")  # the agents' own controllers, writing in-process
+# Subresources written by PUT and PATCH, and the part of the object each may change (the
+# status; a pod's ephemeral containers, whose own rules say how: check_ephemeral_update).
+WRITABLE_PARTS: dict[str, tuple[str, ...]] = {
+    "status": ("status",), "ephemeralcontainers": ("spec", "ephemeralContainers")}
 
 
 def now_rfc3339() -> str:
@@ -497,7 +501,7 @@ class ObjectStore:
             except Conflict as exc:
                 raise _conflict_error(res, name, exc) from None
             except FieldsError as exc:
-                raise ApiError(422, "Invalid", f"{res.kind} {name!r} is invalid: "
+                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: '
                                f"metadata.managedFields: Invalid value: {exc}") from None
 
         for _ in range(MAX_CAS_RETRIES):
@@ -568,20 +572,9 @@ class ObjectStore:
         if not isinstance(desired, dict):
             raise ApiError.bad_request(f"the object provided is not a {res.kind}")
         old_model, old = normalize(res, current)
-        if subresource == "status":
-            # Only status changes; everything else is kept from the stored object.
-            merged = copy.deepcopy(current)
-            merged["status"] = desired.get("status")
-            desired = merged
-        elif subresource == "ephemeralcontainers":
-            # Only the pod's ephemeral containers change (and only by additions).
-            merged = copy.deepcopy(current)
-            spec = desired.get("spec")
-            added = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
-            merged.setdefault("spec", {}).pop("ephemeralContainers", None)
-            if added is not None:
-                merged["spec"]["ephemeralContainers"] = added
-            desired = merged
+        if subresource in WRITABLE_PARTS:
+            # Only the subresource's part changes; the rest is kept from the stored object.
+            desired = _with_part(current, desired, WRITABLE_PARTS[subresource])
         model, obj = decode_object(res, desired)
         meta, old_meta = obj["metadata"], old["metadata"]
         for fixed in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
@@ -949,6 +942,22 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[k] = merge_patch(out.get(k), v)
     return out
+
+
+def _with_part(current: dict[str, Any], desired: dict[str, Any], path: tuple[str, ...]
+               ) -> dict[str, Any]:
+    """``current`` with the value at ``path`` taken from ``desired`` (absent there: absent)."""
+    merged = copy.deepcopy(current)
+    src: Any = desired
+    dst = merged
+    for key in path[:-1]:
+        src = src.get(key) if isinstance(src, dict) else None
+        dst = dst.setdefault(key, {})
+    value = src.get(path[-1]) if isinstance(src, dict) else None
+    dst.pop(path[-1], None)
+    if value is not None:
+        dst[path[-1]] = value
+    return merged
 
 
 def _check_apply_config(res: Resource, name: str, config: Any) -> None:

@@ -44,6 +44,7 @@ from nodeagent.api.managedfields import MAX_MANAGER_CHARS, Manager, manager_name
 from nodeagent.api.nodeauth import NodeAuthorizer, Servers, node_name
 from nodeagent.api.objects import (
     HEAVY_BYTES,
+    WRITABLE_PARTS,
     FieldSelector,
     ObjectStore,
     json_patch,
@@ -292,7 +293,8 @@ class ApiApp:
                 await _refuse_websocket(send, exc)
                 return
             self._audit(scope, 101, received)
-            if pod is not None and self.dial is not None:
+            if pod is not None:  # a port-forward (to a running pod, on an agent that dials)
+                assert self.dial is not None
                 ws = WebSocket(scope, receive, send)
                 if PORT_FORWARD not in (scope.get("subprotocols") or []):
                     await ws.close(code=1002, reason=f"subprotocol {PORT_FORWARD} is required")
@@ -648,7 +650,7 @@ class ApiApp:
         body = await self._body(request)
         if t.subresource == "scale":
             return await self._scale(request, t, body, None)
-        sub = t.subresource if t.subresource in ("status", "ephemeralcontainers") else None
+        sub = t.subresource if t.subresource in WRITABLE_PARTS else None
         with field_validation(request) as warnings:
             obj = await self.objects.update(t.resource, self._ns(t), t.name, body,
                                             subresource=sub, dry_run=_dry_run(request),
@@ -668,7 +670,7 @@ class ApiApp:
         body = await self._body(request, patch=True)
         if t.subresource == "scale":
             return await self._scale(request, t, body, ctype)
-        sub = t.subresource if t.subresource in ("status", "ephemeralcontainers") else None
+        sub = t.subresource if t.subresource in WRITABLE_PARTS else None
         with field_validation(request) as warnings:
             obj = await self.objects.patch(t.resource, self._ns(t), t.name, body, ctype,
                                            subresource=sub, dry_run=_dry_run(request),

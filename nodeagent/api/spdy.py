@@ -35,15 +35,16 @@ PROTOCOL_ERROR, REFUSED_STREAM, CANCEL, INTERNAL_ERROR = 1, 3, 5, 6
 # SPDY/3's header compression dictionary (draft-mbelshe-httpbis-spdy-00, 2.6.10.1):
 # length-prefixed names and values, then a tail of common status lines, dates and types.
 _WORDS = (
-    "options head post put delete trace accept accept-charset accept-encoding "
-    "accept-language accept-ranges age allow authorization cache-control connection "
-    "content-base content-encoding content-language content-length content-location "
-    "content-md5 content-range content-type date etag expect expires from host if-match "
-    "if-modified-since if-none-match if-range if-unmodified-since last-modified location "
-    "max-forwards pragma proxy-authenticate proxy-authorization range referer retry-after "
-    "server te trailer transfer-encoding upgrade user-agent vary via warning "
-    "www-authenticate method get status|200 OK|version HTTP/1.1 url public set-cookie "
-    "keep-alive origin")
+    *"options head post put delete trace accept accept-charset accept-encoding "
+     "accept-language accept-ranges age allow authorization cache-control connection "
+     "content-base content-encoding content-language content-length content-location "
+     "content-md5 content-range content-type date etag expect expires from host if-match "
+     "if-modified-since if-none-match if-range if-unmodified-since last-modified location "
+     "max-forwards pragma proxy-authenticate proxy-authorization range referer retry-after "
+     "server te trailer transfer-encoding upgrade user-agent vary via warning "
+     "www-authenticate method get status".split(),
+    "200 OK",  # the one entry with a space
+    *"version HTTP/1.1 url public set-cookie keep-alive origin".split())
 _TAIL = (
     "100101201202205206300302303304305306307402405406407408409410411412413414415416417"
     "502504505203 Non-Authoritative Information204 No Content301 Moved Permanently"
@@ -55,13 +56,7 @@ _TAIL = (
     "charset=iso-8859-1,utf-,*,enq=0.")
 
 
-def _dictionary() -> bytes:
-    words = [w for chunk in _WORDS.split("|") for w in
-             ([chunk] if " " in chunk and chunk[:3].isdigit() else chunk.split())]
-    return b"".join(struct.pack(">I", len(w)) + w.encode() for w in words) + _TAIL.encode()
-
-
-DICTIONARY = _dictionary()
+DICTIONARY = b"".join(struct.pack(">I", len(w)) + w.encode() for w in _WORDS) + _TAIL.encode()
 
 
 class ProtocolError(ValueError):

@@ -166,13 +166,17 @@ def _selects(service: Obj) -> Selector | None:
     return selector_from_dict({"matchLabels": selector})
 
 
+def _without_versions(items: list[Obj]) -> list[Obj]:
+    """Addresses or endpoints without their targetRefs' resourceVersions (a pod's status
+    write alone is not a change)."""
+    return [{**a, "targetRef": {k: v for k, v in a["targetRef"].items()
+                                if k != "resourceVersion"}} if "targetRef" in a else a
+            for a in items]
+
+
 def _comparable(subsets: list[Obj]) -> list[Obj]:
-    """Subsets without resourceVersions (a pod's status write alone is not a change)."""
-    def strip(addrs: list[Obj]) -> list[Obj]:
-        return [{**a, "targetRef": {k: v for k, v in a["targetRef"].items()
-                                    if k != "resourceVersion"}} if "targetRef" in a else a
-                for a in addrs]
-    return [{k: strip(v) if k.endswith("ddresses") else v for k, v in s.items()} for s in subsets]
+    return [{k: _without_versions(v) if k.endswith("ddresses") else v for k, v in s.items()}
+            for s in subsets]
 
 
 class EndpointsController:
@@ -280,14 +284,10 @@ class EndpointsController:
 
 
 def _same_slice(have: Obj, want: Obj) -> bool:
-    """Equal but for targetRefs' resourceVersions (a pod's status write alone is no
-    change) and what the server adds."""
-    def strip(endpoints: list[Obj]) -> list[Obj]:
-        return [{**e, "targetRef": {k: v for k, v in e["targetRef"].items()
-                                    if k != "resourceVersion"}} if "targetRef" in e else e
-                for e in endpoints]
+    """Equal but for targetRefs' resourceVersions and what the server adds."""
     hm, wm = have["metadata"], want["metadata"]
-    return strip(have.get("endpoints") or []) == strip(want["endpoints"]) and \
+    return _without_versions(have.get("endpoints") or []) == \
+        _without_versions(want["endpoints"]) and \
         (have.get("ports") or []) == want["ports"] and \
         (hm.get("labels") or {}) == wm["labels"] and \
         (hm.get("ownerReferences") or []) == wm["ownerReferences"]

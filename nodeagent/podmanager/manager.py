@@ -511,12 +511,9 @@ class PodManager:
     async def exec(self, pod: Obj, container: str, argv: list[str], stdin: bool,
                    tty: bool) -> ExecSession:
         """Start a command in the pod's running container; its stdio is streamed (pods/exec)."""
-        attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
-        if not attempts or attempts[0].state.status != ContainerStatus.RUNNING:
-            raise ApiError.bad_request(f'container {container} is not running in pod '
-                                       f'{pod["metadata"]["name"]}')
+        st = self._running(pod, container)
         try:
-            return await self.runtime.exec_attach(attempts[0].state.id, argv, stdin=stdin, tty=tty)
+            return await self.runtime.exec_attach(st.id, argv, stdin=stdin, tty=tty)
         except LauncherError as exc:
             raise ApiError(500, "InternalError", f"exec in container {container}: {exc}") from exc
 
@@ -524,11 +521,7 @@ class PodManager:
                      tty: bool) -> AttachSession:
         """Attach to the container's own process (pods/attach): its output from now on and,
         if its spec keeps one, its stdin.  ``argv`` is not used (exec's signature)."""
-        attempts = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
-        if not attempts or attempts[0].state.status != ContainerStatus.RUNNING:
-            raise ApiError.bad_request(f'container {container} is not running in pod '
-                                       f'{pod["metadata"]["name"]}')
-        st = attempts[0].state
+        st = self._running(pod, container)
         writer = None
         if stdin:
             try:
@@ -539,10 +532,17 @@ class PodManager:
                     f"(set stdin: true in its spec): {exc}") from exc
 
         def running() -> bool:
-            now = self.runtime.of_pod(pod["metadata"]["uid"]).get(container) or []
-            return bool(now) and now[0].state.id == st.id and \
-                now[0].state.status == ContainerStatus.RUNNING
+            now = self.runtime.running(pod["metadata"]["uid"]).get(container)
+            return now is not None and now.id == st.id
         return AttachSession(st.log_path, writer, tty, running)
+
+    def _running(self, pod: Obj, container: str) -> ContainerState:
+        """The container's running attempt; 400 if it is not running."""
+        st = self.runtime.running(pod["metadata"]["uid"]).get(container)
+        if st is None:
+            raise ApiError.bad_request(f'container {container} is not running in pod '
+                                       f'{pod["metadata"]["name"]}')
+        return st
 
     async def dial(self, pod: Obj, port: int) -> trio.SocketStream:
         """A connection to the port inside the pod's network namespace (pods/portforward):

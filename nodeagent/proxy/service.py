@@ -2,12 +2,12 @@
 EndpointSlices.
 
 Level-triggered, in reconcile's loop like the controllers: every pass lists Services
-and EndpointSlices (their ready endpoints), turns them into service ports (netns/rules.py) and syncs the rules
-backend, which applies only what changed.  Store events wake it (coalesced for a
-moment so a rollout's burst is one sync); a timer resyncs anyway.  A failed apply
-leaves the previous rules in force (the backends are transactional) and is retried
-with back-off.  The backend's calls block (netlink, libnftables),
-so they run in a worker thread; the event loop never waits on the kernel.
+and EndpointSlices (their ready endpoints), turns them into service ports
+(netns/rules.py) and syncs the rules backend, which applies only what changed.  Store
+events wake it (coalesced for a moment so a rollout's burst is one sync); a timer
+resyncs anyway.  A failed apply leaves the previous rules in force (the backends are
+transactional) and is retried with back-off.  The backend's calls block (netlink,
+libnftables), so they run in a worker thread; the event loop never waits on the kernel.
 """
 
 from __future__ import annotations
