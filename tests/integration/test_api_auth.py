@@ -83,6 +83,14 @@ def test_without_credentials_only_health_version_and_the_ca_answer(secured: Agen
     with pytest.raises(InvalidStatus) as info:
         connect(url, ssl=ctx, subprotocols=["v4.channel.k8s.io"], open_timeout=5)  # type: ignore[list-item]
     assert info.value.response.status_code == 401
+    # attach and port-forward (kubectl's SPDY tunnel, a subprotocol with a '/') likewise
+    base = "wss" + secured.url.removeprefix("https") + "/api/v1/namespaces/default/pods/x/"
+    for sub, protocol in (("attach", "v5.channel.k8s.io"),
+                          ("portforward", "SPDY/3.1+portforward.k8s.io")):
+        with pytest.raises(InvalidStatus) as info:
+            connect(base + sub, ssl=ctx, open_timeout=5,
+                    additional_headers={"Sec-WebSocket-Protocol": protocol})
+        assert info.value.response.status_code == 401, sub
 
 
 def test_a_certificate_of_another_ca_fails_the_handshake(secured: AgentProcess,

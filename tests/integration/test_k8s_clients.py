@@ -640,3 +640,62 @@ def test_server_side_apply_refuses_what_is_no_configuration(agent: AgentProcess)
                 ("?fieldManager=" + "m" * 129, ssa_manifest(1, []), 422, "at most 128")):
             r = admin.patch(url + query, content=body, headers=apply)
             assert r.status_code == code and says in r.text, (query, r.text)
+
+
+def test_managed_fields_a_client_sends_are_checked_and_bounded(agent: AgentProcess) -> None:
+    """What an attacker with write access could put in managedFields or fieldManager:
+    malformed, oversized or unbounded in number, each a 422 naming it, the object intact."""
+    with agent.client() as admin:
+        url = "/apis/apps/v1/namespaces/default/deployments/ssa-hostile"
+        apply = {"Content-Type": "application/apply-patch+yaml"}
+        body = ssa_manifest(1, []).replace('"ssa"', '"ssa-hostile"', 1)
+        assert admin.patch(url + "?fieldManager=m", content=body, headers=apply
+                           ).status_code == 201
+        for bad, says in (
+                ([{"manager": "x", "operation": "Update", "fieldsV1": {"f:a": "b"}}],
+                 "fieldsV1 is a tree of objects"),
+                ([{"manager": "x", "operation": "Hack", "fieldsV1": {}}],
+                 "an operation of Apply or Update"),
+                ([{"manager": "x", "operation": "Update", "fieldsV1": {"q:a": {}}}],
+                 "is not f:, k:, v: or i:"),
+                ([{"manager": "x", "operation": "Update",
+                   "fieldsV1": {f"f:{i}": {} for i in range(5_001)}}],
+                 "fieldsV1 of more than 5000 fields")):
+            obj = admin.get(url).json()
+            obj["metadata"]["managedFields"] = bad
+            r = admin.put(url, json=obj)
+            assert r.status_code == 422 and says in r.json()["message"], (says, r.text[:300])
+        r = admin.patch(url, params={"fieldManager": "a\nb"}, content=body, headers=apply)
+        assert r.status_code == 422 and "fieldManager" in r.text
+        # Appliers without end: refused past the cap, never a larger and larger object.
+        last = None
+        for i in range(70):
+            labelled = json.loads(body)
+            labelled["metadata"]["labels"] = {f"m{i}": "v"}
+            last = admin.patch(url + f"?fieldManager=m{i}", content=json.dumps(labelled),
+                               headers=apply)
+            if last.status_code != 200:
+                break
+        assert last is not None and last.status_code == 422
+        assert "more than 64 field managers" in last.json()["message"]
+        assert len(admin.get(url).json()["metadata"]["managedFields"]) <= 64
+
+
+def test_endpoint_slices_are_validated(agent: AgentProcess) -> None:
+    with agent.client() as admin:
+        url = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        base = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "bad"}, "addressType": "IPv4"}
+        for extra, says in (
+                ({"endpoints": [{"addresses": ["10.0.0.1"]}] * 1001},
+                 "endpoints: Too many: 1001: must have at most 1000 items"),
+                ({"endpoints": [{"addresses": ["::1"]}]},
+                 'endpoints[0].addresses[0]: Invalid value: "::1"'),
+                ({"endpoints": [{"addresses": []}]},
+                 "must have at least 1 and at most 100 addresses"),
+                ({"addressType": "Bogus", "endpoints": []},
+                 'addressType: Unsupported value: "Bogus"'),
+                ({"endpoints": [], "ports": [{"name": "a", "port": 70000}]},
+                 "ports[0].port: Invalid value: 70000")):
+            r = admin.post(url, json={**base, **extra})
+            assert r.status_code == 422 and says in r.json()["message"], (says, r.text[:300])
