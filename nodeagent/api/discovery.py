@@ -13,7 +13,7 @@ from nodeagent import __version__
 from nodeagent.api.accept import media_ranges
 from nodeagent.api.reviews import REVIEWS
 from nodeagent.api.scale import SCALABLE
-from nodeagent.objects.kinds import RESOURCES
+from nodeagent.objects.kinds import SERVED
 from nodeagent.objects.kinds import groups as kind_groups
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -82,7 +82,7 @@ def groups() -> list[str]:
 
 def _group_doc(name: str) -> dict[str, Any]:
     version = METRICS_VERSION if name == METRICS_GROUP else \
-        next((r.version for r in RESOURCES if r.group == name), "v1")
+        next((r.version for r in SERVED if r.group == name), "v1")
     gv = {"groupVersion": f"{name}/{version}", "version": version}
     return {"name": name, "versions": [gv], "preferredVersion": gv}
 
@@ -103,7 +103,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}", "resources": _METRICS_ROWS}
     rows: list[dict[str, Any]] = []
-    for r in RESOURCES:
+    for r in SERVED:
         if r.group != group or r.version != version:
             continue
         row: dict[str, Any] = {"name": r.plural, "singularName": r.singular,

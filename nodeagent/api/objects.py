@@ -37,6 +37,7 @@ from nodeagent.api.managedfields import (
 from nodeagent.api.status import ApiError
 from nodeagent.api.strategicpatch import PatchError, strategic_merge_patch
 from nodeagent.logs import ThrottledLog
+from nodeagent.objects import eventsv1
 from nodeagent.objects.codec import (
     DecodeError,
     InvalidError,
@@ -176,6 +177,9 @@ FIELD_SELECTORS = {
     "source": ("source", "component"),
     "type": ("type",),
 }
+# events.k8s.io's names for the same fields (its Events are stored as core ones).
+FIELD_SELECTORS.update({name: FIELD_SELECTORS[core] for name, core in
+                        eventsv1.FIELD_SELECTOR_NAMES.items()})
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class ObjectStore:
     def find(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none."""
         kv = self.store.get(res.key(namespace, name))
-        return decode_kv(kv) if kv is not None else None
+        return _shown(res, decode_kv(kv)) if kv is not None else None
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -263,13 +267,14 @@ class ObjectStore:
         kv = self.store.get(res.key(namespace, name))
         if kv is None:
             raise ApiError.not_found(res, name)
-        return decode_kv(kv)
+        return _shown(res, decode_kv(kv))
 
     def list(self, res: Resource, namespace: str | None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: int = 0,
              continue_token: str | None = None, resource_version: str | None = None,
              raw: bool = False) -> dict[str, Any]:
         """A list response.  With ``raw`` the items are ``orjson.Fragment`` s (for serving)."""
+        raw = raw and res.from_stored is None  # a view's items are converted, one by one
         sel = parse_label_selector(label_selector)
         fsel = FieldSelector.parse(field_selector)
         prefix = res.prefix(namespace)
@@ -300,7 +305,7 @@ class ObjectStore:
                             continue
                         obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
                     if obj is None or (sel.matches(_labels(obj)) and fsel.matches(obj)):
-                        item: Any = obj
+                        item: Any = _shown(res, obj) if obj is not None else None
                         if raw:
                             data = raw_json(kv.value, kv.mod_revision, kv.key)
                             if data is None:
@@ -346,6 +351,10 @@ class ObjectStore:
         """``heavy``: a large body (over HEAVY_BYTES), decoded and validated in a thread (a
         Pod of 3,000 containers held the event loop for 150 ms).  ``managed``: the managed
         fields of an apply that creates the object (a plain create records none)."""
+        if res.stored_as is not None:
+            stored = await off_loop(heavy, stored_form, res, body, namespace, None)
+            return _shown(res, await self.create(res.stored_as, namespace, stored,
+                                                 dry_run=dry_run, heavy=heavy, managed=managed))
         if res.has_status and res.kind != "Node" and isinstance(body, dict) and "status" in body:
             # Status is the system's to write, not the creator's (except a node reporting
             # itself): drop it before decoding so the defaults give the initial status.
@@ -529,6 +538,15 @@ class ObjectStore:
                       expected_rv: int | None, *, subresource: str | None,
                       dry_run: bool, heavy: bool = False,
                       manager: Manager = INTERNAL) -> dict[str, Any]:
+        if res.stored_as is not None:
+            view, change = res, mutate
+
+            def mutate(cur: dict[str, Any]) -> dict[str, Any]:
+                old = _shown(view, cur)
+                return stored_form(view, change(old), namespace, old)
+            return _shown(view, await self._update(
+                res.stored_as, namespace, name, mutate, expected_rv, subresource=subresource,
+                dry_run=dry_run, heavy=heavy, manager=manager))
         key = res.key(namespace, name)
         for _ in range(MAX_CAS_RETRIES):
             kv = self.store.get(key)
@@ -677,6 +695,12 @@ class ObjectStore:
         pod manager confirms the pod stopped).  A namespace turns Terminating and is
         emptied by the namespace controller.
         """
+        if res.stored_as is not None:
+            obj, gone = await self.delete(
+                res.stored_as, namespace, name, grace_period_s=grace_period_s,
+                preconditions_uid=preconditions_uid, preconditions_rv=preconditions_rv,
+                dry_run=dry_run, propagation=propagation)
+            return _shown(res, obj), gone
         key = res.key(namespace, name)
         for _ in range(MAX_CAS_RETRIES):
             kv = self.store.get(key)
@@ -810,6 +834,29 @@ def decode_object(res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
         raise ApiError.from_decode(exc) from None
     except InvalidError as exc:
         raise ApiError.from_invalid(res, exc) from None
+
+
+def stored_form(view: Resource, body: Any, namespace: str | None,
+                old: dict[str, Any] | None) -> dict[str, Any]:
+    """A view kind's object (an events.k8s.io Event), held to its own version's rules
+    (a create's, or an update's of ``old``), in the form it is stored as."""
+    assert view.to_stored is not None
+    model, obj = decode_object(view, body)
+    if view.namespaced and namespace and not model.metadata.namespace:
+        model.metadata.namespace = namespace
+    try:
+        if old is None:
+            validate_create(view, model)
+        else:
+            validate_update(view, model, decode_object(view, old)[0])
+    except InvalidError as exc:
+        raise ApiError.from_invalid(view, exc) from None
+    return view.to_stored(obj)
+
+
+def _shown(res: Resource, stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored object as ``res`` shows it (a view's conversion)."""
+    return res.from_stored(stored) if res.from_stored is not None else stored
 
 
 def validate_new(res: Resource, model: Any) -> None:

@@ -32,7 +32,7 @@ from starlette.responses import RedirectResponse, Response
 
 from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
-from nodeagent.objects.kinds import RESOURCES, Resource
+from nodeagent.objects.kinds import SERVED, Resource
 from nodeagent.objects.meta import QuantityStr, patch_merge_of
 
 __all__ = ["Document", "serve_openapi", "v2", "v3_document", "v3_root"]
@@ -46,7 +46,7 @@ _PACKAGES = {
     "pod": CORE, "cluster": CORE, "service": CORE, "storage": CORE,
     "apps": "io.k8s.api.apps.v1", "networking": "io.k8s.api.networking.v1",
     "rbac": "io.k8s.api.rbac.v1", "meta": META, "replication": CORE,
-    "discovery": "io.k8s.api.discovery.v1",
+    "discovery": "io.k8s.api.discovery.v1", "eventsv1": "io.k8s.api.events.v1",
 }
 # meta.py holds a few core/v1 types that every kind shares.
 _CORE_IN_META = {"ObjectReference", "LocalObjectReference"}
@@ -394,7 +394,7 @@ def _gv_path(group: str, version: str) -> str:
 def _build(v3: bool, group_versions: set[tuple[str, str]] | None) -> dict[str, Any]:
     b = _Builder(v3)
     paths: dict[str, Any] = {}
-    for res in RESOURCES:
+    for res in SERVED:
         if group_versions is not None and (res.group, res.version) not in group_versions:
             continue
         name = b.kind(res)
@@ -441,7 +441,7 @@ def v2() -> Document:
 
 
 def _group_versions() -> dict[str, tuple[str, str]]:
-    return {_gv_path(r.group, r.version): (r.group, r.version) for r in RESOURCES}
+    return {_gv_path(r.group, r.version): (r.group, r.version) for r in SERVED}
 
 
 @functools.cache

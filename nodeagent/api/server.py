@@ -69,7 +69,7 @@ from nodeagent.api.tables import table_version, to_table
 from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.codec import FIELD_VALIDATION
-from nodeagent.objects.kinds import PODS, SECRETS
+from nodeagent.objects.kinds import PODS, SECRETS, Resource
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 STREAMING = ("exec", "attach", "portforward")  # pods' subresources served over WebSocket
@@ -264,7 +264,7 @@ class ApiApp:
         self.watch_limits = watch_limits
         self.watches: Counter[str] = Counter()  # open watches by client address
         self.body_timeout_s = body_timeout_s
-        self.encoder = EventEncoder()
+        self.encoders: dict[Resource | None, EventEncoder] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -830,6 +830,13 @@ class ApiApp:
         response.body_iterator = counted()
         return response
 
+    def _encoder(self, res: Resource) -> EventEncoder:
+        """The shared encoder of the shape ``res`` shows: the stored one, or a view's."""
+        shape = res if res.from_stored is not None else None
+        if shape not in self.encoders:
+            self.encoders[shape] = EventEncoder(shown=res.from_stored)
+        return self.encoders[shape]
+
     def _start_watch(self, request: Request, t: Target) -> StreamingResponse:
         q = request.query_params
         sel = parse_label_selector(q.get("labelSelector"))
@@ -848,8 +855,9 @@ class ApiApp:
                            "requires allowWatchBookmarks=true and resourceVersionMatch="
                            "NotOlderThan")
         table = table_version(request.headers.get("accept", ""))
-        encoder = self.encoder if table is None else TableEncoder(
-            t.resource.kind, table, q.get("includeObject", "PartialObjectMetadata"))
+        encoder = self._encoder(t.resource) if table is None else TableEncoder(
+            t.resource.kind, table, q.get("includeObject", "PartialObjectMetadata"),
+            t.resource.from_stored)
         at_least = 0
         if watch_list:
             try:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.api.accept import media_ranges
+from nodeagent.objects import eventsv1
+from nodeagent.objects.kinds import EVENTS_V1
 
 Row = list[str]
 Obj = dict[str, Any]
@@ -226,7 +228,13 @@ def secret_row(s: Obj) -> tuple[Row, Row]:
             age(_meta(s).get("creationTimestamp"))], []
 
 
+def _core_event(e: Obj) -> Obj:
+    """An event in core/v1's shape: events.k8s.io's rows read the same fields."""
+    return eventsv1.to_core(e) if e.get("apiVersion") == EVENTS_V1.api_version else e
+
+
 def event_row(e: Obj) -> tuple[Row, Row]:
+    e = _core_event(e)
     io = e.get("involvedObject") or {}
     last = e.get("lastTimestamp") or e.get("eventTime") or _meta(e).get("creationTimestamp")
     return [age(last), e.get("type") or "", e.get("reason") or "",
@@ -289,6 +297,7 @@ def created_at_row(o: Obj) -> tuple[Row, Row]:
 
 def event_wide_row(e: Obj) -> tuple[Row, Row]:
     row, _ = event_row(e)
+    e = _core_event(e)
     io, src = e.get("involvedObject") or {}, e.get("source") or {}
     first = e.get("firstTimestamp") or e.get("eventTime") or \
         _meta(e).get("creationTimestamp")

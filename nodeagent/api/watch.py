@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +26,7 @@ from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
 from nodeagent.store.mvcc import Event, EventType, KeyValue
 
+Converter = Callable[[dict[str, Any]], dict[str, Any]]
 BOOKMARK_INTERVAL_S = 60.0
 # Kubernetes picks a watch timeout in [minRequestTimeout, 2*minRequestTimeout) (30-60 min).
 DEFAULT_TIMEOUT_S = 1800.0
@@ -41,11 +42,23 @@ class WatchEvent(StrEnum):
 
 
 class EventEncoder:
-    """Encodes each (key, revision, type) once, however many watchers send it."""
+    """Encodes each (key, revision, type) once, however many watchers send it.  One
+    encoder serves one shape: a view kind's watchers (``shown``: its conversion of the
+    stored object, kinds.Resource.from_stored) have their own."""
 
-    def __init__(self, size: int = 8192) -> None:
+    def __init__(self, size: int = 8192, shown: Converter | None = None) -> None:
         self._cache: OrderedDict[tuple[str, int, WatchEvent], bytes] = OrderedDict()
         self._size = size
+        self.shown = shown
+
+    def object_json(self, kv: KeyValue, revision: int) -> bytes | None:
+        if self.shown is None:
+            return raw_json(kv.value, revision, kv.key)
+        obj = load_stored(kv.value, kv.key)
+        if obj is None:
+            return None
+        obj["metadata"]["resourceVersion"] = str(revision)
+        return orjson.dumps(self.shown(obj))
 
     def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
         """One event line; empty for an object that does not decode (skipped, logged)."""
@@ -53,7 +66,7 @@ class EventEncoder:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        obj = raw_json(kv.value, revision, kv.key)
+        obj = self.object_json(kv, revision)
         data = b'{"type":"%s","object":%s}\n' % (etype.encode(), obj) if obj is not None else b""
         self._cache[key] = data
         if len(self._cache) > self._size:
@@ -65,8 +78,9 @@ class TableEncoder(EventEncoder):
     """One watch's events as Tables of one row (``kubectl get -w``): the columns come
     with the first event only, as the apiserver sends them."""
 
-    def __init__(self, kind: str, version: str, include: str) -> None:
-        super().__init__(size=64)
+    def __init__(self, kind: str, version: str, include: str,
+                 shown: Converter | None = None) -> None:
+        super().__init__(size=64, shown=shown)
         self.kind, self.version, self.include = kind, version, include
         self.headers = True
 
@@ -75,6 +89,8 @@ class TableEncoder(EventEncoder):
         if obj is None:
             return b""
         obj["metadata"]["resourceVersion"] = str(revision)
+        if self.shown is not None:
+            obj = self.shown(obj)
         table = to_table(self.kind, [obj], {"resourceVersion": str(revision)},
                          version=self.version, include=self.include, headers=self.headers)
         self.headers = False

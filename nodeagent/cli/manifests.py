@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from nodeagent.objects.kinds import Resource, by_kind
+from nodeagent.objects.kinds import Resource, by_kind, by_plural
 from nodeagent.objects.yamljson import DocumentError, load_yaml
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -101,6 +101,9 @@ def resolve(name: str, obj: dict[str, Any]) -> Resource:
                             f"[{', '.join(missing + extra)}]")
     kind, api_version = str(obj["kind"]), str(obj["apiVersion"])
     res = by_kind(kind)
+    view = by_plural(*api_version.rpartition("/")[::2], res.plural) if res else None
+    if view is not None and view.kind == kind:  # events.k8s.io/v1 Event: served over core's
+        res = view
     if res is None or (api_version != res.api_version and api_version not in res.other_versions):
         obj_name = (obj.get("metadata") or {}).get("name", "")
         ns = (obj.get("metadata") or {}).get("namespace", "")

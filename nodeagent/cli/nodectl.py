@@ -30,7 +30,7 @@ from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
 from nodeagent.cli.printers import format_rows, table, to_yaml
-from nodeagent.objects.kinds import ENDPOINTS, EVENTS, RESOURCES, Resource, lookup
+from nodeagent.objects.kinds import ENDPOINTS, EVENTS, SERVED, Resource, lookup
 from nodeagent.objects.quantity import parse_quantity
 
 Obj = dict[str, Any]
@@ -1046,7 +1046,7 @@ def version(ctx: Ctx, client_only: bool) -> None:
 def api_resources(ctx: Ctx, namespaced: bool | None, output: str | None) -> None:
     """List the resource types the API serves, with their short names."""
     rows = [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]]
-    for r in sorted(RESOURCES, key=lambda r: (r.group, r.plural)):
+    for r in sorted(SERVED, key=lambda r: (r.group, r.plural)):
         if namespaced is not None and r.namespaced != namespaced:
             continue
         if output == "name":

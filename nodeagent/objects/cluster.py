@@ -17,7 +17,12 @@ from nodeagent.objects.meta import (
     ResourceList,
     merge_by,
 )
-from nodeagent.objects.validation import FieldError, Path, dns1123_label_errors
+from nodeagent.objects.validation import (
+    FieldError,
+    Path,
+    dns1123_label_errors,
+    qualified_name_errors,
+)
 
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_CONFIG_BYTES = 1024 * 1024  # ConfigMaps and Secrets are capped at 1 MiB, as in Kubernetes
@@ -258,7 +263,19 @@ class EventSource(Model):
     host: str | None = None
 
 
+class EventSeries(Model):
+    count: int | None = None
+    last_observed_time: str | None = None
+
+
+# Kubernetes' caps on an event's short fields (core/validation/events.go).
+EVENT_FIELD_LIMIT = 128
+NOTE_LIMIT = 1024
+
+
 class Event(Model):
+    """core/v1 Event, also the stored form of events.k8s.io/v1 Events (eventsv1.py)."""
+
     api_version: Literal["v1"] = "v1"
     kind: Literal["Event"] = "Event"
     metadata: ObjectMeta
@@ -271,7 +288,9 @@ class Event(Model):
     count: int | None = None
     type: str | None = None
     event_time: str | None = None
+    series: EventSeries | None = None
     action: str | None = None
+    related: ObjectReference | None = None
     reporting_component: str | None = None
     reporting_instance: str | None = None
 
@@ -279,8 +298,32 @@ class Event(Model):
         errs: list[FieldError] = []
         if self.type not in (None, "Normal", "Warning"):
             errs.append(Path("type").unsupported(self.type, ["Normal", "Warning"]))
-        if self.involved_object.namespace and self.metadata.namespace and \
-                self.involved_object.namespace != self.metadata.namespace:
-            errs.append(Path("involvedObject").child("namespace").invalid(
-                self.involved_object.namespace, "does not match event.namespace"))
+        return errs + event_errors(self, "involvedObject", "reportingComponent", "message")
+
+
+def event_errors(e: Event, regarding: str, reporting: str, note: str) -> list[FieldError]:
+    """Kubernetes' checks of every event, by the names the request's version gives the
+    fields: an event with an eventTime (a "new" one) must say who reported what."""
+    errs: list[FieldError] = []
+    ns, ref_ns = e.metadata.namespace or "", e.involved_object.namespace or ""
+    ref_path = Path(regarding).child("namespace")
+    if not e.event_time:
+        if ref_ns and ns and ref_ns != ns:
+            errs.append(ref_path.invalid(ref_ns, "does not match event.namespace"))
         return errs
+    if not ref_ns and ns not in ("", "default", "kube-system"):
+        errs.append(ref_path.invalid(ref_ns, "does not match event.namespace"))
+    if not e.reporting_component:
+        errs.append(Path(reporting).required())
+    else:
+        errs += [Path(reporting).invalid(e.reporting_component, m)
+                 for m in qualified_name_errors(e.reporting_component)]
+    for path, value in (("reportingInstance", e.reporting_instance), ("action", e.action),
+                        ("reason", e.reason)):
+        if not value:
+            errs.append(Path(path).required())
+        elif len(value) > EVENT_FIELD_LIMIT:
+            errs.append(Path(path).too_long(EVENT_FIELD_LIMIT))
+    if e.message and len(e.message) > NOTE_LIMIT:
+        errs.append(Path(note).too_long(NOTE_LIMIT))
+    return errs

@@ -227,9 +227,10 @@ def _name(obj: Model) -> str:
 def validate_create(res: Resource, obj: Model) -> None:
     """Raise InvalidError with every problem of a new object."""
     errs = validate_meta(obj.metadata, res.namespaced, res.name_check)  # type: ignore[attr-defined]
-    check = getattr(obj, "check", None)
-    if check is not None:
-        errs.extend(check())
+    for name in ("check", "check_create"):  # check_create: rules only a new object keeps
+        check = getattr(obj, name, None)
+        if check is not None:
+            errs.extend(check())
     if errs:
         raise InvalidError(res.kind, _name(obj), _dedupe(errs))
 

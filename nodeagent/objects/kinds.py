@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from nodeagent.objects import eventsv1
 from nodeagent.objects.apps import Deployment, ReplicaSet
 from nodeagent.objects.cluster import ConfigMap, Event, Namespace, Node, Secret, ServiceAccount
 from nodeagent.objects.discovery import EndpointSlice
@@ -27,7 +29,7 @@ from nodeagent.objects.validation import (
     path_segment_errors,
 )
 
-__all__ = ["RESOURCES", "Resource", "by_kind", "by_plural", "lookup"]
+__all__ = ["RESOURCES", "SERVED", "VIEWS", "Resource", "by_kind", "by_plural", "lookup"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class Resource:
     name_check: Callable[[str], list[str]] = dns1123_subdomain_errors
     categories: tuple[str, ...] = ()
     other_versions: tuple[str, ...] = field(default=())
+    # A kind served over another's objects (events.k8s.io Events are core Events): the
+    # kind they are stored as, and the conversions between the two shapes.
+    stored_as: Resource | None = None
+    to_stored: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    from_stored: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def api_version(self) -> str:
@@ -115,20 +122,30 @@ CLUSTER_ROLE_BINDINGS = Resource("ClusterRoleBinding", "clusterrolebindings",
                                  "clusterrolebinding", _RBAC, "v1", False, ClusterRoleBinding,
                                  has_status=False, name_check=path_segment_errors)
 
+EVENTS_V1 = Resource("Event", "events", "event", "events.k8s.io", "v1", True, eventsv1.Event,
+                     ("ev",), has_status=False, stored_as=EVENTS, to_stored=eventsv1.to_core,
+                     from_stored=eventsv1.from_core)
+
+# The kinds stored, each under its own prefix.
 RESOURCES: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS, EVENTS,
     PERSISTENT_VOLUMES, PERSISTENT_VOLUME_CLAIMS, REPLICASETS, REPLICATION_CONTROLLERS,
     DEPLOYMENTS, INGRESSES, ENDPOINT_SLICES, ROLES, CLUSTER_ROLES, ROLE_BINDINGS,
     CLUSTER_ROLE_BINDINGS)
 
-_BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in RESOURCES}
+# Kinds served over another's objects (``stored_as``).
+VIEWS: tuple[Resource, ...] = (EVENTS_V1,)
+# Every kind the API serves: what discovery, OpenAPI and the router list.
+SERVED = RESOURCES + VIEWS
+
+_BY_GROUP_PLURAL = {(r.group, r.version, r.plural): r for r in SERVED}
 _BY_KIND = {r.kind: r for r in RESOURCES}
 _BY_NAME: dict[str, Resource] = {}
 for _r in RESOURCES:
     for _n in (_r.plural, _r.singular, _r.kind.lower(), *_r.short_names):
         _BY_NAME[_n] = _r
-_BY_NAME.update({f"{_r.plural}.{_r.group}": _r for _r in RESOURCES if _r.group})
-_BY_NAME.update({f"{_r.singular}.{_r.group}": _r for _r in RESOURCES if _r.group})
+_BY_NAME.update({f"{_r.plural}.{_r.group}": _r for _r in SERVED if _r.group})
+_BY_NAME.update({f"{_r.singular}.{_r.group}": _r for _r in SERVED if _r.group})
 
 
 def by_plural(group: str, version: str, plural: str) -> Resource | None:
@@ -147,7 +164,7 @@ def lookup(name: str) -> Resource | None:
 def groups() -> dict[str, list[Resource]]:
     """API groups (excluding core) and their resources, for discovery."""
     out: dict[str, list[Resource]] = {}
-    for r in RESOURCES:
+    for r in SERVED:
         if r.group:
             out.setdefault(r.group, []).append(r)
     return out

@@ -67,6 +67,10 @@ Event: metadata=1:ObjectMeta involvedObject=2:ObjectReference reason=3 message=4
     reportingComponent=14 reportingInstance=15
 EventSeries: count=1:i lastObservedTime=2:MicroTime
 EventSource: component=1 host=2
+EventsV1Event: metadata=1:ObjectMeta eventTime=2:MicroTime series=3:EventSeries
+    reportingController=4 reportingInstance=5 action=6 reason=7 regarding=8:ObjectReference
+    related=9:ObjectReference note=10 type=11 deprecatedSource=12:EventSource
+    deprecatedFirstTimestamp=13:Time deprecatedLastTimestamp=14:Time deprecatedCount=15:i
 ExecAction: command=1*:s
 GCEPersistentDiskVolumeSource: pdName=1 fsType=2 partition=3:i readOnly=4:b
 GRPCAction: port=1:i service=2?
@@ -360,6 +364,7 @@ KINDS: dict[tuple[str, str], str] = {
         "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
     ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice",
+    ("events.k8s.io/v1", "Event"): "EventsV1Event",
     ("autoscaling/v1", "Scale"): "Scale",
     ("policy/v1", "Eviction"): "Eviction",
     **{(v, "DeleteOptions"): "DeleteOptions" for v in ("v1", "meta.k8s.io/v1")},
