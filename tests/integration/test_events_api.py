@@ -156,13 +156,14 @@ def test_the_python_clients_events_v1_api(agent: AgentProcess,
     started.wait()
     body = new_event("pyev", regarding={"kind": "Pod", "name": "watched",
                                         "namespace": "default"})
-    made = events_v1.create_namespaced_event("default", body)
+    made: Any = events_v1.create_namespaced_event("default", body)  # type: ignore[arg-type]
     assert made.regarding.name == "watched" and made.reporting_controller == "example.com/scaler"
     events_v1.patch_namespaced_event("pyev", "default", {"note": "again"})
     t.join(15)
     assert not t.is_alive()
     assert seen == [("ADDED", "scaled kubia to 3"), ("MODIFIED", "again")]
-    listed = events_v1.list_namespaced_event("default", field_selector="regarding.name=watched")
+    listed: Any = events_v1.list_namespaced_event("default",
+                                                  field_selector="regarding.name=watched")
     assert [e.metadata.name for e in listed.items] == ["pyev"]
 
 
