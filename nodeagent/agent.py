@@ -148,6 +148,7 @@ async def run_agent(cfg: AgentConfig, *,
         operator.pki, operator.name = agent_pki, cfg.name
         if contexts is not None:
             operator.peer_tls = lambda: contexts.client
+            app.agent_tls = lambda: contexts.client  # nodes/proxy, to another node's agent
             operator.ca_changed = partial(renew_now, cfg, addresses, contexts,
                                           trust_changed=True)
         await nursery.start(partial(serve_api, operator, "unix:" + cfg.operator_socket_path()))
@@ -338,7 +339,8 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     pod CIDR, which needs the Node."""
     reporter = NodeReporter(objects, cfg.name, cfg.data_dir, addresses, labels=cfg.labels(),
                             pod_cidr=cfg.pod_cidr, reserved_cpu_m=cfg.reserved_cpu_m,
-                            reserved_memory=cfg.reserved_memory_mib * 1024 * 1024)
+                            reserved_memory=cfg.reserved_memory_mib * 1024 * 1024,
+                            agent_port=urlsplit(api_url).port or 0)
     cidr = cfg.pod_cidr
     registered_first = bool(cfg.cluster_cidr and not cidr)
     if registered_first:

@@ -53,8 +53,11 @@ def _ki(n: float) -> str:
 
 
 def node_status(data_dir: str, addresses: list[str], *, reserved_cpu_m: int = 0,
-                reserved_memory: int = 0, max_pods: int = MAX_PODS) -> dict[str, Any]:
-    """The status a node reports now (conditions without times: the caller stamps them)."""
+                reserved_memory: int = 0, max_pods: int = MAX_PODS,
+                agent_port: int = 0) -> dict[str, Any]:
+    """The status a node reports now (conditions without times: the caller stamps them).
+    ``agent_port``: where the node's agent serves its API, reported as the kubelet's port
+    (what nodes/proxy reaches)."""
     cpus = psutil.cpu_count() or 1
     mem = psutil.virtual_memory()
     disk = psutil.disk_usage(data_dir if os.path.isdir(data_dir) else "/")
@@ -84,7 +87,9 @@ def node_status(data_dir: str, addresses: list[str], *, reserved_cpu_m: int = 0,
          "message": "kubelet is posting ready status"},
     ]
     uname = platform.uname()
-    return {
+    endpoints = {"daemonEndpoints": {"kubeletEndpoint": {"Port": agent_port}}} \
+        if agent_port else {}
+    return {**endpoints,
         "capacity": capacity, "allocatable": allocatable, "conditions": conditions,
         "addresses": [*({"type": "InternalIP", "address": a} for a in addresses),
                       {"type": "Hostname", "address": socket.gethostname()}],
@@ -115,18 +120,19 @@ def _os_image() -> str:
 class NodeReporter:
     def __init__(self, objects: Objects, name: str, data_dir: str, addresses: list[str], *,
                  heartbeat_s: float = 10.0, labels: dict[str, str] | None = None,
-                 pod_cidr: str = "", **reservations: int) -> None:
+                 pod_cidr: str = "", **status_args: int) -> None:
+        """``status_args``: node_status()'s reservations and agent port."""
         self.objects, self.name, self.data_dir = objects, name, data_dir
         self.addresses, self.heartbeat_s = addresses, heartbeat_s
         self.labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                        "kubernetes.io/arch": _arch(), **(labels or {})}
-        self.reservations = reservations
+        self.status_args = status_args
         self.pod_cidr = pod_cidr  # configured on the agent; else the coordinator gives one
 
     async def report(self) -> dict[str, Any]:
         """Create or refresh the Node; conditions keep their transition times."""
         status = await trio.to_thread.run_sync(lambda: node_status(
-            self.data_dir, self.addresses, **self.reservations))
+            self.data_dir, self.addresses, **self.status_args))
         now = now_rfc3339()
         try:
             node = self.objects.get(NODES, None, self.name)

@@ -48,6 +48,7 @@ def version_info() -> dict[str, Any]:
 
 # Subresources other than status and scale: (name, kind, verbs, group, version), the
 # group and version named only where they are not the parent's.
+_PROXY_VERBS = ["create", "delete", "get", "patch", "update"]
 _SUBRESOURCES: dict[str, tuple[tuple[str, str, list[str], str, str], ...]] = {
     "Pod": (("attach", "PodAttachOptions", ["create", "get"], "", ""),
             ("binding", "Binding", ["create"], "", ""),
@@ -55,7 +56,10 @@ _SUBRESOURCES: dict[str, tuple[tuple[str, str, list[str], str, str], ...]] = {
             ("eviction", "Eviction", ["create"], "policy", "v1"),
             ("exec", "PodExecOptions", ["create", "get"], "", ""),
             ("log", "Pod", ["get"], "", ""),
-            ("portforward", "PodPortForwardOptions", ["create", "get"], "", "")),
+            ("portforward", "PodPortForwardOptions", ["create", "get"], "", ""),
+            ("proxy", "PodProxyOptions", _PROXY_VERBS, "", "")),
+    "Service": (("proxy", "ServiceProxyOptions", _PROXY_VERBS, "", ""),),
+    "Node": (("proxy", "NodeProxyOptions", _PROXY_VERBS, "", ""),),
     "ServiceAccount": (("token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"),),
     "Namespace": (("finalize", "Namespace", ["update"], "", ""),),
 }

@@ -58,7 +58,8 @@ _VIEW = [
 _EDIT = [
     _rule([""], ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy",
                  "pods/eviction"], ["create", "delete", "deletecollection", "patch", "update"]),
-    _rule([""], ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], ["get"]),
+    _rule([""], ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy",
+                 "services/proxy"], ["get"]),
     _rule([""], ["configmaps", "endpoints", "persistentvolumeclaims", "replicationcontrollers",
                  "replicationcontrollers/scale", "secrets", "serviceaccounts", "services",
                  "services/proxy"], WRITE),

@@ -15,7 +15,9 @@ from nodeagent.api.status import ApiError
 from nodeagent.objects.kinds import Resource, by_plural
 
 SUBRESOURCES = ("status", "finalize", "binding", "log", "exec", "token", "scale", "eviction",
-                "ephemeralcontainers", "attach", "portforward")
+                "ephemeralcontainers", "attach", "portforward", "proxy")
+# The kinds whose objects the API proxies HTTP to: the path goes on after ``proxy``.
+PROXIED = frozenset({"Pod", "Service", "Node"})
 POD_SUBRESOURCES = ("binding", "log", "exec", "eviction", "ephemeralcontainers", "attach",
                     "portforward")
 
@@ -56,7 +58,7 @@ def parse_resource_path(path: str) -> Target | None:
                        f"{plural} is not namespaced")
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) >= 3 else None
-    if len(rest) > 3 or (sub is not None and sub not in SUBRESOURCES):
+    if (len(rest) > 3 and sub != "proxy") or (sub is not None and sub not in SUBRESOURCES):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if sub == "status" and not res.has_status:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource "
@@ -64,7 +66,8 @@ def parse_resource_path(path: str) -> Target | None:
     if (sub == "finalize" and res.kind != "Namespace") or \
             (sub in POD_SUBRESOURCES and res.kind != "Pod") or \
             (sub == "token" and res.kind != "ServiceAccount") or \
-            (sub == "scale" and res.kind not in SCALABLE):
+            (sub == "scale" and res.kind not in SCALABLE) or \
+            (sub == "proxy" and res.kind not in PROXIED):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if name is not None and not name:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ from nodeagent.api.portforward import Dial, check_target, serve_portforward
 from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
+from nodeagent.api.resourceproxy import (
+    Proxy,
+    node_location,
+    pod_location,
+    service_location,
+    split_scheme_name_port,
+)
 from nodeagent.api.routes import Target, parse_resource_path
 from nodeagent.api.satokens import TokenSigner
 from nodeagent.api.scale import replicas_of, scale_of
@@ -69,7 +77,7 @@ from nodeagent.api.tables import table_version, to_table
 from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.codec import FIELD_VALIDATION
-from nodeagent.objects.kinds import PODS, SECRETS, Resource
+from nodeagent.objects.kinds import ENDPOINTS, NODES, PODS, SECRETS, SERVICES, Resource
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 STREAMING = ("exec", "attach", "portforward")  # pods' subresources served over WebSocket
@@ -265,6 +273,9 @@ class ApiApp:
         self.watches: Counter[str] = Counter()  # open watches by client address
         self.body_timeout_s = body_timeout_s
         self.encoders: dict[Resource | None, EventEncoder] = {}
+        self.proxy = Proxy()  # pods/, services/ and nodes/proxy
+        # This server's client context for a node's agent (nodes/proxy); None without TLS.
+        self.agent_tls: Callable[[], ssl.SSLContext] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -460,6 +471,8 @@ class ApiApp:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     async def _resource(self, request: Request, target: Target, method: str) -> Response:
+        if target.subresource == "proxy":
+            return await self._proxy(request, target)
         handler = {
             "GET": self.handle_get,
             "POST": self.handle_post,
@@ -482,6 +495,35 @@ class ApiApp:
         if method == "GET":
             await self.objects.read_barrier()
         return await handler(request, target)
+
+    async def _proxy(self, request: Request, t: Target) -> Response:
+        """HTTP of any method to the pod, Service endpoint or node named (resourceproxy.py);
+        the path goes on as it came, encoded."""
+        if t.name is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        scheme, name, port = split_scheme_name_port(t.name)
+        ns = self._ns(t)
+        kind = t.resource.kind
+        if kind == "Pod":
+            where = pod_location(self.objects.get(PODS, ns, name), scheme, port)
+        elif kind == "Service":
+            where = service_location(self.objects.get(SERVICES, ns, name),
+                                     self.objects.find(ENDPOINTS, ns, name),
+                                     lambda pns, pod: self.objects.find(PODS, pns, pod),
+                                     scheme, port)
+        else:
+            where = node_location(self.objects.get(NODES, None, name), scheme, port,
+                                  self.agent_tls)
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("latin-1")
+        marker = f"/{t.name}/proxy"
+        cut = path.find(marker)
+        if cut < 0:  # the name was percent-encoded in the path
+            path, marker = request.url.path, f"/{t.name}/proxy"
+            cut = path.find(marker)
+        cut += len(marker)
+        return await self.proxy.forward(request, await self._raw_body(request), where,
+                                        path[cut:], path[:cut])
 
     async def _review(self, request: Request, review: reviews.Review,
                       namespace: str) -> Response:

@@ -115,6 +115,7 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     until(lambda: ready_pods(http), 90, "a ready pod after the rollouts")
     pod = ready_pods(http)[0]["metadata"]["name"]
     reach_and_attach(day, pod)
+    reach_through_the_api(day, pod)
     day.step("debug", "debug", pod, "--image=kubia:latest", "--target=kubia",
              "--profile=baseline", "--", "true", expect="Defaulting debug container name")
     day.until_step("debug (ran)", "get", "pod", pod, "-o",
@@ -140,6 +141,36 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     assert not now_working, f"these work now: move them out of NOT_YET: {now_working}"
 
 
+
+
+def reach_through_the_api(day: Day, pod: str) -> None:
+    """The API's proxy subresources: get --raw to a pod, a Service and a node's agent,
+    and kubectl proxy's local port to the Service, as the seeds browse it."""
+    ns = "/api/v1/namespaces/default"
+    day.step("get --raw pods/proxy", "get", "--raw", f"{ns}/pods/{pod}/proxy/", expect=pod)
+    day.step("get --raw services/proxy", "get", "--raw", f"{ns}/services/kubia/proxy/",
+             expect="You've hit")
+    day.step("get --raw nodes/proxy", "get", "--raw", "/api/v1/nodes/node1/proxy/healthz",
+             expect="ok")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = day.background("proxy", f"--port={port}")
+    try:
+        ok, detail = False, ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not ok:
+            try:
+                detail = httpx.get(f"http://127.0.0.1:{port}{ns}/services/kubia:80/proxy/",
+                                   timeout=5).text
+                ok = "You've hit" in detail
+            except httpx.HTTPError as exc:
+                detail = str(exc)
+                time.sleep(0.5)
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=10)
+    day.results["proxy"] = (ok, detail[-300:])
 
 
 def reach_and_attach(day: Day, pod: str) -> None:
