@@ -29,8 +29,9 @@ __all__ = ["FIELD_VALIDATION", "DecodeError", "InvalidError", "decode", "normali
 # The request's fieldValidation (Strict, Warn or Ignore) and, for Warn, the warnings it
 # gathers: set by the API server around a write, read where bodies are decoded (threads
 # included: Trio runs them in a copy of the caller's context).
+_NO_WARNINGS: list[str] = []  # outside a request: nothing gathers them (never appended)
 FIELD_VALIDATION: ContextVar[tuple[str, list[str]]] = ContextVar(
-    "field_validation", default=("Strict", []))
+    "field_validation", default=("Strict", _NO_WARNINGS))
 
 
 class DecodeError(ValueError):
@@ -70,19 +71,19 @@ def _is_branch_tag(seg: Any) -> bool:
                                      or "[" in seg or "-" in seg)
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def _format_loc(loc: tuple[Any, ...], tags: bool = True) -> str:
+    """``loc`` as a field path; ``tags``: it may hold pydantic's union tags (left out)."""
     p = Path()
     for seg in loc:
-        if _is_branch_tag(seg):
+        if tags and _is_branch_tag(seg):
             continue
         p = p.index(seg) if isinstance(seg, int) else p.child(str(seg))
     return str(p)
 
 
 def _translate(kind: str, api_version: str, exc: ValidationError,
-               res: Resource | None = None) -> Exception:
+               res: Resource | None = None, data: Any = None) -> Exception:
     unknown: list[str] = []
-    unsupported: list[str] = []
     type_errs: dict[str, FieldError] = {}
     invalid: dict[str, FieldError] = {}
     for err in exc.errors(include_url=False):
@@ -90,11 +91,11 @@ def _translate(kind: str, api_version: str, exc: ValidationError,
         t = err["type"]
         value = err.get("input")
         if t == "extra_forbidden":
-            loc = tuple(seg for seg in err["loc"] if not _is_branch_tag(seg))
-            if res is not None and kubernetes_field(res, loc):
-                unsupported.append(path)
-            else:
-                unknown.append(path)
+            loc = _data_loc(data, err["loc"]) if data is not None else \
+                tuple(seg for seg in err["loc"] if not _is_branch_tag(seg))
+            path = _format_loc(loc, tags=data is None)
+            if res is None or not kubernetes_field(res, loc):
+                unknown.append(path)  # Kubernetes' own would have been kept
         elif t == "missing":
             invalid.setdefault(path, FieldError(path, "FieldValueRequired", "", None, False))
         elif t in _TYPE_WORDS or t.endswith("_type"):
@@ -113,10 +114,8 @@ def _translate(kind: str, api_version: str, exc: ValidationError,
             msg = err["msg"].removeprefix("Value error, ")
             shown = value if isinstance(value, (str, int, float, bool)) else str(value)
             invalid[path] = FieldError(path, "FieldValueInvalid", msg, shown)
-    if unknown or unsupported or type_errs:
+    if unknown or type_errs:
         parts = [f'unknown field "{u}"' for u in unknown]
-        parts += [f'field "{u}" is one of Kubernetes\' that this server does not support '
-                  "(refused, not dropped)" for u in unsupported]
         parts += [str(e) for e in type_errs.values()]
         return DecodeError(f'{kind} in version "{api_version}" cannot be handled as a {kind}: '
                            f"strict decoding error: {', '.join(parts)}",
@@ -148,42 +147,50 @@ def decode(res: Resource, data: Any) -> Model:
     try:
         return res.model.model_validate(data)
     except ValidationError as exc:
-        dropped = _droppable(res, data, exc)
-        if not dropped:
-            error = _translate(res.kind, res.version, exc, res)
+        extras = _extras(res, data, exc)
+        directive, warnings = FIELD_VALIDATION.get()
+        if extras is None or (extras[1] and directive == "Strict"):
+            error = _translate(res.kind, res.version, exc, res, data)
             meta = data["metadata"]
             if isinstance(error, InvalidError) and isinstance(meta, dict):  # name the object
                 error = InvalidError(error.kind, str(meta.get("name") or
                                                      meta.get("generateName") or ""), error.errors)
             raise error from exc
-    # Warn and Ignore drop fields that are not Kubernetes' (and say so, for Warn), as the
-    # apiserver does; a field of Kubernetes' that this server lacks is never dropped.
-    directive, warnings = FIELD_VALIDATION.get()
+    # A field of Kubernetes' that the models lack is kept as sent, and said so (it is
+    # stored and served, but nothing here acts on it).  Warn and Ignore drop the fields
+    # that are not Kubernetes' (and say so, for Warn), as the apiserver does.
+    kept, dropped = extras
     data = copy.deepcopy(data)
+    found: list[tuple[tuple[str | int, ...], Any]] = []
+    for loc in kept:
+        found.append((loc, _remove(data, loc)))
+        if warnings is not _NO_WARNINGS:
+            warnings.append(f"{_format_loc(loc, False)}: kept, but this server does not act "
+                            "on it")
     for loc in dropped:
         _remove(data, loc)
         if directive == "Warn":
-            warnings.append(f'unknown field "{_format_loc(loc)}"')
+            warnings.append(f'unknown field "{_format_loc(loc, False)}"')
     try:
-        return res.model.model_validate(data)
+        model = res.model.model_validate(data)
     except ValidationError as exc:
-        raise _translate(res.kind, res.version, exc, res) from exc
+        raise _translate(res.kind, res.version, exc, res, data) from exc
+    model._kept = tuple(found)
+    return model
 
 
-def _droppable(res: Resource, data: Any, exc: ValidationError) -> list[tuple[Any, ...]]:
-    """The unknown fields a Warn or Ignore request may drop: none if any error is of
-    another type, or if any unknown field is one of Kubernetes' (refused as unsupported,
-    never silently lost)."""
-    directive, _ = FIELD_VALIDATION.get()
-    if directive == "Strict":
-        return []
+def _extras(res: Resource, data: dict[str, Any], exc: ValidationError
+            ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+    """When every error is a field the models do not know: those that are Kubernetes'
+    (kept) and those that are not (unknown); None if any error is of another type."""
     errors = exc.errors(include_url=False)
     if any(e["type"] != "extra_forbidden" for e in errors):
-        return []
-    locs = [tuple(seg for seg in e["loc"] if not _is_branch_tag(seg)) for e in errors]
-    if any(kubernetes_field(res, loc) for loc in locs):
-        return []
-    return locs
+        return None
+    locs = [_data_loc(data, e["loc"]) for e in errors]
+    if not all(locs):
+        return None
+    kept = [loc for loc in locs if kubernetes_field(res, loc)]
+    return kept, [loc for loc in locs if not kubernetes_field(res, loc)]
 
 
 def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
@@ -204,10 +211,25 @@ def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
     return True
 
 
-def _remove(data: Any, loc: tuple[Any, ...]) -> None:
+def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """An error's path in the document: pydantic's ``loc`` without the names it gives
+    union branches (told apart by what the document holds, not by their spelling)."""
+    out: list[str | int] = []
+    for seg in loc:
+        if isinstance(data, dict) and isinstance(seg, str) and seg in data:
+            data = data[seg]
+        elif isinstance(data, list) and isinstance(seg, int) and 0 <= seg < len(data):
+            data = data[seg]
+        else:
+            continue
+        out.append(seg)
+    return tuple(out)
+
+
+def _remove(data: Any, loc: tuple[Any, ...]) -> Any:
     for seg in loc[:-1]:
         data = data[seg]
-    del data[loc[-1]]
+    return data.pop(loc[-1])
 
 
 def normalize(res: Resource, data: Any) -> tuple[Model, dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
@@ -62,8 +62,18 @@ class Model(BaseModel):
         validate_default=False,
     )
 
+    # Kubernetes' fields the models do not hold, kept as the client sent them: (path,
+    # value), on the object's root model (codec.decode).
+    _kept: tuple[tuple[tuple[str | int, ...], Any], ...] = PrivateAttr(default=())
+
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        out = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for loc, value in self._kept:
+            parent: Any = out
+            for seg in loc[:-1]:
+                parent = parent.setdefault(seg, {}) if isinstance(parent, dict) else parent[seg]
+            parent[loc[-1]] = value
+        return out
 
 
 def _canonical_quantity(v: Any) -> str:

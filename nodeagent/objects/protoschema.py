@@ -35,7 +35,7 @@ Container: name=1 image=2 command=3*:s args=4*:s workingDir=5 ports=6*:Container
     volumeMounts=9*:VolumeMount volumeDevices=21*:- livenessProbe=10:Probe readinessProbe=11:Probe
     startupProbe=22:Probe lifecycle=12:Lifecycle terminationMessagePath=13
     terminationMessagePolicy=20 imagePullPolicy=14 securityContext=15:SecurityContext stdin=16:b
-    stdinOnce=17:b tty=18:b
+    stdinOnce=17:b tty=18:b resizePolicy=23*:- restartPolicy=24? restartPolicyRules=25*:-
 ContainerPort: name=1 hostPort=2:i containerPort=3:i protocol=4 hostIP=5
 ContainerState: waiting=1:ContainerStateWaiting running=2:ContainerStateRunning
     terminated=3:ContainerStateTerminated

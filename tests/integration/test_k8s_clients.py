@@ -439,14 +439,18 @@ def test_field_validation_strict_warn_and_ignore(agent: AgentProcess) -> None:
                   stdin=typo.replace("fv-warn", "fv-ignore"))
     assert "created" in out.stdout and "unknown field" not in out.stderr, out.stderr
     assert "imagee" not in json.dumps(containers(agent, "fv-ignore"))
-    # A field Kubernetes has but this server does not act on is never dropped.
+    # A field Kubernetes has but this server does not act on is kept, and said so.
     spread = manifest("fv-spread", "kubia:v1").replace(
         "      containers:", "      topologySpreadConstraints:\n      - maxSkew: 1\n"
         "        topologyKey: zone\n        whenUnsatisfiable: DoNotSchedule\n"
         "      containers:", 1)
-    out = kubectl(agent, "apply", "--validate=false", "-f", "-", stdin=spread, check=False)
-    assert out.returncode != 0 and "topologySpreadConstraints" in out.stderr
-    assert "not support" in out.stderr, out.stderr
+    out = kubectl(agent, "apply", "-f", "-", stdin=spread)
+    assert "created" in out.stdout
+    assert "spec.template.spec.topologySpreadConstraints: kept, but this server does not " \
+        "act on it" in out.stderr, out.stderr
+    got = kubectl(agent, "get", "deployment", "fv-spread", "-o",
+                  "jsonpath={.spec.template.spec.topologySpreadConstraints[0].topologyKey}")
+    assert got.stdout == "zone"
     with agent.client() as admin:
         r = admin.post("/api/v1/namespaces/default/configmaps",
                        params={"fieldValidation": "Loose"}, json={"metadata": {"name": "x"}})
@@ -702,3 +706,51 @@ def test_endpoint_slices_are_validated(agent: AgentProcess) -> None:
                  "ports[0].port: Invalid value: 70000")):
             r = admin.post(url, json={**base, **extra})
             assert r.status_code == 422 and says in r.json()["message"], (says, r.text[:300])
+
+
+def test_kubernetes_fields_this_server_does_not_act_on_are_kept(agent: AgentProcess,
+                                                                  api: k8s.ApiClient) -> None:
+    """A valid manifest is never refused or cut: the fields of Kubernetes' that the models
+    lack are stored and served as sent, each named in a Warning."""
+    extra = {
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                       "whenUnsatisfiable": "ScheduleAnyway"}],
+        "dnsConfig": {"nameservers": ["10.0.0.10"], "options": [{"name": "ndots",
+                                                                 "value": "2"}]},
+        "readinessGates": [{"conditionType": "example.com/ready"}],
+        "os": {"name": "linux"},
+    }
+    container = {"name": "c", "image": "busybox:1",
+                 "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}
+    sidecar = {"name": "log", "image": "busybox:1", "restartPolicy": "Always"}
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"},
+            "spec": {"containers": [container], "initContainers": [sidecar], **extra}}
+    with agent.client() as admin:
+        r = admin.post("/api/v1/namespaces/default/pods", json=body,
+                       params={"fieldValidation": "Strict"})
+        assert r.status_code == 201, r.text
+        warnings = r.headers.get_list("warning")
+        for name in ("spec.topologySpreadConstraints", "spec.dnsConfig",
+                     "spec.containers[0].resizePolicy", "spec.initContainers[0].restartPolicy"):
+            assert any(name in w and "kept" in w for w in warnings), (name, warnings)
+        spec = r.json()["spec"]
+        for key, value in extra.items():
+            assert spec[key] == value, key
+        assert spec["containers"][0]["resizePolicy"] == container["resizePolicy"]
+        assert spec["initContainers"][0]["restartPolicy"] == "Always"
+        # A strategic merge patch of something else leaves them as they were.
+        r = admin.patch("/api/v1/namespaces/default/pods/kept",
+                        json={"metadata": {"labels": {"a": "b"}}},
+                        headers={"Content-Type": "application/strategic-merge-patch+json"})
+        assert r.status_code == 200 and r.json()["spec"]["dnsConfig"] == extra["dnsConfig"]
+    pod = k8s.CoreV1Api(api).read_namespaced_pod("kept", "default")
+    assert pod.spec.topology_spread_constraints[0].topology_key == "zone"
+    assert pod.spec.os.name == "linux"
+    # A typo is still what Strict refuses.
+    with agent.client() as admin:
+        body["metadata"]["name"] = "typo"
+        body["spec"]["dnsConfg"] = {}
+        r = admin.post("/api/v1/namespaces/default/pods", json=body,
+                       params={"fieldValidation": "Strict"})
+        assert r.status_code == 400, r.text
+        assert 'unknown field "spec.dnsConfg"' in r.json()["message"]

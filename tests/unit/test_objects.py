@@ -215,6 +215,25 @@ def test_unknown_field_is_rejected_with_its_path():
                                'strict decoding error: unknown field "spec.resources"')
 
 
+@pytest.mark.parametrize("key", ["-", "a-b", "str", "function-after[x]"])
+def test_unknown_fields_named_like_pydantics_branch_tags_are_refused(key: str):
+    """Found by the body fuzzer: a field named "-" was taken for a union's tag."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, key: None}
+    with pytest.raises(DecodeError) as info:
+        create("ConfigMap", cm)
+    assert f'unknown field "{key}"' in str(info.value)
+
+
+def test_kubernetes_fields_the_models_lack_are_kept_where_they_were():
+    p = pod(resizePolicy=[{"resourceName": "cpu", "restartPolicy": "NotRequired"}])
+    p["spec"]["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "zone",
+                                               "whenUnsatisfiable": "DoNotSchedule"}]
+    out = create("Pod", p)
+    assert out["spec"]["containers"][0]["resizePolicy"][0]["resourceName"] == "cpu"
+    assert out["spec"]["topologySpreadConstraints"] == p["spec"]["topologySpreadConstraints"]
+    assert out["spec"]["restartPolicy"] == "Always"  # defaults still apply around them
+
+
 def test_wrong_type_is_rejected_with_its_path():
     d = deployment()
     d["spec"]["replicas"] = "three"
