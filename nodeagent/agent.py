@@ -352,6 +352,7 @@ async def _run_pods(cfg: AgentConfig, objects: ObjectStore, app: ApiApp, address
     usage = Metrics(cfg.name, pods.runtime)
     app.logs = PodLogs(cfg.name, os.path.join(cfg.data_dir, "kubelet", "logs"))
     app.exec, app.attach, app.dial, app.metrics = pods.exec, pods.attach, pods.dial, usage
+    app.node_name = cfg.name
     await nursery.start(pods.run)
     await nursery.start(usage.run)
     if not registered_first:

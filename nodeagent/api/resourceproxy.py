@@ -180,12 +180,14 @@ class Proxy:
         self.running = 0
 
     async def forward(self, request: Request, body: bytes, where: Location, path: str,
-                      prefix: str) -> Response:
+                      prefix: str, extra: tuple[tuple[str, str], ...] = ()) -> Response:
         """``path``: what follows ``/proxy`` in the request; ``prefix``: the request's
-        path up to it, put in front of a redirect the upstream answers with."""
+        path up to it, put in front of a redirect the upstream answers with; ``extra``:
+        headers added."""
         if self.running >= MAX_PROXIED:
             raise ApiError.too_many(f"too many proxied requests at once (limit {MAX_PROXIED})")
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.headers.items()
+                   if k.lower() not in _HOP_BY_HOP] + list(extra)
         url = where.base + (path or "/")
         if request.url.query:
             url += "?" + request.url.query

@@ -15,7 +15,7 @@ import logging
 import os
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from nodeagent.api.authz import (
 from nodeagent.api.listen import ConnectionGate, ConnectionLimits, TlsPeers, serve_gated
 from nodeagent.api.managedfields import MAX_MANAGER_CHARS, Manager, manager_name
 from nodeagent.api.nodeauth import NodeAuthorizer, Servers, node_name
+from nodeagent.api.noderelay import RELAYED, ask_nodes, relay_websocket
 from nodeagent.api.objects import (
     HEAVY_BYTES,
     WRITABLE_PARTS,
@@ -63,6 +64,7 @@ from nodeagent.api.raftadmin import hello, raft_status
 from nodeagent.api.ratelimit import RateLimits
 from nodeagent.api.rbac import Rbac
 from nodeagent.api.resourceproxy import (
+    Location,
     Proxy,
     node_location,
     pod_location,
@@ -276,6 +278,7 @@ class ApiApp:
         self.proxy = Proxy()  # pods/, services/ and nodes/proxy
         # This server's client context for a node's agent (nodes/proxy); None without TLS.
         self.agent_tls: Callable[[], ssl.SSLContext] | None = None
+        self.node_name: str | None = None  # the node this agent runs pods for, if any
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -297,6 +300,12 @@ class ApiApp:
             received = received_at()
             try:
                 target = self._check_websocket(scope)
+                elsewhere = self._pods_node(scope, target)
+                if elsewhere is not None:  # relayed to the agent of the pod's node
+                    await relay_websocket(receive, send, elsewhere, _path_and_query(scope),
+                                          list(scope.get("subprotocols") or []))
+                    self._audit(scope, 101, received)
+                    return
                 pod = self._port_forward_target(target) \
                     if target.subresource == "portforward" else None
             except ApiError as exc:
@@ -406,6 +415,19 @@ class ApiApp:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return target
 
+    def _pods_node(self, scope: Mapping[str, Any], t: Target) -> Location | None:
+        """Where to relay a request for a pod's processes, logs or ports: its node's agent
+        when that is another agent (noderelay.py), else None (served here).  A request
+        relayed to this server is answered here, never relayed on."""
+        if t.name is None:
+            return None
+        pod = self.objects.get(PODS, self._ns(t), t.name)
+        node = (pod.get("spec") or {}).get("nodeName")
+        relayed = any(k.lower() == RELAYED.lower().encode() for k, _ in scope.get("headers", []))
+        if not node or node == self.node_name or relayed:
+            return None
+        return node_location(self.objects.get(NODES, None, node), "", "", self.agent_tls)
+
     def _port_forward_target(self, t: Target) -> dict[str, Any]:
         """The running pod a port-forward is for, refused (before the upgrade) otherwise."""
         pod = self.objects.get(t.resource, self._ns(t), t.name or "")
@@ -434,6 +456,11 @@ class ApiApp:
             self._authorize(request, target, path)
         if target is not None:
             return await self._resource(request, target, method)
+        if metrics and path.startswith("/apis/metrics.k8s.io/v1beta1"):
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed", f"metrics are read-only ({method})")
+            return await self._metrics([p for p in path.split("/") if p][3:],
+                                       RELAYED in request.headers)
         if path == "/cacerts" and method in ("GET", "HEAD") and self.ca_bundle is not None:
             return Response(self.ca_bundle(), media_type="application/x-pem-file")
         if path == "/encryption-config" and method == "POST" and \
@@ -591,8 +618,6 @@ class ApiApp:
         if path == "/apis":
             return lambda: const(discovery.api_group_list())
         parts = [p for p in path.split("/") if p]
-        if parts[:3] == ["apis", "metrics.k8s.io", "v1beta1"]:
-            return lambda: self._metrics(parts[3:])
         if len(parts) == 2 and parts[0] == "api":
             doc = discovery.resource_list("", parts[1])
             return (lambda: const(doc)) if doc else _not_found
@@ -609,6 +634,11 @@ class ApiApp:
     async def handle_get(self, request: Request, t: Target) -> Response:
         q = request.query_params
         if t.subresource == "log" and t.name is not None:
+            elsewhere = self._pods_node(request.scope, t)
+            if elsewhere is not None:
+                path = _path_and_query(request.scope).partition("?")[0]
+                return await self.proxy.forward(request, b"", elsewhere, path, "",
+                                                ((RELAYED, "1"),))
             return await self._pod_log(self.objects.get(t.resource, self._ns(t), t.name), q)
         table = table_version(request.headers.get("accept", ""))
         include = q.get("includeObject", "PartialObjectMetadata")
@@ -810,17 +840,27 @@ class ApiApp:
         listed["items"] = deleted
         return json_response(listed)
 
-    async def _metrics(self, rest: list[str]) -> Response:
-        """metrics.k8s.io/v1beta1: nodes, pods (all or one namespace's), as metrics-server."""
-        if self.metrics is None:
-            raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
-                           "the request (get pods.metrics.k8s.io): this agent runs no pods")
-        pods_res = PODS
+    async def _metrics(self, rest: list[str], relayed: bool) -> Response:
+        """metrics.k8s.io/v1beta1: nodes, pods (all or one namespace's), as metrics-server:
+        this node's from its cgroups, the others' asked of their agents (at once, a node
+        that does not answer in time left out, as metrics-server leaves it out).  A
+        request relayed here is answered with this node's only."""
         if not rest:
             return json_response(discovery.resource_list(discovery.METRICS_GROUP,
                                                          discovery.METRICS_VERSION))
+        local = self.metrics
+        others = [] if relayed or self.agent_tls is None else [
+            n for n in self.objects.list(NODES, None)["items"]
+            if n["metadata"]["name"] != self.node_name]
+        if local is None and not others:
+            raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
+                           "the request (get pods.metrics.k8s.io): this agent runs no pods")
+        base = "/apis/metrics.k8s.io/v1beta1/"
         if rest[0] == "nodes" and len(rest) <= 2:
-            nodes = [self.metrics.node_metrics()]
+            if len(rest) == 2:
+                others = [n for n in others if n["metadata"]["name"] == rest[1]]
+            nodes = ([local.node_metrics()] if local is not None else []) + await ask_nodes(
+                others, lambda n: f"{base}nodes/{n['metadata']['name']}", self.agent_tls)
             if len(rest) == 2:
                 return json_response(_one_metrics(nodes, rest[1], "nodes"))
             return json_response({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
@@ -828,8 +868,10 @@ class ApiApp:
         if rest == ["pods"] or (len(rest) in (3, 4) and rest[0] == "namespaces"
                                 and rest[2] == "pods"):
             ns = rest[1] if len(rest) >= 3 else None
-            pods = self.objects.list(pods_res, ns)["items"]
-            items = self.metrics.pod_metrics(pods)
+            items = local.pod_metrics(self.objects.list(PODS, ns)["items"]) \
+                if local is not None else []
+            listed = f"{base}namespaces/{ns}/pods" if ns else f"{base}pods"
+            items += await ask_nodes(others, lambda _n: listed, self.agent_tls)
             if len(rest) == 4:
                 return json_response(_one_metrics(items, rest[3], "pods"))
             return json_response({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
@@ -1038,6 +1080,13 @@ async def _refuse_websocket(send: Any, exc: ApiError) -> None:
                 "headers": [(b"content-type", JSON.encode()),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _path_and_query(scope: Mapping[str, Any]) -> str:
+    """The request's path as it came (encoded) and its query."""
+    raw = scope.get("raw_path") or scope.get("path", "").encode()
+    query = scope.get("query_string") or b""
+    return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
 
 async def _not_found() -> Response:

@@ -20,6 +20,9 @@ measures them.  The pods' eviction timeout is 10 s here to keep the tests short.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -32,6 +35,8 @@ pytestmark = needs_root("the lab")
 
 from labcluster import Client, LabCluster  # noqa: E402
 from waiting import until  # noqa: E402
+
+from agentproc import kubectl_binary  # noqa: E402
 
 APP = """
 apiVersion: apps/v1
@@ -92,6 +97,48 @@ def snapshot(lab: LabCluster) -> dict[str, tuple[str, int]]:
                                    sum(c.get("restartCount", 0)
                                        for c in p["status"].get("containerStatuses") or []))
             for p in lab.pods()}
+
+
+def test_kubectl_through_one_server_reaches_pods_on_every_node(lab):
+    """kubectl pointed at node1 works with a pod on another node as with one on node1:
+    logs, exec, port-forward and top are relayed to the agent of the pod's node."""
+    healthy(lab)
+    elsewhere = next(p for p in lab.ready_pods() if p["spec"]["nodeName"] != "node1")
+    pod = elsewhere["metadata"]["name"]
+    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig), "HOME": str(lab.dir)}
+
+    def kubectl(*args: str) -> str:
+        done = subprocess.run([kubectl_binary(), "--server", lab.api(1), *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    assert pod in kubectl("exec", pod, "--", "hostname")
+    assert "Received request" in kubectl("logs", pod, "--tail=5")  # its probes
+    def top(what: str, names: list[str]) -> bool:
+        done = subprocess.run([kubectl_binary(), "--server", lab.api(1), "top", what],
+                              env=env, capture_output=True, text=True, timeout=60)
+        return done.returncode == 0 and all(n in done.stdout for n in names)
+
+    # Each agent samples its cgroups every few seconds: the first figures take a while.
+    until(lambda: top("pods", [p["metadata"]["name"] for p in lab.ready_pods()]), 60,
+          "kubectl top pods naming the pods of all three nodes")
+    until(lambda: top("nodes", ["node1", "node2", "node3"]), 60,
+          "kubectl top nodes naming the three nodes")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    forward = subprocess.Popen([kubectl_binary(), "--server", lab.api(1), "port-forward",
+                                f"pod/{pod}", f"{port}:8080"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    answer = ""
+    try:
+        answer = until(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text, 30,
+                       "an answer through port-forward")
+    finally:
+        forward.terminate()
+        said = forward.communicate(timeout=10)[0]
+    assert pod in answer, said
 
 
 def test_kill_9_of_the_leaders_agent_loses_nothing(lab):
