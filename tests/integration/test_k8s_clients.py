@@ -723,8 +723,9 @@ def test_kubernetes_fields_this_server_does_not_act_on_are_kept(agent: AgentProc
     container = {"name": "c", "image": "busybox:1",
                  "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}
     sidecar = {"name": "log", "image": "busybox:1", "restartPolicy": "Always"}
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"},
-            "spec": {"containers": [container], "initContainers": [sidecar], **extra}}
+    body: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"},
+        "spec": {"containers": [container], "initContainers": [sidecar], **extra}}
     with agent.client() as admin:
         r = admin.post("/api/v1/namespaces/default/pods", json=body,
                        params={"fieldValidation": "Strict"})
@@ -743,7 +744,7 @@ def test_kubernetes_fields_this_server_does_not_act_on_are_kept(agent: AgentProc
                         json={"metadata": {"labels": {"a": "b"}}},
                         headers={"Content-Type": "application/strategic-merge-patch+json"})
         assert r.status_code == 200 and r.json()["spec"]["dnsConfig"] == extra["dnsConfig"]
-    pod = k8s.CoreV1Api(api).read_namespaced_pod("kept", "default")
+    pod: Any = k8s.CoreV1Api(api).read_namespaced_pod("kept", "default")
     assert pod.spec.topology_spread_constraints[0].topology_key == "zone"
     assert pod.spec.os.name == "linux"
     # A typo is still what Strict refuses.
