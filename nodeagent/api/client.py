@@ -20,6 +20,10 @@ from nodeagent.objects.kinds import Resource
 __all__ = ["DEFAULT_SERVER", "Client", "ClientError", "ConnectionFailed"]
 
 
+# kubectl get's Accept: the server's Table, else a plain list.
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
 class ClientError(Exception):
     """The server answered with a failure Status."""
 
@@ -76,8 +80,9 @@ class Client:
     # --- requests -------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: Any = None, content_type: str = "application/json") -> Any:
-        headers = {"Accept": "application/json"}
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
         content = None
         if body is not None:
             content = orjson.dumps(body)
@@ -126,6 +131,12 @@ class Client:
     def list(self, res: Resource, namespace: str | None, **params: Any) -> dict[str, Any]:
         return self.request("GET", self.path(res, namespace), params=params)
 
+    def table(self, res: Resource, namespace: str | None, name: str | None = None,
+              **params: Any) -> dict[str, Any]:
+        """The server's Table of one object or a list, as kubectl get asks for it."""
+        return self.request("GET", self.path(res, namespace, name), params=params,
+                            accept=TABLE_ACCEPT)
+
     def create(self, res: Resource, namespace: str | None, obj: dict[str, Any],
                **params: Any) -> dict[str, Any]:
         return self.request("POST", self.path(res, namespace), body=obj, params=params)
@@ -148,12 +159,15 @@ class Client:
         params = _clean({"gracePeriodSeconds": grace_period_s, "propagationPolicy": propagation})
         return self.request("DELETE", self.path(res, namespace, name), params=params or None)
 
-    def watch(self, res: Resource, namespace: str | None, **params: Any
-              ) -> Iterator[dict[str, Any]]:
-        """Yield watch events until the server ends the stream."""
+    def watch(self, res: Resource, namespace: str | None, *, tables: bool = False,
+              **params: Any) -> Iterator[dict[str, Any]]:
+        """Yield watch events until the server ends the stream; ``tables``: each event's
+        object a Table of one row (the first with its columns), as kubectl get -w asks."""
         params = {**params, "watch": "true"}
+        accept = TABLE_ACCEPT if tables else "application/json"
         try:
             with self._http.stream("GET", self.path(res, namespace), params=_clean(params),
+                                   headers={"Accept": accept},
                                    timeout=httpx.Timeout(30.0, read=None)) as resp:
                 if resp.status_code >= 400:
                     resp.read()

@@ -338,7 +338,7 @@ PRINTERS: dict[str, Printer] = {
     "Namespace": (_cols("Name", "Status", "Age"), [], namespace_row),
     "Node": (_cols("Name", "Status", "Roles", "Age", "Version"),
              _cols("Internal-IP", "External-IP", "OS-Image", "Kernel-Version",
-                   "Container-Runtime"), node_row),
+                   "Container-Runtime", "Gossip"), node_row),
     "ConfigMap": (_cols("Name", "Data", "Age"), [], configmap_row),
     "Secret": (_cols("Name", "Type", "Data", "Age"), [], secret_row),
     "ServiceAccount": (_cols("Name", "Secrets", "Age"), [], serviceaccount_row),

@@ -29,7 +29,7 @@ from nodeagent.api.kubeconfig import load as load_kubeconfig
 from nodeagent.cli import jsonpath, manifests
 from nodeagent.cli import rollout as rollout_ops
 from nodeagent.cli.describe import describe as describe_text
-from nodeagent.cli.printers import format_rows, table, to_yaml
+from nodeagent.cli.printers import format_rows, render_table, to_yaml
 from nodeagent.objects.kinds import ENDPOINTS, EVENTS, SERVED, Resource, lookup
 from nodeagent.objects.quantity import parse_quantity
 
@@ -315,6 +315,22 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
     errors: list[str] = []
     printed_tables: list[str] = []
     for res, names in targets:
+        if output in (None, "wide"):  # the server's Table, as kubectl get asks for it
+            try:
+                tables = [ctx.client.table(res, ctx.ns_for(res, all_ns), n) for n in names] \
+                    if names else [ctx.client.table(res, ctx.ns_for(res, all_ns),
+                                                    labelSelector=selector,
+                                                    fieldSelector=field_selector)]
+            except ClientError as exc:
+                errors.append(server_error(exc))
+                continue
+            rows = [r for t in tables for r in t.get("rows") or []]
+            if rows:
+                printed_tables.append(render_table(
+                    tables[0].get("columnDefinitions") or [], rows, wide=output == "wide",
+                    with_namespace=all_ns and res.namespaced,
+                    name_prefix=display_name(res, "") if multi else "", show_labels=show_labels))
+            continue
         try:
             items = []
             for n in names or [""]:
@@ -328,9 +344,6 @@ def get(ctx: Ctx, args: tuple[str, ...], output: str | None, selector: str | Non
         elif output == "name":
             for o in items:
                 click.echo(display_name(res, o["metadata"]["name"]))
-        elif items:
-            printed_tables.append(_table(res, items, output == "wide", all_ns and res.namespaced,
-                                         multi, show_labels))
     if output in ("yaml", "json") and (collected or not errors):
         _print_objects(collected, output, single=named and len(collected) == 1)
     elif output and output.startswith("jsonpath=") and (collected or not errors):
@@ -365,14 +378,6 @@ def _output_format(value: str | None) -> str | None:
                              f'"{value}", allowed formats are: {",".join(OUTPUTS)},jsonpath')
 
 
-def _table(res: Resource, items: list[Obj], wide: bool, with_ns: bool, prefixed: bool,
-           show_labels: bool, headers: bool = True) -> str:
-    prefix = display_name(res, "") if prefixed else ""
-    text = table(res.kind, items, wide=wide, with_namespace=with_ns, name_prefix=prefix,
-                 show_headers=headers, show_labels=show_labels)
-    return text
-
-
 def _watch(ctx: Ctx, res: Resource, names: list[str], all_ns: bool, selector: str | None,
            field_selector: str | None, output: str | None, show_labels: bool) -> None:
     ns = ctx.ns_for(res, all_ns)
@@ -381,25 +386,31 @@ def _watch(ctx: Ctx, res: Resource, names: list[str], all_ns: bool, selector: st
     listed = ctx.client.list(res, ns, labelSelector=selector, fieldSelector=field_selector,
                              limit=1)
     rv = listed["metadata"].get("resourceVersion")
+    tables = output in (None, "wide")
+    columns: list[Obj] = []
     try:
-        for ev in _events(ctx, res, ns, rv, selector, field_selector):
+        for ev in _events(ctx, res, ns, rv, selector, field_selector, tables):
             obj = ev["object"]
             if output in ("yaml", "json"):
                 _print_objects([obj], output, single=True)
             elif output == "name":
                 click.echo(display_name(res, obj["metadata"]["name"]))
-            else:
-                click.echo(_table(res, [obj], output == "wide", all_ns and res.namespaced, False,
-                                  show_labels, headers=False))
+            else:  # a Table of one row; the first of the watch has the columns
+                columns = obj.get("columnDefinitions") or columns
+                click.echo(render_table(columns, obj.get("rows") or [], wide=output == "wide",
+                                        with_namespace=all_ns and res.namespaced,
+                                        show_headers=False, show_labels=show_labels))
     except KeyboardInterrupt:
         return
 
 
 def _events(ctx: Ctx, res: Resource, ns: str | None, rv: str | None, selector: str | None,
-            field_selector: str | None) -> Iterator[Obj]:
-    """Watch events forever, resuming from the last resourceVersion when the stream ends."""
+            field_selector: str | None, tables: bool = False) -> Iterator[Obj]:
+    """Watch events forever, resuming from the last resourceVersion when the stream ends;
+    ``tables``: as Tables of one row."""
     while True:
-        for ev in ctx.client.watch(res, ns, resourceVersion=rv, labelSelector=selector,
+        for ev in ctx.client.watch(res, ns, tables=tables, resourceVersion=rv,
+                                   labelSelector=selector,
                                    fieldSelector=field_selector, allowWatchBookmarks="true",
                                    timeoutSeconds=300):
             if ev.get("type") == "ERROR":

@@ -1,60 +1,50 @@
-"""Tables and descriptions the way kubectl prints them.
+"""Tables the way kubectl prints them, from the server's Tables (meta.k8s.io/v1).
 
-Each kind has a row function giving kubectl's columns (``NAME READY STATUS
-RESTARTS AGE`` for pods, ``NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE`` for
-services, ...), with the extra ``-o wide`` columns after them.  Unknown
-kinds get ``NAME AGE``.
+The server decides the columns of each kind (api/tables.py: ``NAME READY STATUS
+RESTARTS AGE`` for pods, ...), as kube-apiserver does for kubectl; nodectl prints
+the columns of priority 0, and with ``-o wide`` those of priority 1 too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from nodeagent.api.tables import PRINTERS, Obj, Row, _meta, age, event_row
+Obj = dict[str, Any]
 
 
-def _upper(cols: list[tuple[str, str, str]]) -> list[str]:
-    return [name.upper() for name, _type, _desc in cols]
-
-
-# The server's columns (api/tables.py), in kubectl's capitals, for the kinds nodectl has
-# always printed so; a Node's wide row adds its gossip state, and events stay narrow.
-TABLES: dict[str, tuple[list[str], list[str], Callable[[Obj], tuple[Row, Row]]]] = {
-    kind: (_upper(PRINTERS[kind][0]), _upper(PRINTERS[kind][1]), PRINTERS[kind][2])
-    for kind in ("Pod", "Service", "Deployment", "ReplicaSet", "Endpoints", "Namespace",
-                 "Node", "ConfigMap", "Secret", "PersistentVolume", "PersistentVolumeClaim",
-                 "Ingress")}
-TABLES["Node"][1].append("GOSSIP")
-TABLES["Event"] = (_upper(PRINTERS["Event"][0]), [], event_row)
-
-
-def table(kind: str, items: list[Obj], *, wide: bool = False, with_namespace: bool = False,
-          name_prefix: str = "", show_headers: bool = True, show_labels: bool = False) -> str:
-    headers, wide_headers, fn = TABLES.get(
-        kind, (["NAME", "AGE"], [], lambda o: ([_meta(o).get("name", ""),
-                                               age(_meta(o).get("creationTimestamp"))], [])))
-    head = (["NAMESPACE"] if with_namespace else []) + headers + (wide_headers if wide else []) \
-        + (["LABELS"] if show_labels else [])
-    rows: list[Row] = []
-    for o in items:
-        row, extra = fn(o)
-        if name_prefix and kind != "Event":
-            row = [name_prefix + row[0], *row[1:]]
-        if wide:
-            row = row + extra
+def render_table(columns: list[Obj], rows: list[Obj], *, wide: bool = False,
+                 with_namespace: bool = False, name_prefix: str = "",
+                 show_headers: bool = True, show_labels: bool = False) -> str:
+    """A Table's ``columnDefinitions`` and ``rows`` as kubectl prints them: the name
+    column (format ``name``) prefixed when several kinds are shown, NAMESPACE first with
+    -A, LABELS last with --show-labels (from each row's object metadata)."""
+    shown = [i for i, c in enumerate(columns) if wide or not c.get("priority")]
+    head = (["NAMESPACE"] if with_namespace else []) + \
+        [str(columns[i].get("name", "")).upper() for i in shown] + \
+        (["LABELS"] if show_labels else [])
+    out: list[list[str]] = []
+    for r in rows:
+        cells = r.get("cells") or []
+        meta = (r.get("object") or {}).get("metadata") or {}
+        row = []
+        for i in shown:
+            cell = cells[i] if i < len(cells) else ""
+            text = "<none>" if cell is None else str(cell)
+            if name_prefix and columns[i].get("format") == "name":
+                text = name_prefix + text
+            row.append(text)
         if with_namespace:
-            row = [_meta(o).get("namespace", ""), *row]
+            row = [str(meta.get("namespace", "")), *row]
         if show_labels:
-            labels = _meta(o).get("labels") or {}
+            labels = meta.get("labels") or {}
             row.append(",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>")
-        rows.append(row)
-    return format_rows([head, *rows] if show_headers else rows)
+        out.append(row)
+    return format_rows([head, *out] if show_headers else out)
 
 
-def format_rows(rows: list[Row]) -> str:
+def format_rows(rows: list[list[str]]) -> str:
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(rows[0]))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -190,4 +191,26 @@ def test_watch_prints_changes(nodectl, shared_agent):
     finally:
         proc.kill()
         proc.wait()
+    nodectl("delete", "ns", "watched")
+
+
+def test_get_watch_prints_the_servers_rows(nodectl):
+    """get -w asks for Tables, as kubectl does: the list's header, then a row for each
+    change, in the server's columns."""
+    nodectl("create", "namespace", "watched")
+    watch = subprocess.Popen([sys.executable, "-m", "nodeagent.cli.nodectl", "-n", "watched",
+                              "get", "cm", "-w"], env=nodectl.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # listed and watching
+        nodectl("-n", "watched", "create", "-f", "-", stdin=(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seen}\ndata: {a: '1'}\n"))
+        time.sleep(1.5)
+    finally:
+        watch.terminate()
+        out, err = watch.communicate(timeout=10)
+    assert "Traceback" not in err, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "DATA", "AGE"], out
+    assert any(line.split()[:2] == ["seen", "1"] for line in lines[1:]), out
     nodectl("delete", "ns", "watched")

@@ -8,7 +8,8 @@ import trio
 
 from nodeagent.agent import ensure_namespaces
 from nodeagent.api.objects import ObjectStore
-from nodeagent.cli.printers import table
+from nodeagent.api.tables import to_table
+from nodeagent.cli.printers import render_table
 from nodeagent.coordinator.nodelifecycle import ANNOTATION, UNREACHABLE, NodeLifecycle
 from nodeagent.objects.kinds import ENDPOINTS, NODES, PODS, SERVICES
 from nodeagent.store import LocalStore
@@ -36,7 +37,8 @@ async def test_a_failed_member_makes_its_node_unknown_and_tainted_until_it_is_ba
             ("dedicated", "NoSchedule"), (UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")]
         ready = next(c for c in n2["status"]["conditions"] if c["type"] == "Ready")
         assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
-        out = table("Node", [n1, n2], wide=True)
+        t = to_table("Node", [n1, n2], {})
+        out = render_table(t["columnDefinitions"], t["rows"], wide=True)
         assert "GOSSIP" in out.splitlines()[0]
         assert "NotReady" in out.splitlines()[2] and "failed" in out.splitlines()[2]
         rv = n2["metadata"]["resourceVersion"]

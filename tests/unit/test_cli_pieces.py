@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nodeagent.api.tables import age, to_table
 from nodeagent.cli.manifests import LAST_APPLIED, apply_patch, last_applied, load, with_last_applied
-from nodeagent.cli.printers import age, table
+from nodeagent.cli.printers import render_table
 
 
 def test_apply_patch_removes_what_the_user_removed_and_keeps_the_rest():
@@ -78,13 +79,22 @@ def test_age_reads_like_kubectl():
 
 
 def test_pod_table_has_kubectl_columns():
-    pod = {"metadata": {"name": "kubia", "creationTimestamp": None},
-           "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
-           "status": {"phase": "Running", "containerStatuses": [
+    """The server's Table (api/tables.py) as nodectl prints it, narrow and wide, with
+    namespaces, kinds and labels."""
+    pod = {"metadata": {"name": "kubia", "namespace": "web", "creationTimestamp": None,
+                        "labels": {"app": "kubia"}},
+           "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "node1"},
+           "status": {"phase": "Running", "podIP": "10.244.1.5", "containerStatuses": [
                {"ready": True, "restartCount": 2}, {"ready": False, "restartCount": 1}]}}
-    lines = table("Pod", [pod]).splitlines()
+    t = to_table("Pod", [pod], {})
+    lines = render_table(t["columnDefinitions"], t["rows"]).splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split() == ["kubia", "1/2", "Running", "3", "<unknown>"]
+    lines = render_table(t["columnDefinitions"], t["rows"], wide=True, with_namespace=True,
+                         name_prefix="pod/", show_labels=True).splitlines()
+    assert lines[0].split()[:2] == ["NAMESPACE", "NAME"] and lines[0].split()[-1] == "LABELS"
+    assert lines[1].split()[:2] == ["web", "pod/kubia"] and "10.244.1.5" in lines[1]
+    assert lines[1].split()[-1] == "app=kubia"
 
 
 def test_yaml_only_values_become_json_or_a_clear_error(tmp_path):
