@@ -32,8 +32,10 @@ from starlette.responses import RedirectResponse, Response
 
 from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
+from nodeagent.objects.descriptions import describe
 from nodeagent.objects.kinds import SERVED, Resource
 from nodeagent.objects.meta import QuantityStr, patch_merge_of
+from nodeagent.objects.protoschema import MESSAGES, members
 
 __all__ = ["Document", "serve_openapi", "v2", "v3_document", "v3_root"]
 
@@ -101,6 +103,32 @@ def schema_name(model: type[BaseModel]) -> str:
     return f"{package}.{model.__name__}"
 
 
+_PROTO_TYPES = {"s": "string", "i": "integer", "b": "boolean", "y": "string",
+                "Time": "string", "MicroTime": "string", "Quantity": "string"}
+
+
+def _kept_fields(message: str, modelled: dict[str, Any]) -> dict[str, Any]:
+    """Kubernetes' fields of the message of the same name that the model lacks: the
+    server keeps them as sent (codec.decode), so the documents name them too, typed as
+    far as the protobuf tables tell, their insides open."""
+    if message not in MESSAGES:
+        return {}
+    fields = members(message)
+    if not set(modelled) <= {*fields, "apiVersion", "kind"}:
+        return {}  # a message of that name, but not this type (events.k8s.io's Event)
+    out: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in modelled:
+            continue
+        scalar = _PROTO_TYPES.get(f.kind)
+        item: dict[str, Any] = {"type": scalar} if scalar else {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        prop = {"type": "array", "items": item} if f.repeated else item
+        out[name] = {**prop, "description": "Kept as sent: this server does not act on "
+                                            "this field of Kubernetes'."}
+    return out
+
+
 def _description(model: type[BaseModel]) -> str:
     doc = inspect.getdoc(model) or ""
     if not doc or doc == inspect.getdoc(BaseModel) or model.__doc__ is None:
@@ -162,11 +190,13 @@ class _Builder:
                     prop["x-kubernetes-list-type"] = "set"
             elif prop.get("type") == "array":
                 prop["x-kubernetes-list-type"] = "atomic"
-            if info.description:
-                prop = {**prop, "description": info.description}
+            desc = info.description or describe(model.__name__, name)
+            if desc:
+                prop = {**prop, "description": desc}
             props[name] = prop
             if info.is_required():
                 required.append(name)
+        props.update(_kept_fields(model.__name__, props))
         out: dict[str, Any] = {"type": "object", "properties": props}
         desc = _description(model)
         if desc:

@@ -164,6 +164,15 @@ def test_kubectl_explain(agent: AgentProcess) -> None:
     assert "image\t<string>" in out.stdout or "image" in out.stdout
     out = kubectl(agent, "explain", "pods", "--recursive")
     assert "containerPort" in out.stdout
+    # Fields are described, and Kubernetes' fields the server keeps without acting on
+    # them are named as such.
+    out = kubectl(agent, "explain", "pod.spec.restartPolicy")
+    assert "Always, OnFailure or Never" in out.stdout, out.stdout
+    out = kubectl(agent, "explain", "deployment.spec.strategy")
+    assert "RollingUpdate" in out.stdout and "<no description>" not in out.stdout.split(
+        "FIELDS:")[0], out.stdout
+    out = kubectl(agent, "explain", "pod.spec.topologySpreadConstraints")
+    assert "does not act on" in out.stdout, out.stdout
 
 
 def test_openapi_documents_carry_etag_and_gzip(agent: AgentProcess) -> None:
