@@ -137,6 +137,7 @@ async def run_agent(cfg: AgentConfig, *,
                                           addresses))
         # With a PKI, pods get ServiceAccount tokens; a copy holds no Secrets.
         objects.service_account_tokens = contexts is not None
+        objects.default_toleration_s = cfg.unreachable_toleration_s
         if isinstance(store, RemoteStore) and contexts is not None:
             app.secrets_at = lambda: store.server
         gate = ConnectionGate(ConnectionLimits.for_descriptors(raise_fd_limit()),

@@ -255,6 +255,10 @@ class ObjectStore:
         # Pods get their ServiceAccount's token mounted (serviceaccounts.py): on once the
         # cluster signs tokens, off with --insecure-http.
         self.service_account_tokens = False
+        # DefaultTolerationSeconds: how long a pod stays on a node that went not-ready or
+        # unreachable, given every pod that says nothing (the agent's
+        # unreachable_toleration_s; Kubernetes' 300 s flag).
+        self.default_toleration_s = 30
 
     def find(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none."""
@@ -363,6 +367,8 @@ class ObjectStore:
             meta = body.get("metadata")
             ns = meta.get("namespace") if isinstance(meta, dict) else None
             body = serviceaccounts.admit_pod(body, str(ns or namespace or "default"), self.find)
+        if res is PODS and isinstance(body, dict):
+            body = with_default_tolerations(body, self.default_toleration_s)
         model, obj = await off_loop(heavy, decode_object, res, body)
         meta = obj["metadata"]
         if res.namespaced:
@@ -834,6 +840,27 @@ def decode_object(res: Resource, body: Any) -> tuple[Any, dict[str, Any]]:
         raise ApiError.from_decode(exc) from None
     except InvalidError as exc:
         raise ApiError.from_invalid(res, exc) from None
+
+
+def with_default_tolerations(pod: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """Kubernetes' DefaultTolerationSeconds admission: a NoExecute toleration of the
+    not-ready and unreachable taints for ``seconds``, unless the pod tolerates them."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return pod
+    have = spec.get("tolerations")
+    if have is not None and not isinstance(have, list):
+        return pod  # decoding will say what is wrong with it
+    added = []
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(isinstance(t, dict) and t.get("effect") in (None, "", "NoExecute") and
+                   (t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
+                   for t in have or []):
+            added.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                          "tolerationSeconds": seconds})
+    if not added:
+        return pod
+    return {**pod, "spec": {**spec, "tolerations": [*(have or []), *added]}}
 
 
 def stored_form(view: Resource, body: Any, namespace: str | None,

@@ -276,6 +276,8 @@ class DeploymentController:
             "availableReplicas": available,
             "unavailableReplicas": max(0, replicas - available),
         }
+        # Kubernetes leaves zero counts out (every one of them is omitempty).
+        status = {k: v for k, v in status.items() if v}
         old_status = d.get("status") or {}
         if old_status.get("collisionCount"):
             status["collisionCount"] = old_status["collisionCount"]
@@ -299,7 +301,7 @@ class DeploymentController:
                 "Deployment does not have minimum availability.")
         name = new["metadata"]["name"] if new is not None else d["metadata"]["name"]
         complete = (new is not None and updated == replicas and available >= replicas
-                    and status["replicas"] == replicas)
+                    and status.get("replicas", 0) == replicas)
         progressed = any(status.get(k) != old_status.get(k) for k in
                          ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"))
         cur = conditions.get("Progressing")

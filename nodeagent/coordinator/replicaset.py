@@ -188,6 +188,8 @@ class ReplicaSetController:
             "availableReplicas": len(available),
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
+        # Kubernetes leaves zero counts out, but for replicas (not omitempty).
+        status = {k: v for k, v in status.items() if v or k == "replicas"}
         old = rs.get("status") or {}
         if old.get("conditions"):
             status["conditions"] = old["conditions"]

@@ -399,6 +399,7 @@ class PodSpec(Model):
     scheduler_name: str = "default-scheduler"
     priority: int | None = None
     priority_class_name: str | None = None
+    preemption_policy: str | None = None
     security_context: PodSecurityContext | None = None
     image_pull_secrets: Annotated[list[LocalObjectReference] | None, merge_by("name")] = None
     enable_service_links: bool = True
@@ -487,6 +488,15 @@ class Pod(Model):
         if self.spec is None:
             self.spec = PodSpec()
         default_pod_spec(self.spec)
+        # What Kubernetes' admission gives every pod (not a template): its priority
+        # (none of a class here: 0) and policy, and each container's resources as {}.
+        if self.spec.priority is None and not self.spec.priority_class_name:
+            self.spec.priority = 0
+        if self.spec.preemption_policy is None:
+            self.spec.preemption_policy = "PreemptLowerPriority"
+        for c in [*(self.spec.containers or []), *(self.spec.init_containers or [])]:
+            if c.resources is None:
+                c.resources = ResourceRequirements()
         if self.status is None:
             self.status = PodStatus(phase="Pending")
         if self.status.phase is None:

@@ -368,13 +368,34 @@ def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient)
     pod = core.create_namespaced_pod("default", k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(name="defaults"),
         spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="c", image="busybox:1")])))
-    spec = pod.spec
+    spec: Any = pod.spec
     assert spec is not None and spec.security_context is not None
     assert spec.scheduler_name == "default-scheduler"
     assert spec.dns_policy == "ClusterFirst" and spec.restart_policy == "Always"
     c = spec.containers[0]
     assert (c.termination_message_path, c.termination_message_policy,
             c.image_pull_policy) == ("/dev/termination-log", "File", "IfNotPresent")
+    # What admission adds: priority, preemption policy, the default NoExecute tolerations
+    # (for this agent's unreachable_toleration_s), and resources: {} on the container.
+    assert (spec.priority, spec.preemption_policy) == (0, "PreemptLowerPriority")
+    assert sorted((t.key, t.effect, t.operator) for t in spec.tolerations or []) == [
+        ("node.kubernetes.io/not-ready", "NoExecute", "Exists"),
+        ("node.kubernetes.io/unreachable", "NoExecute", "Exists")]
+    with agent.client() as admin:
+        raw = admin.get("/api/v1/namespaces/default/pods/defaults").json()
+        assert raw["spec"]["containers"][0]["resources"] == {}
+        # Zero counts are left out of a status, as Kubernetes' omitempty does; a
+        # ReplicaSet's replicas is the one kept.
+        make_deployment(agent, "zeros")
+        dep = until(lambda: (admin.get("/apis/apps/v1/namespaces/default/deployments/zeros")
+                             .json().get("status") or {}).get("conditions") and admin.get(
+            "/apis/apps/v1/namespaces/default/deployments/zeros").json(), 10, "a status")
+        assert not [k for k, v in dep["status"].items() if v == 0], dep["status"]
+        rs = until(lambda: [r for r in admin.get("/apis/apps/v1/namespaces/default/"
+                                                 "replicasets").json()["items"]
+                            if r["metadata"]["name"].startswith("zeros-") and r.get("status")],
+                   10, "the ReplicaSet's status")[0]
+        assert rs["status"].get("replicas") == 0 and "readyReplicas" not in rs["status"]
     svc = core.create_namespaced_service("default", k8s.V1Service(
         metadata=k8s.V1ObjectMeta(name="defaults"),
         spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])))

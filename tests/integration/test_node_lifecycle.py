@@ -79,6 +79,7 @@ async def test_pods_of_a_failed_node_turn_not_ready_at_once_and_are_evicted_afte
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         objects = ObjectStore(store)
+        objects.default_toleration_s = 1  # admission gives pods the agent's setting
         await ensure_namespaces(objects)
         for name in ("n1", "n2"):
             await _ready_node(objects, name)
