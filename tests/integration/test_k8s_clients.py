@@ -387,9 +387,10 @@ def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient)
         # Zero counts are left out of a status, as Kubernetes' omitempty does; a
         # ReplicaSet's replicas is the one kept.
         make_deployment(agent, "zeros")
-        dep = until(lambda: (admin.get("/apis/apps/v1/namespaces/default/deployments/zeros")
-                             .json().get("status") or {}).get("conditions") and admin.get(
-            "/apis/apps/v1/namespaces/default/deployments/zeros").json(), 10, "a status")
+        def conditions() -> dict[str, Any] | None:
+            got = admin.get("/apis/apps/v1/namespaces/default/deployments/zeros").json()
+            return got if (got.get("status") or {}).get("conditions") else None
+        dep: dict[str, Any] = until(conditions, 10, "a status")
         assert not [k for k, v in dep["status"].items() if v == 0], dep["status"]
         rs = until(lambda: [r for r in admin.get("/apis/apps/v1/namespaces/default/"
                                                  "replicasets").json()["items"]
