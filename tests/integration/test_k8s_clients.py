@@ -387,10 +387,10 @@ def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient)
         # Zero counts are left out of a status, as Kubernetes' omitempty does; a
         # ReplicaSet's replicas is the one kept.
         make_deployment(agent, "zeros")
-        def conditions() -> dict[str, Any] | None:
+        def conditions() -> dict[str, Any]:
             got = admin.get("/apis/apps/v1/namespaces/default/deployments/zeros").json()
-            return got if (got.get("status") or {}).get("conditions") else None
-        dep: dict[str, Any] = until(conditions, 10, "a status")
+            return got if (got.get("status") or {}).get("conditions") else {}
+        dep = until(conditions, 10, "a status")
         assert not [k for k, v in dep["status"].items() if v == 0], dep["status"]
         rs = until(lambda: [r for r in admin.get("/apis/apps/v1/namespaces/default/"
                                                  "replicasets").json()["items"]
