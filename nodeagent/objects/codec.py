@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeagent.objects.kinds import Resource
-from nodeagent.objects.meta import Model, validate_meta
+from nodeagent.objects.meta import Model, keep, validate_meta
 from nodeagent.objects.networking import convert_v1beta1
 from nodeagent.objects.protoschema import KINDS, MESSAGES, members
 from nodeagent.objects.validation import FieldError, Path
@@ -175,7 +175,7 @@ def decode(res: Resource, data: Any) -> Model:
         model = res.model.model_validate(data)
     except ValidationError as exc:
         raise _translate(res.kind, res.version, exc, res, data) from exc
-    model._kept = tuple(found)
+    keep(model, tuple(found))
     return model
 
 

@@ -9,10 +9,11 @@ validation (422 Invalid), and it keeps messages in Kubernetes' words.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
@@ -62,18 +63,29 @@ class Model(BaseModel):
         validate_default=False,
     )
 
-    # Kubernetes' fields the models do not hold, kept as the client sent them: (path,
-    # value), on the object's root model (codec.decode).
-    _kept: tuple[tuple[tuple[str | int, ...], Any], ...] = PrivateAttr(default=())
-
     def dump(self) -> dict[str, Any]:
         out = self.model_dump(by_alias=True, exclude_none=True, mode="json")
-        for loc, value in self._kept:
+        for loc, value in _KEPT.get(id(self), ()):
             parent: Any = out
             for seg in loc[:-1]:
                 parent = parent.setdefault(seg, {}) if isinstance(parent, dict) else parent[seg]
             parent[loc[-1]] = value
         return out
+
+
+Kept = tuple[tuple[tuple[str | int, ...], Any], ...]
+# Kubernetes' fields a root model was decoded without (codec.decode), kept as the client
+# sent them, by the model's id while it lives: (path, value)s that dump() puts back.  Not
+# a private attribute: pydantic would make one for every nested model (a pod decoded
+# twice as slowly).
+_KEPT: dict[int, Kept] = {}
+
+
+def keep(model: Model, kept: Kept) -> None:
+    """Have ``model.dump()`` carry ``kept``, for as long as the model lives."""
+    if kept:
+        _KEPT[id(model)] = kept
+        weakref.finalize(model, _KEPT.pop, id(model), None)
 
 
 def _canonical_quantity(v: Any) -> str:
