@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.meta import Model, keep, validate_meta
 from nodeagent.objects.networking import convert_v1beta1
-from nodeagent.objects.protoschema import KINDS, MESSAGES, members
+from nodeagent.objects.protoschema import KINDS, MESSAGES, ProtoField, members
 from nodeagent.objects.validation import FieldError, Path
 
 __all__ = ["FIELD_VALIDATION", "DecodeError", "InvalidError", "decode", "normalize",
@@ -160,6 +160,11 @@ def decode(res: Resource, data: Any) -> Model:
     # stored and served, but nothing here acts on it).  Warn and Ignore drop the fields
     # that are not Kubernetes' (and say so, for Warn), as the apiserver does.
     kept, dropped = extras
+    wrong = [e for loc in kept if (e := _kept_type_error(res, loc, _get(data, loc)))]
+    if wrong:
+        raise DecodeError(f'{res.kind} in version "{res.version}" cannot be handled as a '
+                          f"{res.kind}: strict decoding error: "
+                          f"{', '.join(str(e) for e in wrong)}", wrong)
     data = copy.deepcopy(data)
     found: list[tuple[tuple[str | int, ...], Any]] = []
     for loc in kept:
@@ -197,6 +202,12 @@ def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
     """Whether a field path is one of Kubernetes' own for the kind, by its protobuf
     messages; True also where they cannot tell (a field is dropped only when surely not
     Kubernetes')."""
+    return _member(res, loc) is not False
+
+
+def _member(res: Resource, loc: tuple[Any, ...]) -> ProtoField | bool:
+    """The protobuf field a path names; False if surely none, True if the tables cannot
+    tell (a message they do not describe)."""
     message = KINDS.get((res.api_version, res.kind))
     names = [seg for seg in loc if isinstance(seg, str)]
     for i, name in enumerate(names):
@@ -206,9 +217,37 @@ def kubernetes_field(res: Resource, loc: tuple[Any, ...]) -> bool:
         if name not in fields:
             return False
         if i == len(names) - 1:
-            return True
+            return fields[name]
         message = fields[name].kind
     return True
+
+
+# What JSON a kept field's protobuf type allows (bool is no integer here).
+_KEPT_TYPES: dict[str, tuple[type, ...]] = {
+    "s": (str,), "y": (str,), "Time": (str,), "MicroTime": (str,), "i": (int,),
+    "b": (bool,), "Quantity": (str, int, float), "IntOrString": (str, int),
+}
+
+
+def _kept_type_error(res: Resource, loc: tuple[Any, ...], value: Any) -> FieldError | None:
+    """A kept field is held to the JSON type Kubernetes gives it (a string, a number, a
+    list, an object), so that no client reading it back meets a shape it cannot decode."""
+    field = _member(res, loc)
+    if value is None or not isinstance(field, ProtoField):
+        return None
+    items = value if field.repeated and isinstance(value, list) else [value]
+    if field.repeated and not isinstance(value, list):
+        want = "array"
+    else:
+        allowed = _KEPT_TYPES.get(field.kind, (dict,))
+        want = "" if all(isinstance(v, allowed) and not (isinstance(v, bool) and bool not in
+                                                        allowed) for v in items) else \
+            {str: "string", int: "integer", bool: "boolean", dict: "object"}[allowed[0]]
+    if not want:
+        return None
+    shown = value if isinstance(value, (str, int, float, bool)) else type(value).__name__
+    return FieldError(_format_loc(loc, False), "FieldValueTypeInvalid", f"expected {want}",
+                      shown)
 
 
 def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -224,6 +263,12 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
             continue
         out.append(seg)
     return tuple(out)
+
+
+def _get(data: Any, loc: tuple[Any, ...]) -> Any:
+    for seg in loc:
+        data = data[seg]
+    return data
 
 
 def _remove(data: Any, loc: tuple[Any, ...]) -> Any:

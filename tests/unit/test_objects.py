@@ -234,6 +234,21 @@ def test_kubernetes_fields_the_models_lack_are_kept_where_they_were():
     assert out["spec"]["restartPolicy"] == "Always"  # defaults still apply around them
 
 
+@pytest.mark.parametrize(("field", "value", "want"), [
+    ("topologySpreadConstraints", {"maxSkew": 1}, "expected array"),
+    ("topologySpreadConstraints", ["zone"], "expected object"),
+    ("dnsConfig", "8.8.8.8", "expected object"),
+    ("hostnameOverride", 7, "expected string"),
+])
+def test_kept_fields_are_held_to_kubernetes_json_types(field: str, value: Any, want: str):
+    """Kept as sent, but only in a shape Kubernetes' clients can read back."""
+    p = pod()
+    p["spec"][field] = value
+    with pytest.raises(DecodeError) as info:
+        create("Pod", p)
+    assert f"spec.{field}: Invalid value" in str(info.value) and want in str(info.value)
+
+
 def test_wrong_type_is_rejected_with_its_path():
     d = deployment()
     d["spec"]["replicas"] = "three"
