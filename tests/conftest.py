@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -37,6 +38,17 @@ def shared_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc
         yield a
     finally:
         a.close()
+
+
+@pytest.fixture(scope="module")
+def k8s_api(shared_agent: AgentProcess) -> Iterator[Any]:
+    """The official Python client (kubernetes.client.ApiClient), configured from the shared
+    agent's admin kubeconfig."""
+    from kubernetes import client, config
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(shared_agent.kubeconfig), client_configuration=cfg)
+    with client.ApiClient(cfg) as c:
+        yield c
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
 from agentproc import AgentProcess
@@ -22,20 +20,13 @@ CORE = "/api/v1/namespaces/default/events"
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    a = AgentProcess(tmp_path_factory.mktemp("events"), "ev").start()
-    try:
-        yield a
-    finally:
-        a.close()
+def agent(shared_agent: AgentProcess) -> AgentProcess:
+    return shared_agent
 
 
 @pytest.fixture(scope="module")
-def events_v1(agent: AgentProcess) -> Iterator[k8s.EventsV1Api]:
-    cfg = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=str(agent.kubeconfig), client_configuration=cfg)
-    with k8s.ApiClient(cfg) as c:
-        yield k8s.EventsV1Api(c)
+def events_v1(k8s_api: k8s.ApiClient) -> k8s.EventsV1Api:
+    return k8s.EventsV1Api(k8s_api)
 
 
 def now_micro() -> str:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from waiting import until
 
 from agentproc import AgentProcess, kubectl_binary
@@ -29,20 +27,13 @@ DEPLOYMENT: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    a = AgentProcess(tmp_path_factory.mktemp("clients"), "cl").start()
-    try:
-        yield a
-    finally:
-        a.close()
+def agent(shared_agent: AgentProcess) -> AgentProcess:
+    return shared_agent
 
 
 @pytest.fixture(scope="module")
-def api(agent: AgentProcess) -> Iterator[k8s.ApiClient]:
-    cfg = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=str(agent.kubeconfig), client_configuration=cfg)
-    with k8s.ApiClient(cfg) as c:
-        yield c
+def api(k8s_api: k8s.ApiClient) -> k8s.ApiClient:
+    return k8s_api
 
 
 def kubectl(agent: AgentProcess, *args: str, stdin: str | None = None,
