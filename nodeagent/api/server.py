@@ -80,6 +80,7 @@ from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, strea
 from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.codec import FIELD_VALIDATION
 from nodeagent.objects.kinds import ENDPOINTS, NODES, PODS, SECRETS, SERVICES, Resource
+from nodeagent.objects.podutil import is_ready
 from nodeagent.objects.yamljson import MAX_VALUES, DocumentError, load_json, load_yaml
 
 STREAMING = ("exec", "attach", "portforward")  # pods' subresources served over WebSocket
@@ -851,7 +852,7 @@ class ApiApp:
         local = self.metrics
         others = [] if relayed or self.agent_tls is None else [
             n for n in self.objects.list(NODES, None)["items"]
-            if n["metadata"]["name"] != self.node_name]
+            if n["metadata"]["name"] != self.node_name and is_ready(n)]
         if local is None and not others:
             raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
                            "the request (get pods.metrics.k8s.io): this agent runs no pods")
