@@ -23,6 +23,7 @@ import orjson
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
@@ -416,7 +417,7 @@ class ApiApp:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return target
 
-    def _pods_node(self, scope: Mapping[str, Any], t: Target) -> Location | None:
+    def _pods_node(self, scope: MutableMapping[str, Any], t: Target) -> Location | None:
         """Where to relay a request for a pod's processes, logs or ports: its node's agent
         when that is another agent (noderelay.py), else None (served here).  A request
         relayed to this server is answered here, never relayed on."""
@@ -424,7 +425,7 @@ class ApiApp:
             return None
         pod = self.objects.get(PODS, self._ns(t), t.name)
         node = (pod.get("spec") or {}).get("nodeName")
-        relayed = any(k.lower() == RELAYED.lower().encode() for k, _ in scope.get("headers", []))
+        relayed = RELAYED in Headers(scope=scope)
         if not node or node == self.node_name or relayed:
             return None
         return node_location(self.objects.get(NODES, None, node), "", "", self.agent_tls)
@@ -542,12 +543,11 @@ class ApiApp:
         else:
             where = node_location(self.objects.get(NODES, None, name), scheme, port,
                                   self.agent_tls)
-        raw = request.scope.get("raw_path") or request.url.path.encode()
-        path = raw.decode("latin-1")
+        path = _path_and_query(request.scope).partition("?")[0]
         marker = f"/{t.name}/proxy"
         cut = path.find(marker)
         if cut < 0:  # the name was percent-encoded in the path
-            path, marker = request.url.path, f"/{t.name}/proxy"
+            path = request.url.path
             cut = path.find(marker)
         cut += len(marker)
         return await self.proxy.forward(request, await self._raw_body(request), where,

@@ -296,8 +296,8 @@ def created_at_row(o: Obj) -> tuple[Row, Row]:
 
 
 def event_wide_row(e: Obj) -> tuple[Row, Row]:
+    e = _core_event(e)  # once: event_row takes the core shape as it is
     row, _ = event_row(e)
-    e = _core_event(e)
     io, src = e.get("involvedObject") or {}, e.get("source") or {}
     first = e.get("firstTimestamp") or e.get("eventTime") or \
         _meta(e).get("creationTimestamp")
