@@ -777,3 +777,27 @@ def test_kubernetes_fields_this_server_does_not_act_on_are_kept(agent: AgentProc
                        params={"fieldValidation": "Strict"})
         assert r.status_code == 400, r.text
         assert 'unknown field "spec.dnsConfg"' in r.json()["message"]
+
+
+def test_kept_fields_under_attack(agent: AgentProcess) -> None:
+    """A kept field is no way around the caps: deeply nested, oversized or of the wrong
+    shape, it is refused with a clear error and nothing is stored."""
+    url = "/api/v1/namespaces/default/pods"
+
+    def pod(name: str, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}], **spec}}
+    deep = json.dumps(pod("deep", dnsConfig="NEST")).replace(
+        '"NEST"', '{"a":' * 2000 + "{}" + "}" * 2000)
+    with agent.client() as admin:
+        for name, body, codes in (
+                ("deep", deep, (400,)),
+                ("huge", pod("huge", dnsConfig={"searches": ["x" * 4_000_000]}), (413,)),
+                ("shape", pod("shape", readinessGates="all"), (400,)),
+                ("forged", pod("forged", os={"name": "linux"}, **{"os ": {}}), (400,))):
+            r = admin.post(url, content=body if isinstance(body, str) else json.dumps(body),
+                           headers={"Content-Type": "application/json"},
+                           params={"fieldValidation": "Strict"})
+            assert r.status_code in codes, (name, r.status_code, r.text[:200])
+            assert r.json()["kind"] == "Status"
+            assert admin.get(f"{url}/{name}").status_code == 404
