@@ -9,10 +9,13 @@ it to the error pipe and exits.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import signal
+import socket
 import stat
+import termios
 from collections.abc import Callable
 
 from runtime import seccomp
@@ -258,16 +261,38 @@ def run_as_init(exe: str, args: list[str], env: dict[str, str], close_fd: int | 
             os._exit(exit_code_of(status)[0])
 
 
+def take_terminal(console: int, uid: int) -> None:
+    """Make a terminal of the container's own devpts this process's stdio and controlling
+    terminal, and send its master to the launcher over ``console`` (runc's console
+    socket), so that the tty a shell names (/dev/pts/0) exists in the container."""
+    try:
+        master, slave = sc.open_pty("/dev/pts/ptmx")
+        os.fchown(slave, uid, -1)  # the user's own terminal, as login gives it
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(slave, target)
+        os.close(slave)
+        with socket.socket(fileno=console) as sock:
+            socket.send_fds(sock, [b"T"], [master])
+        os.close(master)
+    except OSError as exc:
+        raise SetupError("StartError", f"terminal: {exc}") from exc
+
+
 def setup_and_exec(spec: ContainerSpec, before_exec: Callable[[], None] | None = None,
-                   error_fd: int | None = None) -> None:
+                   error_fd: int | None = None, console: int | None = None) -> None:
     """In the container's PID 1: build its world and exec its command.  Never returns.
 
     ``before_exec`` runs last, once everything is ready: a created-but-not-started
-    container waits there for its start.
+    container waits there for its start.  ``console``: where a terminal's master goes
+    (with ``spec.terminal``).
     """
     setup_rootfs(spec)
     if "uts" in spec.namespaces and spec.hostname:
         sc.sethostname(spec.hostname)
+    if console is not None:
+        take_terminal(console, spec.uid)
     exe = find_executable(spec.args[0], spec.env)
     try:
         os.chdir(spec.cwd)

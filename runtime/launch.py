@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import os
 import select
+import socket
 import struct
 import sys
 import termios
@@ -127,6 +128,23 @@ class Pending:
     pid: int = 0
     mid_code: int = 128
     pid_status: int | None = None  # the container process's wait status, if reaped already
+    console: socket.socket | None = None  # with spec.terminal: the terminal's master comes here
+
+    def terminal(self) -> int:
+        """The master of the container's terminal, sent by its PID 1 before it was held."""
+        assert self.console is not None
+        with self.console:
+            self.console.settimeout(5)
+            try:
+                _, fds, _, _ = socket.recv_fds(self.console, 1, 1)
+            except OSError as exc:
+                raise StartFailed("StartError", f"terminal: {exc}", 128) from exc
+            finally:
+                self.console = None
+        if not fds:
+            raise StartFailed("StartError", "terminal: the container sent no terminal", 128)
+        os.set_inheritable(fds[0], False)
+        return fds[0]
 
     def created(self) -> int:
         """Wait until the container is set up (held before exec); returns its PID 1."""
@@ -167,6 +185,9 @@ class Pending:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.ready_r = self.go_w = None
+        if self.console is not None:
+            self.console.close()
+            self.console = None
         self.cleanup()
 
 
@@ -207,6 +228,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     if hold:
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    ours, theirs = socket.socketpair() if spec.terminal else (None, None)
 
     def wait_for_start() -> None:
         assert ready_w is not None and go_r is not None
@@ -221,6 +243,8 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             for fd in (err_r, pid_r, ready_r, go_w, user_r, maps_w):
                 if fd is not None:
                     os.close(fd)
+            if ours is not None:
+                ours.close()
             if stdio is not None:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)
@@ -231,7 +255,8 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
             if pid1 == 0:
                 os.close(pid_w)
                 try:
-                    setup_and_exec(spec, wait_for_start if hold else None, err_w)
+                    setup_and_exec(spec, wait_for_start if hold else None, err_w,
+                                   theirs.fileno() if theirs is not None else None)
                 except SetupError as exc:
                     _child_fail(err_w, exc.reason, str(exc), exc.exit_code)
                 except OSError as exc:
@@ -247,6 +272,8 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
     for fd in (err_w, pid_w, ready_w, go_r, user_w, maps_r):
         if fd is not None:
             os.close(fd)
+    if theirs is not None:
+        theirs.close()
     if user_r is not None and maps_w is not None:
         # The middle process has made its user namespace: give it its id maps.
         try:
@@ -262,7 +289,7 @@ def begin(spec: ContainerSpec, cgroups: CgroupDriver | None = None,
         if made_cgroup and driver is not None:
             with contextlib.suppress(OSError):
                 driver.delete(spec.cgroup_path)
-    return Pending(mid, pid_r, err_r, cleanup, ready_r, go_w)
+    return Pending(mid, pid_r, err_r, cleanup, ready_r, go_w, console=ours)
 
 
 def _read_pid(mid: int, pid_r: int) -> tuple[int, int]:

@@ -84,9 +84,10 @@ class ContainerOps(LauncherLoop):
             with contextlib.suppress(OSError):
                 st.oom_kills_before = self.cgroups.usage(spec.cgroup_path).oom_kills
         stdin_r = -1
-        if req.get("stdin") is True:  # kept open for pods/attach (a container's stdin: true)
+        live.keep_stdin = req.get("stdin") is True  # for pods/attach (a container's stdin)
+        live.stdin_once = req.get("stdin_once") is True
+        if live.keep_stdin and not spec.terminal:
             stdin_r, live.stdin_w = os.pipe2(os.O_CLOEXEC)
-            live.stdin_once = req.get("stdin_once") is True
         try:
             with output_pipes() as (stdio, (out_r, err_r)):
                 if stdin_r >= 0:
@@ -100,11 +101,15 @@ class ContainerOps(LauncherLoop):
                 os.close(stdin_r)
         live.pending, live.setup = pending, Setup(conn, start)
         self.setting_up[pending.mid] = None
+        # With a terminal these pipes only see EOF: its PID 1 puts the terminal in their place.
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
-            os.set_blocking(fd, False)
-            live.fds[fd] = stream
-            self.sel.register(fd, selectors.EVENT_READ, ("log", (cid, stream)))
+            self._log_from(live, fd, stream)
         self.sel.register(pending.pid_r, selectors.EVENT_READ, ("setup_pid", cid))
+
+    def _log_from(self, live: Live, fd: int, stream: str) -> None:
+        os.set_blocking(fd, False)
+        live.fds[fd] = stream
+        self.sel.register(fd, selectors.EVENT_READ, ("log", (live.state.id, stream)))
 
     def on_setup_pid(self, cid: str) -> None:
         """The middle process forked the container's PID 1 (or failed) and exits."""
@@ -140,6 +145,8 @@ class ContainerOps(LauncherLoop):
         pending.pid_status = self.setting_up.pop(st.pid, None) if st.pid else None
         try:
             pending.created()  # ready to read: at once
+            if pending.console is not None:
+                self._take_terminal(live, pending.terminal())
         except StartFailed as exc:
             live.pending = None
             self._failed(live, exc)
@@ -155,6 +162,15 @@ class ContainerOps(LauncherLoop):
             self.reply(setup.conn, self.op_start(setup.conn, {"id": cid}))
         except LauncherError as exc:
             self.reply_error(setup.conn, exc)
+
+    def _take_terminal(self, live: Live, master: int) -> None:
+        """The container's output is what its terminal shows (one stream, stdout, as
+        containerd logs a tty), and its kept stdin is the terminal's input."""
+        assert live.writer is not None
+        live.writer.flush_each = True  # a prompt has no newline, and must show at once
+        if live.keep_stdin:
+            live.stdin_w = os.dup(master)
+        self._log_from(live, master, "stdout")
 
     def op_start(self, conn: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
         """Let a created container exec its command."""

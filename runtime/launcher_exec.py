@@ -8,12 +8,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import os
 import selectors
 import signal
 import socket
-import struct
 from typing import Any
 
 from runtime import syscalls as sc
@@ -27,27 +25,18 @@ from runtime.spec import ContainerSpec, spec_from_dict
 __all__ = ["MAX_EXEC_OUTPUT", "ExecOps"]
 
 MAX_EXEC_OUTPUT = 1 << 20  # per stream; probes and nodectl exec read small outputs
-TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
 
 
 def container_pty(pid: int) -> tuple[int, int]:
-    """A terminal (master, slave) from the container's own devpts, as runc makes one, so
-    the command's ``tty`` names a /dev/pts/N that exists in the container; the slave is
-    opened through the master (TIOCGPTPEER), never by a path.  Falls back to the host's."""
+    """A terminal (master, slave) from the container's own devpts, so the command's
+    ``tty`` names a /dev/pts/N that exists in the container.  Falls back to the host's."""
     try:
-        master = os.open(f"/proc/{pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        return sc.open_pty(f"/proc/{pid}/root/dev/pts/ptmx")
     except OSError:
         master, slave = os.openpty()
         os.set_inheritable(master, False)
         os.set_inheritable(slave, False)
         return master, slave
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        os.close(master)
-        raise
-    return master, slave
 
 
 class ExecOps(LauncherLoop):

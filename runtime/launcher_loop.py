@@ -12,6 +12,7 @@ launcher_exec.py; runtime/launcher.py puts them together.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import json
 import logging
@@ -103,6 +104,8 @@ class LauncherLoop:
         """Containers from a previous launcher: still running ones are watched by pidfd."""
         os.makedirs(self.state_dir, exist_ok=True)
         for cid in sorted(os.listdir(self.state_dir)):
+            if not os.path.isdir(self.dir_of(cid)):  # the agent keeps the launcher's log here
+                continue
             try:
                 with open(os.path.join(self.dir_of(cid), "state.json")) as f:
                     st = ContainerState.from_dict(json.load(f))
@@ -268,6 +271,10 @@ class LauncherLoop:
             data = os.read(fd, 65536)
         except BlockingIOError:
             return
+        except OSError as exc:  # EIO: a terminal whose container has gone
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
         if not data:
             self.sel.unregister(fd)
             os.close(fd)

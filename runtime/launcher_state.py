@@ -4,6 +4,7 @@ one ``state.json`` a container, written by the loop."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
@@ -43,16 +44,21 @@ class Live:
     waiters: list[socket.socket] = field(default_factory=list)
     pending: Pending | None = None  # created, held before exec until start
     setup: Setup | None = None  # being set up: who is waiting for the answer
-    stdin_w: int | None = None  # the write end of its stdin, kept for attach
+    stdin_w: int | None = None  # the write end of its stdin (or terminal), kept for attach
+    keep_stdin: bool = False
     stdin_once: bool = False
 
 
 def available(fd: int) -> Iterator[bytes]:
-    """What a non-blocking pipe holds right now, up to its EOF."""
+    """What a non-blocking pipe (or terminal master) holds right now, up to its EOF."""
     while True:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
+            return
+        except OSError as exc:  # EIO: a terminal whose every slave end is closed
+            if exc.errno != errno.EIO:
+                raise
             return
         if not data:
             return

@@ -60,6 +60,8 @@ class CriLogWriter:
         self.max_bytes = max_bytes
         self.max_files = max(1, max_files)
         self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        # A terminal's output is written as it comes (a prompt is a line's first part, P).
+        self.flush_each = False
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
@@ -80,6 +82,9 @@ class CriLogWriter:
             out += b"%s %s F %s\n" % (ts, stream.encode(), buf[:nl])
             buf = buf[nl + 1:]
         self._pending[stream] = buf
+        if buf and self.flush_each:
+            out += b"%s %s P %s\n" % (ts, stream.encode(), buf)
+            self._pending[stream] = b""
         if out:
             self._emit(bytes(out))
 

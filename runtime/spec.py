@@ -101,6 +101,9 @@ class ContainerSpec:
     # PID 1 is a minimal init that runs the command as PID 2, forwards signals to it and
     # reaps orphans (docker run --init); off, the command itself is PID 1.
     init: bool = False
+    # OCI's process.terminal: the command's stdio is a terminal from the container's own
+    # devpts (kubectl run -it, a pod's tty: true); its master goes to the caller.
+    terminal: bool = False
     # With "user" in namespaces: (container id, host id, size) ranges, written by the caller.
     uid_mappings: tuple[tuple[int, int, int], ...] = ()
     gid_mappings: tuple[tuple[int, int, int], ...] = ()

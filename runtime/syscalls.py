@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import platform
+import struct
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -48,6 +50,8 @@ PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine(), 155)
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(platform.machine(), 126)
@@ -121,6 +125,20 @@ def capset(caps: int) -> None:
         data[i].effective = data[i].permitted = data[i].inheritable = word
     _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), ctypes.byref(header), data),
            "capset")
+
+
+def open_pty(ptmx: str) -> tuple[int, int]:
+    """A terminal (master, slave) from the devpts whose ``ptmx`` is given, as runc makes
+    one.  The slave is opened through the master (TIOCGPTPEER), never by a path that a
+    container could have swapped.  Both close on exec; neither becomes our terminal."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
 
 
 def last_cap() -> int:

@@ -107,14 +107,14 @@ async def _follow(path: str, stamps: bool, left: int | None) -> AsyncIterator[by
             return
 
 
-async def follow_lines(path: str) -> AsyncIterator[list[LogLine]]:
+async def follow_lines(path: str, poll_s: float = POLL_S) -> AsyncIterator[list[LogLine]]:
     """The lines written to a container's log file from now on (following rotation), as
     they come; kubectl logs -f and pods/attach read them."""
     st = os.stat(path)
     pos, inode = st.st_size, st.st_ino
     partial = b""
     while True:
-        await trio.sleep(POLL_S)
+        await trio.sleep(poll_s)
         try:
             st = os.stat(path)
         except FileNotFoundError:

@@ -3,22 +3,28 @@
 Its output is what it writes from now on, read from its log file as ``logs -f`` reads
 it (the launcher owns the pipes and writes the file; a second reader of the pipes would
 steal lines from the log).  Its stdin is the write end the launcher keeps for a
-container whose spec sets ``stdin: true``.  Shaped as an exec session
+container whose spec sets ``stdin: true``; with ``tty: true`` that is the master of the
+container's terminal, which is also what a resize sets.  Shaped as an exec session
 (podexec.ExecStreams), so the WebSocket side is the same code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any
 
 import trio
 
-from nodeagent.api.podlogs import follow_lines
+from nodeagent.api.podlogs import POLL_S, follow_lines
 
 __all__ = ["AttachSession"]
 
 ALIVE_POLL_S = 0.5
+TERMINAL_POLL_S = 0.03  # a terminal's echo is felt: a keystroke's should come back at once
 
 
 class _Output:
@@ -48,7 +54,11 @@ class AttachSession:
             self.stderr = _Output(err)
 
     def resize(self, columns: int, rows: int) -> None:
-        """The container's stdio is pipes, not a terminal: nothing to resize."""
+        """Set the container's terminal size (a shell redraws for it); pipes have none."""
+        if self._tty and self.stdin is not None:
+            with contextlib.suppress(OSError):  # asked with tty, but the container has none
+                fcntl.ioctl(self.stdin.fileno(), termios.TIOCSWINSZ,
+                            struct.pack("HHHH", rows, columns, 0, 0))
 
     async def wait(self) -> int:
         """Pass the container's output on until it exits; its attach ends then (0)."""
@@ -63,7 +73,8 @@ class AttachSession:
         return 0
 
     async def _follow(self) -> None:
-        async for lines in follow_lines(self._log_path):
+        async for lines in follow_lines(self._log_path, TERMINAL_POLL_S if self._tty
+                                        else POLL_S):
             for line in lines:
                 text = line.text + (b"" if line.partial else b"\n")
                 await (self._err_send if line.stream == "stderr" else self._out_send).send(text)

@@ -85,6 +85,8 @@ def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: 
     merged.setdefault("PATH", ContainerSpec.env[0].partition("=")[2])
     merged["HOSTNAME"] = spec.get("hostname") or meta["name"]
     merged.update(env)
+    if container.get("tty"):
+        merged.setdefault("TERM", "xterm")  # as containerd's CRI does for a terminal
     uid, gid = _ids(pod, container, image)
     sc = container.get("securityContext") or {}
     base = ContainerSpec(rootfs=rootfs, args=tuple(argv))
@@ -108,4 +110,5 @@ def container_spec(pod: Obj, container: Obj, image: Image, *, rootfs: str, env: 
         seccomp=_seccomp(pod, container),
         cgroup_path=cgroup_path,
         resources=container_resources(container).as_resources(),
+        terminal=bool(container.get("tty")),
     )

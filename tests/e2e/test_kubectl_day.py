@@ -7,6 +7,9 @@ count it prints, stay true)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pty
+import select
 import socket
 import subprocess
 import time
@@ -53,6 +56,47 @@ class Day:
     def background(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([self.binary, *args], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
+
+    def in_terminal(self, name: str, *args: str, talk: list[tuple[str, str]],
+                    timeout: float = 120) -> str:
+        """Run one command of the day as a person at a terminal does (its stdin and stdout
+        a pty): for each (prompt, line), wait until the output shows ``prompt``, then type
+        ``line``.  It passes if every prompt came and it exits 0."""
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([self.binary, *args], env={**self.env, "TERM": "xterm"},
+                                stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        seen, transcript, ok = b"", b"", True
+        deadline = time.monotonic() + timeout
+        try:
+            for prompt, line in [*talk, ("", "")]:
+                while prompt.encode() not in seen and time.monotonic() < deadline:
+                    if select.select([master], [], [], 0.5)[0]:
+                        try:
+                            chunk = os.read(master, 65536)
+                        except OSError:  # EIO: kubectl closed the terminal
+                            break
+                        seen, transcript = seen + chunk, transcript + chunk
+                if prompt.encode() not in seen:
+                    ok = False
+                    break
+                seen = seen[seen.index(prompt.encode()) + len(prompt):] if prompt else seen
+                if line:
+                    os.write(master, line.encode())
+            code = proc.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(OSError):
+                while select.select([master], [], [], 0.2)[0] and (more := os.read(master, 65536)):
+                    transcript += more
+            os.close(master)
+        detail = transcript.decode(errors="replace")[-400:] + f"\n(exit {code})"
+        self.results[name] = (ok and code == 0, detail)
+        return detail
 
     def until_step(self, name: str, *args: str, expect: str = "", within_s: float = 60
                    ) -> str:
@@ -116,6 +160,13 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     pod = ready_pods(http)[0]["metadata"]["name"]
     reach_and_attach(day, pod)
     reach_through_the_api(day, pod)
+    # A shell in a terminal of its own, as the seeds' habit has it; --rm deletes the pod.
+    day.in_terminal("run -it --rm", "run", "shell", "-it", "--rm", "--restart=Never",
+                    "--image=kubia:latest", "--image-pull-policy=IfNotPresent", "--", "sh",
+                    talk=[("try pressing enter", "\n"), ("# ", "tty; echo in-$((6*7))\n"),
+                          ("in-42", "exit\n"), ('pod "shell" deleted', "")])
+    if "/dev/pts/0" not in day.results["run -it --rm"][1]:
+        day.results["run -it --rm"] = (False, day.results["run -it --rm"][1])
     day.step("debug", "debug", pod, "--image=kubia:latest", "--target=kubia",
              "--profile=baseline", "--", "true", expect="Defaulting debug container name")
     day.until_step("debug (ran)", "get", "pod", pod, "-o",

@@ -280,6 +280,37 @@ def test_exec_attach_hands_over_stdin_a_terminal_and_hangs_up_with_the_client(ba
     assert "executable file not found" in str(info.value)
 
 
+def test_a_container_with_a_terminal_logs_it_and_takes_input_through_attach(base_spec, launcher):
+    """tty: true (kubectl run -it): PID 1's stdio is a terminal of the container's own
+    devpts; what it shows is logged as it comes, a prompt without its newline too, and
+    attach hands over the terminal's input, which also sets its size."""
+    terminal = {**spec(base_spec, launcher, "term", "sh"), "terminal": True}
+    with launcher.client() as c:
+        st = c.call("run", id="term", spec=terminal, stdin=True, stdin_once=True)["state"]
+        log = Path(st["log_path"])
+        deadline = time.monotonic() + 10
+        while b" stdout P " not in (log.read_bytes() if log.exists() else b""):
+            assert time.monotonic() < deadline, "the shell's prompt never reached the log"
+            time.sleep(0.05)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(launcher.sock)
+        sock.sendall(b'{"op": "attach", "id": "term"}\n')
+        _, (master,), _, _ = socket.recv_fds(sock, 65536, 1)
+        sock.close()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.write(master, b"tty; stty size; echo done-$((6*7)); exit 4\n")
+        os.close(master)
+        done = c.call("wait", id="term")["state"]
+        assert done["exit_code"] == 4
+        with pytest.raises(LauncherError) as info:  # stdinOnce: handed out once only
+            c.call("attach", id="term")
+        assert info.value.reason in ("NoStdin", "NotRunning")
+    text = b"".join(line.text + (b"" if line.partial else b"\n")
+                    for line in read_logs(str(log))).decode()
+    assert "/dev/pts/0" in text and "33 101" in text and "done-42" in text, text
+    assert {line.stream for line in read_logs(str(log))} == {"stdout"}
+
+
 def test_containers_set_up_side_by_side_each_get_their_own_answer(base_spec, launcher):
     """run is answered when the container runs, while the launcher serves others meanwhile:
     starts from several clients at once, one of them failing, all come back right."""

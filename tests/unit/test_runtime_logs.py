@@ -59,3 +59,17 @@ def test_stream_filter(tmp_path):
     w.write("stderr", b"err\n", now_ns=T0)
     w.close()
     assert [ln.text for ln in read_logs(str(path), streams=("stderr",))] == [b"err"]
+
+
+def test_a_terminals_output_is_written_as_it_comes(tmp_path):
+    """A tty's prompt has no newline: it is written at once as a part (P), which attach
+    shows as it comes and logs joins back into the line it begins."""
+    path = tmp_path / "c.log"
+    w = CriLogWriter(str(path))
+    w.flush_each = True
+    w.write("stdout", b"/ # ", now_ns=T0)
+    assert path.read_bytes() == b"2026-01-02T03:04:05.123456789Z stdout P / # \n"
+    w.write("stdout", b"ls\r\nbin\r\n/ # ", now_ns=T0)
+    w.close()
+    assert [(ln.text, ln.partial) for ln in read_logs(str(path))] == [
+        (b"/ # ls\r", False), (b"bin\r", False), (b"/ # ", True)]
