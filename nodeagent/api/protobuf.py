@@ -32,9 +32,11 @@ from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
 from nodeagent.objects.protoschema import KINDS, MESSAGES, ProtoField, members
 
-__all__ = ["MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list", "wants_protobuf"]
+__all__ = ["MEDIA_TYPE", "WATCH_MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list",
+           "encode_watch_event", "kind_message", "wants_protobuf"]
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
 MAGIC = b"k8s\x00"
 SCALARS = {"s", "i", "b", "y"}
 
@@ -391,6 +393,19 @@ def encode_list(obj: dict[str, Any]) -> bytes:
     for i, item in enumerate(obj.get("items") or []):
         _put_bytes(out, 2, _encode_message(message, item, f"items[{i}]", type_meta=True))
     return _envelope(api_version, list_kind, bytes(out))
+
+
+def encode_watch_event(event_type: str, obj: dict[str, Any]) -> bytes:
+    """One event of a protobuf watch stream, as kube-apiserver frames it: four bytes of
+    big-endian length, then a metav1.WatchEvent without envelope (its stream serializer is
+    the raw one), whose object is the RawExtension of the object's own body (envelope
+    included).  EncodeError as encode()."""
+    raw = bytearray()
+    _put_bytes(raw, 1, encode(obj))
+    event = bytearray()
+    _put_bytes(event, 1, event_type.encode())
+    _put_bytes(event, 2, bytes(raw))
+    return len(event).to_bytes(4, "big") + bytes(event)
 
 
 def _encode_list_meta(meta: dict[str, Any]) -> bytes:

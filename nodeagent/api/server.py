@@ -77,7 +77,7 @@ from nodeagent.api.satokens import TokenSigner
 from nodeagent.api.scale import replicas_of, scale_of
 from nodeagent.api.status import ApiError, status_object
 from nodeagent.api.tables import table_version, to_table
-from nodeagent.api.watch import EventEncoder, TableEncoder, initial_lines, stream
+from nodeagent.api.watch import EventEncoder, ProtobufEncoder, TableEncoder, initial_lines, stream
 from nodeagent.clusterpki import SERVER_GROUP
 from nodeagent.objects.codec import FIELD_VALIDATION
 from nodeagent.objects.kinds import ENDPOINTS, NODES, PODS, SECRETS, SERVICES, Resource
@@ -276,7 +276,7 @@ class ApiApp:
         self.watch_limits = watch_limits
         self.watches: Counter[str] = Counter()  # open watches by client address
         self.body_timeout_s = body_timeout_s
-        self.encoders: dict[Resource | None, EventEncoder] = {}
+        self.encoders: dict[tuple[Resource | None, bool], EventEncoder] = {}
         self.proxy = Proxy()  # pods/, services/ and nodes/proxy
         # This server's client context for a node's agent (nodes/proxy); None without TLS.
         self.agent_tls: Callable[[], ssl.SSLContext] | None = None
@@ -915,11 +915,14 @@ class ApiApp:
         response.body_iterator = counted()
         return response
 
-    def _encoder(self, res: Resource) -> EventEncoder:
-        """The shared encoder of the shape ``res`` shows: the stored one, or a view's."""
-        shape = res if res.from_stored is not None else None
+    def _encoder(self, res: Resource, protobuf: bool) -> EventEncoder:
+        """The shared encoder of the shape ``res`` shows (the stored one, or a view's) in
+        the form asked: protobuf for client-go's typed clients, where the kind has it."""
+        shape = (res if res.from_stored is not None else None,
+                 protobuf and pb.kind_message(res.api_version, res.kind) is not None)
         if shape not in self.encoders:
-            self.encoders[shape] = EventEncoder(shown=res.from_stored)
+            self.encoders[shape] = (ProtobufEncoder if shape[1] else EventEncoder)(
+                shown=res.from_stored)
         return self.encoders[shape]
 
     def _start_watch(self, request: Request, t: Target) -> StreamingResponse:
@@ -939,8 +942,10 @@ class ApiApp:
             raise ApiError(422, "Invalid", "sendInitialEvents: Forbidden: sendInitialEvents "
                            "requires allowWatchBookmarks=true and resourceVersionMatch="
                            "NotOlderThan")
-        table = table_version(request.headers.get("accept", ""))
-        encoder = self._encoder(t.resource) if table is None else TableEncoder(
+        accept = request.headers.get("accept", "")
+        table = table_version(accept)
+        encoder = self._encoder(t.resource, pb.wants_protobuf(accept)) if table is None \
+            else TableEncoder(
             t.resource.kind, table, q.get("includeObject", "PartialObjectMetadata"),
             t.resource.from_stored)
         at_least = 0
@@ -969,7 +974,8 @@ class ApiApp:
         body = stream(t.resource, watch, initial, backlog, sel, fsel, encoder,
                       timeout_s=timeout_s, bookmarks=bookmarks,
                       current_revision=lambda: store.revision, initial_end=initial_end)
-        return StreamingResponse(body, media_type=JSON,
+        media = pb.WATCH_MEDIA_TYPE if isinstance(encoder, ProtobufEncoder) else JSON
+        return StreamingResponse(body, media_type=media,
                                  headers={"Transfer-Encoding": "chunked",
                                           "Cache-Control": "no-cache"})
 

@@ -10,6 +10,7 @@ from the last resourceVersion it saw.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -19,17 +20,21 @@ from typing import Any
 import orjson
 import trio
 
+from nodeagent.api import protobuf as pb
 from nodeagent.api.objects import FieldSelector, load_stored, raw_json
 from nodeagent.api.tables import to_table
+from nodeagent.logs import ThrottledLog
 from nodeagent.objects.kinds import Resource
 from nodeagent.objects.selectors import Selector
 from nodeagent.store.local import Watch
 from nodeagent.store.mvcc import Event, EventType, KeyValue
 
+_unencodable = ThrottledLog(logging.getLogger("nodeagent.api"), interval_s=60.0)
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
 BOOKMARK_INTERVAL_S = 60.0
 # Kubernetes picks a watch timeout in [minRequestTimeout, 2*minRequestTimeout) (30-60 min).
 DEFAULT_TIMEOUT_S = 1800.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 class WatchEvent(StrEnum):
@@ -67,11 +72,40 @@ class EventEncoder:
         if hit is not None:
             return hit
         obj = self.object_json(kv, revision)
-        data = b'{"type":"%s","object":%s}\n' % (etype.encode(), obj) if obj is not None else b""
+        data = self.event(etype, obj) if obj is not None else b""
         self._cache[key] = data
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return data
+
+    def event(self, etype: WatchEvent, obj: bytes) -> bytes:
+        return b'{"type":"%s","object":%s}\n' % (etype.encode(), obj)
+
+    def bookmark(self, res: Resource, revision: int, initial_end: bool = False) -> bytes:
+        """A BOOKMARK; ``initial_end``: the one that closes a WatchList's initial events
+        (only that one carries the annotation, as kube-apiserver sends it)."""
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        return self.event(WatchEvent.BOOKMARK, orjson.dumps(
+            {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}))
+
+
+class ProtobufEncoder(EventEncoder):
+    """Events as client-go's typed clients ask for them first (``application/
+    vnd.kubernetes.protobuf;stream=watch``): length-prefixed WatchEvent messages.  Served
+    only for kinds that have a message; an object that protobuf cannot carry whole is
+    skipped and reported, as an object that does not decode is."""
+
+    def event(self, etype: WatchEvent, obj: bytes) -> bytes:
+        decoded = orjson.loads(obj)
+        try:
+            return pb.encode_watch_event(etype, decoded)
+        except pb.EncodeError as exc:
+            meta = decoded.get("metadata") or {}
+            what = f'{decoded.get("kind")} {meta.get("namespace", "")}/{meta.get("name")}'
+            _unencodable.log(what, "protobuf watch: skipping %s: %s", what, exc)
+            return b""
 
 
 class TableEncoder(EventEncoder):
@@ -129,19 +163,6 @@ def event_lines(events: list[Event], sel: Selector, fsel: FieldSelector,
     return out
 
 
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-
-
-def bookmark_line(res: Resource, revision: int, initial_end: bool = False) -> bytes:
-    """A BOOKMARK; ``initial_end``: the one that closes a WatchList's initial events
-    (only that one carries the annotation, as kube-apiserver sends it)."""
-    meta: dict[str, Any] = {"resourceVersion": str(revision)}
-    if initial_end:
-        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-    return orjson.dumps({"type": WatchEvent.BOOKMARK, "object": {
-        "kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}) + b"\n"
-
-
 async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: list[Event],
                  sel: Selector, fsel: FieldSelector, enc: EventEncoder, *,
                  timeout_s: float | None, bookmarks: bool, current_revision,
@@ -154,7 +175,7 @@ async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: lis
     try:
         with trio.move_on_after(timeout_s):
             if initial or initial_end is not None:
-                end = [bookmark_line(res, initial_end, True)] if initial_end is not None else []
+                end = [enc.bookmark(res, initial_end, True)] if initial_end is not None else []
                 yield b"".join([*initial, *end])
             lines = event_lines(backlog, sel, fsel, enc)
             if lines:
@@ -182,7 +203,7 @@ async def stream(res: Resource, watch: Watch, initial: list[bytes], backlog: lis
                         yield b"".join(lines)
                 if bookmarks and trio.current_time() - last_bookmark >= BOOKMARK_INTERVAL_S:
                     last_bookmark = trio.current_time()
-                    yield bookmark_line(res, current_revision())
+                    yield enc.bookmark(res, current_revision())
     finally:
         watch.close()
 

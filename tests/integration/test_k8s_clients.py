@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -342,6 +344,53 @@ def test_protobuf_answers_and_delete_options(agent: AgentProcess) -> None:
         bad = admin.post("/api/v1/namespaces/default/configmaps", content=b"k8s\x00\xff",
                          headers={"Content-Type": pb.MEDIA_TYPE})
         assert bad.status_code == 400 and "protobuf body" in bad.json()["message"]
+
+
+def test_typed_watches_are_protobuf_streams(agent: AgentProcess) -> None:
+    """client-go's typed clients watch in protobuf (kubectl run -i waits for its pod so):
+    length-prefixed WatchEvents whose objects are protobuf bodies, the WatchList's
+    closing bookmark among them.  Real kubectl reads the stream and, once an event says
+    the pod runs, goes on to attach."""
+    from nodeagent.api import protobuf as pb
+    with agent.client() as admin:
+        assert admin.post("/api/v1/namespaces/default/configmaps", json={
+            "metadata": {"name": "pbwatch"}, "data": {"k": "v"}}).status_code == 201
+        r = admin.get("/api/v1/namespaces/default/configmaps", params={
+            "watch": "true", "timeoutSeconds": "1", "fieldSelector": "metadata.name=pbwatch",
+            "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+            "resourceVersionMatch": "NotOlderThan"},
+            headers={"Accept": "application/vnd.kubernetes.protobuf, application/json"})
+    assert r.headers["content-type"] == "application/vnd.kubernetes.protobuf;stream=watch"
+    events, data = [], r.content
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        fields = {n: v for n, _, v in pb._fields(data[4:4 + size], "event")}
+        (raw,) = [v for n, _, v in pb._fields(fields[2], "object") if n == 1]
+        events.append((fields[1].decode(), pb.decode(raw)))
+        data = data[4 + size:]
+    assert [(t, o["kind"], o["metadata"].get("name")) for t, o in events] == [
+        ("ADDED", "ConfigMap", "pbwatch"), ("BOOKMARK", "ConfigMap", None)]
+    assert events[0][1]["data"] == {"k": "v"}
+    assert events[1][1]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+    def runs() -> None:  # what a node would report, once kubectl watches
+        time.sleep(2)
+        with agent.client() as admin:
+            r = admin.patch("/api/v1/namespaces/default/pods/pbrun/status", content=json.dumps(
+                {"status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "True"}], "containerStatuses": [
+                    {"name": "pbrun", "image": "busybox:1", "imageID": "", "ready": True,
+                     "restartCount": 0, "state": {"running": {}}}]}}),
+                headers={"Content-Type": "application/merge-patch+json"})
+            assert r.status_code == 200, r.text
+    thread = threading.Thread(target=runs)
+    thread.start()
+    done = kubectl(agent, "run", "pbrun", "--image=busybox:1", "-i", "--restart=Never",
+                   "--pod-running-timeout=20s", "-v=8", "--", "true", stdin="", check=False)
+    thread.join()
+    assert "Content-Type: application/vnd.kubernetes.protobuf;stream=watch" in done.stderr
+    assert "pods/pbrun/attach" in done.stderr, done.stderr[-2000:]  # the event was read
+    assert "timed out waiting" not in done.stderr
 
 
 def test_version_has_every_field_and_no_skew_warning(agent: AgentProcess) -> None:
