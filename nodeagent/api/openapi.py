@@ -30,9 +30,10 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from nodeagent.api import openapiproto
 from nodeagent.api.accept import media_ranges
 from nodeagent.api.status import ApiError
-from nodeagent.objects.descriptions import describe
+from nodeagent.objects.descriptions import TYPES, describe
 from nodeagent.objects.kinds import SERVED, Resource
 from nodeagent.objects.meta import QuantityStr, patch_merge_of
 from nodeagent.objects.protoschema import MESSAGES, members
@@ -130,6 +131,9 @@ def _kept_fields(message: str, modelled: dict[str, Any]) -> dict[str, Any]:
 
 
 def _description(model: type[BaseModel]) -> str:
+    """The type's own description, else its docstring's first paragraph."""
+    if model.__name__ in TYPES:
+        return TYPES[model.__name__]
     doc = inspect.getdoc(model) or ""
     if not doc or doc == inspect.getdoc(BaseModel) or model.__doc__ is None:
         return ""
@@ -176,8 +180,8 @@ class _Builder:
             name = info.alias or pyname
             prop = self.annotation(info.annotation, info.metadata)
             strategy = patch_merge_of(info)
-            if "$ref" in prop and strategy is not None:
-                prop = {"allOf": [prop]}
+            if "$ref" in prop and strategy is not None and self.v3:
+                prop = {"allOf": [prop]}  # v2 keeps siblings of $ref, as Kubernetes' does
             if strategy is not None:
                 parts = (["merge"] if strategy.merge else []) + \
                     (["retainKeys"] if strategy.retain_keys else [])
@@ -491,22 +495,39 @@ def v3_root() -> Document:
 
 
 
-V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# client-go's OpenAPISchema() asks for the first; kube-openapi also serves the second.
+V2_PROTOBUF = ("application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+               openapiproto.MEDIA_TYPE)
 
 
-def _accepts_json(accept: str) -> bool:
-    return not accept.strip() or any(media in ("*/*", "application/*", "application/json")
-                                     for media, _ in media_ranges(accept))
+@functools.cache
+def v2_protobuf() -> Document:
+    """The v2 document as gnostic's protobuf, under the JSON form's ETag (as kube-openapi
+    tags every form of it)."""
+    body = openapiproto.encode_document(_build(False, None))
+    return Document(body, gzip.compress(body, 6, mtime=0), v2().hash)
+
+
+def _v2_media(accept: str) -> str:
+    """The first form asked that is served: JSON or protobuf."""
+    if not accept.strip():
+        return "application/json"
+    for media, _ in media_ranges(accept):
+        if media in ("*/*", "application/*", "application/json"):
+            return "application/json"
+        if media in V2_PROTOBUF:  # answered under the name Go's mime parser takes
+            return openapiproto.MEDIA_TYPE
+    raise ApiError(406, "NotAcceptable", "only application/json and "
+                   f"{V2_PROTOBUF[0]} are served here; asked for {accept}")
 
 
 def serve_openapi(request: Request, path: str) -> Response:
     """GET /openapi/v2, /openapi/v3 and /openapi/v3/<group-version>."""
     rest = path[len("/openapi/"):]
+    media = "application/json"
     if rest == "v2":
-        doc = v2()
-        if not _accepts_json(request.headers.get("accept", "")):
-            raise ApiError(406, "NotAcceptable", f"only application/json is served here; "
-                           f"asked for {request.headers.get('accept', '')}")
+        media = _v2_media(request.headers.get("accept", ""))
+        doc = v2() if media == "application/json" else v2_protobuf()
     elif rest == "v3":
         doc = v3_root()
     elif rest.startswith("v3/"):
@@ -520,7 +541,7 @@ def serve_openapi(request: Request, path: str) -> Response:
     else:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     immutable = rest.startswith("v3/") and request.query_params.get("hash") == doc.hash
-    headers = {"ETag": doc.etag, "Vary": "Accept-Encoding",
+    headers = {"ETag": doc.etag, "Vary": "Accept, Accept-Encoding",
                "Cache-Control": "public, immutable" if immutable
                else "no-cache, private"}
     if immutable:
@@ -529,5 +550,5 @@ def serve_openapi(request: Request, path: str) -> Response:
         return Response(status_code=304, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", "").lower():
         headers["Content-Encoding"] = "gzip"
-        return Response(doc.gzipped, media_type="application/json", headers=headers)
-    return Response(doc.body, media_type="application/json", headers=headers)
+        return Response(doc.gzipped, media_type=media, headers=headers)
+    return Response(doc.body, media_type=media, headers=headers)

@@ -33,7 +33,8 @@ from nodeagent.api.status import ApiError
 from nodeagent.objects.protoschema import KINDS, MESSAGES, ProtoField, members
 
 __all__ = ["MEDIA_TYPE", "WATCH_MEDIA_TYPE", "EncodeError", "decode", "encode", "encode_list",
-           "encode_watch_event", "kind_message", "wants_protobuf"]
+           "encode_watch_event", "kind_message", "put_bytes", "put_int", "put_varint",
+           "wants_protobuf"]
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
@@ -230,7 +231,7 @@ def decode(body: bytes) -> dict[str, Any]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _put_varint(out: bytearray, value: int) -> None:
+def put_varint(out: bytearray, value: int) -> None:
     value &= (1 << 64) - 1
     while True:
         byte = value & 0x7F
@@ -242,15 +243,15 @@ def _put_varint(out: bytearray, value: int) -> None:
             return
 
 
-def _put_bytes(out: bytearray, number: int, data: bytes) -> None:
-    _put_varint(out, number << 3 | 2)
-    _put_varint(out, len(data))
+def put_bytes(out: bytearray, number: int, data: bytes) -> None:
+    put_varint(out, number << 3 | 2)
+    put_varint(out, len(data))
     out += data
 
 
-def _put_int(out: bytearray, number: int, value: int) -> None:
-    _put_varint(out, number << 3)
-    _put_varint(out, value)
+def put_int(out: bytearray, number: int, value: int) -> None:
+    put_varint(out, number << 3)
+    put_varint(out, value)
 
 
 def _encode_time(value: Any, where: str) -> bytes:
@@ -260,9 +261,9 @@ def _encode_time(value: Any, where: str) -> bytes:
         raise EncodeError(f"{where}: not a time: {value!r}") from exc
     seconds = int(t.timestamp())
     out = bytearray()
-    _put_int(out, 1, seconds)
+    put_int(out, 1, seconds)
     if t.microsecond:
-        _put_int(out, 2, t.microsecond * 1000)
+        put_int(out, 2, t.microsecond * 1000)
     return bytes(out)
 
 
@@ -270,50 +271,50 @@ def _encode_value(out: bytearray, number: int, kind: str, value: Any, where: str
     if kind == "s":
         if not isinstance(value, str):
             raise EncodeError(f"{where}: expected a string")
-        _put_bytes(out, number, value.encode())
+        put_bytes(out, number, value.encode())
     elif kind == "i":
         if isinstance(value, bool) or not isinstance(value, int):
             raise EncodeError(f"{where}: expected an integer")
-        _put_int(out, number, value)
+        put_int(out, number, value)
     elif kind == "b":
         if not isinstance(value, bool):
             raise EncodeError(f"{where}: expected a bool")
-        _put_int(out, number, int(value))
+        put_int(out, number, int(value))
     elif kind == "y":
         try:
-            _put_bytes(out, number, base64.b64decode(value, validate=True))
+            put_bytes(out, number, base64.b64decode(value, validate=True))
         except (binascii.Error, TypeError, ValueError) as exc:
             raise EncodeError(f"{where}: not base64") from exc
     elif kind in ("Time", "MicroTime"):
-        _put_bytes(out, number, _encode_time(value, where))
+        put_bytes(out, number, _encode_time(value, where))
     elif kind == "Quantity":
         inner = bytearray()
-        _put_bytes(inner, 1, str(value).encode())
-        _put_bytes(out, number, bytes(inner))
+        put_bytes(inner, 1, str(value).encode())
+        put_bytes(out, number, bytes(inner))
     elif kind == "IntOrString":
         inner = bytearray()
         if isinstance(value, int) and not isinstance(value, bool):
-            _put_int(inner, 1, 0)
-            _put_int(inner, 2, value)
+            put_int(inner, 1, 0)
+            put_int(inner, 2, value)
         else:
-            _put_int(inner, 1, 1)
-            _put_bytes(inner, 3, str(value).encode())
-        _put_bytes(out, number, bytes(inner))
+            put_int(inner, 1, 1)
+            put_bytes(inner, 3, str(value).encode())
+        put_bytes(out, number, bytes(inner))
     elif kind == "FieldsV1":
         inner = bytearray()
-        _put_bytes(inner, 1, orjson.dumps(value))
-        _put_bytes(out, number, bytes(inner))
+        put_bytes(inner, 1, orjson.dumps(value))
+        put_bytes(out, number, bytes(inner))
     elif kind == "strings":
         inner = bytearray()
         for item in value or []:
-            _put_bytes(inner, 1, str(item).encode())
-        _put_bytes(out, number, bytes(inner))
+            put_bytes(inner, 1, str(item).encode())
+        put_bytes(out, number, bytes(inner))
     elif kind == "-":
         raise EncodeError(f"{where}: not carried as protobuf here")
     else:
         if not isinstance(value, dict):
             raise EncodeError(f"{where}: expected an object")
-        _put_bytes(out, number, _encode_message(kind, value, where))
+        put_bytes(out, number, _encode_message(kind, value, where))
 
 
 @functools.cache
@@ -334,7 +335,7 @@ def _encode_message(message: str, obj: dict[str, Any], where: str,
             part = {k: v for k, v in obj.items() if k in names}
             used |= names
             if part:
-                _put_bytes(out, number, _encode_message(field.kind, part, path))
+                put_bytes(out, number, _encode_message(field.kind, part, path))
             continue
         used.add(field.name)
         value = obj.get(field.name)
@@ -345,9 +346,9 @@ def _encode_message(message: str, obj: dict[str, Any], where: str,
                 raise EncodeError(f"{path}: expected a map")
             for key in sorted(value):
                 entry = bytearray()
-                _put_bytes(entry, 1, str(key).encode())
+                put_bytes(entry, 1, str(key).encode())
                 _encode_value(entry, 2, field.kind[1:-1], value[key], f"{path}[{key}]")
-                _put_bytes(out, number, bytes(entry))
+                put_bytes(out, number, bytes(entry))
         elif field.repeated:
             if not isinstance(value, list):
                 raise EncodeError(f"{path}: expected a list")
@@ -363,13 +364,13 @@ def _encode_message(message: str, obj: dict[str, Any], where: str,
 
 def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
     meta = bytearray()
-    _put_bytes(meta, 1, api_version.encode())
-    _put_bytes(meta, 2, kind.encode())
+    put_bytes(meta, 1, api_version.encode())
+    put_bytes(meta, 2, kind.encode())
     unknown = bytearray()
-    _put_bytes(unknown, 1, bytes(meta))
-    _put_bytes(unknown, 2, raw)
-    _put_bytes(unknown, 3, b"")
-    _put_bytes(unknown, 4, b"")
+    put_bytes(unknown, 1, bytes(meta))
+    put_bytes(unknown, 2, raw)
+    put_bytes(unknown, 3, b"")
+    put_bytes(unknown, 4, b"")
     return MAGIC + bytes(unknown)
 
 
@@ -391,7 +392,7 @@ def encode_list(obj: dict[str, Any]) -> bytes:
     out = bytearray()
     out += _encode_list_meta(obj.get("metadata") or {})
     for i, item in enumerate(obj.get("items") or []):
-        _put_bytes(out, 2, _encode_message(message, item, f"items[{i}]", type_meta=True))
+        put_bytes(out, 2, _encode_message(message, item, f"items[{i}]", type_meta=True))
     return _envelope(api_version, list_kind, bytes(out))
 
 
@@ -401,15 +402,15 @@ def encode_watch_event(event_type: str, obj: dict[str, Any]) -> bytes:
     the raw one), whose object is the RawExtension of the object's own body (envelope
     included).  EncodeError as encode()."""
     raw = bytearray()
-    _put_bytes(raw, 1, encode(obj))
+    put_bytes(raw, 1, encode(obj))
     event = bytearray()
-    _put_bytes(event, 1, event_type.encode())
-    _put_bytes(event, 2, bytes(raw))
+    put_bytes(event, 1, event_type.encode())
+    put_bytes(event, 2, bytes(raw))
     return len(event).to_bytes(4, "big") + bytes(event)
 
 
 def _encode_list_meta(meta: dict[str, Any]) -> bytes:
     out = bytearray()
-    _put_bytes(out, 1, _encode_message("ListMeta", meta, "metadata"))
+    put_bytes(out, 1, _encode_message("ListMeta", meta, "metadata"))
     return bytes(out)
 

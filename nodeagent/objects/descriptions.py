@@ -1,11 +1,133 @@
 """What the fields of the kinds mean, for ``kubectl explain`` (the OpenAPI documents'
 descriptions): ``"Type.field"``, or ``"*.field"`` for a field every type that has it
-shares.  Written for this project, in its own words; where this server does not act on
+shares; ``"Type"`` alone describes the type itself (``kubectl explain pods`` shows it
+first).  Written for this project, in its own words; where this server does not act on
 a field, the text says so."""
 
 from __future__ import annotations
 
-__all__ = ["DESCRIPTIONS", "describe"]
+__all__ = ["DESCRIPTIONS", "TYPES", "describe"]
+
+TYPES: dict[str, str] = {
+    # --- the kinds served -----------------------------------------------------------------
+    "Pod": "A group of containers that share a network namespace (one IP), volumes and a "
+           "lifetime, scheduled to one node whose agent runs them. The smallest thing "
+           "deployed; usually made by a controller from a template.",
+    "ReplicationController": "Keeps a number of copies of a pod template running, finding "
+                             "its pods by an equality selector: the oldest controller, "
+                             "replaced by ReplicaSets and Deployments.",
+    "ReplicaSet": "Keeps a number of copies of a pod template running, finding its pods "
+                  "by a label selector. Usually owned by a Deployment, one per revision.",
+    "Deployment": "Declarative updates for pods: each change of its template rolls out a "
+                  "new ReplicaSet and scales the old ones down, keeping a history to roll "
+                  "back to.",
+    "Service": "A stable virtual IP (ClusterIP) and DNS name in front of the pods its "
+               "selector picks; connections are spread over the ready ones by each node's "
+               "service rules.",
+    "Endpoints": "The ready and not-ready addresses behind a Service, kept by the endpoints "
+                 "controller (or by hand for a Service without a selector).",
+    "EndpointSlice": "A slice of a Service's endpoints, at most 100 each, with their "
+                     "ready, serving and terminating conditions; what the service rules "
+                     "are made from.",
+    "ConfigMap": "Non-secret configuration as key/value pairs, for pods to read as "
+                 "environment variables or as files in a volume.",
+    "Secret": "Secret data (passwords, tokens, keys) as key/value pairs, base64 in JSON; "
+              "given to pods as environment variables or files, and encrypted at rest "
+              "when the cluster is set to.",
+    "Namespace": "A scope for names: most objects live in one, and deleting it deletes "
+                 "everything in it.",
+    "Node": "A machine running this project's agent, which registers it, reports its "
+            "capacity, conditions and addresses, and runs the pods scheduled to it.",
+    "Event": "A report of something that happened to an object (scheduled, pulled, "
+             "started, unhealthy, scaled), shown by kubectl describe; kept for an hour.",
+    "Ingress": "HTTP routing rules from host names and paths to Services, served by an "
+               "ingress controller.",
+    "PersistentVolume": "A piece of storage in the cluster, made by an administrator or "
+                        "a provisioner, that a claim binds to.",
+    "PersistentVolumeClaim": "A request for storage by size and access mode; bound to a "
+                             "PersistentVolume, and mounted by pods through it.",
+    "ServiceAccount": "An identity for processes in pods: its tokens authenticate them to "
+                      "the API, where roles say what it may do.",
+    "Role": "A set of permissions (verbs on resources) within one namespace, granted by a "
+            "RoleBinding.",
+    "ClusterRole": "A set of permissions (verbs on resources, or non-resource URLs) for "
+                   "the whole cluster or, through a RoleBinding, one namespace.",
+    "RoleBinding": "Grants a Role's or ClusterRole's permissions to users, groups or "
+                   "service accounts within one namespace.",
+    "ClusterRoleBinding": "Grants a ClusterRole's permissions to users, groups or service "
+                          "accounts in the whole cluster.",
+    # --- what they hold -------------------------------------------------------------------
+    "ObjectMeta": "Metadata every persisted object has: its name and namespace, labels "
+                  "and annotations, owners, and what the server sets (uid, "
+                  "resourceVersion, timestamps, managed fields).",
+    "PodSpec": "What a pod is to run: its containers, volumes, restart policy, scheduling "
+               "constraints and security settings.",
+    "PodStatus": "What the node's agent observed of the pod: its phase, conditions, IPs "
+                 "and each container's state. It may lag behind the truth.",
+    "PodTemplateSpec": "The pod a controller makes: labels and other metadata, and a pod "
+                       "spec.",
+    "Container": "One process (image and command) to run in a pod, with its ports, "
+                 "environment, resources, volume mounts and probes.",
+    "ContainerStatus": "The state of one container of the pod: waiting, running or "
+                       "terminated, its restarts and readiness.",
+    "ContainerState": "One of waiting, running or terminated; none set means waiting.",
+    "Probe": "A check the node's agent runs against a container (exec, HTTP GET, TCP or "
+             "gRPC) on a period; enough failures in a row change the container's state.",
+    "Volume": "A named directory the pod's containers may mount: an emptyDir, hostPath, "
+              "ConfigMap, Secret, projected set, claim or other source.",
+    "VolumeMount": "Where a volume (or a path in it) appears in a container's file tree.",
+    "ResourceRequirements": "Compute resources a container asks for (requests: used to "
+                            "schedule) and may not exceed (limits: enforced by its "
+                            "cgroup).",
+    "SecurityContext": "Privileges a container runs with: user and group, capabilities, "
+                       "privilege escalation, read-only root, seccomp.",
+    "PodSecurityContext": "Privileges every container of the pod gets unless its own "
+                          "securityContext says otherwise.",
+    "EnvVar": "An environment variable of a container, given as a value or read from a "
+              "field, resource, ConfigMap or Secret.",
+    "ContainerPort": "A network port the container listens on. Informational: every "
+                     "port of the pod's IP is reachable whether listed or not.",
+    "Affinity": "Node affinity, and pod affinity and anti-affinity: where the scheduler "
+                "may or prefers to place the pod.",
+    "Toleration": "Lets the pod be scheduled (or keep running) on nodes with a matching "
+                  "taint.",
+    "DeploymentSpec": "What the Deployment keeps: a number of replicas of a pod template, "
+                      "and how a change rolls out.",
+    "DeploymentStatus": "How far the rollout got: the replicas updated, ready and "
+                        "available, and the conditions Progressing and Available.",
+    "DeploymentStrategy": "How a new template replaces the old pods: RollingUpdate or "
+                          "Recreate.",
+    "ReplicaSetSpec": "What the ReplicaSet keeps: a number of replicas of a pod template, "
+                      "found by a selector.",
+    "ReplicaSetStatus": "The replicas observed: running, fully labeled, ready and "
+                        "available.",
+    "ReplicationControllerSpec": "What the ReplicationController keeps: a number of "
+                                 "replicas of a pod template, found by a selector.",
+    "ReplicationControllerStatus": "The replicas observed: running, fully labeled, ready "
+                                   "and available.",
+    "ServiceSpec": "How the Service is reached (type, ClusterIP, ports) and which pods "
+                   "stand behind it (selector).",
+    "ServiceStatus": "The load balancer's ingress points, for type LoadBalancer.",
+    "ServicePort": "One port the Service answers on and the pods' port it goes to.",
+    "NodeSpec": "How the node is to be used: its pod CIDR, taints, and whether new pods "
+                "may be scheduled to it.",
+    "NodeStatus": "What the node's agent reports: capacity, allocatable resources, "
+                  "conditions, addresses and system information.",
+    "LabelSelector": "Picks objects by their labels: every matchLabels pair and every "
+                     "matchExpressions requirement must hold. An empty selector picks "
+                     "every object.",
+    "OwnerReference": "An object this one depends on: when every owner is gone, the "
+                      "garbage collector deletes this one.",
+    "ObjectReference": "Points at another object by kind, namespace and name (and "
+                       "optionally uid, resourceVersion and field).",
+    "IngressSpec": "The Ingress's rules, TLS settings and default backend.",
+    "PersistentVolumeClaimSpec": "The storage asked for: size, access modes, storage "
+                                 "class, and optionally the volume to bind.",
+    "PolicyRule": "Verbs allowed on resources of API groups (optionally by name), or on "
+                  "non-resource URLs.",
+    "Subject": "Who a binding grants to: a User, Group or ServiceAccount.",
+    "RoleRef": "The Role or ClusterRole a binding grants.",
+}
 
 DESCRIPTIONS: dict[str, str] = {
     # --- every object ---------------------------------------------------------------------

@@ -166,6 +166,15 @@ def test_kubectl_explain(agent: AgentProcess) -> None:
         "FIELDS:")[0], out.stdout
     out = kubectl(agent, "explain", "pod.spec.topologySpreadConstraints")
     assert "does not act on" in out.stdout, out.stdout
+    out = kubectl(agent, "explain", "pods")  # the kind itself is described
+    assert "A group of containers" in out.stdout, out.stdout
+    # The OpenAPI v2 form: client-go's OpenAPISchema() reads it as protobuf.
+    out = kubectl(agent, "explain", "pods.spec.restartPolicy", "--output=plaintext-openapiv2")
+    assert "FIELD:    restartPolicy <string>" in out.stdout, out.stdout
+    assert "Always, OnFailure or Never" in out.stdout, out.stdout
+    out = kubectl(agent, "explain", "deployments", "--recursive",
+                  "--output=plaintext-openapiv2")
+    assert "VERSION:  apps/v1" in out.stdout and "maxSurge" in out.stdout, out.stdout
 
 
 def test_openapi_documents_carry_etag_and_gzip(agent: AgentProcess) -> None:
@@ -184,6 +193,13 @@ def test_openapi_documents_carry_etag_and_gzip(agent: AgentProcess) -> None:
         v2 = admin.get("/openapi/v2")
         assert v2.status_code == 200 and "io.k8s.api.apps.v1.Deployment" in v2.json()[
             "definitions"]
+        proto = admin.get("/openapi/v2", headers={
+            "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+        assert proto.headers["content-type"] == \
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        assert proto.headers["etag"] == v2.headers["etag"] and "Accept" in proto.headers["vary"]
+        refused = admin.get("/openapi/v2", headers={"Accept": "application/yaml"})
+        assert refused.status_code == 406 and "protobuf" in refused.json()["message"]
     with agent.anonymous() as anon:
         assert anon.get("/openapi/v2").status_code == 401
 

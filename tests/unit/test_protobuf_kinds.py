@@ -118,9 +118,9 @@ def test_zeros_of_go_non_pointer_fields_read_as_absent_and_pointers_keep_them() 
 def test_a_field_the_server_does_not_read_is_refused_by_name() -> None:
     out = bytearray()
     spec = bytearray()
-    pb._put_bytes(spec, 34, b"\x0a\x01x")  # ephemeralContainers, not read here
+    pb.put_bytes(spec, 34, b"\x0a\x01x")  # ephemeralContainers, not read here
     pod = bytearray()
-    pb._put_bytes(pod, 2, bytes(spec))
+    pb.put_bytes(pod, 2, bytes(spec))
     body = pb._envelope("v1", "Pod", bytes(pod))
     out += body
     with pytest.raises(ApiError) as err:
