@@ -46,6 +46,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from nodeagent import pki
+from nodeagent.api.spdyupgrade import SpdyUpgrade
 from nodeagent.api.status import ApiError
 from nodeagent.logs import ThrottledLog
 from nodeagent.objects.access import Objects
@@ -252,9 +253,10 @@ class _GatedListener(trio.abc.Listener[trio.SocketStream]):
                 continue
             if self.gate.admit(host):
                 gated = _GatedStream(stream, self.gate, host)
+                # A raw SPDY upgrade is served as the WebSocket it stands for (spdyupgrade).
                 if self.tls is not None:
-                    return _TlsStream(gated, self.tls)  # type: ignore[return-value]
-                return gated  # type: ignore[return-value]
+                    return SpdyUpgrade(_TlsStream(gated, self.tls))  # type: ignore[return-value]
+                return SpdyUpgrade(gated)  # type: ignore[return-value]
             # Over TLS an answer would need a handshake first: the refusal is the close.
             self.nursery.start_soon(_refuse, stream, self.tls is None)
 

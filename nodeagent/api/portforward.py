@@ -9,9 +9,9 @@ pod's network namespace, bytes copied both ways.  Half-closes pass through (the
 client's FIN ends the pod's input; the pod's end of output ends the data stream), and
 then the error stream is closed, which is how kubectl learns the pair is done.
 
-kubectl's fallback, a raw ``Upgrade: SPDY/3.1`` HTTP connection, is not served: the
-HTTP server hands this application WebSocket upgrades only (kubectl tries the
-WebSocket first and uses it).
+kubectl's fallback (and older clients), a raw ``Upgrade: SPDY/3.1`` HTTP connection,
+reaches this session as the same WebSocket: spdyupgrade.py translates it on the
+connection.
 """
 
 from __future__ import annotations

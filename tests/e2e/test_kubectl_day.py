@@ -160,6 +160,7 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     pod = ready_pods(http)[0]["metadata"]["name"]
     reach_and_attach(day, pod)
     reach_through_the_api(day, pod)
+    reach_over_spdy(day, pod)
     # A shell in a terminal of its own, as the seeds' habit has it; --rm deletes the pod.
     day.in_terminal("run -it --rm", "run", "shell", "-it", "--rm", "--restart=Never",
                     "--image=kubia:latest", "--image-pull-policy=IfNotPresent", "--", "sh",
@@ -222,6 +223,42 @@ def reach_through_the_api(day: Day, pod: str) -> None:
         proxy.terminate()
         proxy.communicate(timeout=10)
     day.results["proxy"] = (ok, detail[-300:])
+
+
+def reach_over_spdy(day: Day, pod: str) -> None:
+    """The same reaching over raw SPDY upgrades, as kubectl's fallback and every tool on
+    client-go's SPDY executor (k9s, Lens, operators) makes them."""
+    spdy = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false",
+            "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+    day.env.update(spdy)
+    try:
+        day.step("exec (SPDY)", "exec", pod, "--", "hostname", expect=pod)
+        day.step("exec -i (SPDY)", "exec", "-i", pod, "--", "tr", "a-z", "A-Z",
+                 stdin="piped through\n", expect="PIPED THROUGH")
+        failed = day.run("exec", pod, "--", "sh", "-c", "exit 3")
+        day.results["exec exit code (SPDY)"] = (failed.returncode == 3,
+                                                f"exit {failed.returncode}: {failed.stderr}")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        forward = day.background("port-forward", f"pod/{pod}", f"{port}:8080")
+        try:
+            ok, detail = False, ""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not ok:
+                try:
+                    detail = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+                    ok = pod in detail
+                except httpx.HTTPError as exc:
+                    detail = str(exc)
+                    time.sleep(0.5)
+        finally:
+            forward.terminate()
+            out = forward.communicate(timeout=10)[0]
+        day.results["port-forward (SPDY)"] = (ok, f"{detail[-200:]} / kubectl: {out[-300:]}")
+    finally:
+        for name in spdy:
+            day.env.pop(name)
 
 
 def reach_and_attach(day: Day, pod: str) -> None:
