@@ -7,11 +7,14 @@ count it prints, stay true)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
 import select
 import socket
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,7 @@ class Day:
         a pty): for each (prompt, line), wait until the output shows ``prompt``, then type
         ``line``.  It passes if every prompt came and it exits 0."""
         master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # rows, cols
         proc = subprocess.Popen([self.binary, *args], env={**self.env, "TERM": "xterm"},
                                 stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
@@ -164,10 +168,12 @@ def test_a_day_with_kubectl(node, tmp_path):  # noqa: F811  (the fixture)
     # A shell in a terminal of its own, as the seeds' habit has it; --rm deletes the pod.
     day.in_terminal("run -it --rm", "run", "shell", "-it", "--rm", "--restart=Never",
                     "--image=kubia:latest", "--image-pull-policy=IfNotPresent", "--", "sh",
-                    talk=[("try pressing enter", "\n"), ("# ", "tty; echo in-$((6*7))\n"),
+                    talk=[("try pressing enter", "\n"),
+                          ("# ", "tty; stty size; echo in-$((6*7))\n"),
                           ("in-42", "exit\n"), ('pod "shell" deleted', "")])
-    if "/dev/pts/0" not in day.results["run -it --rm"][1]:
-        day.results["run -it --rm"] = (False, day.results["run -it --rm"][1])
+    ok, said = day.results["run -it --rm"]
+    # The shell's terminal is the container's own, and has the size of the person's.
+    day.results["run -it --rm"] = (ok and "/dev/pts/0" in said and "40 120" in said, said)
     day.step("debug", "debug", pod, "--image=kubia:latest", "--target=kubia",
              "--profile=baseline", "--", "true", expect="Defaulting debug container name")
     day.until_step("debug (ran)", "get", "pod", pod, "-o",
