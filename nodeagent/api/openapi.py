@@ -97,6 +97,18 @@ _FIXED: dict[str, dict[str, Any]] = {
 }
 
 
+def _describe_fixed() -> None:
+    """The fixed schemas' fields are described as the models' are."""
+    for name, schema in _FIXED.items():
+        for prop, field in (schema.get("properties") or {}).items():
+            desc = describe(name.rsplit(".", 1)[1], prop)
+            if desc:
+                field.setdefault("description", desc)
+
+
+_describe_fixed()
+
+
 def schema_name(model: type[BaseModel]) -> str:
     module = model.__module__.rsplit(".", 1)[-1]
     package = CORE if model.__name__ in _CORE_IN_META else _PACKAGES.get(

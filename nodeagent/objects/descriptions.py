@@ -370,7 +370,541 @@ DESCRIPTIONS: dict[str, str] = {
     "ServicePort.appProtocol": "The application protocol (a hint for proxies).",
 }
 
+DESCRIPTIONS.update({
+    # --- conditions, wherever they are ----------------------------------------------------
+    "*.conditions": "The latest observations of the object's state, one per condition "
+                    "type.",
+    "*.observedGeneration": "The metadata.generation the controller last acted on: the "
+                            "status is current when it equals the object's generation.",
+    "*.lastTransitionTime": "When the condition last changed from one status to another.",
+    "*.lastUpdateTime": "When the condition was last written.",
+    "*.lastHeartbeatTime": "When the node's agent last reported this condition.",
+    "*.lastProbeTime": "When the condition was last probed.",
+    "*.reason": "A one-word, CamelCase reason for the last change or the current state.",
+    "*.message": "A human-readable explanation, with details.",
+    "*.selfLink": "Deprecated and left empty, as Kubernetes has since 1.20.",
+    "*.finalizers": "Names of what must clean up before the object is deleted.",
+    "PodCondition.type": "PodScheduled, Initialized, ContainersReady or Ready.",
+    "PodCondition.status": "True, False or Unknown.",
+    "NodeCondition.type": "Ready, MemoryPressure, DiskPressure, PIDPressure or "
+                          "NetworkUnavailable.",
+    "NodeCondition.status": "True, False or Unknown (the node's agent stopped reporting).",
+    "DeploymentCondition.type": "Available (enough replicas ready), Progressing (the "
+                                "rollout moves) or ReplicaFailure.",
+    "DeploymentCondition.status": "True, False or Unknown.",
+    "ReplicaSetCondition.type": "ReplicaFailure: pods could not be created or deleted.",
+    "ReplicaSetCondition.status": "True, False or Unknown.",
+    # --- statuses of the controllers ------------------------------------------------------
+    "DeploymentStatus.replicas": "Pods of this Deployment (of every revision) that exist.",
+    "DeploymentStatus.updatedReplicas": "Pods of the current template.",
+    "DeploymentStatus.readyReplicas": "Pods whose Ready condition is true.",
+    "DeploymentStatus.availableReplicas": "Pods ready for at least minReadySeconds.",
+    "DeploymentStatus.unavailableReplicas": "Pods still needed for the Deployment to be "
+                                            "fully available.",
+    "DeploymentStatus.collisionCount": "Raised when a template's hash collides with an "
+                                       "existing ReplicaSet's, to make the next one unique.",
+    "ReplicaSetStatus.replicas": "Pods the selector matches that exist.",
+    "ReplicaSetStatus.fullyLabeledReplicas": "Pods that carry every label of the template.",
+    "ReplicaSetStatus.readyReplicas": "Pods whose Ready condition is true.",
+    "ReplicaSetStatus.availableReplicas": "Pods ready for at least minReadySeconds.",
+    "ReplicaSetSpec.replicas": "How many pods to keep. Default 1.",
+    "ReplicaSetSpec.minReadySeconds": "How long a new pod must be ready before it counts "
+                                      "as available. Default 0.",
+    "ReplicaSetSpec.selector": "The labels of the pods this controller owns; the "
+                               "template's labels must match it.",
+    "ReplicaSetSpec.template": "The pod made when there are too few.",
+    "ReplicationControllerSpec.selector": "The labels of the pods this controller owns "
+                                          "(equality only); default the template's labels.",
+    # --- pods' and containers' status -----------------------------------------------------
+    "PodStatus.message": "Why the pod is in its phase, when there is something to say.",
+    "PodStatus.reason": "A CamelCase reason for the pod's state, e.g. Evicted.",
+    "PodStatus.hostIPs": "The IP addresses of the node the pod runs on.",
+    "PodStatus.initContainerStatuses": "The state of each init container.",
+    "PodStatus.ephemeralContainerStatuses": "The state of each ephemeral (debug) container.",
+    "PodStatus.nominatedNodeName": "A node the scheduler means to place the pod on once "
+                                   "room is made there (preemption).",
+    "PodIP.ip": "An IP address given to the pod.",
+    "ContainerStatus.name": "The container's name, as in the spec.",
+    "ContainerStatus.state": "What the container is doing now.",
+    "ContainerStatus.lastState": "How its previous run ended (after a restart).",
+    "ContainerStatus.ready": "Whether its readiness probe passes (true without a probe "
+                             "once running).",
+    "ContainerStatus.restartCount": "How many times the container was restarted.",
+    "ContainerStatus.image": "The image the container runs.",
+    "ContainerStatus.imageID": "The image's digest, as the node resolved it.",
+    "ContainerStatus.containerID": "The runtime's id: nodeagent://<id>.",
+    "ContainerStatus.started": "Whether its startup probe has passed (true without one "
+                               "once running).",
+    "ContainerState.waiting": "Not running yet: pulling, creating, or backing off after "
+                              "a crash.",
+    "ContainerState.running": "Running since startedAt.",
+    "ContainerState.terminated": "Ended: its exit code, signal, reason and times.",
+    "ContainerStateRunning.startedAt": "When the container (last) started.",
+    "ContainerStateWaiting.reason": "Why it waits: ContainerCreating, CrashLoopBackOff, "
+                                    "ErrImagePull, ImagePullBackOff, CreateContainerError...",
+    "ContainerStateTerminated.exitCode": "The exit status of its last process (128 + the "
+                                         "signal's number when killed).",
+    "ContainerStateTerminated.signal": "The signal that ended it, if one did.",
+    "ContainerStateTerminated.reason": "Completed, Error, OOMKilled or ContainerCannotRun.",
+    "ContainerStateTerminated.startedAt": "When the run started.",
+    "ContainerStateTerminated.finishedAt": "When it ended.",
+    "ContainerStateTerminated.containerID": "The runtime's id of that run.",
+    # --- security ---------------------------------------------------------------------------
+    "SecurityContext.capabilities": "Linux capabilities to add to or drop from the "
+                                    "runtime's default set.",
+    "SecurityContext.privileged": "Run with every capability and the host's devices. "
+                                  "Refused by the baseline and restricted Pod Security "
+                                  "levels.",
+    "SecurityContext.runAsUser": "The UID the process runs as. Default the image's user.",
+    "SecurityContext.runAsGroup": "The GID the process runs as. Default the image's group.",
+    "SecurityContext.runAsNonRoot": "Refuse to start the container if it would run as "
+                                    "UID 0.",
+    "SecurityContext.readOnlyRootFilesystem": "Mount the container's root file system "
+                                              "read-only.",
+    "SecurityContext.allowPrivilegeEscalation": "Whether a process may gain more "
+                                                "privileges than its parent (setuid "
+                                                "binaries); false sets no_new_privs.",
+    "SecurityContext.seccompProfile": "The seccomp filter: RuntimeDefault (the default "
+                                      "here), Unconfined or Localhost.",
+    "SecurityContext.procMount": "Default masks parts of /proc; Unmasked does not.",
+    "PodSecurityContext.runAsUser": "The UID every container runs as unless its own "
+                                    "securityContext says otherwise.",
+    "PodSecurityContext.runAsGroup": "The GID every container runs as unless its own "
+                                     "says otherwise.",
+    "PodSecurityContext.runAsNonRoot": "Refuse to start any container that would run as "
+                                       "UID 0.",
+    "PodSecurityContext.fsGroup": "A group that owns the pod's volumes and is added to "
+                                  "every container's processes.",
+    "PodSecurityContext.supplementalGroups": "More groups for every container's processes.",
+    "PodSecurityContext.seccompProfile": "The seccomp filter of every container unless "
+                                         "its own says otherwise.",
+    "PodSecurityContext.sysctls": "Namespaced sysctls set for the pod.",
+    "Capabilities.add": "Capabilities to add, e.g. NET_ADMIN.",
+    "Capabilities.drop": "Capabilities to drop; ALL drops every one.",
+    "SeccompProfile.type": "RuntimeDefault, Unconfined or Localhost.",
+    "SeccompProfile.localhostProfile": "With Localhost: the profile's path on the node.",
+    "Sysctl.name": "The sysctl, e.g. net.ipv4.ip_local_port_range.",
+    "Sysctl.value": "Its value.",
+    # --- volumes --------------------------------------------------------------------------
+    "Volume.name": "The volume's name, which volumeMounts refer to.",
+    "Volume.emptyDir": "An empty directory made for the pod, removed with it.",
+    "Volume.hostPath": "A file or directory of the node. Refused by the baseline Pod "
+                       "Security level.",
+    "Volume.configMap": "A ConfigMap's keys as files.",
+    "Volume.secret": "A Secret's keys as files.",
+    "Volume.persistentVolumeClaim": "The storage a claim in the pod's namespace is bound "
+                                    "to.",
+    "Volume.downwardAPI": "Fields of the pod and its containers' resources as files.",
+    "Volume.projected": "Secrets, ConfigMaps, downward API fields and service account "
+                        "tokens in one directory.",
+    "Volume.gcePersistentDisk": "A GCE persistent disk. Kept, but this server does not "
+                                "act on it.",
+    "Volume.nfs": "An NFS export, mounted by the node.",
+    "EmptyDirVolumeSource.medium": "Where it lives: \"\" (the node's disk) or Memory (a "
+                                   "tmpfs, counted against the container's memory).",
+    "EmptyDirVolumeSource.sizeLimit": "At most this much; the pod is evicted past it.",
+    "HostPathVolumeSource.path": "The path on the node.",
+    "HostPathVolumeSource.type": "What must be there: \"\" (anything), DirectoryOrCreate, "
+                                 "Directory, FileOrCreate, File, Socket, CharDevice or "
+                                 "BlockDevice.",
+    "ConfigMapVolumeSource.name": "The ConfigMap's name, in the pod's namespace.",
+    "ConfigMapVolumeSource.items": "Only these keys, at these paths (default: every key, "
+                                   "named after it).",
+    "ConfigMapVolumeSource.defaultMode": "The files' mode bits. Default 0644.",
+    "ConfigMapVolumeSource.optional": "Start the pod even if the ConfigMap (or a key) is "
+                                      "missing.",
+    "SecretVolumeSource.secretName": "The Secret's name, in the pod's namespace.",
+    "SecretVolumeSource.items": "Only these keys, at these paths (default: every key, "
+                                "named after it).",
+    "SecretVolumeSource.defaultMode": "The files' mode bits. Default 0644.",
+    "SecretVolumeSource.optional": "Start the pod even if the Secret (or a key) is missing.",
+    "KeyToPath.key": "The key to take.",
+    "KeyToPath.path": "The relative path of its file in the volume.",
+    "KeyToPath.mode": "This file's mode bits, instead of defaultMode.",
+    "PersistentVolumeClaimVolumeSource.claimName": "The claim's name, in the pod's "
+                                                   "namespace.",
+    "PersistentVolumeClaimVolumeSource.readOnly": "Mount it read-only.",
+    "NFSVolumeSource.server": "The NFS server's host name or IP.",
+    "NFSVolumeSource.path": "The exported path.",
+    "NFSVolumeSource.readOnly": "Mount it read-only.",
+    "DownwardAPIVolumeSource.items": "The files: each a field of the pod or a container's "
+                                     "resource.",
+    "DownwardAPIVolumeSource.defaultMode": "The files' mode bits. Default 0644.",
+    "DownwardAPIVolumeFile.path": "The file's relative path in the volume.",
+    "DownwardAPIVolumeFile.fieldRef": "A field of the pod: metadata.name, namespace, uid, "
+                                      "labels or annotations.",
+    "DownwardAPIVolumeFile.resourceFieldRef": "A container's request or limit.",
+    "DownwardAPIVolumeFile.mode": "This file's mode bits, instead of defaultMode.",
+    "ProjectedVolumeSource.sources": "What the directory holds.",
+    "ProjectedVolumeSource.defaultMode": "The files' mode bits. Default 0644.",
+    "VolumeProjection.secret": "A Secret's keys.",
+    "VolumeProjection.configMap": "A ConfigMap's keys.",
+    "VolumeProjection.downwardAPI": "Fields of the pod.",
+    "VolumeProjection.serviceAccountToken": "A token of the pod's service account, "
+                                            "renewed by the node's agent before it expires.",
+    "ServiceAccountTokenProjection.audience": "Who the token is for. Default the API "
+                                              "server.",
+    "ServiceAccountTokenProjection.expirationSeconds": "How long the token lives. Default "
+                                                      "3607 (an hour).",
+    "ServiceAccountTokenProjection.path": "The token file's relative path.",
+    "VolumeMount.mountPropagation": "Whether mounts made later propagate between the host "
+                                    "and the container: None (the default), "
+                                    "HostToContainer or Bidirectional.",
+    # --- probes and lifecycle -------------------------------------------------------------
+    "HTTPGetAction.path": "The path to GET. Default /.",
+    "HTTPGetAction.port": "The container's port, by number or name.",
+    "HTTPGetAction.host": "The host to connect to. Default the pod's IP.",
+    "HTTPGetAction.scheme": "HTTP or HTTPS (the certificate is not checked). Default "
+                            "HTTP.",
+    "HTTPGetAction.httpHeaders": "Headers to send.",
+    "HTTPHeader.name": "The header's name.",
+    "HTTPHeader.value": "The header's value.",
+    "TCPSocketAction.port": "The port to connect to, by number or name: open means "
+                            "success.",
+    "TCPSocketAction.host": "The host to connect to. Default the pod's IP.",
+    "GRPCAction.port": "The port of the gRPC health service.",
+    "GRPCAction.service": "The service name to check (grpc.health.v1). Default \"\".",
+    "ExecAction.command": "A command run in the container, not in a shell: exit 0 means "
+                          "success.",
+    "Lifecycle.postStart": "Run right after the container starts; if it fails, the "
+                           "container is killed.",
+    "Lifecycle.preStop": "Run before the container is stopped, within its grace period.",
+    "LifecycleHandler.exec": "A command to run in the container.",
+    "LifecycleHandler.httpGet": "An HTTP GET to send.",
+    "LifecycleHandler.tcpSocket": "Deprecated: a TCP connection to open.",
+    # --- environment ------------------------------------------------------------------------
+    "EnvVarSource.fieldRef": "A field of the pod: metadata.name, namespace, uid, labels, "
+                             "annotations, spec.nodeName, spec.serviceAccountName, "
+                             "status.hostIP, status.podIP.",
+    "EnvVarSource.resourceFieldRef": "A container's request or limit.",
+    "EnvVarSource.configMapKeyRef": "A key of a ConfigMap.",
+    "EnvVarSource.secretKeyRef": "A key of a Secret.",
+    "EnvFromSource.prefix": "Put before every variable's name.",
+    "EnvFromSource.configMapRef": "Every key of a ConfigMap, as variables.",
+    "EnvFromSource.secretRef": "Every key of a Secret, as variables.",
+    "KeySelector.key": "The key to read.",
+    "KeySelector.name": "The ConfigMap's or Secret's name, in the pod's namespace.",
+    "KeySelector.optional": "Start the container even if it is missing.",
+    "ObjectFieldSelector.fieldPath": "The field's path, e.g. metadata.name.",
+    "ResourceFieldSelector.resource": "limits.cpu, limits.memory, requests.cpu, "
+                                      "requests.memory, or their ephemeral-storage.",
+    "ResourceFieldSelector.containerName": "The container whose resource it is. Default "
+                                           "this one.",
+    "ResourceFieldSelector.divisor": "The unit to give it in (1m, 1Mi...). Default 1.",
+    # --- scheduling -----------------------------------------------------------------------
+    "Affinity.nodeAffinity": "Which nodes the pod may or prefers to run on, by their "
+                             "labels.",
+    "Affinity.podAffinity": "Run near pods with these labels (on the same node or "
+                            "topology domain).",
+    "Affinity.podAntiAffinity": "Run away from pods with these labels.",
+    "NodeAffinity.requiredDuringSchedulingIgnoredDuringExecution": "Nodes the pod may "
+                                                                   "only run on.",
+    "NodeAffinity.preferredDuringSchedulingIgnoredDuringExecution": "Nodes the scheduler "
+                                                                    "prefers, by weight.",
+    "NodeSelector.nodeSelectorTerms": "Any one of these terms must match.",
+    "NodeSelectorTerm.matchExpressions": "Requirements on the node's labels, all of which "
+                                         "must hold.",
+    "NodeSelectorTerm.matchFields": "Requirements on the node's fields (metadata.name).",
+    "NodeSelectorRequirement.key": "The label (or field) the requirement is about.",
+    "NodeSelectorRequirement.operator": "In, NotIn, Exists, DoesNotExist, Gt or Lt.",
+    "NodeSelectorRequirement.values": "The values for In and NotIn; one number for Gt "
+                                      "and Lt; none for Exists and DoesNotExist.",
+    "PreferredSchedulingTerm.weight": "1-100: how much the scheduler prefers nodes that "
+                                      "match.",
+    "PreferredSchedulingTerm.preference": "The node term to match.",
+    "PodAffinity.requiredDuringSchedulingIgnoredDuringExecution": "Terms that must hold "
+                                                                  "for the pod to be "
+                                                                  "placed.",
+    "PodAffinity.preferredDuringSchedulingIgnoredDuringExecution": "Terms the scheduler "
+                                                                   "prefers, by weight.",
+    "PodAffinityTerm.labelSelector": "The pods this term is about.",
+    "PodAffinityTerm.namespaces": "Their namespaces. Default the pod's own.",
+    "PodAffinityTerm.topologyKey": "The node label whose value makes a domain, e.g. "
+                                   "kubernetes.io/hostname (one node).",
+    "WeightedPodAffinityTerm.weight": "1-100: how much the scheduler prefers this.",
+    "WeightedPodAffinityTerm.podAffinityTerm": "The term.",
+    "Toleration.key": "The taint's key it tolerates; empty with Exists: every taint.",
+    "Toleration.operator": "Equal (the default: key and value match) or Exists (any "
+                           "value).",
+    "Toleration.value": "The taint's value, for Equal.",
+    "Toleration.effect": "The effect it tolerates: NoSchedule, PreferNoSchedule, "
+                         "NoExecute, or empty for all.",
+    "Toleration.tolerationSeconds": "With NoExecute: how long the pod stays once the "
+                                    "taint is added, then it is evicted. Unset: forever.",
+    "Taint.key": "The taint's key.",
+    "Taint.value": "The taint's value.",
+    "Taint.effect": "NoSchedule (no new pods), PreferNoSchedule, or NoExecute (running "
+                    "pods without a toleration are evicted).",
+    "Taint.timeAdded": "When a NoExecute taint was added.",
+    # --- nodes ------------------------------------------------------------------------------
+    "NodeSpec.podCIDR": "The range the node's pods take their IPs from.",
+    "NodeSpec.podCIDRs": "The node's pod ranges (one per IP family).",
+    "NodeSpec.providerID": "The machine's id at its cloud provider, if any.",
+    "NodeSpec.unschedulable": "No new pods are scheduled here (kubectl cordon).",
+    "NodeSpec.taints": "Pods without a matching toleration are kept off (or evicted).",
+    "NodeStatus.capacity": "The node's resources: cpu, memory, pods, ephemeral-storage.",
+    "NodeStatus.allocatable": "What pods may use: capacity less what is reserved.",
+    "NodeStatus.phase": "Deprecated and unused.",
+    "NodeStatus.conditions": "Ready and the pressure conditions, as the agent reports "
+                             "them.",
+    "NodeStatus.addresses": "InternalIP and Hostname.",
+    "NodeStatus.daemonEndpoints": "Where the node's agent listens.",
+    "NodeStatus.nodeInfo": "The machine and its software.",
+    "NodeAddress.type": "InternalIP, ExternalIP or Hostname.",
+    "NodeAddress.address": "The address.",
+    "NodeDaemonEndpoints.kubeletEndpoint": "The port of the node's agent (kubelet's, "
+                                           "here nodeagent's API).",
+    "DaemonEndpoint.Port": "The port number.",
+    "NodeSystemInfo.machineID": "/etc/machine-id.",
+    "NodeSystemInfo.systemUUID": "The machine's SMBIOS UUID.",
+    "NodeSystemInfo.bootID": "Changes at each boot.",
+    "NodeSystemInfo.kernelVersion": "uname -r.",
+    "NodeSystemInfo.osImage": "PRETTY_NAME of /etc/os-release.",
+    "NodeSystemInfo.containerRuntimeVersion": "nodeagent://<version>: the runtime is the "
+                                              "agent's own.",
+    "NodeSystemInfo.kubeletVersion": "The version the node's agent reports.",
+    "NodeSystemInfo.kubeProxyVersion": "Deprecated; the same as kubeletVersion.",
+    "NodeSystemInfo.operatingSystem": "linux.",
+    "NodeSystemInfo.architecture": "amd64, arm64...",
+    # --- events -----------------------------------------------------------------------------
+    "Event.involvedObject": "The object the event is about.",
+    "Event.regarding": "The object the event is about.",
+    "Event.related": "A second object involved, if any.",
+    "Event.reason": "Why: a short CamelCase word (Scheduled, Pulled, Killing, "
+                    "Unhealthy...).",
+    "Event.message": "What happened, for people.",
+    "Event.note": "What happened, for people (at most 1 KiB).",
+    "Event.source": "The component and host that reported it (legacy).",
+    "Event.deprecatedSource": "The component and host that reported it (legacy).",
+    "Event.firstTimestamp": "When it was first seen.",
+    "Event.deprecatedFirstTimestamp": "When it was first seen (legacy).",
+    "Event.lastTimestamp": "When it was last seen.",
+    "Event.deprecatedLastTimestamp": "When it was last seen (legacy).",
+    "Event.count": "How many times it was seen.",
+    "Event.deprecatedCount": "How many times it was seen (legacy).",
+    "Event.type": "Normal or Warning.",
+    "Event.eventTime": "When it first happened, in microseconds.",
+    "Event.series": "For an event that repeats: its count and when it was last seen.",
+    "Event.action": "What was done, or failed, e.g. Binding or Pulling.",
+    "Event.reportingComponent": "Who reported it, e.g. kubelet or default-scheduler.",
+    "Event.reportingController": "Who reported it, e.g. kubelet or default-scheduler.",
+    "Event.reportingInstance": "Which instance of the reporter, e.g. the node's name.",
+    "EventSeries.count": "How many times it happened in this series.",
+    "EventSeries.lastObservedTime": "When it last happened.",
+    "EventSource.component": "The component that reported it.",
+    "EventSource.host": "The node it was reported on.",
+    "ObjectReference.namespace": "The object's namespace.",
+    "ObjectReference.name": "The object's name.",
+    "ObjectReference.uid": "The object's uid.",
+    "ObjectReference.resourceVersion": "The version of the object it refers to.",
+    "ObjectReference.fieldPath": "A part of the object, e.g. spec.containers{web}.",
+    # --- owners and selectors ---------------------------------------------------------------
+    "OwnerReference.name": "The owner's name.",
+    "OwnerReference.uid": "The owner's uid: an owner of the same name but another uid "
+                          "is not the owner.",
+    "OwnerReference.controller": "This owner is the managing controller (at most one "
+                                 "is).",
+    "OwnerReference.blockOwnerDeletion": "With foreground deletion, the owner is not "
+                                         "removed before this object.",
+    "LabelSelector.matchLabels": "Labels that must be present with these values.",
+    "LabelSelector.matchExpressions": "Requirements that must all hold.",
+    "LabelSelectorRequirement.key": "The label's key.",
+    "LabelSelectorRequirement.operator": "In, NotIn, Exists or DoesNotExist.",
+    "LabelSelectorRequirement.values": "The values for In and NotIn; none otherwise.",
+    "LocalObjectReference.name": "The object's name, in the same namespace.",
+    "TypedLocalObjectReference.apiGroup": "The object's API group.",
+    "TypedLocalObjectReference.name": "The object's name.",
+    # --- services and endpoints -------------------------------------------------------------
+    "ServiceSpec.sessionAffinityConfig": "With ClientIP affinity: how long a client "
+                                         "sticks to its endpoint.",
+    "ServiceSpec.loadBalancerIP": "Deprecated: the address to ask a load balancer for.",
+    "ServiceSpec.allocateLoadBalancerNodePorts": "With LoadBalancer: whether node ports "
+                                                 "are given too. Default true.",
+    "SessionAffinityConfig.clientIP": "Settings of ClientIP affinity.",
+    "ClientIPConfig.timeoutSeconds": "Seconds a client sticks to its endpoint. Default "
+                                     "10800 (3 hours).",
+    "ServiceStatus.loadBalancer": "The load balancer's ingress points.",
+    "LoadBalancerStatus.ingress": "Where the load balancer answers.",
+    "LoadBalancerIngress.ip": "An IP address.",
+    "LoadBalancerIngress.hostname": "A DNS name.",
+    "Endpoints.subsets": "Groups of addresses that share ports.",
+    "EndpointSubset.addresses": "Ready addresses: traffic goes to them.",
+    "EndpointSubset.notReadyAddresses": "Addresses of pods not ready (yet).",
+    "EndpointSubset.ports": "The ports every address of this subset serves.",
+    "EndpointAddress.ip": "The endpoint's IP.",
+    "EndpointAddress.hostname": "The endpoint's host name.",
+    "EndpointAddress.nodeName": "The node it runs on.",
+    "EndpointAddress.targetRef": "The pod behind it.",
+    "EndpointPort.port": "The port number.",
+    "EndpointPort.name": "The Service port's name it serves.",
+    "EndpointPort.protocol": "TCP, UDP or SCTP.",
+    "EndpointPort.appProtocol": "The application protocol.",
+    "EndpointSlice.addressType": "IPv4, IPv6 or FQDN.",
+    "EndpointSlice.endpoints": "At most 1,000 endpoints.",
+    "EndpointSlice.ports": "The ports every endpoint serves.",
+    "Endpoint.addresses": "The endpoint's addresses (one, for a pod).",
+    "Endpoint.conditions": "Whether it is ready, serving and terminating.",
+    "Endpoint.hostname": "The endpoint's host name.",
+    "Endpoint.targetRef": "The pod behind it.",
+    "Endpoint.deprecatedTopology": "Deprecated: use nodeName and zone.",
+    "Endpoint.nodeName": "The node it runs on.",
+    "Endpoint.zone": "The zone it runs in.",
+    "Endpoint.hints": "Where it should be used from (topology aware routing).",
+    "EndpointConditions.ready": "Ready for traffic (serving and not terminating).",
+    "EndpointConditions.serving": "Its readiness probe passes, terminating or not.",
+    "EndpointConditions.terminating": "Its pod is shutting down.",
+    "EndpointHints.forZones": "Zones that should use it.",
+    "EndpointHints.forNodes": "Nodes that should use it.",
+    "ForZone.name": "The zone's name.",
+    "ForNode.name": "The node's name.",
+    # --- ingress ----------------------------------------------------------------------------
+    "IngressSpec.ingressClassName": "The IngressClass (the controller) to serve it.",
+    "IngressSpec.defaultBackend": "Where a request no rule matches goes.",
+    "IngressSpec.tls": "Hosts served over TLS, and the Secret with their certificate.",
+    "IngressSpec.rules": "Host and path rules, tried in order.",
+    "IngressRule.host": "The host name it matches (a leading *. matches one label); "
+                        "empty: every host.",
+    "IngressRule.http": "The paths of this host.",
+    "HTTPIngressRuleValue.paths": "Paths and the backends they go to.",
+    "HTTPIngressPath.path": "The path it matches.",
+    "HTTPIngressPath.pathType": "Exact, Prefix (by path elements) or "
+                                "ImplementationSpecific.",
+    "HTTPIngressPath.backend": "Where matching requests go.",
+    "IngressBackend.service": "A Service and port.",
+    "IngressBackend.resource": "Another object of the Ingress's namespace.",
+    "IngressServiceBackend.name": "The Service's name.",
+    "IngressServiceBackend.port": "Its port, by number or name.",
+    "ServiceBackendPort.name": "The Service port's name.",
+    "ServiceBackendPort.number": "The Service port's number.",
+    "IngressTLS.hosts": "The hosts the certificate is for.",
+    "IngressTLS.secretName": "The Secret (type kubernetes.io/tls) holding it.",
+    "IngressStatus.loadBalancer": "Where the ingress controller answers.",
+    # --- storage ----------------------------------------------------------------------------
+    "PersistentVolumeSpec.capacity": "The volume's size (storage).",
+    "PersistentVolumeSpec.accessModes": "ReadWriteOnce, ReadOnlyMany, ReadWriteMany or "
+                                        "ReadWriteOncePod.",
+    "PersistentVolumeSpec.persistentVolumeReclaimPolicy": "What happens when its claim "
+                                                          "goes: Retain, Delete or "
+                                                          "Recycle.",
+    "PersistentVolumeSpec.storageClassName": "The class it belongs to; only claims of "
+                                             "that class bind it.",
+    "PersistentVolumeSpec.volumeMode": "Filesystem (the default) or Block.",
+    "PersistentVolumeSpec.mountOptions": "Options for mounting it.",
+    "PersistentVolumeSpec.claimRef": "The claim it is bound (or reserved) to.",
+    "PersistentVolumeSpec.nodeAffinity": "The nodes it can be used from (a local volume's "
+                                         "node).",
+    "PersistentVolumeSpec.hostPath": "A directory of a node.",
+    "PersistentVolumeSpec.local": "A local disk or directory of one node.",
+    "PersistentVolumeSpec.nfs": "An NFS export.",
+    "PersistentVolumeSpec.gcePersistentDisk": "A GCE persistent disk. Kept, but this "
+                                              "server does not act on it.",
+    "PersistentVolumeStatus.phase": "Available, Bound, Released or Failed.",
+    "PersistentVolumeStatus.message": "Why it is in that phase.",
+    "PersistentVolumeStatus.reason": "A CamelCase reason for a failure.",
+    "PersistentVolumeClaimSpec.accessModes": "The access modes asked for.",
+    "PersistentVolumeClaimSpec.selector": "Only volumes with these labels.",
+    "PersistentVolumeClaimSpec.resources": "The storage asked for (requests.storage).",
+    "PersistentVolumeClaimSpec.volumeName": "Bind this volume.",
+    "PersistentVolumeClaimSpec.storageClassName": "The class asked for; \"\" asks for a "
+                                                  "volume without one.",
+    "PersistentVolumeClaimSpec.volumeMode": "Filesystem (the default) or Block.",
+    "PersistentVolumeClaimStatus.phase": "Pending, Bound or Lost.",
+    "PersistentVolumeClaimStatus.accessModes": "The bound volume's access modes.",
+    "PersistentVolumeClaimStatus.capacity": "The bound volume's size.",
+    "VolumeResourceRequirements.requests": "The least storage needed.",
+    "VolumeResourceRequirements.limits": "The most storage allowed.",
+    "VolumeNodeAffinity.required": "Nodes that can use the volume.",
+    "LocalVolumeSource.path": "The path on the node.",
+    "LocalVolumeSource.fsType": "Its file system type, for a block device.",
+    "GCEPersistentDiskVolumeSource.pdName": "The disk's name.",
+    "GCEPersistentDiskVolumeSource.fsType": "Its file system type.",
+    "GCEPersistentDiskVolumeSource.partition": "The partition to mount.",
+    "GCEPersistentDiskVolumeSource.readOnly": "Mount it read-only.",
+    # --- config, secrets, namespaces, accounts ----------------------------------------------
+    "ConfigMap.data": "The values, as UTF-8 strings, by key.",
+    "ConfigMap.binaryData": "Binary values, base64 in JSON, by key.",
+    "ConfigMap.immutable": "Once true, data cannot change (and nodes stop watching it).",
+    "Secret.data": "The values, base64 in JSON, by key.",
+    "Secret.stringData": "Write-only: plain strings merged into data on write.",
+    "Secret.type": "Opaque (the default), kubernetes.io/tls, "
+                   "kubernetes.io/dockerconfigjson, kubernetes.io/service-account-token...",
+    "Secret.immutable": "Once true, data cannot change.",
+    "NamespaceSpec.finalizers": "What must clean up before the namespace is removed.",
+    "NamespaceStatus.phase": "Active, or Terminating while its objects are deleted.",
+    "ServiceAccount.secrets": "Secrets of the account (legacy tokens).",
+    "ServiceAccount.imagePullSecrets": "Registry credentials given to its pods.",
+    "ServiceAccount.automountServiceAccountToken": "Whether pods get a token of this "
+                                                   "account mounted. Default true.",
+    # --- RBAC -------------------------------------------------------------------------------
+    "PolicyRule.verbs": "get, list, watch, create, update, patch, delete, deletecollection, "
+                        "or * for all.",
+    "PolicyRule.apiGroups": "The API groups (\"\" is the core group; * all).",
+    "PolicyRule.resources": "Resources (pods, pods/log...; * all).",
+    "PolicyRule.resourceNames": "Only these objects by name; empty: all.",
+    "PolicyRule.nonResourceURLs": "Paths that are no resource (/healthz, /version...), "
+                                  "for ClusterRoles.",
+    "Role.rules": "The permissions.",
+    "ClusterRole.rules": "The permissions.",
+    "ClusterRole.aggregationRule": "Take the rules of ClusterRoles with these labels.",
+    "AggregationRule.clusterRoleSelectors": "ClusterRoles whose rules are added.",
+    "RoleBinding.subjects": "Who is granted.",
+    "RoleBinding.roleRef": "What is granted; it cannot change.",
+    "ClusterRoleBinding.subjects": "Who is granted.",
+    "ClusterRoleBinding.roleRef": "What is granted; it cannot change.",
+    "Subject.name": "The user's, group's or service account's name.",
+    "Subject.apiGroup": "rbac.authorization.k8s.io for users and groups, \"\" for service "
+                        "accounts.",
+    "Subject.namespace": "The service account's namespace.",
+    "RoleRef.apiGroup": "rbac.authorization.k8s.io.",
+    "RoleRef.name": "The Role's or ClusterRole's name.",
+    # --- list metadata and requests -------------------------------------------------------
+    "ListMeta.continue": "Pass as continue to get the next page; empty on the last.",
+    "ListMeta.remainingItemCount": "How many items are left after this page (when known).",
+    "ListMeta.resourceVersion": "The store's version the list was read at: watch from it.",
+    "ManagedFieldsEntry.manager": "Who manages these fields (a field manager's name).",
+    "ManagedFieldsEntry.operation": "Apply or Update.",
+    "ManagedFieldsEntry.time": "When the manager last changed them.",
+    "ManagedFieldsEntry.fieldsType": "FieldsV1.",
+    "ManagedFieldsEntry.fieldsV1": "The fields, as a set of paths.",
+    "ManagedFieldsEntry.subresource": "The subresource they were written through (status, "
+                                      "scale), if any.",
+    "DeleteOptions.dryRun": "All: check, but do not delete.",
+    "DeleteOptions.gracePeriodSeconds": "How long the object may take to go (pods). 0: "
+                                        "at once.",
+    "DeleteOptions.propagationPolicy": "What becomes of dependents: Orphan, Background "
+                                       "(the default) or Foreground.",
+    "DeleteOptions.preconditions": "Delete only if the uid or resourceVersion still "
+                                   "match.",
+    "Status.status": "Success or Failure.",
+    "Status.code": "The HTTP status code.",
+    "Status.reason": "A CamelCase reason (NotFound, AlreadyExists, Conflict, Invalid...).",
+    "Status.message": "What went wrong, for people.",
+    "Status.details": "The object concerned and the causes, field by field.",
+    # --- workloads --------------------------------------------------------------------------
+    "RollingUpdateDeployment.maxUnavailable": "How many pods (or percent of replicas) may "
+                                              "be unavailable during the rollout. Default "
+                                              "25%.",
+    "RollingUpdateDeployment.maxSurge": "How many pods (or percent) may exist beyond "
+                                        "replicas during the rollout. Default 25%.",
+    "KeysProjection.name": "The ConfigMap's or Secret's name, in the pod's namespace.",
+    "KeysProjection.items": "Only these keys, at these paths (default: every key, named "
+                            "after it).",
+    "KeysProjection.optional": "Start the pod even if it (or a key) is missing.",
+    "KeysProjection.defaultMode": "The files' mode bits.",
+    "EphemeralContainer.targetContainerName": "A container whose process namespace this "
+                                              "one joins (kubectl debug --target).",
+})
+
+# Types that hold the same fields as another, described once.
+_SAME_AS = {"EphemeralContainer": "Container",
+            "ReplicationControllerStatus": "ReplicaSetStatus",
+            "ReplicationControllerCondition": "ReplicaSetCondition",
+            "ReplicationControllerSpec": "ReplicaSetSpec",
+            "DeploymentSpec": "ReplicaSetSpec"}
+
 
 def describe(type_name: str, field: str) -> str:
     """A field's description, or ''."""
-    return DESCRIPTIONS.get(f"{type_name}.{field}") or DESCRIPTIONS.get(f"*.{field}", "")
+    return (DESCRIPTIONS.get(f"{type_name}.{field}")
+            or DESCRIPTIONS.get(f"{_SAME_AS.get(type_name, '')}.{field}")
+            or DESCRIPTIONS.get(f"*.{field}", ""))

@@ -168,6 +168,9 @@ def test_kubectl_explain(agent: AgentProcess) -> None:
     assert "does not act on" in out.stdout, out.stdout
     out = kubectl(agent, "explain", "pods")  # the kind itself is described
     assert "A group of containers" in out.stdout, out.stdout
+    out = kubectl(agent, "explain", "pod.spec.volumes.hostPath")  # and the rarer fields
+    assert "DirectoryOrCreate" in out.stdout and "<no description>" not in out.stdout, \
+        out.stdout
     # The OpenAPI v2 form: client-go's OpenAPISchema() reads it as protobuf.
     out = kubectl(agent, "explain", "pods.spec.restartPolicy", "--output=plaintext-openapiv2")
     assert "FIELD:    restartPolicy <string>" in out.stdout, out.stdout
