@@ -63,11 +63,18 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     return "".join(_ALPHABET[ord(c) % len(_ALPHABET)] for c in str(h))
 
 
-def _without_hash(template: Obj) -> Obj:
+def _comparable(template: Obj) -> Obj:
+    """A template as the controller compares it (Kubernetes' EqualIgnoreHash): without
+    the hash label, and without a container's empty resources, a default that templates
+    written by older versions lack."""
     t = copy.deepcopy(template)
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)
+    spec = t.get("spec") or {}
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        if c.get("resources") == {}:
+            del c["resources"]
     return t
 
 
@@ -120,7 +127,7 @@ class DeploymentController:
         spec = d["spec"]
         template = spec.get("template") or {}
         new = next((rs for rs in owned
-                    if _without_hash(rs["spec"].get("template") or {}) == _without_hash(template)),
+                    if _comparable(rs["spec"].get("template") or {}) == _comparable(template)),
                    None)
         old = sorted((rs for rs in owned if rs is not new),
                      key=lambda rs: (revision_of(rs), rs["metadata"].get("creationTimestamp", "")))

@@ -158,3 +158,31 @@ def test_template_hash_is_stable_and_uses_kubernetes_alphabet():
     assert template_hash(t) == template_hash(dict(reversed(list(t.items()))))
     assert template_hash(t) != template_hash(t, collision_count=1)
     assert set(template_hash(t)) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+async def test_templates_stored_before_a_new_default_roll_nothing_out(objects):
+    """Templates now get resources: {} (as a real cluster shows them).  A Deployment and
+    its ReplicaSet stored without it still match when the Deployment is next written,
+    so scaling it rolls nothing out."""
+    import orjson
+
+    from nodeagent.store.mvcc import Op, OpKind, Txn
+    await objects.create(DEPLOYMENTS, "default", deployment(replicas=1))
+    dc, rc = DeploymentController(objects), ReplicaSetController(objects)
+    await settle(objects, dc, rc)
+    (rs,) = objects.list(REPLICASETS, "default")["items"]
+    assert rs["spec"]["template"]["spec"]["containers"][0]["resources"] == {}
+    for res, name in ((DEPLOYMENTS, "kubia"), (REPLICASETS, rs["metadata"]["name"])):
+        old = objects.get(res, "default", name)
+        del old["spec"]["template"]["spec"]["containers"][0]["resources"]
+        del old["metadata"]["resourceVersion"]
+        await objects.store.txn(Txn(success=(Op(OpKind.PUT, res.key("default", name),
+                                                 orjson.dumps(old)),)))
+    d = objects.get(DEPLOYMENTS, "default", "kubia")
+    d["spec"]["replicas"] = 2
+    await objects.update(DEPLOYMENTS, "default", "kubia", d)
+    assert objects.get(DEPLOYMENTS, "default", "kubia")["spec"]["template"]["spec"][
+        "containers"][0]["resources"] == {}
+    await settle(objects, dc, rc)
+    assert [r["metadata"]["name"] for r in objects.list(REPLICASETS, "default")["items"]] == \
+        [rs["metadata"]["name"]]

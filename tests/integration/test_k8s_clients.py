@@ -451,6 +451,9 @@ def test_defaults_match_a_real_clusters(agent: AgentProcess, api: k8s.ApiClient)
             return got if (got.get("status") or {}).get("conditions") else {}
         dep = until(conditions, 10, "a status")
         assert not [k for k, v in dep["status"].items() if v == 0], dep["status"]
+        # A template's containers show resources: {} too, as a real cluster's do.
+        assert [c.get("resources") for c in dep["spec"]["template"]["spec"]["containers"]] \
+            == [{}, {}]
         rs = until(lambda: [r for r in admin.get("/apis/apps/v1/namespaces/default/"
                                                  "replicasets").json()["items"]
                             if r["metadata"]["name"].startswith("zeros-") and r.get("status")],
