@@ -172,6 +172,11 @@ def _parameter(param: dict[str, Any], where: str) -> bytes:
     return _message([(1, _message([(2, sub)]))])
 
 
+def _parameters(out: bytearray, number: int, params: list[Any], where: str) -> None:
+    for i, p in enumerate(params):
+        put_bytes(out, number, _parameter(p, f"{where}.parameters[{i}]"))
+
+
 def _responses(responses: dict[str, Any], where: str) -> bytes:
     named = []
     for code, response in responses.items():
@@ -196,8 +201,7 @@ def _operation(op: dict[str, Any], where: str) -> bytes:
             number, kind = _OPERATION[key]
             _scalar(out, number, kind, value, f"{where}.{key}")
         elif key == "parameters":
-            for i, p in enumerate(value):
-                put_bytes(out, 8, _parameter(p, f"{where}.parameters[{i}]"))
+            _parameters(out, 8, value, where)
         elif key == "responses":
             put_bytes(out, 9, _responses(value, f"{where}.responses"))
         elif key.startswith("x-"):
@@ -214,8 +218,7 @@ def _path_item(item: dict[str, Any], where: str) -> bytes:
         if key in _METHODS:
             put_bytes(out, _METHODS[key], _operation(value, f"{where}.{key}"))
         elif key == "parameters":
-            for i, p in enumerate(value):
-                put_bytes(out, 9, _parameter(p, f"{where}.parameters[{i}]"))
+            _parameters(out, 9, value, where)
         elif key.startswith("x-"):
             _vendor(out, 10, key, value)
         else:

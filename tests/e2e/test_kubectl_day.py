@@ -210,9 +210,7 @@ def reach_through_the_api(day: Day, pod: str) -> None:
              expect="You've hit")
     day.step("get --raw nodes/proxy", "get", "--raw", "/api/v1/nodes/node1/proxy/healthz",
              expect="ok")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proxy = day.background("proxy", f"--port={port}")
     try:
         ok, detail = False, ""
@@ -244,20 +242,10 @@ def reach_over_spdy(day: Day, pod: str) -> None:
         failed = day.run("exec", pod, "--", "sh", "-c", "exit 3")
         day.results["exec exit code (SPDY)"] = (failed.returncode == 3,
                                                 f"exit {failed.returncode}: {failed.stderr}")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         forward = day.background("port-forward", f"pod/{pod}", f"{port}:8080")
         try:
-            ok, detail = False, ""
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not ok:
-                try:
-                    detail = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
-                    ok = pod in detail
-                except httpx.HTTPError as exc:
-                    detail = str(exc)
-                    time.sleep(0.5)
+            ok, detail = get_through(port, pod)
         finally:
             forward.terminate()
             out = forward.communicate(timeout=10)[0]
@@ -267,24 +255,34 @@ def reach_over_spdy(day: Day, pod: str) -> None:
             day.env.pop(name)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_through(port: int, pod: str, within_s: float = 30) -> tuple[bool, str]:
+    """GET / on a local forwarded port until the pod answers: (it did, what came)."""
+    ok, detail = False, ""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and not ok:
+        try:
+            detail = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+            ok = pod in detail
+        except httpx.HTTPError as exc:
+            detail = str(exc)
+            time.sleep(0.5)
+    return ok, detail
+
+
 def reach_and_attach(day: Day, pod: str) -> None:
     """port-forward to the pod, an HTTP request through it, and attach: the request shows
     in what the attached container writes."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     forward = day.background("port-forward", f"pod/{pod}", f"{port}:8080")
     attach = None
     try:
-        ok, detail = False, ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not ok:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
-                ok, detail = pod in answer, answer
-            except httpx.HTTPError as exc:
-                detail = str(exc)
-                time.sleep(0.5)
+        ok, detail = get_through(port, pod)
         day.results["port-forward"] = (ok, detail)
         attach = day.background("attach", pod)
         time.sleep(2)  # attached before the request
