@@ -86,9 +86,11 @@ class SpdyUpgrade(trio.abc.Stream):
         self._client_bytes = b""  # client bytes read with its head, to translate later
         self._version = ""
         self._port_forward = False
-        self._ws = Protocol(Side.CLIENT, max_size=None)
-        self._reader = spdy.FrameReader()
-        self._writer = spdy.HeaderWriter()
+        # Made only for an upgrade: every connection has this wrapper, and a SPDY header
+        # compressor alone holds some 256 KiB.
+        self._ws: Protocol
+        self._reader: spdy.FrameReader
+        self._writer: spdy.HeaderWriter
         self._streams: dict[int, int] = {}  # channel -> the client's stream id
         self._held: dict[int, list[bytes]] = {}  # output for a stream not yet opened
         self._channel = 1  # the channel of the server's message being read
@@ -193,6 +195,8 @@ class SpdyUpgrade(trio.abc.Stream):
             protocol = "v5.channel.k8s.io" if self._version == EXEC_VERSIONS[0] else \
                 "unsupported.channel.k8s.io"  # the route refuses it, naming what it takes
         self._mode = "upgrading"
+        self._ws = Protocol(Side.CLIENT, max_size=None)
+        self._reader, self._writer = spdy.FrameReader(), spdy.HeaderWriter()
         key = base64.b64encode(os.urandom(16))
         lines = [b"GET " + target + b" HTTP/1.1"]
         lines += [n + b": " + v for n, v in pairs if n not in _DROPPED]
