@@ -548,6 +548,10 @@ def _mutable_blanked(spec: PodSpec | None) -> dict[str, Any]:
     return d
 
 
+PROBE_DEFAULTS = {"timeout_seconds": 1, "period_seconds": 10, "success_threshold": 1,
+                  "failure_threshold": 3}
+
+
 def default_pod_spec(spec: PodSpec) -> None:
     if spec.security_context is None:  # Kubernetes defaults it to {} (kubectl debug reads it)
         spec.security_context = PodSecurityContext()
@@ -556,8 +560,14 @@ def default_pod_spec(spec: PodSpec) -> None:
         if c.image_pull_policy is None:
             c.image_pull_policy = default_pull_policy(c.image or "")
         for probe in (c.liveness_probe, c.readiness_probe, c.startup_probe):
-            if probe and probe.http_get and probe.http_get.path is None:
+            if probe is None:
+                continue
+            if probe.http_get and probe.http_get.path is None:
                 probe.http_get.path = "/"
+            # SetDefaults_Probe: a zero (Go's unset) is the default, never refused.
+            for name, default in PROBE_DEFAULTS.items():
+                if getattr(probe, name) == 0:
+                    setattr(probe, name, default)
 
 
 def _qos_class(spec: PodSpec) -> str:
@@ -873,10 +883,6 @@ def validate_probe(probe: Probe, path: Path, declared_ports: set[str],
                 value, f"must be greater than or equal to {minimum}"))
     if needs_one_success and probe.success_threshold != 1:
         errs.append(path.child("successThreshold").invalid(probe.success_threshold, "must be 1"))
-    if probe.timeout_seconds > probe.period_seconds >= 1:
-        errs.append(path.child("timeoutSeconds").invalid(
-            probe.timeout_seconds,
-            f"must be less than or equal to periodSeconds ({probe.period_seconds})"))
     for h, hp in ((probe.http_get, "httpGet"), (probe.tcp_socket, "tcpSocket")):
         if h is None:
             continue

@@ -388,10 +388,15 @@ def test_rolling_update_and_rollback_drop_no_request(node, tmp_path):
     # the rules drop a pod before SIGTERM (it waits up to half the grace for that).
     # A cpu request, as an app that must not drop requests has: its pods are Burstable (cpu
     # shares 102), not BestEffort (2), and get their share while the agent is busy.
+    # A probe timeout of 5 s: once scaled down to one pod, that pod carries the hammer,
+    # and with the agent deleting pods beside it, a 1 s probe timed out three times in a
+    # row once (the pod starved for 4 s), which took the Service's only endpoint away.
+    # What is tested is that rollouts, deletes and scaling drop nothing, not the probe.
     manifest = KUBIA.replace("replicas: 2", "replicas: 3").replace(
         "terminationGracePeriodSeconds: 2", "terminationGracePeriodSeconds: 6").replace(
-        "        readinessProbe:", "        resources: {requests: {cpu: 100m}}\n        readinessProbe:")
-    assert "requests" in manifest
+        "        readinessProbe:", "        resources: {requests: {cpu: 100m}}\n        readinessProbe:"
+    ).replace("          periodSeconds: 1\n", "          periodSeconds: 1\n          timeoutSeconds: 5\n")
+    assert "requests" in manifest and "timeoutSeconds: 5" in manifest
     nodectl(node, "apply", "-f", "-", stdin=manifest)
     until(lambda: len(ready_pods(http)) == 3, what="3 ready pods")
     cluster_ip = http.get("/api/v1/namespaces/default/services/kubia").json()["spec"]["clusterIP"]

@@ -160,12 +160,12 @@ def test_bad_quantity_names_the_field():
 
 def test_probe_rules():
     errs = errors("Pod", pod(ports=[{"name": "http", "containerPort": 80}],
-                             readinessProbe={"httpGet": {"port": "web"}, "timeoutSeconds": 20,
+                             readinessProbe={"httpGet": {"port": "web"}, "timeoutSeconds": -2,
                                              "periodSeconds": 10, "failureThreshold": -1}))
     joined = "\n".join(errs)
     assert 'spec.containers[0].readinessProbe.httpGet.port: Invalid value: "web"' in joined
     assert "spec.containers[0].readinessProbe.failureThreshold: Invalid value: -1" in joined
-    assert "spec.containers[0].readinessProbe.timeoutSeconds" in joined
+    assert "spec.containers[0].readinessProbe.timeoutSeconds: Invalid value: -2" in joined
 
 
 def test_probe_needs_exactly_one_handler():
@@ -317,3 +317,22 @@ def test_projected_volume_paths_and_modes_are_checked_as_the_apiserver_does():
     assert f"{cm}.items[2].path: Invalid value: \"..hidden\": must not start with '..'" in errs
     assert "spec.volumes[1].secret.items[0].key: Required value" in errs
     assert any(e.startswith("spec.containers[0].volumeMounts[0].subPath:") for e in errs)
+
+
+def test_a_probe_may_wait_longer_than_its_period() -> None:
+    """Kubernetes does not tie timeoutSeconds to periodSeconds (the prober runs the next
+    probe when the last one is done): such a manifest is valid."""
+    from nodeagent.objects.pod import Pod
+    pod = Pod.model_validate({"metadata": {"name": "p"}, "spec": {"containers": [{
+        "name": "c", "image": "i", "readinessProbe": {
+            "httpGet": {"port": 80}, "periodSeconds": 1, "timeoutSeconds": 5},
+        # Zeros are Go's "unset": Kubernetes defaults them (SetDefaults_Probe).
+        "livenessProbe": {"tcpSocket": {"port": 80}, "timeoutSeconds": 0, "periodSeconds": 0,
+                          "successThreshold": 0, "failureThreshold": 0}}]}})
+    pod.apply_defaults()
+    assert pod.check() == []
+    assert pod.spec is not None and pod.spec.containers
+    live = pod.spec.containers[0].liveness_probe
+    assert live is not None
+    assert (live.timeout_seconds, live.period_seconds, live.success_threshold,
+            live.failure_threshold) == (1, 10, 1, 3)
