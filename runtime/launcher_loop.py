@@ -12,7 +12,6 @@ launcher_exec.py; runtime/launcher.py puts them together.
 from __future__ import annotations
 
 import contextlib
-import errno
 import heapq
 import json
 import logging
@@ -25,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.cgroups import CgroupDriver, detect
-from runtime.launcher_state import Exec, Live, available, now_text, proc_start_time
+from runtime.launcher_state import Exec, Live, available, now_text, proc_start_time, read_output
 from runtime.protocol import (
     ContainerState,
     ContainerStatus,
@@ -267,14 +266,9 @@ class LauncherLoop:
     def _log_readable(self, fd: int, arg: tuple[str, str]) -> None:
         cid, stream = arg
         live = self.live.get(cid)
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
+        data = read_output(fd)
+        if data is None:
             return
-        except OSError as exc:  # EIO: a terminal whose container has gone
-            if exc.errno != errno.EIO:
-                raise
-            data = b""
         if not data:
             self.sel.unregister(fd)
             os.close(fd)

@@ -16,7 +16,7 @@ from runtime.launch import Pending
 from runtime.logs import CriLogWriter, format_time
 from runtime.protocol import ContainerState
 
-__all__ = ["Exec", "Live", "Setup", "available", "now_text", "proc_start_time"]
+__all__ = ["Exec", "Live", "Setup", "available", "now_text", "proc_start_time", "read_output"]
 
 
 @dataclass
@@ -49,19 +49,22 @@ class Live:
     stdin_once: bool = False
 
 
+def read_output(fd: int) -> bytes | None:
+    """A read of a non-blocking pipe or terminal master: None when it holds nothing now,
+    b"" at its end -- for a terminal that is EIO, once every slave end is closed."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        return b""
+
+
 def available(fd: int) -> Iterator[bytes]:
     """What a non-blocking pipe (or terminal master) holds right now, up to its EOF."""
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO: a terminal whose every slave end is closed
-            if exc.errno != errno.EIO:
-                raise
-            return
-        if not data:
-            return
+    while data := read_output(fd):
         yield data
 
 

@@ -3,7 +3,8 @@ client-go's ``OpenAPISchema()`` asks for: ``kubectl explain --output=plaintext-o
 and the tools built on kube-openapi's v2 models read nothing else.
 
 It is written from the same JSON document /openapi/v2 serves, field by field as
-gnostic's OpenAPIv2.proto numbers them.  Values that gnostic keeps as ``Any`` (defaults,
+gnostic's OpenAPIv2.proto numbers them, in the document's order (a protobuf reader takes
+fields in any order).  Values that gnostic keeps as ``Any`` (defaults,
 enums, examples, the ``x-kubernetes-*`` extensions) carry their YAML text, as gnostic
 itself fills them; JSON is YAML.  A key the tables do not know is an error here, so the
 two forms of the document cannot silently differ.
@@ -98,8 +99,7 @@ def _named(name: str, value: bytes) -> bytes:
 
 def _schema(schema: dict[str, Any], where: str) -> bytes:
     out = bytearray()
-    for key in sorted(schema, key=_schema_order):
-        value = schema[key]
+    for key, value in schema.items():
         if key in _SCHEMA:
             number, kind = _SCHEMA[key]
             _scalar(out, number, kind, value, f"{where}.{key}")
@@ -124,14 +124,6 @@ def _schema(schema: dict[str, Any], where: str) -> bytes:
         else:
             raise UnknownKey(f"{where}: {key}")
     return bytes(out)
-
-
-def _schema_order(key: str) -> int:
-    """Fields in number order, as Go's marshaller writes them."""
-    if key in _SCHEMA:
-        return _SCHEMA[key][0]
-    return {"additionalProperties": 21, "type": 22, "items": 23, "allOf": 24,
-            "properties": 25}.get(key, _SCHEMA_VENDOR)
 
 
 def _parameter(param: dict[str, Any], where: str) -> bytes:
@@ -194,9 +186,7 @@ def _responses(responses: dict[str, Any], where: str) -> bytes:
 
 def _operation(op: dict[str, Any], where: str) -> bytes:
     out = bytearray()
-    for key in sorted(op, key=lambda k: _OPERATION.get(k, (8 if k == "parameters" else
-                                                           9 if k == "responses" else 13,))[0]):
-        value = op[key]
+    for key, value in op.items():
         if key in _OPERATION:
             number, kind = _OPERATION[key]
             _scalar(out, number, kind, value, f"{where}.{key}")
@@ -213,8 +203,7 @@ def _operation(op: dict[str, Any], where: str) -> bytes:
 
 def _path_item(item: dict[str, Any], where: str) -> bytes:
     out = bytearray()
-    for key in sorted(item, key=lambda k: _METHODS.get(k, 9 if k == "parameters" else 10)):
-        value = item[key]
+    for key, value in item.items():
         if key in _METHODS:
             put_bytes(out, _METHODS[key], _operation(value, f"{where}.{key}"))
         elif key == "parameters":

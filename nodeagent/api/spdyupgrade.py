@@ -93,6 +93,7 @@ class SpdyUpgrade(trio.abc.Stream):
         self._writer: spdy.HeaderWriter
         self._streams: dict[int, int] = {}  # channel -> the client's stream id
         self._held: dict[int, list[bytes]] = {}  # output for a stream not yet opened
+        self._held_bytes: dict[int, int] = {}  # their size, counted as they come
         self._channel = 1  # the channel of the server's message being read
         self._write = trio.Lock()
 
@@ -208,10 +209,13 @@ class SpdyUpgrade(trio.abc.Stream):
 
     def _hold(self, channel: int, data: bytes) -> None:
         """Output for a stream the client has not opened yet (it opens them just after
-        the 101; a client that never opens one gets none of it past MAX_HELD_BYTES)."""
-        held = self._held.setdefault(channel, [])
-        if sum(map(len, held)) + len(data) <= MAX_HELD_BYTES:
-            held.append(data)
+        the 101; a client that never opens one gets none of it past MAX_HELD_BYTES).
+        Counted, not summed: a container writing a byte at a time would make a sum per
+        message quadratic."""
+        size = self._held_bytes.get(channel, 0) + len(data)
+        if size <= MAX_HELD_BYTES:
+            self._held.setdefault(channel, []).append(data)
+            self._held_bytes[channel] = size
 
     async def _to_client(self, data: bytes | bytearray | memoryview) -> None:
         async with self._write:
@@ -235,6 +239,7 @@ class SpdyUpgrade(trio.abc.Stream):
                     continue
                 self._streams[channel] = frame.stream_id
                 await self._to_client(spdy.syn_reply_frame(self._writer, frame.stream_id, {}))
+                self._held_bytes.pop(channel, None)
                 for held in self._held.pop(channel, []):
                     await self._to_client(spdy.data_frame(frame.stream_id, held))
                 if frame.fin and channel == 0:

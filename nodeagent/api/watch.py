@@ -56,14 +56,19 @@ class EventEncoder:
         self._size = size
         self.shown = shown
 
-    def object_json(self, kv: KeyValue, revision: int) -> bytes | None:
-        if self.shown is None:
-            return raw_json(kv.value, revision, kv.key)
+    def object_dict(self, kv: KeyValue, revision: int) -> dict[str, Any] | None:
+        """The object as this encoder's watchers see it, at ``revision``."""
         obj = load_stored(kv.value, kv.key)
         if obj is None:
             return None
         obj["metadata"]["resourceVersion"] = str(revision)
-        return orjson.dumps(self.shown(obj))
+        return self.shown(obj) if self.shown is not None else obj
+
+    def object_json(self, kv: KeyValue, revision: int) -> bytes | None:
+        if self.shown is None:
+            return raw_json(kv.value, revision, kv.key)  # the stored bytes, not re-encoded
+        obj = self.object_dict(kv, revision)
+        return orjson.dumps(obj) if obj is not None else None
 
     def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
         """One event line; empty for an object that does not decode (skipped, logged)."""
@@ -71,39 +76,53 @@ class EventEncoder:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        obj = self.object_json(kv, revision)
-        data = self.event(etype, obj) if obj is not None else b""
+        data = self.encode(etype, kv, revision)
         self._cache[key] = data
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return data
 
+    def encode(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
+        obj = self.object_json(kv, revision)
+        return self.event(etype, obj) if obj is not None else b""
+
     def event(self, etype: WatchEvent, obj: bytes) -> bytes:
         return b'{"type":"%s","object":%s}\n' % (etype.encode(), obj)
 
     def bookmark(self, res: Resource, revision: int, initial_end: bool = False) -> bytes:
-        """A BOOKMARK; ``initial_end``: the one that closes a WatchList's initial events
-        (only that one carries the annotation, as kube-apiserver sends it)."""
-        meta: dict[str, Any] = {"resourceVersion": str(revision)}
-        if initial_end:
-            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        return self.event(WatchEvent.BOOKMARK, orjson.dumps(
-            {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}))
+        return self.event(WatchEvent.BOOKMARK,
+                          orjson.dumps(bookmark_object(res, revision, initial_end)))
+
+
+def bookmark_object(res: Resource, revision: int, initial_end: bool = False) -> dict[str, Any]:
+    """A BOOKMARK's object; ``initial_end``: the one that closes a WatchList's initial
+    events (only that one carries the annotation, as kube-apiserver sends it)."""
+    meta: dict[str, Any] = {"resourceVersion": str(revision)}
+    if initial_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
 
 
 class ProtobufEncoder(EventEncoder):
     """Events as client-go's typed clients ask for them first (``application/
-    vnd.kubernetes.protobuf;stream=watch``): length-prefixed WatchEvent messages.  Served
-    only for kinds that have a message; an object that protobuf cannot carry whole is
-    skipped and reported, as an object that does not decode is."""
+    vnd.kubernetes.protobuf;stream=watch``): length-prefixed WatchEvent messages, made
+    from the decoded object (no JSON in between).  Served only for kinds that have a
+    message; an object that protobuf cannot carry whole is skipped and reported, as an
+    object that does not decode is."""
 
-    def event(self, etype: WatchEvent, obj: bytes) -> bytes:
-        decoded = orjson.loads(obj)
+    def encode(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
+        obj = self.object_dict(kv, revision)
+        return self.frame(etype, obj) if obj is not None else b""
+
+    def bookmark(self, res: Resource, revision: int, initial_end: bool = False) -> bytes:
+        return self.frame(WatchEvent.BOOKMARK, bookmark_object(res, revision, initial_end))
+
+    def frame(self, etype: WatchEvent, obj: dict[str, Any]) -> bytes:
         try:
-            return pb.encode_watch_event(etype, decoded)
+            return pb.encode_watch_event(etype, obj)
         except pb.EncodeError as exc:
-            meta = decoded.get("metadata") or {}
-            what = f'{decoded.get("kind")} {meta.get("namespace", "")}/{meta.get("name")}'
+            meta = obj.get("metadata") or {}
+            what = f'{obj.get("kind")} {meta.get("namespace", "")}/{meta.get("name")}'
             _unencodable.log(what, "protobuf watch: skipping %s: %s", what, exc)
             return b""
 
@@ -119,12 +138,9 @@ class TableEncoder(EventEncoder):
         self.headers = True
 
     def line(self, etype: WatchEvent, kv: KeyValue, revision: int) -> bytes:
-        obj = load_stored(kv.value, kv.key)
+        obj = self.object_dict(kv, revision)
         if obj is None:
             return b""
-        obj["metadata"]["resourceVersion"] = str(revision)
-        if self.shown is not None:
-            obj = self.shown(obj)
         table = to_table(self.kind, [obj], {"resourceVersion": str(revision)},
                          version=self.version, include=self.include, headers=self.headers)
         self.headers = False

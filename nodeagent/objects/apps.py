@@ -19,13 +19,7 @@ from nodeagent.objects.meta import (
     merge_by,
     validate_selector,
 )
-from nodeagent.objects.pod import (
-    PodSpec,
-    PodTemplateSpec,
-    ResourceRequirements,
-    default_pod_spec,
-    validate_pod_spec,
-)
+from nodeagent.objects.pod import PodSpec, PodTemplateSpec, default_pod_spec, validate_pod_spec
 from nodeagent.objects.selectors import selector_from_dict
 from nodeagent.objects.validation import FieldError, Path, validate_labels
 
@@ -61,12 +55,6 @@ def default_template(template: PodTemplateSpec | None) -> None:
         if template.spec is None:
             template.spec = PodSpec()
         default_pod_spec(template.spec)
-        # As a real cluster's template shows it.  The Deployment controller compares
-        # templates without an empty resources, so templates stored before this default
-        # still match their ReplicaSets (no rollout when they are next written).
-        for c in [*(template.spec.containers or []), *(template.spec.init_containers or [])]:
-            if c.resources is None:
-                c.resources = ResourceRequirements()
 
 
 def validate_workload(replicas: int, selector: LabelSelector | None,

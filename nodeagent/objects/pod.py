@@ -489,14 +489,11 @@ class Pod(Model):
             self.spec = PodSpec()
         default_pod_spec(self.spec)
         # What Kubernetes' admission gives every pod (not a template): its priority
-        # (none of a class here: 0) and policy, and each container's resources as {}.
+        # (none of a class here: 0) and policy.
         if self.spec.priority is None and not self.spec.priority_class_name:
             self.spec.priority = 0
         if self.spec.preemption_policy is None:
             self.spec.preemption_policy = "PreemptLowerPriority"
-        for c in [*(self.spec.containers or []), *(self.spec.init_containers or [])]:
-            if c.resources is None:
-                c.resources = ResourceRequirements()
         if self.status is None:
             self.status = PodStatus(phase="Pending")
         if self.status.phase is None:
@@ -548,13 +545,21 @@ def _mutable_blanked(spec: PodSpec | None) -> dict[str, Any]:
     return d
 
 
-PROBE_DEFAULTS = {"timeout_seconds": 1, "period_seconds": 10, "success_threshold": 1,
-                  "failure_threshold": 3}
+# SetDefaults_Probe: a zero (Go's unset) is the model's default, never refused.
+_PROBE_DEFAULTED = ("timeout_seconds", "period_seconds", "success_threshold",
+                    "failure_threshold")
 
 
 def default_pod_spec(spec: PodSpec) -> None:
+    """Defaults of a pod's spec and of a template's alike."""
     if spec.security_context is None:  # Kubernetes defaults it to {} (kubectl debug reads it)
         spec.security_context = PodSecurityContext()
+    # As a real cluster shows it.  The Deployment controller compares templates without
+    # an empty resources, so templates stored before this default still match their
+    # ReplicaSets.  (An ephemeral container may not have resources at all.)
+    for c in [*(spec.containers or []), *(spec.init_containers or [])]:
+        if c.resources is None:
+            c.resources = ResourceRequirements()
     for c in [*(spec.containers or []), *(spec.init_containers or []),
               *(spec.ephemeral_containers or [])]:
         if c.image_pull_policy is None:
@@ -564,10 +569,9 @@ def default_pod_spec(spec: PodSpec) -> None:
                 continue
             if probe.http_get and probe.http_get.path is None:
                 probe.http_get.path = "/"
-            # SetDefaults_Probe: a zero (Go's unset) is the default, never refused.
-            for name, default in PROBE_DEFAULTS.items():
+            for name in _PROBE_DEFAULTED:
                 if getattr(probe, name) == 0:
-                    setattr(probe, name, default)
+                    setattr(probe, name, Probe.model_fields[name].default)
 
 
 def _qos_class(spec: PodSpec) -> str:

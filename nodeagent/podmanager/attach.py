@@ -11,15 +11,13 @@ container's terminal, which is also what a resize sets.  Shaped as an exec sessi
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import struct
-import termios
 from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from nodeagent.api.podlogs import POLL_S, follow_lines
+from nodeagent.podmanager.runtime import set_window_size
 
 __all__ = ["AttachSession"]
 
@@ -57,8 +55,7 @@ class AttachSession:
         """Set the container's terminal size (a shell redraws for it); pipes have none."""
         if self._tty and self.stdin is not None:
             with contextlib.suppress(OSError):  # asked with tty, but the container has none
-                fcntl.ioctl(self.stdin.fileno(), termios.TIOCSWINSZ,
-                            struct.pack("HHHH", rows, columns, 0, 0))
+                set_window_size(self.stdin.fileno(), columns, rows)
 
     async def wait(self) -> int:
         """Pass the container's output on until it exits; its attach ends then (0)."""

@@ -39,7 +39,7 @@ from runtime.protocol import (
     read_line,
 )
 
-__all__ = ["Attempt", "ExecSession", "RuntimeClient"]
+__all__ = ["Attempt", "ExecSession", "RuntimeClient", "set_window_size"]
 
 log = logging.getLogger("nodeagent.podmanager")
 RELIST_S = 1.0
@@ -52,6 +52,11 @@ class Attempt(NamedTuple):
     the launcher's state of it."""
     number: int
     state: ContainerState
+
+
+def set_window_size(fd: int, columns: int, rows: int) -> None:
+    """A terminal's size, set through its master (the shell in it gets SIGWINCH)."""
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
 class ExecSession:
@@ -73,8 +78,7 @@ class ExecSession:
 
     def resize(self, columns: int, rows: int) -> None:
         if self.terminal is not None:
-            fcntl.ioctl(self.terminal.fileno(), termios.TIOCSWINSZ,
-                        struct.pack("HHHH", rows, columns, 0, 0))
+            set_window_size(self.terminal.fileno(), columns, rows)
 
     async def wait(self) -> int:
         try:

@@ -58,3 +58,13 @@ def test_an_upgrade_to_a_path_that_streams_nothing_is_no_session(
     answer = upgrade(shared_agent, "/api/v1/namespaces/default/configmaps")
     assert not answer.startswith(b"HTTP/1.1 101"), answer[:200]
     assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+
+def test_a_forged_or_oversized_upgrade_gets_no_session(shared_agent: AgentProcess) -> None:
+    """Asking port-forward's protocol on exec's path, or sending a head past the 16 KiB
+    the translation reads, is answered as plain HTTP: never a 101."""
+    path = "/api/v1/namespaces/default/pods/p/exec?command=sh"
+    forged = upgrade(shared_agent, path, extra=b"X-Stream-Protocol-Version: portforward.k8s.io\r\n")
+    assert forged.startswith(b"HTTP/1.1 4"), forged[:200]
+    huge = upgrade(shared_agent, path, extra=b"X-Filler: " + b"a" * 20_000 + b"\r\n")
+    assert huge.startswith(b"HTTP/1.1 4"), huge[:200]

@@ -117,3 +117,36 @@ async def test_port_forward_bytes_pass_inside_websocket_messages() -> None:
     server_ws.send_binary(b"back")
     await upgrade.send_all(b"".join(server_ws.data_to_send()))
     assert await client.receive_some() == b"back"
+
+
+async def test_output_before_its_stream_opens_is_held_up_to_a_cap() -> None:
+    """A container's output that comes before the client opens stdout is held, however
+    it is cut (here 20,000 one-byte messages, as a container writing a byte at a time),
+    and at most MAX_HELD_BYTES of it: a client that never opens the stream costs no
+    more."""
+    from nodeagent.api.spdyupgrade import MAX_HELD_BYTES
+    upgrade, client = connection()
+    await client.send_all(EXEC_HEAD)
+    await upgrade.receive_some()
+    server_ws = Protocol(Side.SERVER)
+    for _ in range(20_000):
+        server_ws.send_binary(b"\x01x")
+    await upgrade.send_all(WS_101 + b"".join(server_ws.data_to_send()))
+    chunk = b"\x02" + b"e" * 65536
+    for _ in range(MAX_HELD_BYTES // 65536 + 4):  # stderr: more than the cap
+        server_ws.send_binary(chunk)
+    await upgrade.send_all(b"".join(server_ws.data_to_send()))
+    await read_until(client, b"\r\n\r\n")
+    writer, reader = spdy.HeaderWriter(), spdy.FrameReader()
+    await client.send_all(spdy.syn_stream_frame(writer, 1, {"streamtype": "stdout"}) +
+                          spdy.syn_stream_frame(writer, 3, {"streamtype": "stderr"}))
+    got: dict[int, int] = {1: 0, 3: 0}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upgrade.receive_some)  # hypercorn's read: it reads the frames
+        with trio.move_on_after(10):
+            while got[1] < 20_000 or got[3] < MAX_HELD_BYTES:
+                for f in reader.feed(bytes(await client.receive_some())):
+                    if isinstance(f, spdy.DataFrame):
+                        got[f.stream_id] += len(f.data)
+        nursery.cancel_scope.cancel()
+    assert got == {1: 20_000, 3: MAX_HELD_BYTES}
